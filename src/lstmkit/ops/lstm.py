@@ -1,0 +1,134 @@
+"""The LSTM cell over a whole sequence: forward, backward (BPTT) and one streaming step.
+
+Equations (time-major, ``x (T, B, D)``, gate order i, f, g, o as Keras stores them)::
+
+    z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel      # (B, 4H)
+    i = σ(z_i)   f = σ(z_f)   g = tanh(z_g)   o = σ(z_o)
+    c_t = f ⊙ c_{t-1} + i ⊙ g
+    h_t = o ⊙ tanh(c_t)
+
+``kernel (D, 4H)``, ``recurrent_kernel (H, 4H)``, ``bias (4H,)``. The input projection
+``x @ kernel + bias`` is one product for all steps; only ``h @ recurrent_kernel`` is in the loop.
+
+Masking (Keras semantics): where ``mask[t, b]`` is False, step t of sequence b is skipped: h and c
+are carried over unchanged and the step's output is the carried h.
+
+Recurrent dropout (Keras 3): ``recurrent_mask (B, H)`` multiplies ``h_{t-1}`` before the
+recurrent product, the same mask at every step.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .activations import dsigmoid, dtanh, sigmoid
+
+
+class LSTMCache(NamedTuple):
+    """Exactly what backward needs; produced by forward, consumed by backward, never mutated."""
+
+    x: np.ndarray  # (T, B, D)
+    kernel: np.ndarray  # (D, 4H)
+    recurrent_kernel: np.ndarray  # (H, 4H)
+    gates: np.ndarray  # (T, B, 4H) activated: i, f, g, o
+    c: np.ndarray  # (T+1, B, H) c[0] = c0
+    tanh_c: np.ndarray  # (T, B, H)
+    h_in: np.ndarray  # (T, B, H) the h that entered the recurrent product (after recurrent dropout)
+    mask: np.ndarray | None  # (T, B) bool
+    recurrent_mask: np.ndarray | None  # (B, H)
+
+
+def lstm_gates(z: np.ndarray, H: int) -> np.ndarray:
+    """Activate pre-activations ``z (..., 4H)`` in place-free fashion: σ on i, f, o; tanh on g."""
+    a = sigmoid(z)
+    a[..., 2 * H : 3 * H] = np.tanh(z[..., 2 * H : 3 * H])
+    return a
+
+
+def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):
+    """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``."""
+    H = h.shape[-1]
+    a = lstm_gates(x_t @ kernel + bias + h @ recurrent_kernel, H)
+    i, f, g, o = a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
+    c = f * c + i * g
+    h = o * np.tanh(c)
+    return h, c
+
+
+def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
+    """Run the LSTM over ``x (T, B, D)``.
+
+    Returns ``(hs (T, B, H), (h_T, c_T), cache)``.
+    """
+    T, B, _ = x.shape
+    H = h0.shape[-1]
+    xw = x @ kernel + bias  # (T, B, 4H): the input projection for every step at once
+    gates = np.empty((T, B, 4 * H), dtype=x.dtype)
+    c = np.empty((T + 1, B, H), dtype=x.dtype)
+    tanh_c = np.empty((T, B, H), dtype=x.dtype)
+    h_in = np.empty((T, B, H), dtype=x.dtype)
+    hs = np.empty((T, B, H), dtype=x.dtype)
+    c[0] = c0
+    h = h0
+    for t in range(T):
+        h_in[t] = h if recurrent_mask is None else h * recurrent_mask
+        a = gates[t] = lstm_gates(xw[t] + h_in[t] @ recurrent_kernel, H)
+        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        c_t = f * c[t] + i * g
+        tanh_c[t] = np.tanh(c_t)
+        h_t = o * tanh_c[t]
+        if mask is not None:  # skipped steps carry h and c over unchanged
+            m = mask[t][:, None]
+            c_t = np.where(m, c_t, c[t])
+            h_t = np.where(m, h_t, h)
+        c[t + 1] = c_t
+        hs[t] = h = h_t
+    cache = LSTMCache(x, kernel, recurrent_kernel, gates, c, tanh_c, h_in, mask, recurrent_mask)
+    return hs, (h, c[T]), cache
+
+
+def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
+    """BPTT through :func:`lstm_forward`.
+
+    ``dhs (T, B, H)`` is dLoss/d(outputs) (or None), ``dh_T``/``dc_T`` dLoss/d(final state)
+    (or None). Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias``.
+    """
+    x, kernel, U, gates, c, tanh_c, h_in, mask, rmask = cache
+    T, B, _ = x.shape
+    H = c.shape[-1]
+    dz = np.empty_like(gates)  # (T, B, 4H) dLoss/d(pre-activations)
+    dh = np.zeros((B, H), x.dtype) if dh_T is None else np.array(dh_T, dtype=x.dtype)
+    dc = np.zeros((B, H), x.dtype) if dc_T is None else np.array(dc_T, dtype=x.dtype)
+    for t in range(T - 1, -1, -1):
+        if dhs is not None:
+            dh = dh + dhs[t]
+        a = gates[t]
+        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        dc_t = dc + dh * o * dtanh(tanh_c[t])
+        d = dz[t]
+        d[:, :H] = dc_t * g * dsigmoid(i)
+        d[:, H : 2 * H] = dc_t * c[t] * dsigmoid(f)
+        d[:, 2 * H : 3 * H] = dc_t * i * dtanh(g)
+        d[:, 3 * H :] = dh * tanh_c[t] * dsigmoid(o)
+        dc_prev = dc_t * f
+        if mask is not None:  # a skipped step passes its gradients straight through
+            m = mask[t][:, None]
+            d *= m
+            dc_prev = np.where(m, dc_prev, dc)
+        dh_prev = d @ U.T
+        if rmask is not None:
+            dh_prev *= rmask
+        if mask is not None:
+            dh_prev += np.where(m, 0, dh)
+        dh, dc = dh_prev, dc_prev
+    dz2 = dz.reshape(T * B, 4 * H)
+    return {
+        "x": (dz2 @ kernel.T).reshape(x.shape),
+        "h0": dh,
+        "c0": dc,
+        "kernel": x.reshape(T * B, -1).T @ dz2,
+        "recurrent_kernel": h_in.reshape(T * B, H).T @ dz2,
+        "bias": dz2.sum(axis=0),
+    }
