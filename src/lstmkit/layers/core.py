@@ -1,0 +1,245 @@
+"""Non-recurrent layers: Dense, Embedding, Dropout, Masking (Keras semantics)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import initializers
+from .. import random as _random
+from ..ops.activations import get_activation
+from .base import Layer, check_array
+
+
+class DenseCache(NamedTuple):
+    x: np.ndarray
+    z: np.ndarray | None  # pre-activation, kept only for relu's derivative
+    y: np.ndarray
+
+
+class Dense(Layer):
+    """``y = activation(x @ kernel + bias)``; ``kernel (D, units)``, ``bias (units,)``.
+
+    On 3-D input ``(batch, timesteps, D)`` it applies at every time step, as in Keras, and passes
+    the mask on.
+    """
+
+    supports_masking = True
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"Dense: argument 'units' must be a positive int; got {units!r}")
+        self.units = int(units)
+        self.activation = activation
+        self._act, self._dact = get_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    @property
+    def weight_names(self):
+        return ("kernel", "bias") if self.use_bias else ("kernel",)
+
+    def _build(self, input_shape, rng):
+        self.add_weight("kernel", (input_shape[-1], self.units), initializers.get(self.kernel_initializer), rng)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), initializers.get(self.bias_initializer), rng)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def forward(self, x, *, training=False, mask=None, rng=None):
+        D = self.built_input_shape[-1] if self.built else None
+        x = check_array(self, x, last_dim=D)
+        if x.ndim < 2:
+            raise ValueError(f"Dense: argument 'x' must have shape (batch, ..., features); got {x.shape}")
+        if not self.built:
+            self.build(x.shape[1:], rng)
+        x = x.astype(self.dtype, copy=False)
+        z = x @ self.params["kernel"]
+        if self.use_bias:
+            z += self.params["bias"]
+        y = self._act(z)
+        return y, DenseCache(x, z if self.activation == "relu" else None, y)
+
+    def backward(self, dy, cache):
+        x, z, y = cache
+        dz = dy * self._dact(y, z) if self.activation not in (None, "linear") else dy
+        D = x.shape[-1]
+        dz2 = dz.reshape(-1, self.units)
+        grads = {"kernel": x.reshape(-1, D).T @ dz2}
+        if self.use_bias:
+            grads["bias"] = dz2.sum(axis=0)
+        return dz @ self.params["kernel"].T, grads
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(
+            units=self.units,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+        )
+        return cfg
+
+
+class EmbeddingCache(NamedTuple):
+    ids: np.ndarray
+
+
+class Embedding(Layer):
+    """Token ids ``(batch, timesteps)`` -> vectors ``(batch, timesteps, output_dim)``.
+
+    ``mask_zero=True`` makes id 0 padding: the layer emits a mask that recurrent layers honour.
+    """
+
+    weight_names = ("embeddings",)
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        mask_zero=False,
+        embeddings_initializer="uniform",
+        input_length=None,
+        **kwargs,
+    ):
+        if input_length is not None and "input_shape" not in kwargs:
+            kwargs["input_shape"] = (input_length,)
+        super().__init__(**kwargs)
+        for arg, v in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Embedding: argument '{arg}' must be a positive int; got {v!r}")
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.mask_zero = bool(mask_zero)
+        self.embeddings_initializer = embeddings_initializer
+
+    @property
+    def supports_masking(self):
+        return self.mask_zero
+
+    def _build(self, input_shape, rng):
+        self.add_weight(
+            "embeddings",
+            (self.input_dim, self.output_dim),
+            initializers.get(self.embeddings_initializer),
+            rng,
+        )
+
+    def build(self, input_shape, rng=None, dtype=None):
+        # the input is integer ids; the layer's own dtype is the embeddings' float type
+        super().build(input_shape, rng, dtype if dtype in ("float32", "float64") else None)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def compute_mask(self, x, mask):
+        if not self.mask_zero:
+            return None
+        m = np.asarray(x) != 0
+        return m if mask is None else (m & mask)
+
+    def forward(self, x, *, training=False, mask=None, rng=None):
+        ids = check_array(self, x, kind="int")
+        if not self.built:
+            self.build(ids.shape[1:], rng)
+        if ids.min() < 0 or ids.max() >= self.input_dim:
+            raise ValueError(
+                f"Embedding: argument 'x' must hold ids in [0, {self.input_dim}); "
+                f"got values in [{ids.min()}, {ids.max()}]"
+            )
+        return self.params["embeddings"][ids], EmbeddingCache(ids)
+
+    def backward(self, dy, cache):
+        d = np.zeros_like(self.params["embeddings"])
+        np.add.at(d, cache.ids.reshape(-1), dy.reshape(-1, self.output_dim))
+        return None, {"embeddings": d}
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(
+            input_dim=self.input_dim,
+            output_dim=self.output_dim,
+            mask_zero=self.mask_zero,
+            embeddings_initializer=self.embeddings_initializer,
+        )
+        return cfg
+
+
+class Dropout(Layer):
+    """Inverted dropout: zeroes a share ``rate`` of the inputs during training and scales the rest
+    by ``1 / (1 - rate)``; the identity at inference. ``noise_shape`` as in Keras (``None`` entries
+    follow the input)."""
+
+    supports_masking = True
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout: argument 'rate' must be in [0, 1); got {rate!r}")
+        self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+
+    def forward(self, x, *, training=False, mask=None, rng=None):
+        x = check_array(self, x)
+        if not self.built:
+            self.build(x.shape[1:], rng, x.dtype if x.dtype.kind == "f" else None)
+        if not training or self.rate == 0:
+            return x, None
+        rng = self._rng or rng or _random.get_rng()
+        shape = x.shape if self.noise_shape is None else tuple(
+            s if n is None else n for s, n in zip(x.shape, self.noise_shape)
+        )
+        keep = (rng.random(shape) >= self.rate).astype(x.dtype) / (1.0 - self.rate)
+        return x * keep, keep
+
+    def backward(self, dy, cache):
+        return (dy if cache is None else dy * cache), {}
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(rate=self.rate, noise_shape=self.noise_shape, seed=self.seed)
+        return cfg
+
+
+class Masking(Layer):
+    """Marks time steps whose features all equal ``mask_value`` as padding (Keras ``Masking``):
+    emits the mask ``any(x != mask_value, axis=-1)`` and zeroes the masked steps."""
+
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def compute_mask(self, x, mask):
+        return np.any(np.asarray(x) != self.mask_value, axis=-1)
+
+    def forward(self, x, *, training=False, mask=None, rng=None):
+        x = check_array(self, x, rank=3)
+        if not self.built:
+            self.build(x.shape[1:], rng, x.dtype if x.dtype.kind == "f" else None)
+        keep = np.any(x != self.mask_value, axis=-1, keepdims=True).astype(x.dtype)
+        return x * keep, keep
+
+    def backward(self, dy, cache):
+        return dy * cache, {}
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["mask_value"] = self.mask_value
+        return cfg

@@ -1,0 +1,412 @@
+"""Recurrent layers with Keras semantics: LSTM, GRU, SimpleRNN.
+
+The cell maths lives in ``lstmkit.ops`` (time-major, one function per direction of the pass);
+a layer adds what is about *time and batches*: batch-major ``(batch, timesteps, features)``
+input, masks, ``go_backwards``, initial and carried (stateful) state, dropout, and which outputs
+to return.
+
+Keras behaviours kept exactly:
+
+- ``return_sequences=False`` returns the last output; with a mask that is the last *valid* h.
+- A masked step leaves h and c unchanged; with ``return_sequences`` its output is the carried h
+  (Keras' default), or zeros when ``zero_output_for_mask`` is set (``Bidirectional`` sets it, as
+  Keras does).
+- ``go_backwards`` reverses the whole padded sequence and returns outputs in reversed order.
+- ``dropout`` is one mask per sequence on the inputs, ``recurrent_dropout`` one mask per sequence on
+  ``h_{t-1}`` before the recurrent product (Keras 3 ``DropoutRNNCell``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import initializers
+from .. import random as _random
+from ..ops import backend
+from .base import Layer, check_array, check_mask
+
+
+class RecurrentCache(NamedTuple):
+    ops_cache: object
+    mask: np.ndarray | None  # (T, B) time-major, after go_backwards
+    input_dropout: np.ndarray | None  # (B, D) scaled keep-mask
+    n_state: int
+    has_initial_state: bool
+    batch_major_shape: tuple
+
+
+class RNNBase(Layer):
+    supports_masking = True
+    cell = ""  # "lstm" | "gru" | "rnn"
+    n_gates = 1
+    state_names: tuple[str, ...] = ("h",)
+    weight_names = ("kernel", "recurrent_kernel", "bias")
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
+            raise ValueError(
+                f"{type(self).__name__}: argument 'units' must be a positive int; got {units!r}"
+            )
+        for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= v < 1.0:
+                raise ValueError(
+                    f"{type(self).__name__}: argument '{arg}' must be in [0, 1); got {v!r}"
+                )
+        self.units = int(units)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.states = None  # carried state in stateful mode: list of (B, H) arrays
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _build(self, input_shape, rng):
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"{type(self).__name__}: input shape must be (timesteps, features); "
+                f"got {tuple(input_shape)}"
+            )
+        D, H, G = input_shape[-1], self.units, self.n_gates
+        self.add_weight("kernel", (D, G * H), initializers.get(self.kernel_initializer), rng)
+        # Keras initialises the recurrent kernel (H, G*H) as one orthogonal matrix.
+        self.add_weight(
+            "recurrent_kernel", (H, G * H), initializers.get(self.recurrent_initializer), rng
+        )
+        self.add_weight("bias", self._bias_shape(), self._bias_init(), rng)
+
+    def _bias_shape(self):
+        return (self.n_gates * self.units,)
+
+    def _bias_init(self):
+        return initializers.get(self.bias_initializer)
+
+    @property
+    def input_dim(self):
+        return self.built_input_shape[-1]
+
+    def compute_output_shape(self, input_shape):
+        T = input_shape[0]
+        out = (T, self.units) if self.return_sequences else (self.units,)
+        if self.return_state:
+            return [out] + [(self.units,)] * len(self.state_names)
+        return out
+
+    def compute_mask(self, x, mask):
+        if self.return_sequences and mask is not None:
+            return mask[:, ::-1] if self.go_backwards else mask
+        return None
+
+    # -- cell adapters: uniform (hs, [states], cache) whatever the cell -------------------------
+    def _ops(self):
+        return backend.ops_for(self.cell)
+
+    def _cell_forward(self, x, states, mask, rmask):
+        raise NotImplementedError
+
+    def _cell_backward(self, dhs, dstates, cache):
+        raise NotImplementedError
+
+    # -- forward / backward ---------------------------------------------------------------------
+    def _zeros_state(self, B):
+        dt = np.dtype(self.dtype)
+        return [np.zeros((B, self.units), dt) for _ in self.state_names]
+
+    def reset_states(self, states=None):
+        """Stateful mode: forget the carried state (or set it)."""
+        self.states = None if states is None else [np.asarray(s, self.dtype) for s in states]
+
+    def forward(self, x, *, training=False, mask=None, rng=None, initial_state=None):
+        x = check_array(self, x, rank=3, last_dim=self.input_dim if self.built else None)
+        if not self.built:
+            self.build(x.shape[1:], rng)
+        x = x.astype(self.dtype, copy=False)
+        B, T, D = x.shape
+        mask = check_mask(self, mask, B, T)
+        if mask is not None and not mask.any(axis=1).all():
+            empty = np.flatnonzero(~mask.any(axis=1)).tolist()
+            raise ValueError(
+                f"{type(self).__name__}: argument 'mask' must keep at least one step of each "
+                f"sequence; sequences {empty[:10]} have zero length"
+            )
+        states = self._initial_states(B, initial_state)
+        rng = rng if rng is not None else _random.get_rng()
+        in_drop = rec_drop = None
+        if training and self.dropout > 0:
+            keep = 1.0 - self.dropout
+            in_drop = (rng.random((B, D)) < keep).astype(self.dtype) / keep
+            x = x * in_drop[:, None, :]
+        if training and self.recurrent_dropout > 0:
+            keep = 1.0 - self.recurrent_dropout
+            rec_drop = (rng.random((B, self.units)) < keep).astype(self.dtype) / keep
+        xt = x.transpose(1, 0, 2)  # (T, B, D) time-major
+        mt = None if mask is None else mask.T
+        if self.go_backwards:
+            xt = xt[::-1]
+            mt = None if mt is None else mt[::-1]
+        hs, final, ops_cache = self._cell_forward(xt, states, mt, rec_drop)
+        if self.stateful:
+            self.states = [s.copy() for s in final]
+        if self.return_sequences:
+            if self.zero_output_for_mask and mt is not None:
+                hs = hs * mt[:, :, None]
+            out = hs.transpose(1, 0, 2)  # (B, T, H)
+        else:
+            out = final[0]
+        cache = RecurrentCache(
+            ops_cache, mt, in_drop, len(final), initial_state is not None, (B, T, D)
+        )
+        if self.return_state:
+            return [out, *final], cache
+        return out, cache
+
+    def _initial_states(self, B, initial_state):
+        if initial_state is None:
+            if self.stateful and self.states is not None:
+                if self.states[0].shape[0] != B:
+                    raise ValueError(
+                        f"{type(self).__name__}: stateful layer carries state for batch "
+                        f"{self.states[0].shape[0]}; got a batch of {B} (call reset_states())"
+                    )
+                return self.states
+            return self._zeros_state(B)
+        if isinstance(initial_state, np.ndarray) and len(self.state_names) == 1:
+            initial_state = [initial_state]
+        initial_state = list(initial_state)
+        if len(initial_state) != len(self.state_names):
+            raise ValueError(
+                f"{type(self).__name__}: argument 'initial_state' must be a list of "
+                f"{len(self.state_names)} arrays {list(self.state_names)}; got {len(initial_state)}"
+            )
+        out = []
+        for name, s in zip(self.state_names, initial_state):
+            s = check_array(self, s, arg="initial_state", rank=2, last_dim=self.units)
+            if s.shape[0] != B:
+                raise ValueError(
+                    f"{type(self).__name__}: argument 'initial_state' ({name}) must have shape "
+                    f"({B}, {self.units}); got {s.shape}"
+                )
+            out.append(s.astype(self.dtype, copy=False))
+        return out
+
+    def backward_with_state(self, dy, cache: RecurrentCache):
+        """Backward returning ``(dx, grads, dinitial_states)``."""
+        if self.return_state:
+            dout, *dstates = dy
+            dstates = [None if d is None else np.asarray(d, self.dtype) for d in dstates]
+        else:
+            dout, dstates = dy, [None] * cache.n_state
+        mt = cache.mask
+        if self.return_sequences:
+            dhs = np.asarray(dout, self.dtype).transpose(1, 0, 2)  # (T, B, H)
+            if self.zero_output_for_mask and mt is not None:
+                dhs = dhs * mt[:, :, None]
+        else:
+            dhs = None
+            dstates[0] = dout if dstates[0] is None else dstates[0] + dout
+        g = self._cell_backward(dhs, dstates, cache.ops_cache)
+        dx = g.pop("x")
+        if self.go_backwards:
+            dx = dx[::-1]
+        dx = dx.transpose(1, 0, 2)  # (B, T, D)
+        if cache.input_dropout is not None:
+            dx = dx * cache.input_dropout[:, None, :]
+        dinit = [g.pop(f"{s}0") for s in self.state_names]
+        return np.ascontiguousarray(dx), g, dinit
+
+    def backward(self, dy, cache):
+        dx, grads, _ = self.backward_with_state(dy, cache)
+        return dx, grads
+
+    # -- streaming ------------------------------------------------------------------------------
+    def step(self, x_t, states=None):
+        """One time step for streaming inference: ``x_t (B, D) -> (h_t, [states])``."""
+        x_t = check_array(self, x_t, arg="x_t", rank=2, last_dim=self.input_dim)
+        x_t = x_t.astype(self.dtype, copy=False)
+        states = self._zeros_state(x_t.shape[0]) if states is None else list(states)
+        new = self._cell_step(x_t, states)
+        return new[0], new
+
+    def _cell_step(self, x_t, states):
+        raise NotImplementedError
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(
+            units=self.units,
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            go_backwards=self.go_backwards,
+            stateful=self.stateful,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            kernel_initializer=self.kernel_initializer,
+            recurrent_initializer=self.recurrent_initializer,
+            bias_initializer=self.bias_initializer,
+        )
+        if self.zero_output_for_mask:
+            cfg["zero_output_for_mask"] = True
+        return cfg
+
+
+class LSTM(RNNBase):
+    """Long Short-Term Memory layer (Hochreiter & Schmidhuber 1997, with forget gate).
+
+    ``i, f, o = σ(x W + h U + b)``, ``g = tanh(...)``, ``c_t = f ⊙ c_{t-1} + i ⊙ g``,
+    ``h_t = o ⊙ tanh(c_t)``. Weights: ``kernel (D, 4H)``, ``recurrent_kernel (H, 4H)``,
+    ``bias (4H,)``, gate order i, f, g, o. Input ``(batch, timesteps, D)``; output
+    ``(batch, H)`` or ``(batch, timesteps, H)`` with ``return_sequences``; states ``[h, c]``.
+    ``unit_forget_bias=True`` starts the forget-gate bias at 1 (Keras default); ``forget_bias``
+    sets another starting value (long lags want f close to 1, e.g. 5).
+    """
+
+    cell = "lstm"
+    n_gates = 4
+    state_names = ("h", "c")
+
+    def __init__(self, units, unit_forget_bias=True, forget_bias=None, **kwargs):
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.forget_bias = None if forget_bias is None else float(forget_bias)
+
+    def _bias_init(self):
+        base = initializers.get(self.bias_initializer)
+        start = self.forget_bias if self.forget_bias is not None else (
+            1.0 if self.unit_forget_bias else None
+        )
+        if start is None:
+            return base
+
+        def init(shape, rng, dtype):
+            b = base(shape, rng, dtype)
+            b[self.units : 2 * self.units] = start
+            return b
+
+        return init
+
+    def _cell_forward(self, x, states, mask, rmask):
+        p = self.params
+        hs, (h, c), cache = self._ops().forward(
+            x, states[0], states[1], p["kernel"], p["recurrent_kernel"], p["bias"], mask, rmask
+        )
+        return hs, [h, c], cache
+
+    def _cell_backward(self, dhs, dstates, cache):
+        return self._ops().backward(dhs, dstates[0], dstates[1], cache)
+
+    def _cell_step(self, x_t, states):
+        p = self.params
+        h, c = self._ops().step(x_t, *states, p["kernel"], p["recurrent_kernel"], p["bias"])
+        return [h, c]
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["unit_forget_bias"] = self.unit_forget_bias
+        if self.forget_bias is not None:
+            cfg["forget_bias"] = self.forget_bias
+        return cfg
+
+
+class GRU(RNNBase):
+    """Gated Recurrent Unit, Keras 3 / cuDNN convention (``reset_after=True``).
+
+    ``z = σ(x W_z + h U_z + b)``, ``r = σ(...)``, ``n = tanh(x W_n + b_in + r ⊙ (h U_n + b_hn))``,
+    ``h_t = z ⊙ h_{t-1} + (1 - z) ⊙ n``. Weights ``kernel (D, 3H)``, ``recurrent_kernel (H, 3H)``,
+    ``bias (2, 3H)`` = [input bias; recurrent bias], gate order z, r, n.
+    """
+
+    cell = "gru"
+    n_gates = 3
+
+    def __init__(self, units, reset_after=True, **kwargs):
+        if not reset_after:
+            raise ValueError(
+                "GRU: argument 'reset_after' must be True (the cuDNN/PyTorch convention); got False"
+            )
+        super().__init__(units, **kwargs)
+
+    def _bias_shape(self):
+        return (2, 3 * self.units)
+
+    def _cell_forward(self, x, states, mask, rmask):
+        p = self.params
+        hs, h, cache = self._ops().forward(
+            x, states[0], p["kernel"], p["recurrent_kernel"], p["bias"], mask, rmask
+        )
+        return hs, [h], cache
+
+    def _cell_backward(self, dhs, dstates, cache):
+        return self._ops().backward(dhs, dstates[0], cache)
+
+    def _cell_step(self, x_t, states):
+        p = self.params
+        return [self._ops().step(x_t, states[0], p["kernel"], p["recurrent_kernel"], p["bias"])]
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["reset_after"] = True
+        return cfg
+
+
+class SimpleRNN(RNNBase):
+    """Plain (Elman) RNN: ``h_t = activation(x_t W + h_{t-1} U + b)``, tanh by default.
+
+    Weights ``kernel (D, H)``, ``recurrent_kernel (H, H)``, ``bias (H,)``.
+    """
+
+    cell = "rnn"
+    n_gates = 1
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        if activation not in ("tanh", "relu"):
+            raise ValueError(
+                f"SimpleRNN: argument 'activation' must be 'tanh' or 'relu'; got {activation!r}"
+            )
+        super().__init__(units, **kwargs)
+        self.activation = activation
+
+    def _cell_forward(self, x, states, mask, rmask):
+        p = self.params
+        hs, h, cache = self._ops().forward(
+            x, states[0], p["kernel"], p["recurrent_kernel"], p["bias"], mask, rmask,
+            activation=self.activation,
+        )
+        return hs, [h], cache
+
+    def _cell_backward(self, dhs, dstates, cache):
+        return self._ops().backward(dhs, dstates[0], cache)
+
+    def _cell_step(self, x_t, states):
+        p = self.params
+        h = self._ops().step(
+            x_t, states[0], p["kernel"], p["recurrent_kernel"], p["bias"],
+            activation=self.activation,
+        )
+        return [h]
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["activation"] = self.activation
+        return cfg
