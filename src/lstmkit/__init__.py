@@ -1,0 +1,32 @@
+"""lstmkit: LSTM, GRU and RNN from their equations in NumPy.
+
+Keras-style API::
+
+    from lstmkit import Sequential, LSTM, Dense
+    model = Sequential()
+    model.add(LSTM(50, input_shape=(timesteps, features)))
+    model.add(Dense(1))
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(X, y, epochs=10, batch_size=32)
+"""
+
+from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN
+from .models import Sequential
+from .random import set_random_seed
+from .saving import load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sequential",
+    "LSTM",
+    "GRU",
+    "SimpleRNN",
+    "Bidirectional",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Masking",
+    "load_model",
+    "set_random_seed",
+]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .csvio import _parse_series
 
-__all__ = ["list_builtin", "builtin_path", "load_series"]
+__all__ = ["builtin_path", "list_builtin", "load_series"]
 
 # name -> what load_series reports as meta (plain JSON-able values). "season" is the known cycle
 # length in samples, or 1 for none; tests check detect_season against it.

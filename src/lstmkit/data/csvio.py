@@ -20,7 +20,7 @@ from typing import IO
 
 import numpy as np
 
-__all__ = ["DataFileNotFoundError", "read_series_csv", "write_csv_atomic", "MISSING_TOKENS"]
+__all__ = ["MISSING_TOKENS", "DataFileNotFoundError", "read_series_csv", "write_csv_atomic"]
 
 # Cells that mean "no value here" (compared case-insensitively after stripping whitespace).
 MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
@@ -46,7 +46,9 @@ def _listing(items: Sequence[str]) -> str:
 
 def _check_fill(fill: str, func: str) -> None:
     if fill not in FILL_MODES:
-        raise ValueError(f"{func}: argument 'fill' got {fill!r}, expected one of {list(FILL_MODES)}")
+        raise ValueError(
+            f"{func}: argument 'fill' got {fill!r}, expected one of {list(FILL_MODES)}"
+        )
 
 
 def _check_min_rows(min_rows: int, func: str) -> None:
@@ -55,9 +57,7 @@ def _check_min_rows(min_rows: int, func: str) -> None:
 
 
 def _column_position(header: list[str], name: object, arg: str, source: str, func: str) -> int:
-    if not isinstance(name, str):
-        raise ValueError(f"{func}: argument {arg!r} got {name!r}, expected a column name (str)")
-    if name not in header:
+    if not isinstance(name, str) or name not in header:
         raise ValueError(
             f"{func}: argument {arg!r} names no column of {source}: got {name!r}, "
             f"expected one of {header}"
@@ -65,21 +65,22 @@ def _column_position(header: list[str], name: object, arg: str, source: str, fun
     return header.index(name)
 
 
-def _interpolate_gaps(values: np.ndarray, gaps: list[int], lines: list[int], source: str, func: str):
+def _interpolate_gaps(values, gaps: list[int], lines: list[int], where: str, func: str):
     """Fill interior NaNs linearly in row position; gaps at either end cannot be interpolated."""
     ok = ~np.isnan(values)
     if not ok.any():
         raise ValueError(
-            f"{func}: argument 'column' of {source} has no values at all: got only missing cells, "
+            f"{func}: argument 'column' ({where}) has no values at all: got only missing cells, "
             "expected at least one number"
         )
     first, last = np.flatnonzero(ok)[[0, -1]]
     edge = [lines[i] for i in gaps if i < first or i > last]
     if edge:
         raise ValueError(
-            f"{func}: fill='interpolate' cannot fill missing values at the start or end of "
-            f"{source}: got gaps on lines {_listing([str(n) for n in edge])}, expected numbers "
-            "before the first and after the last gap; trim those rows"
+            f"{func}: argument 'fill' ('interpolate') cannot fill missing values at the start "
+            f"or end of column {where}: got gaps on line(s) {_listing([str(n) for n in edge])}, "
+            "expected a number in the first and the last row (interpolation needs a value on "
+            "both sides); trim those rows"
         )
     pos = np.arange(values.size, dtype=np.float64)
     values[~ok] = np.interp(pos[~ok], pos[ok], values[ok])
@@ -114,9 +115,9 @@ def _parse_series(
             "expected unique names"
         )
     col = _column_position(header, column, "column", source, func)
-    tcol = None if time_column is None else _column_position(
-        header, time_column, "time_column", source, func
-    )
+    tcol = None
+    if time_column is not None:
+        tcol = _column_position(header, time_column, "time_column", source, func)
 
     cells: list[str] = []
     times: list[str] = []
@@ -165,7 +166,7 @@ def _parse_series(
                 f"value(s): got {_listing(got)}, expected a number in every row "
                 "(or pass fill='interpolate' to fill interior gaps linearly)"
             )
-        values = _interpolate_gaps(values, gaps, lines, source, func)
+        values = _interpolate_gaps(values, gaps, lines, f"{column!r} of {source}", func)
     if values.size < min_rows:
         raise ValueError(
             f"{func}: argument 'path' ({source}) has too few data rows: got {values.size}, "
@@ -211,11 +212,10 @@ def read_series_csv(
     _check_min_rows(min_rows, func)
     p = Path(path)
     if not p.exists():
-        err = DataFileNotFoundError(
+        # message only: OSError's (errno, strerror, filename) form would hide it behind "[Errno 2]"
+        raise DataFileNotFoundError(
             f"{func}: argument 'path' got {str(p)!r}, which does not exist; expected a CSV file"
         )
-        err.filename = str(p)
-        raise err
     if p.is_dir():
         raise ValueError(f"{func}: argument 'path' got a directory {str(p)!r}, expected a CSV file")
     with open(p, newline="", encoding="utf-8-sig") as stream:

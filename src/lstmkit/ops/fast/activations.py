@@ -81,7 +81,8 @@ def sigmoid_(x):
 
 
 def one_(x):
-    """The constant 1 in the type of ``x`` (numba would widen a literal ``1`` to float64)."""
+    """The constant 1 in the float type of ``x`` (a scalar or an array's dtype): numba would widen
+    a literal ``1`` to float64."""
     return 1.0
 
 
@@ -115,19 +116,23 @@ def _ov_sigmoid(x):
     return None
 
 
+def _dtype_of(x):
+    return x.dtype if isinstance(x, types.Array) else x
+
+
 @overload(one_, inline="always")
 def _ov_one(x):
-    if x == types.float32:
+    if _dtype_of(x) == types.float32:
         return lambda x: _ONE32
-    if isinstance(x, types.Float):
+    if isinstance(_dtype_of(x), types.Float):
         return lambda x: 1.0
     return None
 
 
 @overload(half_, inline="always")
 def _ov_half(x):
-    if x == types.float32:
+    if _dtype_of(x) == types.float32:
         return lambda x: _HALF32
-    if isinstance(x, types.Float):
+    if isinstance(_dtype_of(x), types.Float):
         return lambda x: 0.5
     return None

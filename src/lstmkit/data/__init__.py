@@ -1,0 +1,29 @@
+"""Data for the forecasting job: CSV I/O, built-in series, windows, splits, scalers, seasonality,
+baselines. NumPy and the standard library only."""
+
+from .baselines import mae, mase, naive_forecast, rmse, seasonal_naive_forecast
+from .builtin import builtin_path, list_builtin, load_series
+from .csvio import DataFileNotFoundError, read_series_csv, write_csv_atomic
+from .seasonality import acf, detect_season
+from .windows import MinMaxScaler, Split, StandardScaler, chronological_split, make_windows
+
+__all__ = [
+    "DataFileNotFoundError",
+    "MinMaxScaler",
+    "Split",
+    "StandardScaler",
+    "acf",
+    "builtin_path",
+    "chronological_split",
+    "detect_season",
+    "list_builtin",
+    "load_series",
+    "mae",
+    "make_windows",
+    "mase",
+    "naive_forecast",
+    "read_series_csv",
+    "rmse",
+    "seasonal_naive_forecast",
+    "write_csv_atomic",
+]

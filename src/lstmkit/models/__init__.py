@@ -1,0 +1,5 @@
+"""Models: ``from lstmkit.models import Sequential``."""
+
+from .sequential import Sequential
+
+__all__ = ["Sequential"]

@@ -1,0 +1,1 @@
+from .lstm import lstm_backward, lstm_forward, lstm_infer, lstm_step  # noqa: F401

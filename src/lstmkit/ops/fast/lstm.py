@@ -1,0 +1,251 @@
+"""Compiled LSTM: the whole time loop of forward and of BPTT in one numba call each.
+
+Same equations, signatures, return types and cache (:class:`lstmkit.ops.lstm.LSTMCache`) as the
+NumPy reference :mod:`lstmkit.ops.lstm`, so either backward consumes either forward's cache::
+
+    z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel      # (B, 4H), gates i, f, g, o
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(c_t)
+
+What makes it fast (see ``benchmarks/bench_ops.py``):
+
+- the input projection ``x @ kernel + bias`` and the weight gradients ``x.T @ dz``,
+  ``h_in.T @ dz``, ``dz @ kernel.T`` are single big GEMMs outside the loop, as in the reference;
+- inside the loop only ``h_in @ recurrent_kernel`` (forward) and ``dz @ recurrent_kernel.T``
+  (backward) call BLAS, writing straight into the preallocated ``gates[t]`` / ``dh`` buffers;
+- the gate non-linearities, the cell update and the mask handling are one fused, vectorised pass
+  over each row; float32 uses the rational tanh of :mod:`.activations` (float64 is exact);
+- nothing is allocated inside the loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..lstm import LSTMCache
+from .activations import one_, sigmoid_, tanh_
+from .common import as_float, bool_or_dummy, float_or_dummy
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_JIT)
+def _lstm_cell_row(zr, xr, cp, cn, tcr, hr, H):
+    """One row of the fused pointwise part: activate ``zr = h @ U`` + ``xr = x W + b`` in place
+    (i, f, g, o), then ``c = f c_prev + i g``, ``tanh(c)`` and ``h = o tanh(c)``."""
+    for j in range(H):
+        i = sigmoid_(zr[j] + xr[j])
+        f = sigmoid_(zr[H + j] + xr[H + j])
+        g = tanh_(zr[2 * H + j] + xr[2 * H + j])
+        o = sigmoid_(zr[3 * H + j] + xr[3 * H + j])
+        zr[j] = i
+        zr[H + j] = f
+        zr[2 * H + j] = g
+        zr[3 * H + j] = o
+        c = f * cp[j] + i * g
+        tc = tanh_(c)
+        cn[j] = c
+        tcr[j] = tc
+        hr[j] = o * tc
+
+
+@njit(**_JIT)
+def _lstm_cell_row_infer(zr, xr, cp, cn, hr, H):
+    """:func:`_lstm_cell_row` without storing what only backward needs (gates, tanh(c))."""
+    for j in range(H):
+        i = sigmoid_(zr[j] + xr[j])
+        f = sigmoid_(zr[H + j] + xr[H + j])
+        g = tanh_(zr[2 * H + j] + xr[2 * H + j])
+        o = sigmoid_(zr[3 * H + j] + xr[3 * H + j])
+        c = f * cp[j] + i * g
+        cn[j] = c
+        hr[j] = o * tanh_(c)
+
+
+@njit(**_JIT)
+def _lstm_forward_loop(xw, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c, tanh_c, h_in, hs):
+    """xw (T,B,4H) input projection; fills gates, c (T+1,B,H), tanh_c, h_in, hs in place."""
+    T, B, _ = xw.shape
+    H = h0.shape[1]
+    c[0] = c0
+    for t in range(T):
+        hp = h0 if t == 0 else hs[t - 1]  # (B, H) h_{t-1}
+        hin = h_in[t]
+        if has_rmask:
+            for b in range(B):
+                for j in range(H):
+                    hin[b, j] = hp[b, j] * rmask[b, j]
+        else:
+            hin[:] = hp
+        z = gates[t]
+        np.dot(hin, U, z)  # (B, 4H) recurrent product straight into the gate buffer
+        for b in range(B):
+            _lstm_cell_row(z[b], xw[t, b], c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], H)
+            if has_mask and not mask[t, b]:  # skipped step: carry h and c over unchanged
+                c[t + 1, b] = c[t, b]
+                hs[t, b] = hp[b]
+
+
+@njit(**_JIT)
+def _lstm_backward_loop(dhs, has_dhs, dh, dc, UT, gates, c, tanh_c, mask, has_mask, rmask,
+                        has_rmask, dz, dh_prev):  # fmt: skip
+    """BPTT; dh, dc (B,H) hold dL/dh_T, dL/dc_T on entry and dL/dh0, dL/dc0 on exit.
+
+    Fills dz (T, B, 4H) with dL/d(pre-activations); dh_prev (B, H) is scratch.
+    """
+    T, B, _ = gates.shape
+    H = dh.shape[1]
+    one = one_(dh)
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            a = gates[t, b]
+            d = dz[t, b]
+            tcr = tanh_c[t, b]
+            cp = c[t, b]
+            dcr = dc[b]
+            dhr = dh[b]
+            if has_dhs:
+                for j in range(H):
+                    dhr[j] += dhs[t, b, j]
+            if not has_mask or mask[t, b]:
+                for j in range(H):
+                    i = a[j]
+                    f = a[H + j]
+                    g = a[2 * H + j]
+                    o = a[3 * H + j]
+                    tc = tcr[j]
+                    dc_t = dcr[j] + dhr[j] * o * (one - tc * tc)
+                    d[j] = dc_t * g * (i * (one - i))
+                    d[H + j] = dc_t * cp[j] * (f * (one - f))
+                    d[2 * H + j] = dc_t * i * (one - g * g)
+                    d[3 * H + j] = dhr[j] * tc * (o * (one - o))
+                    dcr[j] = dc_t * f
+            else:  # a skipped step passes dh and dc straight through
+                d[:] = 0
+        np.dot(dz[t], UT, dh_prev)  # (B, H)
+        for b in range(B):
+            if not has_mask or mask[t, b]:
+                if has_rmask:
+                    for j in range(H):
+                        dh[b, j] = dh_prev[b, j] * rmask[b, j]
+                else:
+                    dh[b] = dh_prev[b]
+            # else: dh[b] carries over unchanged (dz row is zero)
+
+
+def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
+    """Run the LSTM over ``x (T, B, D)``; returns ``(hs (T, B, H), (h_T, c_T), cache)``."""
+    x = as_float(x)
+    dt = x.dtype
+    T, B, D = x.shape
+    h0, c0 = as_float(h0, dt), as_float(c0, dt)
+    kernel, U, bias = as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(bias, dt)
+    H = h0.shape[-1]
+    xw = (x.reshape(T * B, D) @ kernel + bias).reshape(T, B, 4 * H)  # one GEMM for all steps
+    gates = np.empty((T, B, 4 * H), dtype=dt)
+    c = np.empty((T + 1, B, H), dtype=dt)
+    tanh_c = np.empty((T, B, H), dtype=dt)
+    h_in = np.empty((T, B, H), dtype=dt)
+    hs = np.empty((T, B, H), dtype=dt)
+    m, has_m = bool_or_dummy(mask)
+    rm, has_rm = float_or_dummy(recurrent_mask, dt)
+    _lstm_forward_loop(xw, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs)
+    cache = LSTMCache(x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
+    h_T = hs[T - 1].copy() if T > 0 else h0
+    return hs, (h_T, c[T]), cache
+
+
+@njit(**_JIT)
+def _lstm_infer_loop(xw, h0, c0, U, mask, has_mask, z, c, hs):
+    """Inference: no cache. z (B, 4H) and c (2, B, H) are scratch reused at every step; on exit
+    c[T % 2] holds c_T."""
+    T, B, _ = xw.shape
+    H = h0.shape[1]
+    c[0] = c0
+    for t in range(T):
+        hp = h0 if t == 0 else hs[t - 1]
+        cp, cn = c[t % 2], c[(t + 1) % 2]
+        np.dot(hp, U, z)
+        for b in range(B):
+            _lstm_cell_row_infer(z[b], xw[t, b], cp[b], cn[b], hs[t, b], H)
+            if has_mask and not mask[t, b]:
+                cn[b] = cp[b]
+                hs[t, b] = hp[b]
+
+
+@njit(**_JIT)
+def _lstm_step_kernel(xw, h, c, U, z, h_out, c_out):
+    np.dot(h, U, z)
+    for b in range(h.shape[0]):
+        _lstm_cell_row_infer(z[b], xw[b], c[b], c_out[b], h_out[b], h.shape[1])
+
+
+def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
+    """Inference only: :func:`lstm_forward` without building the cache (less memory traffic).
+
+    Returns ``(hs (T, B, H), (h_T, c_T))``.
+    """
+    x = as_float(x)
+    dt = x.dtype
+    T, B, D = x.shape
+    h0, c0 = as_float(h0, dt), as_float(c0, dt)
+    kernel, U, bias = as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(bias, dt)
+    H = h0.shape[-1]
+    xw = (x.reshape(T * B, D) @ kernel + bias).reshape(T, B, 4 * H)
+    hs = np.empty((T, B, H), dtype=dt)
+    z = np.empty((B, 4 * H), dtype=dt)
+    c = np.empty((2, B, H), dtype=dt)
+    m, has_m = bool_or_dummy(mask)
+    _lstm_infer_loop(xw, h0, c0, U, m, has_m, z, c, hs)
+    if T == 0:
+        return hs, (h0, c0)
+    return hs, (hs[T - 1].copy(), c[T % 2])
+
+
+def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):
+    """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``."""
+    x_t = as_float(x_t)
+    dt = x_t.dtype
+    h, c = as_float(h, dt), as_float(c, dt)
+    U = as_float(recurrent_kernel, dt)
+    xw = as_float(x_t @ as_float(kernel, dt) + as_float(bias, dt), dt)
+    B, H = h.shape
+    z = np.empty((B, 4 * H), dtype=dt)
+    h_out = np.empty((B, H), dtype=dt)
+    c_out = np.empty((B, H), dtype=dt)
+    _lstm_step_kernel(xw, h, c, U, z, h_out, c_out)
+    return h_out, c_out
+
+
+def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
+    """BPTT through :func:`lstm_forward` (or the reference's forward: same cache).
+
+    Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias``.
+    """
+    x, kernel, U, gates, c, tanh_c, h_in, mask, rmask = cache
+    dt = gates.dtype
+    T, B, D = x.shape
+    H = c.shape[-1]
+    x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
+    gates, c, tanh_c, h_in = (as_float(a, dt) for a in (gates, c, tanh_c, h_in))
+    dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, order="C")
+    dc = np.zeros((B, H), dt) if dc_T is None else np.array(dc_T, dtype=dt, order="C")
+    has_dhs = dhs is not None
+    dhs_ = as_float(dhs, dt) if has_dhs else np.zeros((1, 1, 1), dt)
+    m, has_m = bool_or_dummy(mask)
+    rm, has_rm = float_or_dummy(rmask, dt)
+    dz = np.empty((T, B, 4 * H), dtype=dt)
+    UT = np.ascontiguousarray(U.T)  # (4H, H) so the loop's product is a plain row-major GEMM
+    dh_prev = np.empty((B, H), dtype=dt)
+    _lstm_backward_loop(dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm, has_rm, dz,
+                        dh_prev)  # fmt: skip
+    dz2 = dz.reshape(T * B, 4 * H)
+    return {
+        "x": (dz2 @ kernel.T).reshape(x.shape),
+        "h0": dh,
+        "c0": dc,
+        "kernel": x.reshape(T * B, D).T @ dz2,
+        "recurrent_kernel": h_in.reshape(T * B, H).T @ dz2,
+        "bias": dz2.sum(axis=0),
+    }

@@ -1,0 +1,181 @@
+"""Model files: one safetensors file holding the architecture (JSON), weights and optimizer state.
+
+Layout (``.lstmkit`` by convention; any name works)::
+
+    header metadata  "format": "lstmkit", "format_version": "1",
+                     "model": JSON model config, "compile": JSON (loss, metrics, optimizer config,
+                     seed), "metadata": JSON app facts (scalers, vocabularies ...)
+    tensors          "weights/<layer>.<role>"        every parameter
+                     "optimizer/<slot>/<layer>.<role>" and "optimizer/iterations"
+
+Why safetensors: the format is a JSON header plus raw little-endian buffers, so a hostile file can
+at worst be rejected; nothing is ever unpickled. Writes go to a temporary file in the target's
+directory and are renamed into place, so a crash mid-save never leaves a broken model and a
+failed save never destroys the previous file. A file loads only when every weight key and shape
+matches the architecture, and the error lists every mismatch at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+FORMAT = "lstmkit"
+FORMAT_VERSION = "1"
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, corrupt, truncated, hostile or does not match."""
+
+
+def atomic_write(path, write_fn, suffix=".tmp"):
+    """Call ``write_fn(tmp_path)`` then rename over ``path``; the old file survives a failure."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path), suffix=suffix, dir=d)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_model(model, path, include_optimizer=True):
+    from safetensors.numpy import save_file
+
+    if not model.built:
+        raise ValueError(f"{model.name}.save: the model has not been built; nothing to save")
+    tensors = {f"weights/{k}": np.ascontiguousarray(v) for k, v in model.params.items()}
+    compile_cfg = None
+    if getattr(model, "compiled", False):
+        from . import losses, optimizers
+
+        compile_cfg = {
+            "optimizer": optimizers.serialize(model.optimizer),
+            "loss": losses.serialize(model.loss),
+            "metrics": [name for name, _ in model.metrics],
+            "seed": model.seed,
+            "epoch": getattr(model, "_epoch", 0),
+        }
+        if include_optimizer:
+            for k, v in model.optimizer.get_state().items():
+                tensors[f"optimizer/{k}"] = np.ascontiguousarray(np.asarray(v))
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": json.dumps({"class_name": type(model).__name__, "config": model.get_config()}),
+        "compile": json.dumps(compile_cfg),
+        "metadata": json.dumps(getattr(model, "metadata", {}) or {}),
+    }
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_model_file(path):
+    """Read and validate a model file -> ``(meta dict, tensors dict)``; never unpickles."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelFileError(f"load_model: argument 'path' must be an existing file; got {path!r}")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ModelFileError(f"load_model: {path!r} is not an lstmkit model file (too short)")
+        n = int.from_bytes(head, "little")
+        if n <= 0 or 8 + n > size or n > 100_000_000:
+            raise ModelFileError(
+                f"load_model: {path!r} is corrupt or truncated (header length {n}, file size {size})"
+            )
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ModelFileError(f"load_model: {path!r} has a corrupt header: {e}") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"load_model: {path!r} has a corrupt header (not a JSON object)")
+    meta = header.get("__metadata__") or {}
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(
+            f"load_model: {path!r} is not an lstmkit model file (format {meta.get('format')!r})"
+        )
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"load_model: {path!r} has format version {meta.get('format_version')!r}; "
+            f"this lstmkit reads version {FORMAT_VERSION}"
+        )
+    tensors = _load_tensors(path)
+    parsed = {}
+    for key in ("model", "compile", "metadata"):
+        try:
+            parsed[key] = json.loads(meta.get(key, "null"))
+        except json.JSONDecodeError as e:
+            raise ModelFileError(f"load_model: {path!r}: corrupt '{key}' JSON: {e}") from None
+    return parsed, tensors
+
+
+def _load_tensors(path):
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:  # the NumPy-only runtime path
+        from ._safetensors_np import load_file
+    try:
+        return load_file(path)
+    except Exception as e:  # safetensors raises its own error types for corrupt buffers
+        raise ModelFileError(f"load_model: {path!r} is corrupt or truncated: {e}") from None
+
+
+def load_model(path, compile=True):
+    """Load a model saved with ``model.save``; with ``compile`` restores the optimizer state."""
+    from .models import Sequential
+
+    parsed, tensors = read_model_file(path)
+    spec = parsed["model"]
+    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential":
+        raise ModelFileError(f"load_model: {path!r}: unsupported model description")
+    try:
+        model = Sequential.from_config(spec["config"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelFileError(f"load_model: {path!r}: invalid architecture: {e}") from None
+    if not model.built:
+        raise ModelFileError(f"load_model: {path!r}: the architecture has no input shape")
+    weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
+    assign_params(model.params, weights, source=repr(os.fspath(path)))
+    model.metadata = parsed.get("metadata") or {}
+    comp = parsed.get("compile")
+    if compile and comp:
+        model.compile(
+            optimizer=comp["optimizer"], loss=comp["loss"], metrics=comp["metrics"], seed=comp["seed"]
+        )
+        model._epoch = comp.get("epoch", 0)
+        opt_state = {
+            k[len("optimizer/") :]: v for k, v in tensors.items() if k.startswith("optimizer/")
+        }
+        if opt_state:
+            model.optimizer.set_state(opt_state)
+    return model
+
+
+def assign_params(params: dict, arrays: dict, source="weights"):
+    """Copy ``arrays`` into ``params`` only if every key and shape matches; else list all
+    mismatches in one error (nothing is changed)."""
+    problems = []
+    for k in sorted(set(params) - set(arrays)):
+        problems.append(f"missing {k} {params[k].shape}")
+    for k in sorted(set(arrays) - set(params)):
+        problems.append(f"unexpected {k} {np.shape(arrays[k])}")
+    for k in sorted(set(params) & set(arrays)):
+        if np.shape(arrays[k]) != params[k].shape:
+            problems.append(f"{k}: expected shape {params[k].shape}, got {np.shape(arrays[k])}")
+        elif not np.isfinite(arrays[k]).all():
+            problems.append(f"{k}: contains NaN or Inf")
+    if problems:
+        raise ModelFileError(f"{source}: weights do not match the model: " + "; ".join(problems))
+    for k, v in arrays.items():
+        params[k][...] = v
