@@ -11,9 +11,19 @@ Keras-style API::
 """
 
 from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN
-from .models import Sequential
 from .random import set_random_seed
 from .saving import load_model
+
+
+def __getattr__(name):
+    # ``Sequential`` pulls in the trainer (losses, optimizers, callbacks); importing it lazily
+    # keeps ``import lstmkit.runtime`` free of training code.
+    if name == "Sequential":
+        from .models import Sequential
+
+        return Sequential
+    raise AttributeError(f"module 'lstmkit' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -44,7 +44,7 @@ import math
 
 import numpy as np
 
-# --------------------------------------------------------------------------- learning-rate schedules
+# ------------------------------------------------------------------- learning-rate schedules
 
 
 class LearningRateSchedule:
@@ -176,7 +176,7 @@ def _learning_rate(owner, value):
     return float(value)
 
 
-# --------------------------------------------------------------------------------- optimizers
+# ------------------------------------------------------------------------------- optimizers
 
 
 class Optimizer:

@@ -68,7 +68,9 @@ def save_model(model, path, include_optimizer=True):
         }
         if include_optimizer:
             for k, v in model.optimizer.get_state().items():
-                tensors[f"optimizer/{k}"] = np.ascontiguousarray(np.asarray(v))
+                # np.array, not np.ascontiguousarray: the latter turns the 0-d "iterations"
+                # into shape (1,), which set_state then rejects
+                tensors[f"optimizer/{k}"] = np.array(v, order="C")
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -150,16 +152,58 @@ def load_model(path, compile=True):
     model.metadata = parsed.get("metadata") or {}
     comp = parsed.get("compile")
     if compile and comp:
-        model.compile(
-            optimizer=comp["optimizer"], loss=comp["loss"], metrics=comp["metrics"], seed=comp["seed"]
-        )
-        model._epoch = comp.get("epoch", 0)
+        try:
+            model.compile(
+                optimizer=comp["optimizer"],
+                loss=comp["loss"],
+                metrics=comp["metrics"],
+                seed=comp["seed"],
+            )
+            model._epoch = int(comp.get("epoch", 0))
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ModelFileError(f"load_model: {path!r}: invalid compile settings: {e}") from None
         opt_state = {
             k[len("optimizer/") :]: v for k, v in tensors.items() if k.startswith("optimizer/")
         }
         if opt_state:
-            model.optimizer.set_state(opt_state)
+            _check_optimizer_state(model.params, opt_state, repr(os.fspath(path)))
+            try:
+                model.optimizer.set_state(opt_state)
+            except ValueError as e:
+                raise ModelFileError(
+                    f"load_model: {path!r}: invalid optimizer state: {e}"
+                ) from None
     return model
+
+
+def _check_optimizer_state(params, state, source):
+    # each slot "<slot>/<param>" must belong to a parameter and have its shape, or the next
+    # update would fail (or broadcast) far from the file that caused it
+    problems = []
+    for k, v in sorted(state.items()):
+        if k == "iterations":
+            continue
+        name = k.partition("/")[2]
+        if name not in params:
+            problems.append(f"unexpected optimizer/{k}")
+        elif np.shape(v) != params[name].shape:
+            problems.append(
+                f"optimizer/{k}: expected shape {params[name].shape}, got {np.shape(v)}"
+            )
+        elif not np.isfinite(v).all():
+            problems.append(f"optimizer/{k}: contains NaN or Inf")
+    if problems:
+        raise ModelFileError(
+            f"{source}: optimizer state does not match the model: " + "; ".join(problems)
+        )
+
+
+def load_weights(model, path):
+    """Copy the weights in a model file into ``model.params`` (architecture and optimizer state
+    in the file are ignored); every key and shape must match."""
+    _, tensors = read_model_file(path)
+    weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
+    assign_params(model.params, weights, source=repr(os.fspath(path)))
 
 
 def assign_params(params: dict, arrays: dict, source="weights"):

@@ -251,3 +251,19 @@ class Sequential(Trainable):
         from ..saving import save_model
 
         save_model(self, path, include_optimizer=include_optimizer)
+
+    def save_weights(self, path):
+        """The same file as ``save`` without optimizer state (what ``ModelCheckpoint`` calls
+        with ``save_weights_only=True``)."""
+        from ..saving import save_model
+
+        save_model(self, path, include_optimizer=False)
+
+    def load_weights(self, path):
+        """Copy weights from a file written by ``save``/``save_weights``; every key and shape
+        must match this model (all mismatches are listed at once)."""
+        from ..saving import load_weights
+
+        if not self.built:
+            raise ValueError(f"{self.name}.load_weights: build the model first")
+        load_weights(self, path)

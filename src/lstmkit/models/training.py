@@ -58,6 +58,8 @@ class Trainable:
     def _prepare(self, x, y=None):
         self._ensure_built(x)
         x = self.check_input(x)
+        if len(x) == 0:
+            raise ValueError(f"{self.name}: argument 'x' must not be empty; got shape {x.shape}")
         dtype = np.dtype(self.layers[0].dtype or "float32")
         x = _as_float(x, dtype)
         if x.dtype.kind == "f" and not np.isfinite(x).all():
@@ -157,10 +159,12 @@ class Trainable:
         cbs = list(callbacks or [])
         if verbose not in (0, False):
             cbs.append(callbacks_mod.ProgressBar(verbose=1))
-        cb = callbacks_mod.CallbackList([history, *cbs], model=self)
+        steps = (n + batch_size - 1) // batch_size
+        # callbacks read params (ProgressBar's "Epoch e/E", Keras' callback.params)
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+        cb = callbacks_mod.CallbackList([history, *cbs], model=self, params=params)
         self.stop_training = False
         cb.on_train_begin({})
-        steps = (n + batch_size - 1) // batch_size
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {"steps": steps})
             order = (
@@ -171,6 +175,7 @@ class Trainable:
                 idx = order[b * batch_size : (b + 1) * batch_size]
                 idx = np.sort(idx) if not shuffle else idx
                 rng = np.random.default_rng([self.seed, epoch, b])
+                cb.on_batch_begin(b, {})
                 logs = self._train_step(x[idx], y[idx], rng, None if mask is None else mask[idx])
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v * len(idx)
