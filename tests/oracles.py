@@ -151,9 +151,7 @@ def torch_run(cell, x, state, params, dhs, dstate, lengths=None, b_hh=None):
     return _result(cell, module, "_l0", x_t, state_t, outputs, final)
 
 
-def torch_cell_run(
-    cell, x, state, params, dhs, dstate, mask=None, recurrent_mask=None, b_hh=None
-):
+def torch_cell_run(cell, x, state, params, dhs, dstate, mask=None, recurrent_mask=None, b_hh=None):
     """Step ``nn.*Cell`` by hand with Keras masking and recurrent-dropout semantics.
 
     ``mask (T, B)`` may have holes: a False step carries the state and outputs the carried h.

@@ -20,12 +20,12 @@ import pytest
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from oracles import TORCH_DTYPE, _load, _param_grads, _torch_params
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.layers import GRU, LSTM, Bidirectional, SimpleRNN
 from lstmkit.ops.sequence import mask_from_lengths
+from oracles import TORCH_DTYPE, _load, _param_grads, _torch_params
 
 CELLS = {
     "lstm": (LSTM, {}),
@@ -34,14 +34,14 @@ CELLS = {
     "rnn_relu": (SimpleRNN, {"activation": "relu"}),
 }
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
-SIZES = dict(
-    T=st.integers(1, 5),
-    B=st.integers(1, 3),
-    D=st.integers(1, 4),
-    H=st.integers(1, 4),
-    seed=st.integers(0, 2**32 - 1),
-)
-EDGE = dict(T=1, B=1, D=1, H=1, seed=0)  # the smallest case is always run
+SIZES = {
+    "T": st.integers(1, 5),
+    "B": st.integers(1, 3),
+    "D": st.integers(1, 4),
+    "H": st.integers(1, 4),
+    "seed": st.integers(0, 2**32 - 1),
+}
+EDGE = {"T": 1, "B": 1, "D": 1, "H": 1, "seed": 0}  # the smallest case is always run
 FEW = settings(max_examples=8, deadline=None)
 
 
@@ -81,7 +81,7 @@ def torch_reference(cell, blocks, x, init, dseq, dfinal, rng, bidirectional=Fals
     dirs = 2 if bidirectional else 1
     L = len(blocks) // dirs
     D, H = blocks[0][0].shape[0], blocks[0][1].shape[0]
-    kw = dict(num_layers=L, bidirectional=bidirectional, batch_first=True)
+    kw = {"num_layers": L, "bidirectional": bidirectional, "batch_first": True}
     kw["dtype"] = TORCH_DTYPE[x.dtype]
     if cell == "lstm":
         module = nn.LSTM(D, H, **kw)
@@ -94,7 +94,7 @@ def torch_reference(cell, blocks, x, init, dseq, dfinal, rng, bidirectional=Fals
         # a non-zero share of the bias for torch's bias_hh (a zero one would hide a missing bias)
         b_hh = None
         if cell != "gru":
-            b_hh = (rng.uniform(0.1, 0.6, bias.shape) * rng.choice([-1, 1], bias.shape))
+            b_hh = rng.uniform(0.1, 0.6, bias.shape) * rng.choice([-1, 1], bias.shape)
             b_hh = b_hh.astype(bias.dtype)
         _load(module, suffix, _torch_params(cell, kernel, recurrent_kernel, bias, b_hh))
     x_t = torch.tensor(x, requires_grad=True)
@@ -162,9 +162,7 @@ def test_layer_matches_torch(cell, dtype, return_sequences, ragged, T, B, D, H, 
     lengths = draw_lengths(rng, B, T) if ragged else None
     mask = None if lengths is None else mask_from_lengths(lengths, T)  # (B, T) post-padded
 
-    (y, *final), cache = layer.forward(
-        x, mask=mask, initial_state=init if use_initial else None
-    )
+    (y, *final), cache = layer.forward(x, mask=mask, initial_state=init if use_initial else None)
     dy = rng.standard_normal(y.shape).astype(dtype)
     if mask is not None and return_sequences:
         dy *= mask[:, :, None]  # torch's padded outputs are constant zeros: no gradient there
@@ -175,8 +173,14 @@ def test_layer_matches_torch(cell, dtype, return_sequences, ragged, T, B, D, H, 
     dseq = dy if return_sequences else np.zeros((B, T, H), dtype)
     dfinal_t = [dfinal[0] + (0 if return_sequences else dy), *dfinal[1:]]
     out, t_final, t_dinit, t_dx, (t_grads,) = torch_reference(
-        cell, [params_of(layer)], x, [s[None] for s in init], dseq,
-        [d[None] for d in dfinal_t], rng, lengths=lengths,
+        cell,
+        [params_of(layer)],
+        x,
+        [s[None] for s in init],
+        dseq,
+        [d[None] for d in dfinal_t],
+        rng,
+        lengths=lengths,
     )
     if return_sequences:
         valid = np.ones((B, T), bool) if mask is None else mask
@@ -204,7 +208,9 @@ def test_layer_matches_torch(cell, dtype, return_sequences, ragged, T, B, D, H, 
 @FEW
 @given(**SIZES)
 @example(**EDGE)
-def test_stacked_layers_match_torch_two_layers(cell, dtype, return_sequences, ragged, T, B, D, H, seed):
+def test_stacked_layers_match_torch_two_layers(
+    cell, dtype, return_sequences, ragged, T, B, D, H, seed
+):
     rng = np.random.default_rng(seed)
     first = built(new_layer(cell, H, dtype, return_sequences=True, return_state=True), T, D, rng)
     second = built(
@@ -230,7 +236,13 @@ def test_stacked_layers_match_torch_two_layers(cell, dtype, return_sequences, ra
     if not return_sequences:
         dfinal_t[0][1] += dy
     out, t_final, t_dinit, t_dx, t_grads = torch_reference(
-        cell, [params_of(first), params_of(second)], x, init, dseq, dfinal_t, rng,
+        cell,
+        [params_of(first), params_of(second)],
+        x,
+        init,
+        dseq,
+        dfinal_t,
+        rng,
         lengths=lengths,
     )
     if return_sequences:

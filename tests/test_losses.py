@@ -90,7 +90,8 @@ def _distribution_targets(shape, rng):
     soft = rng.uniform(size=shape)
     soft /= soft.sum(-1, keepdims=True)
     one_hot = np.eye(shape[-1])[rng.integers(0, shape[-1], size=shape[:-1])]
-    return soft, one_hot
+    unnormalised = rng.uniform(size=shape)  # rows not summing to 1: the gradient has sum(t)
+    return soft, one_hot, unnormalised
 
 
 @pytest.mark.parametrize("shape", [(4, 5), (2, 3, 6)])

@@ -17,25 +17,25 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from oracles import torch_cell_run, torch_run
 
 from lstmkit.ops.gru import gru_backward, gru_forward, gru_step
 from lstmkit.ops.lstm import lstm_backward, lstm_forward, lstm_step
 from lstmkit.ops.rnn import rnn_backward, rnn_forward, rnn_step
 from lstmkit.ops.sequence import lengths_from_mask, mask_from_lengths, reverse_sequences
+from oracles import torch_cell_run, torch_run
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 N_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 
-SIZES = dict(
-    T=st.integers(1, 5),
-    B=st.integers(1, 3),
-    D=st.integers(1, 4),
-    H=st.integers(1, 4),
-    seed=st.integers(0, 2**32 - 1),
-)
-EDGE = dict(T=1, B=1, D=1, H=1, seed=0)  # the smallest case is always run
+SIZES = {
+    "T": st.integers(1, 5),
+    "B": st.integers(1, 3),
+    "D": st.integers(1, 4),
+    "H": st.integers(1, 4),
+    "seed": st.integers(0, 2**32 - 1),
+}
+EDGE = {"T": 1, "B": 1, "D": 1, "H": 1, "seed": 0}  # the smallest case is always run
 FEW = settings(max_examples=25, deadline=None)
 
 
@@ -127,9 +127,7 @@ def test_ragged_matches_torch_packed(cell, dtype, T, B, D, H, seed):
     mask = mask_from_lengths(lengths, T).T  # (T, B) post-padded
     dhs = c.dhs * mask[..., None]  # no gradient arrives at padding (torch's outputs are 0 there)
     ours = lstmkit_run(cell, c.x, c.state, c.params, dhs, c.dstate, mask=mask)
-    theirs = torch_run(
-        cell, c.x, c.state, c.params, dhs, c.dstate, lengths=lengths, b_hh=c.b_hh
-    )
+    theirs = torch_run(cell, c.x, c.state, c.params, dhs, c.dstate, lengths=lengths, b_hh=c.b_hh)
     assert_same(ours, theirs, TOL[dtype], dtype, valid=mask)
     hs, (h_T, *_), _ = ours
     pad_t, pad_b = np.nonzero(~mask)
@@ -251,7 +249,7 @@ def test_backward_accepts_none_for_absent_gradients(cell):
 @pytest.mark.parametrize("activation", ["sigmoid", "linear", None])
 def test_rnn_other_activations_finite_differences(activation):
     c = make_case("rnn_tanh", T=3, B=2, D=2, H=3, seed=7)
-    hs, h_T, cache = rnn_forward(c.x, *c.state, *c.params, activation=activation)
+    _, _, cache = rnn_forward(c.x, *c.state, *c.params, activation=activation)
     grads = rnn_backward(c.dhs, c.dstate[0], cache)
     x, eps = c.x, 1e-6
 
@@ -285,7 +283,9 @@ def test_rnn_rejects_unknown_activation():
 def test_mask_lengths_round_trip(lengths, extra):
     T = max(lengths) + extra
     mask = mask_from_lengths(np.array(lengths), T)
-    expected = np.array([[t < n for t in range(T)] for n in lengths], dtype=bool).reshape(len(lengths), T)
+    expected = np.array([[t < n for t in range(T)] for n in lengths], dtype=bool).reshape(
+        len(lengths), T
+    )
     np.testing.assert_array_equal(mask, expected)
     np.testing.assert_array_equal(lengths_from_mask(mask), lengths)
 

@@ -207,7 +207,9 @@ def test_automatic_names_are_unique_and_keras_style():
     lm = Sequential([L.LSTM(2, input_shape=(3, 1), return_sequences=True), L.LSTM(2)])
     a, b = (layer.name for layer in lm.layers)
     assert a != b and a.startswith("lstm") and b.startswith("lstm")
-    assert set(lm.params) == {f"{n}.{r}" for n in (a, b) for r in ("kernel", "recurrent_kernel", "bias")}
+    assert set(lm.params) == {
+        f"{n}.{r}" for n in (a, b) for r in ("kernel", "recurrent_kernel", "bias")
+    }
 
 
 @pytest.mark.parametrize("key", ["stacked", "embedding_bidirectional_seq", "bidirectional_seq"])

@@ -199,10 +199,27 @@ def _check_optimizer_state(params, state, source):
 
 
 def load_weights(model, path):
-    """Copy the weights in a model file into ``model.params`` (architecture and optimizer state
-    in the file are ignored); every key and shape must match."""
-    _, tensors = read_model_file(path)
+    """Copy the weights in a model file into ``model.params`` (the optimizer state in the file is
+    ignored); every key and shape must match.
+
+    Layers are matched by position, as Keras 3's ``load_weights`` matches by structure: the file's
+    layer names (from its architecture JSON) are renamed to ``model``'s, so a freshly built copy
+    of the architecture, whose automatic names differ (``lstm_3`` vs ``lstm``), loads the file.
+    """
+    parsed, tensors = read_model_file(path)
     weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
+    spec = parsed.get("model")
+    try:
+        file_names = [lc["config"]["name"] for lc in spec["config"]["layers"]]
+    except (TypeError, KeyError):
+        file_names = None
+    if file_names is not None and len(file_names) == len(model.layers):
+        rename = {old: layer.name for old, layer in zip(file_names, model.layers)}
+        renamed = {}
+        for k, v in weights.items():
+            layer, _, role = k.partition(".")
+            renamed[f"{rename.get(layer, layer)}.{role}"] = v
+        weights = renamed
     assign_params(model.params, weights, source=repr(os.fspath(path)))
 
 

@@ -127,7 +127,9 @@ class Bidirectional(Layer):
             yb = yb[:, ::-1]
         y = self._merge(yf, yb)
         cache = BidirectionalCache(cf, cb, yf, yb)
-        return ([y, *states] if self.return_state else y), cache
+        if self.return_state:  # Keras: merge_mode=None gives (y_fwd, y_bwd, *states), flat
+            return ([*y, *states] if self.merge_mode is None else [y, *states]), cache
+        return y, cache
 
     def _merge(self, yf, yb):
         if self.merge_mode == "concat":
@@ -154,7 +156,8 @@ class Bidirectional(Layer):
 
     def backward_with_state(self, dy, cache):
         if self.return_state:
-            dout, *dstates = dy
+            k = 2 if self.merge_mode is None else 1
+            dout, dstates = (dy[:k] if k == 2 else dy[0]), list(dy[k:])
         else:
             dout, dstates = dy, []
         dyf, dyb = self._unmerge(dout, cache)

@@ -8,9 +8,9 @@ to return.
 Keras behaviours kept exactly:
 
 - ``return_sequences=False`` returns the last output; with a mask that is the last *valid* h.
-- A masked step leaves h and c unchanged; with ``return_sequences`` its output is the carried h
-  (Keras' default), or zeros when ``zero_output_for_mask`` is set (``Bidirectional`` sets it, as
-  Keras does).
+- A masked step leaves h and c unchanged; with ``return_sequences`` its output is the previous
+  step's output (the carried h, or zeros before the first valid step: Keras' default), or zeros
+  when ``zero_output_for_mask`` is set (``Bidirectional`` sets it, as Keras does).
 - ``go_backwards`` reverses the whole padded sequence and returns outputs in reversed order.
 - ``dropout`` is one mask per sequence on the inputs, ``recurrent_dropout`` one mask per sequence on
   ``h_{t-1}`` before the recurrent product (Keras 3 ``DropoutRNNCell``).
@@ -25,6 +25,14 @@ import numpy as np
 from .. import initializers
 from .. import random as _random
 from ..ops import backend
+from ..ops.lstm_variants import (
+    LNParams,
+    LSTMVariantCache,
+    Variant,
+    lstm_variants_backward,
+    lstm_variants_forward,
+    lstm_variants_step,
+)
 from .base import Layer, check_array, check_mask
 
 
@@ -170,8 +178,10 @@ class RNNBase(Layer):
         if self.stateful:
             self.states = [s.copy() for s in final]
         if self.return_sequences:
-            if self.zero_output_for_mask and mt is not None:
-                hs = hs * mt[:, :, None]
+            if mt is not None:
+                # Keras: a masked step outputs zeros (zero_output_for_mask) or the previous output,
+                # which is zeros before the first valid step, not the initial h
+                hs = hs * self._output_keep(mt)[:, :, None]
             out = hs.transpose(1, 0, 2)  # (B, T, H)
         else:
             out = final[0]
@@ -181,6 +191,10 @@ class RNNBase(Layer):
         if self.return_state:
             return [out, *final], cache
         return out, cache
+
+    def _output_keep(self, mt):
+        """``(T, B)`` bool: steps whose sequence output is not forced to zero."""
+        return mt if self.zero_output_for_mask else np.logical_or.accumulate(mt, axis=0)
 
     def _initial_states(self, B, initial_state):
         if initial_state is None:
@@ -221,8 +235,8 @@ class RNNBase(Layer):
         mt = cache.mask
         if self.return_sequences:
             dhs = np.asarray(dout, self.dtype).transpose(1, 0, 2)  # (T, B, H)
-            if self.zero_output_for_mask and mt is not None:
-                dhs = dhs * mt[:, :, None]
+            if mt is not None:
+                dhs = dhs * self._output_keep(mt)[:, :, None]
         else:
             dhs = None
             dstates[0] = dout if dstates[0] is None else dstates[0] + dout
@@ -280,44 +294,166 @@ class LSTM(RNNBase):
     ``(batch, H)`` or ``(batch, timesteps, H)`` with ``return_sequences``; states ``[h, c]``.
     ``unit_forget_bias=True`` starts the forget-gate bias at 1 (Keras default); ``forget_bias``
     sets another starting value (long lags want f close to 1, e.g. 5).
+
+    Variants (equations in :mod:`lstmkit.ops.lstm_variants`; all off = the cell above):
+
+    - ``peephole=True``: i and f see ``c_{t-1}``, o sees ``c_t``; extra weight
+      ``peephole (3, H)`` (rows i, f, o), initialised to 0.
+    - ``cifg=True``: coupled input-forget gate, ``i = 1 - f``; gates f, g, o, so the kernels and
+      bias have 3H columns.
+    - ``forget_gate=False``: the 1997 cell, ``f = 1``; gates i, g, o (3H columns).
+    - ``layer_norm=True``: LN on ``x W`` and ``h U`` (gains ``ln_gamma_x``, ``ln_gamma_h``, (G*H,))
+      and on ``c`` before tanh (``ln_gamma_c``, ``ln_beta_c``, (H,)).
+    - ``zoneout=r`` or ``(r_c, r_h)``: in training each unit keeps its previous c (h) with
+      probability r_c (r_h); at inference the expectation ``r c_{t-1} + (1 - r) c_t``.
     """
 
     cell = "lstm"
     n_gates = 4
     state_names = ("h", "c")
 
-    def __init__(self, units, unit_forget_bias=True, forget_bias=None, **kwargs):
+    def __init__(
+        self,
+        units,
+        unit_forget_bias=True,
+        forget_bias=None,
+        peephole=False,
+        cifg=False,
+        forget_gate=True,
+        layer_norm=False,
+        zoneout=0.0,
+        **kwargs,
+    ):
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.forget_bias = None if forget_bias is None else float(forget_bias)
+        self.peephole = bool(peephole)
+        self.cifg = bool(cifg)
+        self.forget_gate = bool(forget_gate)
+        self.layer_norm = bool(layer_norm)
+        self.variant = Variant(cifg=self.cifg, forget_gate=self.forget_gate)
+        try:
+            self.n_gates = len(self.variant.gates)
+        except ValueError as e:
+            raise ValueError(f"LSTM: {e}") from None
+        if not self.forget_gate and self.forget_bias is not None:
+            raise ValueError(
+                f"LSTM: argument 'forget_bias' needs the forget gate; got forget_bias="
+                f"{self.forget_bias} with forget_gate=False"
+            )
+        rates = zoneout if isinstance(zoneout, (list, tuple)) else (zoneout, zoneout)
+        if len(rates) != 2 or not all(
+            isinstance(r, (int, float, np.number)) and 0.0 <= r < 1.0 for r in rates
+        ):
+            raise ValueError(
+                "LSTM: argument 'zoneout' must be a rate in [0, 1) or a pair (cell rate, hidden "
+                f"rate); got {zoneout!r}"
+            )
+        self.zoneout_rates = (float(rates[0]), float(rates[1]))  # (c, h)
+
+    @property
+    def is_variant(self) -> bool:
+        """True when any variant switch is on (then the NumPy variant ops run)."""
+        return (
+            self.peephole
+            or self.cifg
+            or not self.forget_gate
+            or self.layer_norm
+            or self.zoneout_rates != (0.0, 0.0)
+        )
+
+    @property
+    def weight_names(self):
+        names = ("kernel", "recurrent_kernel", "bias")
+        if self.peephole:
+            names += ("peephole",)
+        if self.layer_norm:
+            names += ("ln_gamma_x", "ln_gamma_h", "ln_gamma_c", "ln_beta_c")
+        return names
+
+    def _build(self, input_shape, rng):
+        super()._build(input_shape, rng)
+        H, GH = self.units, self.n_gates * self.units
+        if self.peephole:  # 0: starts as the plain cell
+            self.add_weight("peephole", (3, H), initializers.get("zeros"), rng)
+        if self.layer_norm:
+            self.add_weight("ln_gamma_x", (GH,), initializers.get("ones"), rng)
+            self.add_weight("ln_gamma_h", (GH,), initializers.get("ones"), rng)
+            self.add_weight("ln_gamma_c", (H,), initializers.get("ones"), rng)
+            self.add_weight("ln_beta_c", (H,), initializers.get("zeros"), rng)
 
     def _bias_init(self):
         base = initializers.get(self.bias_initializer)
         start = self.forget_bias if self.forget_bias is not None else (
             1.0 if self.unit_forget_bias else None
         )
-        if start is None:
+        block = self.variant.block("f", self.units)
+        if start is None or block is None:
             return base
 
         def init(shape, rng, dtype):
             b = base(shape, rng, dtype)
-            b[self.units : 2 * self.units] = start
+            b[block] = start
             return b
 
         return init
 
+    def _variant_args(self, zoneout=None):
+        p = self.params
+        ln = None
+        if self.layer_norm:
+            ln = LNParams(p["ln_gamma_x"], p["ln_gamma_h"], p["ln_gamma_c"], p["ln_beta_c"])
+        return dict(variant=self.variant, peephole=p.get("peephole"), ln=ln, zoneout=zoneout)
+
+    def forward(self, x, *, training=False, mask=None, rng=None, initial_state=None):
+        # RNNBase hands the cell adapter no training flag or rng; zoneout needs both, so they
+        # are visible to _cell_forward for the duration of this one call only.
+        self._zoneout_call = (training, rng if rng is not None else _random.get_rng())
+        try:
+            return super().forward(
+                x, training=training, mask=mask, rng=rng, initial_state=initial_state
+            )
+        finally:
+            self._zoneout_call = None
+
+    def _zoneout(self, T, B):
+        """(d_c, d_h): Bernoulli keep-previous draws (T, B, H) in training, else the rates."""
+        if self.zoneout_rates == (0.0, 0.0):
+            return None
+        training, rng = getattr(self, "_zoneout_call", None) or (False, None)
+        if not training:
+            return tuple(np.asarray(r, self.dtype) for r in self.zoneout_rates)
+        shape = (T, B, self.units)
+        return tuple((rng.random(shape) < r).astype(self.dtype) for r in self.zoneout_rates)
+
     def _cell_forward(self, x, states, mask, rmask):
         p = self.params
+        if self.is_variant:
+            zoneout = self._zoneout(x.shape[0], x.shape[1])
+            hs, (h, c), cache = lstm_variants_forward(
+                x, states[0], states[1], p["kernel"], p["recurrent_kernel"], p["bias"], mask,
+                rmask, **self._variant_args(zoneout),
+            )
+            return hs, [h, c], cache
         hs, (h, c), cache = self._ops().forward(
             x, states[0], states[1], p["kernel"], p["recurrent_kernel"], p["bias"], mask, rmask
         )
         return hs, [h, c], cache
 
     def _cell_backward(self, dhs, dstates, cache):
+        if isinstance(cache, LSTMVariantCache):
+            return lstm_variants_backward(dhs, dstates[0], dstates[1], cache)
         return self._ops().backward(dhs, dstates[0], dstates[1], cache)
 
     def _cell_step(self, x_t, states):
         p = self.params
+        if self.is_variant:
+            zoneout = self._zoneout(1, x_t.shape[0])  # never training here: the expectation
+            h, c = lstm_variants_step(
+                x_t, *states, p["kernel"], p["recurrent_kernel"], p["bias"],
+                **self._variant_args(zoneout),
+            )
+            return [h, c]
         h, c = self._ops().step(x_t, *states, p["kernel"], p["recurrent_kernel"], p["bias"])
         return [h, c]
 
@@ -326,6 +462,15 @@ class LSTM(RNNBase):
         cfg["unit_forget_bias"] = self.unit_forget_bias
         if self.forget_bias is not None:
             cfg["forget_bias"] = self.forget_bias
+        # variant switches only when on, so plain LSTM configs stay Keras' configs
+        for arg, default in (
+            ("peephole", False), ("cifg", False), ("forget_gate", True), ("layer_norm", False)
+        ):
+            if getattr(self, arg) != default:
+                cfg[arg] = getattr(self, arg)
+        zc, zh = self.zoneout_rates
+        if (zc, zh) != (0.0, 0.0):
+            cfg["zoneout"] = zc if zc == zh else [zc, zh]
         return cfg
 
 

@@ -1,16 +1,114 @@
-"""Which implementation of the cell ops runs: the NumPy reference (placeholder until the fast
-path lands; the numba helper extends this module with the same ``ops_for`` contract)."""
+"""Which implementation of the cell ops runs: the NumPy reference or the compiled fast path.
+
+Backends:
+
+- ``"numpy"``: :mod:`lstmkit.ops.lstm` / ``gru`` / ``rnn``, the readable reference.
+- ``"numba"``: :mod:`lstmkit.ops.fast`, the same functions compiled with numba (whole time loop in
+  one call; float32 uses a vectorised rational tanh accurate to ~2e-7, float64 is exact). Same
+  signatures, return values and caches, so a cache from one backend feeds the other's backward.
+- ``"auto"`` (the default): ``"numba"`` if numba imports, else ``"numpy"``.
+
+The environment variable ``LSTMKIT_BACKEND`` (``numpy``, ``numba`` or ``auto``) sets the starting
+choice; :func:`set_backend` changes it at run time. numba stays optional: this module imports it
+only when the numba backend is first resolved, and compilation happens on the first call of each
+function for each float type (then numba's on-disk cache makes later processes start fast).
+
+    ops = ops_for("lstm")
+    hs, (h_T, c_T), cache = ops.forward(x, h0, c0, kernel, recurrent_kernel, bias)
+    grads = ops.backward(dhs, None, None, cache)
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
 from types import SimpleNamespace
 
+BACKENDS = ("numpy", "numba", "auto")
+CELLS = ("lstm", "gru", "rnn")
 
-def ops_for(cell: str) -> SimpleNamespace:
-    mod = importlib.import_module(f"lstmkit.ops.{cell}")
-    return SimpleNamespace(
-        forward=getattr(mod, f"{cell}_forward"),
-        backward=getattr(mod, f"{cell}_backward"),
-        step=getattr(mod, f"{cell}_step"),
-    )
+_choice: str | None = None  # what the user asked for; None = not yet read from the environment
+_resolved: dict[str, str] = {}  # choice -> concrete backend, resolved once
+_namespaces: dict[tuple[str, str], SimpleNamespace] = {}
+
+
+def _check_name(name, source: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"{source} must be one of {list(BACKENDS)}; got {name!r}")
+    return name
+
+
+def _numba_available() -> bool:
+    try:
+        importlib.import_module("lstmkit.ops.fast")
+    except ImportError:
+        return False
+    return True
+
+
+def set_backend(name: str) -> str:
+    """Select ``"numpy"``, ``"numba"`` or ``"auto"``; returns the concrete backend now in use.
+
+    Asking for ``"numba"`` when numba is not installed raises ImportError.
+    """
+    global _choice
+    _check_name(name, "argument 'name'")
+    if name == "numba" and not _numba_available():
+        raise ImportError(
+            "set_backend: backend 'numba' needs numba (pip install 'lstmkit[fast]'); "
+            "use 'numpy' or 'auto'"
+        )
+    _choice = name
+    return get_backend()
+
+
+def get_backend() -> str:
+    """The concrete backend in use: ``"numpy"`` or ``"numba"``."""
+    global _choice
+    if _choice is None:
+        _choice = _check_name(
+            os.environ.get("LSTMKIT_BACKEND", "auto").strip().lower() or "auto",
+            "environment variable LSTMKIT_BACKEND",
+        )
+    if _choice not in _resolved:
+        if _choice == "auto":
+            _resolved["auto"] = "numba" if _numba_available() else "numpy"
+        else:
+            _resolved[_choice] = _choice
+    return _resolved[_choice]
+
+
+def _reference_infer(forward):
+    def infer(*args, **kwargs):
+        return forward(*args, **kwargs)[:2]  # drop the cache
+
+    return infer
+
+
+def ops_for(cell: str, backend: str | None = None) -> SimpleNamespace:
+    """``forward``, ``backward``, ``step`` and ``infer`` (forward without the cache) for
+    ``cell`` in ``"lstm"``, ``"gru"``, ``"rnn"``, from ``backend`` (default: :func:`get_backend`).
+    """
+    if cell not in CELLS:
+        raise ValueError(f"ops_for: argument 'cell' must be one of {list(CELLS)}; got {cell!r}")
+    if backend is None:
+        backend = get_backend()
+    elif _check_name(backend, "ops_for: argument 'backend'") == "auto":
+        backend = "numba" if _numba_available() else "numpy"
+    key = (backend, cell)
+    if key not in _namespaces:
+        if backend == "numba":
+            mod = importlib.import_module(f"lstmkit.ops.fast.{cell}")
+            infer = getattr(mod, f"{cell}_infer")
+        else:
+            mod = importlib.import_module(f"lstmkit.ops.{cell}")
+            infer = _reference_infer(getattr(mod, f"{cell}_forward"))
+        _namespaces[key] = SimpleNamespace(
+            backend=backend,
+            cell=cell,
+            forward=getattr(mod, f"{cell}_forward"),
+            backward=getattr(mod, f"{cell}_backward"),
+            step=getattr(mod, f"{cell}_step"),
+            infer=infer,
+        )
+    return _namespaces[key]

@@ -1,1 +1,27 @@
-from .lstm import lstm_backward, lstm_forward, lstm_infer, lstm_step  # noqa: F401
+"""Compiled (numba) versions of :mod:`lstmkit.ops.lstm`, :mod:`~lstmkit.ops.gru` and
+:mod:`~lstmkit.ops.rnn`: same signatures, return types and caches as the NumPy reference, plus an
+``*_infer`` that skips the cache. Importing this package imports numba; use
+:mod:`lstmkit.ops.backend` to pick an implementation without requiring numba.
+"""
+
+import numba  # noqa: F401  (fail at import, not at first call, when the fast path cannot run)
+import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls BLAS through SciPy
+
+from .gru import gru_backward, gru_forward, gru_infer, gru_step
+from .lstm import lstm_backward, lstm_forward, lstm_infer, lstm_step
+from .rnn import rnn_backward, rnn_forward, rnn_infer, rnn_step
+
+__all__ = [
+    "gru_backward",
+    "gru_forward",
+    "gru_infer",
+    "gru_step",
+    "lstm_backward",
+    "lstm_forward",
+    "lstm_infer",
+    "lstm_step",
+    "rnn_backward",
+    "rnn_forward",
+    "rnn_infer",
+    "rnn_step",
+]

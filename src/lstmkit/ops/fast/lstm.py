@@ -25,20 +25,28 @@ from numba import njit
 
 from ..lstm import LSTMCache
 from .activations import one_, sigmoid_, tanh_
-from .common import as_float, bool_or_dummy, float_or_dummy
+from .common import (
+    as_float,
+    bool_or_dummy,
+    check_shapes,
+    float_or_dummy,
+    pipeline_chunks,
+    run_pipelined,
+)
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 @njit(**_JIT)
-def _lstm_cell_row(zr, xr, cp, cn, tcr, hr, H):
-    """One row of the fused pointwise part: activate ``zr = h @ U`` + ``xr = x W + b`` in place
-    (i, f, g, o), then ``c = f c_prev + i g``, ``tanh(c)`` and ``h = o tanh(c)``."""
+def _lstm_cell_row(zr, xr, br, cp, cn, tcr, hr, H):
+    """One row of the fused pointwise part: activate ``zr = h @ U`` + ``xr = x W`` + ``br = b``
+    in place (i, f, g, o), then ``c = f c_prev + i g``, ``tanh(c)`` and ``h = o tanh(c)``."""
     for j in range(H):
-        i = sigmoid_(zr[j] + xr[j])
-        f = sigmoid_(zr[H + j] + xr[H + j])
-        g = tanh_(zr[2 * H + j] + xr[2 * H + j])
-        o = sigmoid_(zr[3 * H + j] + xr[3 * H + j])
+        # (x W + b) + h U, rounded in the reference's order
+        i = sigmoid_(zr[j] + (xr[j] + br[j]))
+        f = sigmoid_(zr[H + j] + (xr[H + j] + br[H + j]))
+        g = tanh_(zr[2 * H + j] + (xr[2 * H + j] + br[2 * H + j]))
+        o = sigmoid_(zr[3 * H + j] + (xr[3 * H + j] + br[3 * H + j]))
         zr[j] = i
         zr[H + j] = f
         zr[2 * H + j] = g
@@ -51,21 +59,22 @@ def _lstm_cell_row(zr, xr, cp, cn, tcr, hr, H):
 
 
 @njit(**_JIT)
-def _lstm_cell_row_infer(zr, xr, cp, cn, hr, H):
+def _lstm_cell_row_infer(zr, xr, br, cp, cn, hr, H):
     """:func:`_lstm_cell_row` without storing what only backward needs (gates, tanh(c))."""
     for j in range(H):
-        i = sigmoid_(zr[j] + xr[j])
-        f = sigmoid_(zr[H + j] + xr[H + j])
-        g = tanh_(zr[2 * H + j] + xr[2 * H + j])
-        o = sigmoid_(zr[3 * H + j] + xr[3 * H + j])
+        # (x W + b) + h U, rounded in the reference's order
+        i = sigmoid_(zr[j] + (xr[j] + br[j]))
+        f = sigmoid_(zr[H + j] + (xr[H + j] + br[H + j]))
+        g = tanh_(zr[2 * H + j] + (xr[2 * H + j] + br[2 * H + j]))
+        o = sigmoid_(zr[3 * H + j] + (xr[3 * H + j] + br[3 * H + j]))
         c = f * cp[j] + i * g
         cn[j] = c
         hr[j] = o * tanh_(c)
 
 
 @njit(**_JIT)
-def _lstm_forward_loop(xw, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c, tanh_c, h_in, hs):
-    """xw (T,B,4H) input projection; fills gates, c (T+1,B,H), tanh_c, h_in, hs in place."""
+def _lstm_forward_loop(xw, bias, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c, tanh_c, h_in, hs):
+    """xw (T,B,4H) input projection x @ W (bias not added: the row pass adds it); fills gates, c (T+1,B,H), tanh_c, h_in, hs in place."""
     T, B, _ = xw.shape
     H = h0.shape[1]
     c[0] = c0
@@ -81,23 +90,24 @@ def _lstm_forward_loop(xw, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c
         z = gates[t]
         np.dot(hin, U, z)  # (B, 4H) recurrent product straight into the gate buffer
         for b in range(B):
-            _lstm_cell_row(z[b], xw[t, b], c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], H)
+            _lstm_cell_row(z[b], xw[t, b], bias, c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], H)
             if has_mask and not mask[t, b]:  # skipped step: carry h and c over unchanged
                 c[t + 1, b] = c[t, b]
                 hs[t, b] = hp[b]
 
 
 @njit(**_JIT)
-def _lstm_backward_loop(dhs, has_dhs, dh, dc, UT, gates, c, tanh_c, mask, has_mask, rmask,
-                        has_rmask, dz, dh_prev):  # fmt: skip
-    """BPTT; dh, dc (B,H) hold dL/dh_T, dL/dc_T on entry and dL/dh0, dL/dc0 on exit.
+def _lstm_backward_loop(t0, t1, dhs, has_dhs, dh, dc, UT, gates, c, tanh_c, mask, has_mask,
+                        rmask, has_rmask, dz, dh_prev):  # fmt: skip
+    """BPTT over steps t1-1 down to t0; dh, dc (B,H) hold dL/dh_{t1}, dL/dc_{t1} on entry and
+    dL/dh_{t0}, dL/dc_{t0} on exit.
 
-    Fills dz (T, B, 4H) with dL/d(pre-activations); dh_prev (B, H) is scratch.
+    Fills dz[t0:t1] (B, 4H each) with dL/d(pre-activations); dh_prev (B, H) is scratch.
     """
-    T, B, _ = gates.shape
+    B = gates.shape[1]
     H = dh.shape[1]
     one = one_(dh)
-    for t in range(T - 1, -1, -1):
+    for t in range(t1 - 1, t0 - 1, -1):
         for b in range(B):
             a = gates[t, b]
             d = dz[t, b]
@@ -134,15 +144,29 @@ def _lstm_backward_loop(dhs, has_dhs, dh, dc, UT, gates, c, tanh_c, mask, has_ma
             # else: dh[b] carries over unchanged (dz row is zero)
 
 
-def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
-    """Run the LSTM over ``x (T, B, D)``; returns ``(hs (T, B, H), (h_T, c_T), cache)``."""
+def _prepare(fn, x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
+    """Check shapes (the compiled loops do not) and cast to one C-contiguous float type."""
     x = as_float(x)
     dt = x.dtype
+    if x.ndim != 3:
+        raise ValueError(f"{fn}: argument 'x' must have shape (T, B, D); got {x.shape}")
     T, B, D = x.shape
+    H = np.shape(h0)[-1] if np.ndim(h0) == 2 else np.shape(recurrent_kernel)[0]
+    check_shapes(fn, h0=(h0, (B, H)), c0=(c0, (B, H)), kernel=(kernel, (D, 4 * H)),
+                 recurrent_kernel=(recurrent_kernel, (H, 4 * H)), bias=(bias, (4 * H,)),
+                 mask=(mask, (T, B)), recurrent_mask=(recurrent_mask, (B, H)))  # fmt: skip
     h0, c0 = as_float(h0, dt), as_float(c0, dt)
-    kernel, U, bias = as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(bias, dt)
+    return x, h0, c0, as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(bias, dt)
+
+
+def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
+    """Run the LSTM over ``x (T, B, D)``; returns ``(hs (T, B, H), (h_T, c_T), cache)``."""
+    x, h0, c0, kernel, U, bias = _prepare("lstm_forward", x, h0, c0, kernel, recurrent_kernel, bias,
+                                          mask, recurrent_mask)  # fmt: skip
+    dt = x.dtype
+    T, B, D = x.shape
     H = h0.shape[-1]
-    xw = (x.reshape(T * B, D) @ kernel + bias).reshape(T, B, 4 * H)  # one GEMM for all steps
+    xw = (x.reshape(T * B, D) @ kernel).reshape(T, B, 4 * H)  # one GEMM for all steps
     gates = np.empty((T, B, 4 * H), dtype=dt)
     c = np.empty((T + 1, B, H), dtype=dt)
     tanh_c = np.empty((T, B, H), dtype=dt)
@@ -150,14 +174,14 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
     hs = np.empty((T, B, H), dtype=dt)
     m, has_m = bool_or_dummy(mask)
     rm, has_rm = float_or_dummy(recurrent_mask, dt)
-    _lstm_forward_loop(xw, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs)
+    _lstm_forward_loop(xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs)
     cache = LSTMCache(x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
     h_T = hs[T - 1].copy() if T > 0 else h0
     return hs, (h_T, c[T]), cache
 
 
 @njit(**_JIT)
-def _lstm_infer_loop(xw, h0, c0, U, mask, has_mask, z, c, hs):
+def _lstm_infer_loop(xw, bias, h0, c0, U, mask, has_mask, z, c, hs):
     """Inference: no cache. z (B, 4H) and c (2, B, H) are scratch reused at every step; on exit
     c[T % 2] holds c_T."""
     T, B, _ = xw.shape
@@ -168,17 +192,17 @@ def _lstm_infer_loop(xw, h0, c0, U, mask, has_mask, z, c, hs):
         cp, cn = c[t % 2], c[(t + 1) % 2]
         np.dot(hp, U, z)
         for b in range(B):
-            _lstm_cell_row_infer(z[b], xw[t, b], cp[b], cn[b], hs[t, b], H)
+            _lstm_cell_row_infer(z[b], xw[t, b], bias, cp[b], cn[b], hs[t, b], H)
             if has_mask and not mask[t, b]:
                 cn[b] = cp[b]
                 hs[t, b] = hp[b]
 
 
 @njit(**_JIT)
-def _lstm_step_kernel(xw, h, c, U, z, h_out, c_out):
+def _lstm_step_kernel(xw, bias, h, c, U, z, h_out, c_out):
     np.dot(h, U, z)
     for b in range(h.shape[0]):
-        _lstm_cell_row_infer(z[b], xw[b], c[b], c_out[b], h_out[b], h.shape[1])
+        _lstm_cell_row_infer(z[b], xw[b], bias, c[b], c_out[b], h_out[b], h.shape[1])
 
 
 def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
@@ -186,18 +210,17 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
 
     Returns ``(hs (T, B, H), (h_T, c_T))``.
     """
-    x = as_float(x)
+    x, h0, c0, kernel, U, bias = _prepare("lstm_infer", x, h0, c0, kernel, recurrent_kernel, bias,
+                                          mask, None)  # fmt: skip
     dt = x.dtype
     T, B, D = x.shape
-    h0, c0 = as_float(h0, dt), as_float(c0, dt)
-    kernel, U, bias = as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(bias, dt)
     H = h0.shape[-1]
-    xw = (x.reshape(T * B, D) @ kernel + bias).reshape(T, B, 4 * H)
+    xw = (x.reshape(T * B, D) @ kernel).reshape(T, B, 4 * H)
     hs = np.empty((T, B, H), dtype=dt)
     z = np.empty((B, 4 * H), dtype=dt)
     c = np.empty((2, B, H), dtype=dt)
     m, has_m = bool_or_dummy(mask)
-    _lstm_infer_loop(xw, h0, c0, U, m, has_m, z, c, hs)
+    _lstm_infer_loop(xw, bias, h0, c0, U, m, has_m, z, c, hs)
     if T == 0:
         return hs, (h0, c0)
     return hs, (hs[T - 1].copy(), c[T % 2])
@@ -205,16 +228,15 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
 
 def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):
     """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``."""
-    x_t = as_float(x_t)
+    x_t, h, c, kernel, U, bias = _prepare("lstm_step", np.asarray(x_t)[None], h, c, kernel,
+                                          recurrent_kernel, bias, None, None)  # fmt: skip
     dt = x_t.dtype
-    h, c = as_float(h, dt), as_float(c, dt)
-    U = as_float(recurrent_kernel, dt)
-    xw = as_float(x_t @ as_float(kernel, dt) + as_float(bias, dt), dt)
     B, H = h.shape
+    xw = np.ascontiguousarray(x_t[0] @ kernel)
     z = np.empty((B, 4 * H), dtype=dt)
     h_out = np.empty((B, H), dtype=dt)
     c_out = np.empty((B, H), dtype=dt)
-    _lstm_step_kernel(xw, h, c, U, z, h_out, c_out)
+    _lstm_step_kernel(xw, bias, h, c, U, z, h_out, c_out)
     return h_out, c_out
 
 
@@ -227,6 +249,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
     dt = gates.dtype
     T, B, D = x.shape
     H = c.shape[-1]
+    check_shapes("lstm_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)), dc_T=(dc_T, (B, H)))
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
     gates, c, tanh_c, h_in = (as_float(a, dt) for a in (gates, c, tanh_c, h_in))
     dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, order="C")
@@ -238,14 +261,22 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
     dz = np.empty((T, B, 4 * H), dtype=dt)
     UT = np.ascontiguousarray(U.T)  # (4H, H) so the loop's product is a plain row-major GEMM
     dh_prev = np.empty((B, H), dtype=dt)
-    _lstm_backward_loop(dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm, has_rm, dz,
-                        dh_prev)  # fmt: skip
-    dz2 = dz.reshape(T * B, 4 * H)
-    return {
-        "x": (dz2 @ kernel.T).reshape(x.shape),
-        "h0": dh,
-        "c0": dc,
-        "kernel": x.reshape(T * B, D).T @ dz2,
-        "recurrent_kernel": h_in.reshape(T * B, H).T @ dz2,
-        "bias": dz2.sum(axis=0),
-    }
+    dx = np.empty_like(x)
+    dW = np.zeros((D, 4 * H), dtype=dt)
+    dU = np.zeros((H, 4 * H), dtype=dt)
+    db = np.zeros(4 * H, dtype=dt)
+
+    def loop_chunk(t0, t1):
+        _lstm_backward_loop(t0, t1, dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm,
+                            has_rm, dz, dh_prev)  # fmt: skip
+
+    def grads_chunk(t0, t1):  # this chunk's share of the weight gradients: big GEMMs
+        n = (t1 - t0) * B
+        dzc = dz[t0:t1].reshape(n, 4 * H)
+        np.matmul(dzc, kernel.T, out=dx[t0:t1].reshape(n, D))
+        dW.__iadd__(x[t0:t1].reshape(n, D).T @ dzc)
+        dU.__iadd__(h_in[t0:t1].reshape(n, H).T @ dzc)
+        db.__iadd__(dzc.sum(axis=0))
+
+    run_pipelined(pipeline_chunks(T, T * B * 4 * H * (2 * D + H)), loop_chunk, grads_chunk)
+    return {"x": dx, "h0": dh, "c0": dc, "kernel": dW, "recurrent_kernel": dU, "bias": db}

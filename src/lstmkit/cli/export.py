@@ -1,0 +1,100 @@
+"""``lstmkit export {onnx,torch,keras} MODEL OUT``: write a saved lstmkit model for another runtime.
+
+    lstmkit export onnx model.lstmkit model.onnx [--opset 17] [--streaming] [--check]
+    lstmkit export torch model.lstmkit weights.safetensors      # or .pt; torch state-dict keys
+    lstmkit export keras model.lstmkit model.keras
+
+The parsers only translate arguments into calls of :mod:`lstmkit.interop`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="target", metavar="FORMAT", required=True)
+
+    p = sub.add_parser("onnx", help="ONNX graph with the standard LSTM/GRU/RNN operators")
+    p.add_argument("model", help="lstmkit model file (written by model.save)")
+    p.add_argument("out", help="output .onnx file")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 13; default 17)")
+    p.add_argument(
+        "--streaming",
+        action="store_true",
+        help="add <layer>.h0/.c0 state inputs and <layer>.h/.c outputs for step-by-step use",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="run the graph in onnxruntime on random input and compare with lstmkit",
+    )
+    p.set_defaults(func=_onnx)
+
+    p = sub.add_parser("torch", help="PyTorch state dict (.safetensors needs no torch; or .pt)")
+    p.add_argument("model", help="lstmkit model file")
+    p.add_argument("out", help="output .safetensors / .pt / .pth file")
+    p.set_defaults(func=_torch)
+
+    p = sub.add_parser("keras", help="Keras 3 .keras file (needs keras and a backend)")
+    p.add_argument("model", help="lstmkit model file")
+    p.add_argument("out", help="output .keras file")
+    p.set_defaults(func=_keras)
+
+
+def _load(path):
+    from ..saving import load_model
+
+    return load_model(path, compile=False)
+
+
+def _onnx(args) -> int:
+    from ..interop.onnx import to_onnx
+
+    model = _load(args.model)
+    to_onnx(model, args.out, opset=args.opset, streaming=args.streaming)
+    print(f"wrote {args.out} (opset {args.opset})")
+    if args.check:
+        diff = _check_onnx(model, args.out, args.streaming)
+        print(f"onnxruntime vs lstmkit on random input: max abs diff {diff:.3g}")
+        if not diff <= 1e-4:
+            print("error: the exported graph does not reproduce the model")
+            return 1
+    return 0
+
+
+def _check_onnx(model, path, streaming) -> float:
+    import numpy as np
+    import onnxruntime as ort
+
+    from ..layers import Embedding
+
+    rng = np.random.default_rng(0)
+    T = model.input_shape[0] or 8
+    first = model.layers[0]
+    if isinstance(first, Embedding):
+        x = rng.integers(1, first.input_dim, size=(3, T))
+    else:
+        x = rng.standard_normal((3, T) + tuple(model.input_shape[1:])).astype(np.float32)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feeds = {"x": x}
+    for i in sess.get_inputs()[1:]:  # streaming state inputs start at zero
+        feeds[i.name] = np.zeros([3 if d == "batch" else d for d in i.shape], np.float32)
+    y = sess.run(["y"], feeds)[0]
+    return float(np.abs(y - model.predict(x)).max())
+
+
+def _torch(args) -> int:
+    from ..interop.torch import save_state_dict_file
+
+    save_state_dict_file(_load(args.model), args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _keras(args) -> int:
+    from ..interop.keras import save_keras
+
+    save_keras(_load(args.model), args.out)
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,227 @@
+"""Compiled GRU (``reset_after=True``): whole-sequence forward and BPTT, one numba call each.
+
+Same equations, signatures, return types and cache (:class:`lstmkit.ops.gru.GRUCache`) as the
+NumPy reference :mod:`lstmkit.ops.gru`, so either backward consumes either forward's cache::
+
+    xw_t = x_t @ kernel + bias[0]                  # (B, 3H), one GEMM for all steps
+    hu_t = h_in @ recurrent_kernel + bias[1]       # (B, 3H), BLAS inside the loop
+    z = σ(xw_z + hu_z)   r = σ(xw_r + hu_r)   n = tanh(xw_n + r ⊙ hu_n)
+    h_t = z ⊙ h_{t-1} + (1 - z) ⊙ n
+
+The layout of the work mirrors :mod:`.lstm`: big GEMMs outside the loop, one BLAS call per step
+into preallocated buffers, one fused vectorised pass for the gates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..gru import GRUCache
+from .activations import one_, sigmoid_, tanh_
+from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_JIT)
+def _gru_cell_row(ur, bu, xr, hp, gr, hunr, hn, H):
+    """``ur = h_in @ U`` for one row -> gates z, r, n into ``gr``, ``hu_n`` into ``hunr``, h into
+    ``hn``. ``gr`` and ``hunr`` may be None-like scratch when called for inference."""
+    one = one_(hp)
+    for j in range(H):
+        z = sigmoid_(xr[j] + (ur[j] + bu[j]))
+        r = sigmoid_(xr[H + j] + (ur[H + j] + bu[H + j]))
+        hun = ur[2 * H + j] + bu[2 * H + j]
+        n = tanh_(xr[2 * H + j] + r * hun)
+        gr[j] = z
+        gr[H + j] = r
+        gr[2 * H + j] = n
+        hunr[j] = hun
+        hn[j] = z * hp[j] + (one - z) * n
+
+
+@njit(**_JIT)
+def _gru_forward_loop(xw, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u):
+    """h (T+1, B, H) holds h0 in h[0] on entry; fills gates, hu_n, h[1:], h_in. u (B, 3H) is
+    scratch for the recurrent product."""
+    T, B, _ = xw.shape
+    H = h.shape[2]
+    for t in range(T):
+        hin = h_in[t]
+        if has_rmask:
+            for b in range(B):
+                for j in range(H):
+                    hin[b, j] = h[t, b, j] * rmask[b, j]
+        else:
+            hin[:] = h[t]
+        np.dot(hin, U, u)  # (B, 3H)
+        for b in range(B):
+            _gru_cell_row(u[b], bu, xw[t, b], h[t, b], gates[t, b], hu_n[t, b], h[t + 1, b], H)
+            if has_mask and not mask[t, b]:
+                h[t + 1, b] = h[t, b]
+
+
+@njit(**_JIT)
+def _gru_infer_loop(xw, h0, U, bu, mask, has_mask, u, g, hun, hs):
+    T, B, _ = xw.shape
+    H = h0.shape[1]
+    for t in range(T):
+        hp = h0 if t == 0 else hs[t - 1]
+        np.dot(hp, U, u)
+        for b in range(B):
+            _gru_cell_row(u[b], bu, xw[t, b], hp[b], g, hun, hs[t, b], H)
+            if has_mask and not mask[t, b]:
+                hs[t, b] = hp[b]
+
+
+@njit(**_JIT)
+def _gru_backward_loop(dhs, has_dhs, dh, UT, gates, hu_n, h, mask, has_mask, rmask, has_rmask,
+                       dxw, dhu, blend, dh_prev):  # fmt: skip
+    """dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dxw, dhu (T, B, 3H)."""
+    T, B, _ = gates.shape
+    H = dh.shape[1]
+    one = one_(dh)
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            dhr = dh[b]
+            if has_dhs:
+                for j in range(H):
+                    dhr[j] += dhs[t, b, j]
+            a = gates[t, b]
+            d = dxw[t, b]
+            du = dhu[t, b]
+            bl = blend[b]
+            if not has_mask or mask[t, b]:
+                hp = h[t, b]
+                hun = hu_n[t, b]
+                for j in range(H):
+                    z = a[j]
+                    r = a[H + j]
+                    n = a[2 * H + j]
+                    dn = dhr[j] * (one - z) * (one - n * n)
+                    dz = dhr[j] * (hp[j] - n) * (z * (one - z))
+                    dr = dn * hun[j] * (r * (one - r))
+                    d[j] = dz
+                    d[H + j] = dr
+                    d[2 * H + j] = dn
+                    du[j] = dz
+                    du[H + j] = dr
+                    du[2 * H + j] = dn * r  # n sees hu_n only through r ⊙ hu_n
+                    bl[j] = dhr[j] * z
+            else:  # a skipped step passes its gradient straight through
+                d[:] = 0
+                du[:] = 0
+                bl[:] = dhr
+        np.dot(dhu[t], UT, dh_prev)  # (B, H)
+        for b in range(B):
+            if has_rmask:
+                for j in range(H):
+                    dh[b, j] = dh_prev[b, j] * rmask[b, j] + blend[b, j]
+            else:
+                for j in range(H):
+                    dh[b, j] = dh_prev[b, j] + blend[b, j]
+
+
+def _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
+    """Check shapes (the compiled loops do not) and cast to one C-contiguous float type."""
+    x = as_float(x)
+    dt = x.dtype
+    if x.ndim != 3:
+        raise ValueError(f"{fn}: argument 'x' must have shape (T, B, D); got {x.shape}")
+    T, B, D = x.shape
+    H = np.shape(h0)[-1] if np.ndim(h0) == 2 else np.shape(recurrent_kernel)[0]
+    check_shapes(
+        fn,
+        h0=(h0, (B, H)),
+        kernel=(kernel, (D, 3 * H)),
+        recurrent_kernel=(recurrent_kernel, (H, 3 * H)),
+        bias=(bias, (2, 3 * H)),
+        mask=(mask, (T, B)),
+        recurrent_mask=(recurrent_mask, (B, H)),
+    )
+    return x, as_float(h0, dt), as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(
+        bias, dt
+    )
+
+
+def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
+    """Run the GRU over ``x (T, B, D)``; returns ``(hs (T, B, H), h_T (B, H), cache)``."""
+    x, h0, kernel, U, bias = _prepare(
+        "gru_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask
+    )
+    dt = x.dtype
+    T, B, D = x.shape
+    H = h0.shape[-1]
+    xw = (x.reshape(T * B, D) @ kernel + bias[0]).reshape(T, B, 3 * H)  # one GEMM, all steps
+    gates = np.empty((T, B, 3 * H), dtype=dt)
+    hu_n = np.empty((T, B, H), dtype=dt)
+    h = np.empty((T + 1, B, H), dtype=dt)
+    h_in = np.empty((T, B, H), dtype=dt)
+    u = np.empty((B, 3 * H), dtype=dt)
+    h[0] = h0
+    m, has_m = bool_or_dummy(mask)
+    rm, has_rm = float_or_dummy(recurrent_mask, dt)
+    _gru_forward_loop(xw, U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u)
+    cache = GRUCache(x, kernel, U, gates, hu_n, h, h_in, mask, recurrent_mask)
+    return h[1:].copy(), h[T].copy(), cache
+
+
+def gru_infer(x, h0, kernel, recurrent_kernel, bias, mask=None):
+    """Inference only: :func:`gru_forward` without the cache. Returns ``(hs, h_T)``."""
+    x, h0, kernel, U, bias = _prepare("gru_infer", x, h0, kernel, recurrent_kernel, bias, mask, None)
+    dt = x.dtype
+    T, B, D = x.shape
+    H = h0.shape[-1]
+    xw = (x.reshape(T * B, D) @ kernel + bias[0]).reshape(T, B, 3 * H)
+    hs = np.empty((T, B, H), dtype=dt)
+    u = np.empty((B, 3 * H), dtype=dt)
+    g = np.empty(3 * H, dtype=dt)  # per-row scratch the inference path never reads back
+    hun = np.empty(H, dtype=dt)
+    m, has_m = bool_or_dummy(mask)
+    _gru_infer_loop(xw, h0, U, bias[1], m, has_m, u, g, hun, hs)
+    return hs, (hs[T - 1].copy() if T > 0 else h0)
+
+
+def gru_step(x_t, h, kernel, recurrent_kernel, bias):
+    """One time step for streaming inference: ``(B, D), (B, H) -> h (B, H)``."""
+    x_t, h, kernel, U, bias = _prepare(
+        "gru_step", np.asarray(x_t)[None], h, kernel, recurrent_kernel, bias, None, None
+    )
+    return gru_infer(x_t, h, kernel, U, bias)[1]
+
+
+def gru_backward(dhs, dh_T, cache: GRUCache):
+    """BPTT through :func:`gru_forward` (or the reference's forward: same cache).
+
+    Returns a dict of fresh arrays: ``x, h0, kernel, recurrent_kernel, bias``.
+    """
+    x, kernel, U, gates, hu_n, h, h_in, mask, rmask = cache
+    dt = gates.dtype
+    T, B, D = x.shape
+    H = h.shape[-1]
+    check_shapes("gru_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)))
+    x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
+    gates, hu_n, h, h_in = (as_float(a, dt) for a in (gates, hu_n, h, h_in))
+    dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, order="C")
+    has_dhs = dhs is not None
+    dhs_ = as_float(dhs, dt) if has_dhs else np.zeros((1, 1, 1), dt)
+    m, has_m = bool_or_dummy(mask)
+    rm, has_rm = float_or_dummy(rmask, dt)
+    dxw = np.empty((T, B, 3 * H), dtype=dt)
+    dhu = np.empty((T, B, 3 * H), dtype=dt)
+    UT = np.ascontiguousarray(U.T)  # (3H, H)
+    blend = np.empty((B, H), dtype=dt)
+    dh_prev = np.empty((B, H), dtype=dt)
+    _gru_backward_loop(
+        dhs_, has_dhs, dh, UT, gates, hu_n, h, m, has_m, rm, has_rm, dxw, dhu, blend, dh_prev
+    )
+    dxw2 = dxw.reshape(T * B, 3 * H)
+    dhu2 = dhu.reshape(T * B, 3 * H)
+    return {
+        "x": (dxw2 @ kernel.T).reshape(x.shape),
+        "h0": dh,
+        "kernel": x.reshape(T * B, D).T @ dxw2,
+        "recurrent_kernel": h_in.reshape(T * B, H).T @ dhu2,
+        "bias": np.stack([dxw2.sum(axis=0), dhu2.sum(axis=0)]),
+    }

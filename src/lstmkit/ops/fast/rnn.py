@@ -1,0 +1,210 @@
+"""Compiled simple RNN: whole-sequence forward and BPTT, one numba call each.
+
+Same equations, signatures, return types and cache (:class:`lstmkit.ops.rnn.RNNCache`) as the
+NumPy reference :mod:`lstmkit.ops.rnn`, so either backward consumes either forward's cache::
+
+    h_t = φ(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)      # (B, H)
+
+``φ`` is any name :func:`lstmkit.ops.activations.get_activation` knows; inside the kernels it is
+an integer code, branched on once per row, not per element.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..activations import get_activation
+from ..rnn import RNNCache
+from .activations import one_, sigmoid_, tanh_
+from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+_CODES = {"linear": 0, None: 0, "tanh": 1, "sigmoid": 2, "relu": 3}
+
+
+def _code(activation) -> int:
+    get_activation(activation)  # validates the name with the reference's error message
+    return _CODES[activation]
+
+
+@njit(**_JIT)
+def _phi_row(zr, xr, yr, act, H):
+    """yr = φ(zr + xr) for one row (yr must not alias zr or xr: the loops would not vectorise)."""
+    zero = one_(yr) - one_(yr)
+    if act == 1:
+        for j in range(H):
+            yr[j] = tanh_(zr[j] + xr[j])
+    elif act == 2:
+        for j in range(H):
+            yr[j] = sigmoid_(zr[j] + xr[j])
+    elif act == 3:
+        for j in range(H):
+            v = zr[j] + xr[j]
+            yr[j] = v if v > 0 else zero
+    else:
+        for j in range(H):
+            yr[j] = zr[j] + xr[j]
+
+
+@njit(**_JIT)
+def _rnn_forward_loop(xw, h0, U, act, mask, has_mask, rmask, has_rmask, y, h_in, hs, u, store):
+    """Fills y (φ's output), h_in (if store) and hs; u (B, H) is scratch for the recurrent
+    product. Without ``store`` h_in and y are (1, B, H) scratch reused at every step."""
+    T, B, _ = xw.shape
+    H = h0.shape[1]
+    for t in range(T):
+        hp = h0 if t == 0 else hs[t - 1]  # (B, H)
+        s = t if store else 0
+        hin = h_in[s]
+        if has_rmask:
+            for b in range(B):
+                for j in range(H):
+                    hin[b, j] = hp[b, j] * rmask[b, j]
+        else:
+            hin[:] = hp
+        yt = y[s]
+        np.dot(hin, U, u)  # (B, H) recurrent product
+        for b in range(B):
+            _phi_row(u[b], xw[t, b], yt[b], act, H)
+            if has_mask and not mask[t, b]:
+                hs[t, b] = hp[b]
+            else:
+                hs[t, b] = yt[b]
+
+
+@njit(**_JIT)
+def _rnn_backward_loop(dhs, has_dhs, dh, UT, y, act, mask, has_mask, rmask, has_rmask, dz,
+                       dh_prev):  # fmt: skip
+    """dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dz (T, B, H)."""
+    T, B, H = y.shape
+    one = one_(dh)
+    zero = one - one
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            dhr = dh[b]
+            if has_dhs:
+                for j in range(H):
+                    dhr[j] += dhs[t, b, j]
+            yr = y[t, b]
+            d = dz[t, b]
+            if has_mask and not mask[t, b]:
+                d[:] = 0  # a skipped step passes its gradient straight through
+            elif act == 1:
+                for j in range(H):
+                    d[j] = dhr[j] * (one - yr[j] * yr[j])
+            elif act == 2:
+                for j in range(H):
+                    d[j] = dhr[j] * (yr[j] * (one - yr[j]))
+            elif act == 3:
+                for j in range(H):
+                    d[j] = dhr[j] if yr[j] > 0 else zero
+            else:
+                d[:] = dhr
+        np.dot(dz[t], UT, dh_prev)  # (B, H)
+        for b in range(B):
+            if not has_mask or mask[t, b]:
+                if has_rmask:
+                    for j in range(H):
+                        dh[b, j] = dh_prev[b, j] * rmask[b, j]
+                else:
+                    dh[b] = dh_prev[b]
+
+
+def _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
+    """Check shapes (the compiled loops do not) and cast to one C-contiguous float type."""
+    x = as_float(x)
+    dt = x.dtype
+    if x.ndim != 3:
+        raise ValueError(f"{fn}: argument 'x' must have shape (T, B, D); got {x.shape}")
+    T, B, D = x.shape
+    H = np.shape(h0)[-1] if np.ndim(h0) == 2 else np.shape(recurrent_kernel)[0]
+    check_shapes(
+        fn,
+        h0=(h0, (B, H)),
+        kernel=(kernel, (D, H)),
+        recurrent_kernel=(recurrent_kernel, (H, H)),
+        bias=(bias, (H,)),
+        mask=(mask, (T, B)),
+        recurrent_mask=(recurrent_mask, (B, H)),
+    )
+    return x, as_float(h0, dt), as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(
+        bias, dt
+    )
+
+
+def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activation, store):
+    act = _code(activation)
+    x, h0, kernel, U, bias = _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask,
+                                      recurrent_mask)  # fmt: skip
+    dt = x.dtype
+    T, B, D = x.shape
+    H = h0.shape[-1]
+    xw = (x.reshape(T * B, D) @ kernel + bias).reshape(T, B, H)  # one GEMM for all steps
+    n = T if store else 1
+    y = np.empty((n, B, H), dtype=dt)
+    h_in = np.empty((n, B, H), dtype=dt)
+    hs = np.empty((T, B, H), dtype=dt)
+    m, has_m = bool_or_dummy(mask)
+    rm, has_rm = float_or_dummy(recurrent_mask, dt)
+    u = np.empty((B, H), dtype=dt)
+    _rnn_forward_loop(xw, h0, U, act, m, has_m, rm, has_rm, y, h_in, hs, u, store)
+    h_T = hs[T - 1].copy() if T > 0 else h0.copy()
+    return x, kernel, U, y, h_in, hs, h_T
+
+
+def rnn_forward(
+    x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh"
+):
+    """Run the RNN over ``x (T, B, D)``; returns ``(hs (T, B, H), h_T (B, H), cache)``."""
+    x, kernel, U, y, h_in, hs, h_T = _run(
+        "rnn_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activation,
+        True,
+    )  # fmt: skip
+    cache = RNNCache(x, kernel, U, y, h_in, mask, recurrent_mask, activation)
+    return hs, h_T, cache
+
+
+def rnn_infer(x, h0, kernel, recurrent_kernel, bias, mask=None, activation="tanh"):
+    """Inference only: :func:`rnn_forward` without the cache. Returns ``(hs, h_T)``."""
+    *_, hs, h_T = _run(
+        "rnn_infer", x, h0, kernel, recurrent_kernel, bias, mask, None, activation, False
+    )
+    return hs, h_T
+
+
+def rnn_step(x_t, h, kernel, recurrent_kernel, bias, activation="tanh"):
+    """One time step for streaming inference: ``(B, D), (B, H) -> h (B, H)``."""
+    return rnn_infer(np.asarray(x_t)[None], h, kernel, recurrent_kernel, bias,
+                     activation=activation)[1]  # fmt: skip
+
+
+def rnn_backward(dhs, dh_T, cache: RNNCache):
+    """BPTT through :func:`rnn_forward` (or the reference's forward: same cache).
+
+    Returns a dict of fresh arrays: ``x, h0, kernel, recurrent_kernel, bias``.
+    """
+    x, kernel, U, y, h_in, mask, rmask, activation = cache
+    act = _code(activation)
+    dt = y.dtype
+    T, B, D = x.shape
+    H = y.shape[-1]
+    check_shapes("rnn_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)))
+    x, kernel, U, y, h_in = (as_float(a, dt) for a in (x, kernel, U, y, h_in))
+    dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, order="C")
+    has_dhs = dhs is not None
+    dhs_ = as_float(dhs, dt) if has_dhs else np.zeros((1, 1, 1), dt)
+    m, has_m = bool_or_dummy(mask)
+    rm, has_rm = float_or_dummy(rmask, dt)
+    dz = np.empty((T, B, H), dtype=dt)
+    UT = np.ascontiguousarray(U.T)
+    dh_prev = np.empty((B, H), dtype=dt)
+    _rnn_backward_loop(dhs_, has_dhs, dh, UT, y, act, m, has_m, rm, has_rm, dz, dh_prev)
+    dz2 = dz.reshape(T * B, H)
+    return {
+        "x": (dz2 @ kernel.T).reshape(x.shape),
+        "h0": dh,
+        "kernel": x.reshape(T * B, D).T @ dz2,
+        "recurrent_kernel": h_in.reshape(T * B, H).T @ dz2,
+        "bias": dz2.sum(axis=0),
+    }

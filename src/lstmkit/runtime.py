@@ -1,0 +1,179 @@
+"""Inference of a saved lstmkit model with NumPy alone: ``load``, ``predict``, ``step``, ``reset``.
+
+::
+
+    from lstmkit import runtime
+    rt = runtime.load("model.lstmkit")
+    y = rt.predict(x)                      # == Sequential.predict(x)
+    for x_t in stream:                     # x_t (batch, features)
+        y_t, _ = rt.step(x_t)              # carries the state between calls
+    rt.reset()                             # start a new stream (and clear stateful layers)
+
+What is imported: NumPy, the standard library, ``lstmkit.layers`` and ``lstmkit.ops`` (the same
+step/forward functions the full model runs, so the numbers are the same by construction) and
+:mod:`lstmkit._safetensors_np` to read the file. Not imported: the trainer
+(``lstmkit.models``, losses, optimizers, callbacks), the safetensors package, tqdm, matplotlib,
+torch, onnx. ``tests/test_runtime.py`` checks this in a fresh interpreter.
+
+The file is validated as strictly as :func:`lstmkit.saving.load_model` validates it: the
+safetensors header (offsets, dtypes, sizes), the lstmkit format and version, and every weight key
+and shape against the architecture, with all mismatches listed in one error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from . import saving
+from ._safetensors_np import SafetensorsError, load_file_with_metadata
+from .layers import Bidirectional, Embedding, Masking, deserialize
+from .layers.base import fmt_shape
+
+__all__ = ["RuntimeModel", "load"]
+
+
+class RuntimeModel:
+    """A loaded model for inference: the layers of the saved ``Sequential`` and nothing else."""
+
+    def __init__(self, layers, input_shape, name="model", metadata=None):
+        self.layers = list(layers)
+        self.input_shape = tuple(input_shape)
+        self.name = name
+        self.metadata = metadata or {}
+        self.state = None  # the carried streaming state: one entry per layer
+        shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+            shape = shape[0] if isinstance(shape, list) else shape
+        self.output_shape = shape
+
+    @property
+    def params(self) -> dict:
+        """Dotted name -> parameter array, as in ``Sequential.params``."""
+        return {f"{la.name}.{r}": p for la in self.layers for r, p in la.params.items()}
+
+    def _check(self, x, expected, arg):
+        x = x if isinstance(x, np.ndarray) else np.asarray(x)
+        ok = x.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
+        if not ok:
+            raise ValueError(
+                f"{self.name}: argument '{arg}' must have shape {fmt_shape(expected)}; got {x.shape}"
+            )
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise ValueError(f"{self.name}: argument '{arg}' contains NaN or Inf")
+        return x
+
+    def predict(self, x, mask=None, batch_size=None):
+        """Outputs for ``x (batch,) + input_shape`` (token ids for an Embedding model).
+
+        Equals ``Sequential.predict``; stateful layers carry their state from one call to the
+        next (see :meth:`reset`). ``batch_size`` splits a large batch to bound memory.
+        """
+        x = self._check(x, (None,) + self.input_shape, "x")
+        if batch_size is not None and len(x) > batch_size:
+            parts = [
+                self.predict(
+                    x[i : i + batch_size], None if mask is None else mask[i : i + batch_size]
+                )
+                for i in range(0, len(x), batch_size)
+            ]
+            if isinstance(parts[0], list):
+                return [np.concatenate(p) for p in zip(*parts)]
+            return np.concatenate(parts)
+        for layer in self.layers:
+            y, _ = layer.forward(x, mask=mask)  # the cache is dropped at once
+            mask = layer.compute_mask(x, mask)
+            x = y
+        return x
+
+    def step(self, x_t, state=None):
+        """Feed one time step ``x_t (batch, features)`` (ids ``(batch,)`` for an Embedding model).
+
+        Returns ``(y_t, state)``. With ``state=None`` the model continues from the state it
+        carries (zeros after :func:`load` or :meth:`reset`); passing a state returned earlier
+        resumes from it. The returned state is also kept as the carried one. Equal to
+        ``Sequential.step`` and to the full-sequence forward at every step.
+        """
+        for layer in self.layers:
+            if isinstance(layer, (Bidirectional, Masking)):
+                raise ValueError(
+                    f"{self.name}.step: layer {layer.name!r} ({type(layer).__name__}) needs the "
+                    "whole sequence and cannot stream"
+                )
+        per_step = self.input_shape[1:]
+        x = self._check(x_t, (None,) + per_step, "x_t")
+        if not isinstance(self.layers[0], Embedding):
+            x = x.astype(self.layers[0].dtype, copy=False)
+        state = self.state if state is None else state
+        state = list(state) if state is not None else [None] * len(self.layers)
+        if len(state) != len(self.layers):
+            raise ValueError(
+                f"{self.name}.step: argument 'state' must have one entry per layer "
+                f"({len(self.layers)}); got {len(state)}"
+            )
+        new = []
+        for layer, s in zip(self.layers, state):
+            if hasattr(layer, "step"):
+                x, s = layer.step(x, s)  # lstmkit.ops.<cell>_step
+            else:
+                x, _ = layer.forward(x)
+            new.append(s)
+        self.state = new
+        return x, new
+
+    def reset(self):
+        """Forget the carried streaming state and every stateful layer's state."""
+        self.state = None
+        for layer in self.layers:
+            if hasattr(layer, "reset_states"):
+                layer.reset_states()
+
+    def __repr__(self):
+        names = ", ".join(f"{type(la).__name__}" for la in self.layers)
+        return f"<RuntimeModel {self.name!r}: {names}>"
+
+
+def load(path) -> RuntimeModel:
+    """Read a model file written by ``Sequential.save`` (the optimizer state is ignored)."""
+    path = os.fspath(path)
+    err = saving.ModelFileError
+    if not os.path.isfile(path):
+        raise err(f"runtime.load: argument 'path' must be an existing file; got {path!r}")
+    try:
+        tensors, meta = load_file_with_metadata(path)
+    except SafetensorsError as e:
+        raise err(f"runtime.load: {e}") from None
+    if meta.get("format") != saving.FORMAT:
+        raise err(f"runtime.load: {path!r} is not an lstmkit model file (format {meta.get('format')!r})")
+    if meta.get("format_version") != saving.FORMAT_VERSION:
+        raise err(
+            f"runtime.load: {path!r} has format version {meta.get('format_version')!r}; this "
+            f"lstmkit reads version {saving.FORMAT_VERSION}"
+        )
+    try:
+        spec = json.loads(meta.get("model", "null"))
+        metadata = json.loads(meta.get("metadata", "null")) or {}
+    except json.JSONDecodeError as e:
+        raise err(f"runtime.load: {path!r}: corrupt JSON in the header: {e}") from None
+    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential":
+        raise err(f"runtime.load: {path!r}: unsupported model description")
+    config = spec.get("config") or {}
+    if config.get("input_shape") is None:
+        raise err(f"runtime.load: {path!r}: the architecture has no input shape")
+    try:
+        layers = [deserialize(lc) for lc in config["layers"]]
+        shape = tuple(config["input_shape"])
+        rng = np.random.default_rng(0)  # initial values are overwritten; keep the global RNG
+        for layer in layers:
+            layer.build(shape, rng, config.get("dtype"))
+            shape = layer.compute_output_shape(shape)
+            shape = shape[0] if isinstance(shape, list) else shape
+    except (ValueError, TypeError, KeyError) as e:
+        raise err(f"runtime.load: {path!r}: invalid architecture: {e}") from None
+    model = RuntimeModel(layers, config["input_shape"], config.get("name", "model"), metadata)
+    weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
+    saving.assign_params(model.params, weights, source=repr(path))
+    return model
