@@ -171,7 +171,6 @@ def test_masks_made_by_masking_and_embedding_match_keras(cell, maker):
         x[1, 1] = 0.0  # a hole
         x[2, 0, 1:] = 0.0  # not all features zero: not masked
         below, k_below = Masking(0.0), keras.layers.Masking(0.0)
-        ours, theirs = recurrent_pair(cell, rng, return_sequences=True)
     else:
         x = np.array([[3, 1, 4, 0, 0], [5, 0, 2, 6, 0], [1, 2, 3, 4, 5]])
         below = Embedding(7, D, mask_zero=True, dtype="float32")
@@ -180,7 +179,7 @@ def test_masks_made_by_masking_and_embedding_match_keras(cell, maker):
         k_below = keras.layers.Embedding(7, D, mask_zero=True)
         k_below.build((None, T))
         k_below.set_weights(below.get_weights())
-        ours, theirs = recurrent_pair(cell, rng, return_sequences=True)
+    ours, theirs = recurrent_pair(cell, rng, return_sequences=True)
     k_mid = k_below(x)
     mid, _ = below.forward(x)
     mask = below.compute_mask(x, None)
@@ -249,10 +248,9 @@ def test_output_mask_is_keras(go_backwards):
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 def test_bidirectional_matches_keras(cell, merge_mode, return_sequences, mask_kind):
     """Merged outputs and the four (or two) final states, Keras order."""
-    return_state = True
     rng = np.random.default_rng(6)
     ours_cls, keras_cls, extra = CELLS[cell]
-    kw = dict(return_sequences=return_sequences, return_state=return_state, **extra)
+    kw = dict(return_sequences=return_sequences, return_state=True, **extra)
     ours = Bidirectional(ours_cls(H, dtype="float32", **kw), merge_mode=merge_mode)
     ours.build((T, D))
     randomize(ours, rng)
@@ -266,7 +264,7 @@ def test_bidirectional_matches_keras(cell, merge_mode, return_sequences, mask_ki
     k_y = to_numpy(theirs(x, mask=mask))
     assert_outputs_equal(y, k_y)
     if mask is not None and return_sequences and merge_mode == "concat":
-        out = y[0] if return_state else y
+        out = y[0]
         assert not out[~mask].any(), "zeros at masked steps inside Bidirectional"
         assert out[mask].all()
 
@@ -361,11 +359,13 @@ def test_fresh_bias_is_keras(cell, unit_forget_bias):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_fresh_kernels_follow_keras_initialisers(cell):
-    """glorot_uniform kernel and orthogonal recurrent kernel, drawn like Keras' own."""
+    """glorot_uniform kernel and orthogonal recurrent kernel, drawn like Keras' own. Both sides
+    are seeded so the statistics cannot flake; 6,144+ draws put the variance within 5% (4 SE)."""
     ours_cls, keras_cls, extra = CELLS[cell]
-    Dk, Hk = 48, 40
+    Dk, Hk = 96, 64
     ours = ours_cls(Hk, **extra)
-    ours.build((T, Dk))
+    ours.build((T, Dk), rng=np.random.default_rng(0))
+    keras.utils.set_random_seed(0)
     theirs = keras_cls(Hk, **extra)
     theirs.build((None, T, Dk))
     k_kernel, k_rec = theirs.get_weights()[:2]
@@ -374,8 +374,8 @@ def test_fresh_kernels_follow_keras_initialisers(cell):
     for who, kernel in (("keras", k_kernel), ("lstmkit", ours.params["kernel"])):
         assert kernel.shape == (Dk, G * Hk)
         assert np.abs(kernel).max() <= limit * (1 + 1e-6), who
-        assert np.abs(kernel).max() >= 0.98 * limit, who  # 7,680+ draws reach the bound
-        assert abs(kernel.var() / (limit**2 / 3) - 1) < 0.06, who
+        assert np.abs(kernel).max() >= 0.99 * limit, who  # so many draws reach the bound
+        assert abs(kernel.var() / (limit**2 / 3) - 1) < 0.05, who
         assert abs(kernel.mean()) < 0.05 * limit, who
     # Keras draws the recurrent kernel (H, G*H) as one orthogonal matrix: orthonormal rows
     for who, U in (("keras", k_rec), ("lstmkit", ours.params["recurrent_kernel"])):
@@ -387,7 +387,8 @@ def test_fresh_kernels_follow_keras_initialisers(cell):
 
 def test_fresh_embeddings_follow_keras_initialiser():
     ours = Embedding(500, 32)
-    ours.build((T,))
+    ours.build((T,), rng=np.random.default_rng(0))
+    keras.utils.set_random_seed(0)
     theirs = keras.layers.Embedding(500, 32)
     theirs.build((None, T))
     for who, w in (("keras", theirs.get_weights()[0]), ("lstmkit", ours.params["embeddings"])):
