@@ -50,17 +50,17 @@ def randomize(model, seed):
 
 def model_strategy(timesteps=None):
     return st.fixed_dictionaries(
-        dict(
-            cell=st.sampled_from(CELLS),
-            layers=st.integers(1, 2),
-            bidirectional=st.booleans(),
-            return_sequences=st.booleans(),
-            head=st.sampled_from([False, None, "tanh", "relu", "sigmoid"]),
-            units=st.integers(1, 5),
-            features=st.integers(1, 4),
-            timesteps=st.just(timesteps),
-            seed=st.integers(0, 2**31 - 1),
-        )
+        {
+            "cell": st.sampled_from(CELLS),
+            "layers": st.integers(1, 2),
+            "bidirectional": st.booleans(),
+            "return_sequences": st.booleans(),
+            "head": st.sampled_from([False, None, "tanh", "relu", "sigmoid"]),
+            "units": st.integers(1, 5),
+            "features": st.integers(1, 4),
+            "timesteps": st.just(timesteps),
+            "seed": st.integers(0, 2**31 - 1),
+        }
     )
 
 

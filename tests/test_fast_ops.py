@@ -4,6 +4,11 @@ The reference is itself checked against PyTorch and finite differences in ``test
 witness for every fast number is the reference run on the same inputs: outputs, final states and
 every gradient, in float64 (1e-12) and float32 (1e-6), relative to the array's largest magnitude
 when that exceeds 1 (float32 sums of many terms cannot agree better than a few ulp of their size).
+
+In float32 the reference has rounding errors of its own, and where gates saturate BPTT amplifies
+them (``1 - y*y`` for ``y`` near 1 keeps few significant bits), so two correct float32
+implementations can differ by more than 1e-6. The float32 bound is therefore 1e-6 plus twice the
+reference's own float32 error, measured against the reference run in float64 on the same inputs.
 Caches are interchangeable: the reference backward consumes a fast cache and vice versa.
 """
 
@@ -46,13 +51,19 @@ SMALLEST = dict(T=1, B=1, D=1, H=1, dtype=np.float32, mask=None, rmask=False, se
 FEW = settings(max_examples=40, deadline=None)
 
 
-def close(fast_value, ref_value, dtype, what):
+def max_diff(a, b) -> float:
+    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max(initial=0))
+
+
+def close(fast_value, ref_value, dtype, what, ref_own_error=0.0):
+    """``ref_own_error``: how far the float32 reference is from the float64 one (see above)."""
     fast_value, ref_value = np.asarray(fast_value), np.asarray(ref_value)
     assert fast_value.shape == ref_value.shape, what
     assert fast_value.dtype == ref_value.dtype, what
     scale = max(1.0, float(np.abs(ref_value).max(initial=0)))
-    err = float(np.abs(fast_value.astype(np.float64) - ref_value).max(initial=0)) / scale
-    assert err <= TOL[dtype], f"{what}: scaled error {err:.3g} > {TOL[dtype]}"
+    tol = TOL[dtype] + 2 * ref_own_error / scale
+    err = max_diff(fast_value, ref_value) / scale
+    assert err <= tol, f"{what}: scaled error {err:.3g} > {tol:.3g}"
 
 
 def problem(cell, T, B, D, H, dtype, mask, rmask, seed):
@@ -115,20 +126,25 @@ def test_fast_matches_reference(cell, T, B, D, H, dtype, mask, rmask, seed):
     args, grads = problem(base, T, B, D, H, dtype, mask, rmask, seed)
     ref_out, ref_cache = run(REF[base], base, args, kw, grads)
     fast_out, fast_cache = run(fast, base, args, kw, grads)
+    own = dict.fromkeys(ref_out, 0.0)
+    if dtype == np.float32:
+        wide = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in args.items()}
+        ref64, _ = run(REF[base], base, wide, kw, [g.astype(np.float64) for g in grads])
+        own = {k: max_diff(ref_out[k], ref64[k]) for k in ref_out}
     assert set(fast_out) == set(ref_out)
     for k in ref_out:
-        close(fast_out[k], ref_out[k], dtype, f"{cell} {k}")
+        close(fast_out[k], ref_out[k], dtype, f"{cell} {k}", own[k])
     # Same cache type and contents, so the two backwards are interchangeable.
     assert type(fast_cache) is type(ref_cache)
     for field, a, b in zip(ref_cache._fields, fast_cache, ref_cache):
         if isinstance(b, np.ndarray) and b.dtype.kind == "f":
-            close(a, b, dtype, f"{cell} cache.{field}")
+            close(a, b, dtype, f"{cell} cache.{field}", max(own.values()))
         else:
             assert a is b or np.array_equal(a, b), f"{cell} cache.{field}"
     for mod, cache in ((REF[base], fast_cache), (fast, ref_cache)):
         g = backward_of(mod, base, cache, grads)
         for k in g:
-            close(g[k], ref_out[k], dtype, f"{cell} {k} from the other backend's cache")
+            close(g[k], ref_out[k], dtype, f"{cell} {k} from the other backend's cache", own[k])
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -153,6 +169,23 @@ def test_infer_and_step_match_reference(cell, T, B, D, H, dtype, mask, rmask, se
     got = getattr(fast, f"{base}_step")(*step_args, **kw)
     for w, g in zip(*(((v,) if base != "lstm" else v) for v in (want, got))):
         close(g, w, dtype, f"{cell} step")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_relu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pipelined_backward_matches_reference(cell, dtype, monkeypatch):
+    # Long sequences overlap the weight-gradient GEMMs with the loop, chunk by chunk; force that
+    # path on a small problem (it normally starts at benchmark-sized ones).
+    from lstmkit.ops.fast import common
+
+    monkeypatch.setattr(common, "PIPELINE_MIN_MACS", 0)
+    assert len(common.pipeline_chunks(37, 1.0)) > 1 or (os.cpu_count() or 1) < 2
+    base, kw = split(cell)
+    args, grads = problem(base, 37, 3, 4, 5, dtype, "ragged", True, 7)
+    ref_out, _ = run(REF[base], base, args, kw, grads)
+    fast_out, _ = run(fast, base, args, kw, grads)
+    for k in ref_out:
+        close(fast_out[k], ref_out[k], dtype, f"{cell} {k}", 1e-6 if dtype == np.float32 else 0)
 
 
 def test_no_upstream_gradients_and_empty_sequence():
@@ -188,15 +221,16 @@ def test_rnn_unknown_activation_is_the_reference_error():
 
 def test_tanh32_accuracy():
     """The float32 rational tanh against float64 tanh over [-10, 10] at spacing 2**-16 (~1.3M
-    points) plus every binade down to 2**-59: max absolute error < 4e-7 (measured 3.6e-7 at
-    x = -5.92, about 6 float32 ulp at 1; float32 ``np.tanh`` itself is off by up to 6e-8), and a
-    relative error < 1e-6 where |x| < 1."""
+    points) plus every binade down to 2**-59: max absolute error below float32 ``np.tanh``'s own
+    (measured 5.4e-8 vs 6.0e-8), relative error < 2 ulp where |x| < 1, and never outside [-1, 1]."""
     x = np.arange(-10, 10, 2.0**-16, dtype=np.float64).astype(np.float32)
     x = np.concatenate([x, np.float32(2.0) ** -np.arange(1, 60, dtype=np.float32)])
-    err = np.abs(tanh32_reference(x).astype(np.float64) - np.tanh(x.astype(np.float64)))
-    assert err.max() < 4e-7
+    exact = np.tanh(x.astype(np.float64))
+    err = np.abs(tanh32_reference(x).astype(np.float64) - exact)
+    np_err = np.abs(np.tanh(x).astype(np.float64) - exact)
+    assert err.max() < 6.0e-8 and err.max() <= np_err.max()
     small = (np.abs(x) < 1) & (x != 0)
-    assert (err[small] / np.abs(np.tanh(x[small].astype(np.float64)))).max() < 1e-6
+    assert (err[small] / np.abs(exact[small])).max() < 2 * 2.0**-23
     assert np.all(np.abs(tanh32_reference(x)) <= 1)
 
 

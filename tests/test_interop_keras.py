@@ -15,16 +15,17 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import example, given, settings  # noqa: E402
-from interop_models import build_model, inputs, model_strategy, randomize  # noqa: E402
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+
+from interop_models import build_model, inputs, model_strategy, randomize
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
 
-from lstmkit import LSTM, Dense, Sequential  # noqa: E402
-from lstmkit.interop.keras import from_keras, save_keras, to_keras  # noqa: E402
+from lstmkit import LSTM, Dense, Sequential
+from lstmkit.interop.keras import from_keras, save_keras, to_keras
 
 TOL = 1e-5
 L = keras.layers
@@ -48,10 +49,10 @@ def randomize_keras(km, seed):
     return km
 
 
-EDGE = dict(
-    cell="gru", layers=2, bidirectional=True, return_sequences=True, head="relu", units=2,
-    features=3, timesteps=None, seed=1,
-)  # fmt: skip
+EDGE = {
+    "cell": "gru", "layers": 2, "bidirectional": True, "return_sequences": True, "head": "relu", "units": 2,
+    "features": 3, "timesteps": None, "seed": 1,
+}  # fmt: skip
 
 
 @settings(max_examples=10, deadline=None)

@@ -20,13 +20,14 @@ import argparse
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
+
 from interop_models import build_model, inputs, model_strategy, randomize
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from lstmkit import GRU, LSTM, Bidirectional, Dense, Embedding, Masking, Sequential, SimpleRNN  # noqa: E402
-from lstmkit.interop.onnx import to_onnx  # noqa: E402
+from lstmkit import GRU, LSTM, Bidirectional, Dense, Embedding, Masking, Sequential, SimpleRNN
+from lstmkit.interop.onnx import to_onnx
 
 TOL = 1e-5
 
@@ -41,10 +42,10 @@ def ort_run(proto, x, **states):
     return session(proto).run(None, {"x": x, **states})
 
 
-EDGE = dict(
-    cell="lstm", layers=2, bidirectional=True, return_sequences=True, head="sigmoid", units=3,
-    features=2, timesteps=None, seed=0,
-)  # fmt: skip
+EDGE = {
+    "cell": "lstm", "layers": 2, "bidirectional": True, "return_sequences": True, "head": "sigmoid", "units": 3,
+    "features": 2, "timesteps": None, "seed": 0,
+}  # fmt: skip
 
 
 @settings(max_examples=25, deadline=None)
@@ -69,7 +70,9 @@ def test_round_trip_lstmkit_onnx_runtime(spec):
 def test_merge_modes_go_backwards_and_opsets(merge_mode, opset):
     model = Sequential(
         [
-            Bidirectional(LSTM(4, return_sequences=True), merge_mode=merge_mode, input_shape=(None, 3)),
+            Bidirectional(
+                LSTM(4, return_sequences=True), merge_mode=merge_mode, input_shape=(None, 3)
+            ),
             GRU(3, return_sequences=True, go_backwards=True),
             Bidirectional(SimpleRNN(2, return_sequences=False), merge_mode=merge_mode),
             Dense(2, activation="tanh"),

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import example, given, settings
-from interop_models import build_model, inputs, model_strategy, randomize
 from torch import nn
 
+from interop_models import build_model, inputs, model_strategy, randomize
 from lstmkit import GRU, LSTM, Dense, Embedding, Masking, Sequential
 from lstmkit.interop.torch import (
     from_state_dict,
@@ -37,10 +37,10 @@ from lstmkit.interop.torch import (
 )
 
 TOL = 1e-5
-EDGE = dict(
-    cell="lstm", layers=2, bidirectional=True, return_sequences=False, head="tanh", units=3,
-    features=2, timesteps=None, seed=0,
-)  # fmt: skip
+EDGE = {
+    "cell": "lstm", "layers": 2, "bidirectional": True, "return_sequences": False, "head": "tanh", "units": 3,
+    "features": 2, "timesteps": None, "seed": 0,
+}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +121,13 @@ def test_embedding_activation_dropout_sequential():
         out, _ = net[1](net[0](torch.from_numpy(ids)))
         expected = act(net[2](out[:, -1])).numpy()
     model = from_torch([*net, *act], input_shape=(7,))
-    assert [type(la).__name__ for la in model.layers] == ["Embedding", "GRU", "Dense", "Dense", "Dropout"]
+    assert [type(la).__name__ for la in model.layers] == [
+        "Embedding",
+        "GRU",
+        "Dense",
+        "Dense",
+        "Dropout",
+    ]
     assert model.layers[3].activation == "sigmoid"
     assert np.abs(model.predict(ids) - expected).max() <= TOL
     assert np.abs(run(to_torch(model), ids) - expected).max() <= TOL

@@ -338,22 +338,20 @@ def test_masking_gradient_matches_keras_autograd():
 # --- freshly built weights ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("unit_forget_bias", [True, False])
-@pytest.mark.parametrize("cell", CELLS)
-def test_fresh_bias_is_keras(cell, unit_forget_bias):
+@pytest.mark.parametrize(
+    "cell,kwargs",
+    [("lstm", {}), ("lstm", {"unit_forget_bias": False}), ("gru", {}), ("rnn_tanh", {})],
+)
+def test_fresh_bias_is_keras(cell, kwargs):
     ours_cls, keras_cls, extra = CELLS[cell]
-    if cell == "lstm":
-        extra = {**extra, "unit_forget_bias": unit_forget_bias}
-    elif not unit_forget_bias:
-        pytest.skip("unit_forget_bias is an LSTM argument")
-    ours = ours_cls(H, **extra)
+    ours = ours_cls(H, **extra, **kwargs)
     ours.build((T, D))
-    theirs = keras_cls(H, **extra)
+    theirs = keras_cls(H, **extra, **kwargs)
     theirs.build((None, T, D))
     np.testing.assert_array_equal(ours.params["bias"], to_numpy(theirs.get_weights()[2]))
-    if cell == "lstm":  # and, spelled out: 1 on the forget gate, 0 elsewhere
+    if cell == "lstm":  # and, spelled out: 1 on the forget gate (unit_forget_bias), 0 elsewhere
         expected = np.zeros(4 * H)
-        expected[H : 2 * H] = 1.0 if unit_forget_bias else 0.0
+        expected[H : 2 * H] = kwargs.get("unit_forget_bias", True)
         np.testing.assert_array_equal(ours.params["bias"], expected)
 
 

@@ -42,7 +42,7 @@ SIZES = {
     "seed": st.integers(0, 2**32 - 1),
 }
 EDGE = {"T": 1, "B": 1, "D": 1, "H": 1, "seed": 0}  # the smallest case is always run
-FEW = settings(max_examples=8, deadline=None)
+FEW = settings(max_examples=6, deadline=None)
 
 
 def n_states(cell):
@@ -76,7 +76,7 @@ def torch_reference(cell, blocks, x, init, dseq, dfinal, rng, bidirectional=Fals
     ``blocks``: lstmkit ``(kernel, recurrent_kernel, bias)`` per torch sub-layer in torch's order
     (l0, l0_reverse, l1, ...). ``init``/``dfinal``: one ``(L * dirs, B, H)`` array per state.
     ``dseq (B, T, dirs * H)`` is the upstream gradient on the sequence output.
-    Returns ``(outputs, finals, state_grads, param_grads per block)``.
+    Returns ``(outputs, final states, initial-state grads, dx, param grads per block)``.
     """
     dirs = 2 if bidirectional else 1
     L = len(blocks) // dirs
@@ -128,7 +128,7 @@ def close(a, b, dtype, what):
 
 
 def close_grads(ours, theirs, dtype, prefix=""):
-    assert set(ours) >= {prefix + k for k in theirs}
+    assert {k for k in ours if k.startswith(prefix)} == {prefix + k for k in theirs}
     for role, g in theirs.items():
         close(ours[prefix + role], g, dtype, prefix + role)
 

@@ -43,6 +43,12 @@ DTYPES = {
     "BOOL": np.dtype("bool"),
 }
 _CODES = {dt.newbyteorder("="): code for code, dt in DTYPES.items()}
+_RANK = {
+    c: i
+    for i, c in enumerate(
+        ["BOOL", "U8", "I8", "I16", "U16", "F16", "I32", "U32", "F32", "F64", "I64", "U64"]
+    )
+}
 
 #: the reference implementation's limit on the header size
 MAX_HEADER = 100_000_000
@@ -86,7 +92,9 @@ def _parse(path: str, blob: bytes):
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SafetensorsError(f"{where}: header is not valid UTF-8 JSON: {e}") from None
     if not isinstance(header, dict):
-        raise SafetensorsError(f"{where}: header must be a JSON object; got {type(header).__name__}")
+        raise SafetensorsError(
+            f"{where}: header must be a JSON object; got {type(header).__name__}"
+        )
     meta = header.pop("__metadata__", None)
     if meta is not None and not (
         isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())
@@ -208,15 +216,20 @@ def save_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
                 f"{sorted(str(d) for d in _CODES)}"
             )
         arrays[name] = (code, a)
-    # Like the reference writer: larger items first (keeps every tensor aligned), then by name.
-    order = sorted(arrays, key=lambda k: (-arrays[k][1].dtype.itemsize, k))
+    # The reference writer's order (its dtype enum, descending, then the name): larger items come
+    # first, which keeps every tensor aligned, and the bytes equal the library's.
+    order = sorted(arrays, key=lambda k: (-_RANK[arrays[k][0]], k))
     header, chunks, pos = {}, [], 0
     if metadata:
         header["__metadata__"] = dict(metadata)
     for name in order:
         code, a = arrays[name]
         data = np.ascontiguousarray(a, DTYPES[code]).tobytes()
-        header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [pos, pos + len(data)]}
+        header[name] = {
+            "dtype": code,
+            "shape": list(a.shape),
+            "data_offsets": [pos, pos + len(data)],
+        }
         chunks.append(data)
         pos += len(data)
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")

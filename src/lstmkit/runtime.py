@@ -34,6 +34,9 @@ from .layers.base import fmt_shape
 
 __all__ = ["RuntimeModel", "load"]
 
+#: layers that need the whole sequence at once: a backward direction, a mask over all steps
+_WHOLE_SEQUENCE = (Bidirectional, Masking)
+
 
 class RuntimeModel:
     """A loaded model for inference: the layers of the saved ``Sequential`` and nothing else."""
@@ -98,7 +101,7 @@ class RuntimeModel:
         ``Sequential.step`` and to the full-sequence forward at every step.
         """
         for layer in self.layers:
-            if isinstance(layer, (Bidirectional, Masking)):
+            if type(layer) in _WHOLE_SEQUENCE:
                 raise ValueError(
                     f"{self.name}.step: layer {layer.name!r} ({type(layer).__name__}) needs the "
                     "whole sequence and cannot stream"
@@ -147,7 +150,9 @@ def load(path) -> RuntimeModel:
     except SafetensorsError as e:
         raise err(f"runtime.load: {e}") from None
     if meta.get("format") != saving.FORMAT:
-        raise err(f"runtime.load: {path!r} is not an lstmkit model file (format {meta.get('format')!r})")
+        raise err(
+            f"runtime.load: {path!r} is not an lstmkit model file (format {meta.get('format')!r})"
+        )
     if meta.get("format_version") != saving.FORMAT_VERSION:
         raise err(
             f"runtime.load: {path!r} has format version {meta.get('format_version')!r}; this "

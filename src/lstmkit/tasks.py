@@ -59,8 +59,9 @@ def _rng(seed):
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _check(owner, n, T, min_T):
-    for arg, v, lo in (("n", n, 1), ("T", T, min_T)):
+def _check(owner, **args):
+    """``arg=(value, lowest allowed)`` for each int argument."""
+    for arg, (v, lo) in args.items():
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{owner}: argument '{arg}' must be an int >= {lo}; got {v!r}")
 
@@ -73,7 +74,7 @@ def _lengths(rng, n, T):
 def adding_problem(n, T, seed=None, dtype="float32") -> Batch:
     """``n`` adding-problem sequences of minimal length ``T`` (>= 12, so both marks lie before
     the last pair); ``y (n, 1)``."""
-    _check("adding_problem", n, T, 12)
+    _check("adding_problem", n=(n, 1), T=(T, 12))
     rng = _rng(seed)
     lengths, mask = _lengths(rng, n, T)
     rows = np.arange(n)
@@ -104,7 +105,7 @@ def adding_correct(y_true, y_pred, tolerance=ADDING_TOLERANCE) -> np.ndarray:
 def temporal_order(n, T=100, seed=None, dtype="float32") -> Batch:
     """``n`` temporal-order sequences (2 relevant symbols) of minimal length ``T`` (>= 10);
     ``y (n,)`` class ids 0..3 (XX, XY, YX, YY)."""
-    _check("temporal_order", n, T, 10)
+    _check("temporal_order", n=(n, 1), T=(T, 10))
     rng = _rng(seed)
     lengths, mask = _lengths(rng, n, T)
     rows = np.arange(n)
@@ -124,8 +125,8 @@ def temporal_order(n, T=100, seed=None, dtype="float32") -> Batch:
 def copy_memory(n, delay, n_symbols=8, n_recall=10, seed=None, dtype="float32") -> Batch:
     """``n`` copy-task sequences of length ``delay + 2 n_recall`` (all the same length);
     ``y (n, T)`` class ids, blank (``n_symbols``) except the last ``n_recall`` steps."""
-    _check("copy_memory", n, delay, 1)
-    _check("copy_memory", n_symbols, n_recall, 1)
+    _check("copy_memory", n=(n, 1), delay=(delay, 1), n_symbols=(n_symbols, 2),
+           n_recall=(n_recall, 1))  # fmt: skip
     rng = _rng(seed)
     T = delay + 2 * n_recall
     symbols = rng.integers(0, n_symbols, size=(n, n_recall))

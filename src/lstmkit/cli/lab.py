@@ -73,6 +73,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_compare)
 
 
+def _log(line):
+    print(line, flush=True)  # progress shows up in log files of long runs
+
+
 def _config_kwargs(args):
     return dict(
         length=args.length, units=args.units, forget_bias=args.forget_bias,
@@ -86,7 +90,7 @@ def _run(args) -> int:
     from ..apps.lab import LabConfig, run, save_result
 
     cfg = LabConfig(task=args.task, cell=args.cell, seed=args.seed, **_config_kwargs(args))
-    result = run(cfg, log=None if args.quiet else print)
+    result = run(cfg, log=None if args.quiet else _log)
     print(result.summary())
     jpath, ppath = save_result(result, args.out)
     print(f"wrote {jpath}" + (f" and {ppath}" if ppath else ""))
@@ -100,7 +104,7 @@ def _compare(args) -> int:
     if bad:
         raise ValueError(f"argument '--cells' must name cells from {list(CELLS)}; got {bad}")
     results = compare(
-        args.task, args.cells, args.seeds, log=None if args.quiet else print, out_dir=args.out,
+        args.task, args.cells, args.seeds, log=None if args.quiet else _log, out_dir=args.out,
         **_config_kwargs(args),
     )
     print(format_table(results))

@@ -43,9 +43,12 @@ def _import_keras():
     import importlib.util
     import sys
 
-    if "keras" not in sys.modules and "KERAS_BACKEND" not in os.environ:
-        if not any(importlib.util.find_spec(m) for m in ("tensorflow", "jax")):
-            os.environ["KERAS_BACKEND"] = "torch"
+    if (
+        "keras" not in sys.modules
+        and "KERAS_BACKEND" not in os.environ
+        and not any(importlib.util.find_spec(m) for m in ("tensorflow", "jax"))
+    ):
+        os.environ["KERAS_BACKEND"] = "torch"
     import keras
 
     return keras
@@ -79,17 +82,17 @@ def _activation(cfg, key, allowed, who):
 def _recurrent_from_config(class_name, cfg):
     from ..layers import GRU, LSTM, SimpleRNN
 
-    kw = dict(
-        units=cfg["units"],
-        return_sequences=cfg.get("return_sequences", False),
-        return_state=cfg.get("return_state", False),
-        go_backwards=cfg.get("go_backwards", False),
-        stateful=cfg.get("stateful", False),
-        dropout=cfg.get("dropout", 0.0),
-        recurrent_dropout=cfg.get("recurrent_dropout", 0.0),
-        name=cfg.get("name"),
-        dtype=_dtype(cfg),
-    )
+    kw = {
+        "units": cfg["units"],
+        "return_sequences": cfg.get("return_sequences", False),
+        "return_state": cfg.get("return_state", False),
+        "go_backwards": cfg.get("go_backwards", False),
+        "stateful": cfg.get("stateful", False),
+        "dropout": cfg.get("dropout", 0.0),
+        "recurrent_dropout": cfg.get("recurrent_dropout", 0.0),
+        "name": cfg.get("name"),
+        "dtype": _dtype(cfg),
+    }
     if cfg.get("zero_output_for_mask"):
         kw["zero_output_for_mask"] = True
     if class_name == "SimpleRNN":
@@ -133,7 +136,10 @@ def _layer_from_config(spec):
             if not mirror:  # a genuinely different backward layer
                 bwd = _layer_from_config(bspec)
         return Bidirectional(
-            fwd, merge_mode=cfg.get("merge_mode", "concat"), backward_layer=bwd, name=cfg.get("name")
+            fwd,
+            merge_mode=cfg.get("merge_mode", "concat"),
+            backward_layer=bwd,
+            name=cfg.get("name"),
         )
     if name == "Dense":
         return Dense(
@@ -173,7 +179,9 @@ def _input_shape(config: dict, build_config=None):
     layers = config.get("layers", [])
     if layers and layers[0].get("build_config", {}).get("input_shape"):
         return tuple(layers[0]["build_config"]["input_shape"][1:])
-    raise ValueError("from_keras: the Keras model has no input shape (build it or give keras.Input)")
+    raise ValueError(
+        "from_keras: the Keras model has no input shape (build it or give keras.Input)"
+    )
 
 
 def _model_from_config(config: dict, build_config=None):
@@ -182,7 +190,9 @@ def _model_from_config(config: dict, build_config=None):
     specs = [s for s in config.get("layers", []) if s.get("class_name") != "InputLayer"]
     layers = [_layer_from_config(s) for s in specs]
     dtypes = {la.dtype for la in layers if la.dtype}
-    model = Sequential(layers, name=config.get("name"), dtype="float64" if "float64" in dtypes else None)
+    model = Sequential(
+        layers, name=config.get("name"), dtype="float64" if "float64" in dtypes else None
+    )
     model.build(_input_shape(config, build_config))
     return model
 
@@ -219,7 +229,9 @@ def _set_layer_weights(model, per_layer: dict):
         except ValueError as e:
             problems.append(str(e))
     if problems:
-        raise ValueError("from_keras: weights do not match the architecture: " + "; ".join(problems))
+        raise ValueError(
+            "from_keras: weights do not match the architecture: " + "; ".join(problems)
+        )
 
 
 # -- .keras files ----------------------------------------------------------------------------
@@ -272,7 +284,7 @@ def _load_keras_file(path):
         import h5py
 
         with h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r") as f:
-            groups = f["layers"] if "layers" in f else {}
+            groups = f.get("layers", {})
             per_layer, used = {}, {}
             for s in spec["config"]["layers"]:
                 if s["class_name"] == "InputLayer":
@@ -358,10 +370,14 @@ def _keras_layer(keras, layer):
             layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero, **kw
         )
     if isinstance(layer, Dropout):
-        return keras.layers.Dropout(layer.rate, noise_shape=layer.noise_shape, seed=layer.seed, **kw)
+        return keras.layers.Dropout(
+            layer.rate, noise_shape=layer.noise_shape, seed=layer.seed, **kw
+        )
     if isinstance(layer, Masking):
         return keras.layers.Masking(layer.mask_value, **kw)
-    raise ValueError(f"to_keras: layer {layer.name!r} ({type(layer).__name__}) has no Keras equivalent")
+    raise ValueError(
+        f"to_keras: layer {layer.name!r} ({type(layer).__name__}) has no Keras equivalent"
+    )
 
 
 def to_keras(model, *, batch_size=None):

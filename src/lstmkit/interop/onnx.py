@@ -70,7 +70,9 @@ class _Graph:
         """Reduce over ``axes``: an attribute before opset 18 (13 for ReduceSum), an input after."""
         input_from = 13 if op_type == "ReduceSum" else 18
         if self.opset >= input_from:
-            return self.op(op_type, [x, self.const("axes", np.array(axes, np.int64))], keepdims=keepdims)
+            return self.op(
+                op_type, [x, self.const("axes", np.array(axes, np.int64))], keepdims=keepdims
+            )
         return self.op(op_type, [x], axes=list(axes), keepdims=keepdims)
 
     def squeeze(self, x, axis):
@@ -105,7 +107,9 @@ def _rnn_weights(layers, cell):
         b_in, b_rec = gates.split_bias(p["bias"], cell)
         W.append(gates.to_rows(p["kernel"], cell, ONNX))
         R.append(gates.to_rows(p["recurrent_kernel"], cell, ONNX))
-        B.append(np.concatenate([gates.to_vector(b_in, cell, ONNX), gates.to_vector(b_rec, cell, ONNX)]))
+        B.append(
+            np.concatenate([gates.to_vector(b_in, cell, ONNX), gates.to_vector(b_rec, cell, ONNX)])
+        )
     return [np.stack(a).astype(np.float32) for a in (W, R, B)]
 
 
@@ -124,7 +128,9 @@ def _recurrent(g, layer, x, lens, mask_tb, streaming, state_io):
                 "copy of the same kind and size"
             )
         if getattr(fwd, "activation", None) != getattr(bwd, "activation", None):
-            raise ValueError(f"to_onnx: Bidirectional {layer.name!r}: directions differ in activation")
+            raise ValueError(
+                f"to_onnx: Bidirectional {layer.name!r}: directions differ in activation"
+            )
         inner, parts, direction = fwd, [fwd, bwd], "bidirectional"
     else:
         inner, parts = layer, [layer]
@@ -133,7 +139,12 @@ def _recurrent(g, layer, x, lens, mask_tb, streaming, state_io):
         raise ValueError(f"to_onnx: layer {layer.name!r} has return_state=True; not supported")
     cell, H, dirs = gates.cell_of(inner), inner.units, len(parts)
     W, R, B = _rnn_weights(parts, cell)
-    inputs = [x, g.const(f"{layer.name}.W", W), g.const(f"{layer.name}.R", R), g.const(f"{layer.name}.B", B)]
+    inputs = [
+        x,
+        g.const(f"{layer.name}.W", W),
+        g.const(f"{layer.name}.R", R),
+        g.const(f"{layer.name}.B", B),
+    ]
     inputs.append(lens or "")
     n_state = 2 if cell == "lstm" else 1
     if streaming:
@@ -141,7 +152,7 @@ def _recurrent(g, layer, x, lens, mask_tb, streaming, state_io):
             name = f"{layer.name}.{s}0"
             state_io["inputs"].append((name, dirs, H))
             inputs.append(name)
-    attrs = dict(hidden_size=H, direction=direction)
+    attrs = {"hidden_size": H, "direction": direction}
     if cell == "lstm":
         op_type = "LSTM"
     elif cell == "gru":
@@ -209,7 +220,9 @@ def to_onnx(model, path=None, *, opset=17, streaming=False):
     in_shape = ["batch", "time"] + ([] if ids_input else [int(model.input_shape[-1])])
     x = "x"
     g.inputs.append(
-        helper.make_tensor_value_info(x, TensorProto.INT64 if ids_input else TensorProto.FLOAT, in_shape)
+        helper.make_tensor_value_info(
+            x, TensorProto.INT64 if ids_input else TensorProto.FLOAT, in_shape
+        )
     )
     layout = "batch"  # "batch" (B, T, F), "time" (T, B, F) or "vector" (B, F)
     lens = mask_tb = None
@@ -226,9 +239,20 @@ def to_onnx(model, path=None, *, opset=17, streaming=False):
         if isinstance(layer, Embedding):
             if layer is not first:
                 raise ValueError("to_onnx: an Embedding must be the first layer")
-            x = g.op("Gather", [g.const(f"{layer.name}.embeddings", layer.params["embeddings"].astype(np.float32)), x], axis=0)
+            x = g.op(
+                "Gather",
+                [
+                    g.const(
+                        f"{layer.name}.embeddings", layer.params["embeddings"].astype(np.float32)
+                    ),
+                    x,
+                ],
+                axis=0,
+            )
             if layer.mask_zero:
-                set_mask(g.op("Not", [g.op("Equal", [ "x", g.const("zero", np.array(0, np.int64))])]))
+                set_mask(
+                    g.op("Not", [g.op("Equal", ["x", g.const("zero", np.array(0, np.int64))])])
+                )
             continue
         if isinstance(layer, Masking):
             if layout != "batch":
@@ -251,7 +275,10 @@ def to_onnx(model, path=None, *, opset=17, streaming=False):
             else:
                 x = g.op("MatMul", [x, k])
                 if layer.use_bias:
-                    x = g.op("Add", [x, g.const(f"{layer.name}.bias", layer.params["bias"].astype(np.float32))])
+                    x = g.op(
+                        "Add",
+                        [x, g.const(f"{layer.name}.bias", layer.params["bias"].astype(np.float32))],
+                    )
             act = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}.get(layer.activation)
             if act:
                 x = g.op(act, [x])

@@ -156,8 +156,10 @@ class Bidirectional(Layer):
 
     def backward_with_state(self, dy, cache):
         if self.return_state:
-            k = 2 if self.merge_mode is None else 1
-            dout, dstates = (dy[:k] if k == 2 else dy[0]), list(dy[k:])
+            if self.merge_mode is None:  # flat (dy_fwd, dy_bwd, *dstates), as forward returns
+                dout, dstates = list(dy[:2]), list(dy[2:])
+            else:
+                dout, *dstates = dy
         else:
             dout, dstates = dy, []
         dyf, dyb = self._unmerge(dout, cache)

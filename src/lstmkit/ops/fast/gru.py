@@ -19,7 +19,14 @@ from numba import njit
 
 from ..gru import GRUCache
 from .activations import one_, sigmoid_, tanh_
-from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy
+from .common import (
+    as_float,
+    bool_or_dummy,
+    check_shapes,
+    float_or_dummy,
+    pipeline_chunks,
+    run_pipelined,
+)
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -76,13 +83,14 @@ def _gru_infer_loop(xw, h0, U, bu, mask, has_mask, u, g, hun, hs):
 
 
 @njit(**_JIT)
-def _gru_backward_loop(dhs, has_dhs, dh, UT, gates, hu_n, h, mask, has_mask, rmask, has_rmask,
-                       dxw, dhu, blend, dh_prev):  # fmt: skip
-    """dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dxw, dhu (T, B, 3H)."""
-    T, B, _ = gates.shape
+def _gru_backward_loop(t0, t1, dhs, has_dhs, dh, UT, gates, hu_n, h, mask, has_mask, rmask,
+                       has_rmask, dxw, dhu, blend, dh_prev):  # fmt: skip
+    """BPTT over steps t1-1 down to t0; dh (B, H) holds dL/dh_{t1} on entry and dL/dh_{t0} on
+    exit; fills dxw[t0:t1], dhu[t0:t1] (B, 3H each)."""
+    B = gates.shape[1]
     H = dh.shape[1]
     one = one_(dh)
-    for t in range(T - 1, -1, -1):
+    for t in range(t1 - 1, t0 - 1, -1):
         for b in range(B):
             dhr = dh[b]
             if has_dhs:
@@ -213,15 +221,24 @@ def gru_backward(dhs, dh_T, cache: GRUCache):
     UT = np.ascontiguousarray(U.T)  # (3H, H)
     blend = np.empty((B, H), dtype=dt)
     dh_prev = np.empty((B, H), dtype=dt)
-    _gru_backward_loop(
-        dhs_, has_dhs, dh, UT, gates, hu_n, h, m, has_m, rm, has_rm, dxw, dhu, blend, dh_prev
-    )
-    dxw2 = dxw.reshape(T * B, 3 * H)
-    dhu2 = dhu.reshape(T * B, 3 * H)
-    return {
-        "x": (dxw2 @ kernel.T).reshape(x.shape),
-        "h0": dh,
-        "kernel": x.reshape(T * B, D).T @ dxw2,
-        "recurrent_kernel": h_in.reshape(T * B, H).T @ dhu2,
-        "bias": np.stack([dxw2.sum(axis=0), dhu2.sum(axis=0)]),
-    }
+    dx = np.empty_like(x)
+    dW = np.zeros((D, 3 * H), dtype=dt)
+    dU = np.zeros((H, 3 * H), dtype=dt)
+    db = np.zeros((2, 3 * H), dtype=dt)
+
+    def loop_chunk(t0, t1):
+        _gru_backward_loop(t0, t1, dhs_, has_dhs, dh, UT, gates, hu_n, h, m, has_m, rm, has_rm,
+                           dxw, dhu, blend, dh_prev)  # fmt: skip
+
+    def grads_chunk(t0, t1):  # this chunk's share of the weight gradients: big GEMMs
+        n = (t1 - t0) * B
+        dxc = dxw[t0:t1].reshape(n, 3 * H)
+        duc = dhu[t0:t1].reshape(n, 3 * H)
+        dx[t0:t1] = (dxc @ kernel.T).reshape(t1 - t0, B, D)
+        np.add(dW, x[t0:t1].reshape(n, D).T @ dxc, out=dW)
+        np.add(dU, h_in[t0:t1].reshape(n, H).T @ duc, out=dU)
+        np.add(db[0], dxc.sum(axis=0), out=db[0])
+        np.add(db[1], duc.sum(axis=0), out=db[1])
+
+    run_pipelined(pipeline_chunks(T, T * B * 3 * H * (2 * D + H)), loop_chunk, grads_chunk)
+    return {"x": dx, "h0": dh, "kernel": dW, "recurrent_kernel": dU, "bias": db}

@@ -273,10 +273,10 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
     def grads_chunk(t0, t1):  # this chunk's share of the weight gradients: big GEMMs
         n = (t1 - t0) * B
         dzc = dz[t0:t1].reshape(n, 4 * H)
-        np.matmul(dzc, kernel.T, out=dx[t0:t1].reshape(n, D))
-        dW.__iadd__(x[t0:t1].reshape(n, D).T @ dzc)
-        dU.__iadd__(h_in[t0:t1].reshape(n, H).T @ dzc)
-        db.__iadd__(dzc.sum(axis=0))
+        dx[t0:t1] = (dzc @ kernel.T).reshape(t1 - t0, B, D)
+        np.add(dW, x[t0:t1].reshape(n, D).T @ dzc, out=dW)
+        np.add(dU, h_in[t0:t1].reshape(n, H).T @ dzc, out=dU)
+        np.add(db, dzc.sum(axis=0), out=db)
 
     run_pipelined(pipeline_chunks(T, T * B * 4 * H * (2 * D + H)), loop_chunk, grads_chunk)
     return {"x": dx, "h0": dh, "c0": dc, "kernel": dW, "recurrent_kernel": dU, "bias": db}

@@ -17,7 +17,14 @@ from numba import njit
 from ..activations import get_activation
 from ..rnn import RNNCache
 from .activations import one_, sigmoid_, tanh_
-from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy
+from .common import (
+    as_float,
+    bool_or_dummy,
+    check_shapes,
+    float_or_dummy,
+    pipeline_chunks,
+    run_pipelined,
+)
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 _CODES = {"linear": 0, None: 0, "tanh": 1, "sigmoid": 2, "relu": 3}
@@ -74,13 +81,14 @@ def _rnn_forward_loop(xw, h0, U, act, mask, has_mask, rmask, has_rmask, y, h_in,
 
 
 @njit(**_JIT)
-def _rnn_backward_loop(dhs, has_dhs, dh, UT, y, act, mask, has_mask, rmask, has_rmask, dz,
-                       dh_prev):  # fmt: skip
-    """dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dz (T, B, H)."""
-    T, B, H = y.shape
+def _rnn_backward_loop(t0, t1, dhs, has_dhs, dh, UT, y, act, mask, has_mask, rmask, has_rmask,
+                       dz, dh_prev):  # fmt: skip
+    """BPTT over steps t1-1 down to t0; dh (B, H) holds dL/dh_{t1} on entry and dL/dh_{t0} on
+    exit; fills dz[t0:t1]."""
+    _, B, H = y.shape
     one = one_(dh)
     zero = one - one
-    for t in range(T - 1, -1, -1):
+    for t in range(t1 - 1, t0 - 1, -1):
         for b in range(B):
             dhr = dh[b]
             if has_dhs:
@@ -199,12 +207,22 @@ def rnn_backward(dhs, dh_T, cache: RNNCache):
     dz = np.empty((T, B, H), dtype=dt)
     UT = np.ascontiguousarray(U.T)
     dh_prev = np.empty((B, H), dtype=dt)
-    _rnn_backward_loop(dhs_, has_dhs, dh, UT, y, act, m, has_m, rm, has_rm, dz, dh_prev)
-    dz2 = dz.reshape(T * B, H)
-    return {
-        "x": (dz2 @ kernel.T).reshape(x.shape),
-        "h0": dh,
-        "kernel": x.reshape(T * B, D).T @ dz2,
-        "recurrent_kernel": h_in.reshape(T * B, H).T @ dz2,
-        "bias": dz2.sum(axis=0),
-    }
+    dx = np.empty_like(x)
+    dW = np.zeros((D, H), dtype=dt)
+    dU = np.zeros((H, H), dtype=dt)
+    db = np.zeros(H, dtype=dt)
+
+    def loop_chunk(t0, t1):
+        _rnn_backward_loop(t0, t1, dhs_, has_dhs, dh, UT, y, act, m, has_m, rm, has_rm, dz,
+                           dh_prev)  # fmt: skip
+
+    def grads_chunk(t0, t1):  # this chunk's share of the weight gradients: big GEMMs
+        n = (t1 - t0) * B
+        dzc = dz[t0:t1].reshape(n, H)
+        dx[t0:t1] = (dzc @ kernel.T).reshape(t1 - t0, B, D)
+        np.add(dW, x[t0:t1].reshape(n, D).T @ dzc, out=dW)
+        np.add(dU, h_in[t0:t1].reshape(n, H).T @ dzc, out=dU)
+        np.add(db, dzc.sum(axis=0), out=db)
+
+    run_pipelined(pipeline_chunks(T, T * B * H * (2 * D + H)), loop_chunk, grads_chunk)
+    return {"x": dx, "h0": dh, "kernel": dW, "recurrent_kernel": dU, "bias": db}
