@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export MPLBACKEND := Agg
 export KERAS_BACKEND := torch
+# One OpenBLAS thread for the demo and the tests (an environment setting wins): their matrices are
+# small, and with two threads per process on two busy cores (pytest -n 2, or other jobs) the
+# forecasting demo ran 10x slower (15-20 s against 1.5-2 s) with bit-identical results.
+demo test slow: export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: setup demo test lint slow bench clean
 

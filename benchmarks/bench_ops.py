@@ -16,9 +16,11 @@ round by round so a noisy neighbour hurts them all alike):
   under ``torch.no_grad()``, onnxruntime's ``LSTM`` operator (a one-node model built with
   ``onnx.helper``, weights as initializers).
 
-Threads: ``--threads N`` sets OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS before
-NumPy, SciPy (whose OpenBLAS numba's ``np.dot`` calls) or torch load, ``torch.set_num_threads(N)``
-and onnxruntime's ``intra_op_num_threads = N``: every contender gets the same N. Every result is
+Threads: ``--threads N`` sets OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS /
+LSTMKIT_NUM_THREADS before NumPy, SciPy (whose OpenBLAS numba's ``np.dot`` calls) or torch load,
+``torch.set_num_threads(N)`` and onnxruntime's ``intra_op_num_threads = N``: every contender gets
+the same N. (lstmkit spends them on batch rows: each thread runs the time loop for its slice of the
+batch with single-threaded BLAS; see ``lstmkit/ops/fast/common.py``.) Every result is
 checked against the reference before timing.
 """
 
@@ -51,7 +53,7 @@ def parse_args(argv=None):
 
 ARGS = parse_args() if __name__ == "__main__" else None
 if ARGS is not None:  # thread pools read these once, at library load: set them before any import
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "LSTMKIT_NUM_THREADS"):
         os.environ[var] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402

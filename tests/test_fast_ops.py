@@ -173,19 +173,23 @@ def test_infer_and_step_match_reference(cell, T, B, D, H, dtype, mask, rmask, se
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_relu"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_pipelined_backward_matches_reference(cell, dtype, monkeypatch):
-    # Long sequences overlap the weight-gradient GEMMs with the loop, chunk by chunk; force that
-    # path on a small problem (it normally starts at benchmark-sized ones).
+def test_rows_split_over_threads_match_reference(cell, dtype, monkeypatch):
+    # Big batches run their rows on several threads; force that on a small problem (it normally
+    # starts at benchmark sizes), with an odd number of rows and threads so slices are uneven.
     from lstmkit.ops.fast import common
 
-    monkeypatch.setattr(common, "PIPELINE_MIN_MACS", 0)
-    assert len(common.pipeline_chunks(37, 1.0)) > 1 or (os.cpu_count() or 1) < 2
+    monkeypatch.setattr(common, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(common, "_THREADS", 3)
+    assert common.row_slices(7, 1.0) == [(0, 2), (2, 5), (5, 7)]
     base, kw = split(cell)
-    args, grads = problem(base, 37, 3, 4, 5, dtype, "ragged", True, 7)
+    args, grads = problem(base, 9, 7, 4, 5, dtype, "holes", True, 7)
     ref_out, _ = run(REF[base], base, args, kw, grads)
     fast_out, _ = run(fast, base, args, kw, grads)
     for k in ref_out:
         close(fast_out[k], ref_out[k], dtype, f"{cell} {k}", 1e-6 if dtype == np.float32 else 0)
+    infer = getattr(fast, f"{base}_infer")(**{k: v for k, v in args.items() if k != "recurrent_mask"}, **kw)
+    ref_hs = getattr(REF[base], f"{base}_forward")(**{k: v for k, v in args.items() if k != "recurrent_mask"}, **kw)[0]
+    close(infer[0], ref_hs, dtype, f"{cell} infer", 1e-6 if dtype == np.float32 else 0)
 
 
 def test_no_upstream_gradients_and_empty_sequence():

@@ -34,25 +34,43 @@ from lstmkit.ops.lstm_variants import (
 VARIANTS = {"plain": Variant(), "cifg": Variant(cifg=True), "nofg": Variant(forget_gate=False)}
 
 
-def make_case(variant, T=4, B=3, D=3, H=2, seed=0, peephole=False, ln=False, zoneout=False,
-              mask=False, rmask=False, dtype=np.float64):  # fmt: skip
+def make_case(
+    variant,
+    T=4,
+    B=3,
+    D=3,
+    H=2,
+    seed=0,
+    peephole=False,
+    ln=False,
+    zoneout=False,
+    mask=False,
+    rmask=False,
+    dtype=np.float64,
+):
     rng = np.random.default_rng(seed)
     G = len(variant.gates)
 
     def r(*shape, scale=0.6):
         return (scale * rng.standard_normal(shape)).astype(dtype)
 
-    case = dict(
-        x=r(T, B, D, scale=1.0), h0=r(B, H), c0=r(B, H), kernel=r(D, G * H),
-        recurrent_kernel=r(H, G * H), bias=r(G * H),
-    )  # fmt: skip
+    case = {
+        "x": r(T, B, D, scale=1.0),
+        "h0": r(B, H),
+        "c0": r(B, H),
+        "kernel": r(D, G * H),
+        "recurrent_kernel": r(H, G * H),
+        "bias": r(G * H),
+    }
     if peephole:
         case["peephole"] = r(3, H)
     if ln:
         case.update(
-            ln_gamma_x=1 + r(G * H, scale=0.3), ln_gamma_h=1 + r(G * H, scale=0.3),
-            ln_gamma_c=1 + r(H, scale=0.3), ln_beta_c=r(H, scale=0.3),
-        )  # fmt: skip
+            ln_gamma_x=1 + r(G * H, scale=0.3),
+            ln_gamma_h=1 + r(G * H, scale=0.3),
+            ln_gamma_c=1 + r(H, scale=0.3),
+            ln_beta_c=r(H, scale=0.3),
+        )
     fixed = {"mask": None, "recurrent_mask": None, "zoneout": None}
     if mask:  # post-padded rows and a hole
         m = np.ones((T, B), bool)
@@ -72,10 +90,19 @@ def run(variant, case, fixed):
     if "ln_gamma_x" in case:
         ln = LNParams(case["ln_gamma_x"], case["ln_gamma_h"], case["ln_gamma_c"], case["ln_beta_c"])
     return lstm_variants_forward(
-        case["x"], case["h0"], case["c0"], case["kernel"], case["recurrent_kernel"], case["bias"],
-        fixed["mask"], fixed["recurrent_mask"], variant=variant, peephole=case.get("peephole"),
-        ln=ln, zoneout=fixed["zoneout"],
-    )  # fmt: skip
+        case["x"],
+        case["h0"],
+        case["c0"],
+        case["kernel"],
+        case["recurrent_kernel"],
+        case["bias"],
+        fixed["mask"],
+        fixed["recurrent_mask"],
+        variant=variant,
+        peephole=case.get("peephole"),
+        ln=ln,
+        zoneout=fixed["zoneout"],
+    )
 
 
 def scalar_loss(variant, case, fixed, upstream):
@@ -97,8 +124,15 @@ COMBOS = [
 @pytest.mark.parametrize("variant,peephole,ln,zoneout,mask,rmask", COMBOS)
 def test_finite_differences(variant, peephole, ln, zoneout, mask, rmask):
     v = VARIANTS[variant]
-    case, fixed, up = make_case(v, peephole=peephole, ln=ln, zoneout=zoneout, mask=mask,
-                                rmask=rmask, seed=len(variant) + 7 * peephole + 3 * ln)  # fmt: skip
+    case, fixed, up = make_case(
+        v,
+        peephole=peephole,
+        ln=ln,
+        zoneout=zoneout,
+        mask=mask,
+        rmask=rmask,
+        seed=len(variant) + 7 * peephole + 3 * ln,
+    )
     _, _, cache = run(v, case, fixed)
     grads = lstm_variants_backward(*up, cache)
     assert set(grads) == set(case)
@@ -119,14 +153,15 @@ def test_finite_differences(variant, peephole, ln, zoneout, mask, rmask):
 
 @pytest.mark.parametrize("mask", [False, True])
 def test_zero_peepholes_and_zero_zoneout_are_the_plain_cell(mask):
-    case, fixed, up = make_case(Variant(), T=6, B=4, D=3, H=5, peephole=True, zoneout=True,
-                                mask=mask, rmask=True, seed=3)  # fmt: skip
+    case, fixed, up = make_case(
+        Variant(), T=6, B=4, D=3, H=5, peephole=True, zoneout=True, mask=mask, rmask=True, seed=3
+    )
     case["peephole"][:] = 0.0
     zero = np.zeros((6, 4, 5))
     fixed["zoneout"] = (zero, zero)
     args = [case[k] for k in ("x", "h0", "c0", "kernel", "recurrent_kernel", "bias")]
-    hs0, (h0, c0), cache0 = lstm_forward(*args, fixed["mask"], fixed["recurrent_mask"])
-    hs, (h, c), cache = run(Variant(), case, fixed)
+    hs0, (_h0, c0), cache0 = lstm_forward(*args, fixed["mask"], fixed["recurrent_mask"])
+    hs, (_h, c), cache = run(Variant(), case, fixed)
     np.testing.assert_array_equal(hs, hs0)  # the same arithmetic, bit for bit
     np.testing.assert_array_equal(c, c0)
     g0 = lstm_backward(*up, cache0)
@@ -141,11 +176,19 @@ def test_no_forget_gate_is_the_plain_cell_with_f_pinned_at_1():
     case, fixed, up = make_case(v, T=5, B=3, D=2, H=3, mask=True, seed=11)
     H = 3
     # the plain cell: i, f, g, o with the f block's weights 0 and its bias so large that σ = 1.0
-    pad = lambda a, fill: np.concatenate([a[..., :H], np.full(a.shape[:-1] + (H,), fill), a[..., H:]], -1)  # noqa: E731
-    plain = [case["x"], case["h0"], case["c0"], pad(case["kernel"], 0.0),
-             pad(case["recurrent_kernel"], 0.0), pad(case["bias"], 1e3)]  # fmt: skip
-    hs0, (h0, c0), cache0 = lstm_forward(*plain, fixed["mask"])
-    hs, (h, c), cache = run(v, case, fixed)
+    pad = lambda a, fill: np.concatenate(
+        [a[..., :H], np.full(a.shape[:-1] + (H,), fill), a[..., H:]], -1
+    )
+    plain = [
+        case["x"],
+        case["h0"],
+        case["c0"],
+        pad(case["kernel"], 0.0),
+        pad(case["recurrent_kernel"], 0.0),
+        pad(case["bias"], 1e3),
+    ]
+    hs0, (_h0, c0), cache0 = lstm_forward(*plain, fixed["mask"])
+    hs, (_h, c), cache = run(v, case, fixed)
     np.testing.assert_allclose(hs, hs0, rtol=0, atol=1e-14)
     np.testing.assert_allclose(c, c0, rtol=0, atol=1e-14)
     g0, g = lstm_backward(*up, cache0), lstm_variants_backward(*up, cache)
@@ -160,7 +203,7 @@ def test_zoneout_keep_everything_freezes_the_state():
     case, fixed, _ = make_case(Variant(), T=4, B=2, D=2, H=3, seed=5)
     ones = np.ones((4, 2, 3))
     fixed["zoneout"] = (ones, ones)
-    hs, (h, c), _ = run(Variant(), case, fixed)
+    _hs, (h, c), _ = run(Variant(), case, fixed)
     np.testing.assert_array_equal(h, case["h0"])
     np.testing.assert_array_equal(c, case["c0"])
 
@@ -170,21 +213,29 @@ def test_step_matches_forward_for_every_variant():
         case, fixed, _ = make_case(v, T=5, B=2, D=3, H=4, peephole=True, ln=True, seed=2)
         rates = (np.float64(0.3), np.float64(0.1))
         fixed["zoneout"] = rates  # inference: the expectation, broadcast over (T, B, H)
-        hs, (hT, cT), _ = run(v, case, fixed)
+        hs, (_hT, cT), _ = run(v, case, fixed)
         ln = LNParams(case["ln_gamma_x"], case["ln_gamma_h"], case["ln_gamma_c"], case["ln_beta_c"])
         h, c = case["h0"], case["c0"]
         for t in range(5):
             h, c = lstm_variants_step(
-                case["x"][t], h, c, case["kernel"], case["recurrent_kernel"], case["bias"],
-                variant=v, peephole=case["peephole"], ln=ln, zoneout=rates,
-            )  # fmt: skip
+                case["x"][t],
+                h,
+                c,
+                case["kernel"],
+                case["recurrent_kernel"],
+                case["bias"],
+                variant=v,
+                peephole=case["peephole"],
+                ln=ln,
+                zoneout=rates,
+            )
             np.testing.assert_allclose(h, hs[t], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(c, cT, rtol=1e-12, atol=1e-14)
 
 
 def test_cifg_with_no_forget_gate_is_an_error():
     with pytest.raises(ValueError, match="cifg"):
-        Variant(cifg=True, forget_gate=False).gates
+        _ = Variant(cifg=True, forget_gate=False).gates
     with pytest.raises(ValueError, match="LSTM: .*cifg"):
         LSTM(3, cifg=True, forget_gate=False)
 
@@ -199,12 +250,16 @@ def _onnx_lstm(x, h0, c0, W, R, B, P, input_forget, seq_lens):
     feeds = {k: np.ascontiguousarray(v, np.float32) for k, v in feeds.items()}
     feeds["seq"] = seq_lens.astype(np.int32)
     node = helper.make_node(
-        "LSTM", ["X", "W", "R", "B", "seq", "h0", "c0", "P"], ["Y", "Y_h", "Y_c"],
-        hidden_size=h0.shape[-1], input_forget=input_forget,
-    )  # fmt: skip
+        "LSTM",
+        ["X", "W", "R", "B", "seq", "h0", "c0", "P"],
+        ["Y", "Y_h", "Y_c"],
+        hidden_size=h0.shape[-1],
+        input_forget=input_forget,
+    )
     inputs = [
-        helper.make_tensor_value_info(k, TensorProto.INT32 if k == "seq" else TensorProto.FLOAT,
-                                      v.shape)  # fmt: skip
+        helper.make_tensor_value_info(
+            k, TensorProto.INT32 if k == "seq" else TensorProto.FLOAT, v.shape
+        )
         for k, v in feeds.items()
     ]
     T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
@@ -227,7 +282,7 @@ def test_peephole_and_cifg_match_onnxruntime(cifg, ragged):
     case, fixed, _ = make_case(v, T=T, B=B, D=3, H=H, peephole=True, seed=21 + cifg)
     lengths = np.array([T, T - 3, 2]) if ragged else np.full(B, T)
     if ragged:
-        fixed["mask"] = (np.arange(T)[:, None] < lengths[None, :])  # (T, B), post-padded
+        fixed["mask"] = np.arange(T)[:, None] < lengths[None, :]  # (T, B), post-padded
     case = {k: a.astype(np.float32).astype(np.float64) for k, a in case.items()}  # exact in f32
     hs, (h, c), _ = run(v, case, fixed)
 
@@ -250,8 +305,9 @@ def test_peephole_and_cifg_match_onnxruntime(cifg, ragged):
     Bias = np.concatenate([b - b_hh, b_hh])[None]
     p_i = -P[1] if cifg else P[0]
     Peep = np.concatenate([p_i, P[2], P[1]])[None]  # P[iof]
-    Y, Y_h, Y_c = _onnx_lstm(case["x"], case["h0"][None], case["c0"][None], W, R, Bias, Peep,
-                             int(cifg), lengths)  # fmt: skip
+    Y, Y_h, Y_c = _onnx_lstm(
+        case["x"], case["h0"][None], case["c0"][None], W, R, Bias, Peep, int(cifg), lengths
+    )
     valid = np.arange(T)[:, None] < lengths[None, :]
     np.testing.assert_allclose(Y[:, 0][valid], hs[valid], atol=2e-6)
     np.testing.assert_allclose(Y_h[0], h, atol=2e-6)
@@ -288,7 +344,9 @@ def _torch_variant(v, case, fixed):
         cc = ln(c_new, t["ln_gamma_c"], t["ln_beta_c"]) if "ln_gamma_c" in t else c_new
         h_new = o * torch.tanh(cc)
         if zo is not None:
-            dc, dh = (torch.tensor(np.broadcast_to(d, case["x"].shape[:2] + (H,))[step]) for d in zo)
+            dc, dh = (
+                torch.tensor(np.broadcast_to(d, case["x"].shape[:2] + (H,))[step]) for d in zo
+            )
             c_new, h_new = dc * c + (1 - dc) * c_new, dh * h + (1 - dh) * h_new
         h, c = h_new, c_new
         hs.append(h)
@@ -300,7 +358,7 @@ def test_layer_norm_zoneout_peephole_match_torch_autograd(variant):
     torch = pytest.importorskip("torch")
     v = VARIANTS[variant]
     case, fixed, up = make_case(v, T=6, B=3, D=4, H=5, peephole=True, ln=True, zoneout=True, seed=9)
-    hs, (h, c), cache = run(v, case, fixed)
+    hs, (_h, _c), cache = run(v, case, fixed)
     t, ths, th, tc = _torch_variant(v, case, fixed)
     np.testing.assert_allclose(hs, ths.detach().numpy(), rtol=1e-10, atol=1e-12)
     loss = sum((a * torch.tensor(u)).sum() for a, u in zip((ths, th, tc), up))
@@ -330,8 +388,12 @@ LAYER_VARIANTS = [
 def test_layer_weights_config_and_saved_file_round_trip(kwargs, tmp_path):
     from lstmkit.saving import load_model
 
-    layer = LSTM(4, input_shape=(None, 3), forget_bias=3.0 if kwargs.get("forget_gate", True) else None,
-                 **kwargs)  # fmt: skip
+    layer = LSTM(
+        4,
+        input_shape=(None, 3),
+        forget_bias=3.0 if kwargs.get("forget_gate", True) else None,
+        **kwargs,
+    )
     model = Sequential([layer, Dense(1)], dtype="float64")
     G = 3 if kwargs.get("cifg") or kwargs.get("forget_gate") is False else 4
     shapes = {"kernel": (3, G * 4), "recurrent_kernel": (4, G * 4), "bias": (G * 4,)}
@@ -383,7 +445,7 @@ def test_layer_gradients_by_finite_differences(kwargs):
         return float((y * dy).sum()), cache
 
     _, cache = loss()
-    dx, grads = layer.backward(dy, cache)
+    _dx, grads = layer.backward(dy, cache)
     for name, p in layer.params.items():
         num = np.zeros_like(p)
         for idx in np.ndindex(p.shape):
@@ -407,7 +469,7 @@ def test_layer_zoneout_training_draws_and_inference_expectation():
     y_a, cache = layer.forward(x, training=True, rng=np.random.default_rng(1))
     y_b, _ = layer.forward(x, training=True, rng=np.random.default_rng(2))
     assert not np.allclose(y_a, y_b)
-    d_c, d_h = cache.ops_cache.zoneout
+    d_c, _d_h = cache.ops_cache.zoneout
     assert d_c.shape == (6, 4, 8) and set(np.unique(d_c)) <= {0.0, 1.0}
     assert 0.4 < d_c.mean() < 0.6
     # streaming inference uses the same expectation as the whole-sequence forward

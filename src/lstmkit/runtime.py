@@ -15,6 +15,12 @@ step/forward functions the full model runs, so the numbers are the same by const
 (``lstmkit.models``, losses, optimizers, callbacks), the safetensors package, tqdm, matplotlib,
 torch, onnx. ``tests/test_runtime.py`` checks this in a fresh interpreter.
 
+The cell functions come from the active ops backend (``LSTMKIT_BACKEND``, see
+:mod:`lstmkit.ops.backend`), as for the full model, so both give the same numbers. With numba
+installed the default ``auto`` picks the compiled cells: faster steps, but importing numba costs
+about a second and ~120 MB. ``LSTMKIT_BACKEND=numpy`` keeps an inference process at NumPy alone
+(~40 MB peak RSS for a small model; ``benchmarks/bench_streaming.py`` measures it).
+
 The file is validated as strictly as :func:`lstmkit.saving.load_model` validates it: the
 safetensors header (offsets, dtypes, sizes), the lstmkit format and version, and every weight key
 and shape against the architecture, with all mismatches listed in one error.

@@ -31,15 +31,15 @@ import json
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import losses as losses_mod
-from .. import optimizers
-from .. import tasks
+from .. import optimizers, tasks
 from ..layers import GRU, LSTM, Dense, SimpleRNN
 from ..models import Sequential
 
@@ -132,9 +132,13 @@ class LabConfig:
 
     def check(self):
         if self.task not in TASKS:
-            raise ValueError(f"lab: argument 'task' must be one of {sorted(TASKS)}; got {self.task!r}")
+            raise ValueError(
+                f"lab: argument 'task' must be one of {sorted(TASKS)}; got {self.task!r}"
+            )
         if self.cell not in CELLS:
-            raise ValueError(f"lab: argument 'cell' must be one of {list(CELLS)}; got {self.cell!r}")
+            raise ValueError(
+                f"lab: argument 'cell' must be one of {list(CELLS)}; got {self.cell!r}"
+            )
         for arg in ("length", "units", "batch", "budget", "check_every", "test_size"):
             v = getattr(self, arg)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -180,9 +184,11 @@ def build_model(config: LabConfig, rng=None) -> Sequential:
     if cls is LSTM and variant.get("forget_gate", True) and config.forget_bias is not None:
         kwargs["forget_bias"] = config.forget_bias
     model = Sequential(name=f"lab_{config.cell.replace('-', '_')}", dtype=config.dtype)
-    model.add(cls(config.units, name="rnn", input_shape=(None, spec.input_dim), **kwargs))
+    # no input_shape on the layer: Sequential.add would build it at once from the global rng
+    model.add(cls(config.units, name="rnn", **kwargs))
     model.add(Dense(spec.outputs, name="head"))
-    model.build(rng=rng if rng is not None else np.random.default_rng([config.seed, 0]))
+    rng = rng if rng is not None else np.random.default_rng([config.seed, 0])
+    model.build((None, spec.input_dim), rng=rng)
     layer = model.layers[0]
     if config.input_bias is not None and cls is LSTM:
         block = layer.variant.block("i", config.units)
@@ -220,13 +226,15 @@ def run(config: LabConfig, log: Callable[[str], None] | None = None) -> LabResul
     spec = TASKS[config.task]
     model = build_model(config)
     model.compile(
-        optimizer=optimizers.Adam(config.lr, clipnorm=config.clipnorm), loss=spec.loss(),
+        optimizer=optimizers.Adam(config.lr, clipnorm=config.clipnorm),
+        loss=spec.loss(),
         seed=config.seed,
     )
     train_rng = np.random.default_rng([config.seed, 1])
     noise_rng = np.random.default_rng([config.seed, 4])
-    val = spec.make(config.test_size, config.length, np.random.default_rng([config.seed, 2]),
-                    config.dtype)  # fmt: skip
+    val = spec.make(
+        config.test_size, config.length, np.random.default_rng([config.seed, 2]), config.dtype
+    )
     recent = deque(maxlen=2000)  # (correct, squared error) of the latest training sequences
     paper_rule = None
     curve, seen, solved, loss_sum, loss_n = [], 0, False, 0.0, 0
@@ -242,25 +250,33 @@ def run(config: LabConfig, log: Callable[[str], None] | None = None) -> LabResul
         if paper_rule is None:
             sq = spec.error(b, y_pred) ** (2 if spec.outputs == 1 else 1)
             recent.extend(zip(spec.correct(b, y_pred).tolist(), sq.tolist()))
-            if len(recent) == recent.maxlen and all(c for c, _ in recent):
-                if spec.outputs != 1 or np.mean([e for _, e in recent]) < 0.01:
-                    paper_rule = seen
+            full = len(recent) == recent.maxlen and all(c for c, _ in recent)
+            if full and (spec.outputs != 1 or np.mean([e for _, e in recent]) < 0.01):
+                paper_rule = seen
         if seen % config.check_every < config.batch or seen >= config.budget:
             s = score(model, spec, val)
-            point = {"sequences": seen, "time": time.perf_counter() - start,
-                     "train_loss": loss_sum / loss_n, "val_wrong": s["wrong"],
-                     "val_loss": s["loss"], "val_error": s["error"]}  # fmt: skip
+            point = {
+                "sequences": seen,
+                "time": time.perf_counter() - start,
+                "train_loss": loss_sum / loss_n,
+                "val_wrong": s["wrong"],
+                "val_loss": s["loss"],
+                "val_error": s["error"],
+            }
             curve.append(point)
             loss_sum, loss_n = 0.0, 0
             if log is not None:
-                log(f"{seen:>9,} seq  {point['time']:7.0f} s  train loss {point['train_loss']:.5f}"
-                    f"  val loss {s['loss']:.5f}  val wrong {s['wrong']}/{config.test_size}")  # fmt: skip
+                log(
+                    f"{seen:>9,} seq  {point['time']:7.0f} s  train loss {point['train_loss']:.5f}"
+                    f"  val loss {s['loss']:.5f}  val wrong {s['wrong']}/{config.test_size}"
+                )
             if s["wrong"] <= config.max_wrong:
                 solved = True
                 break
     wall = time.perf_counter() - start
-    test = spec.make(config.test_size, config.length, np.random.default_rng([config.seed, 3]),
-                     config.dtype)  # fmt: skip
+    test = spec.make(
+        config.test_size, config.length, np.random.default_rng([config.seed, 3]), config.dtype
+    )
     s = score(model, spec, test)
     return LabResult(
         config=asdict(config),
@@ -316,6 +332,7 @@ def plot_curve(result: LabResult, path) -> Path:
     ax2.plot(xs, [p["val_wrong"] for p in result.curve])
     ax2.axhline(c["max_wrong"], color="grey", ls="--", label=f"criterion ({c['max_wrong']})")
     ax2.set_yscale("symlog", linthresh=10)
+    ax2.set_ylim(0, c["test_size"] * 1.2)
     ax2.set_ylabel(f"wrong of {c['test_size']}")
     ax2.set_xlabel("training sequences")
     ax2.legend()
@@ -360,8 +377,10 @@ def format_table(results: list[LabResult]) -> str:
         by_cell.setdefault(r.config["cell"], []).append(r)
     any_r = results[0]
     lines = [
-        f"| cell | solved | sequences to solve | test wrong (of {any_r.test_size}) | "
-        f"test {any_r.error_name} | wall s |",
+        (
+            f"| cell | solved | sequences to solve | test wrong (of {any_r.test_size}) | "
+            f"test {any_r.error_name} | wall s |"
+        ),
         "|---|---|---|---|---|---|",
     ]
     for cell, rs in by_cell.items():

@@ -10,6 +10,11 @@ import sys
 # verb -> module under lstmkit.cli (imported lazily so `lstmkit --help` stays fast)
 GROUPS = {
     "forecast": "Train a forecaster on a CSV series, forecast, backtest.",
+    "text": "Character/word language models: train, generate, evaluate.",
+    "classify": "Sequence classifiers (sentiment, numeric sequences): train, predict, evaluate.",
+    "lab": "Long-lag experiments of the 1997 LSTM paper: adding, temporal order, compare cells.",
+    "inspect": "Gate traces, gradient flow and an HTML report for a trained model.",
+    "export": "Export a model to ONNX (standard LSTM/GRU/RNN operators).",
 }
 
 

@@ -22,7 +22,9 @@ def _csv(kind):
         try:
             return [kind(v) for v in text.split(",") if v.strip()]
         except ValueError as e:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s; got {text!r}") from e
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__}s; got {text!r}"
+            ) from e
 
     return parse
 
@@ -33,27 +35,46 @@ def _settings(p, task_choice=False):
     d = LabConfig()
     if task_choice:
         p.add_argument("--task", choices=list(TASKS), default="adding")
-        p.add_argument("--cells", type=_csv(str), default=["lstm", "gru", "rnn"],
-                       help=f"comma-separated, from {','.join(CELLS)} (default lstm,gru,rnn)")  # fmt: skip
+        p.add_argument(
+            "--cells",
+            type=_csv(str),
+            default=["lstm", "gru", "rnn"],
+            help=f"comma-separated, from {','.join(CELLS)} (default lstm,gru,rnn)",
+        )
         p.add_argument("--seeds", type=_csv(int), default=[0, 1, 2], help="default 0,1,2")
     else:
         p.add_argument("--cell", choices=list(CELLS), default="lstm")
         p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--length", type=int, default=d.length, help="minimal sequence length T (copy: the delay)")
+    p.add_argument(
+        "--length", type=int, default=d.length, help="minimal sequence length T (copy: the delay)"
+    )
     p.add_argument("--units", type=int, default=d.units)
-    p.add_argument("--forget-bias", type=float, default=d.forget_bias,
-                   help=f"LSTM forget-gate bias at start (default {d.forget_bias})")  # fmt: skip
-    p.add_argument("--input-bias", type=float, default=None,
-                   help="LSTM input-gate bias at start (default 0)")  # fmt: skip
+    p.add_argument(
+        "--forget-bias",
+        type=float,
+        default=d.forget_bias,
+        help=f"LSTM forget-gate bias at start (default {d.forget_bias})",
+    )
+    p.add_argument(
+        "--input-bias", type=float, default=None, help="LSTM input-gate bias at start (default 0)"
+    )
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     p.add_argument("--clipnorm", type=float, default=d.clipnorm, help="global gradient-norm clip")
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--budget", type=int, default=d.budget, help="training sequences at most")
-    p.add_argument("--check-every", type=int, default=d.check_every,
-                   help="training sequences between validation checks")  # fmt: skip
+    p.add_argument(
+        "--check-every",
+        type=int,
+        default=d.check_every,
+        help="training sequences between validation checks",
+    )
     p.add_argument("--test-size", type=int, default=d.test_size)
-    p.add_argument("--max-wrong", type=int, default=d.max_wrong, help="stop at this many wrong or fewer")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"directory for JSON and PNG (default {DEFAULT_OUT})")
+    p.add_argument(
+        "--max-wrong", type=int, default=d.max_wrong, help="stop at this many wrong or fewer"
+    )
+    p.add_argument(
+        "--out", default=DEFAULT_OUT, help=f"directory for JSON and PNG (default {DEFAULT_OUT})"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -78,12 +99,19 @@ def _log(line):
 
 
 def _config_kwargs(args):
-    return dict(
-        length=args.length, units=args.units, forget_bias=args.forget_bias,
-        input_bias=args.input_bias, lr=args.lr, clipnorm=args.clipnorm, batch=args.batch,
-        budget=args.budget, check_every=args.check_every, test_size=args.test_size,
-        max_wrong=args.max_wrong,
-    )  # fmt: skip
+    return {
+        "length": args.length,
+        "units": args.units,
+        "forget_bias": args.forget_bias,
+        "input_bias": args.input_bias,
+        "lr": args.lr,
+        "clipnorm": args.clipnorm,
+        "batch": args.batch,
+        "budget": args.budget,
+        "check_every": args.check_every,
+        "test_size": args.test_size,
+        "max_wrong": args.max_wrong,
+    }
 
 
 def _run(args) -> int:
@@ -104,7 +132,11 @@ def _compare(args) -> int:
     if bad:
         raise ValueError(f"argument '--cells' must name cells from {list(CELLS)}; got {bad}")
     results = compare(
-        args.task, args.cells, args.seeds, log=None if args.quiet else _log, out_dir=args.out,
+        args.task,
+        args.cells,
+        args.seeds,
+        log=None if args.quiet else _log,
+        out_dir=args.out,
         **_config_kwargs(args),
     )
     print(format_table(results))

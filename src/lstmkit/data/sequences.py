@@ -28,9 +28,7 @@ from .csvio import DataFileNotFoundError
 __all__ = ["LabelEncoder", "SequenceScaler", "pad_sequences", "read_sequence_csv"]
 
 
-def pad_sequences(
-    sequences, maxlen=None, value=0, padding="post", truncating="post", dtype=None
-):
+def pad_sequences(sequences, maxlen=None, value=0, padding="post", truncating="post", dtype=None):
     """Pad a list of sequences to one length; returns ``(padded, mask)``.
 
     ``sequences``: token-id lists (-> ``padded (N, T)``) or ``(T_i, D)`` arrays
@@ -164,7 +162,8 @@ def read_sequence_csv(
     When ``time_column`` is present, frames are ordered by it (and must be distinct).
     ``feature_columns`` defaults to every other column. Returns ``(sequences, labels,
     feature_columns)``: a list of ``(T_i, D)`` float64 arrays, a list of label strings (one per
-    sequence; it must be constant within a sequence), and the feature names used.
+    sequence; it must be constant within a sequence), and the feature names used. With
+    ``label_column=None`` (frames to classify) ``labels`` holds each sequence's id instead.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -178,6 +177,8 @@ def read_sequence_csv(
         except StopIteration:
             raise ValueError(f"read_sequence_csv: {path!r} is empty") from None
         rows = [r for r in reader if r]
+    if label_column is None:
+        label_column = sequence_column
     for arg, name in (("sequence_column", sequence_column), ("label_column", label_column)):
         if name not in header:
             raise ValueError(
@@ -207,7 +208,9 @@ def read_sequence_csv(
     try:
         values = np.array([[float(r[i]) for i in fi] for r in rows], dtype=np.float64)
     except ValueError as e:
-        raise ValueError(f"read_sequence_csv: {path!r} has a non-numeric feature cell: {e}") from None
+        raise ValueError(
+            f"read_sequence_csv: {path!r} has a non-numeric feature cell: {e}"
+        ) from None
     if not np.isfinite(values).all():
         line = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0]) + 2
         raise ValueError(f"read_sequence_csv: {path!r} line {line} has NaN or Inf features")

@@ -40,6 +40,7 @@ __all__ = [
     "Vocabulary",
     "detokenize",
     "pad_sequences",
+    "read_labelled_texts",
     "split_text",
     "stateful_chunks",
     "tokenize",
@@ -124,7 +125,9 @@ class Vocabulary:
             counts.update(tokenize(text, level, lower))
         for s in SPECIALS:
             counts.pop(s, None)
-        ranked = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+        ranked = sorted(
+            (t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t)
+        )
         if max_size is not None:
             ranked = ranked[: max_size - len(SPECIALS)]
         return cls(list(SPECIALS) + ranked, level=level, lower=lower)
@@ -172,7 +175,9 @@ def split_text(ids, val_fraction=0.1):
     """Contiguous split of a token stream: ``(train, validation)``, the validation part last."""
     ids = np.asarray(ids)
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"split_text: argument 'val_fraction' must be in [0, 1); got {val_fraction!r}")
+        raise ValueError(
+            f"split_text: argument 'val_fraction' must be in [0, 1); got {val_fraction!r}"
+        )
     cut = len(ids) - int(round(len(ids) * val_fraction))
     return ids[:cut], ids[cut:]
 
@@ -206,3 +211,51 @@ def stateful_chunks(ids, batch_size, seq_len, drop_remainder=True):
         return np.ascontiguousarray(x), np.ascontiguousarray(y)
     starts = range(0, n, seq_len)
     return [xs[:, s : s + seq_len] for s in starts], [ys[:, s : s + seq_len] for s in starts]
+
+
+def read_labelled_texts(path, text_column="text", label_column="label"):
+    """``(texts, labels)`` (two lists of str) from a CSV file with a header row.
+
+    Rows with an empty text or label are an error (reported by line); a UTF-8 BOM is ignored.
+    """
+    import csv
+    import os
+
+    from .csvio import DataFileNotFoundError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataFileNotFoundError(
+            f"read_labelled_texts: argument 'path' must be an existing CSV file; got {path!r}"
+        )
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"read_labelled_texts: {path!r} is empty")
+        header = [h.strip() for h in header]
+        cols = []
+        for arg, name in (("text_column", text_column), ("label_column", label_column)):
+            if name not in header:
+                raise ValueError(
+                    f"read_labelled_texts: argument '{arg}' must name a column of {path!r}; got "
+                    f"{name!r}, columns are {header}"
+                )
+            cols.append(header.index(name))
+        texts, labels, bad = [], [], []
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) <= max(cols) or not row[cols[0]].strip() or not row[cols[1]].strip():
+                bad.append(line)
+                continue
+            texts.append(row[cols[0]])
+            labels.append(row[cols[1]].strip())
+    if bad:
+        raise ValueError(
+            f"read_labelled_texts: {path!r} lines {bad[:10]}{' ...' if len(bad) > 10 else ''} "
+            f"have an empty or missing {text_column!r} or {label_column!r} cell"
+        )
+    if not texts:
+        raise ValueError(f"read_labelled_texts: {path!r} has no data rows")
+    return texts, labels

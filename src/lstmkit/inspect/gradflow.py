@@ -119,7 +119,15 @@ class GradientFlow(Mapping):
 
 
 # -- one-step slices of an ops cache ------------------------------------------------------------
-_STATIC = {"kernel", "recurrent_kernel", "variant", "peephole", "ln", "recurrent_mask", "activation"}
+_STATIC = {
+    "kernel",
+    "recurrent_kernel",
+    "variant",
+    "peephole",
+    "ln",
+    "recurrent_mask",
+    "activation",
+}
 _PLUS_ONE = {"c", "h"}  # (T+1, B, H): entry t is the state entering step t
 
 
@@ -310,9 +318,9 @@ def gradient_flow(model, x, y=None, *, loss=None, mask=None, order="time") -> Gr
 
         flows[name] = StateFlow(
             name,
-            "lstm" if isinstance(ops_cache, (LSTMCache, LSTMVariantCache)) else (
-                "gru" if isinstance(ops_cache, GRUCache) else "rnn"
-            ),
+            "lstm"
+            if isinstance(ops_cache, (LSTMCache, LSTMVariantCache))
+            else ("gru" if isinstance(ops_cache, GRUCache) else "rnn"),
             arrange(norms(dh)),
             arrange(norms(dc)),
             arrange(np.asarray(lag)),

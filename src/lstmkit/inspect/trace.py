@@ -113,7 +113,7 @@ class LayerTrace(Mapping):
 
 @dataclass(frozen=True)
 class Trace(Mapping):
-    """``trace(model, x)``'s result: ``outputs`` (exactly ``model.forward(x)``'s), the output
+    """``trace(model, x)``'s result: ``outputs`` (``model.predict(x)``'s, bit for bit), the output
     ``mask``, and one :class:`LayerTrace` per recurrent layer (direction) keyed by name."""
 
     outputs: object
@@ -164,7 +164,9 @@ def run_layers(model, x, mask=None):
     Returns ``(y, out_mask, [(layer, output, cache)])``. Stateful layers get their carried state
     back afterwards, so inspecting a stateful model does not advance it.
     """
-    saved = [(r, None if r.states is None else list(r.states)) for _, _, r in recurrent_parts(model)]
+    saved = [
+        (r, None if r.states is None else list(r.states)) for _, _, r in recurrent_parts(model)
+    ]
     steps = []
     try:
         for layer in model.layers:
@@ -265,8 +267,8 @@ def trace(model, x, *, mask=None, order="time") -> Trace:
     recurrent layer, the gates and states at every step (see the module docstring).
 
     ``x`` is what ``model.predict`` takes; ``mask (batch, timesteps)`` is passed to the first
-    layer like ``predict(x, mask=...)``. The outputs equal ``model.forward(x)[0]`` exactly.
-    """
+    layer like ``predict(x, mask=...)``. The outputs are bit for bit those of
+    ``model.predict(x, batch_size=len(x))``: the same checks, casts and layer calls."""
     if order not in ORDERS:
         raise ValueError(f"trace: argument 'order' must be one of {list(ORDERS)}; got {order!r}")
     x, mask = prepare_input(model, x, mask)

@@ -146,9 +146,13 @@ def check_array(layer, x, arg="x", rank=None, last_dim=None, kind="float", finit
         try:
             x = np.asarray(x)
         except Exception as e:  # ragged lists, objects ...
-            raise ValueError(f"{who}: argument '{arg}' must be an array; got {type(x).__name__}") from e
+            raise ValueError(
+                f"{who}: argument '{arg}' must be an array; got {type(x).__name__}"
+            ) from e
     if rank is not None and x.ndim != rank:
-        expected = {2: "(batch, features)", 3: "(batch, timesteps, features)"}.get(rank, f"rank {rank}")
+        expected = {2: "(batch, features)", 3: "(batch, timesteps, features)"}.get(
+            rank, f"rank {rank}"
+        )
         if last_dim is not None and rank == 3:
             expected = f"(batch, timesteps, {last_dim})"
         raise ValueError(

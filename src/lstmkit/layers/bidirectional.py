@@ -116,8 +116,12 @@ class Bidirectional(Layer):
         if initial_state is not None:
             n = len(self.forward_layer.state_names)
             fs, bs = list(initial_state[:n]), list(initial_state[n:])
-        yf, cf = self.forward_layer.forward(x, training=training, mask=mask, rng=rng, initial_state=fs)
-        yb, cb = self.backward_layer.forward(x, training=training, mask=mask, rng=rng, initial_state=bs)
+        yf, cf = self.forward_layer.forward(
+            x, training=training, mask=mask, rng=rng, initial_state=fs
+        )
+        yb, cb = self.backward_layer.forward(
+            x, training=training, mask=mask, rng=rng, initial_state=bs
+        )
         states = []
         if self.return_state:
             yf, *sf = yf
@@ -188,5 +192,8 @@ class Bidirectional(Layer):
         cfg["merge_mode"] = self.merge_mode
         if self._has_custom_backward:
             bcfg = self.backward_layer.get_config()
-            cfg["backward_layer"] = {"class_name": type(self.backward_layer).__name__, "config": bcfg}
+            cfg["backward_layer"] = {
+                "class_name": type(self.backward_layer).__name__,
+                "config": bcfg,
+            }
         return cfg

@@ -51,7 +51,9 @@ class Dense(Layer):
         return ("kernel", "bias") if self.use_bias else ("kernel",)
 
     def _build(self, input_shape, rng):
-        self.add_weight("kernel", (input_shape[-1], self.units), initializers.get(self.kernel_initializer), rng)
+        self.add_weight(
+            "kernel", (input_shape[-1], self.units), initializers.get(self.kernel_initializer), rng
+        )
         if self.use_bias:
             self.add_weight("bias", (self.units,), initializers.get(self.bias_initializer), rng)
 
@@ -62,7 +64,9 @@ class Dense(Layer):
         D = self.built_input_shape[-1] if self.built else None
         x = check_array(self, x, last_dim=D)
         if x.ndim < 2:
-            raise ValueError(f"Dense: argument 'x' must have shape (batch, ..., features); got {x.shape}")
+            raise ValueError(
+                f"Dense: argument 'x' must have shape (batch, ..., features); got {x.shape}"
+            )
         if not self.built:
             self.build(x.shape[1:], rng)
         x = x.astype(self.dtype, copy=False)
@@ -201,8 +205,10 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             return x, None
         rng = self._rng or rng or _random.get_rng()
-        shape = x.shape if self.noise_shape is None else tuple(
-            s if n is None else n for s, n in zip(x.shape, self.noise_shape)
+        shape = (
+            x.shape
+            if self.noise_shape is None
+            else tuple(s if n is None else n for s, n in zip(x.shape, self.noise_shape))
         )
         keep = (rng.random(shape) >= self.rate).astype(x.dtype) / (1.0 - self.rate)
         return x * keep, keep

@@ -384,8 +384,10 @@ class LSTM(RNNBase):
 
     def _bias_init(self):
         base = initializers.get(self.bias_initializer)
-        start = self.forget_bias if self.forget_bias is not None else (
-            1.0 if self.unit_forget_bias else None
+        start = (
+            self.forget_bias
+            if self.forget_bias is not None
+            else (1.0 if self.unit_forget_bias else None)
         )
         block = self.variant.block("f", self.units)
         if start is None or block is None:
@@ -403,7 +405,12 @@ class LSTM(RNNBase):
         ln = None
         if self.layer_norm:
             ln = LNParams(p["ln_gamma_x"], p["ln_gamma_h"], p["ln_gamma_c"], p["ln_beta_c"])
-        return dict(variant=self.variant, peephole=p.get("peephole"), ln=ln, zoneout=zoneout)
+        return {
+            "variant": self.variant,
+            "peephole": p.get("peephole"),
+            "ln": ln,
+            "zoneout": zoneout,
+        }
 
     def forward(self, x, *, training=False, mask=None, rng=None, initial_state=None):
         # RNNBase hands the cell adapter no training flag or rng; zoneout needs both, so they
@@ -431,8 +438,15 @@ class LSTM(RNNBase):
         if self.is_variant:
             zoneout = self._zoneout(x.shape[0], x.shape[1])
             hs, (h, c), cache = lstm_variants_forward(
-                x, states[0], states[1], p["kernel"], p["recurrent_kernel"], p["bias"], mask,
-                rmask, **self._variant_args(zoneout),
+                x,
+                states[0],
+                states[1],
+                p["kernel"],
+                p["recurrent_kernel"],
+                p["bias"],
+                mask,
+                rmask,
+                **self._variant_args(zoneout),
             )
             return hs, [h, c], cache
         hs, (h, c), cache = self._ops().forward(
@@ -450,7 +464,11 @@ class LSTM(RNNBase):
         if self.is_variant:
             zoneout = self._zoneout(1, x_t.shape[0])  # never training here: the expectation
             h, c = lstm_variants_step(
-                x_t, *states, p["kernel"], p["recurrent_kernel"], p["bias"],
+                x_t,
+                *states,
+                p["kernel"],
+                p["recurrent_kernel"],
+                p["bias"],
                 **self._variant_args(zoneout),
             )
             return [h, c]
@@ -464,7 +482,10 @@ class LSTM(RNNBase):
             cfg["forget_bias"] = self.forget_bias
         # variant switches only when on, so plain LSTM configs stay Keras' configs
         for arg, default in (
-            ("peephole", False), ("cifg", False), ("forget_gate", True), ("layer_norm", False)
+            ("peephole", False),
+            ("cifg", False),
+            ("forget_gate", True),
+            ("layer_norm", False),
         ):
             if getattr(self, arg) != default:
                 cfg[arg] = getattr(self, arg)
@@ -535,7 +556,13 @@ class SimpleRNN(RNNBase):
     def _cell_forward(self, x, states, mask, rmask):
         p = self.params
         hs, h, cache = self._ops().forward(
-            x, states[0], p["kernel"], p["recurrent_kernel"], p["bias"], mask, rmask,
+            x,
+            states[0],
+            p["kernel"],
+            p["recurrent_kernel"],
+            p["bias"],
+            mask,
+            rmask,
             activation=self.activation,
         )
         return hs, [h], cache
@@ -546,7 +573,11 @@ class SimpleRNN(RNNBase):
     def _cell_step(self, x_t, states):
         p = self.params
         h = self._ops().step(
-            x_t, states[0], p["kernel"], p["recurrent_kernel"], p["bias"],
+            x_t,
+            states[0],
+            p["kernel"],
+            p["recurrent_kernel"],
+            p["bias"],
             activation=self.activation,
         )
         return [h]

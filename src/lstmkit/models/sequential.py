@@ -93,7 +93,9 @@ class Sequential(Trainable):
         """Dotted name -> parameter array (the live arrays; optimizers update them in place)."""
         if getattr(self, "_params", None) is None:
             self._params = {
-                f"{layer.name}.{role}": p for layer in self.layers for role, p in layer.params.items()
+                f"{layer.name}.{role}": p
+                for layer in self.layers
+                for role, p in layer.params.items()
             }
         return self._params
 
@@ -120,9 +122,7 @@ class Sequential(Trainable):
         """Validate ``x`` against the model's input shape; error names what was expected."""
         x = x if isinstance(x, np.ndarray) else np.asarray(x)
         expected = (None,) + tuple(self.input_shape)
-        ok = x.ndim == len(expected) and all(
-            e is None or e == s for e, s in zip(expected, x.shape)
-        )
+        ok = x.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
         if not ok:
             raise ValueError(
                 f"{self.name}: argument '{arg}' must have shape {fmt_shape(expected)}; got {x.shape}"
@@ -209,8 +209,13 @@ class Sequential(Trainable):
         for layer, shape in zip(self.layers, self.output_shapes):
             shapes = shape if isinstance(shape, list) else [shape]
             txt = ", ".join(fmt_shape((None,) + tuple(s)) for s in shapes)
-            rows.append((f"{layer.name} ({type(layer).__name__})", txt, f"{layer.count_params():,}"))
-        w = [max(len(r[i]) for r in rows + [("Layer (type)", "Output Shape", "Param #")]) + 2 for i in range(3)]
+            rows.append(
+                (f"{layer.name} ({type(layer).__name__})", txt, f"{layer.count_params():,}")
+            )
+        w = [
+            max(len(r[i]) for r in rows + [("Layer (type)", "Output Shape", "Param #")]) + 2
+            for i in range(3)
+        ]
         line = "=" * sum(w)
         out = [f'Model: "{self.name}"', line]
         out.append("Layer (type)".ljust(w[0]) + "Output Shape".ljust(w[1]) + "Param #")

@@ -141,7 +141,9 @@ class Trainable:
                 f"{self.name}.fit: argument 'validation_split' must be in [0, 1); got {validation_split}"
             )
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"{self.name}.fit: argument 'batch_size' must be a positive int; got {batch_size!r}")
+            raise ValueError(
+                f"{self.name}.fit: argument 'batch_size' must be a positive int; got {batch_size!r}"
+            )
         if validation_data is None and validation_split > 0:
             # Keras takes the *last* fraction of the data, before any shuffling
             split = int(len(x) * (1.0 - validation_split))
@@ -168,7 +170,9 @@ class Trainable:
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {"steps": steps})
             order = (
-                np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else np.arange(n)
+                np.random.default_rng([self.seed, epoch]).permutation(n)
+                if shuffle
+                else np.arange(n)
             )
             sums, seen = {}, 0
             for b in range(steps):

@@ -66,6 +66,9 @@ class Variant(NamedTuple):
         return slice(k * H, (k + 1) * H)
 
 
+PLAIN = Variant()  # every switch off: the cell of lstmkit.ops.lstm
+
+
 class LNParams(NamedTuple):
     gamma_x: np.ndarray  # (G*H,)
     gamma_h: np.ndarray  # (G*H,)
@@ -159,7 +162,15 @@ def _cell(z, c_prev, variant, H, peephole, ln):
 
 
 def lstm_variants_step(
-    x_t, h, c, kernel, recurrent_kernel, bias, variant=Variant(), peephole=None, ln=None,
+    x_t,
+    h,
+    c,
+    kernel,
+    recurrent_kernel,
+    bias,
+    variant=PLAIN,
+    peephole=None,
+    ln=None,
     zoneout=None,
 ):
     """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``.
@@ -179,8 +190,19 @@ def lstm_variants_step(
 
 
 def lstm_variants_forward(
-    x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, *,
-    variant=Variant(), peephole=None, ln=None, zoneout=None,
+    x,
+    h0,
+    c0,
+    kernel,
+    recurrent_kernel,
+    bias,
+    mask=None,
+    recurrent_mask=None,
+    *,
+    variant=PLAIN,
+    peephole=None,
+    ln=None,
+    zoneout=None,
 ):
     """Run the variant cell over ``x (T, B, D)``. Returns ``(hs (T, B, H), (h_T, c_T), cache)``."""
     T, B, _ = x.shape
@@ -231,8 +253,22 @@ def lstm_variants_forward(
             h_t = np.where(m, h_t, h[t])
         c[t + 1], h[t + 1] = c_t, h_t
     cache = LSTMVariantCache(
-        x, kernel, recurrent_kernel, variant, gates, c, h, c_new, tanh_c, h_in, peephole, ln,
-        ln_stats, zoneout, mask, recurrent_mask,
+        x,
+        kernel,
+        recurrent_kernel,
+        variant,
+        gates,
+        c,
+        h,
+        c_new,
+        tanh_c,
+        h_in,
+        peephole,
+        ln,
+        ln_stats,
+        zoneout,
+        mask,
+        recurrent_mask,
     )
     return h[1:].copy(), (h[T].copy(), c[T].copy()), cache
 
@@ -243,8 +279,24 @@ def lstm_variants_backward(dhs, dh_T, dc_T, cache: LSTMVariantCache):
     Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias`` and, when
     present, ``peephole (3, H)`` and ``ln_gamma_x, ln_gamma_h, ln_gamma_c, ln_beta_c``.
     """
-    (x, kernel, U, variant, gates, c, h, c_new, tanh_c, h_in, peep, ln, ln_stats, zoneout,
-     mask, rmask) = cache  # fmt: skip
+    (
+        x,
+        kernel,
+        U,
+        variant,
+        gates,
+        c,
+        _h,
+        c_new,
+        tanh_c,
+        h_in,
+        peep,
+        ln,
+        ln_stats,
+        zoneout,
+        mask,
+        rmask,
+    ) = cache
     T, B, _ = x.shape
     H = c.shape[-1]
     GH = gates.shape[-1]

@@ -7,11 +7,14 @@
 import numba  # noqa: F401  (fail at import, not at first call, when the fast path cannot run)
 import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls BLAS through SciPy
 
+from .common import get_num_threads, set_num_threads
 from .gru import gru_backward, gru_forward, gru_infer, gru_step
 from .lstm import lstm_backward, lstm_forward, lstm_infer, lstm_step
 from .rnn import rnn_backward, rnn_forward, rnn_infer, rnn_step
 
 __all__ = [
+    "get_num_threads",
+    "set_num_threads",
     "gru_backward",
     "gru_forward",
     "gru_infer",

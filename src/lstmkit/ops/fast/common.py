@@ -49,52 +49,119 @@ def check_shapes(fn: str, **named) -> None:
         raise ValueError(f"{fn}: " + "; ".join(bad))
 
 
-# --- overlapping the weight-gradient GEMMs with the sequential BPTT loop ------------------------
+# --- batch rows in parallel -------------------------------------------------------------------
 #
-# BPTT is sequential in t, but the weight gradients are sums over t: once the loop has produced
-# dz for a chunk of steps, that chunk's share of ``x.T @ dz``, ``h_in.T @ dz`` and ``dz @ W.T``
-# can be computed while the loop carries on with the next chunk. The loop runs in numba with the
-# GIL released; the chunk products run in NumPy (which releases the GIL inside BLAS) on one
-# worker thread. On 2 cores that hides most of the weight-gradient time behind the loop.
+# Sequences in a batch never interact: every row of h, c, the gates and their gradients evolves
+# on its own, and only the weight gradients (computed after the loop) sum over rows. So the time
+# loop splits into independent loops over row slices, one per thread, with no synchronisation per
+# step: each thread makes its own small BLAS call per step into its rows of the shared buffers
+# (numba releases the GIL). That is what makes two cores pay off here; OpenBLAS's own threading
+# inside a (32 x 128) @ (128 x 512) product synchronises twice per step and falls apart as soon as
+# a neighbour takes a core. Inside those loops OpenBLAS therefore runs single-threaded per
+# calling thread (``openblas_set_num_threads_local``, thread-local, restored afterwards), so the
+# threads are ours alone.
 
+_THREADS: int | None = None
 _POOL = None
-# Below this many multiply-adds in the weight-gradient products the thread hand-off costs more
-# than it hides (configs B and D of benchmarks/bench_ops.py sit below, A and C above).
-PIPELINE_MIN_MACS = 5e7
+_POOL_SIZE = 0
+# Below this many multiply-adds in the recurrent products a second thread's hand-off (~30 us)
+# costs more than it saves: config B of benchmarks/bench_ops.py (batch 1) stays on one thread.
+PARALLEL_MIN_MACS = 2e6
 
 
-def _pool():
-    global _POOL
-    if _POOL is None:
+def set_num_threads(n: int | None) -> None:
+    """Threads for the compiled time loops (``None``: ``LSTMKIT_NUM_THREADS`` or the CPUs this
+    process may use)."""
+    global _THREADS
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"set_num_threads: argument 'n' must be a positive int or None; got {n!r}")
+    _THREADS = n
+
+
+def get_num_threads() -> int:
+    if _THREADS is not None:
+        return _THREADS
+    env = os.environ.get("LSTMKIT_NUM_THREADS", "").strip()
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _scipy_openblas_local():
+    """``openblas_set_num_threads_local`` of the OpenBLAS that numba's ``np.dot`` calls (SciPy's),
+    or None when SciPy uses another BLAS or an OpenBLAS older than 0.3.27."""
+    import ctypes
+
+    import scipy.linalg.cython_blas  # noqa: F401  loads the library
+
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {ln.split()[-1] for ln in fh if "openblas" in ln and ".so" in ln}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        if "scipy" in path and "openblas64" not in path:  # NumPy's is the ILP64 one
+            fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
+            if fn is not None:
+                fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+                return fn
+    return None
+
+
+_SET_LOCAL = None
+
+
+def _set_local_threads(n: int) -> int | None:
+    global _SET_LOCAL
+    if _SET_LOCAL is None:
+        _SET_LOCAL = _scipy_openblas_local() or False
+    return _SET_LOCAL(n) if _SET_LOCAL else None
+
+
+def _pool(workers: int):
+    global _POOL, _POOL_SIZE
+    if _POOL is None or _POOL_SIZE < workers:
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lstmkit-grads")
+        if _POOL is not None:
+            _POOL.shutdown(wait=False)
+        _POOL = ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix="lstmkit-rows",
+            initializer=_set_local_threads,
+            initargs=(1,),
+        )
+        _POOL_SIZE = workers
     return _POOL
 
 
-def pipeline_chunks(T: int, macs: float) -> list[tuple[int, int]]:
-    """Step ranges ``[(t0, t1), ...]`` from the end of the sequence to its start; a single chunk
-    when overlapping does not pay (small problem, or fewer than 2 CPUs)."""
-    if macs < PIPELINE_MIN_MACS or (os.cpu_count() or 1) < 2 or T < 8:
-        return [(0, T)]
-    n = min(8, T // 4)
-    edges = [round(T * k / n) for k in range(n + 1)]
-    return [(edges[k], edges[k + 1]) for k in range(n - 1, -1, -1)]
+def row_slices(B: int, macs: float) -> list[tuple[int, int]]:
+    """Split batch rows ``[0, B)`` into contiguous slices, one per thread."""
+    n = min(get_num_threads(), B)
+    if n < 2 or macs < PARALLEL_MIN_MACS:
+        return [(0, B)]
+    edges = [round(B * k / n) for k in range(n + 1)]
+    return [(edges[k], edges[k + 1]) for k in range(n)]
 
 
-def run_pipelined(chunks, loop_chunk, grads_chunk) -> None:
-    """``loop_chunk(t0, t1)`` (sequential BPTT over steps t1-1 .. t0) for each chunk in order,
-    ``grads_chunk(t0, t1)`` for each finished chunk on the worker, overlapping the next loop."""
-    if len(chunks) == 1:
-        loop_chunk(*chunks[0])
-        grads_chunk(*chunks[0])
+def over_rows(slices, loop) -> None:
+    """Run ``loop(b0, b1)`` for every row slice: the first on this thread, the rest on workers.
+
+    Every loop must release the GIL (numba ``nogil=True``) for this to be parallel.
+    """
+    if len(slices) == 1:
+        loop(*slices[0])
         return
-    pool = _pool()
-    pending = []
+    pool = _pool(len(slices) - 1)
+    futures = [pool.submit(loop, b0, b1) for b0, b1 in slices[1:]]
+    previous = _set_local_threads(1)
     try:
-        for t0, t1 in chunks:
-            loop_chunk(t0, t1)
-            pending.append(pool.submit(grads_chunk, t0, t1))
+        loop(*slices[0])
     finally:
-        for f in pending:
+        if previous is not None:
+            _set_local_threads(previous)
+        for f in futures:
             f.result()

@@ -19,14 +19,7 @@ from numba import njit
 
 from ..gru import GRUCache
 from .activations import one_, sigmoid_, tanh_
-from .common import (
-    as_float,
-    bool_or_dummy,
-    check_shapes,
-    float_or_dummy,
-    pipeline_chunks,
-    run_pipelined,
-)
+from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy, over_rows, row_slices
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -34,7 +27,7 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 @njit(**_JIT)
 def _gru_cell_row(ur, bu, xr, hp, gr, hunr, hn, H):
     """``ur = h_in @ U`` for one row -> gates z, r, n into ``gr``, ``hu_n`` into ``hunr``, h into
-    ``hn``. ``gr`` and ``hunr`` may be None-like scratch when called for inference."""
+    ``hn`` (``gr`` and ``hunr`` are write-only scratch when called for inference)."""
     one = one_(hp)
     for j in range(H):
         z = sigmoid_(xr[j] + (ur[j] + bu[j]))
@@ -49,49 +42,52 @@ def _gru_cell_row(ur, bu, xr, hp, gr, hunr, hn, H):
 
 
 @njit(**_JIT)
-def _gru_forward_loop(xw, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u):
-    """h (T+1, B, H) holds h0 in h[0] on entry; fills gates, hu_n, h[1:], h_in. u (B, 3H) is
-    scratch for the recurrent product."""
-    T, B, _ = xw.shape
+def _gru_forward_loop(b0, b1, xw, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in,
+                      u):  # fmt: skip
+    """Rows b0:b1. h (T+1, B, H) holds h0 in h[0] on entry; fills gates, hu_n, h[1:], h_in.
+    u (B, 3H) is scratch for the recurrent product."""
+    T = xw.shape[0]
     H = h.shape[2]
     for t in range(T):
-        hin = h_in[t]
+        hin = h_in[t, b0:b1]
         if has_rmask:
-            for b in range(B):
+            for b in range(b1 - b0):
                 for j in range(H):
-                    hin[b, j] = h[t, b, j] * rmask[b, j]
+                    hin[b, j] = h[t, b0 + b, j] * rmask[b0 + b, j]
         else:
-            hin[:] = h[t]
-        np.dot(hin, U, u)  # (B, 3H)
-        for b in range(B):
+            hin[:] = h[t, b0:b1]
+        np.dot(hin, U, u[b0:b1])  # (nb, 3H)
+        for b in range(b0, b1):
             _gru_cell_row(u[b], bu, xw[t, b], h[t, b], gates[t, b], hu_n[t, b], h[t + 1, b], H)
             if has_mask and not mask[t, b]:
                 h[t + 1, b] = h[t, b]
 
 
 @njit(**_JIT)
-def _gru_infer_loop(xw, h0, U, bu, mask, has_mask, u, g, hun, hs):
-    T, B, _ = xw.shape
+def _gru_infer_loop(b0, b1, xw, h0, U, bu, mask, has_mask, u, g, hun, hs):
+    """Rows b0:b1 without a cache; u (B, 3H), g (B, 3H), hun (B, H) are scratch."""
+    T = xw.shape[0]
     H = h0.shape[1]
     for t in range(T):
-        hp = h0 if t == 0 else hs[t - 1]
-        np.dot(hp, U, u)
-        for b in range(B):
-            _gru_cell_row(u[b], bu, xw[t, b], hp[b], g, hun, hs[t, b], H)
+        hp = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]
+        np.dot(hp, U, u[b0:b1])
+        for b in range(b0, b1):
+            hpb = h0[b] if t == 0 else hs[t - 1, b]
+            _gru_cell_row(u[b], bu, xw[t, b], hpb, g[b], hun[b], hs[t, b], H)
             if has_mask and not mask[t, b]:
-                hs[t, b] = hp[b]
+                hs[t, b] = hpb
 
 
 @njit(**_JIT)
-def _gru_backward_loop(t0, t1, dhs, has_dhs, dh, UT, gates, hu_n, h, mask, has_mask, rmask,
+def _gru_backward_loop(b0, b1, dhs, has_dhs, dh, UT, gates, hu_n, h, mask, has_mask, rmask,
                        has_rmask, dxw, dhu, blend, dh_prev):  # fmt: skip
-    """BPTT over steps t1-1 down to t0; dh (B, H) holds dL/dh_{t1} on entry and dL/dh_{t0} on
-    exit; fills dxw[t0:t1], dhu[t0:t1] (B, 3H each)."""
-    B = gates.shape[1]
+    """Rows b0:b1 of BPTT; dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dxw and dhu
+    (T, B, 3H); blend and dh_prev (B, H) are scratch."""
+    T = gates.shape[0]
     H = dh.shape[1]
     one = one_(dh)
-    for t in range(t1 - 1, t0 - 1, -1):
-        for b in range(B):
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
             dhr = dh[b]
             if has_dhs:
                 for j in range(H):
@@ -121,8 +117,8 @@ def _gru_backward_loop(t0, t1, dhs, has_dhs, dh, UT, gates, hu_n, h, mask, has_m
                 d[:] = 0
                 du[:] = 0
                 bl[:] = dhr
-        np.dot(dhu[t], UT, dh_prev)  # (B, H)
-        for b in range(B):
+        np.dot(dhu[t, b0:b1], UT, dh_prev[b0:b1])  # (nb, H)
+        for b in range(b0, b1):
             if has_rmask:
                 for j in range(H):
                     dh[b, j] = dh_prev[b, j] * rmask[b, j] + blend[b, j]
@@ -148,8 +144,12 @@ def _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
         mask=(mask, (T, B)),
         recurrent_mask=(recurrent_mask, (B, H)),
     )
-    return x, as_float(h0, dt), as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(
-        bias, dt
+    return (
+        x,
+        as_float(h0, dt),
+        as_float(kernel, dt),
+        as_float(recurrent_kernel, dt),
+        as_float(bias, dt),
     )
 
 
@@ -170,24 +170,34 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask
     h[0] = h0
     m, has_m = bool_or_dummy(mask)
     rm, has_rm = float_or_dummy(recurrent_mask, dt)
-    _gru_forward_loop(xw, U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u)
+
+    def loop(b0, b1):
+        _gru_forward_loop(b0, b1, xw, U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u)
+
+    over_rows(row_slices(B, T * B * 3 * H * H), loop)
     cache = GRUCache(x, kernel, U, gates, hu_n, h, h_in, mask, recurrent_mask)
     return h[1:].copy(), h[T].copy(), cache
 
 
 def gru_infer(x, h0, kernel, recurrent_kernel, bias, mask=None):
     """Inference only: :func:`gru_forward` without the cache. Returns ``(hs, h_T)``."""
-    x, h0, kernel, U, bias = _prepare("gru_infer", x, h0, kernel, recurrent_kernel, bias, mask, None)
+    x, h0, kernel, U, bias = _prepare(
+        "gru_infer", x, h0, kernel, recurrent_kernel, bias, mask, None
+    )
     dt = x.dtype
     T, B, D = x.shape
     H = h0.shape[-1]
     xw = (x.reshape(T * B, D) @ kernel + bias[0]).reshape(T, B, 3 * H)
     hs = np.empty((T, B, H), dtype=dt)
     u = np.empty((B, 3 * H), dtype=dt)
-    g = np.empty(3 * H, dtype=dt)  # per-row scratch the inference path never reads back
-    hun = np.empty(H, dtype=dt)
+    g = np.empty((B, 3 * H), dtype=dt)  # scratch the inference path never reads back
+    hun = np.empty((B, H), dtype=dt)
     m, has_m = bool_or_dummy(mask)
-    _gru_infer_loop(xw, h0, U, bias[1], m, has_m, u, g, hun, hs)
+
+    def loop(b0, b1):
+        _gru_infer_loop(b0, b1, xw, h0, U, bias[1], m, has_m, u, g, hun, hs)
+
+    over_rows(row_slices(B, T * B * 3 * H * H), loop)
     return hs, (hs[T - 1].copy() if T > 0 else h0)
 
 
@@ -221,24 +231,19 @@ def gru_backward(dhs, dh_T, cache: GRUCache):
     UT = np.ascontiguousarray(U.T)  # (3H, H)
     blend = np.empty((B, H), dtype=dt)
     dh_prev = np.empty((B, H), dtype=dt)
-    dx = np.empty_like(x)
-    dW = np.zeros((D, 3 * H), dtype=dt)
-    dU = np.zeros((H, 3 * H), dtype=dt)
-    db = np.zeros((2, 3 * H), dtype=dt)
 
-    def loop_chunk(t0, t1):
-        _gru_backward_loop(t0, t1, dhs_, has_dhs, dh, UT, gates, hu_n, h, m, has_m, rm, has_rm,
+    def loop(b0, b1):
+        _gru_backward_loop(b0, b1, dhs_, has_dhs, dh, UT, gates, hu_n, h, m, has_m, rm, has_rm,
                            dxw, dhu, blend, dh_prev)  # fmt: skip
 
-    def grads_chunk(t0, t1):  # this chunk's share of the weight gradients: big GEMMs
-        n = (t1 - t0) * B
-        dxc = dxw[t0:t1].reshape(n, 3 * H)
-        duc = dhu[t0:t1].reshape(n, 3 * H)
-        dx[t0:t1] = (dxc @ kernel.T).reshape(t1 - t0, B, D)
-        np.add(dW, x[t0:t1].reshape(n, D).T @ dxc, out=dW)
-        np.add(dU, h_in[t0:t1].reshape(n, H).T @ duc, out=dU)
-        np.add(db[0], dxc.sum(axis=0), out=db[0])
-        np.add(db[1], duc.sum(axis=0), out=db[1])
-
-    run_pipelined(pipeline_chunks(T, T * B * 3 * H * (2 * D + H)), loop_chunk, grads_chunk)
-    return {"x": dx, "h0": dh, "kernel": dW, "recurrent_kernel": dU, "bias": db}
+    over_rows(row_slices(B, T * B * 3 * H * H), loop)
+    # Weight gradients: sums over every step and row, so big GEMMs after the loop.
+    dxw2 = dxw.reshape(T * B, 3 * H)
+    dhu2 = dhu.reshape(T * B, 3 * H)
+    return {
+        "x": (dxw2 @ kernel.T).reshape(x.shape),
+        "h0": dh,
+        "kernel": x.reshape(T * B, D).T @ dxw2,
+        "recurrent_kernel": h_in.reshape(T * B, H).T @ dhu2,
+        "bias": np.stack([dxw2.sum(axis=0), dhu2.sum(axis=0)]),
+    }

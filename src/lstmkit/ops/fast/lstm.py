@@ -25,14 +25,7 @@ from numba import njit
 
 from ..lstm import LSTMCache
 from .activations import one_, sigmoid_, tanh_
-from .common import (
-    as_float,
-    bool_or_dummy,
-    check_shapes,
-    float_or_dummy,
-    pipeline_chunks,
-    run_pipelined,
-)
+from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy, over_rows, row_slices
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -73,42 +66,41 @@ def _lstm_cell_row_infer(zr, xr, br, cp, cn, hr, H):
 
 
 @njit(**_JIT)
-def _lstm_forward_loop(xw, bias, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c, tanh_c, h_in, hs):
-    """xw (T,B,4H) input projection x @ W (bias not added: the row pass adds it); fills gates, c (T+1,B,H), tanh_c, h_in, hs in place."""
-    T, B, _ = xw.shape
+def _lstm_forward_loop(b0, b1, xw, bias, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c,
+                       tanh_c, h_in, hs):  # fmt: skip
+    """Rows b0:b1 of the whole forward pass. xw (T, B, 4H) is x @ kernel (the row pass adds the
+    bias); fills gates, c (T+1, B, H), tanh_c, h_in, hs."""
+    T = xw.shape[0]
     H = h0.shape[1]
-    c[0] = c0
+    c[0, b0:b1] = c0[b0:b1]
     for t in range(T):
-        hp = h0 if t == 0 else hs[t - 1]  # (B, H) h_{t-1}
-        hin = h_in[t]
+        hp = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]  # (nb, H) h_{t-1}
+        hin = h_in[t, b0:b1]
         if has_rmask:
-            for b in range(B):
+            for b in range(b1 - b0):
                 for j in range(H):
-                    hin[b, j] = hp[b, j] * rmask[b, j]
+                    hin[b, j] = hp[b, j] * rmask[b0 + b, j]
         else:
             hin[:] = hp
-        z = gates[t]
-        np.dot(hin, U, z)  # (B, 4H) recurrent product straight into the gate buffer
-        for b in range(B):
-            _lstm_cell_row(z[b], xw[t, b], bias, c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], H)
+        np.dot(hin, U, gates[t, b0:b1])  # (nb, 4H) recurrent product into the gate buffer
+        for b in range(b0, b1):
+            _lstm_cell_row(gates[t, b], xw[t, b], bias, c[t, b], c[t + 1, b], tanh_c[t, b],
+                           hs[t, b], H)  # fmt: skip
             if has_mask and not mask[t, b]:  # skipped step: carry h and c over unchanged
                 c[t + 1, b] = c[t, b]
-                hs[t, b] = hp[b]
+                hs[t, b] = h0[b] if t == 0 else hs[t - 1, b]
 
 
 @njit(**_JIT)
-def _lstm_backward_loop(t0, t1, dhs, has_dhs, dh, dc, UT, gates, c, tanh_c, mask, has_mask,
+def _lstm_backward_loop(b0, b1, dhs, has_dhs, dh, dc, UT, gates, c, tanh_c, mask, has_mask,
                         rmask, has_rmask, dz, dh_prev):  # fmt: skip
-    """BPTT over steps t1-1 down to t0; dh, dc (B,H) hold dL/dh_{t1}, dL/dc_{t1} on entry and
-    dL/dh_{t0}, dL/dc_{t0} on exit.
-
-    Fills dz[t0:t1] (B, 4H each) with dL/d(pre-activations); dh_prev (B, H) is scratch.
-    """
-    B = gates.shape[1]
+    """Rows b0:b1 of BPTT. dh, dc (B, H) hold dL/dh_T, dL/dc_T on entry and dL/dh0, dL/dc0 on
+    exit; fills dz (T, B, 4H) with dL/d(pre-activations); dh_prev (B, H) is scratch."""
+    T = gates.shape[0]
     H = dh.shape[1]
     one = one_(dh)
-    for t in range(t1 - 1, t0 - 1, -1):
-        for b in range(B):
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
             a = gates[t, b]
             d = dz[t, b]
             tcr = tanh_c[t, b]
@@ -133,15 +125,33 @@ def _lstm_backward_loop(t0, t1, dhs, has_dhs, dh, dc, UT, gates, c, tanh_c, mask
                     dcr[j] = dc_t * f
             else:  # a skipped step passes dh and dc straight through
                 d[:] = 0
-        np.dot(dz[t], UT, dh_prev)  # (B, H)
-        for b in range(B):
+        np.dot(dz[t, b0:b1], UT, dh_prev[b0:b1])  # (nb, H)
+        for b in range(b0, b1):
             if not has_mask or mask[t, b]:
                 if has_rmask:
                     for j in range(H):
                         dh[b, j] = dh_prev[b, j] * rmask[b, j]
                 else:
                     dh[b] = dh_prev[b]
-            # else: dh[b] carries over unchanged (dz row is zero)
+            # else: dh[b] carries over unchanged (its dz row is zero)
+
+
+@njit(**_JIT)
+def _lstm_infer_loop(b0, b1, xw, bias, h0, c0, U, mask, has_mask, z, c, hs):
+    """Rows b0:b1 of inference without a cache: z (B, 4H) and c (2, B, H) are scratch reused at
+    every step; on exit c[T % 2] holds c_T."""
+    T = xw.shape[0]
+    H = h0.shape[1]
+    c[0, b0:b1] = c0[b0:b1]
+    for t in range(T):
+        hp = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]
+        cp, cn = c[t % 2], c[(t + 1) % 2]
+        np.dot(hp, U, z[b0:b1])
+        for b in range(b0, b1):
+            _lstm_cell_row_infer(z[b], xw[t, b], bias, cp[b], cn[b], hs[t, b], H)
+            if has_mask and not mask[t, b]:
+                cn[b] = cp[b]
+                hs[t, b] = h0[b] if t == 0 else hs[t - 1, b]
 
 
 def _prepare(fn, x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
@@ -152,17 +162,29 @@ def _prepare(fn, x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask
         raise ValueError(f"{fn}: argument 'x' must have shape (T, B, D); got {x.shape}")
     T, B, D = x.shape
     H = np.shape(h0)[-1] if np.ndim(h0) == 2 else np.shape(recurrent_kernel)[0]
-    check_shapes(fn, h0=(h0, (B, H)), c0=(c0, (B, H)), kernel=(kernel, (D, 4 * H)),
-                 recurrent_kernel=(recurrent_kernel, (H, 4 * H)), bias=(bias, (4 * H,)),
-                 mask=(mask, (T, B)), recurrent_mask=(recurrent_mask, (B, H)))  # fmt: skip
+    check_shapes(
+        fn,
+        h0=(h0, (B, H)),
+        c0=(c0, (B, H)),
+        kernel=(kernel, (D, 4 * H)),
+        recurrent_kernel=(recurrent_kernel, (H, 4 * H)),
+        bias=(bias, (4 * H,)),
+        mask=(mask, (T, B)),
+        recurrent_mask=(recurrent_mask, (B, H)),
+    )
     h0, c0 = as_float(h0, dt), as_float(c0, dt)
     return x, h0, c0, as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(bias, dt)
 
 
+def _loop_macs(T, B, H):
+    return T * B * 4 * H * H  # the recurrent products, which the row threads share
+
+
 def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
     """Run the LSTM over ``x (T, B, D)``; returns ``(hs (T, B, H), (h_T, c_T), cache)``."""
-    x, h0, c0, kernel, U, bias = _prepare("lstm_forward", x, h0, c0, kernel, recurrent_kernel, bias,
-                                          mask, recurrent_mask)  # fmt: skip
+    x, h0, c0, kernel, U, bias = _prepare(
+        "lstm_forward", x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask
+    )
     dt = x.dtype
     T, B, D = x.shape
     H = h0.shape[-1]
@@ -174,35 +196,15 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
     hs = np.empty((T, B, H), dtype=dt)
     m, has_m = bool_or_dummy(mask)
     rm, has_rm = float_or_dummy(recurrent_mask, dt)
-    _lstm_forward_loop(xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs)
+
+    def loop(b0, b1):
+        _lstm_forward_loop(b0, b1, xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c,
+                           h_in, hs)  # fmt: skip
+
+    over_rows(row_slices(B, _loop_macs(T, B, H)), loop)
     cache = LSTMCache(x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
     h_T = hs[T - 1].copy() if T > 0 else h0
     return hs, (h_T, c[T]), cache
-
-
-@njit(**_JIT)
-def _lstm_infer_loop(xw, bias, h0, c0, U, mask, has_mask, z, c, hs):
-    """Inference: no cache. z (B, 4H) and c (2, B, H) are scratch reused at every step; on exit
-    c[T % 2] holds c_T."""
-    T, B, _ = xw.shape
-    H = h0.shape[1]
-    c[0] = c0
-    for t in range(T):
-        hp = h0 if t == 0 else hs[t - 1]
-        cp, cn = c[t % 2], c[(t + 1) % 2]
-        np.dot(hp, U, z)
-        for b in range(B):
-            _lstm_cell_row_infer(z[b], xw[t, b], bias, cp[b], cn[b], hs[t, b], H)
-            if has_mask and not mask[t, b]:
-                cn[b] = cp[b]
-                hs[t, b] = hp[b]
-
-
-@njit(**_JIT)
-def _lstm_step_kernel(xw, bias, h, c, U, z, h_out, c_out):
-    np.dot(h, U, z)
-    for b in range(h.shape[0]):
-        _lstm_cell_row_infer(z[b], xw[b], bias, c[b], c_out[b], h_out[b], h.shape[1])
 
 
 def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
@@ -210,8 +212,9 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
 
     Returns ``(hs (T, B, H), (h_T, c_T))``.
     """
-    x, h0, c0, kernel, U, bias = _prepare("lstm_infer", x, h0, c0, kernel, recurrent_kernel, bias,
-                                          mask, None)  # fmt: skip
+    x, h0, c0, kernel, U, bias = _prepare(
+        "lstm_infer", x, h0, c0, kernel, recurrent_kernel, bias, mask, None
+    )
     dt = x.dtype
     T, B, D = x.shape
     H = h0.shape[-1]
@@ -220,7 +223,11 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     z = np.empty((B, 4 * H), dtype=dt)
     c = np.empty((2, B, H), dtype=dt)
     m, has_m = bool_or_dummy(mask)
-    _lstm_infer_loop(xw, bias, h0, c0, U, m, has_m, z, c, hs)
+
+    def loop(b0, b1):
+        _lstm_infer_loop(b0, b1, xw, bias, h0, c0, U, m, has_m, z, c, hs)
+
+    over_rows(row_slices(B, _loop_macs(T, B, H)), loop)
     if T == 0:
         return hs, (h0, c0)
     return hs, (hs[T - 1].copy(), c[T % 2])
@@ -228,16 +235,8 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
 
 def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):
     """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``."""
-    x_t, h, c, kernel, U, bias = _prepare("lstm_step", np.asarray(x_t)[None], h, c, kernel,
-                                          recurrent_kernel, bias, None, None)  # fmt: skip
-    dt = x_t.dtype
-    B, H = h.shape
-    xw = np.ascontiguousarray(x_t[0] @ kernel)
-    z = np.empty((B, 4 * H), dtype=dt)
-    h_out = np.empty((B, H), dtype=dt)
-    c_out = np.empty((B, H), dtype=dt)
-    _lstm_step_kernel(xw, bias, h, c, U, z, h_out, c_out)
-    return h_out, c_out
+    hs, (_, c_T) = lstm_infer(np.asarray(x_t)[None], h, c, kernel, recurrent_kernel, bias)
+    return hs[0], c_T.copy()
 
 
 def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
@@ -261,22 +260,19 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
     dz = np.empty((T, B, 4 * H), dtype=dt)
     UT = np.ascontiguousarray(U.T)  # (4H, H) so the loop's product is a plain row-major GEMM
     dh_prev = np.empty((B, H), dtype=dt)
-    dx = np.empty_like(x)
-    dW = np.zeros((D, 4 * H), dtype=dt)
-    dU = np.zeros((H, 4 * H), dtype=dt)
-    db = np.zeros(4 * H, dtype=dt)
 
-    def loop_chunk(t0, t1):
-        _lstm_backward_loop(t0, t1, dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm,
+    def loop(b0, b1):
+        _lstm_backward_loop(b0, b1, dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm,
                             has_rm, dz, dh_prev)  # fmt: skip
 
-    def grads_chunk(t0, t1):  # this chunk's share of the weight gradients: big GEMMs
-        n = (t1 - t0) * B
-        dzc = dz[t0:t1].reshape(n, 4 * H)
-        dx[t0:t1] = (dzc @ kernel.T).reshape(t1 - t0, B, D)
-        np.add(dW, x[t0:t1].reshape(n, D).T @ dzc, out=dW)
-        np.add(dU, h_in[t0:t1].reshape(n, H).T @ dzc, out=dU)
-        np.add(db, dzc.sum(axis=0), out=db)
-
-    run_pipelined(pipeline_chunks(T, T * B * 4 * H * (2 * D + H)), loop_chunk, grads_chunk)
-    return {"x": dx, "h0": dh, "c0": dc, "kernel": dW, "recurrent_kernel": dU, "bias": db}
+    over_rows(row_slices(B, _loop_macs(T, B, H)), loop)
+    # Weight gradients: sums over every step and row, so big GEMMs after the loop.
+    dz2 = dz.reshape(T * B, 4 * H)
+    return {
+        "x": (dz2 @ kernel.T).reshape(x.shape),
+        "h0": dh,
+        "c0": dc,
+        "kernel": x.reshape(T * B, D).T @ dz2,
+        "recurrent_kernel": h_in.reshape(T * B, H).T @ dz2,
+        "bias": dz2.sum(axis=0),
+    }

@@ -17,14 +17,7 @@ from numba import njit
 from ..activations import get_activation
 from ..rnn import RNNCache
 from .activations import one_, sigmoid_, tanh_
-from .common import (
-    as_float,
-    bool_or_dummy,
-    check_shapes,
-    float_or_dummy,
-    pipeline_chunks,
-    run_pipelined,
-)
+from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy, over_rows, row_slices
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 _CODES = {"linear": 0, None: 0, "tanh": 1, "sigmoid": 2, "relu": 3}
@@ -55,41 +48,40 @@ def _phi_row(zr, xr, yr, act, H):
 
 
 @njit(**_JIT)
-def _rnn_forward_loop(xw, h0, U, act, mask, has_mask, rmask, has_rmask, y, h_in, hs, u, store):
-    """Fills y (φ's output), h_in (if store) and hs; u (B, H) is scratch for the recurrent
-    product. Without ``store`` h_in and y are (1, B, H) scratch reused at every step."""
-    T, B, _ = xw.shape
+def _rnn_forward_loop(b0, b1, xw, h0, U, act, mask, has_mask, rmask, has_rmask, y, h_in, hs, u,
+                      store):  # fmt: skip
+    """Rows b0:b1. Fills y (φ's output), h_in (if store) and hs; u (B, H) is scratch for the
+    recurrent product. Without ``store`` h_in and y are (1, B, H) scratch reused at every step."""
+    T = xw.shape[0]
     H = h0.shape[1]
     for t in range(T):
-        hp = h0 if t == 0 else hs[t - 1]  # (B, H)
+        hp = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]  # (nb, H)
         s = t if store else 0
-        hin = h_in[s]
+        hin = h_in[s, b0:b1]
         if has_rmask:
-            for b in range(B):
+            for b in range(b1 - b0):
                 for j in range(H):
-                    hin[b, j] = hp[b, j] * rmask[b, j]
+                    hin[b, j] = hp[b, j] * rmask[b0 + b, j]
         else:
             hin[:] = hp
-        yt = y[s]
-        np.dot(hin, U, u)  # (B, H) recurrent product
-        for b in range(B):
-            _phi_row(u[b], xw[t, b], yt[b], act, H)
+        np.dot(hin, U, u[b0:b1])  # (nb, H) recurrent product
+        for b in range(b0, b1):
+            _phi_row(u[b], xw[t, b], y[s, b], act, H)
             if has_mask and not mask[t, b]:
-                hs[t, b] = hp[b]
+                hs[t, b] = h0[b] if t == 0 else hs[t - 1, b]
             else:
-                hs[t, b] = yt[b]
+                hs[t, b] = y[s, b]
 
 
 @njit(**_JIT)
-def _rnn_backward_loop(t0, t1, dhs, has_dhs, dh, UT, y, act, mask, has_mask, rmask, has_rmask,
+def _rnn_backward_loop(b0, b1, dhs, has_dhs, dh, UT, y, act, mask, has_mask, rmask, has_rmask,
                        dz, dh_prev):  # fmt: skip
-    """BPTT over steps t1-1 down to t0; dh (B, H) holds dL/dh_{t1} on entry and dL/dh_{t0} on
-    exit; fills dz[t0:t1]."""
-    _, B, H = y.shape
+    """Rows b0:b1 of BPTT; dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dz."""
+    T, _, H = y.shape
     one = one_(dh)
     zero = one - one
-    for t in range(t1 - 1, t0 - 1, -1):
-        for b in range(B):
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
             dhr = dh[b]
             if has_dhs:
                 for j in range(H):
@@ -109,8 +101,8 @@ def _rnn_backward_loop(t0, t1, dhs, has_dhs, dh, UT, y, act, mask, has_mask, rma
                     d[j] = dhr[j] if yr[j] > 0 else zero
             else:
                 d[:] = dhr
-        np.dot(dz[t], UT, dh_prev)  # (B, H)
-        for b in range(B):
+        np.dot(dz[t, b0:b1], UT, dh_prev[b0:b1])  # (nb, H)
+        for b in range(b0, b1):
             if not has_mask or mask[t, b]:
                 if has_rmask:
                     for j in range(H):
@@ -136,8 +128,12 @@ def _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
         mask=(mask, (T, B)),
         recurrent_mask=(recurrent_mask, (B, H)),
     )
-    return x, as_float(h0, dt), as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(
-        bias, dt
+    return (
+        x,
+        as_float(h0, dt),
+        as_float(kernel, dt),
+        as_float(recurrent_kernel, dt),
+        as_float(bias, dt),
     )
 
 
@@ -156,7 +152,11 @@ def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activa
     m, has_m = bool_or_dummy(mask)
     rm, has_rm = float_or_dummy(recurrent_mask, dt)
     u = np.empty((B, H), dtype=dt)
-    _rnn_forward_loop(xw, h0, U, act, m, has_m, rm, has_rm, y, h_in, hs, u, store)
+
+    def loop(b0, b1):
+        _rnn_forward_loop(b0, b1, xw, h0, U, act, m, has_m, rm, has_rm, y, h_in, hs, u, store)
+
+    over_rows(row_slices(B, T * B * H * H), loop)
     h_T = hs[T - 1].copy() if T > 0 else h0.copy()
     return x, kernel, U, y, h_in, hs, h_T
 
@@ -207,22 +207,18 @@ def rnn_backward(dhs, dh_T, cache: RNNCache):
     dz = np.empty((T, B, H), dtype=dt)
     UT = np.ascontiguousarray(U.T)
     dh_prev = np.empty((B, H), dtype=dt)
-    dx = np.empty_like(x)
-    dW = np.zeros((D, H), dtype=dt)
-    dU = np.zeros((H, H), dtype=dt)
-    db = np.zeros(H, dtype=dt)
 
-    def loop_chunk(t0, t1):
-        _rnn_backward_loop(t0, t1, dhs_, has_dhs, dh, UT, y, act, m, has_m, rm, has_rm, dz,
+    def loop(b0, b1):
+        _rnn_backward_loop(b0, b1, dhs_, has_dhs, dh, UT, y, act, m, has_m, rm, has_rm, dz,
                            dh_prev)  # fmt: skip
 
-    def grads_chunk(t0, t1):  # this chunk's share of the weight gradients: big GEMMs
-        n = (t1 - t0) * B
-        dzc = dz[t0:t1].reshape(n, H)
-        dx[t0:t1] = (dzc @ kernel.T).reshape(t1 - t0, B, D)
-        np.add(dW, x[t0:t1].reshape(n, D).T @ dzc, out=dW)
-        np.add(dU, h_in[t0:t1].reshape(n, H).T @ dzc, out=dU)
-        np.add(db, dzc.sum(axis=0), out=db)
-
-    run_pipelined(pipeline_chunks(T, T * B * H * (2 * D + H)), loop_chunk, grads_chunk)
-    return {"x": dx, "h0": dh, "kernel": dW, "recurrent_kernel": dU, "bias": db}
+    over_rows(row_slices(B, T * B * H * H), loop)
+    # Weight gradients: sums over every step and row, so big GEMMs after the loop.
+    dz2 = dz.reshape(T * B, H)
+    return {
+        "x": (dz2 @ kernel.T).reshape(x.shape),
+        "h0": dh,
+        "kernel": x.reshape(T * B, D).T @ dz2,
+        "recurrent_kernel": h_in.reshape(T * B, H).T @ dz2,
+        "bias": dz2.sum(axis=0),
+    }

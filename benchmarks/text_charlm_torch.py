@@ -1,0 +1,271 @@
+"""The character language model of ``text_charlm.py`` trained with PyTorch ``nn.LSTM``.
+
+Same data pipeline (lstmkit's vocabulary, 90/10 contiguous split and truncated-BPTT chunks: the
+batches are identical), same architecture, same initial weights (copied from the lstmkit
+``--init`` file), same optimizer settings (Adam 2e-3, betas 0.9/0.999, eps 1e-7, global gradient
+norm clipped at 5), same number of steps, same validation procedure. So the two runs should
+follow the same learning curve; the remaining differences are float32 rounding and where Adam's
+eps enters (Keras adds it before the bias correction, torch after; negligible at 1e-7).
+
+Weight mapping (gate order i, f, g, o is the same in both): ``weight_ih_l{k} = kernel.T``,
+``weight_hh_l{k} = recurrent_kernel.T``, ``bias_ih_l{k} = bias``, ``bias_hh_l{k} = 0``;
+``nn.Embedding.weight = embeddings``; ``nn.Linear.weight = kernel.T``.
+
+Two modes::
+
+    # full run; with --compare, a table against the lstmkit JSON
+    python benchmarks/text_charlm_torch.py --init /tmp/charlm/init.lstmkit --epochs 20 \
+        --threads 2 --out /tmp/charlm/torch.json --compare /tmp/charlm/lstmkit.json
+    # per-step time only: alternate blocks of lstmkit and torch training steps in one process
+    # (same load, same threads), from the same weights on the same batches
+    python benchmarks/text_charlm_torch.py --init /tmp/charlm/init.lstmkit --time-steps 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from text_charlm import DEFAULT_DATA, set_threads  # noqa: E402
+
+
+def parse(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--init", required=True, help="lstmkit model file with the initial weights")
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--seq-len", type=int, default=100)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--clipnorm", type=float, default=5.0)
+    ap.add_argument("--val-fraction", type=float, default=0.1)
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="out/bench/charlm_torch.json")
+    ap.add_argument("--compare", default=None, help="lstmkit JSON from text_charlm.py")
+    ap.add_argument("--time-steps", type=int, default=0, help="only time N steps of each library")
+    ap.add_argument("--block", type=int, default=10, help="steps per alternating timing block")
+    return ap.parse_args(argv)
+
+
+def torch_model(lk_model):
+    """An ``nn.Module`` with lstmkit's architecture and a copy of its weights."""
+    import torch
+    from torch import nn
+
+    emb = lk_model.layers[0]
+    rnns = [layer for layer in lk_model.layers if type(layer).__name__ == "LSTM"]
+    head = lk_model.layers[-1]
+    V, E = emb.params["embeddings"].shape
+    H = rnns[0].units
+
+    class CharLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(V, E)
+            self.lstm = nn.LSTM(E, H, num_layers=len(rnns), batch_first=True)
+            self.out = nn.Linear(H, V)
+
+        def forward(self, x, state=None):
+            y, state = self.lstm(self.emb(x), state)
+            return self.out(y), state
+
+    m = CharLM()
+    t = lambda a: torch.from_numpy(a.copy())  # noqa: E731
+    with torch.no_grad():
+        m.emb.weight.copy_(t(emb.params["embeddings"]))
+        for k, layer in enumerate(rnns):
+            p = layer.params
+            getattr(m.lstm, f"weight_ih_l{k}").copy_(t(p["kernel"].T))
+            getattr(m.lstm, f"weight_hh_l{k}").copy_(t(p["recurrent_kernel"].T))
+            getattr(m.lstm, f"bias_ih_l{k}").copy_(t(p["bias"]))
+            getattr(m.lstm, f"bias_hh_l{k}").zero_()
+        m.out.weight.copy_(t(head.params["kernel"].T))
+        m.out.bias.copy_(t(head.params["bias"]))
+    return m
+
+
+def make_step(m, lr, clipnorm):
+    """One truncated-BPTT update; the state is detached so gradients stop at the chunk edge."""
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.Adam(m.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-7)
+    carry = {"state": None}
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        logits, state = m(x, carry["state"])
+        carry["state"] = tuple(s.detach() for s in state)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), clipnorm)
+        opt.step()
+        return loss.item()
+
+    def reset():
+        carry["state"] = None
+
+    return step, reset
+
+
+def stream_loss(m, ids, batch_size, seq_len):
+    """Exactly ``lstmkit.apps.text.stream_loss``: B streams, chunks of T, state carried."""
+    import torch
+    import torch.nn.functional as F
+
+    from lstmkit.data.text import stateful_chunks
+
+    batch_size = max(1, min(batch_size, (len(ids) - 1) // max(seq_len, 1) or 1))
+    xs, ys = stateful_chunks(ids, batch_size, seq_len, drop_remainder=False)
+    total, count, state = 0.0, 0, None
+    with torch.no_grad():
+        for x, y in zip(xs, ys):
+            logits, state = m(torch.from_numpy(x.astype("int64")), state)
+            total += float(
+                F.cross_entropy(
+                    logits.double().reshape(-1, logits.shape[-1]),
+                    torch.from_numpy(y.astype("int64")).reshape(-1),
+                    reduction="sum",
+                )
+            )
+            count += y.size
+    return total / count
+
+
+def data(args, vocab_size):
+    from lstmkit.data.text import Vocabulary, split_text, stateful_chunks
+
+    text = Path(args.data).read_text(encoding="utf-8")
+    vocab = Vocabulary.build(text, "char")
+    if len(vocab) != vocab_size:
+        raise SystemExit(f"vocabulary of {args.data} has {len(vocab)} entries; model has {vocab_size}")
+    train_ids, val_ids = split_text(vocab.encode(text), args.val_fraction)
+    x, y = stateful_chunks(train_ids, args.batch_size, args.seq_len)
+    return x, y, val_ids
+
+
+def train(args):
+    import math
+
+    import torch
+
+    import lstmkit
+
+    lk = lstmkit.load_model(args.init, compile=False)
+    m = torch_model(lk)
+    x, y, val_ids = data(args, lk.layers[0].input_dim)
+    X, Y = torch.from_numpy(x.astype("int64")), torch.from_numpy(y.astype("int64"))
+    step, reset = make_step(m, args.lr, args.clipnorm)
+    rows, steps, seconds = [], 0, 0.0
+    for epoch in range(args.epochs):
+        reset()
+        m.train()
+        total, n = 0.0, 0
+        t0 = time.perf_counter()
+        for k in range(len(X)):
+            total += step(X[k], Y[k])
+            n, steps = n + 1, steps + 1
+            if args.max_steps and steps >= args.max_steps:
+                break
+        seconds += time.perf_counter() - t0
+        m.eval()
+        val = stream_loss(m, val_ids, args.batch_size, args.seq_len)
+        rows.append({
+            "epoch": epoch + 1, "steps": steps, "seconds": seconds, "loss": total / n,
+            "val_loss": val, "val_bpc": val / math.log(2),
+        })  # fmt: skip
+        print("epoch {epoch:3d}  steps {steps:6d}  {seconds:8.1f}s  loss {loss:.4f}  "
+              "val_loss {val_loss:.4f}  val_bpc {val_bpc:.4f}".format(**rows[-1]), flush=True)  # fmt: skip
+        if args.max_steps and steps >= args.max_steps:
+            break
+    result = {
+        "library": f"torch {torch.__version__}",
+        "threads": torch.get_num_threads(),
+        "settings": vars(args),
+        "history": rows,
+        "seconds_per_step": seconds / steps,
+        "best": min(rows, key=lambda r: r["val_loss"]),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"{seconds / steps * 1e3:.1f} ms/step; wrote {args.out}")
+    if args.compare:
+        compare(json.loads(Path(args.compare).read_text()), result)
+
+
+def compare(lk, th):
+    print(f"\n{'epoch':>5} {'lstmkit val':>12} {'torch val':>10} {'diff %':>7}")
+    for a, b in zip(lk["history"], th["history"]):
+        d = 100 * (a["val_loss"] - b["val_loss"]) / b["val_loss"]
+        print(f"{a['epoch']:>5} {a['val_loss']:>12.4f} {b['val_loss']:>10.4f} {d:>7.2f}")
+    a, b = lk["best"], th["best"]
+    print(f"best val loss: lstmkit {a['val_loss']:.4f} (epoch {a['epoch']}), torch "
+          f"{b['val_loss']:.4f} (epoch {b['epoch']}): {100 * (a['val_loss'] / b['val_loss'] - 1):+.2f}%")  # fmt: skip
+    print(f"ms/step: lstmkit {lk['seconds_per_step'] * 1e3:.1f}, torch "
+          f"{th['seconds_per_step'] * 1e3:.1f} (separate runs; see --time-steps for a same-load "
+          "comparison)")  # fmt: skip
+
+
+def time_steps(args):
+    """Alternate blocks of ``--block`` training steps of each library on the same batches."""
+    import torch
+
+    import lstmkit
+    from lstmkit.losses import SparseCategoricalCrossentropy
+    from lstmkit.ops import backend
+    from lstmkit.optimizers import Adam
+
+    lk = lstmkit.load_model(args.init, compile=False)
+    lk.compile(Adam(args.lr, clipnorm=args.clipnorm), SparseCategoricalCrossentropy(from_logits=True), seed=0)
+    m = torch_model(lk)
+    x, y, _ = data(args, lk.layers[0].input_dim)
+    X, Y = torch.from_numpy(x.astype("int64")), torch.from_numpy(y.astype("int64"))
+    step, _ = make_step(m, args.lr, args.clipnorm)
+    for k in range(3):  # warm up: numba compilation, allocator, torch's first-call setup
+        lk.train_on_batch(x[k], y[k])
+        step(X[k], Y[k])
+    times = {"lstmkit": [], "torch": []}
+    k = 3
+    while len(times["torch"]) < args.time_steps:
+        for name in ("lstmkit", "torch"):
+            for j in range(args.block):
+                i = (k + j) % len(x)
+                t0 = time.perf_counter()
+                lk.train_on_batch(x[i], y[i]) if name == "lstmkit" else step(X[i], Y[i])
+                times[name].append(time.perf_counter() - t0)
+        k += args.block
+    med = {n: 1e3 * statistics.median(t) for n, t in times.items()}
+    print(f"per training step (B={args.batch_size}, T={args.seq_len}), median of "
+          f"{len(times['torch'])}, threads {args.threads} (torch {torch.get_num_threads()}), "
+          f"lstmkit backend {backend.get_backend()}:")  # fmt: skip
+    for n, v in med.items():
+        q = sorted(times[n])
+        print(f"  {n:8s} {v:8.1f} ms   (p10 {1e3 * q[len(q) // 10]:.1f}, p90 "
+              f"{1e3 * q[9 * len(q) // 10]:.1f})")  # fmt: skip
+    print(f"  lstmkit / torch = {med['lstmkit'] / med['torch']:.2f}")
+
+
+def main(argv=None):
+    args = parse(argv)
+    set_threads(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.time_steps:
+        time_steps(args)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()

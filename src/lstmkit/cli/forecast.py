@@ -1,0 +1,319 @@
+"""``lstmkit forecast train | predict | demo``: argument parsing and printing around
+``lstmkit.apps.forecast``.
+
+Every output is written only after everything it depends on has been computed, and atomically
+(temporary file + rename), so a failed command leaves existing files as they were. Data problems
+raise ``ValueError`` with a message naming the problem; ``lstmkit.cli.main`` prints it on stderr
+and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+DEFAULT_MODEL_NAME = "model.lstmkit"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    from ..apps.forecast import NORMALIZE, TRANSFORMS
+
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+
+    # -- train ----------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "train",
+        help="Train a forecaster on one column of a CSV file and save it.",
+        description="Split the series chronologically (70/15/15), fit the scaler on the training "
+        "part, train LSTM -> Dense(horizon) with early stopping on the validation part, print "
+        "MAE/RMSE/MASE on the test part next to the naive and seasonal-naive forecasts, and save "
+        "the model.",
+    )
+    p.add_argument("data", metavar="DATA.csv", help="CSV file with a header row")
+    p.add_argument("--column", required=True, help="name of the numeric column to forecast")
+    p.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
+    _data_options(p)
+    p.add_argument("--lookback", type=_positive_int, default=24, help="input steps (default 24)")
+    p.add_argument("--horizon", type=_positive_int, default=12, help="steps forecast (default 12)")
+    p.add_argument(
+        "--season",
+        type=_positive_int,
+        default=None,
+        help="season length in steps for the seasonal-naive baseline and the normalisation "
+        "(default: detected from the training part's autocorrelation; 1 = none)",
+    )
+    p.add_argument(
+        "--transform",
+        choices=[*TRANSFORMS, "auto"],
+        default="auto",
+        help="variance-stabilising transform; auto (default) tries none, sqrt (data >= 0) and "
+        "log (data > 0) and keeps the lowest validation RMSE",
+    )
+    p.add_argument(
+        "--normalize",
+        choices=NORMALIZE,
+        default="cycle",
+        help="per-window normalisation by the mean and std of the last cycle (default), the "
+        "whole window, or none",
+    )
+    p.add_argument("--units", type=_positive_int, default=32, help="LSTM units (default 32)")
+    p.add_argument("--dropout", type=float, default=0.0, help="input dropout (default 0)")
+    p.add_argument("--epochs", type=_positive_int, default=300, help="max epochs (default 300)")
+    p.add_argument("--patience", type=_positive_int, default=30, help="early stopping (default 30)")
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="default 16")
+    p.add_argument("--learning-rate", type=float, default=3e-3, help="Adam (default 3e-3)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show a progress bar per epoch")
+    p.set_defaults(func=cmd_train)
+
+    # -- predict --------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "predict",
+        help="Forecast the steps after the last row of a CSV file (or backtest with --holdout).",
+        description="Forecast the model's horizon steps that follow the last row of DATA.csv and "
+        "write them as CSV (a label column and 'forecast') plus a PNG plot. With --holdout the "
+        "last horizon rows are held out and forecast from the rows before them instead; the CSV "
+        "gets an 'actual' column and the errors are printed next to the naive baselines.",
+    )
+    p.add_argument("model", metavar="MODEL", help="model file written by `forecast train`")
+    p.add_argument("data", metavar="DATA.csv", help="CSV file with the series to continue")
+    p.add_argument("--out", required=True, metavar="FORECAST.csv", help="CSV file to write")
+    p.add_argument(
+        "--column", default=None, help="column to read (default: the one the model was trained on)"
+    )
+    _data_options(p)
+    p.add_argument(
+        "--plot", default=None, metavar="PATH", help="PNG to write (default: FORECAST.png)"
+    )
+    p.add_argument(
+        "--holdout", action="store_true", help="backtest on the last horizon rows instead"
+    )
+    p.set_defaults(func=cmd_predict)
+
+    # -- demo -----------------------------------------------------------------------------------
+    from ..data import list_builtin
+
+    p = sub.add_parser(
+        "demo",
+        help="Train on a built-in series, compare with the baselines, save model, forecast, plot.",
+        description="What `make demo` runs: train with the demo settings on a built-in series "
+        "(sunspots 1700-2008 by default), print the test-part table against the naive and "
+        "seasonal-naive baselines, and write the model, the forecast CSV and its plot to DIR.",
+    )
+    p.add_argument("--out", default="out/demo", metavar="DIR", help="default out/demo")
+    p.add_argument("--data", default="sunspots", choices=list_builtin(), help="built-in series")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show a progress bar per epoch")
+    p.set_defaults(func=cmd_demo)
+
+
+def _data_options(p):
+    p.add_argument(
+        "--time-column",
+        default=None,
+        help="column whose values label the rows (e.g. dates); used for the output and the plot",
+    )
+    p.add_argument(
+        "--fill",
+        choices=["none", "interpolate"],
+        default="none",
+        help="missing values: none (default) makes them an error, interpolate fills interior "
+        "gaps linearly",
+    )
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return v
+
+
+def _check_out_file(path, arg):
+    if os.path.isdir(path):
+        raise ValueError(f"argument '{arg}' got a directory {str(path)!r}, expected a file path")
+
+
+# -- train --------------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from ..apps.forecast import train_forecaster
+    from ..data import read_series_csv
+
+    _check_out_file(args.out, "--out")
+    values, index = read_series_csv(
+        args.data,
+        args.column,
+        time_column=args.time_column,
+        fill=args.fill,
+    )  # train_forecaster says how many rows lookback and horizon need
+    print(f"read {len(values)} rows of column {args.column!r} from {args.data}")
+    report = train_forecaster(
+        values,
+        lookback=args.lookback,
+        horizon=args.horizon,
+        season=args.season,
+        transform=args.transform,
+        normalize=args.normalize,
+        units=args.units,
+        dropout=args.dropout,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        verbose=1 if args.verbose else 0,
+        column=args.column,
+        time_column=args.time_column,
+    )
+    _print_report(report, index, season_given=args.season is not None)
+    report.model.save(args.out)
+    print(f"saved model to {args.out}")
+    return 0
+
+
+def _print_report(report, index, season_given):
+    n1, n2 = report.n_train, report.n_train + report.n_val
+
+    def span(a, b):
+        return f"{index[a]}..{index[b - 1]}"
+
+    print(
+        f"split: train {report.n_train} ({span(0, n1)}) | validation {report.n_val} "
+        f"({span(n1, n2)}) | test {report.n_test} ({span(n2, len(index))}) rows"
+    )
+    how = "given" if season_given else "detected on the training part"
+    print(f"season: {report.season} ({how})")
+    tried = ", ".join(f"{k} {v:.3f}" for k, v in report.selection.items())
+    print(f"transform: {report.transform} (validation RMSE: {tried})")
+    print(
+        f"epochs: {report.epochs_run}, weights of epoch {report.best_epoch} kept (early stopping)"
+    )
+    print(
+        f"test part: {report.test_windows} rolling forecasts of {report.model.metadata['horizon']}"
+    )
+    print(report.format_table())
+
+
+# -- predict ------------------------------------------------------------------------------------
+def _plot_path(out, plot):
+    return Path(plot) if plot else Path(out).with_suffix(".png")
+
+
+def cmd_predict(args) -> int:
+    from ..apps.forecast import backtest, forecast
+    from ..apps.forecast_files import future_labels, plot_png, read_history
+    from ..saving import load_model
+
+    out, plot = Path(args.out), _plot_path(args.out, args.plot)
+    _check_out_file(out, "--out")
+    _check_out_file(plot, "--plot")
+    model = load_model(args.model, compile=False)
+    meta = model.metadata
+    if meta.get("app") != "forecast":
+        raise ValueError(f"argument 'MODEL' ({args.model}) is not a forecaster model")
+    horizon = meta["horizon"]
+    values, index, column, tcol = read_history(
+        args.data,
+        model,
+        column=args.column,
+        time_column=args.time_column,
+        fill=args.fill,
+    )  # forecast and backtest say how many rows they need
+    label = tcol or "step"
+    if args.holdout:
+        table, fc, actual = backtest(model, values)
+        labels = index[-horizon:]
+        rows = [(lab, float(f), float(a)) for lab, f, a in zip(labels, fc, actual)]
+        header = [label, "forecast", "actual"]
+        png = plot_png(
+            index[:-horizon], values[:-horizon], labels, fc, actual,
+            title=f"{column}: backtest on the last {horizon} rows",
+        )  # fmt: skip
+    else:
+        fc = forecast(model, values)
+        labels = future_labels(index, horizon)
+        rows = [(lab, float(f)) for lab, f in zip(labels, fc)]
+        header = [label, "forecast"]
+        png = plot_png(index, values, labels, fc, title=f"{column}: {horizon}-step forecast")
+    _write_outputs(out, header, rows, plot, png)
+    if args.holdout:
+        print(f"backtest: the last {horizon} rows of {args.data} forecast from the rows before")
+        print(_format_table(table))
+    print(f"wrote {out} ({len(rows)} rows) and {plot}")
+    return 0
+
+
+def _write_outputs(csv_path, header, rows, png_path, png):
+    from ..data import write_csv_atomic
+    from ..saving import atomic_write
+
+    write_csv_atomic(csv_path, header, rows)
+
+    def write_png(tmp):
+        with open(tmp, "wb") as f:
+            f.write(png)
+
+    atomic_write(png_path, write_png, suffix=".png")
+
+
+def _format_table(table):
+    lines = [f"{'method':<22}{'MAE':>10}{'RMSE':>10}{'MASE':>10}"]
+    for name, row in table.items():
+        lines.append(f"{name:<22}{row['MAE']:>10.3f}{row['RMSE']:>10.3f}{row['MASE']:>10.3f}")
+    return "\n".join(lines)
+
+
+# -- demo ---------------------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    from ..apps.forecast import DEMO_SETTINGS, forecast, train_forecaster
+    from ..apps.forecast_files import future_labels, plot_png
+    from ..data import load_series
+
+    start = time.perf_counter()
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(
+            f"argument '--out' got {str(out)!r}, which is a file; expected a directory"
+        )
+    values, index, info = load_series(args.data)
+    settings = dict(DEMO_SETTINGS)
+    if args.seed is not None:
+        settings["seed"] = args.seed
+    print(
+        f"{info['name']}: {info['description']} {info['n']} rows, {info['start']}-{info['end']}"
+        f" ({info['source']})"
+    )
+    shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+    print(f"settings: {shown}")
+    report = train_forecaster(
+        values,
+        **settings,
+        verbose=1 if args.verbose else 0,
+        column=info["column"],
+        time_column=info["time_column"],
+    )
+    _print_report(report, index, season_given=False)
+    model = report.model
+    horizon = model.metadata["horizon"]
+    fc = forecast(model, values)
+    labels = future_labels(index, horizon)
+    png = plot_png(
+        index, values, labels, fc,
+        title=f"{info['name']}: LSTM forecast of {labels[0]}..{labels[-1]}",
+    )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    model_path, csv_path, png_path = (
+        out / DEFAULT_MODEL_NAME,
+        out / "forecast.csv",
+        out / "forecast.png",
+    )
+    model.save(model_path)
+    _write_outputs(csv_path, [info["time_column"], "forecast"], zip(labels, fc), png_path, png)
+    print(f"wrote {model_path}, {csv_path}, {png_path}")
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0

@@ -1,0 +1,82 @@
+"""``lstmkit inspect``: gates, states and gradient flow of a saved model, as PNGs and one HTML page.
+
+    lstmkit inspect MODEL --input FILE [--out DIR] [--target FILE] [--sample N] [--units U ...]
+    lstmkit inspect --compare-cells [--length 100] [--seeds 5] [--hidden 32] [--out DIR]
+
+FILE is a ``.npy`` array, a ``.csv`` of numbers (rows = time steps, columns = features), or a
+UTF-8 text file for a text model. The parser only translates arguments into calls of
+:mod:`lstmkit.inspect.report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", help="lstmkit model file (written by model.save)")
+    parser.add_argument(
+        "--input", metavar="FILE", help="input: .npy, .csv, or text for a text model"
+    )
+    parser.add_argument("--out", metavar="DIR", default="inspect", help="output directory")
+    parser.add_argument(
+        "--target",
+        metavar="FILE",
+        help="targets (.npy/.csv) for the gradient flow of the model's loss; without it the "
+        "gradient of each sample's largest output",
+    )
+    parser.add_argument("--loss", help="loss for --target (default: the model's, else mse)")
+    parser.add_argument("--sample", type=int, default=0, help="sequence the heatmaps show")
+    parser.add_argument(
+        "--units", type=int, nargs="+", metavar="U", help="units whose states to plot"
+    )
+    parser.add_argument(
+        "--compare-cells",
+        action="store_true",
+        help="instead of a model: gradient flow of SimpleRNN, GRU and LSTMs on the adding problem",
+    )
+    parser.add_argument("--length", type=int, default=100, help="--compare-cells: minimal T")
+    parser.add_argument("--seeds", type=int, default=5, help="--compare-cells: number of seeds")
+    parser.add_argument("--hidden", type=int, default=32, help="--compare-cells: units per cell")
+    parser.add_argument("--lag", type=int, default=100, help="--compare-cells: lag of the table")
+    parser.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from ..inspect import report
+
+    if args.compare_cells:
+        path, _, rows = report.write_cell_comparison(
+            args.out, T=args.length, units=args.hidden, seeds=range(args.seeds), lag=args.lag
+        )
+        for r in rows:
+            print(
+                f"{r['cell']:<22} |dL/dh| at lag {r['lag']}: {r['norm_h']:.3g}   "
+                f"ratio to SimpleRNN (median): {r['ratio_to_rnn']:.3g}"
+            )
+        print(f"wrote {path}")
+        return 0
+    if args.model is None or args.input is None:
+        raise ValueError("arguments MODEL and --input FILE are required (or --compare-cells)")
+    from ..saving import load_model
+
+    model = load_model(args.model, compile=True)
+    x, text = report.load_input(model, args.input)
+    y = None
+    if args.target is not None:
+        y = report.read_numbers(args.target)
+        if len(y) != len(x) and len(x) == 1:
+            y = y[None]
+    path = report.write_report(
+        model,
+        x,
+        args.out,
+        y=y,
+        text=text,
+        sample=args.sample,
+        units=args.units,
+        loss=args.loss,
+        title=f"lstmkit inspect: {args.model}",
+    )
+    print(f"wrote {path}")
+    return 0

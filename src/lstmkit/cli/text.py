@@ -1,0 +1,153 @@
+"""``lstmkit text``: character / word language models (:mod:`lstmkit.apps.text`).
+
+    lstmkit text train CORPUS.txt --level char [--out MODEL] [--epochs 20] [--units 128] ...
+    lstmkit text generate MODEL --prompt "ROMEO:" --length 500 --temperature 0.8 --top-k 20 --seed 1
+    lstmkit text evaluate MODEL FILE.txt
+    lstmkit text next MODEL --prompt "ROMEO" [--top 10]
+
+``python -m lstmkit.cli.text ...`` runs the same parser without the ``lstmkit text`` prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _read(path, what):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"argument '{what}' must be an existing text file; got {path!r}")
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    from ..apps.text import LMConfig
+
+    d = LMConfig()
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = sub.add_parser("train", help="train a language model on a text file")
+    p.add_argument("corpus", help="UTF-8 text file")
+    p.add_argument("--level", choices=["char", "word"], default=d.level)
+    p.add_argument("--out", default=None, help="model file (default out/text/<corpus>-<level>.lstmkit)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="save the model after every epoch that improves val_loss (default <out>.ckpt)")  # fmt: skip
+    p.add_argument("--no-checkpoints", action="store_true")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping on val_loss")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="last part of the text")
+    p.add_argument("--embed-dim", type=int, default=d.embed_dim)
+    p.add_argument("--units", type=int, default=d.units)
+    p.add_argument("--layers", type=int, default=d.layers)
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--seq-len", type=int, default=None,
+                   help="truncated-BPTT chunk length (default 100 for char, 35 for word)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="parallel streams")
+    p.add_argument("--lr", type=float, default=d.learning_rate, help="Adam learning rate")
+    p.add_argument("--clipnorm", type=float, default=d.clipnorm)
+    p.add_argument("--max-vocab", type=int, default=None,
+                   help="vocabulary size cap incl. <pad>/<unk> (default: all chars; 10000 words)")  # fmt: skip
+    p.add_argument("--min-freq", type=int, default=d.min_freq)
+    p.add_argument("--lower", action="store_true", help="lower-case the text first")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("generate", help="sample text from a trained model")
+    p.add_argument("model")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--length", type=int, default=500, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = always the most likely")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=_generate)
+
+    p = sub.add_parser("evaluate", help="bits per character (or perplexity) on a text file")
+    p.add_argument("model")
+    p.add_argument("file")
+    p.add_argument("--batch-size", type=int, default=32, help="parallel streams")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("next", help="probabilities of the next token after a prompt")
+    p.add_argument("model")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--top", type=int, default=10)
+    p.set_defaults(func=_next)
+
+
+def _train(args) -> int:
+    from ..apps.text import LMConfig, train_language_model
+
+    word = args.level == "word"
+    cfg = LMConfig(
+        level=args.level, embed_dim=args.embed_dim, units=args.units, layers=args.layers,
+        dropout=args.dropout, seq_len=args.seq_len or (35 if word else 100),
+        batch_size=args.batch_size, learning_rate=args.lr, clipnorm=args.clipnorm,
+        epochs=args.epochs, patience=args.patience, val_fraction=args.val_fraction,
+        max_vocab=args.max_vocab or (10000 if word else None), min_freq=args.min_freq,
+        lower=args.lower, seed=args.seed, max_steps=args.max_steps,
+    )  # fmt: skip
+    text = _read(args.corpus, "corpus")
+    stem = os.path.splitext(os.path.basename(args.corpus))[0]
+    out = args.out or os.path.join("out", "text", f"{stem}-{args.level}.lstmkit")
+    ckpt = None if args.no_checkpoints else (args.checkpoint_dir or out + ".ckpt")
+    report = train_language_model(
+        text, cfg, checkpoint_dir=ckpt, log=None if args.quiet else (lambda s: print(s, flush=True))
+    )
+    report.model.save(out)
+    print(report.format_table())
+    b = report.best
+    key = "val_bpc" if word is False else "val_perplexity"
+    print(f"best epoch {b['epoch']}: val_loss {b['val_loss']:.4f} nats/{args.level}, "
+          f"{key} {b[key]:.4f}")  # fmt: skip
+    print(f"wrote {out}" + (f" (checkpoints in {ckpt})" if ckpt else ""))
+    return 0
+
+
+def _generate(args) -> int:
+    from ..apps.text import generate
+    from ..saving import load_model
+
+    model = load_model(args.model, compile=False)
+    print(generate(model, args.prompt, args.length, args.temperature, args.top_k, args.seed))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from ..apps.text import evaluate_text, summary_line, vocabulary_of
+    from ..saving import load_model
+
+    model = load_model(args.model, compile=False)
+    result = evaluate_text(model, _read(args.file, "file"), batch_size=args.batch_size)
+    print(summary_line(result, vocabulary_of(model).level))
+    return 0
+
+
+def _next(args) -> int:
+    from ..apps.text import next_token_distribution
+    from ..saving import load_model
+
+    model = load_model(args.model, compile=False)
+    dist = next_token_distribution(model, args.prompt)
+    for token, p in list(dist.items())[: args.top]:
+        print(f"{token!r:>14}  {p:.4f}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m lstmkit.cli.text ...``: the ``lstmkit text`` parser on its own."""
+    p = argparse.ArgumentParser(prog="lstmkit text")
+    register(p)
+    args = p.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"lstmkit text: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
