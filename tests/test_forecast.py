@@ -206,6 +206,7 @@ def test_transforms_outside_their_domain_are_errors():
         ({"normalize": "global"}, r"argument 'normalize' got 'global'"),
         ({"lookback": 0}, r"argument 'lookback' must be a positive int; got 0"),
         ({"season": 400}, r"argument 'season' got 400"),
+        ({"fractions": (0.7, 0.3, 0.0)}, r"argument 'fractions' got \(0.7, 0.3, 0.0\)"),
         ({"lookback": 210}, r"too few rows: got 309, .* needs at least 222 rows in the training"),
     ],
 )

@@ -64,8 +64,16 @@ class DevTools:
 
     def __init__(self, exe, profile, timeout=30.0):
         script = 'exec "$0" "$@" 3<&0 4>&1 </dev/null >/dev/null'
-        cmd = ["sh", "-c", script, exe, *FLAGS, f"--user-data-dir={profile}",
-               "--remote-debugging-pipe", "about:blank"]
+        cmd = [
+            "sh",
+            "-c",
+            script,
+            exe,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
@@ -106,7 +114,10 @@ class DevTools:
 
     def evaluate(self, session, expression):
         r = self.call(
-            "Runtime.evaluate", session, expression=expression, returnByValue=True,
+            "Runtime.evaluate",
+            session,
+            expression=expression,
+            returnByValue=True,
             awaitPromise=True,
         )
         if "exceptionDetails" in r:
@@ -159,9 +170,7 @@ def test_report_renders_and_hover_shows_gates(tmp_path):
     browser = DevTools(exe, tmp_path / "profile")
     try:
         target = browser.call("Target.createTarget", url="about:blank")["targetId"]
-        session = browser.call("Target.attachToTarget", targetId=target, flatten=True)[
-            "sessionId"
-        ]
+        session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         browser.call("Page.navigate", session, url=report.resolve().as_uri())
         deadline = time.monotonic() + 20
         while browser.evaluate(session, "document.readyState") != "complete":

@@ -59,18 +59,43 @@ def test_numeric_report_from_npy_and_csv(tmp_path, capsys):
     x = np.random.default_rng(0).normal(size=(2, 9, 3)).astype("float32")
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", np.array([[0.5], [-0.5]]))
-    assert _cli([str(path), "--input", str(tmp_path / "x.npy"), "--target",
-                 str(tmp_path / "y.npy"), "--out", str(tmp_path / "a"), "--units", "1", "2"]) == 0
+    assert (
+        _cli(
+            [
+                str(path),
+                "--input",
+                str(tmp_path / "x.npy"),
+                "--target",
+                str(tmp_path / "y.npy"),
+                "--out",
+                str(tmp_path / "a"),
+                "--units",
+                "1",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == sorted(
         ["report.html", "gradient_flow.png"]
-        + [f"{n}_{k}.png" for n in ("bi-forward", "bi-backward", "rnn") for k in ("gates", "states")]
+        + [
+            f"{n}_{k}.png"
+            for n in ("bi-forward", "bi-backward", "rnn")
+            for k in ("gates", "states")
+        ]
     )
     page = (tmp_path / "a" / "report.html").read_text(encoding="utf-8")
     _assert_self_contained(page)
-    for text in ("bi/forward (LSTM, 4 units)", "rnn (SimpleRNN, 3 units)", "saturation of f",
-                 "time-scale -1/ln f", "Most active units", "the loss on the given targets"):
+    for text in (
+        "bi/forward (LSTM, 4 units)",
+        "rnn (SimpleRNN, 3 units)",
+        "saturation of f",
+        "time-scale -1/ln f",
+        "Most active units",
+        "the loss on the given targets",
+    ):
         assert text in page
 
     # a CSV is one sequence: rows are steps, a header row is skipped
@@ -131,8 +156,18 @@ def test_text_inputs_ids_and_one_hot(tmp_path):
         encode_text(onehot, "abcd")
     onehot.save(tmp_path / "t.lstmkit")
     (tmp_path / "in.txt").write_text("abca", encoding="utf-8")
-    assert _cli([str(tmp_path / "t.lstmkit"), "--input", str(tmp_path / "in.txt"),
-                 "--out", str(tmp_path / "o")]) == 0
+    assert (
+        _cli(
+            [
+                str(tmp_path / "t.lstmkit"),
+                "--input",
+                str(tmp_path / "in.txt"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
     page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     _assert_self_contained(page)
     assert 'id="text-view"' in page and page.count('class="ch"') == 4
@@ -141,8 +176,11 @@ def test_text_inputs_ids_and_one_hot(tmp_path):
 
 def test_html_escapes_text_and_data():
     lstmkit.set_random_seed(13)
-    model = Sequential([Embedding(8, 2, input_shape=(None,)), LSTM(2, return_sequences=True)])
-    model.metadata = {"app": "text", "vocab": list("<>&/s\"cr")}
+    chars = sorted(set('</script>&"'))
+    model = Sequential(
+        [Embedding(len(chars), 2, input_shape=(None,)), LSTM(2, return_sequences=True)]
+    )
+    model.metadata = {"app": "text", "vocab": chars}
     x, text = encode_text(model, '</script>&"')
     import tempfile
 

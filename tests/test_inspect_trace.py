@@ -58,8 +58,14 @@ def test_traced_gates_recompute_states_and_outputs(go_backwards, masked):
     model = _randomize(
         Sequential(
             [
-                LSTM(5, return_sequences=True, go_backwards=go_backwards, input_shape=(T, D),
-                     dtype="float64", name="lstm"),
+                LSTM(
+                    5,
+                    return_sequences=True,
+                    go_backwards=go_backwards,
+                    input_shape=(T, D),
+                    dtype="float64",
+                    name="lstm",
+                ),
                 GRU(4, return_sequences=True, dtype="float64", name="gru"),
                 SimpleRNN(3, dtype="float64", name="rnn"),
                 Dense(2, dtype="float64"),
@@ -124,8 +130,12 @@ def test_bidirectional_halves_in_time_and_processing_order(masked):
     model = _randomize(
         Sequential(
             [
-                Bidirectional(LSTM(4, return_sequences=True, dtype="float64"),
-                              input_shape=(T, D), name="bi", dtype="float64"),
+                Bidirectional(
+                    LSTM(4, return_sequences=True, dtype="float64"),
+                    input_shape=(T, D),
+                    name="bi",
+                    dtype="float64",
+                ),
                 Bidirectional(GRU(3, dtype="float64"), name="bi2", dtype="float64"),
             ]
         ),
@@ -152,8 +162,9 @@ def test_bidirectional_halves_in_time_and_processing_order(masked):
     # final states of the last layer: forward at each sequence's end, backward at t = 0
     last = keep.sum(axis=1) - 1
     fwd_T = tr["bi2/forward"]["h"][np.arange(B), last]
-    np.testing.assert_allclose(tr.outputs, np.concatenate([fwd_T, tr["bi2/backward"]["h"][:, 0]], -1),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        tr.outputs, np.concatenate([fwd_T, tr["bi2/backward"]["h"][:, 0]], -1), atol=1e-12
+    )
 
 
 def test_variants_report_the_same_names():
@@ -174,14 +185,16 @@ def test_variants_report_the_same_names():
 
 def test_stateful_models_keep_their_state():
     lstmkit.set_random_seed(1)
-    model = Sequential([LSTM(3, stateful=True, return_sequences=True, input_shape=(4, 2)),
-                        GRU(2, stateful=True)])
+    model = Sequential(
+        [LSTM(3, stateful=True, return_sequences=True, input_shape=(4, 2)), GRU(2, stateful=True)]
+    )
     x = np.random.default_rng(1).normal(size=(2, 4, 2)).astype("float32")
     model.predict(x)  # now carries a state
     carried = [[s.copy() for s in layer.states] for layer in model.layers]
     tr = trace(model, x)
-    np.testing.assert_array_equal(tr["lstm" if "lstm" in tr else list(tr)[0]].initial["c"],
-                                  carried[0][1])
+    np.testing.assert_array_equal(
+        tr["lstm" if "lstm" in tr else list(tr)[0]].initial["c"], carried[0][1]
+    )
     for layer, states in zip(model.layers, carried):
         for a, b in zip(layer.states, states):
             np.testing.assert_array_equal(a, b)
@@ -258,8 +271,11 @@ def test_plots_write_pngs(tmp_path):
     paths = [
         plot_gates(lt, tmp_path / "g.png", sample=1),
         plot_states(lt, tmp_path / "s.png", units=[0, 3]),
-        plot_gradient_flow({"a": np.logspace(0, -3, 10)}, tmp_path / "f.png",
-                           spread={"a": (np.logspace(-1, -4, 10), np.logspace(1, -2, 10))}),
+        plot_gradient_flow(
+            {"a": np.logspace(0, -3, 10)},
+            tmp_path / "f.png",
+            spread={"a": (np.logspace(-1, -4, 10), np.logspace(1, -2, 10))},
+        ),
         plot_text("ab\ncd", np.array([0.1, -0.5, np.nan, 0.2, 0.9]), tmp_path / "t.png"),
     ]
     for p in paths:

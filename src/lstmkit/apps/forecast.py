@@ -62,6 +62,7 @@ from ..data import (
 )
 from ..layers import LSTM, Dense
 from ..models import Sequential
+from ..optimizers import Adam
 
 TRANSFORMS = ("none", "sqrt", "log")
 NORMALIZE = ("cycle", "window", "none")
@@ -209,7 +210,6 @@ def _windows(values, origins, lookback, horizon):
 
 def _fit_one(
     values,
-    split,
     meta,
     origins,
     *,
@@ -230,12 +230,10 @@ def _fit_one(
         X, Y = _windows(values, origins[part], L, Hz)
         x, mu, sd = _encode(meta, X)
         enc[part] = (x, _encode_targets(meta, Y, mu, sd), X, Y)
-    from ..optimizers import Adam
-
     _random.set_random_seed(seed)
     model = build_model(L, Hz, units, dropout)
     model.compile(optimizer=Adam(learning_rate, clipnorm=1.0), loss="mse", seed=seed)
-    stop = EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    stop = EarlyStopping(monitor="val_loss", patience=int(patience), restore_best_weights=True)
     history = model.fit(
         enc["train"][0],
         enc["train"][1],
@@ -303,12 +301,16 @@ def train_forecaster(
             f"{func}: argument 'normalize' got {normalize!r}, expected one of {list(NORMALIZE)}"
         )
     n_needed = lookback + horizon
+    chronological_split(10**6, fractions)  # bad fractions: its own error, whatever the length
+    if min(fractions) <= 0:
+        raise ValueError(
+            f"{func}: argument 'fractions' got {fractions!r}, expected three fractions > 0: "
+            "early stopping needs a validation part and the scores a test part"
+        )
     try:
         split = chronological_split(len(values), fractions)
         sizes = (len(split.train), len(split.val), len(split.test))
     except ValueError:
-        if len(fractions) != 3 or not len(values):
-            raise
         sizes = (0, 0, 0)  # too short to split at all: report it like any other short series
     if sizes[0] < n_needed or sizes[1] < horizon or sizes[2] < horizon:
         # the fewest rows that give every part what it needs (approximately: split rounds)
@@ -364,7 +366,7 @@ def train_forecaster(
         # the scaler is fitted on the training part only, after the transform
         scaler = StandardScaler().fit(_forward_transform(train_part, name))
         meta = {**base_meta, "transform": name, "scaler": scaler.get_config()}
-        fitted = _fit_one(values, split, meta, origins, **fit_args)
+        fitted = _fit_one(values, meta, origins, **fit_args)
         selection[name] = fitted[2]
         if best is None or fitted[2] < best[2]:
             best = fitted

@@ -14,7 +14,7 @@ GROUPS = {
     "classify": "Sequence classifiers (sentiment, numeric sequences): train, predict, evaluate.",
     "lab": "Long-lag experiments of the 1997 LSTM paper: adding, temporal order, compare cells.",
     "inspect": "Gate traces, gradient flow and an HTML report for a trained model.",
-    "export": "Export a model to ONNX (standard LSTM/GRU/RNN operators).",
+    "export": "Export a saved model to ONNX, a PyTorch state dict or a .keras file.",
 }
 
 

@@ -194,7 +194,8 @@ def _print_report(report, index, season_given):
         f"epochs: {report.epochs_run}, weights of epoch {report.best_epoch} kept (early stopping)"
     )
     print(
-        f"test part: {report.test_windows} rolling forecasts of {report.model.metadata['horizon']}"
+        f"test part: {report.test_windows} rolling forecasts of "
+        f"{report.model.metadata['horizon']} steps"
     )
     print(report.format_table())
 

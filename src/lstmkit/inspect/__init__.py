@@ -17,12 +17,12 @@ from .stats import UnitSummary, unit_summary
 from .trace import LayerTrace, Trace, trace
 
 __all__ = [
-    "trace",
-    "Trace",
-    "LayerTrace",
-    "gradient_flow",
     "GradientFlow",
+    "LayerTrace",
     "StateFlow",
-    "unit_summary",
+    "Trace",
     "UnitSummary",
+    "gradient_flow",
+    "trace",
+    "unit_summary",
 ]
