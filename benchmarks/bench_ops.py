@@ -53,10 +53,15 @@ def parse_args(argv=None):
 
 ARGS = parse_args() if __name__ == "__main__" else None
 if ARGS is not None:  # thread pools read these once, at library load: set them before any import
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "LSTMKIT_NUM_THREADS"):
+    for var in (
+        "OPENBLAS_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "LSTMKIT_NUM_THREADS",
+    ):
         os.environ[var] = str(ARGS.threads)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def make_problem(T, B, D, H, seed=0, dtype=np.float32):
@@ -146,9 +151,7 @@ def onnx_lstm(p, threads):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(
-        model.SerializeToString(), so, providers=["CPUExecutionProvider"]
-    )
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     feeds = {"X": p["x"], "h0": p["h0"][None], "c0": p["c0"][None]}
 
     def infer():
@@ -280,7 +283,7 @@ def main():
     print(f"lstm float32, {args.threads} thread(s), median ms of {args.repeats} rounds")
     print(f"{'cfg':<4}{'(T, B, D, H)':<20}" + "".join(f"{c:>15}" for c in cols))
     for name, r in results.items():
-        row = f"{name:<4}{str(CONFIGS[name]):<20}"
+        row = f"{name:<4}{CONFIGS[name]!s:<20}"
         for c in cols:
             row += f"{r[c]:>14.2f}x" if c.endswith(("_torch", "_ort")) else f"{r[c]:>15.3f}"
         print(row)

@@ -98,7 +98,7 @@ def make_step(m, lr, clipnorm):
     import torch
     import torch.nn.functional as F
 
-    opt = torch.optim.Adam(m.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-7)
+    opt = torch.optim.Adam(m.parameters(), lr=lr, betas=(0.9, 0.999), eps=float(os.environ.get("TORCH_EPS", "1e-7")))
     carry = {"state": None}
 
     def step(x, y):

@@ -196,3 +196,13 @@ def test_demo_writes_model_forecast_and_plot(tmp_path, capsys):
     assert len(rows) == 12
     assert (out / "forecast.png").read_bytes().startswith(PNG_SIGNATURE)
     assert load_model(out / "model.lstmkit").metadata["column"] == "sunspots"
+
+
+def test_predict_with_a_model_that_is_not_a_forecaster(tmp_path, data_csv, capsys):
+    from lstmkit import LSTM, Dense, Sequential
+
+    path = tmp_path / "other.lstmkit"
+    Sequential([LSTM(2, input_shape=(3, 1)), Dense(1)]).save(path)
+    out = tmp_path / "fc.csv"
+    assert main(["forecast", "predict", str(path), str(data_csv), "--out", str(out)]) == 2
+    assert "is not a forecaster" in capsys.readouterr().err and not out.exists()

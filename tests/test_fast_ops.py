@@ -25,29 +25,37 @@ from hypothesis import strategies as st
 
 pytest.importorskip("numba")  # the only reason to skip: numba is an optional dependency
 
-from lstmkit.ops import backend  # noqa: E402
-from lstmkit.ops import gru as ref_gru  # noqa: E402
-from lstmkit.ops import lstm as ref_lstm  # noqa: E402
-from lstmkit.ops import rnn as ref_rnn  # noqa: E402
-from lstmkit.ops import fast  # noqa: E402
-from lstmkit.ops.fast.activations import tanh32_reference  # noqa: E402
+from lstmkit.ops import backend, fast
+from lstmkit.ops import gru as ref_gru
+from lstmkit.ops import lstm as ref_lstm
+from lstmkit.ops import rnn as ref_rnn
+from lstmkit.ops.fast.activations import tanh32_reference
 
 TOL = {np.float32: 1e-6, np.float64: 1e-12}
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu", "rnn_sigmoid")
 N_GATES = {"lstm": 4, "gru": 3}
 REF = {"lstm": ref_lstm, "gru": ref_gru, "rnn": ref_rnn}
 
-CONFIG = dict(
-    T=st.integers(1, 6),
-    B=st.integers(1, 4),
-    D=st.integers(1, 5),
-    H=st.integers(1, 9),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    mask=st.sampled_from([None, "ragged", "holes"]),
-    rmask=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-)
-SMALLEST = dict(T=1, B=1, D=1, H=1, dtype=np.float32, mask=None, rmask=False, seed=0)
+CONFIG = {
+    "T": st.integers(1, 6),
+    "B": st.integers(1, 4),
+    "D": st.integers(1, 5),
+    "H": st.integers(1, 9),
+    "dtype": st.sampled_from([np.float32, np.float64]),
+    "mask": st.sampled_from([None, "ragged", "holes"]),
+    "rmask": st.booleans(),
+    "seed": st.integers(0, 2**32 - 1),
+}
+SMALLEST = {
+    "T": 1,
+    "B": 1,
+    "D": 1,
+    "H": 1,
+    "dtype": np.float32,
+    "mask": None,
+    "rmask": False,
+    "seed": 0,
+}
 FEW = settings(max_examples=40, deadline=None)
 
 
@@ -187,13 +195,17 @@ def test_rows_split_over_threads_match_reference(cell, dtype, monkeypatch):
     fast_out, _ = run(fast, base, args, kw, grads)
     for k in ref_out:
         close(fast_out[k], ref_out[k], dtype, f"{cell} {k}", 1e-6 if dtype == np.float32 else 0)
-    infer = getattr(fast, f"{base}_infer")(**{k: v for k, v in args.items() if k != "recurrent_mask"}, **kw)
-    ref_hs = getattr(REF[base], f"{base}_forward")(**{k: v for k, v in args.items() if k != "recurrent_mask"}, **kw)[0]
+    infer = getattr(fast, f"{base}_infer")(
+        **{k: v for k, v in args.items() if k != "recurrent_mask"}, **kw
+    )
+    ref_hs = getattr(REF[base], f"{base}_forward")(
+        **{k: v for k, v in args.items() if k != "recurrent_mask"}, **kw
+    )[0]
     close(infer[0], ref_hs, dtype, f"{cell} infer", 1e-6 if dtype == np.float32 else 0)
 
 
 def test_no_upstream_gradients_and_empty_sequence():
-    args, grads = problem("lstm", 3, 2, 2, 3, np.float64, "ragged", True, 1)
+    args, _grads = problem("lstm", 3, 2, 2, 3, np.float64, "ragged", True, 1)
     _, _, cache = fast.lstm_forward(**args)
     got = fast.lstm_backward(None, None, None, cache)
     want = ref_lstm.lstm_backward(None, None, None, cache)
@@ -244,9 +256,13 @@ def test_compiled_tanh32_is_the_documented_one():
     H = 64
     zeros = np.zeros((1, H), np.float32)
     _, _, cache = fast.lstm_forward(
-        np.zeros((1, 1, 1), np.float32), zeros, zeros, np.zeros((1, 4 * H), np.float32),
-        np.zeros((H, 4 * H), np.float32), b,
-    )  # fmt: skip
+        np.zeros((1, 1, 1), np.float32),
+        zeros,
+        zeros,
+        np.zeros((1, 4 * H), np.float32),
+        np.zeros((H, 4 * H), np.float32),
+        b,
+    )
     g = cache.gates[0, 0]
     half = np.float32(0.5)
     want = half * tanh32_reference(half * b) + half
@@ -292,7 +308,9 @@ def test_reference_infer_drops_the_cache(restore_backend):
 
 def _run_python(code, **env):
     full_env = {**os.environ, **env}
-    r = subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, check=False
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 

@@ -127,8 +127,8 @@ class DevTools:
     def close(self):
         try:
             self.call("Browser.close")
-        except Exception:
-            pass
+        except (OSError, RuntimeError, TimeoutError):
+            self.proc.kill()  # it is going away anyway
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -198,7 +198,7 @@ def test_report_renders_and_hover_shows_gates(tmp_path):
             }})()""",
         )
         before = browser.evaluate(session, "document.getElementById('gate-panel').textContent")
-        assert before == "hover a character"
+        assert before == "hover a token"
         browser.call("Input.dispatchMouseEvent", session, type="mouseMoved", x=box[0], y=box[1])
         panel = browser.evaluate(session, "document.getElementById('gate-panel').textContent")
         assert f"step {t} \u2018m\u2019" in panel and "lstm unit 5" in panel

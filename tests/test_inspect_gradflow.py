@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from oracles import torch_cell
 
 import lstmkit
 from lstmkit import GRU, LSTM, Bidirectional, Dense, SimpleRNN
@@ -19,6 +18,7 @@ from lstmkit.inspect import gradient_flow
 from lstmkit.inspect.gradflow import step_cache
 from lstmkit.models import Sequential
 from lstmkit.ops import backend
+from oracles import torch_cell
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn_tanh": SimpleRNN}
 
@@ -142,12 +142,11 @@ def test_step_chain_equals_full_backward():
     for t in range(T - 1, -1, -1):
         g = layer._cell_backward(None, [dh, dc], step_cache(ops_cache, t))
         dh, dc = g["h0"], g["c0"]
-        for k in total:
-            total[k] = total[k] + g[k]
+        total = {k: v + g[k] for k, v in total.items()}
     np.testing.assert_allclose(dh, full["h0"], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(dc, full["c0"], rtol=1e-12, atol=1e-14)
-    for k in total:
-        np.testing.assert_allclose(total[k], full[k], rtol=1e-12, atol=1e-14)
+    for k, v in total.items():
+        np.testing.assert_allclose(v, full[k], rtol=1e-12, atol=1e-14)
     assert model.built
 
 
@@ -238,3 +237,19 @@ def test_errors_name_the_argument():
         gradient_flow(model, np.zeros((1, 3, 2)), np.zeros((1, 1)), order="reversed")
     with pytest.raises(ValueError, match="same number of samples"):
         gradient_flow(model, np.zeros((2, 3, 2)), np.zeros((1, 1)))
+
+
+def test_lstm_variants_report_h_only():
+    """A peephole LSTM with zero peepholes is the plain cell: the same ‖∂L/∂h_t‖ through the
+    variant ops; its ‖∂L/∂c_t‖ is not reported (the h-c link of variants is not covered)."""
+    T, D, H = 6, 2, 3
+    plain = _randomize(Sequential([LSTM(H, input_shape=(T, D), dtype="float64"), Dense(1)]), 13)
+    peep = Sequential([LSTM(H, peephole=True, input_shape=(T, D), dtype="float64"), Dense(1)])
+    peep.layers[0].set_weights([*plain.layers[0].get_weights(), np.zeros((3, H))])
+    peep.layers[1].set_weights(plain.layers[1].get_weights())
+    rng = np.random.default_rng(14)
+    x, y = rng.normal(size=(2, T, D)), rng.normal(size=(2, 1))
+    a = gradient_flow(plain, x, y)[plain.layers[0].name]
+    b = gradient_flow(peep, x, y)[peep.layers[0].name]
+    np.testing.assert_allclose(b.h, a.h, rtol=1e-6)  # Dense is float32 here
+    assert a.c is not None and b.c is None and b.cell == "lstm"

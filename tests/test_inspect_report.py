@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 import lstmkit
-from lstmkit import GRU, LSTM, Bidirectional, Dense, Embedding, SimpleRNN
+from lstmkit import LSTM, Bidirectional, Dense, Embedding, SimpleRNN
 from lstmkit.cli import inspect as cli_inspect
+from lstmkit.data.text import UNK_ID, Vocabulary
 from lstmkit.inspect.compare import compare_cells
 from lstmkit.inspect.report import (
     encode_text,
     load_input,
-    text_vocab,
+    text_codec,
     write_cell_comparison,
     write_report,
 )
@@ -101,8 +102,8 @@ def test_numeric_report_from_npy_and_csv(tmp_path, capsys):
     # a CSV is one sequence: rows are steps, a header row is skipped
     rows = "a,b,c\n" + "\n".join(",".join(f"{v:.6f}" for v in r) for r in x[0])
     (tmp_path / "x.csv").write_text(rows + "\n", encoding="utf-8")
-    x_csv, text = load_input(model, tmp_path / "x.csv")
-    assert text is None and x_csv.shape == (1, 9, 3)
+    x_csv, tokens = load_input(model, tmp_path / "x.csv")
+    assert tokens is None and x_csv.shape == (1, 9, 3)
     np.testing.assert_allclose(x_csv[0], x[0], atol=1e-6)
     assert _cli([str(path), "--input", str(tmp_path / "x.csv"), "--out", str(tmp_path / "b")]) == 0
     assert "largest output" in (tmp_path / "b" / "report.html").read_text(encoding="utf-8")
@@ -129,52 +130,64 @@ def test_input_errors_name_the_problem(tmp_path):
 
 
 def test_vocabulary_formats():
-    assert text_vocab({}) is None
-    assert text_vocab({"app": "text", "vocab": "ab"}) == {"a": 0, "b": 1}
-    assert text_vocab({"vocab": ["<pad>", "a"]}) == {"<pad>": 0, "a": 1}
-    assert text_vocab({"vocab": {"a": 3, "b": 4}}) == {"a": 3, "b": 4}
-    assert text_vocab({"vocab": {"chars": "xy", "size": 2}}) == {"x": 0, "y": 1}
-    assert text_vocab({"stoi": {"q": 1}}) == {"q": 1}
-    with pytest.raises(ValueError, match="no vocabulary"):
-        text_vocab({"app": "text"})
+    assert text_codec({}) is None
+    assert text_codec({"app": "forecast", "lookback": 3}) is None
+    codec = text_codec({"app": "text", "vocab": "ab"})
+    assert codec.level == "char" and codec.tokenize("ba") == ["b", "a"]
+    assert codec.ids(["b", "a"]).tolist() == [1, 0]
+    assert text_codec({"vocab": {"a": 3, "<unk>": 4}}).ids(["a", "z"]).tolist() == [3, 4]
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        text_codec({"vocab": ["x"]}).ids(["y"])
+    with pytest.raises(ValueError, match="no 'vocabulary'"):
+        text_codec({"app": "text"})
 
 
 def test_text_inputs_ids_and_one_hot(tmp_path):
     lstmkit.set_random_seed(12)
-    emb = Sequential([Embedding(5, 3, input_shape=(None,)), GRU(2)])
-    emb.metadata = {"app": "text", "vocab": {"a": 1, "b": 2, "<unk>": 4}}
-    x, text = encode_text(emb, "abz")
-    assert x.tolist() == [[1, 2, 4]] and text == "abz"  # z is unknown
     onehot = Sequential([LSTM(2, input_shape=(4, 3))])
     onehot.metadata = {"app": "text", "vocab": "abc"}
-    x, text = encode_text(onehot, "cabbage")  # fixed length 4: the first 4 characters
-    assert text == "cabb" and x.shape == (1, 4, 3)
+    x, tokens = encode_text(onehot, "cabbage")  # fixed length 4: the first 4 characters
+    assert tokens == list("cabb") and x.shape == (1, 4, 3)
     assert x[0].argmax(-1).tolist() == [2, 0, 1, 1]
-    with pytest.raises(ValueError, match="exactly 4 characters"):
+    with pytest.raises(ValueError, match="exactly 4 char tokens"):
         encode_text(onehot, "ab")
     with pytest.raises(ValueError, match="outside the model's vocabulary"):
         encode_text(onehot, "abcd")
     onehot.save(tmp_path / "t.lstmkit")
     (tmp_path / "in.txt").write_text("abca", encoding="utf-8")
-    assert (
-        _cli(
-            [
-                str(tmp_path / "t.lstmkit"),
-                "--input",
-                str(tmp_path / "in.txt"),
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 0
-    )
+    argv = [str(tmp_path / "t.lstmkit"), "--input", str(tmp_path / "in.txt")]
+    assert _cli([*argv, "--out", str(tmp_path / "o")]) == 0
     page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     _assert_self_contained(page)
     assert 'id="text-view"' in page and page.count('class="ch"') == 4
     assert (tmp_path / "o" / "text.png").exists()
 
 
-def test_html_escapes_text_and_data():
+def test_word_models_of_the_text_app(tmp_path):
+    """``lstmkit text`` models keep a :class:`Vocabulary` under metadata["vocabulary"]; a word
+    model's report shows words, separated by spaces, unknown words read as <unk>."""
+    corpus = "the cat sat on the mat .\nthe dog sat ."
+    vocab = Vocabulary.build(corpus, level="word")
+    lstmkit.set_random_seed(14)
+    model = Sequential(
+        [
+            Embedding(len(vocab), 3, mask_zero=True, input_shape=(None,)),
+            LSTM(3, return_sequences=True, stateful=True, name="lm"),
+        ]
+    )
+    model.metadata = {"app": "text", "vocabulary": vocab.to_dict(), "settings": {}}
+    x, tokens = encode_text(model, "the bird sat .\nthe cat")
+    assert tokens == ["the", "bird", "sat", ".", "\n", "the", "cat"]
+    assert x[0].tolist() == vocab.encode("the bird sat .\nthe cat").tolist()
+    assert x[0, 1] == UNK_ID
+    page = write_report(model, x, tmp_path, text=tokens).read_text(encoding="utf-8")
+    assert '<span class="ch" data-t="0">the</span> <span class="ch" data-t="1">bird</span>' in page
+    assert model.layers[1].states is None  # the stateful LSTM was not advanced
+    with pytest.raises(ValueError, match="one token per step"):
+        write_report(model, x, tmp_path, text=tokens[:-1])
+
+
+def test_html_escapes_text_and_data(tmp_path):
     lstmkit.set_random_seed(13)
     chars = sorted(set('</script>&"'))
     model = Sequential(
@@ -182,10 +195,7 @@ def test_html_escapes_text_and_data():
     )
     model.metadata = {"app": "text", "vocab": chars}
     x, text = encode_text(model, '</script>&"')
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        page = open(write_report(model, x, d, text=text), encoding="utf-8").read()
+    page = write_report(model, x, tmp_path, text=text).read_text(encoding="utf-8")
     assert "</script>&" not in page.split("<script")[0]  # escaped in the character spans
     assert page.count("</script>") == 2  # the data block and the code, nothing injected
 
@@ -207,3 +217,38 @@ def test_adding_problem_lstm_hears_lag_100_orders_of_magnitude_above_rnn(tmp_pat
         assert 0.05 < cmp.median(label)[0] < 20
     with pytest.raises(ValueError, match="'seeds'"):
         compare_cells(seeds=())
+
+
+def test_lstmkit_main_runs_the_inspect_group(tmp_path, monkeypatch, capsys):
+    """Through ``lstmkit.cli.main`` (the group is registered in ``cli.GROUPS``): errors come back
+    as exit code 2 with the message, not a traceback."""
+    from lstmkit import cli
+
+    monkeypatch.setitem(cli.GROUPS, "inspect", "Look inside a model: gates, states, gradients.")
+    model = _numeric_model()
+    model.save(tmp_path / "m.lstmkit")
+    (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
+    argv = ["inspect", str(tmp_path / "m.lstmkit"), "--input", str(tmp_path / "notes.txt")]
+    assert cli.main(argv) == 2
+    assert "must be a .npy or .csv" in capsys.readouterr().err
+    assert (
+        cli.main(
+            [
+                "inspect",
+                "--compare-cells",
+                "--length",
+                "12",
+                "--seeds",
+                "1",
+                "--hidden",
+                "4",
+                "--lag",
+                "10",
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
+    assert "ratio to SimpleRNN" in capsys.readouterr().out
+    assert (tmp_path / "c" / "cells.html").exists()

@@ -38,6 +38,10 @@ def atomic_write(path, write_fn, suffix=".tmp"):
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path), suffix=suffix, dir=d)
     os.close(fd)
+    # mkstemp creates 0600; give the file the permissions an ordinary open() would
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         write_fn(tmp)
         with open(tmp, "rb+") as f:

@@ -390,7 +390,9 @@ def train_forecaster(
 
 
 # -- forecasting and scoring --------------------------------------------------------------------
-def _meta(model):
+def forecaster_meta(model) -> dict:
+    """A copy of a forecaster's ``metadata`` with defaults for keys older files lack; an error
+    for any other model."""
     meta = dict(model.metadata or {})
     if meta.get("app") != "forecast":
         raise ValueError(
@@ -404,7 +406,7 @@ def _meta(model):
 
 def forecast(model, history) -> np.ndarray:
     """Forecast the ``horizon`` values that follow ``history`` (original units)."""
-    lookback = _meta(model)["lookback"]
+    lookback = forecaster_meta(model)["lookback"]
     history = np.asarray(history, dtype=np.float64)
     if history.ndim != 1 or len(history) < lookback:
         raise ValueError(
@@ -418,7 +420,7 @@ def forecast(model, history) -> np.ndarray:
 
 def forecast_many(model, windows) -> np.ndarray:
     """``windows (n, lookback)`` in original units -> forecasts ``(n, horizon)``."""
-    meta = _meta(model)
+    meta = forecaster_meta(model)
     windows = np.asarray(windows, np.float64)
     _check_domain(windows, meta["transform"], "forecast", "history")
     x, mu, sd = _encode(meta, windows)
@@ -428,7 +430,7 @@ def forecast_many(model, windows) -> np.ndarray:
 def score_origins(model, values, origins, season, insample):
     """MAE/RMSE/MASE of the model and both naive baselines over forecast origins (original
     units). Origin ``t`` forecasts ``values[t : t + horizon]`` from ``values[:t]``."""
-    meta = _meta(model)
+    meta = forecaster_meta(model)
     L, Hz = meta["lookback"], meta["horizon"]
     origins = list(origins)
     X, truth = _windows(values, origins, L, Hz)
@@ -453,7 +455,7 @@ def backtest(model, values):
     """Hold out the last ``horizon`` values, forecast them from the rest, score against the
     naive baselines (MASE scaled by the seasonal differences of everything before the holdout).
     Returns ``(table, forecast, actual)``."""
-    meta = _meta(model)
+    meta = forecaster_meta(model)
     Hz, L, m = meta["horizon"], meta["lookback"], meta["season"]
     values = np.asarray(values, np.float64)
     need = max(L, m + 1) + Hz

@@ -8,7 +8,7 @@ import csv
 import io
 
 from ..data import read_series_csv
-from .forecast import _meta
+from .forecast import forecaster_meta
 
 
 def _csv_header(path):
@@ -27,7 +27,7 @@ def read_history(path, model, *, column=None, time_column=None, fill="none", min
     """Read the series a saved forecaster should continue: ``column`` defaults to the one it was
     trained on, ``time_column`` too when the file has it. Returns ``(values, index, column,
     time_column)``."""
-    meta = _meta(model)
+    meta = forecaster_meta(model)
     column = column or meta.get("column")
     if time_column is None and meta.get("time_column") in _csv_header(path):
         time_column = meta["time_column"]

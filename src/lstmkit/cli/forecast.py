@@ -206,7 +206,7 @@ def _plot_path(out, plot):
 
 
 def cmd_predict(args) -> int:
-    from ..apps.forecast import backtest, forecast
+    from ..apps.forecast import backtest, forecast, forecaster_meta
     from ..apps.forecast_files import future_labels, plot_png, read_history
     from ..saving import load_model
 
@@ -214,10 +214,7 @@ def cmd_predict(args) -> int:
     _check_out_file(out, "--out")
     _check_out_file(plot, "--plot")
     model = load_model(args.model, compile=False)
-    meta = model.metadata
-    if meta.get("app") != "forecast":
-        raise ValueError(f"argument 'MODEL' ({args.model}) is not a forecaster model")
-    horizon = meta["horizon"]
+    horizon = forecaster_meta(model)["horizon"]
     values, index, column, tcol = read_history(
         args.data,
         model,

@@ -61,7 +61,7 @@ def _run(args) -> int:
     from ..saving import load_model
 
     model = load_model(args.model, compile=True)
-    x, text = report.load_input(model, args.input)
+    x, tokens = report.load_input(model, args.input)
     y = None
     if args.target is not None:
         y = report.read_numbers(args.target)
@@ -72,7 +72,7 @@ def _run(args) -> int:
         x,
         args.out,
         y=y,
-        text=text,
+        text=tokens,
         sample=args.sample,
         units=args.units,
         loss=args.loss,

@@ -135,7 +135,7 @@ def step_cache(cache, t):
     """The cache of step ``t`` alone, as the ops forward would have returned it for a one-step
     sequence started from the state entering step t."""
     if not isinstance(cache, (LSTMCache, LSTMVariantCache, GRUCache, RNNCache)):
-        raise ValueError(f"gradient_flow: unknown ops cache {type(cache).__name__}")
+        raise TypeError(f"gradient_flow: unknown ops cache {type(cache).__name__}")
     T = cache.x.shape[0]
     parts = {}
     for name, v in cache._asdict().items():
@@ -246,6 +246,40 @@ def _top_output_grad(y_pred, out_mask):
     return float(flat.max(axis=-1).mean()), dy
 
 
+def _cell_name(ops_cache) -> str:
+    if isinstance(ops_cache, (LSTMCache, LSTMVariantCache)):
+        return "lstm"
+    return "gru" if isinstance(ops_cache, GRUCache) else "rnn"
+
+
+def _state_flow(name, layer, dhs, dstates, ops_cache, mt, order) -> StateFlow:
+    """Per-step gradients of one recurrent layer -> its :class:`StateFlow`."""
+    dh, dc = step_gradients(layer, dhs, dstates, ops_cache)
+    T, B = dh.shape[:2]
+    lag = _lags(mt) if mt is not None else np.broadcast_to(np.arange(T)[::-1, None], (T, B))
+    flip = order == "time" and layer.go_backwards
+
+    def arrange(a):  # (T, B) processing order -> (B, T) in the requested order
+        if a is None:
+            return None
+        a = np.swapaxes(a, 0, 1)
+        return np.ascontiguousarray(a[:, ::-1] if flip else a)
+
+    def norms(a):  # (T, B, H) -> (T, B)
+        return None if a is None else np.linalg.norm(a.astype(np.float64), axis=-1)
+
+    return StateFlow(
+        name,
+        _cell_name(ops_cache),
+        arrange(norms(dh)),
+        arrange(norms(dc)),
+        arrange(np.asarray(lag)),
+        arrange(mt),
+        layer.go_backwards,
+        order,
+    )
+
+
 def gradient_flow(model, x, y=None, *, loss=None, mask=None, order="time") -> GradientFlow:
     """Per-step gradient norms ``‖∂L_b/∂h_t‖`` (and ``‖∂L_b/∂c_t‖`` for LSTMs) of every
     recurrent layer, see the module docstring.
@@ -266,12 +300,12 @@ def gradient_flow(model, x, y=None, *, loss=None, mask=None, order="time") -> Gr
             f"gradient_flow: model {model.name!r} has no recurrent layer (LSTM, GRU, SimpleRNN, "
             "Bidirectional)"
         )
-    y_pred, out_mask, steps = run_layers(model, x, mask)
-    if isinstance(y_pred, list):
+    if getattr(model.layers[-1], "return_state", False):
         raise ValueError(
             "gradient_flow: the model returns several outputs (return_state=True on its last "
             "layer); give it one output to differentiate"
         )
+    y_pred, out_mask, steps = run_layers(model, x, mask)
     B = len(x)
     if y is None:
         value, dy = _top_output_grad(y_pred, out_mask)
@@ -302,30 +336,5 @@ def gradient_flow(model, x, y=None, *, loss=None, mask=None, order="time") -> Gr
     flows = {}
     for name, _, r in parts:
         dhs, dstates, ops_cache = rec.calls[id(r)]
-        dh, dc = step_gradients(r, dhs, dstates, ops_cache)
-        mt = caches[id(r)].mask
-        T, Bn = dh.shape[:2]
-        lag = _lags(mt) if mt is not None else np.broadcast_to(np.arange(T)[::-1, None], (T, Bn))
-
-        def norms(a):
-            return None if a is None else np.linalg.norm(a.astype(np.float64), axis=-1)
-
-        def arrange(a):  # (T, B) processing order -> (B, T) in the requested order
-            if a is None:
-                return None
-            a = np.swapaxes(a, 0, 1)
-            return np.ascontiguousarray(a[:, ::-1] if order == "time" and r.go_backwards else a)
-
-        flows[name] = StateFlow(
-            name,
-            "lstm"
-            if isinstance(ops_cache, (LSTMCache, LSTMVariantCache))
-            else ("gru" if isinstance(ops_cache, GRUCache) else "rnn"),
-            arrange(norms(dh)),
-            arrange(norms(dc)),
-            arrange(np.asarray(lag)),
-            arrange(mt),
-            r.go_backwards,
-            order,
-        )
+        flows[name] = _state_flow(name, r, dhs, dstates, ops_cache, caches[id(r)].mask, order)
     return GradientFlow(flows, value, y_pred)

@@ -4,7 +4,7 @@ its object-oriented ``Figure``, no pyplot state), so importing this module costs
 - :func:`plot_gates`: one heatmap per gate and state of one sample, units (rows) x steps.
 - :func:`plot_states`: trajectories of selected units' cell state (LSTM ``c``, else ``h``).
 - :func:`plot_gradient_flow`: ``‖∂L/∂h_t‖`` against the lag, several curves on a log scale.
-- :func:`plot_text`: the input characters, each coloured by one unit's value at that step.
+- :func:`plot_text`: the input tokens (characters or words), each coloured by one unit's value.
 
 Every function writes ``path`` and returns it as a :class:`pathlib.Path`.
 """
@@ -136,38 +136,45 @@ def plot_gradient_flow(curves: dict, path, *, title=None, ylabel=None, spread=No
     return _save(fig, path)
 
 
-def plot_text(text: str, values, path, *, title=None, width=64, vmin=-1.0, vmax=1.0) -> Path:
-    """The characters of ``text`` on a grid, each box coloured by ``values[t]`` (one per char)."""
+def plot_text(tokens, values, path, *, title=None, width=64, vmin=-1.0, vmax=1.0) -> Path:
+    """The tokens (a string's characters, or a list of words) on a grid, each box coloured by
+    ``values[t]``, one value per token; lines wrap at newlines and at ``width`` characters."""
+    tokens = list(tokens)
     values = np.asarray(values, np.float64)
-    if values.shape != (len(text),):
+    if values.shape != (len(tokens),):
         raise ValueError(
-            f"plot_text: argument 'values' must have shape ({len(text)},), one per character; "
+            f"plot_text: argument 'values' must have shape ({len(tokens)},), one per token; "
             f"got {values.shape}"
         )
     from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    # lay out: wrap at newlines and at `width` characters
-    cells, row, col = [], 0, 0
-    for t, ch in enumerate(text):
-        if ch == "\n" or col >= width:
+    gap = 1 if any(len(t) > 1 for t in tokens) else 0  # words: a space between boxes
+    cells, row, col = [], 0, 0  # (row, column, box width, token index)
+    for t, tok in enumerate(tokens):
+        w = max(1, len(tok))
+        if tok == "\n" or (col and col + w > width):
             row, col = row + 1, 0
-            if ch == "\n":
+            if tok == "\n":
                 continue
-        cells.append((row, col, t, ch))
-        col += 1
+        cells.append((row, col, w, t))
+        col += w + gap
     rows = row + 1
-    fig = _figure(0.16 * width + 0.6, 0.28 * rows + 1.1, margins=(0.3, 0.3, 0.35, 0.6))
+    height = 0.28 * rows + 1.1
+    fig = _figure(0.16 * width + 0.6, height, margins=(0.3, 0.3, 0.35, 0.6))
     ax = fig.subplots()
     cmap, norm = colormaps["RdBu_r"], Normalize(vmin, vmax)
-    for r, c, t, ch in cells:
+    for r, c, w, t in cells:
         v = values[t]
         face = cmap(norm(v)) if np.isfinite(v) else (0.9, 0.9, 0.9, 1.0)
-        ax.add_patch(_rect(c, rows - 1 - r, face))
+        y = rows - 1 - r
+        ax.add_patch(_rect(c, y, w, face))
+        label = tokens[t].replace(" ", "·")
         ax.text(
-            c + 0.5,
-            rows - 1 - r + 0.5,
-            ch if ch != " " else "·",
+            c + w / 2,
+            y + 0.5,
+            label,
             ha="center",
             va="center",
             family="monospace",
@@ -177,15 +184,13 @@ def plot_text(text: str, values, path, *, title=None, width=64, vmin=-1.0, vmax=
     ax.set_xlim(0, width)
     ax.set_ylim(0, rows)
     ax.set_axis_off()
-    from matplotlib.cm import ScalarMappable
-
     cax = ax.inset_axes([0.3, -0.35 / (0.28 * rows + 0.1), 0.4, 0.1 / (0.28 * rows + 0.1)])
     fig.colorbar(ScalarMappable(norm, cmap), cax=cax, orientation="horizontal")
-    ax.set_title(title or "characters coloured by activation")
+    ax.set_title(title or "tokens coloured by activation")
     return _save(fig, path)
 
 
-def _rect(x, y, face):
+def _rect(x, y, w, face):
     from matplotlib.patches import Rectangle
 
-    return Rectangle((x, y), 1, 1, facecolor=face, edgecolor="white", lw=0.5)
+    return Rectangle((x, y), w, 1, facecolor=face, edgecolor="white", lw=0.5)

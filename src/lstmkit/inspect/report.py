@@ -4,16 +4,16 @@
 measures the gradient flow, draws the plots (:mod:`lstmkit.inspect.plots`) and writes
 ``report.html``. The page needs no network and no other file: the images are embedded as base64
 ``data:`` URIs (and also link to the PNG files written next to it), the CSS and JavaScript are
-inline. For a text model it shows the input characters coloured by one unit, and hovering a
-character shows every gate and state of the chosen unit at that step.
+inline. For a text model it shows the input characters (or words) coloured by one unit, and
+hovering one shows every gate and state of the chosen unit at that step.
 
 :func:`write_cell_comparison` writes the adding-problem comparison of a plain RNN, a GRU and
 LSTMs (:mod:`lstmkit.inspect.compare`) the same way.
 
 Inputs (:func:`load_input`): a ``.npy`` array (read with ``allow_pickle=False``), a ``.csv`` of
 numbers (one row per time step, one column per feature; a non-numeric first row is a header),
-or, for a text model, a UTF-8 text file. A model is a text model when its metadata names a
-vocabulary (see :func:`text_vocab`).
+or, for a text model, a UTF-8 text file. A model is a text model when its metadata holds a
+vocabulary (see :func:`text_codec`); its text is shown token by token (characters or words).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import base64
 import csv
 import html
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,75 +34,94 @@ from .plots import plot_gates, plot_gradient_flow, plot_states, plot_text
 from .stats import unit_summary
 from .trace import trace
 
-#: the longest text a report shows character by character (the rest is cut, with a note)
-MAX_TEXT_CHARS = 2000
+#: the most tokens (characters or words) of a text a report reads and shows one by one
+MAX_TEXT_TOKENS = 2000
 #: lags listed in the gradient-flow tables (those the sequences reach)
 TABLE_LAGS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-UNKNOWN_TOKENS = ("<unk>", "<UNK>", "\ufffd")
 
 
 # -- inputs ------------------------------------------------------------------------------------------
-def text_vocab(metadata) -> dict | None:
-    """Character -> id from a model's metadata, or None for a numeric model.
+@dataclass(frozen=True)
+class TextCodec:
+    """How a text model reads text: ``tokenize(text) -> [token]``, ``ids([token]) -> (n,) ids``;
+    ``level`` is ``"char"`` or ``"word"``."""
 
-    Accepted: ``metadata["vocab"]`` (or ``"chars"``/``"itos"``) as a string or list of tokens
-    (id = position), ``metadata["vocab"]`` (or ``"stoi"``) as a dict token -> id, or a dict with
-    one of those keys nested under ``"vocab"``. ``metadata["app"] == "text"`` without a vocabulary
-    is an error.
+    level: str
+    tokenize: Callable[[str], list]
+    ids: Callable[[list], np.ndarray]
+
+
+def text_codec(metadata) -> TextCodec | None:
+    """The text codec a model's metadata describes, or None for a numeric model.
+
+    - ``metadata["vocabulary"]``: :class:`lstmkit.data.text.Vocabulary` as ``to_dict()`` wrote it
+      (``lstmkit text`` and text classifiers): its own tokenizer, unknown tokens to ``<unk>``.
+    - ``metadata["vocab"]`` (hand-made char models): a string or list of characters (id =
+      position) or a dict character -> id; a character outside it is an error unless the
+      vocabulary has ``"<unk>"``.
     """
     meta = dict(metadata or {})
+    if "vocabulary" in meta:
+        from ..data.text import Vocabulary
+
+        v = Vocabulary.from_dict(meta["vocabulary"])
+        return TextCodec(v.level, v.tokenize, v.ids)
     source = meta.get("vocab")
-    if isinstance(source, dict) and not all(isinstance(v, int) for v in source.values()):
-        meta, source = source, None  # {"vocab": {"chars": [...]}} and the like
-    for key in ("stoi", "chars", "itos", "vocab"):
-        if source is None:
-            source = meta.get(key)
     if source is None:
-        if meta.get("app") == "text" or (metadata or {}).get("app") == "text":
+        if meta.get("app") == "text":
             raise ValueError(
-                "inspect: the model's metadata says app='text' but holds no vocabulary "
-                "('vocab', 'chars', 'itos' or 'stoi')"
+                "inspect: the model's metadata says app='text' but holds no 'vocabulary'"
             )
         return None
     if isinstance(source, dict):
-        return {str(k): int(v) for k, v in source.items()}
-    if isinstance(source, (str, list, tuple)):
-        return {str(tok): i for i, tok in enumerate(source) if tok is not None}
-    raise ValueError(
-        f"inspect: the model's vocabulary must be a string, list or dict; got {type(source).__name__}"
-    )
+        index = {str(k): int(v) for k, v in source.items()}
+    elif isinstance(source, (str, list, tuple)):
+        index = {str(tok): i for i, tok in enumerate(source)}
+    else:
+        raise ValueError(  # noqa: TRY004 - a bad model file, reported like the others
+            "inspect: the model's 'vocab' must be a string, list or dict; "
+            f"got {type(source).__name__}"
+        )
+    unk = index.get("<unk>")
+
+    def ids(tokens):
+        missing = sorted({t for t in tokens if t not in index})
+        if missing and unk is None:
+            raise ValueError(
+                "inspect: the input text has characters outside the model's vocabulary: "
+                f"{missing[:10]!r}{' ...' if len(missing) > 10 else ''}"
+            )
+        return np.array([index.get(t, unk) for t in tokens], dtype=np.int64)
+
+    return TextCodec("char", list, ids)
 
 
 def encode_text(model, text: str):
-    """``(x, text)``: the characters as the model's input (ids for an Embedding model, else
-    one-hot), one sequence; ``text`` is cut to the model's fixed length or
-    :data:`MAX_TEXT_CHARS`."""
-    vocab = text_vocab(getattr(model, "metadata", None))
-    if vocab is None:
+    """``(x, tokens)``: ``text`` as the model's input, one sequence (ids for an Embedding model,
+    else one-hot), and the tokens it read: cut to the model's fixed length, or to
+    :data:`MAX_TEXT_TOKENS`."""
+    codec = text_codec(getattr(model, "metadata", None))
+    if codec is None:
         raise ValueError("inspect: the model has no text vocabulary in its metadata")
+    tokens = codec.tokenize(text)
     T = model.input_shape[0] if model.input_shape else None
-    limit = T if T is not None else MAX_TEXT_CHARS
-    if T is not None and len(text) < T:
+    if T is not None and len(tokens) < T:
         raise ValueError(
-            f"inspect: the model reads exactly {T} characters; the input text has {len(text)}"
+            f"inspect: the model reads exactly {T} {codec.level} tokens; the input text has "
+            f"{len(tokens)}"
         )
-    text = text[:limit]
-    unk = next((vocab[t] for t in UNKNOWN_TOKENS if t in vocab), None)
-    missing = sorted({ch for ch in text if ch not in vocab})
-    if missing and unk is None:
-        raise ValueError(
-            f"inspect: the input text has characters outside the model's vocabulary: "
-            f"{missing[:10]!r}{' ...' if len(missing) > 10 else ''}"
-        )
-    ids = np.array([vocab.get(ch, unk) for ch in text], dtype=np.int64)[None]  # (1, T)
+    tokens = tokens[: T if T is not None else MAX_TEXT_TOKENS]
+    if not tokens:
+        raise ValueError("inspect: the input text is empty")
+    ids = np.asarray(codec.ids(tokens), dtype=np.int64)[None]  # (1, T)
     if model.layers and isinstance(model.layers[0], Embedding):
-        return ids, text
+        return ids, tokens
     depth = model.input_shape[-1]
     if ids.max() >= depth:
         raise ValueError(
             f"inspect: vocabulary ids reach {ids.max()}; the model's one-hot input has {depth}"
         )
-    return np.eye(depth, dtype=np.float32)[ids], text
+    return np.eye(depth, dtype=np.float32)[ids], tokens
 
 
 def read_numbers(path) -> np.ndarray:
@@ -129,10 +150,10 @@ def read_numbers(path) -> np.ndarray:
 
 
 def load_input(model, path):
-    """``(x, text)`` for ``model`` from a file (module docstring); ``text`` is None unless the
-    model is a text model read from a text file. A single sequence gains the batch axis."""
+    """``(x, tokens)`` for ``model`` from a file (module docstring); ``tokens`` is None unless
+    the model is a text model read from a text file. A single sequence gains the batch axis."""
     path = Path(path)
-    is_text_model = text_vocab(getattr(model, "metadata", None)) is not None
+    is_text_model = text_codec(getattr(model, "metadata", None)) is not None
     if path.suffix.lower() not in (".npy", ".csv"):
         if not is_text_model:
             raise ValueError(
@@ -334,7 +355,11 @@ JS = r"""
 """
 
 
-def _text_section(text, tr, unit) -> tuple[str, dict]:
+def _token_html(tok) -> str:
+    return "⏎\n" if tok == "\n" else html.escape(tok)
+
+
+def _text_section(tokens, tr, unit) -> tuple[str, dict]:
     layers = {}
     for name, lt in tr.items():
         values, ranges = {}, {}
@@ -354,23 +379,31 @@ def _text_section(text, tr, unit) -> tuple[str, dict]:
             "ranges": ranges,
             "colour": "h",
         }
-    spans = "".join(
-        f'<span class="ch" data-t="{t}">{html.escape(ch) if ch != chr(10) else "⏎" + chr(10)}</span>'
-        for t, ch in enumerate(text)
-    )
+    sep = " " if _is_words(tokens) else ""  # words: a space between them, not in the span
+    parts = []
+    for t, tok in enumerate(tokens):
+        if sep and t and tok != "\n" and tokens[t - 1] != "\n":
+            parts.append(sep)
+        parts.append(f'<span class="ch" data-t="{t}">{_token_html(tok)}</span>')
+    spans = "".join(parts)
     options = "".join(f'<option value="{html.escape(n)}">{html.escape(n)}</option>' for n in tr)
     body = (
         '<section id="text"><h2>Text</h2>'
         '<p class="controls"><label>layer <select id="text-layer">' + options + "</select></label>"
         '<label>unit <select id="text-unit"></select></label>'
         '<label>colour by <select id="text-colour"></select></label></p>'
-        '<p class="note">Each character is coloured by the chosen unit\'s value at the step that '
+        '<p class="note">Each token is coloured by the chosen unit\'s value at the step that '
         "read it (red high, blue low; σ gates on [0, 1], tanh gates on [-1, 1], c and h on "
-        "± the layer's largest magnitude). Hover a character to see every gate and state of the "
+        "± the layer's largest magnitude). Hover a token to see every gate and state of the "
         "unit there.</p>"
-        f'<div id="text-view">{spans}</div><div id="gate-panel">hover a character</div></section>'
+        f'<div id="text-view">{spans}</div><div id="gate-panel">hover a token</div></section>'
     )
-    return body, {"text": text, "unit": int(unit), "layers": layers}
+    return body, {"text": list(tokens), "unit": int(unit), "layers": layers}
+
+
+def _is_words(tokens) -> bool:
+    """Word tokens (shown with spaces between them) rather than characters."""
+    return any(len(t) > 1 for t in tokens)
 
 
 def _page(title, nav, body, data) -> str:
@@ -407,8 +440,9 @@ def write_report(
     the report's path.
 
     ``y``: targets for the gradient flow (with ``loss``, default the model's or ``"mse"``);
-    without them the gradient is that of each sample's largest output. ``text``: the characters
-    of ``x`` (one sequence) for a text model. ``sample``: which sequence the heatmaps show;
+    without them the gradient is that of each sample's largest output. ``text``: the tokens of
+    ``x`` (one sequence) for a text model, a string of characters or a list of tokens (as
+    :func:`encode_text` returns them). ``sample``: which sequence the heatmaps show;
     ``units``: which units the state plot follows (default the most active).
     """
     out = Path(out_dir)
@@ -417,8 +451,14 @@ def write_report(
     B = len(next(iter(tr.values()))["h"])
     if not 0 <= sample < B:
         raise ValueError(f"inspect: argument 'sample' must be in [0, {B}); got {sample}")
-    if text is not None and B != 1:
-        raise ValueError(f"inspect: 'text' goes with one sequence; got a batch of {B}")
+    if text is not None:
+        tokens = list(text)
+        T = next(iter(tr.values())).timesteps
+        if B != 1 or len(tokens) != T:
+            raise ValueError(
+                f"inspect: argument 'text' must hold one token per step of one sequence "
+                f"({T}); got {len(tokens)} tokens for a batch of {B}"
+            )
     if units is not None:
         units = [int(u) for u in units]
         widest = max(lt.units for lt in tr.values())
@@ -480,21 +520,21 @@ def write_report(
         + _flow_table(curves, n)
         + f'<p class="note">L = {_fmt(flow.loss, 6)}.</p></section>'
     )
-    data = {"text": "", "unit": 0, "layers": {}}
+    data = {"text": [], "unit": 0, "layers": {}}
     if text is not None:
         lt = tr[first]
         fits = [u for u in units or () if u < lt.units]
         unit = fits[0] if fits else int(unit_summary(lt).most_active[0])
         m = _magnitude(lt["h"][0])
         text_png = plot_text(
-            text,
+            tokens,
             lt["h"][0, :, unit],
             out / "text.png",
             vmin=-m,
             vmax=m,
-            title=f"{first}: h of unit {unit} at each character",
+            title=f"{first}: h of unit {unit} at each token",
         )
-        section, data = _text_section(text, tr, unit)
+        section, data = _text_section(tokens, tr, unit)
         nav.append('<a href="#text">text</a>')
         body.append(
             section.replace(
@@ -565,7 +605,7 @@ def write_cell_comparison(out_dir, *, T=100, units=32, batch=32, seeds=(0, 1, 2,
         "lstmkit inspect: gradient flow of RNN, GRU and LSTM",
         "",
         body,
-        {"text": "", "unit": 0, "layers": {}},
+        {"text": [], "unit": 0, "layers": {}},
     )
     report.write_text(page, encoding="utf-8")
     return report, cmp, rows

@@ -75,7 +75,7 @@ def unit_summary(layer_trace: LayerTrace, top: int = 5) -> UnitSummary:
     """Saturation per gate, mean forget gate and time-scale, activity, and the ``top`` most and
     least active units of one :class:`~lstmkit.inspect.trace.LayerTrace`."""
     if not isinstance(layer_trace, LayerTrace):
-        raise ValueError(
+        raise TypeError(
             "unit_summary: argument 'layer_trace' must be a LayerTrace (trace(model, x)[name]); "
             f"got {type(layer_trace).__name__}"
         )

@@ -248,7 +248,7 @@ def layer_trace(name, layer, rcache, out, order="time") -> LayerTrace:
         states["h"] = _state_sequence(h_in, _final_h(layer, out, mt, h_in))
         initial["h"] = h_in[0]
     else:
-        raise ValueError(
+        raise TypeError(
             f"trace: layer {name!r} has an unknown ops cache {type(ops_cache).__name__}"
         )
     arrays = {}

@@ -14,7 +14,6 @@ from .rnn import rnn_backward, rnn_forward, rnn_infer, rnn_step
 
 __all__ = [
     "get_num_threads",
-    "set_num_threads",
     "gru_backward",
     "gru_forward",
     "gru_infer",
@@ -27,4 +26,5 @@ __all__ = [
     "rnn_forward",
     "rnn_infer",
     "rnn_step",
+    "set_num_threads",
 ]

@@ -21,7 +21,7 @@ from ..gru import GRUCache
 from .activations import one_, sigmoid_, tanh_
 from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy, over_rows, row_slices
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @njit(**_JIT)
@@ -42,8 +42,7 @@ def _gru_cell_row(ur, bu, xr, hp, gr, hunr, hn, H):
 
 
 @njit(**_JIT)
-def _gru_forward_loop(b0, b1, xw, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in,
-                      u):  # fmt: skip
+def _gru_forward_loop(b0, b1, xw, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u):
     """Rows b0:b1. h (T+1, B, H) holds h0 in h[0] on entry; fills gates, hu_n, h[1:], h_in.
     u (B, 3H) is scratch for the recurrent product."""
     T = xw.shape[0]
@@ -79,8 +78,25 @@ def _gru_infer_loop(b0, b1, xw, h0, U, bu, mask, has_mask, u, g, hun, hs):
 
 
 @njit(**_JIT)
-def _gru_backward_loop(b0, b1, dhs, has_dhs, dh, UT, gates, hu_n, h, mask, has_mask, rmask,
-                       has_rmask, dxw, dhu, blend, dh_prev):  # fmt: skip
+def _gru_backward_loop(
+    b0,
+    b1,
+    dhs,
+    has_dhs,
+    dh,
+    UT,
+    gates,
+    hu_n,
+    h,
+    mask,
+    has_mask,
+    rmask,
+    has_rmask,
+    dxw,
+    dhu,
+    blend,
+    dh_prev,
+):
     """Rows b0:b1 of BPTT; dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dxw and dhu
     (T, B, 3H); blend and dh_prev (B, H) are scratch."""
     T = gates.shape[0]
@@ -233,8 +249,25 @@ def gru_backward(dhs, dh_T, cache: GRUCache):
     dh_prev = np.empty((B, H), dtype=dt)
 
     def loop(b0, b1):
-        _gru_backward_loop(b0, b1, dhs_, has_dhs, dh, UT, gates, hu_n, h, m, has_m, rm, has_rm,
-                           dxw, dhu, blend, dh_prev)  # fmt: skip
+        _gru_backward_loop(
+            b0,
+            b1,
+            dhs_,
+            has_dhs,
+            dh,
+            UT,
+            gates,
+            hu_n,
+            h,
+            m,
+            has_m,
+            rm,
+            has_rm,
+            dxw,
+            dhu,
+            blend,
+            dh_prev,
+        )
 
     over_rows(row_slices(B, T * B * 3 * H * H), loop)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.

@@ -27,7 +27,7 @@ from ..lstm import LSTMCache
 from .activations import one_, sigmoid_, tanh_
 from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy, over_rows, row_slices
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @njit(**_JIT)
@@ -66,8 +66,9 @@ def _lstm_cell_row_infer(zr, xr, br, cp, cn, hr, H):
 
 
 @njit(**_JIT)
-def _lstm_forward_loop(b0, b1, xw, bias, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c,
-                       tanh_c, h_in, hs):  # fmt: skip
+def _lstm_forward_loop(
+    b0, b1, xw, bias, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c, tanh_c, h_in, hs
+):
     """Rows b0:b1 of the whole forward pass. xw (T, B, 4H) is x @ kernel (the row pass adds the
     bias); fills gates, c (T+1, B, H), tanh_c, h_in, hs."""
     T = xw.shape[0]
@@ -84,16 +85,33 @@ def _lstm_forward_loop(b0, b1, xw, bias, h0, c0, U, mask, has_mask, rmask, has_r
             hin[:] = hp
         np.dot(hin, U, gates[t, b0:b1])  # (nb, 4H) recurrent product into the gate buffer
         for b in range(b0, b1):
-            _lstm_cell_row(gates[t, b], xw[t, b], bias, c[t, b], c[t + 1, b], tanh_c[t, b],
-                           hs[t, b], H)  # fmt: skip
+            _lstm_cell_row(
+                gates[t, b], xw[t, b], bias, c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], H
+            )
             if has_mask and not mask[t, b]:  # skipped step: carry h and c over unchanged
                 c[t + 1, b] = c[t, b]
                 hs[t, b] = h0[b] if t == 0 else hs[t - 1, b]
 
 
 @njit(**_JIT)
-def _lstm_backward_loop(b0, b1, dhs, has_dhs, dh, dc, UT, gates, c, tanh_c, mask, has_mask,
-                        rmask, has_rmask, dz, dh_prev):  # fmt: skip
+def _lstm_backward_loop(
+    b0,
+    b1,
+    dhs,
+    has_dhs,
+    dh,
+    dc,
+    UT,
+    gates,
+    c,
+    tanh_c,
+    mask,
+    has_mask,
+    rmask,
+    has_rmask,
+    dz,
+    dh_prev,
+):
     """Rows b0:b1 of BPTT. dh, dc (B, H) hold dL/dh_T, dL/dc_T on entry and dL/dh0, dL/dc0 on
     exit; fills dz (T, B, 4H) with dL/d(pre-activations); dh_prev (B, H) is scratch."""
     T = gates.shape[0]
@@ -198,8 +216,9 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
     rm, has_rm = float_or_dummy(recurrent_mask, dt)
 
     def loop(b0, b1):
-        _lstm_forward_loop(b0, b1, xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c,
-                           h_in, hs)  # fmt: skip
+        _lstm_forward_loop(
+            b0, b1, xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs
+        )
 
     over_rows(row_slices(B, _loop_macs(T, B, H)), loop)
     cache = LSTMCache(x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
@@ -262,8 +281,9 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
     dh_prev = np.empty((B, H), dtype=dt)
 
     def loop(b0, b1):
-        _lstm_backward_loop(b0, b1, dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm,
-                            has_rm, dz, dh_prev)  # fmt: skip
+        _lstm_backward_loop(
+            b0, b1, dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm, has_rm, dz, dh_prev
+        )
 
     over_rows(row_slices(B, _loop_macs(T, B, H)), loop)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.

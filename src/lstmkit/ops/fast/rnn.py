@@ -19,7 +19,7 @@ from ..rnn import RNNCache
 from .activations import one_, sigmoid_, tanh_
 from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy, over_rows, row_slices
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _CODES = {"linear": 0, None: 0, "tanh": 1, "sigmoid": 2, "relu": 3}
 
 
@@ -48,8 +48,9 @@ def _phi_row(zr, xr, yr, act, H):
 
 
 @njit(**_JIT)
-def _rnn_forward_loop(b0, b1, xw, h0, U, act, mask, has_mask, rmask, has_rmask, y, h_in, hs, u,
-                      store):  # fmt: skip
+def _rnn_forward_loop(
+    b0, b1, xw, h0, U, act, mask, has_mask, rmask, has_rmask, y, h_in, hs, u, store
+):
     """Rows b0:b1. Fills y (φ's output), h_in (if store) and hs; u (B, H) is scratch for the
     recurrent product. Without ``store`` h_in and y are (1, B, H) scratch reused at every step."""
     T = xw.shape[0]
@@ -74,8 +75,9 @@ def _rnn_forward_loop(b0, b1, xw, h0, U, act, mask, has_mask, rmask, has_rmask, 
 
 
 @njit(**_JIT)
-def _rnn_backward_loop(b0, b1, dhs, has_dhs, dh, UT, y, act, mask, has_mask, rmask, has_rmask,
-                       dz, dh_prev):  # fmt: skip
+def _rnn_backward_loop(
+    b0, b1, dhs, has_dhs, dh, UT, y, act, mask, has_mask, rmask, has_rmask, dz, dh_prev
+):
     """Rows b0:b1 of BPTT; dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dz."""
     T, _, H = y.shape
     one = one_(dh)
@@ -139,8 +141,9 @@ def _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
 
 def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activation, store):
     act = _code(activation)
-    x, h0, kernel, U, bias = _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask,
-                                      recurrent_mask)  # fmt: skip
+    x, h0, kernel, U, bias = _prepare(
+        fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask
+    )
     dt = x.dtype
     T, B, D = x.shape
     H = h0.shape[-1]
@@ -166,9 +169,17 @@ def rnn_forward(
 ):
     """Run the RNN over ``x (T, B, D)``; returns ``(hs (T, B, H), h_T (B, H), cache)``."""
     x, kernel, U, y, h_in, hs, h_T = _run(
-        "rnn_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activation,
+        "rnn_forward",
+        x,
+        h0,
+        kernel,
+        recurrent_kernel,
+        bias,
+        mask,
+        recurrent_mask,
+        activation,
         True,
-    )  # fmt: skip
+    )
     cache = RNNCache(x, kernel, U, y, h_in, mask, recurrent_mask, activation)
     return hs, h_T, cache
 
@@ -183,8 +194,9 @@ def rnn_infer(x, h0, kernel, recurrent_kernel, bias, mask=None, activation="tanh
 
 def rnn_step(x_t, h, kernel, recurrent_kernel, bias, activation="tanh"):
     """One time step for streaming inference: ``(B, D), (B, H) -> h (B, H)``."""
-    return rnn_infer(np.asarray(x_t)[None], h, kernel, recurrent_kernel, bias,
-                     activation=activation)[1]  # fmt: skip
+    return rnn_infer(
+        np.asarray(x_t)[None], h, kernel, recurrent_kernel, bias, activation=activation
+    )[1]
 
 
 def rnn_backward(dhs, dh_T, cache: RNNCache):
@@ -209,8 +221,7 @@ def rnn_backward(dhs, dh_T, cache: RNNCache):
     dh_prev = np.empty((B, H), dtype=dt)
 
     def loop(b0, b1):
-        _rnn_backward_loop(b0, b1, dhs_, has_dhs, dh, UT, y, act, m, has_m, rm, has_rm, dz,
-                           dh_prev)  # fmt: skip
+        _rnn_backward_loop(b0, b1, dhs_, has_dhs, dh, UT, y, act, m, has_m, rm, has_rm, dz, dh_prev)
 
     over_rows(row_slices(B, T * B * H * H), loop)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
