@@ -8,7 +8,8 @@ follow the same learning curve; the remaining differences are float32 rounding a
 eps enters (Keras adds it before the bias correction, torch after; negligible at 1e-7).
 
 Weight mapping (gate order i, f, g, o is the same in both): ``weight_ih_l{k} = kernel.T``,
-``weight_hh_l{k} = recurrent_kernel.T``, ``bias_ih_l{k} = bias``, ``bias_hh_l{k} = 0``;
+``weight_hh_l{k} = recurrent_kernel.T``, ``bias_ih_l{k} = bias``, ``bias_hh_l{k} = 0`` and frozen
+(trained, it would be a second copy of the bias that Adam moves too: twice the bias step);
 ``nn.Embedding.weight = embeddings``; ``nn.Linear.weight = kernel.T``.
 
 Two modes::
@@ -87,7 +88,10 @@ def torch_model(lk_model):
             getattr(m.lstm, f"weight_ih_l{k}").copy_(t(p["kernel"].T))
             getattr(m.lstm, f"weight_hh_l{k}").copy_(t(p["recurrent_kernel"].T))
             getattr(m.lstm, f"bias_ih_l{k}").copy_(t(p["bias"]))
+            # lstmkit has one bias; torch two, and Adam would move both (the sum twice as fast):
+            # bias_hh stays 0 and frozen, so bias_ih is exactly lstmkit's bias
             getattr(m.lstm, f"bias_hh_l{k}").zero_()
+            getattr(m.lstm, f"bias_hh_l{k}").requires_grad_(False)
         m.out.weight.copy_(t(head.params["kernel"].T))
         m.out.bias.copy_(t(head.params["bias"]))
     return m
@@ -98,7 +102,7 @@ def make_step(m, lr, clipnorm):
     import torch
     import torch.nn.functional as F
 
-    opt = torch.optim.Adam(m.parameters(), lr=lr, betas=(0.9, 0.999), eps=float(os.environ.get("TORCH_EPS", "1e-7")))
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.999), eps=float(os.environ.get("TORCH_EPS", "1e-7")))
     carry = {"state": None}
 
     def step(x, y):

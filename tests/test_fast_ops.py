@@ -181,14 +181,15 @@ def test_infer_and_step_match_reference(cell, T, B, D, H, dtype, mask, rmask, se
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_relu"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_rows_split_over_threads_match_reference(cell, dtype, monkeypatch):
-    # Big batches run their rows on several threads; force that on a small problem (it normally
-    # starts at benchmark sizes), with an odd number of rows and threads so slices are uneven.
+def test_rows_and_steps_split_over_threads_match_reference(cell, dtype, monkeypatch):
+    # Big problems run batch rows (the loop) and time chunks (the big GEMMs) on several threads;
+    # force that on a small problem (it normally starts at benchmark sizes), with odd numbers of
+    # rows, steps and threads so the slices are uneven.
     from lstmkit.ops.fast import common
 
     monkeypatch.setattr(common, "PARALLEL_MIN_MACS", 0)
     monkeypatch.setattr(common, "_THREADS", 3)
-    assert common.row_slices(7, 1.0) == [(0, 2), (2, 5), (5, 7)]
+    assert common.split(7, 1.0) == [(0, 2), (2, 5), (5, 7)]
     base, kw = split(cell)
     args, grads = problem(base, 9, 7, 4, 5, dtype, "holes", True, 7)
     ref_out, _ = run(REF[base], base, args, kw, grads)

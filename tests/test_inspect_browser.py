@@ -29,7 +29,8 @@ import pytest
 import lstmkit
 from lstmkit import GRU, LSTM, Dense, Embedding
 from lstmkit.inspect import trace
-from lstmkit.inspect.report import load_input, write_report
+from lstmkit.inspect.inputs import load_input
+from lstmkit.inspect.report import write_report
 from lstmkit.models import Sequential
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

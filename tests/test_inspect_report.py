@@ -15,13 +15,8 @@ from lstmkit import LSTM, Bidirectional, Dense, Embedding, SimpleRNN
 from lstmkit.cli import inspect as cli_inspect
 from lstmkit.data.text import UNK_ID, Vocabulary
 from lstmkit.inspect.compare import compare_cells
-from lstmkit.inspect.report import (
-    encode_text,
-    load_input,
-    text_codec,
-    write_cell_comparison,
-    write_report,
-)
+from lstmkit.inspect.inputs import encode_text, load_input, text_codec
+from lstmkit.inspect.report import write_cell_comparison, write_report
 from lstmkit.models import Sequential
 
 

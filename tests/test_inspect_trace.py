@@ -213,6 +213,8 @@ def test_embedding_models_and_errors():
         trace(model, ids, order="backwards")
     with pytest.raises(ValueError, match="no recurrent layer"):
         trace(Sequential([Dense(2, input_shape=(3, 2))]), np.zeros((1, 3, 2)))
+    with pytest.raises(TypeError, match="Sequential"):
+        trace(object(), ids)
 
 
 # -- summaries --------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """``lstmkit inspect``: gates, states and gradient flow of a saved model, as PNGs and one HTML page.
 
-    lstmkit inspect MODEL --input FILE [--out DIR] [--target FILE] [--sample N] [--units U ...]
-    lstmkit inspect --compare-cells [--length 100] [--seeds 5] [--hidden 32] [--out DIR]
+    lstmkit inspect MODEL --input FILE [--out DIR] [--target FILE [--loss NAME]] [--sample N]
+                          [--units U ...]
+    lstmkit inspect --compare-cells [--length 100] [--seeds 5] [--hidden 32] [--lag 100] [--out DIR]
 
 FILE is a ``.npy`` array, a ``.csv`` of numbers (rows = time steps, columns = features), or a
 UTF-8 text file for a text model. The parser only translates arguments into calls of
-:mod:`lstmkit.inspect.report`.
+:mod:`lstmkit.inspect.report` (details and the measured figures: ``docs/inspect.md``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args) -> int:
-    from ..inspect import report
+    from ..inspect import inputs, report
 
     if args.compare_cells:
         path, _, rows = report.write_cell_comparison(
@@ -61,10 +62,10 @@ def _run(args) -> int:
     from ..saving import load_model
 
     model = load_model(args.model, compile=True)
-    x, tokens = report.load_input(model, args.input)
+    x, tokens = inputs.load_input(model, args.input)
     y = None
     if args.target is not None:
-        y = report.read_numbers(args.target)
+        y = inputs.read_numbers(args.target)
         if len(y) != len(x) and len(x) == 1:
             y = y[None]
     path = report.write_report(

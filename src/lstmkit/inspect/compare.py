@@ -5,7 +5,8 @@ length ``T``, masked), and for each cell a fresh ``Sequential([cell(units), Dens
 Keras' default initialisers (``glorot_uniform`` kernels, ``orthogonal`` recurrent kernels, zero
 biases except the LSTM's forget-gate bias), built from ``lstmkit.set_random_seed(seed)``. The MSE
 loss is differentiated with :func:`lstmkit.inspect.gradient_flow`; each curve is
-``‖∂L_b/∂h_t‖`` averaged over the batch at each lag (0 = the sequence's last step).
+``‖∂L_b/∂h_t‖`` averaged over the batch at each lag (0 = each sequence's last step; lags beyond
+T - 1 average the sequences long enough to have them).
 
 The table reports, at one lag, the median over seeds of each cell's norm and of its ratio to the
 SimpleRNN's on the same data and seed.

@@ -152,6 +152,11 @@ def recurrent_parts(model):
 
 def prepare_input(model, x, mask=None):
     """Validate and cast ``x`` the way ``predict`` does; returns ``(x, mask)``."""
+    if not (hasattr(model, "layers") and hasattr(model, "_prepare")):
+        raise TypeError(
+            "argument 'model' must be an lstmkit Sequential model (lstmkit.load_model gives one; "
+            f"the NumPy-only runtime keeps no caches to inspect); got {type(model).__name__}"
+        )
     x, _ = model._prepare(x)
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)

@@ -49,31 +49,35 @@ def check_shapes(fn: str, **named) -> None:
         raise ValueError(f"{fn}: " + "; ".join(bad))
 
 
-# --- batch rows in parallel -------------------------------------------------------------------
+# --- threads ------------------------------------------------------------------------------------
 #
 # Sequences in a batch never interact: every row of h, c, the gates and their gradients evolves
-# on its own, and only the weight gradients (computed after the loop) sum over rows. So the time
-# loop splits into independent loops over row slices, one per thread, with no synchronisation per
-# step: each thread makes its own small BLAS call per step into its rows of the shared buffers
-# (numba releases the GIL). That is what makes two cores pay off here; OpenBLAS's own threading
-# inside a (32 x 128) @ (128 x 512) product synchronises twice per step and falls apart as soon as
-# a neighbour takes a core. Inside those loops OpenBLAS therefore runs single-threaded per
-# calling thread (``openblas_set_num_threads_local``, thread-local, restored afterwards), so the
-# threads are ours alone.
+# on its own. So the time loop splits into independent loops over row slices, one per thread,
+# with no synchronisation per step: each thread makes its own small BLAS call per step into its
+# rows of the shared buffers (numba releases the GIL). The big products outside the loop (input
+# projection, weight gradients) split over time chunks instead, each thread multiplying its
+# contiguous block of rows and the partial weight gradients summed at the end.
+#
+# BLAS itself runs single-threaded on every one of those threads (OpenBLAS's
+# ``openblas_set_num_threads_local``: per calling thread, restored afterwards), for both NumPy's
+# OpenBLAS and SciPy's (the one numba's ``np.dot`` calls). OpenBLAS's own threading inside a
+# (32 x 128) @ (128 x 512) product synchronises twice per step; on an idle machine that merely
+# wastes time, and once a neighbour takes a core it costs 10x (measured: 920 us of CPU per
+# product instead of 73 us). Coarse row/time splits degrade gracefully instead.
 
 _THREADS: int | None = None
 _POOL = None
 _POOL_SIZE = 0
-# Below this many multiply-adds in the recurrent products a second thread's hand-off (~30 us)
-# costs more than it saves: config B of benchmarks/bench_ops.py (batch 1) stays on one thread.
+# Below this many multiply-adds a second thread's hand-off (~30 us) costs more than it saves:
+# config B of benchmarks/bench_ops.py (batch 1, H 64) stays on one thread.
 PARALLEL_MIN_MACS = 2e6
 
 
 def set_num_threads(n: int | None) -> None:
-    """Threads for the compiled time loops (``None``: ``LSTMKIT_NUM_THREADS`` or the CPUs this
+    """Threads for the compiled ops (``None``: ``LSTMKIT_NUM_THREADS``, else the CPUs this
     process may use)."""
     global _THREADS
-    if n is not None and (not isinstance(n, int) or n < 1):
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"set_num_threads: argument 'n' must be a positive int or None; got {n!r}")
     _THREADS = n
 
@@ -90,35 +94,39 @@ def get_num_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _scipy_openblas_local():
-    """``openblas_set_num_threads_local`` of the OpenBLAS that numba's ``np.dot`` calls (SciPy's),
-    or None when SciPy uses another BLAS or an OpenBLAS older than 0.3.27."""
+def _openblas_local_setters():
+    """``openblas_set_num_threads_local`` of every OpenBLAS loaded (NumPy's and SciPy's); empty
+    when they are other BLAS libraries or OpenBLAS older than 0.3.27 (then BLAS keeps its own
+    threads: slower under load, still correct)."""
     import ctypes
 
-    import scipy.linalg.cython_blas  # noqa: F401  loads the library
+    import scipy.linalg.cython_blas  # noqa: F401  loads SciPy's library (numba calls it)
 
     try:
         with open("/proc/self/maps") as fh:
-            paths = {ln.split()[-1] for ln in fh if "openblas" in ln and ".so" in ln}
+            paths = sorted({ln.split()[-1] for ln in fh if "openblas" in ln and ".so" in ln})
     except OSError:
-        return None
-    for path in sorted(paths):
-        if "scipy" in path and "openblas64" not in path:  # NumPy's is the ILP64 one
-            fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
-            if fn is not None:
-                fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-                return fn
-    return None
+        return []
+    setters = []
+    for path in paths:
+        fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
+        if fn is not None:
+            fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+            setters.append(fn)
+    return setters
 
 
-_SET_LOCAL = None
+_SETTERS = None
 
 
-def _set_local_threads(n: int) -> int | None:
-    global _SET_LOCAL
-    if _SET_LOCAL is None:
-        _SET_LOCAL = _scipy_openblas_local() or False
-    return _SET_LOCAL(n) if _SET_LOCAL else None
+def _set_local_threads(n) -> list[int]:
+    """Set this thread's BLAS threads (an int for every library, or the list a previous call
+    returned); returns the previous values."""
+    global _SETTERS
+    if _SETTERS is None:
+        _SETTERS = _openblas_local_setters()
+    ns = n if isinstance(n, list) else [n] * len(_SETTERS)
+    return [fn(k) for fn, k in zip(_SETTERS, ns)]
 
 
 def _pool(workers: int):
@@ -130,7 +138,7 @@ def _pool(workers: int):
             _POOL.shutdown(wait=False)
         _POOL = ThreadPoolExecutor(
             max_workers=workers,
-            thread_name_prefix="lstmkit-rows",
+            thread_name_prefix="lstmkit",
             initializer=_set_local_threads,
             initargs=(1,),
         )
@@ -138,30 +146,76 @@ def _pool(workers: int):
     return _POOL
 
 
-def row_slices(B: int, macs: float) -> list[tuple[int, int]]:
-    """Split batch rows ``[0, B)`` into contiguous slices, one per thread."""
-    n = min(get_num_threads(), B)
-    if n < 2 or macs < PARALLEL_MIN_MACS:
-        return [(0, B)]
-    edges = [round(B * k / n) for k in range(n + 1)]
-    return [(edges[k], edges[k + 1]) for k in range(n)]
+def split(n: int, macs: float) -> list[tuple[int, int]]:
+    """Split ``[0, n)`` (batch rows or time steps) into contiguous slices, one per thread; one
+    slice when the work (``macs`` multiply-adds) is too small to share."""
+    k = min(get_num_threads(), n)
+    if k < 2 or macs < PARALLEL_MIN_MACS:
+        return [(0, n)]
+    edges = [round(n * i / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(k)]
 
 
-def over_rows(slices, loop) -> None:
-    """Run ``loop(b0, b1)`` for every row slice: the first on this thread, the rest on workers.
-
-    Every loop must release the GIL (numba ``nogil=True``) for this to be parallel.
-    """
-    if len(slices) == 1:
-        loop(*slices[0])
-        return
-    pool = _pool(len(slices) - 1)
-    futures = [pool.submit(loop, b0, b1) for b0, b1 in slices[1:]]
+def in_parallel(slices, fn) -> list:
+    """``[fn(a, b) for (a, b) in slices]``, the first on this thread and the rest on workers, all
+    with single-threaded BLAS. ``fn`` must release the GIL (numba ``nogil``, NumPy's BLAS) for
+    this to run in parallel."""
+    futures = []
+    if len(slices) > 1:
+        pool = _pool(len(slices) - 1)
+        futures = [pool.submit(fn, a, b) for a, b in slices[1:]]
     previous = _set_local_threads(1)
     try:
-        loop(*slices[0])
+        first = fn(*slices[0])
     finally:
-        if previous is not None:
-            _set_local_threads(previous)
-        for f in futures:
-            f.result()
+        _set_local_threads(previous)
+        rest = [f.result() for f in futures]
+    return [first, *rest]
+
+
+def input_projection(x, kernel, out) -> None:
+    """``out (T, B, G) = x (T, B, D) @ kernel (D, G)``, split over time chunks."""
+    T, B, D = x.shape
+    G = kernel.shape[1]
+
+    def chunk(t0, t1):
+        np.matmul(x[t0:t1].reshape(-1, D), kernel, out=out[t0:t1].reshape(-1, G))
+
+    in_parallel(split(T, T * B * D * G), chunk)
+
+
+def weight_gradients(x, kernel, h_in, dz, dz_rec=None):
+    """The sums over time and batch that finish BPTT, split over time chunks.
+
+    ``dz (T, B, G)`` is dL/d(input pre-activations), ``dz_rec`` dL/d(recurrent pre-activations)
+    when they differ (GRU). Returns ``(dx (T, B, D), d_kernel (D, G), d_recurrent (H, G),
+    d_bias_in (G,), d_bias_rec (G,))``.
+    """
+    T, B, D = x.shape
+    H = h_in.shape[2]
+    G = dz.shape[2]
+    separate = dz_rec is not None
+    dz_rec = dz_rec if separate else dz
+    dx = np.empty_like(x)
+
+    def chunk(t0, t1):
+        n = (t1 - t0) * B
+        dzc = dz[t0:t1].reshape(n, G)
+        drc = dz_rec[t0:t1].reshape(n, G)
+        np.matmul(dzc, kernel.T, out=dx[t0:t1].reshape(n, D))
+        return (
+            x[t0:t1].reshape(n, D).T @ dzc,
+            h_in[t0:t1].reshape(n, H).T @ drc,
+            dzc.sum(axis=0),
+            drc.sum(axis=0) if separate else None,
+        )
+
+    parts = in_parallel(split(T, T * B * G * (2 * D + H)), chunk)
+
+    def total(i):
+        acc = parts[0][i]
+        for p in parts[1:]:
+            acc = acc + p[i]
+        return acc
+
+    return dx, total(0), total(1), total(2), (total(3) if parts[0][3] is not None else None)

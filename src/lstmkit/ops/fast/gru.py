@@ -19,21 +19,31 @@ from numba import njit
 
 from ..gru import GRUCache
 from .activations import one_, sigmoid_, tanh_
-from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy, over_rows, row_slices
+from .common import (
+    as_float,
+    bool_or_dummy,
+    check_shapes,
+    float_or_dummy,
+    in_parallel,
+    input_projection,
+    split,
+    weight_gradients,
+)
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @njit(**_JIT)
-def _gru_cell_row(ur, bu, xr, hp, gr, hunr, hn, H):
+def _gru_cell_row(ur, bu, xr, bi, hp, gr, hunr, hn, H):
     """``ur = h_in @ U`` for one row -> gates z, r, n into ``gr``, ``hu_n`` into ``hunr``, h into
     ``hn`` (``gr`` and ``hunr`` are write-only scratch when called for inference)."""
     one = one_(hp)
     for j in range(H):
-        z = sigmoid_(xr[j] + (ur[j] + bu[j]))
-        r = sigmoid_(xr[H + j] + (ur[H + j] + bu[H + j]))
+        # (x W + b_in) + (h U + b_rec), rounded in the reference's order
+        z = sigmoid_((xr[j] + bi[j]) + (ur[j] + bu[j]))
+        r = sigmoid_((xr[H + j] + bi[H + j]) + (ur[H + j] + bu[H + j]))
         hun = ur[2 * H + j] + bu[2 * H + j]
-        n = tanh_(xr[2 * H + j] + r * hun)
+        n = tanh_((xr[2 * H + j] + bi[2 * H + j]) + r * hun)
         gr[j] = z
         gr[H + j] = r
         gr[2 * H + j] = n
@@ -42,7 +52,9 @@ def _gru_cell_row(ur, bu, xr, hp, gr, hunr, hn, H):
 
 
 @njit(**_JIT)
-def _gru_forward_loop(b0, b1, xw, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u):
+def _gru_forward_loop(
+    b0, b1, xw, bi, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u
+):
     """Rows b0:b1. h (T+1, B, H) holds h0 in h[0] on entry; fills gates, hu_n, h[1:], h_in.
     u (B, 3H) is scratch for the recurrent product."""
     T = xw.shape[0]
@@ -57,13 +69,13 @@ def _gru_forward_loop(b0, b1, xw, U, bu, mask, has_mask, rmask, has_rmask, gates
             hin[:] = h[t, b0:b1]
         np.dot(hin, U, u[b0:b1])  # (nb, 3H)
         for b in range(b0, b1):
-            _gru_cell_row(u[b], bu, xw[t, b], h[t, b], gates[t, b], hu_n[t, b], h[t + 1, b], H)
+            _gru_cell_row(u[b], bu, xw[t, b], bi, h[t, b], gates[t, b], hu_n[t, b], h[t + 1, b], H)
             if has_mask and not mask[t, b]:
                 h[t + 1, b] = h[t, b]
 
 
 @njit(**_JIT)
-def _gru_infer_loop(b0, b1, xw, h0, U, bu, mask, has_mask, u, g, hun, hs):
+def _gru_infer_loop(b0, b1, xw, bi, h0, U, bu, mask, has_mask, u, g, hun, hs):
     """Rows b0:b1 without a cache; u (B, 3H), g (B, 3H), hun (B, H) are scratch."""
     T = xw.shape[0]
     H = h0.shape[1]
@@ -72,7 +84,7 @@ def _gru_infer_loop(b0, b1, xw, h0, U, bu, mask, has_mask, u, g, hun, hs):
         np.dot(hp, U, u[b0:b1])
         for b in range(b0, b1):
             hpb = h0[b] if t == 0 else hs[t - 1, b]
-            _gru_cell_row(u[b], bu, xw[t, b], hpb, g[b], hun[b], hs[t, b], H)
+            _gru_cell_row(u[b], bu, xw[t, b], bi, hpb, g[b], hun[b], hs[t, b], H)
             if has_mask and not mask[t, b]:
                 hs[t, b] = hpb
 
@@ -175,9 +187,10 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask
         "gru_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask
     )
     dt = x.dtype
-    T, B, D = x.shape
+    T, B, _ = x.shape
     H = h0.shape[-1]
-    xw = (x.reshape(T * B, D) @ kernel + bias[0]).reshape(T, B, 3 * H)  # one GEMM, all steps
+    xw = np.empty((T, B, 3 * H), dtype=dt)
+    input_projection(x, kernel, xw)  # x @ kernel for all steps at once (bias[0]: in the loop)
     gates = np.empty((T, B, 3 * H), dtype=dt)
     hu_n = np.empty((T, B, H), dtype=dt)
     h = np.empty((T + 1, B, H), dtype=dt)
@@ -188,9 +201,11 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask
     rm, has_rm = float_or_dummy(recurrent_mask, dt)
 
     def loop(b0, b1):
-        _gru_forward_loop(b0, b1, xw, U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u)
+        _gru_forward_loop(
+            b0, b1, xw, bias[0], U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u
+        )
 
-    over_rows(row_slices(B, T * B * 3 * H * H), loop)
+    in_parallel(split(B, T * B * 3 * H * H), loop)
     cache = GRUCache(x, kernel, U, gates, hu_n, h, h_in, mask, recurrent_mask)
     return h[1:].copy(), h[T].copy(), cache
 
@@ -201,9 +216,10 @@ def gru_infer(x, h0, kernel, recurrent_kernel, bias, mask=None):
         "gru_infer", x, h0, kernel, recurrent_kernel, bias, mask, None
     )
     dt = x.dtype
-    T, B, D = x.shape
+    T, B, _ = x.shape
     H = h0.shape[-1]
-    xw = (x.reshape(T * B, D) @ kernel + bias[0]).reshape(T, B, 3 * H)
+    xw = np.empty((T, B, 3 * H), dtype=dt)
+    input_projection(x, kernel, xw)
     hs = np.empty((T, B, H), dtype=dt)
     u = np.empty((B, 3 * H), dtype=dt)
     g = np.empty((B, 3 * H), dtype=dt)  # scratch the inference path never reads back
@@ -211,9 +227,9 @@ def gru_infer(x, h0, kernel, recurrent_kernel, bias, mask=None):
     m, has_m = bool_or_dummy(mask)
 
     def loop(b0, b1):
-        _gru_infer_loop(b0, b1, xw, h0, U, bias[1], m, has_m, u, g, hun, hs)
+        _gru_infer_loop(b0, b1, xw, bias[0], h0, U, bias[1], m, has_m, u, g, hun, hs)
 
-    over_rows(row_slices(B, T * B * 3 * H * H), loop)
+    in_parallel(split(B, T * B * 3 * H * H), loop)
     return hs, (hs[T - 1].copy() if T > 0 else h0)
 
 
@@ -232,7 +248,7 @@ def gru_backward(dhs, dh_T, cache: GRUCache):
     """
     x, kernel, U, gates, hu_n, h, h_in, mask, rmask = cache
     dt = gates.dtype
-    T, B, D = x.shape
+    T, B, _ = x.shape
     H = h.shape[-1]
     check_shapes("gru_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)))
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
@@ -269,14 +285,13 @@ def gru_backward(dhs, dh_T, cache: GRUCache):
             dh_prev,
         )
 
-    over_rows(row_slices(B, T * B * 3 * H * H), loop)
+    in_parallel(split(B, T * B * 3 * H * H), loop)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
-    dxw2 = dxw.reshape(T * B, 3 * H)
-    dhu2 = dhu.reshape(T * B, 3 * H)
+    dx, dW, dU, db_in, db_rec = weight_gradients(x, kernel, h_in, dxw, dhu)
     return {
-        "x": (dxw2 @ kernel.T).reshape(x.shape),
+        "x": dx,
         "h0": dh,
-        "kernel": x.reshape(T * B, D).T @ dxw2,
-        "recurrent_kernel": h_in.reshape(T * B, H).T @ dhu2,
-        "bias": np.stack([dxw2.sum(axis=0), dhu2.sum(axis=0)]),
+        "kernel": dW,
+        "recurrent_kernel": dU,
+        "bias": np.stack([db_in, db_rec]),
     }

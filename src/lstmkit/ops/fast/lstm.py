@@ -25,7 +25,16 @@ from numba import njit
 
 from ..lstm import LSTMCache
 from .activations import one_, sigmoid_, tanh_
-from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy, over_rows, row_slices
+from .common import (
+    as_float,
+    bool_or_dummy,
+    check_shapes,
+    float_or_dummy,
+    in_parallel,
+    input_projection,
+    split,
+    weight_gradients,
+)
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -204,9 +213,10 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
         "lstm_forward", x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask
     )
     dt = x.dtype
-    T, B, D = x.shape
+    T, B, _ = x.shape
     H = h0.shape[-1]
-    xw = (x.reshape(T * B, D) @ kernel).reshape(T, B, 4 * H)  # one GEMM for all steps
+    xw = np.empty((T, B, 4 * H), dtype=dt)
+    input_projection(x, kernel, xw)  # x @ kernel for all steps at once: one GEMM (per thread)
     gates = np.empty((T, B, 4 * H), dtype=dt)
     c = np.empty((T + 1, B, H), dtype=dt)
     tanh_c = np.empty((T, B, H), dtype=dt)
@@ -220,7 +230,7 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
             b0, b1, xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs
         )
 
-    over_rows(row_slices(B, _loop_macs(T, B, H)), loop)
+    in_parallel(split(B, _loop_macs(T, B, H)), loop)
     cache = LSTMCache(x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
     h_T = hs[T - 1].copy() if T > 0 else h0
     return hs, (h_T, c[T]), cache
@@ -235,9 +245,10 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
         "lstm_infer", x, h0, c0, kernel, recurrent_kernel, bias, mask, None
     )
     dt = x.dtype
-    T, B, D = x.shape
+    T, B, _ = x.shape
     H = h0.shape[-1]
-    xw = (x.reshape(T * B, D) @ kernel).reshape(T, B, 4 * H)
+    xw = np.empty((T, B, 4 * H), dtype=dt)
+    input_projection(x, kernel, xw)
     hs = np.empty((T, B, H), dtype=dt)
     z = np.empty((B, 4 * H), dtype=dt)
     c = np.empty((2, B, H), dtype=dt)
@@ -246,7 +257,7 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     def loop(b0, b1):
         _lstm_infer_loop(b0, b1, xw, bias, h0, c0, U, m, has_m, z, c, hs)
 
-    over_rows(row_slices(B, _loop_macs(T, B, H)), loop)
+    in_parallel(split(B, _loop_macs(T, B, H)), loop)
     if T == 0:
         return hs, (h0, c0)
     return hs, (hs[T - 1].copy(), c[T % 2])
@@ -265,7 +276,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
     """
     x, kernel, U, gates, c, tanh_c, h_in, mask, rmask = cache
     dt = gates.dtype
-    T, B, D = x.shape
+    T, B, _ = x.shape
     H = c.shape[-1]
     check_shapes("lstm_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)), dc_T=(dc_T, (B, H)))
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
@@ -285,14 +296,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
             b0, b1, dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm, has_rm, dz, dh_prev
         )
 
-    over_rows(row_slices(B, _loop_macs(T, B, H)), loop)
+    in_parallel(split(B, _loop_macs(T, B, H)), loop)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
-    dz2 = dz.reshape(T * B, 4 * H)
-    return {
-        "x": (dz2 @ kernel.T).reshape(x.shape),
-        "h0": dh,
-        "c0": dc,
-        "kernel": x.reshape(T * B, D).T @ dz2,
-        "recurrent_kernel": h_in.reshape(T * B, H).T @ dz2,
-        "bias": dz2.sum(axis=0),
-    }
+    dx, dW, dU, db, _ = weight_gradients(x, kernel, h_in, dz)
+    return {"x": dx, "h0": dh, "c0": dc, "kernel": dW, "recurrent_kernel": dU, "bias": db}

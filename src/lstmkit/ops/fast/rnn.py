@@ -17,7 +17,16 @@ from numba import njit
 from ..activations import get_activation
 from ..rnn import RNNCache
 from .activations import one_, sigmoid_, tanh_
-from .common import as_float, bool_or_dummy, check_shapes, float_or_dummy, over_rows, row_slices
+from .common import (
+    as_float,
+    bool_or_dummy,
+    check_shapes,
+    float_or_dummy,
+    in_parallel,
+    input_projection,
+    split,
+    weight_gradients,
+)
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _CODES = {"linear": 0, None: 0, "tanh": 1, "sigmoid": 2, "relu": 3}
@@ -29,27 +38,28 @@ def _code(activation) -> int:
 
 
 @njit(**_JIT)
-def _phi_row(zr, xr, yr, act, H):
-    """yr = φ(zr + xr) for one row (yr must not alias zr or xr: the loops would not vectorise)."""
+def _phi_row(zr, xr, br, yr, act, H):
+    """yr = φ((xr + br) + zr) for one row, the reference's rounding order (yr must not alias zr
+    or xr: the loops would not vectorise)."""
     zero = one_(yr) - one_(yr)
     if act == 1:
         for j in range(H):
-            yr[j] = tanh_(zr[j] + xr[j])
+            yr[j] = tanh_((xr[j] + br[j]) + zr[j])
     elif act == 2:
         for j in range(H):
-            yr[j] = sigmoid_(zr[j] + xr[j])
+            yr[j] = sigmoid_((xr[j] + br[j]) + zr[j])
     elif act == 3:
         for j in range(H):
-            v = zr[j] + xr[j]
+            v = (xr[j] + br[j]) + zr[j]
             yr[j] = v if v > 0 else zero
     else:
         for j in range(H):
-            yr[j] = zr[j] + xr[j]
+            yr[j] = (xr[j] + br[j]) + zr[j]
 
 
 @njit(**_JIT)
 def _rnn_forward_loop(
-    b0, b1, xw, h0, U, act, mask, has_mask, rmask, has_rmask, y, h_in, hs, u, store
+    b0, b1, xw, bias, h0, U, act, mask, has_mask, rmask, has_rmask, y, h_in, hs, u, store
 ):
     """Rows b0:b1. Fills y (φ's output), h_in (if store) and hs; u (B, H) is scratch for the
     recurrent product. Without ``store`` h_in and y are (1, B, H) scratch reused at every step."""
@@ -67,7 +77,7 @@ def _rnn_forward_loop(
             hin[:] = hp
         np.dot(hin, U, u[b0:b1])  # (nb, H) recurrent product
         for b in range(b0, b1):
-            _phi_row(u[b], xw[t, b], y[s, b], act, H)
+            _phi_row(u[b], xw[t, b], bias, y[s, b], act, H)
             if has_mask and not mask[t, b]:
                 hs[t, b] = h0[b] if t == 0 else hs[t - 1, b]
             else:
@@ -145,9 +155,10 @@ def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activa
         fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask
     )
     dt = x.dtype
-    T, B, D = x.shape
+    T, B, _ = x.shape
     H = h0.shape[-1]
-    xw = (x.reshape(T * B, D) @ kernel + bias).reshape(T, B, H)  # one GEMM for all steps
+    xw = np.empty((T, B, H), dtype=dt)
+    input_projection(x, kernel, xw)  # x @ kernel for all steps at once (bias: in the loop)
     n = T if store else 1
     y = np.empty((n, B, H), dtype=dt)
     h_in = np.empty((n, B, H), dtype=dt)
@@ -157,9 +168,9 @@ def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activa
     u = np.empty((B, H), dtype=dt)
 
     def loop(b0, b1):
-        _rnn_forward_loop(b0, b1, xw, h0, U, act, m, has_m, rm, has_rm, y, h_in, hs, u, store)
+        _rnn_forward_loop(b0, b1, xw, bias, h0, U, act, m, has_m, rm, has_rm, y, h_in, hs, u, store)
 
-    over_rows(row_slices(B, T * B * H * H), loop)
+    in_parallel(split(B, T * B * H * H), loop)
     h_T = hs[T - 1].copy() if T > 0 else h0.copy()
     return x, kernel, U, y, h_in, hs, h_T
 
@@ -207,7 +218,7 @@ def rnn_backward(dhs, dh_T, cache: RNNCache):
     x, kernel, U, y, h_in, mask, rmask, activation = cache
     act = _code(activation)
     dt = y.dtype
-    T, B, D = x.shape
+    T, B, _ = x.shape
     H = y.shape[-1]
     check_shapes("rnn_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)))
     x, kernel, U, y, h_in = (as_float(a, dt) for a in (x, kernel, U, y, h_in))
@@ -223,13 +234,7 @@ def rnn_backward(dhs, dh_T, cache: RNNCache):
     def loop(b0, b1):
         _rnn_backward_loop(b0, b1, dhs_, has_dhs, dh, UT, y, act, m, has_m, rm, has_rm, dz, dh_prev)
 
-    over_rows(row_slices(B, T * B * H * H), loop)
+    in_parallel(split(B, T * B * H * H), loop)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
-    dz2 = dz.reshape(T * B, H)
-    return {
-        "x": (dz2 @ kernel.T).reshape(x.shape),
-        "h0": dh,
-        "kernel": x.reshape(T * B, D).T @ dz2,
-        "recurrent_kernel": h_in.reshape(T * B, H).T @ dz2,
-        "bias": dz2.sum(axis=0),
-    }
+    dx, dW, dU, db, _ = weight_gradients(x, kernel, h_in, dz)
+    return {"x": dx, "h0": dh, "kernel": dW, "recurrent_kernel": dU, "bias": db}
