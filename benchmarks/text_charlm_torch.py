@@ -2,7 +2,7 @@
 
 Same data pipeline (lstmkit's vocabulary, 90/10 contiguous split and truncated-BPTT chunks: the
 batches are identical), same architecture, same initial weights (copied from the lstmkit
-``--init`` file), same optimizer settings (Adam 2e-3, betas 0.9/0.999, eps 1e-7, global gradient
+``--init`` file), same optimizer settings (Adam 3e-3, betas 0.9/0.999, eps 1e-7, global gradient
 norm clipped at 5), same number of steps, same validation procedure. So the two runs should
 follow the same learning curve; the remaining differences are float32 rounding and where Adam's
 eps enters (Keras adds it before the bias correction, torch after; negligible at 1e-7).
@@ -15,7 +15,7 @@ Weight mapping (gate order i, f, g, o is the same in both): ``weight_ih_l{k} = k
 Two modes::
 
     # full run; with --compare, a table against the lstmkit JSON
-    python benchmarks/text_charlm_torch.py --init /tmp/charlm/init.lstmkit --epochs 20 \
+    python benchmarks/text_charlm_torch.py --init /tmp/charlm/init.lstmkit --epochs 15 \
         --threads 2 --out /tmp/charlm/torch.json --compare /tmp/charlm/lstmkit.json
     # per-step time only: alternate blocks of lstmkit and torch training steps in one process
     # (same load, same threads), from the same weights on the same batches
@@ -42,10 +42,10 @@ def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--init", required=True, help="lstmkit model file with the initial weights")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--seq-len", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seq-len", type=int, default=50)
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--clipnorm", type=float, default=5.0)
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--max-steps", type=int, default=None)
@@ -146,13 +146,13 @@ def stream_loss(m, ids, batch_size, seq_len):
 
 
 def data(args, vocab_size):
-    from lstmkit.data.text import Vocabulary, split_text, stateful_chunks
+    from lstmkit.apps.text import LMConfig, lm_data
+    from lstmkit.data.text import stateful_chunks
 
     text = Path(args.data).read_text(encoding="utf-8")
-    vocab = Vocabulary.build(text, "char")
+    vocab, train_ids, val_ids = lm_data(text, LMConfig(level="char", val_fraction=args.val_fraction))
     if len(vocab) != vocab_size:
         raise SystemExit(f"vocabulary of {args.data} has {len(vocab)} entries; model has {vocab_size}")
-    train_ids, val_ids = split_text(vocab.encode(text), args.val_fraction)
     x, y = stateful_chunks(train_ids, args.batch_size, args.seq_len)
     return x, y, val_ids
 

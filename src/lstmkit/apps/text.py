@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import random as _random
 from ..callbacks import CallbackList, EarlyStopping, ModelCheckpoint
-from ..data.text import PAD_ID, UNK_ID, Vocabulary, detokenize, split_text, stateful_chunks
+from ..data.text import PAD_ID, UNK_ID, Vocabulary, detokenize, stateful_chunks, tokenize
 from ..layers import LSTM, Dense, Dropout, Embedding
 from ..layers.recurrent import RNNBase
 from ..losses import SparseCategoricalCrossentropy
@@ -196,6 +196,18 @@ def evaluate_text(model, text, batch_size=32, seq_len=None) -> dict:
 
 
 # -- training -----------------------------------------------------------------------------------
+def lm_data(text, config: LMConfig):
+    """``(vocabulary, train ids, validation ids)``: the text is tokenised, its last
+    ``val_fraction`` of tokens held out, and the vocabulary counted on the training part only
+    (validation tokens it lacks become ``<unk>``)."""
+    tokens = tokenize(text, config.level, config.lower)
+    cut = len(tokens) - int(round(len(tokens) * config.val_fraction))
+    vocab = Vocabulary.from_counts(
+        tokens[:cut], config.level, config.max_vocab, config.min_freq, config.lower
+    )
+    return vocab, vocab.ids(tokens[:cut]), vocab.ids(tokens[cut:])
+
+
 def fit_tbptt(model, x, y, *, epochs, validate, callbacks=(), max_steps=None, log=None):
     """Truncated BPTT over ``x, y (n_chunks, B, T)`` in order, state carried between chunks and
     reset at each epoch start. ``validate()`` returns extra epoch logs (``val_loss`` ...).
@@ -245,10 +257,7 @@ def train_language_model(
     config = LMConfig(**{**(asdict(config) if config else {}), **overrides})
     if not isinstance(text, str) or not text:
         raise ValueError("train_language_model: argument 'text' must be a non-empty str")
-    vocab = Vocabulary.build(
-        text, config.level, max_size=config.max_vocab, min_freq=config.min_freq, lower=config.lower
-    )
-    train_ids, val_ids = split_text(vocab.encode(text), config.val_fraction)
+    vocab, train_ids, val_ids = lm_data(text, config)
     B, T = config.batch_size, config.seq_len
     if len(train_ids) < B * T + 1 or len(val_ids) < 2:
         raise ValueError(
@@ -373,6 +382,7 @@ __all__ = [
     "evaluate_text",
     "fit_tbptt",
     "generate",
+    "lm_data",
     "next_token_distribution",
     "stream_loss",
     "train_language_model",

@@ -115,19 +115,23 @@ class Vocabulary:
         at most ``max_size`` ids including the two special tokens, each seen ``min_freq``
         times or more."""
         _check_level(level, "Vocabulary.build")
-        if max_size is not None and (not isinstance(max_size, (int, np.integer)) or max_size < 3):
-            raise ValueError(
-                f"Vocabulary.build: argument 'max_size' must be an int >= 3 (two special tokens "
-                f"and at least one real one); got {max_size!r}"
-            )
         counts = Counter()
         for text in [texts] if isinstance(texts, str) else texts:
             counts.update(tokenize(text, level, lower))
+        return cls.from_counts(counts, level, max_size, min_freq, lower)
+
+    @classmethod
+    def from_counts(cls, counts, level="char", max_size=None, min_freq=1, lower=False):
+        """The vocabulary of a token -> count mapping (or a token list, counted first)."""
+        if max_size is not None and (not isinstance(max_size, (int, np.integer)) or max_size < 3):
+            raise ValueError(
+                f"Vocabulary: argument 'max_size' must be an int >= 3 (two special tokens and at "
+                f"least one real one); got {max_size!r}"
+            )
+        counts = Counter(counts) if not isinstance(counts, dict) else Counter(dict(counts))
         for s in SPECIALS:
             counts.pop(s, None)
-        ranked = sorted(
-            (t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t)
-        )
+        ranked = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
         if max_size is not None:
             ranked = ranked[: max_size - len(SPECIALS)]
         return cls(list(SPECIALS) + ranked, level=level, lower=lower)

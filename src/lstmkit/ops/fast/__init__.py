@@ -2,6 +2,12 @@
 :mod:`~lstmkit.ops.rnn`: same signatures, return types and caches as the NumPy reference, plus an
 ``*_infer`` that skips the cache. Importing this package imports numba; use
 :mod:`lstmkit.ops.backend` to pick an implementation without requiring numba.
+
+Threads: :func:`set_num_threads` (or ``LSTMKIT_NUM_THREADS``; default: the CPUs this process may
+use). Kernels compile on first use for each float type and are cached on disk by numba
+(``__pycache__`` next to these files, or ``NUMBA_CACHE_DIR``). numba's cache only notices edits to
+the file holding the compiled function: after editing ``activations.py`` or ``common.py`` delete
+``src/lstmkit/ops/fast/__pycache__``.
 """
 
 import numba  # noqa: F401  (fail at import, not at first call, when the fast path cannot run)

@@ -71,6 +71,8 @@ _POOL_SIZE = 0
 # Below this many multiply-adds a second thread's hand-off (~30 us) costs more than it saves:
 # config B of benchmarks/bench_ops.py (batch 1, H 64) stays on one thread.
 PARALLEL_MIN_MACS = 2e6
+# OpenBLAS runs a product on one thread anyway below about this size (m * n * k).
+OPENBLAS_THREADING_MACS = 2**18
 
 
 def set_num_threads(n: int | None) -> None:
@@ -156,10 +158,13 @@ def split(n: int, macs: float) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(k)]
 
 
-def in_parallel(slices, fn) -> list:
+def in_parallel(slices, fn, blas_macs: float) -> list:
     """``[fn(a, b) for (a, b) in slices]``, the first on this thread and the rest on workers, all
     with single-threaded BLAS. ``fn`` must release the GIL (numba ``nogil``, NumPy's BLAS) for
-    this to run in parallel."""
+    this to run in parallel. ``blas_macs``: multiply-adds of the largest single BLAS call ``fn``
+    makes; below OpenBLAS's own threading threshold the thread-count switch (~15 us) is skipped."""
+    if len(slices) == 1 and blas_macs < OPENBLAS_THREADING_MACS:
+        return [fn(*slices[0])]
     futures = []
     if len(slices) > 1:
         pool = _pool(len(slices) - 1)
@@ -181,7 +186,7 @@ def input_projection(x, kernel, out) -> None:
     def chunk(t0, t1):
         np.matmul(x[t0:t1].reshape(-1, D), kernel, out=out[t0:t1].reshape(-1, G))
 
-    in_parallel(split(T, T * B * D * G), chunk)
+    in_parallel(split(T, T * B * D * G), chunk, T * B * D * G)
 
 
 def weight_gradients(x, kernel, h_in, dz, dz_rec=None):
@@ -210,7 +215,7 @@ def weight_gradients(x, kernel, h_in, dz, dz_rec=None):
             drc.sum(axis=0) if separate else None,
         )
 
-    parts = in_parallel(split(T, T * B * G * (2 * D + H)), chunk)
+    parts = in_parallel(split(T, T * B * G * (2 * D + H)), chunk, T * B * G * max(D, H))
 
     def total(i):
         acc = parts[0][i]

@@ -205,7 +205,7 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask
             b0, b1, xw, bias[0], U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u
         )
 
-    in_parallel(split(B, T * B * 3 * H * H), loop)
+    in_parallel(split(B, T * B * 3 * H * H), loop, B * 3 * H * H)
     cache = GRUCache(x, kernel, U, gates, hu_n, h, h_in, mask, recurrent_mask)
     return h[1:].copy(), h[T].copy(), cache
 
@@ -229,7 +229,7 @@ def gru_infer(x, h0, kernel, recurrent_kernel, bias, mask=None):
     def loop(b0, b1):
         _gru_infer_loop(b0, b1, xw, bias[0], h0, U, bias[1], m, has_m, u, g, hun, hs)
 
-    in_parallel(split(B, T * B * 3 * H * H), loop)
+    in_parallel(split(B, T * B * 3 * H * H), loop, B * 3 * H * H)
     return hs, (hs[T - 1].copy() if T > 0 else h0)
 
 
@@ -285,7 +285,7 @@ def gru_backward(dhs, dh_T, cache: GRUCache):
             dh_prev,
         )
 
-    in_parallel(split(B, T * B * 3 * H * H), loop)
+    in_parallel(split(B, T * B * 3 * H * H), loop, B * 3 * H * H)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
     dx, dW, dU, db_in, db_rec = weight_gradients(x, kernel, h_in, dxw, dhu)
     return {

@@ -7,15 +7,19 @@ NumPy reference :mod:`lstmkit.ops.lstm`, so either backward consumes either forw
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh(c_t)
 
-What makes it fast (see ``benchmarks/bench_ops.py``):
+What makes it fast (measured in ``benchmarks/bench_ops.py``):
 
-- the input projection ``x @ kernel + bias`` and the weight gradients ``x.T @ dz``,
-  ``h_in.T @ dz``, ``dz @ kernel.T`` are single big GEMMs outside the loop, as in the reference;
+- the input projection ``x @ kernel`` and the weight gradients ``dz @ kernel.T``, ``x.T @ dz``,
+  ``h_in.T @ dz`` are big GEMMs outside the loop, as in the reference;
 - inside the loop only ``h_in @ recurrent_kernel`` (forward) and ``dz @ recurrent_kernel.T``
-  (backward) call BLAS, writing straight into the preallocated ``gates[t]`` / ``dh`` buffers;
-- the gate non-linearities, the cell update and the mask handling are one fused, vectorised pass
-  over each row; float32 uses the rational tanh of :mod:`.activations` (float64 is exact);
-- nothing is allocated inside the loop.
+  (backward) call BLAS (numba's ``np.dot``), writing straight into the preallocated ``gates[t]``
+  and ``dh`` buffers;
+- the bias add, the gate non-linearities, the cell update and the mask handling are one fused,
+  vectorised pass over each row; float32 uses the rational tanh of :mod:`.activations` (accurate
+  to float32 rounding), float64 the exact one;
+- nothing is allocated inside the loop;
+- batch rows never interact, so with several threads each runs the whole loop for its slice of
+  the batch, with no synchronisation per step (:mod:`.common`).
 """
 
 from __future__ import annotations
@@ -230,7 +234,7 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
             b0, b1, xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs
         )
 
-    in_parallel(split(B, _loop_macs(T, B, H)), loop)
+    in_parallel(split(B, _loop_macs(T, B, H)), loop, B * 4 * H * H)
     cache = LSTMCache(x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
     h_T = hs[T - 1].copy() if T > 0 else h0
     return hs, (h_T, c[T]), cache
@@ -257,7 +261,7 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     def loop(b0, b1):
         _lstm_infer_loop(b0, b1, xw, bias, h0, c0, U, m, has_m, z, c, hs)
 
-    in_parallel(split(B, _loop_macs(T, B, H)), loop)
+    in_parallel(split(B, _loop_macs(T, B, H)), loop, B * 4 * H * H)
     if T == 0:
         return hs, (h0, c0)
     return hs, (hs[T - 1].copy(), c[T % 2])
@@ -296,7 +300,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
             b0, b1, dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm, has_rm, dz, dh_prev
         )
 
-    in_parallel(split(B, _loop_macs(T, B, H)), loop)
+    in_parallel(split(B, _loop_macs(T, B, H)), loop, B * 4 * H * H)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
     dx, dW, dU, db, _ = weight_gradients(x, kernel, h_in, dz)
     return {"x": dx, "h0": dh, "c0": dc, "kernel": dW, "recurrent_kernel": dU, "bias": db}

@@ -170,7 +170,7 @@ def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activa
     def loop(b0, b1):
         _rnn_forward_loop(b0, b1, xw, bias, h0, U, act, m, has_m, rm, has_rm, y, h_in, hs, u, store)
 
-    in_parallel(split(B, T * B * H * H), loop)
+    in_parallel(split(B, T * B * H * H), loop, B * H * H)
     h_T = hs[T - 1].copy() if T > 0 else h0.copy()
     return x, kernel, U, y, h_in, hs, h_T
 
@@ -234,7 +234,7 @@ def rnn_backward(dhs, dh_T, cache: RNNCache):
     def loop(b0, b1):
         _rnn_backward_loop(b0, b1, dhs_, has_dhs, dh, UT, y, act, m, has_m, rm, has_rm, dz, dh_prev)
 
-    in_parallel(split(B, T * B * H * H), loop)
+    in_parallel(split(B, T * B * H * H), loop, B * H * H)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
     dx, dW, dU, db, _ = weight_gradients(x, kernel, h_in, dz)
     return {"x": dx, "h0": dh, "kernel": dW, "recurrent_kernel": dU, "bias": db}
