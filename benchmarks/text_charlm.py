@@ -12,7 +12,7 @@ steps, Adam 3e-3, global clip 5) with ``lstmkit.apps.text.train_language_model``
 Early stopping is off by default (``--patience`` = epochs) so the PyTorch run can take exactly
 the same steps. Thread counts are fixed before NumPy loads (``--threads``)::
 
-    python benchmarks/text_charlm.py --epochs 15 --threads 2 --out /tmp/charlm_lstmkit.json
+    python benchmarks/text_charlm.py --epochs 25 --threads 2 --out /tmp/charlm_lstmkit.json
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "shakespeare" / "corpus.txt"
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="corpus (default ../shared/data/...)")
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--patience", type=int, default=None, help="default: --epochs (no early stop)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=50)
@@ -40,6 +40,8 @@ def parse(argv=None):
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--clipnorm", type=float, default=5.0)
+    ap.add_argument("--lr-decay", type=float, default=0.85, help="per epoch after --decay-after")
+    ap.add_argument("--decay-after", type=int, default=8)
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -67,7 +69,7 @@ def main(argv=None):
     cfg = LMConfig(
         level="char", embed_dim=args.embed_dim, units=args.units, layers=args.layers,
         seq_len=args.seq_len, batch_size=args.batch_size, learning_rate=args.lr,
-        clipnorm=args.clipnorm, epochs=args.epochs, patience=args.patience or args.epochs,
+        clipnorm=args.clipnorm, lr_decay=args.lr_decay, decay_after=args.decay_after, epochs=args.epochs, patience=args.patience or args.epochs,
         val_fraction=args.val_fraction, seed=args.seed, max_steps=args.max_steps,
     )  # fmt: skip
     vocab, _, _ = lm_data(text, cfg)  # what train_language_model will build

@@ -15,7 +15,7 @@ Weight mapping (gate order i, f, g, o is the same in both): ``weight_ih_l{k} = k
 Two modes::
 
     # full run; with --compare, a table against the lstmkit JSON
-    python benchmarks/text_charlm_torch.py --init /tmp/charlm/init.lstmkit --epochs 15 \
+    python benchmarks/text_charlm_torch.py --init /tmp/charlm/init.lstmkit --epochs 25 \
         --threads 2 --out /tmp/charlm/torch.json --compare /tmp/charlm/lstmkit.json
     # per-step time only: alternate blocks of lstmkit and torch training steps in one process
     # (same load, same threads), from the same weights on the same batches
@@ -35,18 +35,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from text_charlm import DEFAULT_DATA, set_threads  # noqa: E402
+from text_charlm import DEFAULT_DATA, set_threads
 
 
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--init", required=True, help="lstmkit model file with the initial weights")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=50)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--clipnorm", type=float, default=5.0)
+    ap.add_argument("--lr-decay", type=float, default=0.85, help="per epoch after --decay-after")
+    ap.add_argument("--decay-after", type=int, default=8)
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
@@ -55,6 +57,12 @@ def parse(argv=None):
     ap.add_argument("--time-steps", type=int, default=0, help="only time N steps of each library")
     ap.add_argument("--block", type=int, default=10, help="steps per alternating timing block")
     return ap.parse_args(argv)
+
+
+def _t(a):
+    import torch
+
+    return torch.from_numpy(a.copy())
 
 
 def torch_model(lk_model):
@@ -80,20 +88,19 @@ def torch_model(lk_model):
             return self.out(y), state
 
     m = CharLM()
-    t = lambda a: torch.from_numpy(a.copy())  # noqa: E731
     with torch.no_grad():
-        m.emb.weight.copy_(t(emb.params["embeddings"]))
+        m.emb.weight.copy_(_t(emb.params["embeddings"]))
         for k, layer in enumerate(rnns):
             p = layer.params
-            getattr(m.lstm, f"weight_ih_l{k}").copy_(t(p["kernel"].T))
-            getattr(m.lstm, f"weight_hh_l{k}").copy_(t(p["recurrent_kernel"].T))
-            getattr(m.lstm, f"bias_ih_l{k}").copy_(t(p["bias"]))
+            getattr(m.lstm, f"weight_ih_l{k}").copy_(_t(p["kernel"].T))
+            getattr(m.lstm, f"weight_hh_l{k}").copy_(_t(p["recurrent_kernel"].T))
+            getattr(m.lstm, f"bias_ih_l{k}").copy_(_t(p["bias"]))
             # lstmkit has one bias; torch two, and Adam would move both (the sum twice as fast):
             # bias_hh stays 0 and frozen, so bias_ih is exactly lstmkit's bias
             getattr(m.lstm, f"bias_hh_l{k}").zero_()
             getattr(m.lstm, f"bias_hh_l{k}").requires_grad_(False)
-        m.out.weight.copy_(t(head.params["kernel"].T))
-        m.out.bias.copy_(t(head.params["bias"]))
+        m.out.weight.copy_(_t(head.params["kernel"].T))
+        m.out.bias.copy_(_t(head.params["bias"]))
     return m
 
 
@@ -102,7 +109,12 @@ def make_step(m, lr, clipnorm):
     import torch
     import torch.nn.functional as F
 
-    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.999), eps=float(os.environ.get("TORCH_EPS", "1e-7")))
+    opt = torch.optim.Adam(
+        [p for p in m.parameters() if p.requires_grad],
+        lr=lr,
+        betas=(0.9, 0.999),
+        eps=float(os.environ.get("TORCH_EPS", "1e-7")),
+    )
     carry = {"state": None}
 
     def step(x, y):
@@ -118,7 +130,7 @@ def make_step(m, lr, clipnorm):
     def reset():
         carry["state"] = None
 
-    return step, reset
+    return step, reset, opt
 
 
 def stream_loss(m, ids, batch_size, seq_len):
@@ -150,9 +162,13 @@ def data(args, vocab_size):
     from lstmkit.data.text import stateful_chunks
 
     text = Path(args.data).read_text(encoding="utf-8")
-    vocab, train_ids, val_ids = lm_data(text, LMConfig(level="char", val_fraction=args.val_fraction))
+    vocab, train_ids, val_ids = lm_data(
+        text, LMConfig(level="char", val_fraction=args.val_fraction)
+    )
     if len(vocab) != vocab_size:
-        raise SystemExit(f"vocabulary of {args.data} has {len(vocab)} entries; model has {vocab_size}")
+        raise SystemExit(
+            f"vocabulary of {args.data} has {len(vocab)} entries; model has {vocab_size}"
+        )
     x, y = stateful_chunks(train_ids, args.batch_size, args.seq_len)
     return x, y, val_ids
 
@@ -163,15 +179,20 @@ def train(args):
     import torch
 
     import lstmkit
+    from lstmkit.apps.text import LMConfig, learning_rate_at
 
     lk = lstmkit.load_model(args.init, compile=False)
     m = torch_model(lk)
     x, y, val_ids = data(args, lk.layers[0].input_dim)
     X, Y = torch.from_numpy(x.astype("int64")), torch.from_numpy(y.astype("int64"))
-    step, reset = make_step(m, args.lr, args.clipnorm)
+    step, reset, opt = make_step(m, args.lr, args.clipnorm)
+    cfg = LMConfig(learning_rate=args.lr, lr_decay=args.lr_decay, decay_after=args.decay_after)
     rows, steps, seconds = [], 0, 0.0
     for epoch in range(args.epochs):
         reset()
+        lr = learning_rate_at(cfg, epoch)  # the same schedule as lstmkit's run
+        for group in opt.param_groups:
+            group["lr"] = lr
         m.train()
         total, n = 0.0, 0
         t0 = time.perf_counter()
@@ -185,7 +206,7 @@ def train(args):
         val = stream_loss(m, val_ids, args.batch_size, args.seq_len)
         rows.append({
             "epoch": epoch + 1, "steps": steps, "seconds": seconds, "loss": total / n,
-            "val_loss": val, "val_bpc": val / math.log(2),
+            "val_loss": val, "val_bpc": val / math.log(2), "lr": lr,
         })  # fmt: skip
         print("epoch {epoch:3d}  steps {steps:6d}  {seconds:8.1f}s  loss {loss:.4f}  "
               "val_loss {val_loss:.4f}  val_bpc {val_bpc:.4f}".format(**rows[-1]), flush=True)  # fmt: skip
@@ -229,11 +250,15 @@ def time_steps(args):
     from lstmkit.optimizers import Adam
 
     lk = lstmkit.load_model(args.init, compile=False)
-    lk.compile(Adam(args.lr, clipnorm=args.clipnorm), SparseCategoricalCrossentropy(from_logits=True), seed=0)
+    lk.compile(
+        Adam(args.lr, clipnorm=args.clipnorm),
+        SparseCategoricalCrossentropy(from_logits=True),
+        seed=0,
+    )
     m = torch_model(lk)
     x, y, _ = data(args, lk.layers[0].input_dim)
     X, Y = torch.from_numpy(x.astype("int64")), torch.from_numpy(y.astype("int64"))
-    step, _ = make_step(m, args.lr, args.clipnorm)
+    step, _, _ = make_step(m, args.lr, args.clipnorm)
     for k in range(3):  # warm up: numba compilation, allocator, torch's first-call setup
         lk.train_on_batch(x[k], y[k])
         step(X[k], Y[k])

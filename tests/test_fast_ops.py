@@ -205,6 +205,23 @@ def test_rows_and_steps_split_over_threads_match_reference(cell, dtype, monkeypa
     close(infer[0], ref_hs, dtype, f"{cell} infer", 1e-6 if dtype == np.float32 else 0)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_threads_work_in_a_forked_child(monkeypatch):
+    # The worker pool is per process: a child forked after the parent used it starts its own.
+    from lstmkit.ops.fast import common
+
+    monkeypatch.setattr(common, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(common, "_THREADS", 2)
+    args, _ = problem("lstm", 4, 4, 2, 3, np.float64, None, False, 3)
+    want = fast.lstm_infer(**args)[0]
+    pid = os.fork()
+    if pid == 0:  # child: exit status says whether the threaded call worked
+        ok = np.array_equal(fast.lstm_infer(**args)[0], want)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_no_upstream_gradients_and_empty_sequence():
     args, _grads = problem("lstm", 3, 2, 2, 3, np.float64, "ragged", True, 1)
     _, _, cache = fast.lstm_forward(**args)

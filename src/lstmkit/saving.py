@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from ._atomic import atomic_write
 
 FORMAT = "lstmkit"
 FORMAT_VERSION = "1"
@@ -29,28 +30,6 @@ FORMAT_VERSION = "1"
 
 class ModelFileError(ValueError):
     """A model file that is missing, corrupt, truncated, hostile or does not match."""
-
-
-def atomic_write(path, write_fn, suffix=".tmp"):
-    """Call ``write_fn(tmp_path)`` then rename over ``path``; the old file survives a failure."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path), suffix=suffix, dir=d)
-    os.close(fd)
-    # mkstemp creates 0600; give the file the permissions an ordinary open() would
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        write_fn(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_model(model, path, include_optimizer=True):

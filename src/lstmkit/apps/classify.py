@@ -139,7 +139,7 @@ def stratified_split(y, fraction, seed):
     held = []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        held.append(idx[: int(round(len(idx) * fraction))])
+        held.append(idx[: round(len(idx) * fraction)])
     held = np.sort(np.concatenate(held))
     rest = np.setdiff1d(np.arange(len(y)), held)
     return rest, held

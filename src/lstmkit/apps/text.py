@@ -29,11 +29,12 @@ import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 
 import numpy as np
 
 from .. import random as _random
-from ..callbacks import CallbackList, EarlyStopping, ModelCheckpoint
+from ..callbacks import CallbackList, EarlyStopping, LearningRateScheduler, ModelCheckpoint
 from ..data.text import PAD_ID, UNK_ID, Vocabulary, detokenize, stateful_chunks, tokenize
 from ..layers import LSTM, Dense, Dropout, Embedding
 from ..layers.recurrent import RNNBase
@@ -54,11 +55,13 @@ class LMConfig:
     units: int = 128
     layers: int = 2
     dropout: float = 0.0  # between layers (and after the embedding) when > 0
-    seq_len: int = 100  # T: truncated-BPTT chunk length
+    seq_len: int = 50  # T: truncated-BPTT chunk length
     batch_size: int = 32  # B: parallel streams
-    learning_rate: float = 2e-3  # Adam
+    learning_rate: float = 3e-3  # Adam
     clipnorm: float = 5.0  # global gradient-norm clip
-    epochs: int = 20
+    lr_decay: float = 0.85  # after `decay_after` epochs the rate is multiplied by this each epoch
+    decay_after: int = 8
+    epochs: int = 25
     patience: int = 3  # early stopping on val_loss; the best weights are kept
     val_fraction: float = 0.1
     max_vocab: int | None = None  # None: every token (the usual choice for characters)
@@ -196,12 +199,18 @@ def evaluate_text(model, text, batch_size=32, seq_len=None) -> dict:
 
 
 # -- training -----------------------------------------------------------------------------------
+def learning_rate_at(config: LMConfig, epoch: int, _lr=None) -> float:
+    """The rate of 0-based ``epoch``: constant for ``decay_after`` epochs, then multiplied by
+    ``lr_decay`` once per epoch (char-rnn's schedule)."""
+    return config.learning_rate * config.lr_decay ** max(0, epoch + 1 - config.decay_after)
+
+
 def lm_data(text, config: LMConfig):
     """``(vocabulary, train ids, validation ids)``: the text is tokenised, its last
     ``val_fraction`` of tokens held out, and the vocabulary counted on the training part only
     (validation tokens it lacks become ``<unk>``)."""
     tokens = tokenize(text, config.level, config.lower)
-    cut = len(tokens) - int(round(len(tokens) * config.val_fraction))
+    cut = len(tokens) - round(len(tokens) * config.val_fraction)
     vocab = Vocabulary.from_counts(
         tokens[:cut], config.level, config.max_vocab, config.min_freq, config.lower
     )
@@ -229,7 +238,7 @@ def fit_tbptt(model, x, y, *, epochs, validate, callbacks=(), max_steps=None, lo
             if max_steps is not None and steps >= max_steps:
                 break
         seconds += time.perf_counter() - t0
-        logs = {"loss": total / n, **validate()}
+        logs = {"loss": total / n, **validate(), "lr": float(model.optimizer.learning_rate)}
         rows.append({"epoch": epoch + 1, "steps": steps, "seconds": seconds, **logs})
         if log is not None:
             log("epoch {epoch:3d}  steps {steps:6d}  {seconds:8.1f}s  ".format(**rows[-1])
@@ -286,7 +295,7 @@ def train_language_model(
         }
 
     stop = EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    callbacks = [stop]
+    callbacks = [stop, LearningRateScheduler(partial(learning_rate_at, config))]
     if checkpoint_dir is not None:
         path = os.path.join(os.fspath(checkpoint_dir), "epoch{epoch:03d}.lstmkit")
         callbacks.append(ModelCheckpoint(path, monitor="val_loss", save_best_only=True))
@@ -382,6 +391,7 @@ __all__ = [
     "evaluate_text",
     "fit_tbptt",
     "generate",
+    "learning_rate_at",
     "lm_data",
     "next_token_distribution",
     "stream_loss",

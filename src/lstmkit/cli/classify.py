@@ -32,7 +32,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     _columns(p)
     p.add_argument("--sequence-column", default=None,
                    help="numeric sequences: the column naming the sequence of each row (frames)")  # fmt: skip
-    p.add_argument("--test", default=None, help="a separate labelled test file (else a random split)")
+    p.add_argument(
+        "--test", default=None, help="a separate labelled test file (else a random split)"
+    )
     p.add_argument("--out", default=None, help="model file (default out/classify/<data>.lstmkit)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--patience", type=int, default=d.patience)
@@ -47,7 +49,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--max-vocab", type=int, default=d.max_vocab)
     p.add_argument("--min-freq", type=int, default=d.min_freq)
-    p.add_argument("--maxlen", type=int, default=None, help="tokens per text (default longest, <= 100)")
+    p.add_argument(
+        "--maxlen", type=int, default=None, help="tokens per text (default longest, <= 100)"
+    )
     p.add_argument("--bow-features", choices=["binary", "tf"], default=d.features)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--verbose", action="store_true", help="progress bars")
@@ -91,6 +95,7 @@ def _train(args) -> int:
     )  # fmt: skip
     features = None
     if numeric:
+
         def read(path):
             nonlocal features
             seqs, labels, features = read_sequence_csv(
@@ -100,7 +105,7 @@ def _train(args) -> int:
 
         train_fn = train_sequence_classifier
     else:
-        read = lambda path: read_labelled_texts(path, args.text_column, args.label_column)  # noqa: E731
+        read = lambda path: read_labelled_texts(path, args.text_column, args.label_column)
         train_fn = train_text_classifier
     x, y = read(args.data)
     test = read(args.test) if args.test else None
@@ -150,7 +155,12 @@ def _evaluate(args) -> int:
 
     model = load_model(args.model, compile=False)
     r = evaluate_file(
-        model, args.data, args.text_column, args.label_column, args.sequence_column, args.time_column
+        model,
+        args.data,
+        args.text_column,
+        args.label_column,
+        args.sequence_column,
+        args.time_column,
     )
     print(f"{r['n']} examples: accuracy {r['accuracy']:.4f}, F1 {r['f1']:.4f}")
     return 0

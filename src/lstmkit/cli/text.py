@@ -31,22 +31,28 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("train", help="train a language model on a text file")
     p.add_argument("corpus", help="UTF-8 text file")
     p.add_argument("--level", choices=["char", "word"], default=d.level)
-    p.add_argument("--out", default=None, help="model file (default out/text/<corpus>-<level>.lstmkit)")
+    p.add_argument(
+        "--out", default=None, help="model file (default out/text/<corpus>-<level>.lstmkit)"
+    )
     p.add_argument("--checkpoint-dir", default=None,
                    help="save the model after every epoch that improves val_loss (default <out>.ckpt)")  # fmt: skip
     p.add_argument("--no-checkpoints", action="store_true")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping on val_loss")
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="last part of the text")
+    p.add_argument(
+        "--val-fraction", type=float, default=d.val_fraction, help="last part of the text"
+    )
     p.add_argument("--embed-dim", type=int, default=d.embed_dim)
     p.add_argument("--units", type=int, default=d.units)
     p.add_argument("--layers", type=int, default=d.layers)
     p.add_argument("--dropout", type=float, default=d.dropout)
     p.add_argument("--seq-len", type=int, default=None,
-                   help="truncated-BPTT chunk length (default 100 for char, 35 for word)")  # fmt: skip
+                   help="truncated-BPTT chunk length (default 50 for char, 35 for word)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="parallel streams")
     p.add_argument("--lr", type=float, default=d.learning_rate, help="Adam learning rate")
     p.add_argument("--clipnorm", type=float, default=d.clipnorm)
+    p.add_argument("--lr-decay", type=float, default=d.lr_decay, help="per-epoch factor")
+    p.add_argument("--decay-after", type=int, default=d.decay_after, help="epochs at full rate")
     p.add_argument("--max-vocab", type=int, default=None,
                    help="vocabulary size cap incl. <pad>/<unk> (default: all chars; 10000 words)")  # fmt: skip
     p.add_argument("--min-freq", type=int, default=d.min_freq)
@@ -84,8 +90,9 @@ def _train(args) -> int:
     word = args.level == "word"
     cfg = LMConfig(
         level=args.level, embed_dim=args.embed_dim, units=args.units, layers=args.layers,
-        dropout=args.dropout, seq_len=args.seq_len or (35 if word else 100),
+        dropout=args.dropout, seq_len=args.seq_len or (35 if word else LMConfig.seq_len),
         batch_size=args.batch_size, learning_rate=args.lr, clipnorm=args.clipnorm,
+        lr_decay=args.lr_decay, decay_after=args.decay_after,
         epochs=args.epochs, patience=args.patience, val_fraction=args.val_fraction,
         max_vocab=args.max_vocab or (10000 if word else None), min_freq=args.min_freq,
         lower=args.lower, seed=args.seed, max_steps=args.max_steps,

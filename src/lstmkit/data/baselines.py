@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import metrics
+
 __all__ = ["mae", "mase", "naive_forecast", "rmse", "seasonal_naive_forecast"]
 
 
@@ -75,14 +77,12 @@ def _pair(y_true, y_pred, func: str) -> tuple[np.ndarray, np.ndarray]:
 
 def mae(y_true, y_pred) -> float:
     """Mean absolute error over all elements (any equal shapes)."""
-    t, p = _pair(y_true, y_pred, "mae")
-    return float(np.mean(np.abs(t - p)))
+    return metrics.mae(*_pair(y_true, y_pred, "mae"))
 
 
 def rmse(y_true, y_pred) -> float:
     """Root mean squared error over all elements (any equal shapes)."""
-    t, p = _pair(y_true, y_pred, "rmse")
-    return float(np.sqrt(np.mean((t - p) ** 2)))
+    return metrics.rmse(*_pair(y_true, y_pred, "rmse"))
 
 
 def mase(y_true, y_pred, insample, season: int = 1) -> float:
@@ -101,10 +101,10 @@ def mase(y_true, y_pred, insample, season: int = 1) -> float:
     season = _positive_int(season, "season", func)
     t, p = _pair(y_true, y_pred, func)
     y = _series(insample, "insample", func, min_len=season + 1)
-    scale = float(np.mean(np.abs(y[season:] - y[:-season])))
+    scale = metrics.naive_scale(y, season)
     if scale == 0.0:
         raise ValueError(
             f"{func}: argument 'insample' gives a scale of 0 (every value equals the one {season} "
             "step(s) before), so MASE is undefined; expected a series that varies at that lag"
         )
-    return float(np.mean(np.abs(t - p))) / scale
+    return metrics.mase(t, p, scale)

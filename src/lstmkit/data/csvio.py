@@ -13,12 +13,13 @@ from __future__ import annotations
 import csv
 import math
 import os
-import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
 import numpy as np
+
+from .._atomic import atomic_write
 
 __all__ = ["MISSING_TOKENS", "DataFileNotFoundError", "read_series_csv", "write_csv_atomic"]
 
@@ -260,11 +261,8 @@ def write_csv_atomic(
     if p.is_dir():
         raise ValueError(f"{func}: argument 'path' got a directory {str(p)!r}, expected a file")
 
-    # O_EXCL on a random name: never clobbers anything; mode 0o666 lets the umask apply as usual.
-    tmp = parent / f".{p.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as stream:
+    def write(tmp):
+        with open(tmp, "w", newline="", encoding="utf-8") as stream:
             writer = csv.writer(stream, lineterminator="\n")
             writer.writerow(header)
             for i, row in enumerate(rows):
@@ -275,10 +273,6 @@ def write_csv_atomic(
                         f"got {len(row)} fields, expected {len(header)} like the header"
                     )
                 writer.writerow([_cell(v) for v in row])
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(p, write)
     return p

@@ -41,7 +41,6 @@ __all__ = [
     "detokenize",
     "pad_sequences",
     "read_labelled_texts",
-    "split_text",
     "stateful_chunks",
     "tokenize",
 ]
@@ -68,7 +67,7 @@ def tokenize(text: str, level: str = "char", lower: bool = False) -> list[str]:
     """``"char"``: every character; ``"word"``: words, punctuation marks and newlines."""
     _check_level(level, "tokenize")
     if not isinstance(text, str):
-        raise ValueError(f"tokenize: argument 'text' must be a str; got {type(text).__name__}")
+        raise TypeError(f"tokenize: argument 'text' must be a str; got {type(text).__name__}")
     if lower:
         text = text.lower()
     return list(text) if level == "char" else _WORD.findall(text)
@@ -131,7 +130,9 @@ class Vocabulary:
         counts = Counter(counts) if not isinstance(counts, dict) else Counter(dict(counts))
         for s in SPECIALS:
             counts.pop(s, None)
-        ranked = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+        ranked = sorted(
+            (t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t)
+        )
         if max_size is not None:
             ranked = ranked[: max_size - len(SPECIALS)]
         return cls(list(SPECIALS) + ranked, level=level, lower=lower)
@@ -173,17 +174,6 @@ class Vocabulary:
             raise ValueError(
                 f"Vocabulary.from_dict: expected {{'level', 'lower', 'tokens'}}; got {d!r:.200}"
             ) from e
-
-
-def split_text(ids, val_fraction=0.1):
-    """Contiguous split of a token stream: ``(train, validation)``, the validation part last."""
-    ids = np.asarray(ids)
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(
-            f"split_text: argument 'val_fraction' must be in [0, 1); got {val_fraction!r}"
-        )
-    cut = len(ids) - int(round(len(ids) * val_fraction))
-    return ids[:cut], ids[cut:]
 
 
 def stateful_chunks(ids, batch_size, seq_len, drop_remainder=True):

@@ -148,6 +148,17 @@ def _pool(workers: int):
     return _POOL
 
 
+def _forget_pool_in_child() -> None:
+    # A forked child has the executor object but none of its threads: work sent to it would wait
+    # forever. Start afresh instead.
+    global _POOL, _POOL_SIZE
+    _POOL, _POOL_SIZE = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def split(n: int, macs: float) -> list[tuple[int, int]]:
     """Split ``[0, n)`` (batch rows or time steps) into contiguous slices, one per thread; one
     slice when the work (``macs`` multiply-adds) is too small to share."""

@@ -230,7 +230,7 @@ def gru_infer(x, h0, kernel, recurrent_kernel, bias, mask=None):
         _gru_infer_loop(b0, b1, xw, bias[0], h0, U, bias[1], m, has_m, u, g, hun, hs)
 
     in_parallel(split(B, T * B * 3 * H * H), loop, B * 3 * H * H)
-    return hs, (hs[T - 1].copy() if T > 0 else h0)
+    return hs, (hs[T - 1].copy() if T > 0 else h0.copy())
 
 
 def gru_step(x_t, h, kernel, recurrent_kernel, bias):

@@ -1,0 +1,29 @@
+"""Atomic file writes: write a temporary file beside the target, fsync, rename over it.
+
+A crash mid-write never leaves a half-written file, and a failed write never destroys the file
+that was there. NumPy and the standard library only, so every layer of lstmkit can use it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+
+def atomic_write(path, write_fn, suffix=".tmp"):
+    """Call ``write_fn(tmp_path)`` then rename ``tmp_path`` over ``path``."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{secrets.token_hex(6)}{suffix}")
+    # O_EXCL on a random name never clobbers anything; 0o666 lets the umask apply as usual
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        write_fn(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
