@@ -16,6 +16,12 @@ round by round so a noisy neighbour hurts them all alike):
   under ``torch.no_grad()``, onnxruntime's ``LSTM`` operator (a one-node model built with
   ``onnx.helper``, weights as initializers).
 
+Rounds are interleaved, and each timed call follows a short sleep (``--cooldown``) and one untimed
+call of the same contender: OpenMP (PyTorch) and onnxruntime keep their worker threads spinning
+for a while after each call, which would otherwise steal a core from whichever contender runs next
+in the same process (and inflate its process CPU time, reported in the JSON as ``cpu_ms``); the
+untimed call re-warms the caches. So the figures are warm, back-to-back-call figures.
+
 Threads: ``--threads N`` sets OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS /
 LSTMKIT_NUM_THREADS before NumPy, SciPy (whose OpenBLAS numba's ``np.dot`` calls) or torch load,
 ``torch.set_num_threads(N)`` and onnxruntime's ``intra_op_num_threads = N``: every contender gets
@@ -47,6 +53,12 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="threads for every contender")
     p.add_argument("--repeats", type=int, default=30, help="timed rounds per implementation")
     p.add_argument("--no-reference", action="store_true", help="skip the slow NumPy reference")
+    p.add_argument(
+        "--cooldown",
+        type=float,
+        default=0.02,
+        help="seconds of sleep before each timed call (lets other libraries' spinning threads rest)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return p.parse_args(argv)
 
@@ -164,7 +176,7 @@ def median_ms(times):
     return float(np.median(times) * 1e3)
 
 
-def bench_config(name, threads, repeats, with_reference):
+def bench_config(name, threads, repeats, with_reference, cooldown=0.02):
     from lstmkit.ops import lstm as ref
     from lstmkit.ops.fast import lstm as fast
 
@@ -223,6 +235,8 @@ def bench_config(name, threads, repeats, with_reference):
         for k, f in contenders.items():
             if k.startswith("ref_") and r >= max(5, repeats // 4):
                 continue  # the reference is slow and steady: fewer rounds suffice
+            time.sleep(cooldown)  # see the module docstring
+            f()  # untimed: warms the caches the sleep let other processes take
             c0, t0 = time.process_time(), time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)
@@ -284,7 +298,9 @@ def main():
     }
     results = {}
     for name in names:
-        results[name] = bench_config(name, args.threads, args.repeats, not args.no_reference)
+        results[name] = bench_config(
+            name, args.threads, args.repeats, not args.no_reference, args.cooldown
+        )
     latency = first_call_latency()
 
     cols = ["fast_train", "torch_train", "train_vs_torch", "fast_infer", "fast_forward"]

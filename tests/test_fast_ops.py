@@ -205,6 +205,28 @@ def test_rows_and_steps_split_over_threads_match_reference(cell, dtype, monkeypa
     close(infer[0], ref_hs, dtype, f"{cell} infer", 1e-6 if dtype == np.float32 else 0)
 
 
+def test_in_parallel_keeps_order_and_steals_what_no_worker_started(monkeypatch):
+    import threading
+
+    from lstmkit.ops.fast import common
+
+    slices = [(0, 2), (2, 5), (5, 7)]
+    assert common.in_parallel(slices, lambda a, b: (a, b), 1e9) == slices
+    # Keep the only worker busy: the second slice must then run on the calling thread rather
+    # than wait for the worker (which is what happens when the OS does not schedule it).
+    monkeypatch.setattr(common, "_POOL", None)
+    monkeypatch.setattr(common, "_POOL_SIZE", 0)
+    release = threading.Event()
+    blocker = common._pool(1).submit(release.wait, 30)
+    try:
+        me = threading.get_ident()
+        out = common.in_parallel([(0, 1), (1, 2)], lambda a, b: threading.get_ident(), 1e9)
+        assert out == [me, me]
+    finally:
+        release.set()
+        blocker.result()
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_threads_work_in_a_forked_child(monkeypatch):
     # The worker pool is per process: a child forked after the parent used it starts its own.
@@ -338,6 +360,7 @@ def test_env_var_and_numba_stays_optional():
     # needed; with numba made unimportable, 'auto' falls back to NumPy and 'numba' says why.
     code = (
         "import sys\n"
+        "import lstmkit\n"
         "from lstmkit.ops import backend\n"
         "assert 'numba' not in sys.modules\n"
         "print(backend.get_backend(), 'numba' in sys.modules)\n"

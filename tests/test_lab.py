@@ -65,6 +65,11 @@ def test_input_bias_sets_the_input_gate_only():
     np.testing.assert_array_equal(b, [-3, -3, -3, 5, 5, 5, 0, 0, 0, 0, 0, 0])
 
 
+def test_update_bias_sets_the_gru_z_gate_only():
+    model = lab.build_model(lab.LabConfig(cell="gru", units=2, update_bias=4.0))
+    np.testing.assert_array_equal(model.layers[0].params["bias"], [[4, 4, 0, 0, 0, 0], [0] * 6])
+
+
 def test_copy_task_runs_per_step():
     r = lab.run(lab.LabConfig(task="copy", length=5, budget=64, check_every=64, test_size=16))
     assert r.baseline_loss == pytest.approx(10 * math.log(8) / 25)

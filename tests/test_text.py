@@ -220,6 +220,15 @@ def test_generate_is_seeded_greedy_is_argmax_and_never_emits_specials(rhyme_repo
         text += vocab.tokens[int(np.argmax(p))]
     assert greedy == text
     assert generate(model, "the c", 8, top_k=1, seed=0) == greedy
+    calls = []
+    step = model.step
+    model.step = lambda x, s: calls.append(1) or step(x, s)  # count the streaming steps
+    model.forward = None  # generation never reruns the whole sequence
+    try:
+        generate(model, "the c", 20, seed=0)
+    finally:
+        del model.step, model.forward
+    assert len(calls) == 5 + 19  # a step per prompt token and per generated token but the last
     with pytest.raises(ValueError, match="'temperature' must be >= 0"):
         generate(model, "a", 3, temperature=-1)
 

@@ -17,7 +17,7 @@ Adding problem (Hochreiter & Schmidhuber 1997, section 5.4, experiment 4)::
 
 The paper allows the second mark on the first pair too, but that pair's marker is -1, so the
 network could not see which value to add: about 2 % of sequences would be ambiguous and the
-"at most 3 wrong of 2560" criterion unreachable (see ``/work/shared/lab-notes.md``).
+"at most 3 wrong of 2560" criterion unreachable.
 Predicting the mean 0.5 scores an MSE of ``Var(y) = (0.9/3 + 1/3) / 16 = 0.0395833``
 (:data:`ADDING_BASELINE_MSE`; X1 is 0 with probability 1/10).
 

@@ -5,6 +5,9 @@ The recipe (``run``):
 
 - model ``<cell>(units) -> Dense(outputs)`` on the last valid step of each (padded, masked)
   sequence; for ``copy`` the recurrent layer returns every step and Dense scores each;
+- starting biases: the LSTM forget gate at ``forget_bias`` (5: f = 0.993), the LSTM input gate at
+  ``input_bias`` (the paper used negative values), the GRU update gate z (which keeps h as f keeps
+  c) at ``update_bias``; None keeps the layer's own initialisation;
 - training data is an endless stream of fresh sequences (no epochs, nothing seen twice), batches of
   ``batch``; Adam(``lr``) with global gradient-norm clipping ``clipnorm``; MSE for ``adding``,
   cross-entropy from logits for the classification tasks;
@@ -120,6 +123,7 @@ class LabConfig:
     units: int = 32
     forget_bias: float | None = 5.0  # LSTM forget-gate bias at start (None: Keras' 1)
     input_bias: float | None = None  # LSTM input-gate bias at start (None: 0)
+    update_bias: float | None = None  # GRU update-gate (z) input bias at start (None: 0)
     lr: float = 3e-3
     clipnorm: float | None = 1.0
     batch: int = 32
@@ -194,6 +198,9 @@ def build_model(config: LabConfig, rng=None) -> Sequential:
         block = layer.variant.block("i", config.units)
         if block is not None:
             layer.params["bias"][block] = config.input_bias
+    if config.update_bias is not None and cls is GRU:
+        # h_t = z h_{t-1} + (1 - z) n: z plays the LSTM forget gate's part (gate order z, r, n)
+        layer.params["bias"][0, : config.units] = config.update_bias
     return model
 
 

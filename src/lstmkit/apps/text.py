@@ -364,11 +364,12 @@ def generate(model, prompt="", length=500, temperature=1.0, top_k=None, seed=Non
     rng = np.random.default_rng(seed)
     logits, states = _prime(model, vocab, prompt)
     out = []
-    for _ in range(length):
+    for n in range(length):
         i = _sample(logits, temperature, top_k, rng)
         out.append(vocab.tokens[i])
-        logits, states = model.step(np.array([i]), states)
-        logits = np.asarray(logits[0], np.float64)
+        if n + 1 < length:  # the last token needs no successor
+            logits, states = model.step(np.array([i]), states)
+            logits = np.asarray(logits[0], np.float64)
     if vocab.level == "char":
         return prompt + "".join(out)
     text = detokenize(out, "word")

@@ -58,6 +58,9 @@ def _settings(p, task_choice=False):
     p.add_argument(
         "--input-bias", type=float, default=None, help="LSTM input-gate bias at start (default 0)"
     )
+    p.add_argument(
+        "--update-bias", type=float, default=None, help="GRU update-gate bias at start (default 0)"
+    )
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     p.add_argument("--clipnorm", type=float, default=d.clipnorm, help="global gradient-norm clip")
     p.add_argument("--batch", type=int, default=d.batch)
@@ -104,6 +107,7 @@ def _config_kwargs(args):
         "units": args.units,
         "forget_bias": args.forget_bias,
         "input_bias": args.input_bias,
+        "update_bias": args.update_bias,
         "lr": args.lr,
         "clipnorm": args.clipnorm,
         "batch": args.batch,

@@ -114,23 +114,6 @@ def _ln_backward(dv_hat, v_hat, rstd):
     )
 
 
-def _split(a, variant, H):
-    """Activated gates (B, G*H) -> i, f, g, o; an absent gate comes back as None."""
-    out = []
-    for name in ("i", "f", "g", "o"):
-        s = variant.block(name, H)
-        out.append(None if s is None else a[..., s])
-    return out
-
-
-def _activate(z, variant, H):
-    """σ on every block except g, tanh on g."""
-    a = sigmoid(z)
-    g = variant.block("g", H)
-    a[..., g] = np.tanh(z[..., g])
-    return a
-
-
 def _cell(z, c_prev, variant, H, peephole, ln):
     """One step's pointwise part from pre-activations ``z (B, G*H)`` (modified in place).
 

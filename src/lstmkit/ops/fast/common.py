@@ -1,14 +1,18 @@
-"""Argument plumbing shared by the compiled cells: dtype/contiguity and optional-mask stand-ins.
+"""What the compiled cells share besides activations: argument plumbing and threads.
 
-The kernels take every optional array as a real array plus a flag, so each kernel compiles once
-per float type instead of once per combination of ``None`` arguments.
+- Arguments: one C-contiguous float type, shapes checked up front (the kernels do not bounds
+  check), and every optional array passed as a real array plus a flag, so each kernel compiles
+  once per float type instead of once per combination of ``None`` arguments.
+- Threads: batch rows for the time loops, time chunks for the big GEMMs (see below).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
+from numba import njit
 
 _DUMMY_BOOL = np.ones((1, 1), dtype=np.bool_)
 
@@ -43,7 +47,7 @@ def check_shapes(fn: str, **named) -> None:
     bad = [
         f"argument '{name}' must have shape {expected}; got {np.shape(a)}"
         for name, (a, expected) in named.items()
-        if a is not None and tuple(np.shape(a)) != tuple(expected)
+        if a is not None and (a.shape if hasattr(a, "shape") else np.shape(a)) != expected
     ]
     if bad:
         raise ValueError(f"{fn}: " + "; ".join(bad))
@@ -84,16 +88,22 @@ def set_num_threads(n: int | None) -> None:
     _THREADS = n
 
 
+_CPUS: int | None = None
+
+
 def get_num_threads() -> int:
+    global _CPUS
     if _THREADS is not None:
         return _THREADS
     env = os.environ.get("LSTMKIT_NUM_THREADS", "").strip()
     if env:
         return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    if _CPUS is None:
+        try:
+            _CPUS = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            _CPUS = os.cpu_count() or 1
+    return _CPUS
 
 
 def _openblas_local_setters():
@@ -131,21 +141,25 @@ def _set_local_threads(n) -> list[int]:
     return [fn(k) for fn, k in zip(_SETTERS, ns)]
 
 
+_POOL_LOCK = threading.Lock()
+
+
 def _pool(workers: int):
     global _POOL, _POOL_SIZE
-    if _POOL is None or _POOL_SIZE < workers:
-        from concurrent.futures import ThreadPoolExecutor
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_SIZE < workers:
+            from concurrent.futures import ThreadPoolExecutor
 
-        if _POOL is not None:
-            _POOL.shutdown(wait=False)
-        _POOL = ThreadPoolExecutor(
-            max_workers=workers,
-            thread_name_prefix="lstmkit",
-            initializer=_set_local_threads,
-            initargs=(1,),
-        )
-        _POOL_SIZE = workers
-    return _POOL
+            # A smaller pool another call may still be using is dropped, not shut down: its idle
+            # threads exit once it is garbage.
+            _POOL = ThreadPoolExecutor(
+                max_workers=workers,
+                thread_name_prefix="lstmkit",
+                initializer=_set_local_threads,
+                initargs=(1,),
+            )
+            _POOL_SIZE = workers
+        return _POOL
 
 
 def _forget_pool_in_child() -> None:
@@ -159,9 +173,26 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
+_LOCAL = threading.local()
+
+
+class serial:
+    """``with serial():`` runs the ops called inside on this thread only, without touching BLAS's
+    thread count: for single steps (``*_step``), where a hand-off costs more than the step."""
+
+    def __enter__(self):
+        self.previous = getattr(_LOCAL, "serial", False)
+        _LOCAL.serial = True
+
+    def __exit__(self, *exc):
+        _LOCAL.serial = self.previous
+
+
 def split(n: int, macs: float) -> list[tuple[int, int]]:
     """Split ``[0, n)`` (batch rows or time steps) into contiguous slices, one per thread; one
     slice when the work (``macs`` multiply-adds) is too small to share."""
+    if getattr(_LOCAL, "serial", False):
+        return [(0, n)]
     k = min(get_num_threads(), n)
     if k < 2 or macs < PARALLEL_MIN_MACS:
         return [(0, n)]
@@ -170,23 +201,60 @@ def split(n: int, macs: float) -> list[tuple[int, int]]:
 
 
 def in_parallel(slices, fn, blas_macs: float) -> list:
-    """``[fn(a, b) for (a, b) in slices]``, the first on this thread and the rest on workers, all
-    with single-threaded BLAS. ``fn`` must release the GIL (numba ``nogil``, NumPy's BLAS) for
-    this to run in parallel. ``blas_macs``: multiply-adds of the largest single BLAS call ``fn``
-    makes; below OpenBLAS's own threading threshold the thread-count switch (~15 us) is skipped."""
-    if len(slices) == 1 and blas_macs < OPENBLAS_THREADING_MACS:
+    """``[fn(a, b) for (a, b) in slices]``, the first on this thread and the rest offered to
+    workers, all with single-threaded BLAS. ``fn`` must release the GIL (numba ``nogil``, NumPy's
+    BLAS) for this to run in parallel. ``blas_macs``: multiply-adds of the largest single BLAS
+    call ``fn`` makes; below OpenBLAS's own threading threshold the thread-count switch (~15 us)
+    is skipped.
+
+    Work stealing keeps a busy machine from making threads a loss: a slice no worker has started
+    by the time this thread is done with its own is run here instead, so waiting on a worker that
+    the OS has not scheduled costs nothing; only slices a worker has actually begun are waited for.
+    """
+    if len(slices) == 1 and (
+        blas_macs < OPENBLAS_THREADING_MACS or getattr(_LOCAL, "serial", False)
+    ):
         return [fn(*slices[0])]
-    futures = []
-    if len(slices) > 1:
-        pool = _pool(len(slices) - 1)
-        futures = [pool.submit(fn, a, b) for a, b in slices[1:]]
+    n = len(slices)
+    taken = [False] * n
+    lock = threading.Lock()
+    skipped = object()
+
+    def claim(i) -> bool:
+        with lock:
+            if taken[i]:
+                return False
+            taken[i] = True
+            return True
+
+    def worker(i):
+        return fn(*slices[i]) if claim(i) else skipped
+
+    futures = {}
+    if n > 1:
+        pool = _pool(n - 1)
+        futures = {i: pool.submit(worker, i) for i in range(1, n)}
+    results = [None] * n
     previous = _set_local_threads(1)
+    stolen = set()
     try:
-        first = fn(*slices[0])
+        claim(0)
+        results[0] = fn(*slices[0])
+        for i in range(1, n):
+            if claim(i):  # no worker has started it: do it here
+                stolen.add(i)
+                results[i] = fn(*slices[i])
     finally:
         _set_local_threads(previous)
-        rest = [f.result() for f in futures]
-    return [first, *rest]
+        for i, f in futures.items():
+            if i not in stolen:
+                results[i] = f.result()
+    return results
+
+
+@njit(cache=True, nogil=True)
+def _matmul_into(a, b, out):
+    np.dot(a, b, out)  # numba's call into BLAS costs ~1 us; NumPy's matmul ~5 us on small inputs
 
 
 def input_projection(x, kernel, out) -> None:
@@ -195,7 +263,7 @@ def input_projection(x, kernel, out) -> None:
     G = kernel.shape[1]
 
     def chunk(t0, t1):
-        np.matmul(x[t0:t1].reshape(-1, D), kernel, out=out[t0:t1].reshape(-1, G))
+        _matmul_into(x[t0:t1].reshape(-1, D), kernel, out[t0:t1].reshape(-1, G))
 
     in_parallel(split(T, T * B * D * G), chunk, T * B * D * G)
 

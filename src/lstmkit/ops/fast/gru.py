@@ -26,6 +26,7 @@ from .common import (
     float_or_dummy,
     in_parallel,
     input_projection,
+    serial,
     split,
     weight_gradients,
 )
@@ -238,7 +239,8 @@ def gru_step(x_t, h, kernel, recurrent_kernel, bias):
     x_t, h, kernel, U, bias = _prepare(
         "gru_step", np.asarray(x_t)[None], h, kernel, recurrent_kernel, bias, None, None
     )
-    return gru_infer(x_t, h, kernel, U, bias)[1]
+    with serial():  # one step is too little work to share between threads
+        return gru_infer(x_t, h, kernel, U, bias)[1]
 
 
 def gru_backward(dhs, dh_T, cache: GRUCache):

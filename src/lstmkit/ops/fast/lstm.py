@@ -36,6 +36,7 @@ from .common import (
     float_or_dummy,
     in_parallel,
     input_projection,
+    serial,
     split,
     weight_gradients,
 )
@@ -191,20 +192,20 @@ def _prepare(fn, x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask
     dt = x.dtype
     if x.ndim != 3:
         raise ValueError(f"{fn}: argument 'x' must have shape (T, B, D); got {x.shape}")
+    h0, c0, kernel, U, bias = (as_float(a, dt) for a in (h0, c0, kernel, recurrent_kernel, bias))
     T, B, D = x.shape
-    H = np.shape(h0)[-1] if np.ndim(h0) == 2 else np.shape(recurrent_kernel)[0]
+    H = h0.shape[-1] if h0.ndim == 2 else U.shape[0]
     check_shapes(
         fn,
         h0=(h0, (B, H)),
         c0=(c0, (B, H)),
         kernel=(kernel, (D, 4 * H)),
-        recurrent_kernel=(recurrent_kernel, (H, 4 * H)),
+        recurrent_kernel=(U, (H, 4 * H)),
         bias=(bias, (4 * H,)),
         mask=(mask, (T, B)),
         recurrent_mask=(recurrent_mask, (B, H)),
     )
-    h0, c0 = as_float(h0, dt), as_float(c0, dt)
-    return x, h0, c0, as_float(kernel, dt), as_float(recurrent_kernel, dt), as_float(bias, dt)
+    return x, h0, c0, kernel, U, bias
 
 
 def _loop_macs(T, B, H):
@@ -269,7 +270,8 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
 
 def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):
     """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``."""
-    hs, (_, c_T) = lstm_infer(np.asarray(x_t)[None], h, c, kernel, recurrent_kernel, bias)
+    with serial():  # one step is too little work to share between threads
+        hs, (_, c_T) = lstm_infer(np.asarray(x_t)[None], h, c, kernel, recurrent_kernel, bias)
     return hs[0], c_T.copy()
 
 

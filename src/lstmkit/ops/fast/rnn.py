@@ -24,6 +24,7 @@ from .common import (
     float_or_dummy,
     in_parallel,
     input_projection,
+    serial,
     split,
     weight_gradients,
 )
@@ -205,9 +206,10 @@ def rnn_infer(x, h0, kernel, recurrent_kernel, bias, mask=None, activation="tanh
 
 def rnn_step(x_t, h, kernel, recurrent_kernel, bias, activation="tanh"):
     """One time step for streaming inference: ``(B, D), (B, H) -> h (B, H)``."""
-    return rnn_infer(
-        np.asarray(x_t)[None], h, kernel, recurrent_kernel, bias, activation=activation
-    )[1]
+    with serial():  # one step is too little work to share between threads
+        return rnn_infer(
+            np.asarray(x_t)[None], h, kernel, recurrent_kernel, bias, activation=activation
+        )[1]
 
 
 def rnn_backward(dhs, dh_T, cache: RNNCache):
