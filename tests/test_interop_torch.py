@@ -268,3 +268,22 @@ def test_errors_name_the_problem():
         from_torch(nn.LSTM(2, 4, proj_size=2))
     with pytest.raises(ValueError, match="Conv1d"):
         from_torch([nn.LSTM(2, 4), nn.Conv1d(4, 4, 1)])
+
+
+@pytest.mark.parametrize("variant", [{"peephole": True}, {"cifg": True}, {"layer_norm": True}])
+def test_lstm_variants_are_refused_by_every_exporter(tmp_path, variant):
+    """A variant cell exported as a plain LSTM would silently compute something else."""
+    from lstmkit.interop import keras as lk_keras
+    from lstmkit.interop import onnx as lk_onnx
+    from lstmkit.interop import torch as lk_torch
+    from lstmkit.layers import LSTM, Dense
+    from lstmkit.models import Sequential
+
+    model = Sequential([LSTM(4, input_shape=(5, 3), **variant), Dense(1)])
+    for export in (
+        lk_torch.to_torch,
+        lk_keras.to_keras,
+        lambda m: lk_onnx.to_onnx(m, tmp_path / "m.onnx"),
+    ):
+        with pytest.raises(ValueError, match="variants"):
+            export(model)

@@ -91,4 +91,11 @@ def cell_of(layer) -> str:
     cell = getattr(layer, "cell", None)
     if cell not in CELLS:
         raise ValueError(f"{type(layer).__name__} is not a recurrent layer (LSTM, GRU, SimpleRNN)")
+    if getattr(layer, "is_variant", False):
+        # peepholes, CIFG, no forget gate, layer norm, zoneout: PyTorch's nn.LSTM and Keras have
+        # no such cells, and exporting the plain weights would silently compute something else
+        raise ValueError(
+            f"{layer.name}: LSTM variants (peephole, cifg, forget_gate=False, layer_norm, zoneout) "
+            "cannot be exported to PyTorch, Keras or ONNX; only the standard cell can"
+        )
     return cell

@@ -35,6 +35,8 @@ import zipfile
 
 import numpy as np
 
+from . import gates
+
 RECURRENT = ("LSTM", "GRU", "SimpleRNN")
 SUPPORTED = RECURRENT + ("Bidirectional", "Dense", "Embedding", "Dropout", "Masking", "InputLayer")
 
@@ -347,6 +349,7 @@ def _keras_layer(keras, layer):
         )
     kw["dtype"] = layer.dtype
     if isinstance(layer, (LSTM, GRU, SimpleRNN)):
+        gates.cell_of(layer)  # refuses LSTM variants Keras has no cell for
         rkw = dict(
             return_sequences=layer.return_sequences,
             return_state=layer.return_state,

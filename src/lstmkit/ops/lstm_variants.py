@@ -18,8 +18,8 @@ or ``G = 3`` for CIFG (f, g, o) and for no forget gate (i, g, o)::
 - Peepholes (Gers & Schmidhuber 2000): ``peephole (3, H)`` rows p_i, p_f, p_o; i and f look at
   the previous cell, o at the new one. With CIFG the row p_i is unused (its gradient is 0); with no
   forget gate the row p_f is unused.
-- Layer normalisation (Ba, Kiros & Hinton 2016, section 3.1): ``ln (γ_x (G*H,), γ_h (G*H,),
-  γ_c (H,), β_c (H,))``, ``std v = sqrt(var v + LN_EPSILON)``. The paper also gives LN_x and LN_h
+- Layer normalisation (Ba, Kiros & Hinton 2016): ``ln (γ_x (G*H,), γ_h (G*H,), γ_c (H,),
+  β_c (H,))``, ``std v = sqrt(var v + LN_EPSILON)``. The paper also gives LN_x and LN_h
   a shift β; it would only add to ``bias``, so ``bias`` is the one shift here.
 - Zoneout (Krueger et al. 2017): ``zoneout (d_c, d_h)`` arrays broadcastable to ``(T, B, H)``
   holding the weight of the *previous* state: in training a Bernoulli(rate) draw per unit and

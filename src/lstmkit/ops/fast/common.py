@@ -177,8 +177,8 @@ _LOCAL = threading.local()
 
 
 class serial:
-    """``with serial():`` runs the ops called inside on this thread only, without touching BLAS's
-    thread count: for single steps (``*_step``), where a hand-off costs more than the step."""
+    """``with serial():`` runs the ops called inside on this thread only (BLAS still
+    single-threaded): for single steps (``*_step``), where a hand-off costs more than the step."""
 
     def __enter__(self):
         self.previous = getattr(_LOCAL, "serial", False)
@@ -204,16 +204,14 @@ def in_parallel(slices, fn, blas_macs: float) -> list:
     """``[fn(a, b) for (a, b) in slices]``, the first on this thread and the rest offered to
     workers, all with single-threaded BLAS. ``fn`` must release the GIL (numba ``nogil``, NumPy's
     BLAS) for this to run in parallel. ``blas_macs``: multiply-adds of the largest single BLAS
-    call ``fn`` makes; below OpenBLAS's own threading threshold the thread-count switch (~15 us)
+    call ``fn`` makes; below OpenBLAS's own threading threshold the thread-count switch (~2 us)
     is skipped.
 
     Work stealing keeps a busy machine from making threads a loss: a slice no worker has started
     by the time this thread is done with its own is run here instead, so waiting on a worker that
     the OS has not scheduled costs nothing; only slices a worker has actually begun are waited for.
     """
-    if len(slices) == 1 and (
-        blas_macs < OPENBLAS_THREADING_MACS or getattr(_LOCAL, "serial", False)
-    ):
+    if len(slices) == 1 and blas_macs < OPENBLAS_THREADING_MACS:
         return [fn(*slices[0])]
     n = len(slices)
     taken = [False] * n

@@ -36,7 +36,6 @@ from .common import (
     float_or_dummy,
     in_parallel,
     input_projection,
-    serial,
     split,
     weight_gradients,
 )
@@ -268,11 +267,47 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     return hs, (hs[T - 1].copy(), c[T % 2])
 
 
+@njit(**_JIT)
+def _lstm_step_kernel(x, kernel, bias, h, c, U, xw, z, h_out, c_out):
+    np.dot(x, kernel, xw)  # (B, 4H)
+    np.dot(h, U, z)
+    for b in range(h.shape[0]):
+        _lstm_cell_row_infer(z[b], xw[b], bias, c[b], c_out[b], h_out[b], h.shape[1])
+
+
 def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):
-    """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``."""
-    with serial():  # one step is too little work to share between threads
-        hs, (_, c_T) = lstm_infer(np.asarray(x_t)[None], h, c, kernel, recurrent_kernel, bias)
-    return hs[0], c_T.copy()
+    """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``.
+
+    One compiled call with both products and the gates; no threads (too little work to share).
+    """
+    x_t = as_float(x_t)
+    dt = x_t.dtype
+    h, c, kernel, U, bias = (as_float(a, dt) for a in (h, c, kernel, recurrent_kernel, bias))
+    if h.ndim != 2 or x_t.ndim != 2:
+        raise ValueError(
+            f"lstm_step: arguments 'x_t' and 'h' must have shapes (B, D) and (B, H); "
+            f"got {x_t.shape} and {h.shape}"
+        )
+    B, H = h.shape
+    D = x_t.shape[1]
+    check_shapes(
+        "lstm_step",
+        x_t=(x_t, (B, D)),
+        c=(c, (B, H)),
+        kernel=(kernel, (D, 4 * H)),
+        recurrent_kernel=(U, (H, 4 * H)),
+        bias=(bias, (4 * H,)),
+    )
+    xw = np.empty((B, 4 * H), dtype=dt)
+    z = np.empty((B, 4 * H), dtype=dt)
+    h_out = np.empty((B, H), dtype=dt)
+    c_out = np.empty((B, H), dtype=dt)
+
+    def step(_a, _b):
+        _lstm_step_kernel(x_t, kernel, bias, h, c, U, xw, z, h_out, c_out)
+
+    in_parallel([(0, B)], step, B * 4 * H * max(D, H))  # BLAS single-threaded when it matters
+    return h_out, c_out
 
 
 def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
