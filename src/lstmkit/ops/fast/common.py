@@ -62,9 +62,10 @@ def check_shapes(fn: str, **named) -> None:
 # projection, weight gradients) split over time chunks instead, each thread multiplying its
 # contiguous block of rows and the partial weight gradients summed at the end.
 #
-# BLAS itself runs single-threaded on every one of those threads (OpenBLAS's
-# ``openblas_set_num_threads_local``: per calling thread, restored afterwards), for both NumPy's
-# OpenBLAS and SciPy's (the one numba's ``np.dot`` calls). OpenBLAS's own threading inside a
+# BLAS itself runs single-threaded on every one of those threads: ``openblas_set_num_threads_local``
+# for both NumPy's OpenBLAS and SciPy's (the one numba's ``np.dot`` calls), set for the duration
+# of each op and restored afterwards. (In OpenBLAS's pthreads builds that setting is process-wide,
+# so another thread's BLAS calls during an op also run single-threaded.) OpenBLAS's own threading inside a
 # (32 x 128) @ (128 x 512) product synchronises twice per step; on an idle machine that merely
 # wastes time, and once a neighbour takes a core it costs 10x (measured: 920 us of CPU per
 # product instead of 73 us). Coarse row/time splits degrade gracefully instead.
@@ -152,12 +153,7 @@ def _pool(workers: int):
 
             # A smaller pool another call may still be using is dropped, not shut down: its idle
             # threads exit once it is garbage.
-            _POOL = ThreadPoolExecutor(
-                max_workers=workers,
-                thread_name_prefix="lstmkit",
-                initializer=_set_local_threads,
-                initargs=(1,),
-            )
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lstmkit")
             _POOL_SIZE = workers
         return _POOL
 
@@ -228,12 +224,14 @@ def in_parallel(slices, fn, blas_macs: float) -> list:
     def worker(i):
         return fn(*slices[i]) if claim(i) else skipped
 
+    # Set before any worker starts and restored after the last one is done: in OpenBLAS builds
+    # with pthreads (NumPy's and SciPy's wheels) the "local" setting is in fact process-wide.
+    previous = _set_local_threads(1)
     futures = {}
     if n > 1:
         pool = _pool(n - 1)
         futures = {i: pool.submit(worker, i) for i in range(1, n)}
     results = [None] * n
-    previous = _set_local_threads(1)
     stolen = set()
     try:
         claim(0)
@@ -243,10 +241,12 @@ def in_parallel(slices, fn, blas_macs: float) -> list:
                 stolen.add(i)
                 results[i] = fn(*slices[i])
     finally:
-        _set_local_threads(previous)
-        for i, f in futures.items():
-            if i not in stolen:
-                results[i] = f.result()
+        try:
+            for i, f in futures.items():
+                if i not in stolen:
+                    results[i] = f.result()
+        finally:
+            _set_local_threads(previous)
     return results
 
 
