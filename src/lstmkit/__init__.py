@@ -28,15 +28,15 @@ def __getattr__(name):
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential",
-    "LSTM",
     "GRU",
-    "SimpleRNN",
+    "LSTM",
     "Bidirectional",
     "Dense",
     "Dropout",
     "Embedding",
     "Masking",
+    "Sequential",
+    "SimpleRNN",
     "load_model",
     "set_random_seed",
 ]

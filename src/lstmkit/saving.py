@@ -112,7 +112,7 @@ def _load_tensors(path):
         from ._safetensors_np import load_file
     try:
         return load_file(path)
-    except Exception as e:  # safetensors raises its own error types for corrupt buffers
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own types for corrupt buffers
         raise ModelFileError(f"load_model: {path!r} is corrupt or truncated: {e}") from None
 
 

@@ -63,7 +63,7 @@ def text_codec(metadata) -> TextCodec | None:
     elif isinstance(source, (str, list, tuple)):
         index = {str(tok): i for i, tok in enumerate(source)}
     else:
-        raise ValueError(  # noqa: TRY004 - a bad model file, reported like the others
+        raise ValueError(
             "inspect: the model's 'vocab' must be a string, list or dict; "
             f"got {type(source).__name__}"
         )

@@ -34,16 +34,16 @@ def deserialize(config: dict) -> Layer:
 
 
 __all__ = [
-    "Layer",
-    "LSTM",
     "GRU",
-    "SimpleRNN",
-    "RNNBase",
+    "LSTM",
     "Bidirectional",
     "Dense",
     "Dropout",
     "Embedding",
+    "Layer",
     "Masking",
-    "serialize",
+    "RNNBase",
+    "SimpleRNN",
     "deserialize",
+    "serialize",
 ]

@@ -161,14 +161,13 @@ def check_array(layer, x, arg="x", rank=None, last_dim=None, kind="float", finit
     if kind == "float":
         if x.dtype.kind not in "fiub":
             raise ValueError(f"{who}: argument '{arg}' must be a float array; got dtype {x.dtype}")
-    elif kind == "int":
-        if x.dtype.kind not in "iu":
-            if x.dtype.kind == "f" and np.all(np.mod(x, 1) == 0):
-                x = x.astype(np.int64)
-            else:
-                raise ValueError(
-                    f"{who}: argument '{arg}' must hold integer token ids; got dtype {x.dtype}"
-                )
+    elif kind == "int" and x.dtype.kind not in "iu":
+        if x.dtype.kind == "f" and np.all(np.mod(x, 1) == 0):
+            x = x.astype(np.int64)  # whole-number floats are ids too (Keras accepts them)
+        else:
+            raise ValueError(
+                f"{who}: argument '{arg}' must hold integer token ids; got dtype {x.dtype}"
+            )
     if any(s == 0 for s in x.shape):
         raise ValueError(f"{who}: argument '{arg}' must not be empty; got shape {x.shape}")
     if last_dim is not None and x.shape[-1] != last_dim:
