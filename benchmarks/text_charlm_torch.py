@@ -51,7 +51,8 @@ def parse(argv=None):
     ap.add_argument("--decay-after", type=int, default=8)
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="BLAS/numba threads (and torch's)")
+    ap.add_argument("--torch-threads", type=int, default=None, help="torch's, if different")
     ap.add_argument("--out", default="out/bench/charlm_torch.json")
     ap.add_argument("--compare", default=None, help="lstmkit JSON from text_charlm.py")
     ap.add_argument("--time-steps", type=int, default=0, help="only time N steps of each library")
@@ -288,7 +289,7 @@ def main(argv=None):
     set_threads(args.threads)
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.torch_threads or args.threads)
     torch.manual_seed(0)
     if args.time_steps:
         time_steps(args)
