@@ -33,7 +33,10 @@ class ModelFileError(ValueError):
 
 
 def save_model(model, path, include_optimizer=True):
-    from safetensors.numpy import save_file
+    try:
+        from safetensors.numpy import save_file
+    except ImportError:  # core install without the apps extra: same bytes, NumPy only
+        from ._safetensors_np import save_file
 
     if not model.built:
         raise ValueError(f"{model.name}.save: the model has not been built; nothing to save")
