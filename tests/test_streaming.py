@@ -150,3 +150,18 @@ def test_runtime_step_refuses_bidirectional(tmp_path):
     model.save(path)
     with pytest.raises(ValueError, match="cannot stream"):
         runtime.load(path).step(np.zeros((1, 2), np.float32))
+
+
+@pytest.mark.parametrize("first", ["bidirectional", "masking"])
+def test_step_refuses_layers_that_need_the_whole_sequence(first):
+    from lstmkit.layers import LSTM, Bidirectional, Dense, Masking
+    from lstmkit.models import Sequential
+
+    head = (
+        Bidirectional(LSTM(3, return_sequences=True), input_shape=(5, 2))
+        if first == "bidirectional"
+        else Masking(input_shape=(5, 2))
+    )
+    model = Sequential([head, LSTM(3), Dense(1)])
+    with pytest.raises(ValueError, match="whole sequence"):
+        model.step(np.ones((1, 2), np.float32))

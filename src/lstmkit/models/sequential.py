@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import random as _random
-from ..layers import Layer, deserialize, serialize
+from ..layers import Bidirectional, Layer, Masking, deserialize, serialize
 from ..layers.base import fmt_shape
 from .training import Trainable
 
@@ -166,6 +166,12 @@ class Sequential(Trainable):
         states = list(states) if states is not None else [None] * len(self.layers)
         new_states = []
         for layer, st in zip(self.layers, states):
+            if isinstance(layer, (Bidirectional, Masking)):
+                # the backward direction needs the future; a mask needs the whole step vector
+                raise ValueError(
+                    f"{self.name}.step: layer {layer.name!r} ({type(layer).__name__}) needs the "
+                    "whole sequence and cannot be streamed one step at a time"
+                )
             if hasattr(layer, "step"):
                 x, st = layer.step(x, st)
             else:
