@@ -60,8 +60,8 @@ class LMConfig:
     learning_rate: float = 3e-3  # Adam
     clipnorm: float = 5.0  # global gradient-norm clip
     lr_decay: float = 0.85  # after `decay_after` epochs the rate is multiplied by this each epoch
-    decay_after: int = 8
-    epochs: int = 25
+    decay_after: int = 15
+    epochs: int = 40
     patience: int = 3  # early stopping on val_loss; the best weights are kept
     val_fraction: float = 0.1
     max_vocab: int | None = None  # None: every token (the usual choice for characters)
