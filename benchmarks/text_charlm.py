@@ -40,6 +40,7 @@ def parse(argv=None):
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--clipnorm", type=float, default=5.0)
+    ap.add_argument("--eps", type=float, default=1e-7, help="Adam's epsilon")
     ap.add_argument("--lr-decay", type=float, default=0.85, help="per epoch after --decay-after")
     ap.add_argument("--decay-after", type=int, default=15)
     ap.add_argument("--val-fraction", type=float, default=0.1)
@@ -68,7 +69,7 @@ def main(argv=None):
     text = Path(args.data).read_text(encoding="utf-8")
     cfg = LMConfig(
         level="char", embed_dim=args.embed_dim, units=args.units, layers=args.layers,
-        seq_len=args.seq_len, batch_size=args.batch_size, learning_rate=args.lr,
+        seq_len=args.seq_len, batch_size=args.batch_size, learning_rate=args.lr, epsilon=args.eps,
         clipnorm=args.clipnorm, lr_decay=args.lr_decay, decay_after=args.decay_after, epochs=args.epochs, patience=args.patience or args.epochs,
         val_fraction=args.val_fraction, seed=args.seed, max_steps=args.max_steps,
     )  # fmt: skip

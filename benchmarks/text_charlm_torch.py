@@ -51,6 +51,7 @@ def parse(argv=None):
     ap.add_argument("--seq-len", type=int, default=50)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--clipnorm", type=float, default=5.0)
+    ap.add_argument("--eps", type=float, default=1e-7, help="Adam's epsilon")
     ap.add_argument("--lr-decay", type=float, default=0.85, help="per epoch after --decay-after")
     ap.add_argument("--decay-after", type=int, default=15)
     ap.add_argument("--val-fraction", type=float, default=0.1)
@@ -191,7 +192,7 @@ def train(args):
     m = torch_model(lk)
     x, y, val_ids = data(args, lk.layers[0].input_dim)
     X, Y = torch.from_numpy(x.astype("int64")), torch.from_numpy(y.astype("int64"))
-    step, reset, opt = make_step(m, args.lr, args.clipnorm)
+    step, reset, opt = make_step(m, args.lr, args.clipnorm, args.eps)
     cfg = LMConfig(learning_rate=args.lr, lr_decay=args.lr_decay, decay_after=args.decay_after)
     rows, steps, seconds = [], 0, 0.0
     for epoch in range(args.epochs):
@@ -261,14 +262,14 @@ def time_steps(args):
 
     lk = lstmkit.load_model(args.init, compile=False)
     lk.compile(
-        Adam(args.lr, clipnorm=args.clipnorm),
+        Adam(args.lr, epsilon=args.eps, clipnorm=args.clipnorm),
         SparseCategoricalCrossentropy(from_logits=True),
         seed=0,
     )
     m = torch_model(lk)
     x, y, _ = data(args, lk.layers[0].input_dim)
     X, Y = torch.from_numpy(x.astype("int64")), torch.from_numpy(y.astype("int64"))
-    step, _, _ = make_step(m, args.lr, args.clipnorm)
+    step, _, _ = make_step(m, args.lr, args.clipnorm, args.eps)
     for k in range(3):  # warm up: numba compilation, allocator, torch's first-call setup
         lk.train_on_batch(x[k], y[k])
         step(X[k], Y[k])

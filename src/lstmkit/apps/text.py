@@ -58,6 +58,7 @@ class LMConfig:
     seq_len: int = 50  # T: truncated-BPTT chunk length
     batch_size: int = 32  # B: parallel streams
     learning_rate: float = 3e-3  # Adam
+    epsilon: float = 1e-7  # Adam's eps (Keras placement: added to sqrt(v) before bias correction)
     clipnorm: float = 5.0  # global gradient-norm clip
     lr_decay: float = 0.85  # after `decay_after` epochs the rate is multiplied by this each epoch
     decay_after: int = 15
@@ -281,7 +282,7 @@ def train_language_model(
             len(vocab), config.embed_dim, config.units, config.layers, config.dropout
         )
     model.compile(
-        optimizer=Adam(config.learning_rate, clipnorm=config.clipnorm),
+        optimizer=Adam(config.learning_rate, epsilon=config.epsilon, clipnorm=config.clipnorm),
         loss=SparseCategoricalCrossentropy(from_logits=True),
         seed=config.seed,
     )
