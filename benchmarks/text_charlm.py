@@ -40,7 +40,7 @@ def parse(argv=None):
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--clipnorm", type=float, default=5.0)
-    ap.add_argument("--eps", type=float, default=1e-7, help="Adam's epsilon")
+    ap.add_argument("--eps", type=float, default=1e-12, help="Adam's epsilon")
     ap.add_argument("--lr-decay", type=float, default=0.85, help="per epoch after --decay-after")
     ap.add_argument("--decay-after", type=int, default=15)
     ap.add_argument("--val-fraction", type=float, default=0.1)

@@ -51,6 +51,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="parallel streams")
     p.add_argument("--lr", type=float, default=d.learning_rate, help="Adam learning rate")
     p.add_argument("--clipnorm", type=float, default=d.clipnorm)
+    p.add_argument("--eps", type=float, default=d.epsilon, help="Adam's epsilon")
     p.add_argument("--lr-decay", type=float, default=d.lr_decay, help="per-epoch factor")
     p.add_argument("--decay-after", type=int, default=d.decay_after, help="epochs at full rate")
     p.add_argument("--max-vocab", type=int, default=None,
@@ -91,7 +92,7 @@ def _train(args) -> int:
     cfg = LMConfig(
         level=args.level, embed_dim=args.embed_dim, units=args.units, layers=args.layers,
         dropout=args.dropout, seq_len=args.seq_len or (35 if word else LMConfig.seq_len),
-        batch_size=args.batch_size, learning_rate=args.lr, clipnorm=args.clipnorm,
+        batch_size=args.batch_size, learning_rate=args.lr, epsilon=args.eps, clipnorm=args.clipnorm,
         lr_decay=args.lr_decay, decay_after=args.decay_after,
         epochs=args.epochs, patience=args.patience, val_fraction=args.val_fraction,
         max_vocab=args.max_vocab or (10000 if word else None), min_freq=args.min_freq,
