@@ -59,6 +59,11 @@ def parse(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="BLAS/numba threads (and torch's)")
     ap.add_argument("--torch-threads", type=int, default=None, help="torch's, if different")
     ap.add_argument("--out", default="out/bench/charlm_torch.json")
+    ap.add_argument(
+        "--model",
+        default="out/bench/charlm_torch.lstmkit",
+        help="the torch-trained weights (last epoch) as an lstmkit model file",
+    )
     ap.add_argument("--compare", default=None, help="lstmkit JSON from text_charlm.py")
     ap.add_argument("--time-steps", type=int, default=0, help="only time N steps of each library")
     ap.add_argument("--block", type=int, default=10, help="steps per alternating timing block")
@@ -109,6 +114,26 @@ def torch_model(lk_model):
         m.out.weight.copy_(_t(head.params["kernel"].T))
         m.out.bias.copy_(_t(head.params["bias"]))
     return m
+
+
+def back_to_lstmkit(m, lk_model):
+    """Copy the trained torch weights back into ``lk_model`` (the inverse of ``torch_model``)."""
+    emb = lk_model.layers[0]
+    rnns = [layer for layer in lk_model.layers if type(layer).__name__ == "LSTM"]
+    head = lk_model.layers[-1]
+
+    def np_(t):
+        return t.detach().numpy().astype(emb.params["embeddings"].dtype)
+
+    emb.params["embeddings"][...] = np_(m.emb.weight)
+    for k, layer in enumerate(rnns):
+        p = layer.params
+        p["kernel"][...] = np_(getattr(m.lstm, f"weight_ih_l{k}")).T
+        p["recurrent_kernel"][...] = np_(getattr(m.lstm, f"weight_hh_l{k}")).T
+        p["bias"][...] = np_(getattr(m.lstm, f"bias_ih_l{k}") + getattr(m.lstm, f"bias_hh_l{k}"))
+    head.params["kernel"][...] = np_(m.out.weight).T
+    head.params["bias"][...] = np_(m.out.bias)
+    return lk_model
 
 
 def make_step(m, lr, clipnorm, eps=1e-7):
@@ -229,7 +254,8 @@ def train(args):
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"{seconds / steps * 1e3:.1f} ms/step; wrote {args.out}")
+    back_to_lstmkit(m, lk).save(args.model)
+    print(f"{seconds / steps * 1e3:.1f} ms/step; wrote {args.out} and {args.model}")
     if args.compare:
         compare(json.loads(Path(args.compare).read_text()), result)
 

@@ -212,7 +212,7 @@ def _predict(model, batch: tasks.Batch) -> np.ndarray:
     outs = []
     for s in range(0, len(batch.x), chunk):
         sl = slice(s, s + chunk)
-        outs.append(model.forward(batch.x[sl], mask=batch.mask[sl])[0])
+        outs.append(model.infer(batch.x[sl], mask=batch.mask[sl])[0])
     return np.concatenate(outs)
 
 

@@ -178,7 +178,7 @@ def stream_loss(model, ids, batch_size=32, seq_len=100) -> tuple[float, int]:
     total, count = 0.0, 0
     with _carried_state(model):
         for x, y in zip(xs, ys):
-            logits = model.forward(x)[0]  # (B, T, V)
+            logits = model.infer(x)[0]  # (B, T, V)
             lp = log_softmax(logits.astype(np.float64))
             total -= float(np.take_along_axis(lp, y[..., None].astype(np.intp), axis=-1).sum())
             count += y.size

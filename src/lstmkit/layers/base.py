@@ -82,6 +82,11 @@ class Layer:
     def backward(self, dy, cache):
         raise NotImplementedError
 
+    def infer(self, x, mask=None):
+        """Inference output only (no cache kept): ``forward(x, training=False)[0]``. Layers
+        with a cheaper cache-free path override it."""
+        return self.forward(x, training=False, mask=mask)[0]
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 

@@ -103,6 +103,20 @@ class Bidirectional(Layer):
     def compute_mask(self, x, mask):
         return mask if self.return_sequences else None
 
+    def infer(self, x, mask=None):
+        if not self.built:
+            return self.forward(x, mask=mask)[0]
+        yf = self.forward_layer.infer(x, mask=mask)
+        yb = self.backward_layer.infer(x, mask=mask)
+        if self.return_state:
+            (yf, *sf), (yb, *sb) = yf, yb
+        if self.return_sequences:
+            yb = yb[:, ::-1]
+        y = self._merge(yf, yb)
+        if self.return_state:
+            return [*y, *sf, *sb] if self.merge_mode is None else [y, *sf, *sb]
+        return y
+
     def forward(self, x, *, training=False, mask=None, rng=None, initial_state=None):
         if not self.built:
             x = np.asarray(x)

@@ -137,6 +137,10 @@ class RNNBase(Layer):
     def _cell_backward(self, dhs, dstates, cache):
         raise NotImplementedError
 
+    def _cell_infer(self, x, states, mask):
+        """``(hs, [final states])`` without a cache; cells with an ``infer`` kernel override."""
+        return self._cell_forward(x, states, mask, None)[:2]
+
     # -- forward / backward ---------------------------------------------------------------------
     def _zeros_state(self, B):
         dt = np.dtype(self.dtype)
@@ -147,6 +151,14 @@ class RNNBase(Layer):
         self.states = None if states is None else [np.asarray(s, self.dtype) for s in states]
 
     def forward(self, x, *, training=False, mask=None, rng=None, initial_state=None):
+        return self._run(x, training, mask, rng, initial_state, keep_cache=True)
+
+    def infer(self, x, mask=None, initial_state=None):
+        """Inference without the training cache (the fast path's ``infer`` kernel): the
+        output of ``forward(x, training=False)`` with less memory and per-step work."""
+        return self._run(x, False, mask, None, initial_state, keep_cache=False)[0]
+
+    def _run(self, x, training, mask, rng, initial_state, keep_cache):
         x = check_array(self, x, rank=3, last_dim=self.input_dim if self.built else None)
         if not self.built:
             self.build(x.shape[1:], rng)
@@ -160,8 +172,9 @@ class RNNBase(Layer):
                 f"sequence; sequences {empty[:10]} have zero length"
             )
         states = self._initial_states(B, initial_state)
-        rng = rng if rng is not None else _random.get_rng()
         in_drop = rec_drop = None
+        if training and (self.dropout > 0 or self.recurrent_dropout > 0):
+            rng = rng if rng is not None else _random.get_rng()
         if training and self.dropout > 0:
             keep = 1.0 - self.dropout
             in_drop = (rng.random((B, D)) < keep).astype(self.dtype) / keep
@@ -174,7 +187,10 @@ class RNNBase(Layer):
         if self.go_backwards:
             xt = xt[::-1]
             mt = None if mt is None else mt[::-1]
-        hs, final, ops_cache = self._cell_forward(xt, states, mt, rec_drop)
+        if keep_cache:
+            hs, final, ops_cache = self._cell_forward(xt, states, mt, rec_drop)
+        else:
+            (hs, final), ops_cache = self._cell_infer(xt, states, mt), None
         if self.stateful:
             self.states = [s.copy() for s in final]
         if self.return_sequences:
@@ -454,6 +470,15 @@ class LSTM(RNNBase):
         )
         return hs, [h, c], cache
 
+    def _cell_infer(self, x, states, mask):
+        if self.is_variant:
+            return self._cell_forward(x, states, mask, None)[:2]
+        p = self.params
+        hs, (h, c) = self._ops().infer(
+            x, states[0], states[1], p["kernel"], p["recurrent_kernel"], p["bias"], mask
+        )
+        return hs, [h, c]
+
     def _cell_backward(self, dhs, dstates, cache):
         if isinstance(cache, LSTMVariantCache):
             return lstm_variants_backward(dhs, dstates[0], dstates[1], cache)
@@ -523,6 +548,11 @@ class GRU(RNNBase):
         )
         return hs, [h], cache
 
+    def _cell_infer(self, x, states, mask):
+        p = self.params
+        hs, h = self._ops().infer(x, states[0], p["kernel"], p["recurrent_kernel"], p["bias"], mask)
+        return hs, [h]
+
     def _cell_backward(self, dhs, dstates, cache):
         return self._ops().backward(dhs, dstates[0], cache)
 
@@ -566,6 +596,14 @@ class SimpleRNN(RNNBase):
             activation=self.activation,
         )
         return hs, [h], cache
+
+    def _cell_infer(self, x, states, mask):
+        p = self.params
+        hs, h = self._ops().infer(
+            x, states[0], p["kernel"], p["recurrent_kernel"], p["bias"], mask,
+            activation=self.activation,
+        )  # fmt: skip
+        return hs, [h]
 
     def _cell_backward(self, dhs, dstates, cache):
         return self._ops().backward(dhs, dstates[0], cache)

@@ -139,6 +139,15 @@ class Sequential(Trainable):
             x = y
         return x, caches, mask
 
+    def infer(self, x, *, mask=None):
+        """Inference: ``(y, output mask)`` like ``forward(x)`` but without keeping any training
+        cache (each recurrent layer runs its cache-free kernel). ``x`` must be validated."""
+        for layer in self.layers:
+            y = layer.infer(x, mask=mask)
+            mask = layer.compute_mask(x, mask)
+            x = y
+        return x, mask
+
     def backward(self, dy, caches) -> dict:
         """dLoss/dy -> dotted-name gradients of every trainable parameter."""
         grads = {}
@@ -151,7 +160,9 @@ class Sequential(Trainable):
 
     def __call__(self, x, training=False, mask=None):
         self._ensure_built(x)
-        return self.forward(x, training=training, mask=mask)[0]
+        if training:
+            return self.forward(x, training=True, mask=mask)[0]
+        return self.infer(x, mask=mask)[0]
 
     # -- streaming ------------------------------------------------------------------------------
     def step(self, x_t, states=None):

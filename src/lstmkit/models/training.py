@@ -205,11 +205,11 @@ class Trainable:
         if batch_size is None:
             batch_size = 32
         if len(x) <= batch_size:
-            return self.forward(x, mask=mask)[0]
+            return self.infer(x, mask=mask)[0]
         outs = []
         for i in range(0, len(x), batch_size):
             m = None if mask is None else mask[i : i + batch_size]
-            outs.append(self.forward(x[i : i + batch_size], mask=m)[0])
+            outs.append(self.infer(x[i : i + batch_size], mask=m)[0])
         if isinstance(outs[0], list):
             return [np.concatenate(parts) for parts in zip(*outs)]
         return np.concatenate(outs)
@@ -220,7 +220,7 @@ class Trainable:
         sums, seen = {}, 0
         for i in range(0, len(x), batch_size):
             m = None if mask is None else np.asarray(mask)[i : i + batch_size]
-            y_pred, _, out_mask = self.forward(x[i : i + batch_size], mask=m)
+            y_pred, out_mask = self.infer(x[i : i + batch_size], mask=m)
             loss, _, yv, pv = self._loss_and_grad(y[i : i + batch_size], y_pred, out_mask)
             logs = {"loss": float(loss)}
             for name, fn in self.metrics:
