@@ -25,7 +25,6 @@ the settings it was trained with (``"settings"``) and its validation results (``
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -37,7 +36,6 @@ from .. import random as _random
 from ..callbacks import CallbackList, EarlyStopping, LearningRateScheduler, ModelCheckpoint
 from ..data.text import PAD_ID, UNK_ID, Vocabulary, detokenize, stateful_chunks, tokenize
 from ..layers import LSTM, Dense, Dropout, Embedding
-from ..layers.recurrent import RNNBase
 from ..losses import SparseCategoricalCrossentropy
 from ..metrics import bits_per_char, perplexity
 from ..models import Sequential
@@ -151,23 +149,6 @@ def _level_metric(level, nats) -> dict:
 
 
 # -- scoring ------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _carried_state(model):
-    """Within the block every recurrent layer is stateful, starting from zeros; afterwards
-    the layers get back their own setting and a zero state."""
-    rnns = [layer for layer in model.layers if isinstance(layer, RNNBase)]
-    saved = [layer.stateful for layer in rnns]
-    for layer in rnns:
-        layer.stateful = True
-        layer.reset_states()
-    try:
-        yield
-    finally:
-        for layer, s in zip(rnns, saved):
-            layer.stateful = s
-            layer.reset_states()
-
-
 def stream_loss(model, ids, batch_size=32, seq_len=100) -> tuple[float, int]:
     """Mean cross-entropy (nats) of predicting ``ids[1:]`` from the tokens before them, state
     carried along ``batch_size`` parallel streams. Returns ``(nats, tokens scored)``; at most
@@ -176,7 +157,7 @@ def stream_loss(model, ids, batch_size=32, seq_len=100) -> tuple[float, int]:
     batch_size = max(1, min(batch_size, (len(ids) - 1) // max(seq_len, 1) or 1))
     xs, ys = stateful_chunks(ids, batch_size, seq_len, drop_remainder=False)
     total, count = 0.0, 0
-    with _carried_state(model):
+    with model.carried_states("stream_loss"):
         for x, y in zip(xs, ys):
             logits = model.infer(x)[0]  # (B, T, V)
             lp = log_softmax(logits.astype(np.float64))

@@ -9,11 +9,14 @@ Parameters are addressed by dotted names, ``"<layer name>.<role>"`` (``"lstm.ker
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .. import random as _random
 from ..layers import Bidirectional, Layer, Masking, deserialize, serialize
 from ..layers.base import fmt_shape
+from ..layers.recurrent import RNNBase
 from .training import Trainable
 
 
@@ -193,6 +196,31 @@ class Sequential(Trainable):
     def reset_states(self):
         for layer in self.layers:
             if hasattr(layer, "reset_states"):
+                layer.reset_states()
+
+    @contextlib.contextmanager
+    def carried_states(self, who="carried_states"):
+        """Within the block every recurrent layer is stateful (each call starts from the state
+        the previous call ended in), starting from zeros; ``reset_states()`` restarts from
+        zeros. Afterwards the layers get back their own setting and a zero state. Gradients
+        never flow across calls (truncated BPTT). A Bidirectional layer cannot carry state
+        (its backward direction starts at the end of each chunk): ValueError."""
+        for layer in self.layers:
+            if isinstance(layer, Bidirectional):
+                raise ValueError(
+                    f"{self.name}.{who}: layer {layer.name!r} (Bidirectional) cannot carry its "
+                    "state from one chunk to the next; train it on whole sequences"
+                )
+        rnns = [layer for layer in self.layers if isinstance(layer, RNNBase)]
+        saved = [layer.stateful for layer in rnns]
+        for layer in rnns:
+            layer.stateful = True
+            layer.reset_states()
+        try:
+            yield self
+        finally:
+            for layer, s in zip(rnns, saved):
+                layer.stateful = s
                 layer.reset_states()
 
     # -- weights --------------------------------------------------------------------------------

@@ -119,6 +119,34 @@ class Trainable:
         rng = np.random.default_rng([self.seed, self.optimizer.iterations])
         return self._train_step(x, y, rng, mask)["loss"]
 
+    # -- truncated BPTT -------------------------------------------------------------------------
+    def _check_tbptt(self, tbptt, x, y, mask):
+        who = f"{self.name}.fit"
+        if isinstance(tbptt, bool) or not isinstance(tbptt, (int, np.integer)) or tbptt < 1:
+            raise ValueError(f"{who}: argument 'tbptt' must be a positive int; got {tbptt!r}")
+        if x.ndim < 2 or y.ndim < 2 or y.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"{who}: tbptt needs a target per time step, 'y' of shape (batch, "
+                f"{x.shape[1] if x.ndim > 1 else 'timesteps'}, ...); got {y.shape}"
+            )
+        if mask is not None:
+            raise ValueError(f"{who}: tbptt does not take a 'mask'; train on unpadded sequences")
+        with self.carried_states(who):  # raises for layers that cannot carry state
+            pass
+
+    def _train_tbptt(self, x, y, k, seed):
+        """One batch as consecutive chunks of ``k`` steps; returns step-weighted mean logs."""
+        T = x.shape[1]
+        sums = {}
+        with self.carried_states("fit"):
+            for a in range(0, T, k):
+                rng = np.random.default_rng([*seed, a])
+                logs = self._train_step(x[:, a : a + k], y[:, a : a + k], rng)
+                w = min(k, T - a) / T
+                for key, v in logs.items():
+                    sums[key] = sums.get(key, 0.0) + v * w
+        return sums
+
     # -- fit ------------------------------------------------------------------------------------
     def fit(
         self,
@@ -133,9 +161,17 @@ class Trainable:
         shuffle=True,
         initial_epoch=0,
         mask=None,
+        tbptt=None,
     ):
+        """Keras' ``fit``. ``tbptt=K``: truncated backpropagation through time for long
+        sequences: each batch is cut along time into chunks of ``K`` steps, one optimizer step
+        per chunk, the recurrent state carried from chunk to chunk (gradients cut at the edge),
+        so training memory depends on ``K``, not on the sequence length. Needs targets per time
+        step, ``y (batch, timesteps, ...)``; the reported loss is the mean over all steps."""
         self._require_compiled("fit")
         x, y = self._prepare(x, y)
+        if tbptt is not None:
+            self._check_tbptt(tbptt, x, y, mask)
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(
                 f"{self.name}.fit: argument 'validation_split' must be in [0, 1); got {validation_split}"
@@ -180,7 +216,11 @@ class Trainable:
                 idx = np.sort(idx) if not shuffle else idx
                 rng = np.random.default_rng([self.seed, epoch, b])
                 cb.on_batch_begin(b, {})
-                logs = self._train_step(x[idx], y[idx], rng, None if mask is None else mask[idx])
+                if tbptt is not None:
+                    logs = self._train_tbptt(x[idx], y[idx], tbptt, [self.seed, epoch, b])
+                else:
+                    m = None if mask is None else mask[idx]
+                    logs = self._train_step(x[idx], y[idx], rng, m)
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v * len(idx)
                 seen += len(idx)
