@@ -205,15 +205,12 @@ class Trainable:
         cb.on_train_begin({})
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {"steps": steps})
-            order = (
-                np.random.default_rng([self.seed, epoch]).permutation(n)
-                if shuffle
-                else np.arange(n)
-            )
+            order = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else None
             sums, seen = {}, 0
             for b in range(steps):
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                idx = np.sort(idx) if not shuffle else idx
+                lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+                # in order: a slice (views, no copy of the batch); shuffled: an index array
+                idx = order[lo:hi] if shuffle else slice(lo, hi)
                 rng = np.random.default_rng([self.seed, epoch, b])
                 cb.on_batch_begin(b, {})
                 if tbptt is not None:
@@ -222,8 +219,8 @@ class Trainable:
                     m = None if mask is None else mask[idx]
                     logs = self._train_step(x[idx], y[idx], rng, m)
                 for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v * len(idx)
-                seen += len(idx)
+                    sums[k] = sums.get(k, 0.0) + v * (hi - lo)
+                seen += hi - lo
                 cb.on_batch_end(b, {k: s / seen for k, s in sums.items()})
             logs = {k: s / seen for k, s in sums.items()}
             if validation_data is not None:
