@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import initializers
 from .. import random as _random
+from ..ops import backend
 from ..ops.activations import get_activation
 from .base import Layer, check_array
 
@@ -70,7 +71,9 @@ class Dense(Layer):
         if not self.built:
             self.build(x.shape[1:], rng)
         x = x.astype(self.dtype, copy=False)
-        z = x @ self.params["kernel"]
+        # one 2-D product (a stack of per-sample products is slow; a transposed view is copied)
+        z = backend.matmul(x.reshape(-1, x.shape[-1]), self.params["kernel"])
+        z = z.reshape(x.shape[:-1] + (self.units,))
         if self.use_bias:
             z += self.params["bias"]
         y = self._act(z)
@@ -81,10 +84,11 @@ class Dense(Layer):
         dz = dy * self._dact(y, z) if self.activation not in (None, "linear") else dy
         D = x.shape[-1]
         dz2 = dz.reshape(-1, self.units)
-        grads = {"kernel": x.reshape(-1, D).T @ dz2}
+        grads = {"kernel": backend.matmul(x.reshape(-1, D).T, dz2)}
         if self.use_bias:
             grads["bias"] = dz2.sum(axis=0)
-        return dz @ self.params["kernel"].T, grads
+        dx = backend.matmul(dz2, self.params["kernel"].T)
+        return dx.reshape(dz.shape[:-1] + (D,)), grads
 
     def get_config(self):
         cfg = super().get_config()
@@ -167,8 +171,15 @@ class Embedding(Layer):
         return self.params["embeddings"][ids], EmbeddingCache(ids)
 
     def backward(self, dy, cache):
+        # the rows of dy summed per id: sorted (stably, so each id's rows keep their order)
+        # and added by segments, far faster than np.add.at's one-row-at-a-time scatter
+        ids = cache.ids.reshape(-1)
+        rows = np.asarray(dy).reshape(-1, self.output_dim)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
         d = np.zeros_like(self.params["embeddings"])
-        np.add.at(d, cache.ids.reshape(-1), dy.reshape(-1, self.output_dim))
+        d[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
         return None, {"embeddings": d}
 
     def get_config(self):

@@ -19,6 +19,7 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .. import random as _random
+from ..ops import backend
 
 
 def _as_float(x, dtype):
@@ -103,10 +104,11 @@ class Trainable:
         return self.loss(y, y_pred), self.loss.grad(y, y_pred), y, y_pred
 
     def _train_step(self, x, y, rng, mask=None):
-        y_pred, caches, out_mask = self.forward(x, training=True, mask=mask, rng=rng)
-        loss, dy, yv, pv = self._loss_and_grad(y, y_pred, out_mask)
-        grads = self.backward(dy.astype(y_pred.dtype, copy=False), caches)
-        self.optimizer.apply(self.trainable_params, grads)
+        with backend.compute_scope():  # lstmkit's threads share the step's products
+            y_pred, caches, out_mask = self.forward(x, training=True, mask=mask, rng=rng)
+            loss, dy, yv, pv = self._loss_and_grad(y, y_pred, out_mask)
+            grads = self.backward(dy.astype(y_pred.dtype, copy=False), caches)
+            self.optimizer.apply(self.trainable_params, grads)
         logs = {"loss": float(loss)}
         for name, fn in self.metrics:
             logs[name] = float(fn(yv, pv))
@@ -241,12 +243,13 @@ class Trainable:
         x, _ = self._prepare(x)
         if batch_size is None:
             batch_size = 32
-        if len(x) <= batch_size:
-            return self.infer(x, mask=mask)[0]
-        outs = []
-        for i in range(0, len(x), batch_size):
-            m = None if mask is None else mask[i : i + batch_size]
-            outs.append(self.infer(x[i : i + batch_size], mask=m)[0])
+        with backend.compute_scope():
+            if len(x) <= batch_size:
+                return self.infer(x, mask=mask)[0]
+            outs = []
+            for i in range(0, len(x), batch_size):
+                m = None if mask is None else mask[i : i + batch_size]
+                outs.append(self.infer(x[i : i + batch_size], mask=m)[0])
         if isinstance(outs[0], list):
             return [np.concatenate(parts) for parts in zip(*outs)]
         return np.concatenate(outs)
@@ -257,7 +260,8 @@ class Trainable:
         sums, seen = {}, 0
         for i in range(0, len(x), batch_size):
             m = None if mask is None else np.asarray(mask)[i : i + batch_size]
-            y_pred, out_mask = self.infer(x[i : i + batch_size], mask=m)
+            with backend.compute_scope():
+                y_pred, out_mask = self.infer(x[i : i + batch_size], mask=m)
             loss, _, yv, pv = self._loss_and_grad(y[i : i + batch_size], y_pred, out_mask)
             logs = {"loss": float(loss)}
             for name, fn in self.metrics:

@@ -255,6 +255,20 @@ def _matmul_into(a, b, out):
     np.dot(a, b, out)  # numba's call into BLAS costs ~1 us; NumPy's matmul ~5 us on small inputs
 
 
+def matmul(a, b) -> np.ndarray:
+    """``a (n, k) @ b (k, m)``, rows of the result split over the threads."""
+    n, k = a.shape
+    m = b.shape[1]
+    out = np.empty((n, m), np.result_type(a, b))
+    slices = split(n, n * k * m)
+
+    def rows(r0, r1):
+        np.matmul(a[r0:r1], b, out=out[r0:r1])
+
+    in_parallel(slices, rows, n * k * m / len(slices))
+    return out
+
+
 def input_projection(x, kernel, out) -> None:
     """``out (T, B, G) = x (T, B, D) @ kernel (D, G)``, split over time chunks."""
     T, B, D = x.shape

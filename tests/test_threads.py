@@ -1,0 +1,130 @@
+"""Thread sharing of whole steps (``backend.compute_scope``, ``backend.matmul``) and the
+segment-sum Embedding gradient: the numbers do not change with the thread count."""
+
+import numpy as np
+import pytest
+import torch
+
+import lstmkit
+from lstmkit.layers import LSTM, Dense, Embedding
+from lstmkit.ops import backend
+
+numba_only = pytest.mark.skipif(
+    not backend._numba_available(), reason="needs numba (the fast path)"
+)
+
+
+@pytest.fixture
+def fast_threads(monkeypatch):
+    """numba backend with ``n`` lstmkit threads; restores the previous setting."""
+    from lstmkit.ops.fast import common
+
+    before = backend.get_backend()
+
+    def use(n):
+        backend.set_backend("numba")
+        monkeypatch.setattr(common, "_THREADS", n)
+        monkeypatch.setattr(common, "PARALLEL_MIN_MACS", 0)  # split even small products
+
+    yield use
+    backend.set_backend(before)
+
+
+@numba_only
+@pytest.mark.parametrize("shape", [(7, 5, 3), (1, 4, 6), (64, 33, 17)])
+def test_matmul_shared_over_threads_equals_numpy(fast_threads, shape):
+    n, k, m = shape
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, k)), rng.standard_normal((k, m))
+    fast_threads(3)
+    got = backend.matmul(a, b)
+    np.testing.assert_allclose(got, a @ b, rtol=1e-13, atol=1e-13)
+    got_t = backend.matmul(a.T.copy().T, b)  # a non-contiguous operand
+    np.testing.assert_allclose(got_t, a @ b, rtol=1e-13, atol=1e-13)
+
+
+@numba_only
+def test_compute_scope_makes_blas_single_threaded_and_restores_it(fast_threads):
+    from lstmkit.ops.fast import common
+
+    fast_threads(2)
+    common._set_local_threads(1)  # make sure the setters exist
+    if not common._SETTERS:
+        pytest.skip("this BLAS has no openblas_set_num_threads_local")
+    previous = common._set_local_threads(2)
+    try:
+        with backend.compute_scope():
+            inside = common._set_local_threads(1)  # returns the value in force
+            common._set_local_threads(inside)
+        after = common._set_local_threads(2)
+    finally:
+        common._set_local_threads(previous)
+    assert inside == [1] * len(common._SETTERS)
+    assert after == [2] * len(common._SETTERS)
+
+
+@numba_only
+def test_training_is_the_same_with_one_or_two_threads(fast_threads):
+    """A char-LM-like model (Embedding, LSTM, Dense over a sequence): three Adam steps give the
+    same weights whatever the thread count (threads split rows; no sum changes order)."""
+
+    def run(n):
+        fast_threads(n)
+        lstmkit.set_random_seed(0)
+        m = lstmkit.Sequential(
+            [Embedding(11, 4, input_shape=(9,)), LSTM(6, return_sequences=True), Dense(11)],
+            dtype="float64",
+        )
+        m.compile("adam", lstmkit.losses.SparseCategoricalCrossentropy(from_logits=True), seed=0)
+        rng = np.random.default_rng(1)
+        x, y = rng.integers(0, 11, (8, 9)), rng.integers(0, 11, (8, 9))
+        losses = [m.train_on_batch(x, y) for _ in range(3)]
+        return losses, m.get_weights(), m.predict(x)
+
+    l1, w1, p1 = run(1)
+    l2, w2, p2 = run(2)
+    np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(p1, p2, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("ids_shape", [(5, 7), (1, 1), (3, 40)])
+def test_embedding_gradient_equals_pytorch(ids_shape):
+    rng = np.random.default_rng(2)
+    V, E = 9, 4
+    layer = Embedding(V, E, dtype="float64")
+    layer.build(ids_shape[1:])
+    ids = rng.integers(0, V, ids_shape)
+    ids.flat[0] = ids.flat[-1]  # at least one repeated id
+    dy = rng.standard_normal(ids_shape + (E,))
+    _, cache = layer.forward(ids)
+    _, grads = layer.backward(dy, cache)
+    emb = torch.nn.Embedding(V, E, dtype=torch.float64)
+    with torch.no_grad():
+        emb.weight.copy_(torch.from_numpy(layer.params["embeddings"]))
+    emb(torch.from_numpy(ids)).backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(grads["embeddings"], emb.weight.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_dense_on_a_transposed_sequence_view_equals_pytorch():
+    """Dense over a (B, T, H) view of a time-major array: one 2-D product, same numbers."""
+    rng = np.random.default_rng(3)
+    hs = rng.standard_normal((6, 4, 5))  # (T, B, H)
+    x = hs.transpose(1, 0, 2)  # (B, T, H), not contiguous
+    layer = Dense(3, dtype="float64")
+    layer.build((6, 5))
+    y, cache = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    dx, g = layer.backward(dy, cache)
+    lin = torch.nn.Linear(5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(layer.params["kernel"].T.copy()))
+        lin.bias.copy_(torch.from_numpy(layer.params["bias"]))
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    yt = lin(xt)
+    yt.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g["kernel"], lin.weight.grad.numpy().T, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g["bias"], lin.bias.grad.numpy(), rtol=1e-12, atol=1e-14)
