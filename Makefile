@@ -10,7 +10,7 @@ export KERAS_BACKEND := torch
 # forecasting demo ran 10x slower (15-20 s against 1.5-2 s) with bit-identical results.
 demo test slow: export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup demo test lint slow bench clean
+.PHONY: setup demo test lint slow bench bench-text clean
 
 setup: $(STAMP)
 
@@ -35,8 +35,21 @@ lint: setup
 slow: setup
 	$(BIN)/python -m pytest -q -m slow -p no:cacheprovider
 
+# Speed and memory side by side with PyTorch and onnxruntime (~10 minutes; README, docs/speed.md)
 bench: setup
-	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_speed.py --threads 1 --memory --first-call --json out/bench/speed_t1.json
+	$(BIN)/python benchmarks/bench_speed.py --threads 2 --json out/bench/speed_t2.json
+	$(BIN)/python benchmarks/bench_step_gemm.py
+	$(BIN)/python benchmarks/tbptt_memory.py --json out/bench/tbptt_memory.json
+
+# The text results of docs/text.md (about 1.5 hours on 2 cores)
+bench-text: setup
+	$(BIN)/python benchmarks/text_charlm.py --threads 1
+	$(BIN)/python benchmarks/text_charlm_torch.py --init out/bench/charlm_init.lstmkit --threads 1 \
+		--compare out/bench/charlm_lstmkit.json
+	$(BIN)/python benchmarks/text_charlm_torch.py --init out/bench/charlm_init.lstmkit --threads 1 --time-steps 300
+	$(BIN)/python benchmarks/text_charlm_torch.py --init out/bench/charlm_init.lstmkit --threads 2 --time-steps 300
+	$(BIN)/python benchmarks/text_classify.py --seeds 0,1,2
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

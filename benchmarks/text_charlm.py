@@ -57,6 +57,7 @@ def set_threads(n: int) -> None:
     """BLAS and numba thread pools read these once, at import: call before importing numpy."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = str(n)
+    os.environ["LSTMKIT_NUM_THREADS"] = str(n)  # lstmkit's own threads: the same count
 
 
 def main(argv=None):
