@@ -66,7 +66,9 @@ def test_lstm_beats_both_baselines_on_sunspots_test_part(demo):
     # the table agrees with the independent computation ...
     assert demo.table["naive"]["RMSE"] == pytest.approx(r_naive, rel=1e-12)
     assert demo.table["seasonal_naive(m=11)"]["RMSE"] == pytest.approx(r_snaive, rel=1e-12)
-    assert demo.table["lstm"]["RMSE"] == pytest.approx(r_lstm, rel=1e-9)
+    # (float32 model: a batch of windows and one window at a time take different kernels, so
+    # the two agree to float32 rounding, not bit for bit)
+    assert demo.table["lstm"]["RMSE"] == pytest.approx(r_lstm, rel=1e-6)
     # ... and the LSTM beats both baselines on the held-out test part
     assert r_lstm < r_snaive < r_naive, (r_lstm, r_snaive, r_naive)
 

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from ..lstm import LSTMCache
+from . import lstm_fm
 from .activations import one_, sigmoid_, tanh_
 from .common import (
     as_float,
@@ -211,6 +212,12 @@ def _loop_macs(T, B, H):
     return T * B * 4 * H * H  # the recurrent products, which the row threads share
 
 
+# Batches at least this wide take the feature-major kernels (:mod:`.lstm_fm`) when they run on
+# one thread: 1.2-2x faster from B = 2 on, 2-4x slower at B = 1, where OpenBLAS's gemm with a
+# single column is slower than the row-major product (measured at H = 16..256, T = 50).
+FM_MIN_BATCH = 2
+
+
 def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
     """Run the LSTM over ``x (T, B, D)``; returns ``(hs (T, B, H), (h_T, c_T), cache)``."""
     x, h0, c0, kernel, U, bias = _prepare(
@@ -219,6 +226,9 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
     dt = x.dtype
     T, B, _ = x.shape
     H = h0.shape[-1]
+    slices = split(B, _loop_macs(T, B, H))
+    if len(slices) == 1 and B >= FM_MIN_BATCH:
+        return lstm_fm.lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask)
     xw = np.empty((T, B, 4 * H), dtype=dt)
     input_projection(x, kernel, xw)  # x @ kernel for all steps at once: one GEMM (per thread)
     gates = np.empty((T, B, 4 * H), dtype=dt)
@@ -234,7 +244,7 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
             b0, b1, xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs
         )
 
-    in_parallel(split(B, _loop_macs(T, B, H)), loop, B * 4 * H * H)
+    in_parallel(slices, loop, B * 4 * H * H)
     cache = LSTMCache(x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
     h_T = hs[T - 1].copy() if T > 0 else h0
     return hs, (h_T, c[T]), cache
@@ -251,6 +261,8 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     dt = x.dtype
     T, B, _ = x.shape
     H = h0.shape[-1]
+    if B >= FM_MIN_BATCH:
+        return lstm_fm.lstm_infer_fm(x, h0, c0, kernel, U, bias, mask)
     xw = np.empty((T, B, 4 * H), dtype=dt)
     input_projection(x, kernel, xw)
     hs = np.empty((T, B, H), dtype=dt)
@@ -320,6 +332,9 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
     T, B, _ = x.shape
     H = c.shape[-1]
     check_shapes("lstm_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)), dc_T=(dc_T, (B, H)))
+    buffers = lstm_fm.buffers_of(cache)
+    if buffers is not None and buffers[1].dtype == dt:
+        return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers)
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
     gates, c, tanh_c, h_in = (as_float(a, dt) for a in (gates, c, tanh_c, h_in))
     dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, order="C")

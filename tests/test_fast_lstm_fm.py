@@ -1,0 +1,193 @@
+"""The feature-major LSTM kernels (``lstmkit.ops.fast.lstm_fm``) against the NumPy reference.
+
+``tests/test_fast_ops.py`` already runs them through ``lstmkit.ops.fast.lstm`` on small random
+configs (the dispatch picks them for every batch of 2 or more on one thread); here they are
+called directly, on the shapes where their layout matters (B = 1, odd B and H, masks that skip
+t = 0, recurrent dropout), and the dispatch itself is checked.
+
+Tolerances as in ``test_fast_ops.py``: float64 1e-12, float32 1e-6 plus twice the float32
+reference's own error (against the reference in float64), relative to the array's largest
+magnitude when that exceeds 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")  # an optional dependency, like the rest of the fast path
+
+from lstmkit.ops import lstm as ref
+from lstmkit.ops.fast import common, lstm_fm
+from lstmkit.ops.fast import lstm as fast
+
+SHAPES = [  # (T, B, D, H)
+    (1, 1, 1, 1),
+    (1, 2, 3, 1),
+    (6, 1, 4, 5),
+    (7, 3, 2, 9),
+    (12, 2, 5, 16),
+    (9, 33, 7, 13),
+    (20, 16, 8, 32),
+]
+MASKS = (None, "ragged", "holes")
+
+
+def problem(T, B, D, H, dtype, mask, rmask, seed=0):
+    rng = np.random.default_rng(seed)
+    s = 1.5 / np.sqrt(H)  # large enough that some gates saturate
+    args = {
+        "x": rng.standard_normal((T, B, D)),
+        "h0": 0.5 * rng.standard_normal((B, H)),
+        "c0": 0.5 * rng.standard_normal((B, H)),
+        "kernel": rng.uniform(-s, s, (D, 4 * H)),
+        "recurrent_kernel": rng.uniform(-s, s, (H, 4 * H)),
+        "bias": rng.uniform(-s, s, (4 * H,)),
+    }
+    args = {k: v.astype(dtype) for k, v in args.items()}
+    if mask == "ragged":  # post-padded, lengths 0..T (length 0 carries h0 and c0 throughout)
+        args["mask"] = np.arange(T)[:, None] < rng.integers(0, T + 1, B)[None]
+    elif mask == "holes":  # arbitrary skipped steps, t = 0 included
+        args["mask"] = rng.random((T, B)) < 0.6
+    if rmask:
+        args["recurrent_mask"] = ((rng.random((B, H)) < 0.7) / 0.7).astype(dtype)
+    upstream = [rng.standard_normal(s).astype(dtype) for s in ((T, B, H), (B, H), (B, H))]
+    return args, upstream
+
+
+def positional(args):
+    return [args[k] for k in ("x", "h0", "c0", "kernel", "recurrent_kernel", "bias")]
+
+
+def reference(args, upstream):
+    hs, (h_T, c_T), cache = ref.lstm_forward(**args)
+    grads = ref.lstm_backward(*upstream, cache)
+    return {"hs": hs, "h_T": h_T, "c_T": c_T, **grads}, cache
+
+
+def max_diff(a, b) -> float:
+    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max(initial=0))
+
+
+def tolerances(args, upstream, want):
+    """Per output: the bound of the module docstring."""
+    dtype = args["x"].dtype
+    if dtype == np.float64:
+        return dict.fromkeys(want, 1e-12)
+    wide = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in args.items()}
+    want64, _ = reference(wide, [u.astype(np.float64) for u in upstream])
+    tol = {}
+    for k in want:
+        scale = max(1.0, float(np.abs(want[k]).max(initial=0)))
+        tol[k] = 1e-6 + 2 * max_diff(want[k], want64[k]) / scale
+    return tol
+
+
+def assert_close(got, want, tol, what):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, what
+    assert got.dtype == want.dtype, what
+    scale = max(1.0, float(np.abs(want).max(initial=0)))
+    err = max_diff(got, want) / scale
+    assert err <= tol, f"{what}: scaled error {err:.3g} > {tol:.3g}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rmask", [False, True], ids=["", "rdrop"])
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize(("T", "B", "D", "H"), SHAPES)
+def test_training_kernels_match_reference(T, B, D, H, mask, rmask, dtype):
+    args, upstream = problem(T, B, D, H, dtype, mask, rmask)
+    want, ref_cache = reference(args, upstream)
+    tol = tolerances(args, upstream, want)
+    hs, (h_T, c_T), cache = lstm_fm.lstm_forward_fm(
+        *positional(args), args.get("mask"), args.get("recurrent_mask")
+    )
+    buffers = lstm_fm.buffers_of(cache)
+    assert buffers is not None
+    got = {"hs": hs, "h_T": h_T, "c_T": c_T}
+    got.update(lstm_fm.lstm_backward_fm(*upstream, cache, buffers))
+    assert set(got) == set(want)
+    for k in want:
+        assert_close(got[k], want[k], tol[k], k)
+    # The cache reads like the reference's (the reference backward consumes it) ...
+    assert type(cache) is type(ref_cache)
+    for field in ("gates", "c", "tanh_c", "h_in"):
+        assert_close(getattr(cache, field), getattr(ref_cache, field), max(tol.values()), field)
+    from_ref = ref.lstm_backward(*upstream, cache)
+    for k in from_ref:
+        assert_close(from_ref[k], want[k], tol[k], f"reference backward on the fm cache: {k}")
+    # ... and the fast backward takes either cache, the same numbers.
+    from_fast = fast.lstm_backward(*upstream, ref_cache)
+    for k in from_fast:
+        assert_close(from_fast[k], want[k], tol[k], f"row-major backward: {k}")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize(("T", "B", "D", "H"), SHAPES + [(30, 64, 16, 64)])
+def test_infer_matches_reference(T, B, D, H, mask, dtype, threads, monkeypatch):
+    monkeypatch.setattr(common, "PARALLEL_MIN_MACS", 0)  # split even tiny batches
+    common.set_num_threads(threads)
+    try:
+        args, upstream = problem(T, B, D, H, dtype, mask, False)
+        want, _ = reference(args, upstream)
+        tol = tolerances(args, upstream, want)
+        hs, (h_T, c_T) = lstm_fm.lstm_infer_fm(*positional(args), args.get("mask"))
+    finally:
+        common.set_num_threads(None)
+    for k, v in (("hs", hs), ("h_T", h_T), ("c_T", c_T)):
+        assert_close(v, want[k], tol[k], k)
+
+
+def test_dispatch_takes_feature_major_from_batch_2_on_one_thread(monkeypatch):
+    calls = []
+    for name in ("lstm_forward_fm", "lstm_backward_fm", "lstm_infer_fm"):
+        real = getattr(lstm_fm, name)
+        monkeypatch.setattr(
+            lstm_fm, name, lambda *a, _r=real, _n=name, **k: calls.append(_n) or _r(*a, **k)
+        )
+    for B, expected in ((1, []), (2, ["lstm_forward_fm", "lstm_backward_fm", "lstm_infer_fm"])):
+        calls.clear()
+        args, upstream = problem(5, B, 3, 4, np.float32, None, False)
+        _, _, cache = fast.lstm_forward(**args)
+        fast.lstm_backward(*upstream, cache)
+        fast.lstm_infer(*positional(args))
+        assert calls == expected, B
+
+
+def test_buffers_only_for_the_cache_they_belong_to():
+    args, upstream = problem(4, 3, 2, 5, np.float64, None, False)
+    _, _, cache = lstm_fm.lstm_forward_fm(*positional(args))
+    _, _, ref_cache = ref.lstm_forward(**args)
+    assert lstm_fm.buffers_of(cache) is not None
+    assert lstm_fm.buffers_of(ref_cache) is None
+    # a cache rebuilt around other arrays must not pick up these buffers
+    mixed = cache._replace(h_in=ref_cache.h_in.copy())
+    assert lstm_fm.buffers_of(mixed) is None
+    got = fast.lstm_backward(*upstream, mixed)  # the row-major backward, still right
+    want = ref.lstm_backward(*upstream, ref_cache)
+    for k in want:
+        assert_close(got[k], want[k], 1e-12, k)
+    # the registry forgets a cache once it is gone
+    n = len(lstm_fm._BUFFERS)
+    del cache, mixed
+    import gc
+
+    gc.collect()
+    assert len(lstm_fm._BUFFERS) == n - 1
+
+
+def test_empty_sequence():
+    args, _ = problem(1, 3, 2, 4, np.float32, None, False)
+    args["x"] = args["x"][:0]
+    hs, (h_T, c_T), cache = lstm_fm.lstm_forward_fm(*positional(args))
+    assert hs.shape == (0, 3, 4)
+    np.testing.assert_array_equal(h_T, args["h0"])
+    np.testing.assert_array_equal(c_T, args["c0"])
+    g = lstm_fm.lstm_backward_fm(None, None, None, cache, lstm_fm.buffers_of(cache))
+    assert g["x"].shape == (0, 3, 2) and not g["kernel"].any()
+    hs, (h_T, c_T) = lstm_fm.lstm_infer_fm(*positional(args))
+    assert hs.shape == (0, 3, 4)
+    np.testing.assert_array_equal(c_T, args["c0"])
