@@ -79,4 +79,6 @@ def gemm(addr, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, iw, fw):
     ip = iw.ctypes.data
     fp = fw.ctypes.data
     s = fw.itemsize
-    _call13(addr, ip, ip + 4, ip + 8, ip + 12, ip + 16, fp, b, ip + 20, a, ip + 24, fp + s, c, ip + 28)
+    _call13(
+        addr, ip, ip + 4, ip + 8, ip + 12, ip + 16, fp, b, ip + 20, a, ip + 24, fp + s, c, ip + 28
+    )
