@@ -92,16 +92,18 @@ def assert_close(got, want, tol, what):
     assert err <= tol, f"{what}: scaled error {err:.3g} > {tol:.3g}"
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rmask", [False, True], ids=["", "rdrop"])
 @pytest.mark.parametrize("mask", MASKS)
 @pytest.mark.parametrize(("T", "B", "D", "H"), SHAPES)
-def test_training_kernels_match_reference(T, B, D, H, mask, rmask, dtype):
+def test_training_kernels_match_reference(T, B, D, H, mask, rmask, dtype, threads):
+    """threads > 1: the units split into chunks, one per thread (as many as numba has)."""
     args, upstream = problem(T, B, D, H, dtype, mask, rmask)
     want, ref_cache = reference(args, upstream)
     tol = tolerances(args, upstream, want)
     hs, (h_T, c_T), cache = lstm_fm.lstm_forward_fm(
-        *positional(args), args.get("mask"), args.get("recurrent_mask")
+        *positional(args), args.get("mask"), args.get("recurrent_mask"), threads=threads
     )
     buffers = lstm_fm.buffers_of(cache)
     assert buffers is not None
@@ -155,6 +157,24 @@ def test_dispatch_takes_feature_major_from_batch_2_on_one_thread(monkeypatch):
         fast.lstm_backward(*upstream, cache)
         fast.lstm_infer(*positional(args))
         assert calls == expected, B
+
+
+def test_training_splits_units_over_threads_when_steps_are_big(monkeypatch):
+    seen = []
+    real = lstm_fm.lstm_forward_fm
+    monkeypatch.setattr(lstm_fm, "lstm_forward_fm", lambda *a: seen.append(a[-1]) or real(*a))
+    common.set_num_threads(2)
+    try:
+        for B, H, expected in ((16, 32, 1), (32, 128, 2)):
+            args, upstream = problem(3, B, 8, H, np.float32, None, False)
+            _, _, cache = fast.lstm_forward(**args)
+            want = ref.lstm_backward(*upstream, ref.lstm_forward(**args)[2])
+            got = fast.lstm_backward(*upstream, cache)
+            assert seen[-1] == expected and lstm_fm.buffers_of(cache)[-1] == expected
+            for k in want:
+                assert_close(got[k], want[k], 1e-5, k)
+    finally:
+        common.set_num_threads(None)
 
 
 def test_buffers_only_for_the_cache_they_belong_to():

@@ -20,11 +20,16 @@ from lstmkit.tasks import ADDING_BASELINE_MSE
 
 
 def test_adding_smoke_learns_well_below_the_mean_baseline():
-    cfg = lab.LabConfig(task="adding", length=20, budget=6400, check_every=3200, test_size=512)
+    # float64: 6400 sequences of float32 training are chaotic enough that the rounding order of
+    # the kernel in use moves the result (float32, seed 0: 0.0035 or 0.0086 depending on the
+    # kernel; float64: 0.0028 from either, to 10 digits)
+    cfg = lab.LabConfig(
+        task="adding", length=20, budget=6400, check_every=3200, test_size=512, dtype="float64"
+    )
     r = lab.run(cfg)
     assert r.baseline_loss == pytest.approx(ADDING_BASELINE_MSE)
     assert r.sequences == 6400 and len(r.curve) == 2
-    # predicting the mean scores 0.0396; measured 0.0039 with these settings and seed
+    # predicting the mean scores 0.0396; measured 0.0028 (220 of 512 wrong) with these settings
     assert r.test_loss < 0.25 * ADDING_BASELINE_MSE, r.summary()
     assert r.test_wrong < 0.8 * 512  # the mean alone gets ~84 % of sequences wrong
 

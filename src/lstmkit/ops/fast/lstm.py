@@ -212,10 +212,21 @@ def _loop_macs(T, B, H):
     return T * B * 4 * H * H  # the recurrent products, which the row threads share
 
 
-# Batches at least this wide take the feature-major kernels (:mod:`.lstm_fm`) when they run on
-# one thread: 1.2-2x faster from B = 2 on, 2-4x slower at B = 1, where OpenBLAS's gemm with a
-# single column is slower than the row-major product (measured at H = 16..256, T = 50).
+# Batches at least this wide take the feature-major kernels (:mod:`.lstm_fm`): on one thread
+# 1.2-2x faster from B = 2 on, 2-4x slower at B = 1, where OpenBLAS's gemm with a single column
+# is slower than the row-major product (measured at H = 16..256, T = 50).
 FM_MIN_BATCH = 2
+# Training splits the units of each step over threads (two meetings per step) when a step has at
+# least this many multiply-adds: at A (2.6e6) 2 threads take 13 ms against 20 ms on one, at D
+# (1e5) 5 ms against 2.6 ms.
+FM_PARALLEL_STEP_MACS = 2**19
+
+
+def _fm_threads(T, B, D, H):
+    step = B * 4 * H * (1 + D + H)
+    if step < FM_PARALLEL_STEP_MACS:
+        return 1
+    return len(split(H, T * step))
 
 
 def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
@@ -226,9 +237,10 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
     dt = x.dtype
     T, B, _ = x.shape
     H = h0.shape[-1]
+    if B >= FM_MIN_BATCH:
+        P = _fm_threads(T, B, kernel.shape[0], H)
+        return lstm_fm.lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, P)
     slices = split(B, _loop_macs(T, B, H))
-    if len(slices) == 1 and B >= FM_MIN_BATCH:
-        return lstm_fm.lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask)
     xw = np.empty((T, B, 4 * H), dtype=dt)
     input_projection(x, kernel, xw)  # x @ kernel for all steps at once: one GEMM (per thread)
     gates = np.empty((T, B, 4 * H), dtype=dt)
