@@ -341,7 +341,16 @@ def machine():
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform()}
+    from lstmkit.ops.fast.common import openblas_kernels
+
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        # which OpenBLAS kernels NumPy and SciPy (numba's BLAS) run, and whether they were forced
+        "openblas_kernels": openblas_kernels(),
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+    }
 
 
 def print_table(results, gemm):
@@ -410,6 +419,9 @@ def main(argv=None):
     if args.first_call:
         out["first_call"] = first_call()
     print_table(results, gemm)
+    print(
+        f"OpenBLAS kernels: {env['openblas_kernels']} (OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']})"
+    )
     misses = [
         f"{k} {n}: {results[n][k]:.2f} > {t}"
         for k, per in TARGETS.items()
