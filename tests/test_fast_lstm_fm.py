@@ -211,3 +211,38 @@ def test_empty_sequence():
     hs, (h_T, c_T) = lstm_fm.lstm_infer_fm(*positional(args))
     assert hs.shape == (0, 3, 4)
     np.testing.assert_array_equal(c_T, args["c0"])
+
+
+def test_workspace_reuses_a_buffer_only_once_nothing_refers_to_it():
+    shape = (64, 1024)  # 256 KiB: pooled
+    a = common.workspace(shape, np.float32)
+    view = a[3:].T
+    del a
+    b = common.workspace(shape, np.float32)
+    assert not np.shares_memory(b, view)  # a view keeps its buffer out of reuse
+    del view
+    c = common.workspace(shape, np.float32)  # a's buffer is free again (b is still held)
+    assert not np.shares_memory(c, b)
+    ptr = c.__array_interface__["data"][0]
+    del c
+    d = common.workspace(shape, np.float32)
+    assert d.__array_interface__["data"][0] == ptr
+
+
+def test_outputs_and_caches_survive_later_calls():
+    """Buffers are reused across calls: what an earlier call returned must not change."""
+    args, upstream = problem(30, 8, 16, 64, np.float64, None, False, seed=1)
+    other, _ = problem(30, 8, 16, 64, np.float64, None, False, seed=2)
+    hs, (h_T, c_T), cache = fast.lstm_forward(**args)
+    out_inf, _ = fast.lstm_infer(*positional(args))
+    kept = [np.array(a) for a in (hs, out_inf, cache.gates, cache.c, cache.tanh_c, cache.h_in)]
+    for _ in range(3):  # later calls of the same shapes, with other numbers
+        _, _, c2 = fast.lstm_forward(**other)
+        fast.lstm_backward(*upstream, c2)
+        fast.lstm_infer(*positional(other))
+    for a, b in zip(kept, (hs, out_inf, cache.gates, cache.c, cache.tanh_c, cache.h_in)):
+        np.testing.assert_array_equal(a, b)
+    got = fast.lstm_backward(*upstream, cache)
+    want = ref.lstm_backward(*upstream, ref.lstm_forward(**args)[2])
+    for k in want:
+        assert_close(got[k], want[k], 1e-12, k)

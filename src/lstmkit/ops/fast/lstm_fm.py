@@ -41,7 +41,7 @@ from numba import njit, prange
 from ..lstm import LSTMCache
 from .activations import one_, sigmoid_, tanh_
 from .blas import gemm, gemm_address, gemm_scratch
-from .common import in_parallel, split
+from .common import in_parallel, split, workspace
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -177,7 +177,7 @@ def _stacked_input(x, h0, rm):
     """``XH (T+1, 1+D+H, B)``: ones, x.T per step, and h_0 (after dropout) at t = 0."""
     T, B, D = x.shape
     H = h0.shape[1]
-    XH = np.empty((T + 1, 1 + D + H, B), dtype=x.dtype)
+    XH = workspace((T + 1, 1 + D + H, B), x.dtype)
     XH[:, 0] = 1
     XH[:T, 1 : 1 + D] = x.transpose(0, 2, 1)
     XH[T, 1 : 1 + D] = 0
@@ -198,11 +198,11 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     P = max(1, min(threads, H, numba.config.NUMBA_NUM_THREADS))
     rm = recurrent_mask
     XH = _stacked_input(x, h0, rm)
-    G = np.empty((T, 4 * H, B), dt)
-    C = np.empty((T + 1, H, B), dt)
+    G = workspace((T, 4 * H, B), dt)
+    C = workspace((T + 1, H, B), dt)
     C[0] = c0.T
-    TC = np.empty((T, H, B), dt)
-    HS = np.empty((T, H, B), dt)
+    TC = workspace((T, H, B), dt)
+    HS = workspace((T, H, B), dt)
     rmT = np.ones((1, 1), dt) if rm is None else np.ascontiguousarray(rm.T)
     m = np.ones((1, 1), np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
     h0T = np.ascontiguousarray(h0.T)
@@ -210,7 +210,7 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     WTp = (
         _stacked_weights_T(kernel, U, bias)[perm] if P > 1 else _stacked_weights_T(kernel, U, bias)
     )
-    Z = np.empty((P, 4 * int(np.diff(edges).max()), B), dt)
+    Z = workspace((P, 4 * int(np.diff(edges).max()), B), dt)
     run = _forward_parallel if P > 1 else _forward_serial
 
     def loop(_a, _b):
@@ -394,16 +394,20 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
     dh = np.zeros((H, B), dt) if dh_T is None else np.array(np.asarray(dh_T, dt).T, order="C")
     dc = np.zeros((H, B), dt) if dc_T is None else np.array(np.asarray(dc_T, dt).T, order="C")
     has_dhs = dhs is not None
-    dhs_ = np.ascontiguousarray(dhs, dt) if has_dhs else np.zeros((1, 1, 1), dt)
+    dhs_ = np.zeros((1, 1, 1), dt)
+    if has_dhs:
+        dhs_ = workspace((T, B, H), dt)
+        np.copyto(dhs_, dhs, casting="same_kind")
     rmT = np.ones((1, 1), dt) if rmask is None else np.ascontiguousarray(np.asarray(rmask, dt).T)
     m = np.ones((1, 1), np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
     edges, perm = _chunks(H, P)
     rows = np.array([round((D + H) * p / P) for p in range(P + 1)], np.int64)
     W = np.concatenate([kernel, U]).astype(dt, copy=False)
     Wp = np.ascontiguousarray(W[:, perm] if P > 1 else W)
-    DZ = np.empty((H4, B), dt)
-    DXH = np.empty((T, D + H, B), dt)
-    dWTp = np.zeros((H4, K), dt)
+    DZ = workspace((H4, B), dt)
+    DXH = workspace((T, D + H, B), dt)
+    dWTp = workspace((H4, K), dt)
+    dWTp.fill(0)
     keep_dh = np.empty((H, B), dt)
     keep_dc = np.empty((H, B), dt)
     run = _backward_parallel if P > 1 else _backward_serial
@@ -476,7 +480,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
     H = h0.shape[1]
     K = 1 + D + H
     WT = _stacked_weights_T(kernel, U, bias)
-    hs = np.empty((T, B, H), dt)
+    hs = workspace((T, B, H), dt)
     m = np.ones((1, 1), np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
     c_T = np.empty((B, H), dt)
     addr = gemm_address(dt)
