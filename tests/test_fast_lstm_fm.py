@@ -235,12 +235,13 @@ def test_outputs_and_caches_survive_later_calls():
     other, _ = problem(30, 8, 16, 64, np.float64, None, False, seed=2)
     hs, (h_T, c_T), cache = fast.lstm_forward(**args)
     out_inf, _ = fast.lstm_infer(*positional(args))
-    kept = [np.array(a) for a in (hs, out_inf, cache.gates, cache.c, cache.tanh_c, cache.h_in)]
+    live = (hs, h_T, c_T, out_inf, cache.gates, cache.c, cache.tanh_c, cache.h_in)
+    kept = [np.array(a) for a in live]
     for _ in range(3):  # later calls of the same shapes, with other numbers
         _, _, c2 = fast.lstm_forward(**other)
         fast.lstm_backward(*upstream, c2)
         fast.lstm_infer(*positional(other))
-    for a, b in zip(kept, (hs, out_inf, cache.gates, cache.c, cache.tanh_c, cache.h_in)):
+    for a, b in zip(kept, live):
         np.testing.assert_array_equal(a, b)
     got = fast.lstm_backward(*upstream, cache)
     want = ref.lstm_backward(*upstream, ref.lstm_forward(**args)[2])
