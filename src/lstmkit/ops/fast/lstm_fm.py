@@ -298,9 +298,11 @@ def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, h
         for j in range(j0, j1):
             for b in range(B):
                 dh[j, b] += dhs[t, b, j]
-    if has_mask:
-        keep_dh[j0:j1] = dh[j0:j1]
-        keep_dc[j0:j1] = dc[j0:j1]
+    if has_mask:  # (explicit loops: 2-D slice assignment triples this function's compile time)
+        for j in range(j0, j1):
+            for b in range(B):
+                keep_dh[j, b] = dh[j, b]
+                keep_dc[j, b] = dc[j, b]
     zo = 4 * j0 * B
     _cells_backward(G[t].ravel(), H * B, j0 * B, TC[t].ravel(), C[t].ravel(), dh.ravel(),
                     dc.ravel(), DZ.ravel(), zo, hu * B, hu * B)  # fmt: skip
@@ -330,11 +332,8 @@ def _backward_inputs(addr, t, r0, r1, Wp, DZ, DXH, dh, rm, has_rm, mask, has_mas
          DZ.ctypes.data, B, 0.0, out.ctypes.data + r0 * B * s, B, iw, fw)  # fmt: skip
     for r in range(max(r0, D), r1):
         j = r - D
-        if has_rm:
-            for b in range(B):
-                dh[j, b] = out[r, b] * rm[j, b]
-        else:
-            dh[j] = out[r]
+        for b in range(B):
+            dh[j, b] = out[r, b] * rm[j, b] if has_rm else out[r, b]
         if has_mask:
             for b in range(B):
                 if not mask[t, b]:
