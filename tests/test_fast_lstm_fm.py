@@ -131,6 +131,7 @@ def test_training_kernels_match_reference(T, B, D, H, mask, rmask, dtype, thread
 @pytest.mark.parametrize(("T", "B", "D", "H"), SHAPES + [(30, 64, 16, 64)])
 def test_infer_matches_reference(T, B, D, H, mask, dtype, threads, monkeypatch):
     monkeypatch.setattr(common, "PARALLEL_MIN_MACS", 0)  # split even tiny batches
+    monkeypatch.setattr(lstm_fm, "PARALLEL_STEP_MACS", 0)
     common.set_num_threads(threads)
     try:
         args, upstream = problem(T, B, D, H, dtype, mask, False)
@@ -247,3 +248,16 @@ def test_outputs_and_caches_survive_later_calls():
     want = ref.lstm_backward(*upstream, ref.lstm_forward(**args)[2])
     for k in want:
         assert_close(got[k], want[k], 1e-12, k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize(("T", "D", "H"), [(1, 1, 1), (9, 8, 64), (25, 3, 17)])
+def test_single_row_inference_matches_reference(T, D, H, mask, dtype):
+    """B = 1 takes the BLAS-free row kernel of ``lstmkit.ops.fast.lstm`` instead."""
+    args, upstream = problem(T, 1, D, H, dtype, mask, False, seed=3)
+    want, _ = reference(args, upstream)
+    tol = tolerances(args, upstream, want)
+    hs, (h_T, c_T) = fast.lstm_infer(*positional(args), args.get("mask"))
+    for k, v in (("hs", hs), ("h_T", h_T), ("c_T", c_T)):
+        assert_close(v, want[k], tol[k], k)
