@@ -7,19 +7,19 @@ NumPy reference :mod:`lstmkit.ops.lstm`, so either backward consumes either forw
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh(c_t)
 
-What makes it fast (measured in ``benchmarks/bench_ops.py``):
+Which kernel runs (measured in ``benchmarks/bench_speed.py``, see ``docs/speed.md``):
 
-- the input projection ``x @ kernel`` and the weight gradients ``dz @ kernel.T``, ``x.T @ dz``,
-  ``h_in.T @ dz`` are big GEMMs outside the loop, as in the reference;
-- inside the loop only ``h_in @ recurrent_kernel`` (forward) and ``dz @ recurrent_kernel.T``
-  (backward) call BLAS (numba's ``np.dot``), writing straight into the preallocated ``gates[t]``
-  and ``dh`` buffers;
-- the bias add, the gate non-linearities, the cell update and the mask handling are one fused,
-  vectorised pass over each row; float32 uses the rational tanh of :mod:`.activations` (accurate
-  to float32 rounding), float64 the exact one;
-- nothing is allocated inside the loop;
-- batch rows never interact, so with several threads each runs the whole loop for its slice of
-  the batch, with no synchronisation per step (:mod:`.common`).
+- batches of 2 or more: the feature-major kernels of :mod:`.lstm_fm` (state as ``(H, B)``
+  columns, one BLAS call per step, units split over threads for training, batch slices for
+  inference);
+- B = 1, training: the row-major kernels below (``h @ U`` per step through numba's ``np.dot``
+  into preallocated buffers, the input projection and the weight gradients as big GEMMs outside
+  the loop, bias, gates, cell update and masks fused in one vectorised pass per row);
+- B = 1, inference: :func:`_lstm_infer_rows`, no BLAS at all (its fixed cost is most of a step);
+- the streaming step: one compiled call with both products and the gates.
+
+Nothing is allocated inside the loops; float32 uses the rational tanh of :mod:`.activations`
+(accurate to float32 rounding), float64 the exact one.
 """
 
 from __future__ import annotations
