@@ -300,10 +300,11 @@ def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, h
     H = H4 // 4
     K = XH.shape[1]
     hu = j1 - j0
-    if has_dhs:
-        for j in range(j0, j1):
-            for b in range(B):
-                dh[j, b] += dhs[t, b, j]
+    if has_dhs:  # dhs (T, H, B), feature-major like dh: one flat, vectorised add
+        src = dhs[t].ravel()[j0 * B : j1 * B]
+        dst = dh.ravel()[j0 * B : j1 * B]
+        for k in range(hu * B):
+            dst[k] += src[k]
     if has_mask:  # (explicit loops: 2-D slice assignment triples this function's compile time)
         for j in range(j0, j1):
             for b in range(B):
@@ -362,7 +363,8 @@ def _backward_serial(addr, edges, rows, Wp, XH, G, C, TC, dhs, has_dhs, dh, dc, 
 def _backward_parallel(addr, edges, rows, Wp, XH, G, C, TC, dhs, has_dhs, dh, dc, rm, has_rm,
                        mask, has_mask, DZ, DXH, dWTp, keep_dh, keep_dc):  # fmt: skip
     """BPTT, from the last step: ``dh, dc (H, B)`` hold dL/dh_T, dL/dc_T on entry and dL/dh_0,
-    dL/dc_0 on exit; fills ``DXH (T, D+H, B)`` and accumulates ``dWTp`` (chunk-major rows of
+    dL/dc_0 on exit; ``dhs (T, H, B)``: upstream gradients of every h_t, feature-major; fills
+    ``DXH (T, D+H, B)`` and accumulates ``dWTp`` (chunk-major rows of
     [d bias | d kernel.T | d recurrent_kernel.T], zero on entry). Thread p: the gate rows of
     unit chunk ``edges[p]:edges[p+1]``, then rows ``rows[p]:rows[p+1]`` of ``W @ dz``."""
     P = edges.shape[0] - 1
@@ -401,8 +403,8 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
     has_dhs = dhs is not None
     dhs_ = np.zeros((1, 1, 1), dt)
     if has_dhs:
-        dhs_ = workspace((T, B, H), dt)
-        np.copyto(dhs_, dhs, casting="same_kind")
+        dhs_ = workspace((T, H, B), dt)  # feature-major, transposed once here
+        np.copyto(dhs_, np.asarray(dhs).transpose(0, 2, 1), casting="same_kind")
     rmT = np.ones((1, 1), dt) if rmask is None else np.ascontiguousarray(np.asarray(rmask, dt).T)
     m = np.ones((1, 1), np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
     edges, perm = _chunks(H, P)
