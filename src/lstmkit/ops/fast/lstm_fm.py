@@ -24,10 +24,10 @@ The cache holds ``(T, B, ...)`` *views* of the feature-major buffers, so readers
 backward, :mod:`lstmkit.inspect`) see the usual layout; :func:`lstm_backward_fm` finds the
 buffers behind a cache this module made through a registry keyed on the cache's arrays.
 
-Training runs one thread per call (the buffers must be contiguous per step, which a batch-column
-split is not); :mod:`.lstm` uses these kernels when its row-split would run one slice anyway and
-keeps the row-major kernels for several threads. Inference has no cache, so each thread gets its
-own contiguous buffers for its batch slice.
+Threads: training splits each step's hidden units among them (see "forward" below: they meet
+once per step forward, twice in BPTT); inference has no cache, so each thread takes a batch
+slice with its own contiguous buffers and never waits on another. Large buffers come from
+:func:`.common.workspace` and are reused across calls once nothing refers to them.
 """
 
 from __future__ import annotations
