@@ -108,21 +108,26 @@ def get_num_threads() -> int:
     return _CPUS
 
 
+def _openblas_paths() -> list[str]:
+    """Files of every OpenBLAS this process has loaded (Linux; empty elsewhere), SciPy's (the one
+    numba calls) loaded first."""
+    import scipy.linalg.cython_blas  # noqa: F401  loads SciPy's library
+
+    try:
+        with open("/proc/self/maps") as fh:
+            return sorted({ln.split()[-1] for ln in fh if "openblas" in ln and ".so" in ln})
+    except OSError:
+        return []
+
+
 def _openblas_local_setters():
     """``openblas_set_num_threads_local`` of every OpenBLAS loaded (NumPy's and SciPy's); empty
     when they are other BLAS libraries or OpenBLAS older than 0.3.27 (then BLAS keeps its own
     threads: slower under load, still correct)."""
     import ctypes
 
-    import scipy.linalg.cython_blas  # noqa: F401  loads SciPy's library (numba calls it)
-
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted({ln.split()[-1] for ln in fh if "openblas" in ln and ".so" in ln})
-    except OSError:
-        return []
     setters = []
-    for path in paths:
+    for path in _openblas_paths():
         fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
         if fn is not None:
             fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
@@ -138,15 +143,8 @@ def openblas_kernels() -> dict[str, str]:
     overrides OpenBLAS's choice."""
     import ctypes
 
-    import scipy.linalg.cython_blas  # noqa: F401  loads SciPy's library (numba calls it)
-
     out = {}
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted({ln.split()[-1] for ln in fh if "openblas" in ln and ".so" in ln})
-    except OSError:
-        return out
-    for path in paths:
+    for path in _openblas_paths():
         lib = ctypes.CDLL(path)
         for sym in ("scipy_openblas_get_corename", "scipy_openblas_get_corename64_",
                     "openblas_get_corename", "openblas_get_corename64_"):  # fmt: skip

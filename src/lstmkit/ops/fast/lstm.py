@@ -366,7 +366,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
     H = c.shape[-1]
     check_shapes("lstm_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)), dc_T=(dc_T, (B, H)))
     buffers = lstm_fm.buffers_of(cache)
-    if buffers is not None and buffers[1].dtype == dt:
+    if buffers is not None:
         return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers)
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
     gates, c, tanh_c, h_in = (as_float(a, dt) for a in (gates, c, tanh_c, h_in))

@@ -41,7 +41,7 @@ from numba import njit, prange
 from ..lstm import LSTMCache
 from .activations import one_, sigmoid_, tanh_
 from .blas import gemm, gemm_address, gemm_scratch
-from .common import in_parallel, split, workspace
+from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -209,20 +209,18 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     C[0] = c0.T
     TC = workspace((T, H, B), dt)
     HS = workspace((T, H, B), dt)
-    rmT = np.ones((1, 1), dt) if rm is None else np.ascontiguousarray(rm.T)
-    m = np.ones((1, 1), np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
+    rmT, has_rm = float_or_dummy(None if rm is None else rm.T, dt)
+    m, has_m = bool_or_dummy(mask)
     h0T = np.ascontiguousarray(h0.T)
     edges, perm = _chunks(H, P)
-    WTp = (
-        _stacked_weights_T(kernel, U, bias)[perm] if P > 1 else _stacked_weights_T(kernel, U, bias)
-    )
+    WT = _stacked_weights_T(kernel, U, bias)
+    WTp = WT[perm] if P > 1 else WT  # chunk-major rows for several threads
     Z = workspace((P, 4 * int(np.diff(edges).max()), B), dt)
     run = _forward_parallel if P > 1 else _forward_serial
 
     def loop(_a, _b):
         with _numba_threads(P):
-            run(gemm_address(dt), edges, WTp, XH, Z, G, C, TC, HS, h0T, rmT, rm is not None, m,
-                mask is not None)  # fmt: skip
+            run(gemm_address(dt), edges, WTp, XH, Z, G, C, TC, HS, h0T, rmT, has_rm, m, has_m)
 
     in_parallel([(0, B)], loop, B * 4 * H * (1 + D + H))  # single-threaded BLAS when it matters
     gates = G.transpose(0, 2, 1)
@@ -405,8 +403,8 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
     if has_dhs:
         dhs_ = workspace((T, H, B), dt)  # feature-major, transposed once here
         np.copyto(dhs_, np.asarray(dhs).transpose(0, 2, 1), casting="same_kind")
-    rmT = np.ones((1, 1), dt) if rmask is None else np.ascontiguousarray(np.asarray(rmask, dt).T)
-    m = np.ones((1, 1), np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
+    rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
+    m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
     rows = np.array([round((D + H) * p / P) for p in range(P + 1)], np.int64)
     W = np.concatenate([kernel, U]).astype(dt, copy=False)
@@ -422,7 +420,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
     def loop(_a, _b):
         with _numba_threads(P):
             run(gemm_address(dt), edges, rows, Wp, XH, G, C, TC, dhs_, has_dhs, dh, dc, rmT,
-                rmask is not None, m, mask is not None, DZ, DXH, dWTp, keep_dh, keep_dc)  # fmt: skip
+                has_rm, m, has_m, DZ, DXH, dWTp, keep_dh, keep_dc)  # fmt: skip
 
     in_parallel([(0, B)], loop, B * H4 * K)
     dWT = np.empty_like(dWTp)
@@ -488,14 +486,14 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
     K = 1 + D + H
     WT = _stacked_weights_T(kernel, U, bias)
     hs = workspace((T, B, H), dt)
-    m = np.ones((1, 1), np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
+    m, has_m = bool_or_dummy(mask)
     c_T = np.empty((B, H), dt)
     addr = gemm_address(dt)
 
     def loop(b0, b1):
         nb = b1 - b0
         Cb = np.empty((2, H, nb), dt)
-        _infer_loop(addr, b0, b1, WT, x, h0, c0, m, mask is not None, np.empty((2, K, nb), dt),
+        _infer_loop(addr, b0, b1, WT, x, h0, c0, m, has_m, np.empty((2, K, nb), dt),
                     np.empty((4 * H, nb), dt), Cb, hs)  # fmt: skip
         c_T[b0:b1] = Cb[T % 2].T
 
