@@ -64,11 +64,12 @@ PARALLEL_STEP_MACS = 2**19
 
 
 @njit(**_JIT)
-def _cells_forward(z, zs, g, gs, o, cp, cn, tc, hs, xh, xo, m):
+def _cells_forward(z, zs, g, gs, o, cp, cn, tc, xh, xo, m):
     """One chunk's pointwise pass, flat over its m = units * B values. ``z``: the chunk's
     pre-activations, gate blocks ``zs`` apart; ``g``: the step's activations (gate blocks ``gs``
-    apart); ``cp, cn, tc, hs``: c_{t-1}, c_t, tanh(c_t), h_t of the step; ``xh``: the next step's
-    stacked input, its h rows from ``xo`` on. ``o``: the chunk's offset in every (H, B) block."""
+    apart); ``cp, cn, tc``: c_{t-1}, c_t, tanh(c_t) of the step; h_t goes to ``xh``, the next
+    step's stacked input, its h rows from ``xo`` on. ``o``: the chunk's offset in every (H, B)
+    block."""
     # Slices first: with every index an offset into the same loop the vectoriser gives up
     # (measured 80 vs 11.5 us per step at H=128, B=32).
     zi, zf, zg, zo = z[:m], z[zs : zs + m], z[2 * zs : 2 * zs + m], z[3 * zs : 3 * zs + m]
@@ -78,13 +79,7 @@ def _cells_forward(z, zs, g, gs, o, cp, cn, tc, hs, xh, xo, m):
         g[o + 2 * gs : o + 2 * gs + m],
         g[o + 3 * gs : o + 3 * gs + m],
     )
-    cp, cn, tc, hs, xh = (
-        cp[o : o + m],
-        cn[o : o + m],
-        tc[o : o + m],
-        hs[o : o + m],
-        xh[xo + o : xo + o + m],
-    )
+    cp, cn, tc, xh = cp[o : o + m], cn[o : o + m], tc[o : o + m], xh[xo + o : xo + o + m]
     for k in range(m):
         i = sigmoid_(zi[k])
         f = sigmoid_(zf[k])
@@ -98,9 +93,7 @@ def _cells_forward(z, zs, g, gs, o, cp, cn, tc, hs, xh, xo, m):
         t = tanh_(c)
         cn[k] = c
         tc[k] = t
-        h = b * t
-        hs[k] = h
-        xh[k] = h
+        xh[k] = b * t
 
 
 @njit(**_JIT)
@@ -117,10 +110,11 @@ def _cells_infer(z, cp, cn, xh_next, n):
 
 
 @njit(**_JIT)
-def _forward_chunk(addr, t, j0, j1, WTp, XH, Z, G, C, TC, HS, h0T, rm, has_rm, mask, has_mask,
+def _forward_chunk(addr, t, j0, j1, WTp, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask,
                    iw, fw):  # fmt: skip
     """Units j0:j1 of step t: their gate rows of ``W.T @ xh_t`` into ``Z``, then the pointwise
-    pass, masked columns carried over, recurrent dropout on the h fed to the next step."""
+    pass, masked columns carried over, h_t into ``out (B, T, H)`` (the layer's output layout),
+    and recurrent dropout on the h fed to the next step."""
     _, H4, B = G.shape
     H = H4 // 4
     K = XH.shape[1]
@@ -130,14 +124,17 @@ def _forward_chunk(addr, t, j0, j1, WTp, XH, Z, G, C, TC, HS, h0T, rm, has_rm, m
     gemm(addr, False, False, 4 * hu, B, K, 1.0, WTp.ctypes.data + 4 * j0 * K * WTp.itemsize, K,
          xh.ctypes.data, B, 0.0, Z.ctypes.data, B, iw, fw)  # fmt: skip
     _cells_forward(Z.ravel(), hu * B, G[t].ravel(), H * B, j0 * B, C[t].ravel(), C[t + 1].ravel(),
-                   TC[t].ravel(), HS[t].ravel(), nx.ravel(), r0 * B, hu * B)  # fmt: skip
+                   TC[t].ravel(), nx.ravel(), r0 * B, hu * B)  # fmt: skip
     if has_mask:  # a skipped step carries h and c over unchanged
         for b in range(B):
             if not mask[t, b]:
                 for j in range(j0, j1):
                     C[t + 1, j, b] = C[t, j, b]
-                    HS[t, j, b] = h0T[j, b] if t == 0 else HS[t - 1, j, b]
-                    nx[r0 + j, b] = HS[t, j, b]
+                    nx[r0 + j, b] = h0[b, j] if t == 0 else out[b, t - 1, j]
+    for b in range(B):  # (H, B) -> (B, H): strided reads, contiguous writes, ~1 us at (128, 32)
+        row = out[b, t]
+        for j in range(j0, j1):
+            row[j] = nx[r0 + j, b]
     if has_rm:
         for j in range(j0, j1):
             for b in range(B):
@@ -145,23 +142,23 @@ def _forward_chunk(addr, t, j0, j1, WTp, XH, Z, G, C, TC, HS, h0T, rm, has_rm, m
 
 
 @njit(**_JIT)
-def _forward_serial(addr, edges, WTp, XH, Z, G, C, TC, HS, h0T, rm, has_rm, mask, has_mask):
+def _forward_serial(addr, edges, WTp, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask):
     """The whole forward pass on this thread (``edges`` = [0, H])."""
     iw, fw = gemm_scratch(G)
     for t in range(G.shape[0]):
-        _forward_chunk(addr, t, 0, edges[1], WTp, XH, Z[0], G, C, TC, HS, h0T, rm, has_rm, mask,
+        _forward_chunk(addr, t, 0, edges[1], WTp, XH, Z[0], G, C, TC, out, h0, rm, has_rm, mask,
                        has_mask, iw, fw)  # fmt: skip
 
 
 @njit(parallel=True, **_JIT)
-def _forward_parallel(addr, edges, WTp, XH, Z, G, C, TC, HS, h0T, rm, has_rm, mask, has_mask):
+def _forward_parallel(addr, edges, WTp, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask):
     """The whole forward pass, unit chunk p = edges[p]:edges[p+1] on thread p, all in step."""
     P = edges.shape[0] - 1
     iw = np.zeros((P, 8), np.int32)
     fw = np.zeros((P, 2), G.dtype)
     for t in range(G.shape[0]):
         for p in prange(P):
-            _forward_chunk(addr, t, edges[p], edges[p + 1], WTp, XH, Z[p], G, C, TC, HS, h0T, rm,
+            _forward_chunk(addr, t, edges[p], edges[p + 1], WTp, XH, Z[p], G, C, TC, out, h0, rm,
                            has_rm, mask, has_mask, iw[p], fw[p])  # fmt: skip
 
 
@@ -208,10 +205,10 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     C = workspace((T + 1, H, B), dt)
     C[0] = c0.T
     TC = workspace((T, H, B), dt)
-    HS = workspace((T, H, B), dt)
+    out = workspace((B, T, H), dt)  # h_t in the layout the layer returns
     rmT, has_rm = float_or_dummy(None if rm is None else rm.T, dt)
     m, has_m = bool_or_dummy(mask)
-    h0T = np.ascontiguousarray(h0.T)
+    h0 = np.ascontiguousarray(h0)
     edges, perm = _chunks(H, P)
     WT = _stacked_weights_T(kernel, U, bias)
     WTp = WT[perm] if P > 1 else WT  # chunk-major rows for several threads
@@ -220,7 +217,7 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
 
     def loop(_a, _b):
         with _numba_threads(P):
-            run(gemm_address(dt), edges, WTp, XH, Z, G, C, TC, HS, h0T, rmT, has_rm, m, has_m)
+            run(gemm_address(dt), edges, WTp, XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m)
 
     in_parallel([(0, B)], loop, B * 4 * H * (1 + D + H))  # single-threaded BLAS when it matters
     gates = G.transpose(0, 2, 1)
@@ -232,9 +229,8 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     key = id(gates)
     _BUFFERS[key] = (weakref.ref(gates), weakref.ref(h_in), XH, G, C, TC, P)
     weakref.finalize(gates, _BUFFERS.pop, key, None)
-    hs = HS.transpose(0, 2, 1)
-    h_T = np.ascontiguousarray(HS[T - 1].T) if T > 0 else h0
-    return hs, (h_T, np.ascontiguousarray(C[T].T)), cache
+    h_T = out[:, T - 1].copy() if T > 0 else h0
+    return out.transpose(1, 0, 2), (h_T, np.ascontiguousarray(C[T].T)), cache
 
 
 class _numba_threads:
@@ -298,11 +294,10 @@ def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, h
     H = H4 // 4
     K = XH.shape[1]
     hu = j1 - j0
-    if has_dhs:  # dhs (T, H, B), feature-major like dh: one flat, vectorised add
-        src = dhs[t].ravel()[j0 * B : j1 * B]
-        dst = dh.ravel()[j0 * B : j1 * B]
-        for k in range(hu * B):
-            dst[k] += src[k]
+    if has_dhs:  # dhs (B, T, H), the layer's layout: strided adds, ~1 us at (128, 32)
+        for j in range(j0, j1):
+            for b in range(B):
+                dh[j, b] += dhs[b, t, j]
     if has_mask:  # (explicit loops: 2-D slice assignment triples this function's compile time)
         for j in range(j0, j1):
             for b in range(B):
@@ -361,7 +356,7 @@ def _backward_serial(addr, edges, rows, Wp, XH, G, C, TC, dhs, has_dhs, dh, dc, 
 def _backward_parallel(addr, edges, rows, Wp, XH, G, C, TC, dhs, has_dhs, dh, dc, rm, has_rm,
                        mask, has_mask, DZ, DXH, dWTp, keep_dh, keep_dc):  # fmt: skip
     """BPTT, from the last step: ``dh, dc (H, B)`` hold dL/dh_T, dL/dc_T on entry and dL/dh_0,
-    dL/dc_0 on exit; ``dhs (T, H, B)``: upstream gradients of every h_t, feature-major; fills
+    dL/dc_0 on exit; ``dhs (B, T, H)``: upstream gradients of every h_t; fills
     ``DXH (T, D+H, B)`` and accumulates ``dWTp`` (chunk-major rows of
     [d bias | d kernel.T | d recurrent_kernel.T], zero on entry). Thread p: the gate rows of
     unit chunk ``edges[p]:edges[p+1]``, then rows ``rows[p]:rows[p+1]`` of ``W @ dz``."""
@@ -400,9 +395,8 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
     dc = np.zeros((H, B), dt) if dc_T is None else np.array(np.asarray(dc_T, dt).T, order="C")
     has_dhs = dhs is not None
     dhs_ = np.zeros((1, 1, 1), dt)
-    if has_dhs:
-        dhs_ = workspace((T, H, B), dt)  # feature-major, transposed once here
-        np.copyto(dhs_, np.asarray(dhs).transpose(0, 2, 1), casting="same_kind")
+    if has_dhs:  # (B, T, H): a view when it comes from the layer's (B, T, H) gradient
+        dhs_ = np.ascontiguousarray(np.asarray(dhs).transpose(1, 0, 2), dt)
     rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
@@ -439,9 +433,9 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
 
 
 @njit(**_JIT)
-def _infer_loop(addr, b0, b1, WT, x, h0, c0, mask, has_mask, XH, Z, Cb, hs):
+def _infer_loop(addr, b0, b1, WT, x, h0, c0, mask, has_mask, XH, Z, Cb, out):
     """Rows b0:b1 of inference. ``XH (2, 1+D+H, nb)``, ``Z (4H, nb)``, ``Cb (2, H, nb)``: this
-    slice's own scratch (contiguous per step); writes ``hs[:, b0:b1]``. On exit c_T is
+    slice's own scratch (contiguous per step); writes ``out[b0:b1] (B, T, H)``. On exit c_T is
     ``Cb[T % 2]`` (feature-major)."""
     T, _, D = x.shape
     H = h0.shape[1]
@@ -474,7 +468,7 @@ def _infer_loop(addr, b0, b1, WT, x, h0, c0, mask, has_mask, XH, Z, Cb, hs):
                         nx[r0 + j, b] = xh[r0 + j, b]
         for b in range(nb):
             for j in range(H):
-                hs[t, b0 + b, j] = nx[r0 + j, b]
+                out[b0 + b, t, j] = nx[r0 + j, b]
 
 
 def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
@@ -485,7 +479,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
     H = h0.shape[1]
     K = 1 + D + H
     WT = _stacked_weights_T(kernel, U, bias)
-    hs = workspace((T, B, H), dt)
+    out = workspace((B, T, H), dt)  # the layer's layout
     m, has_m = bool_or_dummy(mask)
     c_T = np.empty((B, H), dt)
     addr = gemm_address(dt)
@@ -494,11 +488,11 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
         nb = b1 - b0
         Cb = np.empty((2, H, nb), dt)
         _infer_loop(addr, b0, b1, WT, x, h0, c0, m, has_m, np.empty((2, K, nb), dt),
-                    np.empty((4 * H, nb), dt), Cb, hs)  # fmt: skip
+                    np.empty((4 * H, nb), dt), Cb, out)  # fmt: skip
         c_T[b0:b1] = Cb[T % 2].T
 
     slices = split(B, T * B * 4 * H * K) if B * 4 * H * K >= PARALLEL_STEP_MACS else [(0, B)]
     in_parallel(slices, loop, B * 4 * H * K)
     if T == 0:
-        return hs, (h0, c0)
-    return hs, (hs[T - 1].copy(), c_T)
+        return out.transpose(1, 0, 2), (h0, c0)
+    return out.transpose(1, 0, 2), (out[:, T - 1].copy(), c_T)
