@@ -218,8 +218,11 @@ def _lstm_infer_rows(x, h0, c0, kernel, U, bias, mask, has_mask, z, h, c, hs):
 
 
 def _prepare(fn, x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
-    """Check shapes (the compiled loops do not) and cast to one C-contiguous float type."""
-    x = as_float(x)
+    """Check shapes (the compiled loops do not) and cast to one float type, C-contiguous but
+    for ``x``, which the feature-major kernels read in either layout (the layer passes a
+    ``(T, B, D)`` view of its ``(B, T, D)`` input)."""
+    x = np.asarray(x)
+    x = x.astype(x.dtype if x.dtype in (np.float32, np.float64) else np.float64, copy=False)
     dt = x.dtype
     if x.ndim != 3:
         raise ValueError(f"{fn}: argument 'x' must have shape (T, B, D); got {x.shape}")
@@ -267,6 +270,7 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
     if B >= FM_MIN_BATCH:
         P = _fm_threads(T, B, kernel.shape[0], H)
         return lstm_fm.lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, P)
+    x = np.ascontiguousarray(x)
     slices = split(B, _loop_macs(T, B, H))
     xw = np.empty((T, B, 4 * H), dtype=dt)
     input_projection(x, kernel, xw)  # x @ kernel for all steps at once: one GEMM (per thread)
@@ -302,6 +306,7 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     H = h0.shape[-1]
     if B >= FM_MIN_BATCH:
         return lstm_fm.lstm_infer_fm(x, h0, c0, kernel, U, bias, mask)
+    x = np.ascontiguousarray(x)
     hs = np.empty((T, B, H), dtype=dt)
     m, has_m = bool_or_dummy(mask)
     z = np.empty(4 * H, dt)
