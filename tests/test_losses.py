@@ -53,6 +53,10 @@ def _check(loss, torch_fn, y_true, y_pred, rtol=1e-12, atol=1e-15):
     assert grad.shape == np.shape(y_pred) and grad.dtype == np.float64
     assert value == pytest.approx(t_value, rel=rtol, abs=atol)
     np.testing.assert_allclose(grad, t_grad, rtol=rtol, atol=atol)
+    fused_value, fused_grad = loss.value_and_grad(y_true, y_pred)  # what training calls
+    assert isinstance(fused_value, float) and fused_grad.dtype == np.float64
+    assert fused_value == pytest.approx(t_value, rel=rtol, abs=atol)
+    np.testing.assert_allclose(fused_grad, t_grad, rtol=rtol, atol=atol)
 
 
 def _regression(shape, seed):
@@ -197,6 +201,16 @@ def test_missing_trailing_axis_and_float32():
     g32 = mse.grad(y_true.astype(np.float32), y_pred.astype(np.float32))
     assert g32.dtype == np.float32
     np.testing.assert_allclose(g32, mse.grad(y_true, y_pred), rtol=1e-5)
+    v32, fused32 = mse.value_and_grad(y_true.astype(np.float32), y_pred.astype(np.float32))
+    assert fused32.dtype == np.float32 and fused32.shape == (4, 6, 1)
+    assert v32 == pytest.approx(mse(y_true, y_pred), rel=1e-6)
+    np.testing.assert_allclose(fused32, mse.grad(y_true, y_pred), rtol=1e-5)
+    scce = SparseCategoricalCrossentropy(from_logits=True)
+    labels, logits = rng.integers(0, 5, size=(3, 4)), 3 * rng.normal(size=(3, 4, 5))
+    v32, fused32 = scce.value_and_grad(labels, logits.astype(np.float32))
+    assert fused32.dtype == np.float32
+    assert v32 == pytest.approx(scce(labels, logits), rel=1e-6)
+    np.testing.assert_allclose(fused32, scce.grad(labels, logits), rtol=1e-5, atol=1e-8)
     bce = BinaryCrossentropy(from_logits=True)
     assert bce.grad(np.ones(3, np.float32), np.full(3, 1e4, np.float32)).dtype == np.float32
 

@@ -72,6 +72,8 @@ class Loss:
         return dvalues / dvalues.dtype.type(n)
 
     def value_and_grad(self, y_true, y_pred, sample_weight=None):
+        """``(self(...), self.grad(...))``; subclasses fuse the two where it saves passes over
+        the data (training calls this once per step)."""
         return self(y_true, y_pred, sample_weight), self.grad(y_true, y_pred, sample_weight)
 
     # -- helpers shared by the subclasses
@@ -152,6 +154,15 @@ class MeanSquaredError(_Elementwise):
 
     def _de(self, t, y):
         return 2 * (y - t)
+
+    def value_and_grad(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            return super().value_and_grad(y_true, y_pred, sample_weight)
+        y_true, y_pred = self._prepare(y_true, y_pred)
+        d = y_pred - y_true  # the mean over features, then over samples: sum(d^2) / d.size
+        value = float(np.sum(d * d) / d.size)
+        d *= d.dtype.type(2 / d.size)
+        return value, d
 
 
 class MeanAbsoluteError(_Elementwise):
@@ -252,6 +263,30 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     sparse = True
 
     def _prepare(self, y_true, y_pred):
+        labels, y_pred = self._labels(y_true, y_pred)
+        one_hot = (labels[..., None] == np.arange(y_pred.shape[-1])).astype(y_pred.dtype)
+        return one_hot, y_pred
+
+    def value_and_grad(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None or not self.from_logits:
+            return super().value_and_grad(y_true, y_pred, sample_weight)
+        labels, y = self._labels(y_true, y_pred)
+        # log p_label = z_label - max - log(sum(exp(z - max))); dl/dz = softmax(z) - onehot
+        shifted = y - y.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        s = e.sum(axis=-1, keepdims=True)
+        picked = np.take_along_axis(shifted, labels[..., None], axis=-1)
+        n = labels.size
+        value = float(np.sum(np.log(s) - picked) / n)
+        e /= s
+        np.put_along_axis(
+            e, labels[..., None], np.take_along_axis(e, labels[..., None], -1) - 1, -1
+        )
+        e *= e.dtype.type(1 / n)
+        return value, e
+
+    def _labels(self, y_true, y_pred):
+        """``(integer class ids of shape y_pred.shape[:-1], y_pred as floats)``, checked."""
         owner = type(self).__name__
         y_pred = np.asarray(y_pred)
         self._check_rank(y_pred)
@@ -277,8 +312,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                 f"{owner}: argument 'y_true' must hold class ids in [0, {C}) for y_pred with {C} "
                 f"classes; got values in [{labels.min()}, {labels.max()}]"
             )
-        one_hot = (labels[..., None] == np.arange(C)).astype(y_pred.dtype)  # (..., C)
-        return one_hot, y_pred
+        return labels, y_pred
 
 
 LOSSES = {

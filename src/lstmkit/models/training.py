@@ -101,7 +101,7 @@ class Trainable:
             dy = np.zeros_like(y_pred)
             dy[mask] = self.loss.grad(yv, pv)
             return loss, dy, yv, pv
-        return self.loss(y, y_pred), self.loss.grad(y, y_pred), y, y_pred
+        return (*self.loss.value_and_grad(y, y_pred), y, y_pred)
 
     def _train_step(self, x, y, rng, mask=None):
         with backend.compute_scope():  # lstmkit's threads share the step's products
