@@ -335,17 +335,22 @@ def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, h
 
 
 @njit(**_JIT)
-def _backward_inputs(addr, t, r0, r1, Wp, DZ, DXH, dh, rm, has_rm, mask, has_mask, keep_dh,
+def _backward_inputs(addr, t, r0, r1, Wp, DZ, out, dx, dh, rm, has_rm, mask, has_mask, keep_dh,
                      iw, fw):  # fmt: skip
-    """Rows r0:r1 of ``[dx_t.T; dh_{t-1}.T] = W @ dz`` (all of dz), and of them the h rows
-    become dL/dh_{t-1} (recurrent dropout, masked columns passing dh through)."""
+    """Rows r0:r1 of ``[dx_t.T; dh_{t-1}.T] = W @ dz`` (all of dz) into ``out (D+H, B)``: the
+    x rows go to ``dx (B, T, D)`` (the layer's layout), the h rows become dL/dh_{t-1}
+    (recurrent dropout, masked columns passing dh through)."""
     H4, B = DZ.shape
     DH = Wp.shape[0]
     D = DH - H4 // 4
     s = DZ.itemsize
-    out = DXH[t]
     gemm(addr, False, False, r1 - r0, B, H4, 1.0, Wp.ctypes.data + r0 * H4 * s, H4,
          DZ.ctypes.data, B, 0.0, out.ctypes.data + r0 * B * s, B, iw, fw)  # fmt: skip
+    if r0 < D:
+        for b in range(B):
+            row = dx[b, t]
+            for d in range(r0, min(r1, D)):
+                row[d] = out[d, b]
     for r in range(max(r0, D), r1):
         j = r - D
         for b in range(B):
@@ -358,22 +363,22 @@ def _backward_inputs(addr, t, r0, r1, Wp, DZ, DXH, dh, rm, has_rm, mask, has_mas
 
 @njit(**_JIT)
 def _backward_serial(addr, edges, rows, Wp, XH, G, C, TC, dhs, has_dhs, dh, dc, rm, has_rm, mask,
-                     has_mask, DZ, DXH, dWTp, keep_dh, keep_dc):  # fmt: skip
+                     has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc):  # fmt: skip
     """BPTT over the buffers of the forward pass on this thread (see :func:`_backward_parallel`)."""
     iw, fw = gemm_scratch(G)
     for t in range(G.shape[0] - 1, -1, -1):
         _backward_gates(addr, t, 0, edges[1], XH, G, C, TC, dhs, has_dhs, dh, dc, mask, has_mask,
                         DZ, dWTp, keep_dh, keep_dc, iw, fw)  # fmt: skip
-        _backward_inputs(addr, t, 0, rows[1], Wp, DZ, DXH, dh, rm, has_rm, mask, has_mask,
+        _backward_inputs(addr, t, rows[0], rows[1], Wp, DZ, out, dx, dh, rm, has_rm, mask, has_mask,
                          keep_dh, iw, fw)  # fmt: skip
 
 
 @njit(parallel=True, **_JIT)
 def _backward_parallel(addr, edges, rows, Wp, XH, G, C, TC, dhs, has_dhs, dh, dc, rm, has_rm,
-                       mask, has_mask, DZ, DXH, dWTp, keep_dh, keep_dc):  # fmt: skip
+                       mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc):  # fmt: skip
     """BPTT, from the last step: ``dh, dc (H, B)`` hold dL/dh_T, dL/dc_T on entry and dL/dh_0,
     dL/dc_0 on exit; ``dhs (B, T, H)``: upstream gradients of every h_t; fills
-    ``DXH (T, D+H, B)`` and accumulates ``dWTp`` (chunk-major rows of
+    ``dx (B, T, D)`` and accumulates ``dWTp`` (chunk-major rows of
     [d bias | d kernel.T | d recurrent_kernel.T], zero on entry). Thread p: the gate rows of
     unit chunk ``edges[p]:edges[p+1]``, then rows ``rows[p]:rows[p+1]`` of ``W @ dz``."""
     P = edges.shape[0] - 1
@@ -384,7 +389,7 @@ def _backward_parallel(addr, edges, rows, Wp, XH, G, C, TC, dhs, has_dhs, dh, dc
             _backward_gates(addr, t, edges[p], edges[p + 1], XH, G, C, TC, dhs, has_dhs, dh, dc,
                             mask, has_mask, DZ, dWTp, keep_dh, keep_dc, iw[p], fw[p])  # fmt: skip
         for p in prange(P):
-            _backward_inputs(addr, t, rows[p], rows[p + 1], Wp, DZ, DXH, dh, rm, has_rm, mask,
+            _backward_inputs(addr, t, rows[p], rows[p + 1], Wp, DZ, out, dx, dh, rm, has_rm, mask,
                              has_mask, keep_dh, iw[p], fw[p])  # fmt: skip
 
 
@@ -420,7 +425,8 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
     W = np.concatenate([kernel, U]).astype(dt, copy=False)
     Wp = np.ascontiguousarray(W[:, perm] if P > 1 else W)
     DZ = workspace((H4, B), dt)
-    DXH = workspace((T, D + H, B), dt)
+    out = np.empty((D + H, B), dt)  # one step's W @ dz
+    dx = np.empty((B, T, D), dt)
     dWTp = workspace((H4, K), dt)
     dWTp.fill(0)
     keep_dh = np.empty((H, B), dt)
@@ -430,13 +436,13 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
     def loop(_a, _b):
         with _numba_threads(P):
             run(gemm_address(dt), edges, rows, Wp, XH, G, C, TC, dhs_, has_dhs, dh, dc, rmT,
-                has_rm, m, has_m, DZ, DXH, dWTp, keep_dh, keep_dc)  # fmt: skip
+                has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh, keep_dc)  # fmt: skip
 
     in_parallel([(0, B)], loop, B * H4 * K)
     dWT = np.empty_like(dWTp)
     dWT[perm] = dWTp
     return {
-        "x": np.ascontiguousarray(DXH[:, :D].transpose(0, 2, 1)),
+        "x": dx.transpose(1, 0, 2),  # (T, B, D), a view of the layer's (B, T, D)
         "h0": np.ascontiguousarray(dh.T),
         "c0": np.ascontiguousarray(dc.T),
         "kernel": np.ascontiguousarray(dWT[:, 1 : 1 + D].T),
