@@ -112,6 +112,11 @@ def test_training_kernels_match_reference(T, B, D, H, mask, rmask, dtype, thread
     assert set(got) == set(want)
     for k in want:
         assert_close(got[k], want[k], tol[k], k)
+    # Without dx (a first layer): the rows of W @ dz from D on, split among the threads alike.
+    no_dx = lstm_fm.lstm_backward_fm(*upstream, cache, buffers, need_dx=False)
+    assert no_dx.pop("x") is None and set(no_dx) == set(want) - {"hs", "h_T", "c_T", "x"}
+    for k in no_dx:
+        assert_close(no_dx[k], want[k], tol[k], f"need_dx=False: {k}")
     # The cache reads like the reference's (the reference backward consumes it) ...
     assert type(cache) is type(ref_cache)
     for field in ("gates", "c", "tanh_c", "h_in"):

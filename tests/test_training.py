@@ -262,6 +262,59 @@ def test_masked_sequence_gradient_equals_finite_differences():
     assert np.all(grads[f"{model.layers[0].name}.embeddings"][0] == 0)  # padding id gets nothing
 
 
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+@pytest.mark.parametrize("B", [1, 5])
+@pytest.mark.parametrize("first", ["lstm", "bidirectional", "gru"])
+def test_first_layer_parameter_gradients_equal_the_full_backward(first, B, backend_name):
+    """Sequential.backward skips the first layer's input gradient (param_grads): the gradients it
+    returns are those of the full chain of layer.backward calls, masks and dropouts included."""
+    from lstmkit.layers import Bidirectional
+    from lstmkit.ops import backend
+
+    if backend_name == "numba":
+        pytest.importorskip("numba")
+    lstmkit.set_random_seed(3)
+    T, D = 6, 3
+    kw = dict(return_sequences=True, dropout=0.2, recurrent_dropout=0.3, dtype="float64")
+    layer0 = {
+        "lstm": lambda: LSTM(7, input_shape=(T, D), go_backwards=True, **kw),
+        "bidirectional": lambda: Bidirectional(LSTM(7, **kw), input_shape=(T, D)),
+        "gru": lambda: GRU(7, input_shape=(T, D), **kw),
+    }[first]()
+    model = Sequential([layer0, LSTM(4, dtype="float64"), Dense(1, dtype="float64")])
+    model.compile(SGD(0.1), "mse", seed=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(B, T, D)), rng.normal(size=(B, 1))
+    mask = np.arange(T)[None, :] < rng.integers(2, T + 1, size=(B, 1))
+    before = backend.get_backend()
+    backend.set_backend(backend_name)
+    try:
+        y_pred, caches, _ = model.forward(x, training=True, mask=mask, rng=np.random.default_rng(1))
+        dy = model.loss.grad(y, y_pred)
+        got = model.backward(dy, caches)
+        want, d = {}, dy
+        for layer, cache in zip(reversed(model.layers), reversed(caches)):
+            d, g = layer.backward(d, cache)
+            want.update({f"{layer.name}.{k}": v for k, v in g.items()})
+        assert d.shape == x.shape  # the full chain did compute the first layer's dx
+        skipped, _, _ = layer0.backward_with_state(
+            _first_dy(model, dy, caches), caches[0], need_dx=False
+        )
+    finally:
+        backend.set_backend(before)
+    assert skipped is None
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+def _first_dy(model, dy, caches):
+    """The gradient that reaches the first layer's output."""
+    for layer, cache in zip(reversed(model.layers[1:]), reversed(caches[1:])):
+        dy, _ = layer.backward(dy, cache)
+    return dy
+
+
 # -- compile ------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "name, instance", [("adam", Adam()), ("sgd", SGD()), ("rmsprop", RMSprop()), ("Adam", Adam())]

@@ -201,9 +201,9 @@ class _Recorder:
         for layer in self.layers:
             original = type(layer)._cell_backward.__get__(layer)
 
-            def record(dhs, dstates, cache, _layer=layer, _original=original):
+            def record(dhs, dstates, cache, need_dx=True, _layer=layer, _original=original):
                 self.calls[id(_layer)] = (dhs, list(dstates), cache)
-                return _original(dhs, dstates, cache)
+                return _original(dhs, dstates, cache, need_dx)
 
             layer._cell_backward = record
         return self

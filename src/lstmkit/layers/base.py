@@ -82,6 +82,11 @@ class Layer:
     def backward(self, dy, cache):
         raise NotImplementedError
 
+    def param_grads(self, dy, cache) -> dict:
+        """``backward(dy, cache)[1]``: the parameter gradients alone, for a first layer, whose
+        input gradient nobody needs (recurrent layers then skip computing it)."""
+        return self.backward(dy, cache)[1]
+
     def infer(self, x, mask=None):
         """Inference output only (no cache kept): ``forward(x, training=False)[0]``. Layers
         with a cheaper cache-free path override it."""

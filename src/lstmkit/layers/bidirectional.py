@@ -172,7 +172,7 @@ class Bidirectional(Layer):
             return dy * cache.y_bwd, dy * cache.y_fwd
         return dy[0], dy[1]
 
-    def backward_with_state(self, dy, cache):
+    def backward_with_state(self, dy, cache, need_dx=True):
         if self.return_state:
             if self.merge_mode is None:  # flat (dy_fwd, dy_bwd, *dstates), as forward returns
                 dout, dstates = list(dy[:2]), list(dy[2:])
@@ -186,15 +186,18 @@ class Bidirectional(Layer):
         if self.return_state:
             n = len(self.forward_layer.state_names)
             dyf, dyb = [dyf, *dstates[:n]], [dyb, *dstates[n:]]
-        dxf, gf, sf = self.forward_layer.backward_with_state(dyf, cache.fwd)
-        dxb, gb, sb = self.backward_layer.backward_with_state(dyb, cache.bwd)
+        dxf, gf, sf = self.forward_layer.backward_with_state(dyf, cache.fwd, need_dx)
+        dxb, gb, sb = self.backward_layer.backward_with_state(dyb, cache.bwd, need_dx)
         grads = {f"forward.{k}": v for k, v in gf.items()}
         grads.update({f"backward.{k}": v for k, v in gb.items()})
-        return dxf + dxb, grads, sf + sb
+        return (dxf + dxb if need_dx else None), grads, sf + sb
 
     def backward(self, dy, cache):
         dx, grads, _ = self.backward_with_state(dy, cache)
         return dx, grads
+
+    def param_grads(self, dy, cache):
+        return self.backward_with_state(dy, cache, need_dx=False)[1]
 
     def reset_states(self, states=None):
         self.forward_layer.reset_states()

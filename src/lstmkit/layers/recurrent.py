@@ -134,7 +134,8 @@ class RNNBase(Layer):
     def _cell_forward(self, x, states, mask, rmask):
         raise NotImplementedError
 
-    def _cell_backward(self, dhs, dstates, cache):
+    def _cell_backward(self, dhs, dstates, cache, need_dx=True):
+        """The cell's gradients; ``g["x"]`` may be None when ``need_dx`` is False."""
         raise NotImplementedError
 
     def _cell_infer(self, x, states, mask):
@@ -241,8 +242,9 @@ class RNNBase(Layer):
             out.append(s.astype(self.dtype, copy=False))
         return out
 
-    def backward_with_state(self, dy, cache: RecurrentCache):
-        """Backward returning ``(dx, grads, dinitial_states)``."""
+    def backward_with_state(self, dy, cache: RecurrentCache, need_dx=True):
+        """Backward returning ``(dx, grads, dinitial_states)``; ``dx`` is None when
+        ``need_dx`` is False and the cell can skip it (see :meth:`param_grads`)."""
         if self.return_state:
             dout, *dstates = dy
             dstates = [None if d is None else np.asarray(d, self.dtype) for d in dstates]
@@ -256,19 +258,24 @@ class RNNBase(Layer):
         else:
             dhs = None
             dstates[0] = dout if dstates[0] is None else dstates[0] + dout
-        g = self._cell_backward(dhs, dstates, cache.ops_cache)
+        g = self._cell_backward(dhs, dstates, cache.ops_cache, need_dx)
         dx = g.pop("x")
+        dinit = [g.pop(f"{s}0") for s in self.state_names]
+        if not need_dx:
+            return None, g, dinit
         if self.go_backwards:
             dx = dx[::-1]
         dx = dx.transpose(1, 0, 2)  # (B, T, D)
         if cache.input_dropout is not None:
             dx = dx * cache.input_dropout[:, None, :]
-        dinit = [g.pop(f"{s}0") for s in self.state_names]
         return np.ascontiguousarray(dx), g, dinit
 
     def backward(self, dy, cache):
         dx, grads, _ = self.backward_with_state(dy, cache)
         return dx, grads
+
+    def param_grads(self, dy, cache):
+        return self.backward_with_state(dy, cache, need_dx=False)[1]
 
     # -- streaming ------------------------------------------------------------------------------
     def step(self, x_t, states=None):
@@ -479,10 +486,10 @@ class LSTM(RNNBase):
         )
         return hs, [h, c]
 
-    def _cell_backward(self, dhs, dstates, cache):
+    def _cell_backward(self, dhs, dstates, cache, need_dx=True):
         if isinstance(cache, LSTMVariantCache):
             return lstm_variants_backward(dhs, dstates[0], dstates[1], cache)
-        return self._ops().backward(dhs, dstates[0], dstates[1], cache)
+        return self._ops().backward(dhs, dstates[0], dstates[1], cache, need_dx)
 
     def _cell_step(self, x_t, states):
         p = self.params
@@ -553,7 +560,7 @@ class GRU(RNNBase):
         hs, h = self._ops().infer(x, states[0], p["kernel"], p["recurrent_kernel"], p["bias"], mask)
         return hs, [h]
 
-    def _cell_backward(self, dhs, dstates, cache):
+    def _cell_backward(self, dhs, dstates, cache, need_dx=True):
         return self._ops().backward(dhs, dstates[0], cache)
 
     def _cell_step(self, x_t, states):
@@ -605,7 +612,7 @@ class SimpleRNN(RNNBase):
         )  # fmt: skip
         return hs, [h]
 
-    def _cell_backward(self, dhs, dstates, cache):
+    def _cell_backward(self, dhs, dstates, cache, need_dx=True):
         return self._ops().backward(dhs, dstates[0], cache)
 
     def _cell_step(self, x_t, states):

@@ -154,8 +154,11 @@ class Sequential(Trainable):
     def backward(self, dy, caches) -> dict:
         """dLoss/dy -> dotted-name gradients of every trainable parameter."""
         grads = {}
-        for layer, cache in zip(reversed(self.layers), reversed(caches)):
-            dy, g = layer.backward(dy, cache)
+        for i, (layer, cache) in reversed(list(enumerate(zip(self.layers, caches)))):
+            if i == 0:  # nothing upstream of the first layer wants its input gradient
+                g = layer.param_grads(dy, cache) if layer.trainable else {}
+            else:
+                dy, g = layer.backward(dy, cache)
             if layer.trainable:
                 for role, v in g.items():
                     grads[f"{layer.name}.{role}"] = v

@@ -89,11 +89,12 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
     return hs, (h, c[T]), cache
 
 
-def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
+def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache, need_dx=True):
     """BPTT through :func:`lstm_forward`.
 
     ``dhs (T, B, H)`` is dLoss/d(outputs) (or None), ``dh_T``/``dc_T`` dLoss/d(final state)
-    (or None). Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias``.
+    (or None). Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias``;
+    ``x`` is None with ``need_dx=False`` (a first layer: nothing upstream wants it).
     """
     x, kernel, U, gates, c, tanh_c, h_in, mask, rmask = cache
     T, B, _ = x.shape
@@ -125,7 +126,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
         dh, dc = dh_prev, dc_prev
     dz2 = dz.reshape(T * B, 4 * H)
     return {
-        "x": (dz2 @ kernel.T).reshape(x.shape),
+        "x": (dz2 @ kernel.T).reshape(x.shape) if need_dx else None,
         "h0": dh,
         "c0": dc,
         "kernel": x.reshape(T * B, -1).T @ dz2,

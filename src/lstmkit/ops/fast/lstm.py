@@ -360,10 +360,11 @@ def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):
     return h_out, c_out
 
 
-def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
+def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache, need_dx=True):
     """BPTT through :func:`lstm_forward` (or the reference's forward: same cache).
 
-    Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias``.
+    Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias``; ``x`` is
+    None with ``need_dx=False``.
     """
     x, kernel, U, gates, c, tanh_c, h_in, mask, rmask = cache
     dt = gates.dtype
@@ -372,7 +373,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
     check_shapes("lstm_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)), dc_T=(dc_T, (B, H)))
     buffers = lstm_fm.buffers_of(cache)
     if buffers is not None:
-        return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers)
+        return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers, need_dx)
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
     gates, c, tanh_c, h_in = (as_float(a, dt) for a in (gates, c, tanh_c, h_in))
     dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, order="C")
@@ -393,4 +394,5 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache):
     in_parallel(split(B, _loop_macs(T, B, H)), loop, B * 4 * H * H)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
     dx, dW, dU, db, _ = weight_gradients(x, kernel, h_in, dz)
+    dx = dx if need_dx else None  # (B = 1 here: the products it would save are small)
     return {"x": dx, "h0": dh, "c0": dc, "kernel": dW, "recurrent_kernel": dU, "bias": db}

@@ -401,10 +401,10 @@ def buffers_of(cache):
     return entry[2:]
 
 
-def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
+def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers, need_dx=True):
     """:func:`lstmkit.ops.fast.lstm.lstm_backward` for a cache of :func:`lstm_forward_fm`
     (``buffers = buffers_of(cache)``), on as many threads as its forward; shapes already checked
-    by the caller."""
+    by the caller. ``need_dx=False`` leaves out the x rows of every step's ``W @ dz``."""
     XH, G, C, TC, P = buffers
     x, kernel, U, _, _, _, _, mask, rmask = cache
     dt = G.dtype
@@ -421,12 +421,13 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
     rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
-    rows = np.array([round((D + H) * p / P) for p in range(P + 1)], np.int64)
+    r0 = 0 if need_dx else D  # the rows of W @ dz to compute, shared among the threads
+    rows = np.array([r0 + round((D + H - r0) * p / P) for p in range(P + 1)], np.int64)
     W = np.concatenate([kernel, U]).astype(dt, copy=False)
     Wp = np.ascontiguousarray(W[:, perm] if P > 1 else W)
     DZ = workspace((H4, B), dt)
     out = np.empty((D + H, B), dt)  # one step's W @ dz
-    dx = np.empty((B, T, D), dt)
+    dx = np.empty((B, T, D) if need_dx else (1, 1, 1), dt)
     dWTp = workspace((H4, K), dt)
     dWTp.fill(0)
     keep_dh = np.empty((H, B), dt)
@@ -442,7 +443,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers):
     dWT = np.empty_like(dWTp)
     dWT[perm] = dWTp
     return {
-        "x": dx.transpose(1, 0, 2),  # (T, B, D), a view of the layer's (B, T, D)
+        "x": dx.transpose(1, 0, 2) if need_dx else None,  # a view of the layer's (B, T, D)
         "h0": np.ascontiguousarray(dh.T),
         "c0": np.ascontiguousarray(dc.T),
         "kernel": np.ascontiguousarray(dWT[:, 1 : 1 + D].T),
