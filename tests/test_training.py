@@ -275,7 +275,7 @@ def test_first_layer_parameter_gradients_equal_the_full_backward(first, B, backe
         pytest.importorskip("numba")
     lstmkit.set_random_seed(3)
     T, D = 6, 3
-    kw = dict(return_sequences=True, dropout=0.2, recurrent_dropout=0.3, dtype="float64")
+    kw = {"return_sequences": True, "dropout": 0.2, "recurrent_dropout": 0.3, "dtype": "float64"}
     layer0 = {
         "lstm": lambda: LSTM(7, input_shape=(T, D), go_backwards=True, **kw),
         "bidirectional": lambda: Bidirectional(LSTM(7, **kw), input_shape=(T, D)),
@@ -304,8 +304,8 @@ def test_first_layer_parameter_gradients_equal_the_full_backward(first, B, backe
         backend.set_backend(before)
     assert skipped is None
     assert set(got) == set(want)
-    for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-14, err_msg=k)
+    for k, v in want.items():
+        np.testing.assert_allclose(got[k], v, rtol=1e-12, atol=1e-14, err_msg=k)
 
 
 def _first_dy(model, dy, caches):
