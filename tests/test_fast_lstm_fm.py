@@ -135,7 +135,9 @@ def test_training_kernels_match_reference(T, B, D, H, mask, rmask, dtype, thread
 @pytest.mark.parametrize("mask", MASKS)
 @pytest.mark.parametrize(("T", "B", "D", "H"), SHAPES + [(30, 64, 16, 64)])
 def test_infer_matches_reference(T, B, D, H, mask, dtype, threads, monkeypatch):
-    monkeypatch.setattr(common, "PARALLEL_MIN_MACS", 0)  # split even tiny batches
+    monkeypatch.setattr(
+        common, "PARALLEL_MIN_MACS", 0
+    )  # split even tiny problems (units among threads)
     monkeypatch.setattr(lstm_fm, "PARALLEL_STEP_MACS", 0)
     common.set_num_threads(threads)
     try:

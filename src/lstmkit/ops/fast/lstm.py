@@ -10,8 +10,7 @@ NumPy reference :mod:`lstmkit.ops.lstm`, so either backward consumes either forw
 Which kernel runs (measured in ``benchmarks/bench_speed.py``, see ``docs/speed.md``):
 
 - batches of 2 or more: the feature-major kernels of :mod:`.lstm_fm` (state as ``(H, B)``
-  columns, one BLAS call per step, units split over threads for training, batch slices for
-  inference);
+  columns, one BLAS call per step, units split over threads);
 - B = 1, training: the row-major kernels below (``h @ U`` per step through numba's ``np.dot``
   into preallocated buffers, the input projection and the weight gradients as big GEMMs outside
   the loop, bias, gates, cell update and masks fused in one vectorised pass per row);

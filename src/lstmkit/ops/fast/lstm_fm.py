@@ -24,9 +24,11 @@ The cache holds ``(T, B, ...)`` *views* of the feature-major buffers, so readers
 backward, :mod:`lstmkit.inspect`) see the usual layout; :func:`lstm_backward_fm` finds the
 buffers behind a cache this module made through a registry keyed on the cache's arrays.
 
-Threads: training splits each step's hidden units among them (see "forward" below: they meet
-once per step forward, twice in BPTT); inference has no cache, so each thread takes a batch
-slice with its own contiguous buffers and never waits on another. Large buffers come from
+Threads: each step's hidden units are split among them (see "forward" below: they meet once
+per step forward and in inference, twice in BPTT). Splitting the batch instead, for inference,
+measured slower: 3.8 against 3.1 ms at A and no faster at C on 2 threads (each thread's
+narrower product runs less efficiently, and the two thread pools it took competed). Large
+buffers come from
 :func:`.common.workspace` and are reused across calls once nothing refers to them.
 """
 
@@ -45,9 +47,8 @@ from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
-# Steps with fewer multiply-adds than this stay on one thread: training's unit chunks meet once
-# or twice per step, and inference's batch slices each pay a step's fixed cost (BLAS call, loop
-# set-up) whatever their width. Measured: at A (2.6e6 per step) 2 threads train in 13 ms against
+# Steps with fewer multiply-adds than this stay on one thread: the unit chunks meet once or
+# twice per step, and each pays a step's fixed cost (BLAS call, loop set-up) whatever its size. Measured: at A (2.6e6 per step) 2 threads train in 13 ms against
 # 20 ms on one; at D (1e5) they took 5 ms against 2.6 ms, and inference 1.12 against 0.91 ms.
 PARALLEL_STEP_MACS = 2**19
 
@@ -98,7 +99,7 @@ def _cells_forward(z, zs, g, gs, o, cp, cn, tc, xh, xo, m):
 
 @njit(**_JIT)
 def _cells_infer(z, cp, cn, xh_next, n):
-    """The pointwise pass of inference (one thread's batch slice): c_t and h_t only."""
+    """The pointwise pass of inference (one chunk of units, all columns): c_t and h_t only."""
     for k in range(n):
         i = sigmoid_(z[k])
         f = sigmoid_(z[n + k])
@@ -456,67 +457,92 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers, need_dx=True):
 
 
 @njit(**_JIT)
-def _infer_loop(addr, b0, b1, WT, xb, h0, c0, mask, has_mask, XH, Z, Cb, out):
-    """Rows b0:b1 of inference. ``XH (2, 1+D+H, nb)``, ``Z (4H, nb)``, ``Cb (2, H, nb)``: this
-    slice's own scratch (contiguous per step); writes ``out[b0:b1] (B, T, H)``. On exit c_T is
-    ``Cb[T % 2]`` (feature-major)."""
+def _infer_chunk(addr, t, j0, j1, d0, d1, WTp, xb, XH, Z, Cb, out, mask, has_mask, iw, fw):
+    """Units j0:j1 of inference step t, all batch columns: their gate rows of ``W.T @ xh_t``
+    (``WTp`` chunk-major), c_t and h_t, h_t into ``xh_{t+1}`` and ``out (B, T, H)``, and x rows
+    d0:d1 of ``xh_{t+1}``. ``XH (2, 1+D+H, B)``, ``Cb (2, H, B)``: ping-pong buffers."""
     _, T, D = xb.shape
-    H = h0.shape[1]
-    nb = b1 - b0
-    K = XH.shape[1]
+    K, B = XH.shape[1], XH.shape[2]
     r0 = 1 + D
-    n = H * nb
+    hu = j1 - j0
+    xh, nx = XH[t % 2], XH[(t + 1) % 2]
+    s = XH.itemsize
+    gemm(addr, False, False, 4 * hu, B, K, 1.0, WTp.ctypes.data + 4 * j0 * K * s, K,
+         xh.ctypes.data, B, 0.0, Z.ctypes.data, B, iw, fw)  # fmt: skip
+    cp, cn = Cb[t % 2], Cb[(t + 1) % 2]
+    _cells_infer(Z.ravel(), cp.ravel()[j0 * B : j1 * B], cn.ravel()[j0 * B : j1 * B],
+                 nx.ravel()[(r0 + j0) * B : (r0 + j1) * B], hu * B)  # fmt: skip
+    if has_mask:
+        for b in range(B):
+            if not mask[t, b]:
+                for j in range(j0, j1):
+                    cn[j, b] = cp[j, b]
+                    nx[r0 + j, b] = xh[r0 + j, b]
+    for b in range(B):
+        row = out[b, t]
+        for j in range(j0, j1):
+            row[j] = nx[r0 + j, b]
+    if t + 1 < T:
+        for d in range(d0, d1):
+            for b in range(B):
+                nx[1 + d, b] = xb[b, t + 1, d]
+
+
+@njit(**_JIT)
+def _infer_serial(addr, edges, dedges, WTp, xb, XH, Z, Cb, out, mask, has_mask):
+    """Inference on this thread (``edges`` = [0, H], ``dedges`` = [0, D])."""
     iw, fw = gemm_scratch(Z)
-    for s in range(2):
-        for b in range(nb):
-            XH[s, 0, b] = 1
-    for j in range(H):
-        for b in range(nb):
-            XH[0, r0 + j, b] = h0[b0 + b, j]
-            Cb[0, j, b] = c0[b0 + b, j]
-    for t in range(T):
-        xh, nx = XH[t % 2], XH[(t + 1) % 2]
-        for b in range(nb):
-            for d in range(D):
-                xh[1 + d, b] = xb[b0 + b, t, d]
-        gemm(addr, False, False, 4 * H, nb, K, 1.0, WT.ctypes.data, K, xh.ctypes.data, nb,
-             0.0, Z.ctypes.data, nb, iw, fw)  # fmt: skip
-        cp, cn = Cb[t % 2], Cb[(t + 1) % 2]
-        _cells_infer(Z.ravel(), cp.ravel(), cn.ravel(), nx.ravel()[r0 * nb :], n)
-        if has_mask:
-            for b in range(nb):
-                if not mask[t, b0 + b]:
-                    for j in range(H):
-                        cn[j, b] = cp[j, b]
-                        nx[r0 + j, b] = xh[r0 + j, b]
-        for b in range(nb):
-            for j in range(H):
-                out[b0 + b, t, j] = nx[r0 + j, b]
+    for t in range(xb.shape[1]):
+        _infer_chunk(addr, t, 0, edges[1], 0, dedges[1], WTp, xb, XH, Z[0], Cb, out, mask,
+                     has_mask, iw, fw)  # fmt: skip
+
+
+@njit(parallel=True, **_JIT)
+def _infer_parallel(addr, edges, dedges, WTp, xb, XH, Z, Cb, out, mask, has_mask):
+    """Inference with the units split among the threads (chunk p: units ``edges[p]:edges[p+1]``
+    and x rows ``dedges[p]:dedges[p+1]`` of the next step), meeting once per step."""
+    P = edges.shape[0] - 1
+    iw = np.zeros((P, 8), np.int32)
+    fw = np.zeros((P, 2), XH.dtype)
+    for t in range(xb.shape[1]):
+        for p in prange(P):
+            _infer_chunk(addr, t, edges[p], edges[p + 1], dedges[p], dedges[p + 1], WTp, xb, XH,
+                         Z[p], Cb, out, mask, has_mask, iw[p], fw[p])  # fmt: skip
 
 
 def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
-    """:func:`lstmkit.ops.fast.lstm.lstm_infer`, feature-major, each thread on its own batch
-    slice; arguments already checked and cast by the caller."""
+    """:func:`lstmkit.ops.fast.lstm.lstm_infer`, feature-major, the units split among the
+    threads as in training (no cache: one step's buffers, used in turn); arguments already
+    checked and cast by the caller."""
     dt = x.dtype
     T, B, D = x.shape
     H = h0.shape[1]
     K = 1 + D + H
+    P = len(split(H, T * B * 4 * H * K)) if B * 4 * H * K >= PARALLEL_STEP_MACS else 1
+    P = max(1, min(P, numba.config.NUMBA_NUM_THREADS))
+    edges, perm = _chunks(H, P)
+    dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)
     WT = _stacked_weights_T(kernel, U, bias)
+    WTp = WT[perm] if P > 1 else WT  # chunk-major rows for several threads
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))  # (B, T, D): a view of the layer's input
     out = workspace((B, T, H), dt)  # the layer's layout
+    XH = np.empty((2, K, B), dt)  # step t's stacked input is XH[t % 2]
+    XH[:, 0] = 1
+    if T > 0:
+        XH[0, 1 : 1 + D] = xb[:, 0].T
+    XH[0, 1 + D :] = h0.T
+    Cb = np.empty((2, H, B), dt)
+    Cb[0] = c0.T
+    Z = np.empty((P, 4 * int(np.diff(edges).max()), B), dt)
     m, has_m = bool_or_dummy(mask)
-    c_T = np.empty((B, H), dt)
-    addr = gemm_address(dt)
+    run = _infer_parallel if P > 1 else _infer_serial
 
-    def loop(b0, b1):
-        nb = b1 - b0
-        Cb = np.empty((2, H, nb), dt)
-        _infer_loop(addr, b0, b1, WT, xb, h0, c0, m, has_m, np.empty((2, K, nb), dt),
-                    np.empty((4 * H, nb), dt), Cb, out)  # fmt: skip
-        c_T[b0:b1] = Cb[T % 2].T
+    def loop(_a, _b):
+        with _numba_threads(P):
+            run(gemm_address(dt), edges, dedges, WTp, xb, XH, Z, Cb, out, m, has_m)
 
-    slices = split(B, T * B * 4 * H * K) if B * 4 * H * K >= PARALLEL_STEP_MACS else [(0, B)]
-    in_parallel(slices, loop, B * 4 * H * K)
+    in_parallel([(0, B)], loop, B * 4 * H * K)  # single-threaded BLAS when it matters
+    c_T = np.ascontiguousarray(Cb[T % 2].T)
     if T == 0:
         return out.transpose(1, 0, 2), (h0, c0)
     return out.transpose(1, 0, 2), (out[:, T - 1].copy(), c_T)
