@@ -44,6 +44,7 @@ from ..lstm import LSTMCache
 from .activations import one_, sigmoid_, tanh_
 from .blas import gemm, gemm_address, gemm_scratch
 from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
+from .packed import MR, matmul_packed
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -191,6 +192,43 @@ def _stack_T(kernel, U, bias, WT):
             row[1 + d] = kernel[d, r]
         for j in range(U.shape[0]):
             row[1 + D + j] = U[j, r]
+
+
+def _packed_weights(kernel, U, bias, perm, edges):
+    """The rows ``perm`` of ``W.T = [bias | kernel.T | recurrent_kernel.T]`` packed for
+    :func:`.packed.matmul_packed`, unit chunk by unit chunk: chunk p's gate rows
+    ``4 * edges[p] : 4 * edges[p + 1]`` of the permuted order from panel ``first[p]`` on.
+    Returns ``(Ap, first)``."""
+    P = len(edges) - 1
+    first = np.zeros(P + 1, np.int64)
+    first[1:] = np.cumsum([-(-4 * int(edges[p + 1] - edges[p]) // MR) for p in range(P)])
+    Ap = workspace((int(first[P]), 1 + kernel.shape[0] + U.shape[0], MR), kernel.dtype)
+    _pack_stacked_T(kernel, U, bias, perm, edges, first, Ap)
+    return Ap, first
+
+
+@njit(**_JIT)
+def _pack_stacked_T(kernel, U, bias, perm, edges, first, Ap):
+    D = kernel.shape[0]
+    K = Ap.shape[1]
+    P = edges.shape[0] - 1
+    n = Ap.shape[0]
+    col = np.full(n * MR, -1, np.int64)  # the weight column behind each packed row, -1: padding
+    for p in range(P):
+        r0, r1 = 4 * edges[p], 4 * edges[p + 1]
+        for q in range(r0, r1):
+            col[first[p] * MR + q - r0] = perm[q]
+    flat = Ap.reshape(n, K * MR)
+    for k in range(K):  # along the rows of the weights: 2x faster than down their columns
+        src = bias if k == 0 else (kernel[k - 1] if k <= D else U[k - 1 - D])
+        for p in range(n):
+            dst = flat[p]
+            for r in range(MR):
+                c = col[p * MR + r]
+                if c >= 0:
+                    dst[k * MR + r] = src[c]
+                else:
+                    dst[k * MR + r] = 0
 
 
 def _stacked_input(x, h0, rm):
@@ -457,18 +495,17 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers, need_dx=True):
 
 
 @njit(**_JIT)
-def _infer_chunk(addr, t, j0, j1, d0, d1, WTp, xb, XH, Z, Cb, out, mask, has_mask, iw, fw):
+def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, xb, XH, Z, Cb, out, mask, has_mask):
     """Units j0:j1 of inference step t, all batch columns: their gate rows of ``W.T @ xh_t``
-    (``WTp`` chunk-major), c_t and h_t, h_t into ``xh_{t+1}`` and ``out (B, T, H)``, and x rows
-    d0:d1 of ``xh_{t+1}``. ``XH (2, 1+D+H, B)``, ``Cb (2, H, B)``: ping-pong buffers."""
+    (packed from panel ``p0`` of ``Ap``), c_t and h_t, h_t into ``xh_{t+1}`` and
+    ``out (B, T, H)``, and x rows d0:d1 of ``xh_{t+1}``. ``XH (2, 1+D+H, B)``, ``Cb (2, H, B)``:
+    ping-pong buffers."""
     _, T, D = xb.shape
-    K, B = XH.shape[1], XH.shape[2]
+    B = XH.shape[2]
     r0 = 1 + D
     hu = j1 - j0
     xh, nx = XH[t % 2], XH[(t + 1) % 2]
-    s = XH.itemsize
-    gemm(addr, False, False, 4 * hu, B, K, 1.0, WTp.ctypes.data + 4 * j0 * K * s, K,
-         xh.ctypes.data, B, 0.0, Z.ctypes.data, B, iw, fw)  # fmt: skip
+    matmul_packed(Ap, p0, 4 * hu, xh, Z)
     cp, cn = Cb[t % 2], Cb[(t + 1) % 2]
     _cells_infer(Z.ravel(), cp.ravel()[j0 * B : j1 * B], cn.ravel()[j0 * B : j1 * B],
                  nx.ravel()[(r0 + j0) * B : (r0 + j1) * B], hu * B)  # fmt: skip
@@ -489,25 +526,21 @@ def _infer_chunk(addr, t, j0, j1, d0, d1, WTp, xb, XH, Z, Cb, out, mask, has_mas
 
 
 @njit(**_JIT)
-def _infer_serial(addr, edges, dedges, WTp, xb, XH, Z, Cb, out, mask, has_mask):
+def _infer_serial(edges, dedges, Ap, first, xb, XH, Z, Cb, out, mask, has_mask):
     """Inference on this thread (``edges`` = [0, H], ``dedges`` = [0, D])."""
-    iw, fw = gemm_scratch(Z)
     for t in range(xb.shape[1]):
-        _infer_chunk(addr, t, 0, edges[1], 0, dedges[1], WTp, xb, XH, Z[0], Cb, out, mask,
-                     has_mask, iw, fw)  # fmt: skip
+        _infer_chunk(t, 0, edges[1], 0, dedges[1], Ap, 0, xb, XH, Z[0], Cb, out, mask, has_mask)
 
 
 @njit(parallel=True, **_JIT)
-def _infer_parallel(addr, edges, dedges, WTp, xb, XH, Z, Cb, out, mask, has_mask):
+def _infer_parallel(edges, dedges, Ap, first, xb, XH, Z, Cb, out, mask, has_mask):
     """Inference with the units split among the threads (chunk p: units ``edges[p]:edges[p+1]``
     and x rows ``dedges[p]:dedges[p+1]`` of the next step), meeting once per step."""
     P = edges.shape[0] - 1
-    iw = np.zeros((P, 8), np.int32)
-    fw = np.zeros((P, 2), XH.dtype)
     for t in range(xb.shape[1]):
         for p in prange(P):
-            _infer_chunk(addr, t, edges[p], edges[p + 1], dedges[p], dedges[p + 1], WTp, xb, XH,
-                         Z[p], Cb, out, mask, has_mask, iw[p], fw[p])  # fmt: skip
+            _infer_chunk(t, edges[p], edges[p + 1], dedges[p], dedges[p + 1], Ap, first[p], xb,
+                         XH, Z[p], Cb, out, mask, has_mask)  # fmt: skip
 
 
 def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
@@ -522,8 +555,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
     P = max(1, min(P, numba.config.NUMBA_NUM_THREADS))
     edges, perm = _chunks(H, P)
     dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)
-    WT = _stacked_weights_T(kernel, U, bias)
-    WTp = WT[perm] if P > 1 else WT  # chunk-major rows for several threads
+    Ap, first = _packed_weights(kernel, U, bias, perm, edges)  # chunk-major rows
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))  # (B, T, D): a view of the layer's input
     out = workspace((B, T, H), dt)  # the layer's layout
     XH = np.empty((2, K, B), dt)  # step t's stacked input is XH[t % 2]
@@ -539,7 +571,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
 
     def loop(_a, _b):
         with _numba_threads(P):
-            run(gemm_address(dt), edges, dedges, WTp, xb, XH, Z, Cb, out, m, has_m)
+            run(edges, dedges, Ap, first, xb, XH, Z, Cb, out, m, has_m)
 
     in_parallel([(0, B)], loop, B * 4 * H * K)  # single-threaded BLAS when it matters
     c_T = np.ascontiguousarray(Cb[T % 2].T)
