@@ -1,4 +1,4 @@
-"""Feature-major LSTM kernels: the state kept as ``(H, B)`` columns, one BLAS call per step.
+"""Feature-major LSTM kernels: the state kept as ``(H, B)`` columns, one product per step.
 
 Same equations, results and cache (:class:`lstmkit.ops.lstm.LSTMCache`) as :mod:`.lstm`, computed
 in the transposed orientation, where OpenBLAS's small per-step products run fastest
@@ -24,11 +24,14 @@ The cache holds ``(T, B, ...)`` *views* of the feature-major buffers, so readers
 backward, :mod:`lstmkit.inspect`) see the usual layout; :func:`lstm_backward_fm` finds the
 buffers behind a cache this module made through a registry keyed on the cache's arrays.
 
-Threads: each step's hidden units are split among them (see "forward" below: they meet once
-per step forward and in inference, twice in BPTT). Splitting the batch instead, for inference,
-measured slower: 3.8 against 3.1 ms at A and no faster at C on 2 threads (each thread's
-narrower product runs less efficiently, and the two thread pools it took competed). Large
-buffers come from
+Threads: in training each step's hidden units are split among them (see "forward" below: they
+meet once per step forward, twice in BPTT). Inference splits the batch instead when every thread
+gets at least one vector width of columns (8 float32): each runs the whole time loop on its rows
+with its own buffers and they never meet (at A, 2 threads, ``benchmarks/bench_speed.py``:
+predict 1.17 x onnxruntime against 1.48 x with the unit split, which meets once per step);
+smaller batches with big steps fall back to the unit split. The per-step products use the packed weights of :mod:`.packed`
+(packed once per call), except the weight gradient, whose operands both change every step
+(OpenBLAS through :mod:`.blas`). Large buffers come from
 :func:`.common.workspace` and are reused across calls once nothing refers to them.
 """
 
@@ -544,37 +547,56 @@ def _infer_parallel(edges, dedges, Ap, first, xb, XH, Z, Cb, out, mask, has_mask
 
 
 def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
-    """:func:`lstmkit.ops.fast.lstm.lstm_infer`, feature-major, the units split among the
-    threads as in training (no cache: one step's buffers, used in turn); arguments already
-    checked and cast by the caller."""
+    """:func:`lstmkit.ops.fast.lstm.lstm_infer`, feature-major (no cache: one step's buffers,
+    used in turn); arguments already checked and cast by the caller.
+
+    Threads: a batch of at least two vector widths per thread (16 float32 columns) is split
+    among them, each running the whole time loop on its own rows with its own buffers, so they
+    never meet; a smaller batch with big steps has its units split as in training."""
     dt = x.dtype
     T, B, D = x.shape
     H = h0.shape[1]
     K = 1 + D + H
-    P = len(split(H, T * B * 4 * H * K)) if B * 4 * H * K >= PARALLEL_STEP_MACS else 1
-    P = max(1, min(P, numba.config.NUMBA_NUM_THREADS))
+    lanes = 8 if dt == np.float32 else 4
+    macs = T * B * 4 * H * K
+    rows = _batch_slices(B, macs, lanes)
+    P = 1
+    if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS:
+        P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
     edges, perm = _chunks(H, P)
     dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)
     Ap, first = _packed_weights(kernel, U, bias, perm, edges)  # chunk-major rows
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))  # (B, T, D): a view of the layer's input
     out = workspace((B, T, H), dt)  # the layer's layout
-    XH = np.empty((2, K, B), dt)  # step t's stacked input is XH[t % 2]
-    XH[:, 0] = 1
-    if T > 0:
-        XH[0, 1 : 1 + D] = xb[:, 0].T
-    XH[0, 1 + D :] = h0.T
-    Cb = np.empty((2, H, B), dt)
-    Cb[0] = c0.T
-    Z = np.empty((P, 4 * int(np.diff(edges).max()), B), dt)
-    m, has_m = bool_or_dummy(mask)
-    run = _infer_parallel if P > 1 else _infer_serial
+    c_T = np.empty((B, H), dt)
 
-    def loop(_a, _b):
-        with _numba_threads(P):
-            run(edges, dedges, Ap, first, xb, XH, Z, Cb, out, m, has_m)
+    def run(b0, b1):
+        XH = np.empty((2, K, b1 - b0), dt)  # step t's stacked input is XH[t % 2]
+        XH[:, 0] = 1
+        if T > 0:
+            XH[0, 1 : 1 + D] = xb[b0:b1, 0].T
+        XH[0, 1 + D :] = h0[b0:b1].T
+        Cb = np.empty((2, H, b1 - b0), dt)
+        Cb[0] = c0[b0:b1].T
+        Z = np.empty((P, 4 * int(np.diff(edges).max()), b1 - b0), dt)
+        m, has_m = bool_or_dummy(None if mask is None else np.ascontiguousarray(mask[:, b0:b1]))
+        if P > 1:
+            with _numba_threads(P):
+                _infer_parallel(edges, dedges, Ap, first, xb[b0:b1], XH, Z, Cb, out[b0:b1], m,
+                                has_m)  # fmt: skip
+        else:
+            _infer_serial(edges, dedges, Ap, first, xb[b0:b1], XH, Z, Cb, out[b0:b1], m, has_m)
+        c_T[b0:b1] = Cb[T % 2].T
 
-    in_parallel([(0, B)], loop, B * 4 * H * K)  # single-threaded BLAS when it matters
-    c_T = np.ascontiguousarray(Cb[T % 2].T)
+    in_parallel(rows, run, B * 4 * H * K)  # single-threaded BLAS when it matters
     if T == 0:
         return out.transpose(1, 0, 2), (h0, c0)
     return out.transpose(1, 0, 2), (out[:, T - 1].copy(), c_T)
+
+
+def _batch_slices(B, macs, least):
+    """The batch rows per thread for inference: :func:`.common.split`, with at most as many
+    slices as leave every one ``least`` rows."""
+    k = max(1, min(len(split(B, macs)), B // least))
+    edges = [round(B * i / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(k)]

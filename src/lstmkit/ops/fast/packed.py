@@ -34,7 +34,7 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 MR = 6  # rows of a panel (both float types)
 LANES = {4: 8, 8: 4}  # vector lanes of a 256-bit register, by item size
-NV = 2  # vectors per row of a block: NR = NV * lanes columns
+NV = 2  # vectors per row of a block: NR = NV * lanes columns (and a half-width kernel)
 
 
 def block_columns(itemsize: int) -> int:
@@ -42,15 +42,22 @@ def block_columns(itemsize: int) -> int:
     return NV * LANES[itemsize]
 
 
-@intrinsic
-def _microkernel(typingctx, like, ap, x, z, K, ldx, ldz):
-    """``z[0:MR, 0:NR] = ap_panel (MR, K) @ x[0:K, 0:NR]`` on raw addresses: ``ap`` one packed
-    panel (k-major, ``MR`` values per k), ``x`` and ``z`` row-major with row strides ``ldx`` and
-    ``ldz`` elements. ``like``: an array whose dtype (float32 or float64) sets the float type."""
-    if not isinstance(like, types.Array) or like.dtype not in (types.float32, types.float64):
-        return None
-    is64 = like.dtype == types.float64
-    sig = types.void(like, ap, x, z, K, ldx, ldz)
+def _make_microkernel(NV):
+    """The micro-kernel with ``NV`` vectors per row (``NR = NV * lanes`` columns)."""
+
+    @intrinsic
+    def kernel(typingctx, like, ap, x, z, K, ldx, ldz):
+        if not isinstance(like, types.Array) or like.dtype not in (types.float32, types.float64):
+            return None
+        return types.void(like, ap, x, z, K, ldx, ldz), _codegen(like.dtype == types.float64, NV)
+
+    return kernel
+
+
+def _codegen(is64, NV):
+    """LLVM IR of ``z[0:MR, 0:NR] = ap_panel (MR, K) @ x[0:K, 0:NR]`` on raw addresses: ``ap``
+    one packed panel (k-major, ``MR`` values per k), ``x`` and ``z`` row-major with row strides
+    ``ldx`` and ``ldz`` elements; ``like`` (an array) sets the float type."""
 
     def codegen(context, builder, signature, args):
         lanes = LANES[8 if is64 else 4]
@@ -110,7 +117,11 @@ def _microkernel(typingctx, like, ap, x, z, K, ldx, ldz):
                 builder.store(result[r][v], ptr, align=4)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+_microkernel = _make_microkernel(NV)  # MR x NR
+_microkernel_half = _make_microkernel(NV // 2)  # MR x NR / 2
 
 
 @njit(**_JIT)
@@ -147,31 +158,38 @@ def matmul_packed(Ap, p0, rows, X, Z):
     N = X.shape[1]
     s = Ap.itemsize
     NR = NV * (8 if s == 4 else 4)
+    half = NR // 2
     ldx, ldz = X.strides[0] // s, Z.strides[0] // s
     a, x, z = Ap.ctypes.data + p0 * K * MR * s, X.ctypes.data, Z.ctypes.data
+    step = K * MR * s  # bytes per panel
     full = rows // MR
-    nfull = N - N % NR
-    for n0 in range(0, nfull, NR):  # X's column block stays in L1 while the panels stream by
+    last = rows - full * MR  # rows of a last, partial panel
+    zs = np.empty((MR, NR), Ap.dtype)  # scratch for partial blocks
+    n0 = 0
+    while N - n0 >= half:  # X's column block stays in L1 while the panels stream by
+        w = NR if N - n0 >= NR else half
         for p in range(full):
-            _microkernel(Ap, a + p * K * MR * s, x + n0 * s, z + (p * MR * ldz + n0) * s, K,
-                         ldx, ldz)  # fmt: skip
-    if full * MR == rows and nfull == N:
-        return
-    # the last partial panel and the last narrow column block, through padded scratch
-    zs = np.empty((MR, NR), Ap.dtype)
-    if full * MR < rows:
-        for n0 in range(0, nfull, NR):
-            _microkernel(Ap, a + full * K * MR * s, x + n0 * s, zs.ctypes.data, K, ldx, NR)
-            for r in range(rows - full * MR):
-                for c in range(NR):
+            if w == NR:
+                _microkernel(Ap, a + p * step, x + n0 * s, z + (p * MR * ldz + n0) * s, K, ldx, ldz)
+            else:
+                _microkernel_half(Ap, a + p * step, x + n0 * s, z + (p * MR * ldz + n0) * s, K,
+                                  ldx, ldz)  # fmt: skip
+        if last:
+            if w == NR:
+                _microkernel(Ap, a + full * step, x + n0 * s, zs.ctypes.data, K, ldx, NR)
+            else:
+                _microkernel_half(Ap, a + full * step, x + n0 * s, zs.ctypes.data, K, ldx, NR)
+            for r in range(last):
+                for c in range(w):
                     Z[full * MR + r, n0 + c] = zs[r, c]
-    if nfull < N:
-        xs = np.zeros((K, NR), Ap.dtype)
+        n0 += w
+    if n0 < N:  # fewer than NR / 2 columns left: through a zero-padded copy
+        xs = np.zeros((K, half), Ap.dtype)
         for k in range(K):
-            for c in range(N - nfull):
-                xs[k, c] = X[k, nfull + c]
-        for p in range(panels(rows)):
-            _microkernel(Ap, a + p * K * MR * s, xs.ctypes.data, zs.ctypes.data, K, NR, NR)
+            for c in range(N - n0):
+                xs[k, c] = X[k, n0 + c]
+        for p in range(full + (1 if last else 0)):
+            _microkernel_half(Ap, a + p * step, xs.ctypes.data, zs.ctypes.data, K, half, NR)
             for r in range(min(MR, rows - p * MR)):
-                for c in range(N - nfull):
-                    Z[p * MR + r, nfull + c] = zs[r, c]
+                for c in range(N - n0):
+                    Z[p * MR + r, n0 + c] = zs[r, c]
