@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -180,7 +181,7 @@ def workspace(shape, dtype) -> np.ndarray:
     global _WS_BYTES, _IDLE
     shape = tuple(int(n) for n in shape)
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < 2**16 or nbytes > WORKSPACE_MAX_BYTES:
         return np.empty(shape, dtype)
     key = (shape, dtype.str)

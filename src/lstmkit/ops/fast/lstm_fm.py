@@ -37,6 +37,8 @@ smaller batches with big steps fall back to the unit split. The per-step product
 
 from __future__ import annotations
 
+import functools
+import itertools
 import weakref
 
 import numba
@@ -163,13 +165,25 @@ def _forward_parallel(edges, Ap, first, XH, Z, G, C, TC, out, h0, rm, has_rm, ma
                            rm, has_rm, mask, has_mask)  # fmt: skip
 
 
+@functools.lru_cache(maxsize=64)
 def _chunks(H, P):
-    """Unit chunk edges ``(P+1,)`` and the chunk-major order of the 4H gate rows."""
+    """Unit chunk edges ``(P+1,)`` and the chunk-major order of the 4H gate rows (cached, read
+    only: computing them cost ~20 us per call)."""
     edges = np.array([round(H * p / P) for p in range(P + 1)], np.int64)
     perm = np.concatenate(
         [np.arange(g * H + edges[p], g * H + edges[p + 1]) for p in range(P) for g in range(4)]
     )
+    edges.flags.writeable = perm.flags.writeable = False
     return edges, perm
+
+
+@functools.lru_cache(maxsize=64)
+def _panel_starts(counts):
+    """First panel of each chunk of ``counts`` rows, and the total: ``(P+1,)`` (cached)."""
+    first = np.zeros(len(counts) + 1, np.int64)
+    first[1:] = np.cumsum([-(-int(n) // MR) for n in counts])
+    first.flags.writeable = False
+    return first
 
 
 def _packed_weights(kernel, U, bias, perm, edges):
@@ -177,10 +191,8 @@ def _packed_weights(kernel, U, bias, perm, edges):
     :func:`.packed.matmul_packed`, unit chunk by unit chunk: chunk p's gate rows
     ``4 * edges[p] : 4 * edges[p + 1]`` of the permuted order from panel ``first[p]`` on.
     Returns ``(Ap, first)``."""
-    P = len(edges) - 1
-    first = np.zeros(P + 1, np.int64)
-    first[1:] = np.cumsum([-(-4 * int(edges[p + 1] - edges[p]) // MR) for p in range(P)])
-    Ap = workspace((int(first[P]), 1 + kernel.shape[0] + U.shape[0], MR), kernel.dtype)
+    first = _panel_starts(tuple(4 * int(e1 - e0) for e0, e1 in itertools.pairwise(edges)))
+    Ap = workspace((int(first[-1]), 1 + kernel.shape[0] + U.shape[0], MR), kernel.dtype)
     _pack_stacked_T(kernel, U, bias, perm, edges, first, Ap)
     return Ap, first
 
@@ -418,10 +430,8 @@ def _packed_input_weights(kernel, U, perm, rows):
     """Rows ``rows[p]:rows[p+1]`` of ``W = [kernel; recurrent_kernel] (D + H, 4H)``, columns in
     the chunk-major order ``perm``, packed for :func:`.packed.matmul_packed` chunk by chunk
     (chunk p from panel ``first[p]`` on). Returns ``(Wp, first)``."""
-    P = len(rows) - 1
-    first = np.zeros(P + 1, np.int64)
-    first[1:] = np.cumsum([-(-int(rows[p + 1] - rows[p]) // MR) for p in range(P)])
-    Wp = workspace((int(first[P]), kernel.shape[1], MR), kernel.dtype)
+    first = _panel_starts(tuple(int(r1 - r0) for r0, r1 in itertools.pairwise(rows)))
+    Wp = workspace((int(first[-1]), kernel.shape[1], MR), kernel.dtype)
     _pack_W(kernel, U, perm, rows, first, Wp)
     return Wp, first
 
@@ -569,6 +579,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))  # (B, T, D): a view of the layer's input
     out = workspace((B, T, H), dt)  # the layer's layout
     c_T = np.empty((B, H), dt)
+    widest = max(int(e1 - e0) for e0, e1 in itertools.pairwise(edges))  # units
 
     def run(b0, b1):
         XH = np.empty((2, K, b1 - b0), dt)  # step t's stacked input is XH[t % 2]
@@ -578,7 +589,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
         XH[0, 1 + D :] = h0[b0:b1].T
         Cb = np.empty((2, H, b1 - b0), dt)
         Cb[0] = c0[b0:b1].T
-        Z = np.empty((P, 4 * int(np.diff(edges).max()), b1 - b0), dt)
+        Z = np.empty((P, 4 * widest, b1 - b0), dt)
         m, has_m = bool_or_dummy(None if mask is None else np.ascontiguousarray(mask[:, b0:b1]))
         if P > 1:
             with _numba_threads(P):
