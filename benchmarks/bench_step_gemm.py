@@ -1,13 +1,12 @@
-"""The per-step recurrent product, alone: why configs A and C miss the speed targets.
+"""The per-step LSTM product, alone: OpenBLAS against the packed-weights micro-kernel.
 
     python benchmarks/bench_step_gemm.py [--threads 1]
 
-Times ``h (B, H) @ U (H, 4H)`` as the compiled time loop calls it (numba's ``np.dot`` into a
-preallocated buffer: OpenBLAS ``sgemm``), the same product in the transposed orientation
-``U.T (4H, H) @ h.T (H, B)``, and a hand-written numba loop over a pre-packed ``U``, for the
-issue-4 shapes; prints microseconds per product and GFLOP/s, next to the 1024^3 GEMM rate.
-Compare with onnxruntime's whole LSTM step (``bench_speed.py``: A ~61 us per step at 1 thread,
-input projection and gates included).
+Times the product every LSTM step makes, ``z_t = W.T (4H, 1+D+H) @ xh_t (1+D+H, B)`` (gates,
+input, recurrent state and bias in one), for the issue-4 shapes, three ways: OpenBLAS ``sgemm``
+row-major (``xh.T @ W``, numba's ``np.dot`` into a preallocated buffer), OpenBLAS feature-major
+(``W.T @ xh``), and :func:`lstmkit.ops.fast.packed.matmul_packed` on weights packed once (what
+the kernels run); microseconds per product and GFLOP/s, next to the 1024^3 GEMM rate.
 """
 
 from __future__ import annotations
@@ -32,18 +31,6 @@ def main(argv=None):
     def product(a, b, out):
         np.dot(a, b, out)
 
-    @njit(fastmath=True)
-    def packed(h, P, out):  # P (4H / 16, H, 16): column panels of U, contiguous per panel
-        B, H = h.shape
-        for r in range(B):
-            for jb in range(P.shape[0]):
-                acc = np.zeros(16, np.float32)
-                for k in range(H):
-                    hk = h[r, k]
-                    for j in range(16):
-                        acc[j] += hk * P[jb, k, j]
-                out[r, jb * 16 : jb * 16 + 16] = acc
-
     @njit
     def repeat(f, a, b, out, n):
         for _ in range(n):
@@ -59,26 +46,35 @@ def main(argv=None):
     out = np.empty_like(a)
     big = per_call(product, a, a, out)
     print(f"GEMM 1024^3: {2 * 1024**3 / big / 1e9:.0f} GFLOP/s, {args.threads} thread(s)")
-    print(f"{'config':<8}{'B':>4}{'H':>5}{'h @ U':>14}{'U.T @ h.T':>14}{'packed numba':>16}")
-    for name, (B, H) in {"A": (32, 128), "B": (1, 64), "C": (64, 256), "D": (16, 32)}.items():
+    from lstmkit.ops.fast.packed import MR, matmul_packed, pack_rows, panels
+
+    @njit
+    def packed(Ap, x, z):
+        matmul_packed(Ap, 0, z.shape[0], x, z)
+
+    print(f"{'config':<8}{'B':>4}{'K':>5}{'4H':>5}{'xh.T @ W':>14}{'W.T @ xh':>14}{'packed':>14}")
+    shapes = {"A": (32, 32, 128), "B": (1, 8, 64), "C": (64, 64, 256), "D": (16, 16, 32)}
+    for name, (B, D, H) in shapes.items():
         rng = np.random.default_rng(1)
-        h = rng.standard_normal((B, H)).astype(np.float32)
-        U = rng.standard_normal((H, 4 * H)).astype(np.float32)
-        flops = 2 * B * H * 4 * H
-        t_row = per_call(product, h, U, np.empty((B, 4 * H), np.float32))
-        t_col = per_call(
-            product, np.ascontiguousarray(U.T), np.ascontiguousarray(h.T),
-            np.empty((4 * H, B), np.float32),
+        K = 1 + D + H
+        xh = rng.standard_normal((K, B)).astype(np.float32)
+        WT = rng.standard_normal((4 * H, K)).astype(np.float32)
+        flops = 2 * B * K * 4 * H
+        t_row = per_call(
+            product, np.ascontiguousarray(xh.T), np.ascontiguousarray(WT.T),
+            np.empty((B, 4 * H), np.float32),
         )  # fmt: skip
-        P = np.ascontiguousarray(U.reshape(H, 4 * H // 16, 16).transpose(1, 0, 2))
-        z = np.empty((B, 4 * H), np.float32)
-        t_pk = per_call(packed, h, P, z)
-        assert np.allclose(z, h @ U, rtol=1e-3, atol=1e-3)
+        t_col = per_call(product, WT, xh, np.empty((4 * H, B), np.float32))
+        Ap = np.empty((panels(4 * H), K, MR), np.float32)
+        pack_rows(WT, 0, 4 * H, Ap, 0)
+        z = np.empty((4 * H, B), np.float32)
+        t_pk = per_call(packed, Ap, xh, z)
+        assert np.allclose(z, WT @ xh, rtol=1e-4, atol=1e-4)
 
         def cell(t, flops=flops):
             return f"{t * 1e6:6.1f} us {flops / t / 1e9:3.0f}G"
 
-        print(f"{name:<8}{B:>4}{H:>5}{cell(t_row):>14}{cell(t_col):>14}{cell(t_pk):>16}")
+        print(f"{name:<8}{B:>4}{K:>5}{4 * H:>5}{cell(t_row):>14}{cell(t_col):>14}{cell(t_pk):>14}")
 
 
 if __name__ == "__main__":

@@ -15,12 +15,13 @@ module does the same:
   multiply-adds. float32: ``MR x NR = 6 x 16`` (12 AVX2 registers of 8 lanes), float64:
   ``6 x 8``; the shape of the Haswell kernels of OpenBLAS and BLIS.
 
-The micro-kernel is LLVM IR written with llvmlite (:func:`_microkernel`): numba's vectoriser does
-not keep a 2-D accumulator in registers. Column blocks narrower than ``NR`` and the last,
-partial panel go through a small padded scratch block. Measured on one core of the 2-vCPU AMD
-EPYC (AVX2) this was written on, float32: ``(512, 161) @ (161, 32)`` 64 us (83 GFLOP/s) against
-OpenBLAS ``sgemm``'s 88 us, ``(128, 49) @ (49, 16)`` 2.4 against 5.0 us
-(``benchmarks/bench_step_gemm.py`` compares the two for every config).
+The micro-kernel is LLVM IR written with llvmlite (:func:`_codegen`): numba's vectoriser does
+not keep a 2-D accumulator in registers. A half-width kernel (``6 x 8`` float32) takes narrow
+column blocks; the last, partial panel goes through a small scratch block. Measured with
+``benchmarks/bench_step_gemm.py`` on one core of the 2-vCPU AMD EPYC (AVX2, 1024^3 GEMM 72
+GFLOP/s) this was written on, float32, per product: config A ``(512, 161) @ (161, 32)`` 64 us
+(83 GFLOP/s) against OpenBLAS ``sgemm``'s 76 us (152 us row-major), C 539 against 638 us, D
+2.6 against 4.0 us.
 """
 
 from __future__ import annotations
@@ -153,43 +154,63 @@ def pack_rows(A, r0, r1, Ap, p0):
 @njit(**_JIT)
 def matmul_packed(Ap, p0, rows, X, Z):
     """``Z[:rows] = A @ X`` for ``X (K, N)``, ``Z (>= rows, N)`` (2-D arrays with unit column
-    stride), ``A``'s rows packed in panels ``p0, p0 + 1, ...`` of ``Ap`` (:func:`pack_rows`)."""
-    K = Ap.shape[1]
-    N = X.shape[1]
+    stride), ``A``'s rows packed in panels ``p0, p0 + 1, ...`` of ``Ap`` (:func:`pack_rows`).
+
+    Columns go in blocks of NR, then one block of NR or NR / 2 ending at column N: it may
+    overlap the previous block, whose columns it computes again to the same bits (every column
+    is the same chain of fused multiply-adds wherever its block starts). Only N < NR / 2 goes
+    through a zero-padded copy of X."""
     s = Ap.itemsize
     NR = NV * (8 if s == 4 else 4)
     half = NR // 2
-    ldx, ldz = X.strides[0] // s, Z.strides[0] // s
-    a, x, z = Ap.ctypes.data + p0 * K * MR * s, X.ctypes.data, Z.ctypes.data
-    step = K * MR * s  # bytes per panel
-    full = rows // MR
-    last = rows - full * MR  # rows of a last, partial panel
-    zs = np.empty((MR, NR), Ap.dtype)  # scratch for partial blocks
+    N = X.shape[1]
+    zs = np.empty((MR, NR), Ap.dtype)  # the last, partial panel's block
     n0 = 0
-    while N - n0 >= half:  # X's column block stays in L1 while the panels stream by
-        w = NR if N - n0 >= NR else half
-        for p in range(full):
-            if w == NR:
-                _microkernel(Ap, a + p * step, x + n0 * s, z + (p * MR * ldz + n0) * s, K, ldx, ldz)
-            else:
-                _microkernel_half(Ap, a + p * step, x + n0 * s, z + (p * MR * ldz + n0) * s, K,
-                                  ldx, ldz)  # fmt: skip
-        if last:
-            if w == NR:
-                _microkernel(Ap, a + full * step, x + n0 * s, zs.ctypes.data, K, ldx, NR)
-            else:
-                _microkernel_half(Ap, a + full * step, x + n0 * s, zs.ctypes.data, K, ldx, NR)
-            for r in range(last):
-                for c in range(w):
-                    Z[full * MR + r, n0 + c] = zs[r, c]
-        n0 += w
-    if n0 < N:  # fewer than NR / 2 columns left: through a zero-padded copy
-        xs = np.zeros((K, half), Ap.dtype)
-        for k in range(K):
-            for c in range(N - n0):
-                xs[k, c] = X[k, n0 + c]
-        for p in range(full + (1 if last else 0)):
-            _microkernel_half(Ap, a + p * step, xs.ctypes.data, zs.ctypes.data, K, half, NR)
-            for r in range(min(MR, rows - p * MR)):
-                for c in range(N - n0):
-                    Z[p * MR + r, n0 + c] = zs[r, c]
+    while N - n0 >= NR:
+        _columns(Ap, p0, rows, X, Z, zs, n0, NR)
+        n0 += NR
+    rem = N - n0
+    if rem == 0:
+        return
+    if rem == half:
+        _columns(Ap, p0, rows, X, Z, zs, n0, half)
+    elif rem > half and N >= NR:
+        _columns(Ap, p0, rows, X, Z, zs, N - NR, NR)
+    elif N >= half:
+        if rem > half:  # half <= N < NR
+            _columns(Ap, p0, rows, X, Z, zs, 0, half)
+        _columns(Ap, p0, rows, X, Z, zs, N - half, half)
+    else:  # fewer than NR / 2 columns in all
+        xs = np.zeros((X.shape[0], half), Ap.dtype)
+        xs[:, :N] = X
+        zh = np.empty((rows, half), Ap.dtype)
+        _columns(Ap, p0, rows, xs, zh, zs, 0, half)
+        Z[:rows] = zh[:rows, :N]
+
+
+@njit(**_JIT)
+def _columns(Ap, p0, rows, X, Z, zs, n0, w):
+    """Columns ``n0 : n0 + w`` of ``Z[:rows] = A @ X``, w = NR or NR / 2."""
+    K = Ap.shape[1]
+    s = Ap.itemsize
+    NR = NV * (8 if s == 4 else 4)
+    ldx, ldz = X.strides[0] // s, Z.strides[0] // s
+    step = K * MR * s  # bytes per panel
+    a = Ap.ctypes.data + p0 * step
+    x = X.ctypes.data + n0 * s
+    z = Z.ctypes.data + n0 * s
+    full = rows // MR
+    for p in range(full):  # X's column block stays in L1 while the panels stream by
+        if w == NR:
+            _microkernel(Ap, a + p * step, x, z + p * MR * ldz * s, K, ldx, ldz)
+        else:
+            _microkernel_half(Ap, a + p * step, x, z + p * MR * ldz * s, K, ldx, ldz)
+    last = rows - full * MR
+    if last:
+        if w == NR:
+            _microkernel(Ap, a + full * step, x, zs.ctypes.data, K, ldx, NR)
+        else:
+            _microkernel_half(Ap, a + full * step, x, zs.ctypes.data, K, ldx, NR)
+        for r in range(last):
+            for c in range(w):
+                Z[full * MR + r, n0 + c] = zs[r, c]
