@@ -15,7 +15,7 @@ module does the same:
   multiply-adds. float32: ``MR x NR = 6 x 16`` (12 AVX2 registers of 8 lanes), float64:
   ``6 x 8``; the shape of the Haswell kernels of OpenBLAS and BLIS.
 
-The micro-kernel is LLVM IR written with llvmlite (:func:`_codegen`): numba's vectoriser does
+The micro-kernel is LLVM IR written with llvmlite (:func:`_kernel_function`): numba's vectoriser does
 not keep a 2-D accumulator in registers. A half-width kernel (``6 x 8`` float32) takes narrow
 column blocks; the last, partial panel goes through a small scratch block. Measured with
 ``benchmarks/bench_step_gemm.py`` on one core of the 2-vCPU AMD EPYC (AVX2, 1024^3 GEMM 72
@@ -36,6 +36,7 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 MR = 6  # rows of a panel (both float types)
 LANES = {4: 8, 8: 4}  # vector lanes of a 256-bit register, by item size
 NV = 2  # vectors per row of a block: NR = NV * lanes columns (and a half-width kernel)
+L2_BYTES = 2**18  # packed weights per group of rows in matmul_packed
 
 
 def block_columns(itemsize: int) -> int:
@@ -56,69 +57,86 @@ def _make_microkernel(NV):
 
 
 def _codegen(is64, NV):
-    """LLVM IR of ``z[0:MR, 0:NR] = ap_panel (MR, K) @ x[0:K, 0:NR]`` on raw addresses: ``ap``
-    one packed panel (k-major, ``MR`` values per k), ``x`` and ``z`` row-major with row strides
-    ``ldx`` and ``ldz`` elements; ``like`` (an array) sets the float type."""
+    """Codegen of a call to the micro-kernel function (see :func:`_kernel_function`)."""
 
     def codegen(context, builder, signature, args):
-        lanes = LANES[8 if is64 else 4]
-        fty = ir.DoubleType() if is64 else ir.FloatType()
-        vty = ir.VectorType(fty, lanes)
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        fp, vp = fty.as_pointer(), vty.as_pointer()
-        apf, xf, zf = (builder.inttoptr(a, fp) for a in args[1:4])
-        K, ldx, ldz = args[4:7]
-        module = builder.module
-        name = f"llvm.fma.v{lanes}{'f64' if is64 else 'f32'}"
-        fma = module.globals.get(name) or ir.Function(
-            module, ir.FunctionType(vty, [vty] * 3), name=name
-        )
-        entry = builder.basic_block
-        loop = builder.function.append_basic_block("mk_loop")
-        done = builder.function.append_basic_block("mk_done")
-        zero = ir.Constant(vty, [0.0] * lanes)
-        builder.cbranch(builder.icmp_signed(">", K, ir.Constant(i64, 0)), loop, done)
-
-        # the k loop: acc[r][v] += broadcast(ap[k, r]) * x[k, v*lanes : (v+1)*lanes]
-        builder.position_at_end(loop)
-        k = builder.phi(i64)
-        k.add_incoming(ir.Constant(i64, 0), entry)
-        acc = [[builder.phi(vty) for _ in range(NV)] for _ in range(MR)]
-        xrow = builder.gep(xf, [builder.mul(k, ldx)])
-        xptr = [
-            builder.bitcast(builder.gep(xrow, [ir.Constant(i64, v * lanes)]), vp) for v in range(NV)
-        ]
-        xv = [builder.load(ptr, align=4) for ptr in xptr]
-        arow = builder.gep(apf, [builder.mul(k, ir.Constant(i64, MR))])
-        undef = ir.Constant(vty, ir.Undefined)
-        splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-        new = []
-        for r in range(MR):
-            a = builder.load(builder.gep(arow, [ir.Constant(i64, r)]))
-            a = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)),
-                                       undef, splat)  # fmt: skip
-            new.append([builder.call(fma, [a, xv[v], acc[r][v]]) for v in range(NV)])
-        k1 = builder.add(k, ir.Constant(i64, 1))
-        k.add_incoming(k1, loop)
-        for r in range(MR):
-            for v in range(NV):
-                acc[r][v].add_incoming(zero, entry)
-                acc[r][v].add_incoming(new[r][v], loop)
-        builder.cbranch(builder.icmp_signed("<", k1, K), loop, done)
-
-        # store the block
-        builder.position_at_end(done)
-        result = [[builder.phi(vty) for _ in range(NV)] for _ in range(MR)]  # phis first
-        for r in range(MR):
-            zrow = builder.gep(zf, [builder.mul(ir.Constant(i64, r), ldz)])
-            for v in range(NV):
-                result[r][v].add_incoming(zero, entry)
-                result[r][v].add_incoming(new[r][v], loop)
-                ptr = builder.bitcast(builder.gep(zrow, [ir.Constant(i64, v * lanes)]), vp)
-                builder.store(result[r][v], ptr, align=4)
+        fn = _kernel_function(builder.module, is64, NV)
+        builder.call(fn, [builder.zext(a, ir.IntType(64)) if a.type.width < 64 else a
+                          for a in args[1:7]])  # fmt: skip
         return context.get_dummy_value()
 
     return codegen
+
+
+def _kernel_function(module, is64, NV):
+    """The LLVM function ``void (ap, x, z, K, ldx, ldz)`` (all i64) computing
+    ``z[0:MR, 0:NR] = ap_panel (MR, K) @ x[0:K, 0:NR]`` on raw addresses: ``ap`` one packed panel
+    (k-major, ``MR`` values per k), ``x`` and ``z`` row-major with row strides ``ldx`` and
+    ``ldz`` elements. Defined once per module and never inlined: inlined at every call site, the
+    loop made LLVM's optimisation of the callers (and so the first, compiling call) 3x slower."""
+    lanes = LANES[8 if is64 else 4]
+    name = f"lstmkit_microkernel_{'f64' if is64 else 'f32'}_{MR}x{NV * lanes}"
+    if name in module.globals:
+        return module.globals[name]
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64] * 6), name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    fty = ir.DoubleType() if is64 else ir.FloatType()
+    vty = ir.VectorType(fty, lanes)
+    fp, vp = fty.as_pointer(), vty.as_pointer()
+    fma_name = f"llvm.fma.v{lanes}{'f64' if is64 else 'f32'}"
+    fma = module.globals.get(fma_name) or ir.Function(
+        module, ir.FunctionType(vty, [vty] * 3), name=fma_name
+    )
+    entry = fn.append_basic_block("entry")
+    loop = fn.append_basic_block("loop")
+    done = fn.append_basic_block("done")
+    builder = ir.IRBuilder(entry)
+    apf, xf, zf = (builder.inttoptr(a, fp) for a in fn.args[:3])
+    K, ldx, ldz = fn.args[3:6]
+    zero = ir.Constant(vty, [0.0] * lanes)
+    builder.cbranch(builder.icmp_signed(">", K, ir.Constant(i64, 0)), loop, done)
+
+    # the k loop: acc[r][v] += broadcast(ap[k, r]) * x[k, v*lanes : (v+1)*lanes]
+    builder.position_at_end(loop)
+    k = builder.phi(i64)
+    k.add_incoming(ir.Constant(i64, 0), entry)
+    acc = [[builder.phi(vty) for _ in range(NV)] for _ in range(MR)]
+    xrow = builder.gep(xf, [builder.mul(k, ldx)])
+    xptr = [
+        builder.bitcast(builder.gep(xrow, [ir.Constant(i64, v * lanes)]), vp) for v in range(NV)
+    ]
+    xv = [builder.load(ptr, align=4) for ptr in xptr]
+    arow = builder.gep(apf, [builder.mul(k, ir.Constant(i64, MR))])
+    undef = ir.Constant(vty, ir.Undefined)
+    splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+    new = []
+    for r in range(MR):
+        a = builder.load(builder.gep(arow, [ir.Constant(i64, r)]))
+        a = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)), undef,
+                                   splat)  # fmt: skip
+        new.append([builder.call(fma, [a, xv[v], acc[r][v]]) for v in range(NV)])
+    k1 = builder.add(k, ir.Constant(i64, 1))
+    k.add_incoming(k1, loop)
+    for r in range(MR):
+        for v in range(NV):
+            acc[r][v].add_incoming(zero, entry)
+            acc[r][v].add_incoming(new[r][v], loop)
+    builder.cbranch(builder.icmp_signed("<", k1, K), loop, done)
+
+    # store the block
+    builder.position_at_end(done)
+    result = [[builder.phi(vty) for _ in range(NV)] for _ in range(MR)]  # phis first
+    for r in range(MR):
+        zrow = builder.gep(zf, [builder.mul(ir.Constant(i64, r), ldz)])
+        for v in range(NV):
+            result[r][v].add_incoming(zero, entry)
+            result[r][v].add_incoming(new[r][v], loop)
+            ptr = builder.bitcast(builder.gep(zrow, [ir.Constant(i64, v * lanes)]), vp)
+            builder.store(result[r][v], ptr, align=4)
+    builder.ret_void()
+    return fn
 
 
 _microkernel = _make_microkernel(NV)  # MR x NR
@@ -156,10 +174,20 @@ def matmul_packed(Ap, p0, rows, X, Z):
     """``Z[:rows] = A @ X`` for ``X (K, N)``, ``Z (>= rows, N)`` (2-D arrays with unit column
     stride), ``A``'s rows packed in panels ``p0, p0 + 1, ...`` of ``Ap`` (:func:`pack_rows`).
 
-    Columns go in blocks of NR, then one block of NR or NR / 2 ending at column N: it may
-    overlap the previous block, whose columns it computes again to the same bits (every column
-    is the same chain of fused multiply-adds wherever its block starts). Only N < NR / 2 goes
-    through a zero-padded copy of X."""
+    Rows go in groups whose panels fit in half of a 512 KiB L2 cache, and each group meets every
+    column block of X while it is there (config C's 1.3 MB of weights would otherwise come from
+    L3 once per column block)."""
+    per = max(1, L2_BYTES // (Ap.shape[1] * MR * Ap.itemsize)) * MR  # rows per group
+    for g0 in range(0, rows, per):
+        _matmul_rows(Ap, p0 + g0 // MR, min(per, rows - g0), X, Z[g0:])
+
+
+@njit(**_JIT)
+def _matmul_rows(Ap, p0, rows, X, Z):
+    """:func:`matmul_packed` for one group of rows. Columns go in blocks of NR, then one block
+    of NR or NR / 2 ending at column N: it may overlap the previous block, whose columns it
+    computes again to the same bits (every column is the same chain of fused multiply-adds
+    wherever its block starts). Only N < NR / 2 goes through a zero-padded copy of X."""
     s = Ap.itemsize
     NR = NV * (8 if s == 4 else 4)
     half = NR // 2
@@ -182,10 +210,14 @@ def matmul_packed(Ap, p0, rows, X, Z):
         _columns(Ap, p0, rows, X, Z, zs, N - half, half)
     else:  # fewer than NR / 2 columns in all
         xs = np.zeros((X.shape[0], half), Ap.dtype)
-        xs[:, :N] = X
+        for k in range(X.shape[0]):  # (loops: 2-D slice assignment is slow to compile)
+            for c in range(N):
+                xs[k, c] = X[k, c]
         zh = np.empty((rows, half), Ap.dtype)
         _columns(Ap, p0, rows, xs, zh, zs, 0, half)
-        Z[:rows] = zh[:rows, :N]
+        for r in range(rows):
+            for c in range(N):
+                Z[r, c] = zh[r, c]
 
 
 @njit(**_JIT)
