@@ -174,75 +174,71 @@ def matmul_packed(Ap, p0, rows, X, Z):
     """``Z[:rows] = A @ X`` for ``X (K, N)``, ``Z (>= rows, N)`` (2-D arrays with unit column
     stride), ``A``'s rows packed in panels ``p0, p0 + 1, ...`` of ``Ap`` (:func:`pack_rows`).
 
-    Rows go in groups whose panels fit in half of a 512 KiB L2 cache, and each group meets every
-    column block of X while it is there (config C's 1.3 MB of weights would otherwise come from
-    L3 once per column block)."""
-    per = max(1, L2_BYTES // (Ap.shape[1] * MR * Ap.itemsize)) * MR  # rows per group
-    for g0 in range(0, rows, per):
-        _matmul_rows(Ap, p0 + g0 // MR, min(per, rows - g0), X, Z[g0:])
-
-
-@njit(**_JIT)
-def _matmul_rows(Ap, p0, rows, X, Z):
-    """:func:`matmul_packed` for one group of rows. Columns go in blocks of NR, then one block
-    of NR or NR / 2 ending at column N: it may overlap the previous block, whose columns it
-    computes again to the same bits (every column is the same chain of fused multiply-adds
-    wherever its block starts). Only N < NR / 2 goes through a zero-padded copy of X."""
+    Columns go in blocks of NR, then one block of NR or NR / 2 ending at column N: it may
+    overlap the previous block, whose columns it computes again to the same bits (every column
+    is the same chain of fused multiply-adds wherever its block starts). Only N < NR / 2 goes
+    through a zero-padded copy of X. Rows go in groups whose panels fit in half of a 512 KiB L2
+    cache, and each group meets every column block while it is there (config C's 1.3 MB of
+    weights would otherwise come from L3 once per column block). One function, no helpers:
+    every compiled function that calls another re-optimises the callee's code, and the first,
+    compiling call of a model paid seconds for each level."""
+    K = Ap.shape[1]
+    N = X.shape[1]
     s = Ap.itemsize
     NR = NV * (8 if s == 4 else 4)
     half = NR // 2
-    N = X.shape[1]
-    zs = np.empty((MR, NR), Ap.dtype)  # the last, partial panel's block
-    n0 = 0
-    while N - n0 >= NR:
-        _columns(Ap, p0, rows, X, Z, zs, n0, NR)
-        n0 += NR
-    rem = N - n0
-    if rem == 0:
-        return
-    if rem == half:
-        _columns(Ap, p0, rows, X, Z, zs, n0, half)
-    elif rem > half and N >= NR:
-        _columns(Ap, p0, rows, X, Z, zs, N - NR, NR)
-    elif N >= half:
-        if rem > half:  # half <= N < NR
-            _columns(Ap, p0, rows, X, Z, zs, 0, half)
-        _columns(Ap, p0, rows, X, Z, zs, N - half, half)
-    else:  # fewer than NR / 2 columns in all
-        xs = np.zeros((X.shape[0], half), Ap.dtype)
-        for k in range(X.shape[0]):  # (loops: 2-D slice assignment is slow to compile)
+    if N < half:  # through a zero-padded copy
+        xs = np.zeros((K, half), Ap.dtype)
+        for k in range(K):  # (loops: 2-D slice assignment is slow to compile)
             for c in range(N):
                 xs[k, c] = X[k, c]
         zh = np.empty((rows, half), Ap.dtype)
-        _columns(Ap, p0, rows, xs, zh, zs, 0, half)
+        matmul_packed(Ap, p0, rows, xs, zh)
         for r in range(rows):
             for c in range(N):
                 Z[r, c] = zh[r, c]
-
-
-@njit(**_JIT)
-def _columns(Ap, p0, rows, X, Z, zs, n0, w):
-    """Columns ``n0 : n0 + w`` of ``Z[:rows] = A @ X``, w = NR or NR / 2."""
-    K = Ap.shape[1]
-    s = Ap.itemsize
-    NR = NV * (8 if s == 4 else 4)
+        return
+    # column blocks (start, width)
+    starts = np.empty(N // NR + 2, np.int64)
+    widths = np.empty(N // NR + 2, np.int64)
+    nb = 0
+    for n0 in range(0, N - NR + 1, NR):
+        starts[nb], widths[nb] = n0, NR
+        nb += 1
+    rem = N - nb * NR
+    if rem == half or (0 < rem < half and N >= half):
+        starts[nb], widths[nb] = N - half, half
+        nb += 1
+    elif rem > half and N >= NR:
+        starts[nb], widths[nb] = N - NR, NR
+        nb += 1
+    elif rem > half:  # half < N < NR: two half blocks
+        starts[nb], widths[nb] = 0, half
+        starts[nb + 1], widths[nb + 1] = N - half, half
+        nb += 2
     ldx, ldz = X.strides[0] // s, Z.strides[0] // s
     step = K * MR * s  # bytes per panel
-    a = Ap.ctypes.data + p0 * step
-    x = X.ctypes.data + n0 * s
-    z = Z.ctypes.data + n0 * s
+    a, x, z = Ap.ctypes.data + p0 * step, X.ctypes.data, Z.ctypes.data
+    zs = np.empty((MR, NR), Ap.dtype)  # the last, partial panel's block
     full = rows // MR
-    for p in range(full):  # X's column block stays in L1 while the panels stream by
-        if w == NR:
-            _microkernel(Ap, a + p * step, x, z + p * MR * ldz * s, K, ldx, ldz)
-        else:
-            _microkernel_half(Ap, a + p * step, x, z + p * MR * ldz * s, K, ldx, ldz)
     last = rows - full * MR
-    if last:
-        if w == NR:
-            _microkernel(Ap, a + full * step, x, zs.ctypes.data, K, ldx, NR)
-        else:
-            _microkernel_half(Ap, a + full * step, x, zs.ctypes.data, K, ldx, NR)
-        for r in range(last):
-            for c in range(w):
-                Z[full * MR + r, n0 + c] = zs[r, c]
+    per = max(1, L2_BYTES // step)  # panels per group
+    for q0 in range(0, full + (1 if last else 0), per):
+        q1 = min(q0 + per, full)
+        for b in range(nb):
+            n0, w = starts[b], widths[b]
+            for p in range(q0, q1):
+                if w == NR:
+                    _microkernel(Ap, a + p * step, x + n0 * s, z + (p * MR * ldz + n0) * s, K,
+                                 ldx, ldz)  # fmt: skip
+                else:
+                    _microkernel_half(Ap, a + p * step, x + n0 * s, z + (p * MR * ldz + n0) * s,
+                                      K, ldx, ldz)  # fmt: skip
+            if last and q0 + per > full:  # this group holds the partial panel
+                if w == NR:
+                    _microkernel(Ap, a + full * step, x + n0 * s, zs.ctypes.data, K, ldx, NR)
+                else:
+                    _microkernel_half(Ap, a + full * step, x + n0 * s, zs.ctypes.data, K, ldx, NR)
+                for r in range(last):
+                    for c in range(w):
+                        Z[full * MR + r, n0 + c] = zs[r, c]
