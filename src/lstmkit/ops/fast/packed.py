@@ -179,25 +179,34 @@ def matmul_packed(Ap, p0, rows, X, Z):
     is the same chain of fused multiply-adds wherever its block starts). Only N < NR / 2 goes
     through a zero-padded copy of X. Rows go in groups whose panels fit in half of a 512 KiB L2
     cache, and each group meets every column block while it is there (config C's 1.3 MB of
-    weights would otherwise come from L3 once per column block). One function, no helpers:
-    every compiled function that calls another re-optimises the callee's code, and the first,
-    compiling call of a model paid seconds for each level."""
+    weights would otherwise come from L3 once per column block). Few helper levels: every
+    compiled function re-optimises the code of those it calls, and the first, compiling call of
+    a model paid a second or more for each level."""
+    K = Ap.shape[1]
+    N = X.shape[1]
+    half = NV * (8 if Ap.itemsize == 4 else 4) // 2
+    if N >= half:
+        _blocks(Ap, p0, rows, X, Z)
+        return
+    xs = np.zeros((K, half), Ap.dtype)  # through a zero-padded copy
+    for k in range(K):  # (loops: 2-D slice assignment is slow to compile)
+        for c in range(N):
+            xs[k, c] = X[k, c]
+    zh = np.empty((rows, half), Ap.dtype)
+    _blocks(Ap, p0, rows, xs, zh)
+    for r in range(rows):
+        for c in range(N):
+            Z[r, c] = zh[r, c]
+
+
+@njit(**_JIT)
+def _blocks(Ap, p0, rows, X, Z):
+    """:func:`matmul_packed` for N >= NR / 2."""
     K = Ap.shape[1]
     N = X.shape[1]
     s = Ap.itemsize
     NR = NV * (8 if s == 4 else 4)
     half = NR // 2
-    if N < half:  # through a zero-padded copy
-        xs = np.zeros((K, half), Ap.dtype)
-        for k in range(K):  # (loops: 2-D slice assignment is slow to compile)
-            for c in range(N):
-                xs[k, c] = X[k, c]
-        zh = np.empty((rows, half), Ap.dtype)
-        matmul_packed(Ap, p0, rows, xs, zh)
-        for r in range(rows):
-            for c in range(N):
-                Z[r, c] = zh[r, c]
-        return
     # column blocks (start, width)
     starts = np.empty(N // NR + 2, np.int64)
     widths = np.empty(N // NR + 2, np.int64)
