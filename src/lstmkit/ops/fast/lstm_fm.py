@@ -24,15 +24,15 @@ The cache holds ``(T, B, ...)`` *views* of the feature-major buffers, so readers
 backward, :mod:`lstmkit.inspect`) see the usual layout; :func:`lstm_backward_fm` finds the
 buffers behind a cache this module made through a registry keyed on the cache's arrays.
 
-Threads: in training each step's hidden units are split among them (see "forward" below: they
-meet once per step forward, twice in BPTT). Inference splits the batch instead when every thread
-gets at least one vector width of columns (8 float32): each runs the whole time loop on its rows
-with its own buffers and they never meet (at A, 2 threads, ``benchmarks/bench_speed.py``:
-predict 1.17 x onnxruntime against 1.48 x with the unit split, which meets once per step);
-smaller batches with big steps fall back to the unit split. The per-step products use the packed weights of :mod:`.packed`
-(packed once per call), except the weight gradient, whose operands both change every step
-(OpenBLAS through :mod:`.blas`). Large buffers come from
-:func:`.common.workspace` and are reused across calls once nothing refers to them.
+Threads: in training each step's hidden units are split among them (see "forward" below: they meet
+once per step forward, twice in BPTT). Inference splits the batch instead when every thread gets at
+least one vector width of columns (8 float32): each runs the whole time loop on its rows with its
+own buffers and they never meet (at A, 2 threads, ``benchmarks/bench_speed.py``: predict 1.17 x
+onnxruntime against 1.48 x with the unit split, which meets once per step); smaller batches with
+big steps fall back to the unit split. The per-step products use the packed weights of
+:mod:`.packed` (packed once per call), except the weight gradient, whose operands both change every
+step (OpenBLAS through :mod:`.blas`). Large buffers come from :func:`.common.workspace` and are
+reused across calls once nothing refers to them.
 """
 
 from __future__ import annotations
@@ -387,8 +387,8 @@ def _backward_inputs(t, r0, r1, Wp, p0, DZ, out, dx, dh, rm, has_rm, mask, has_m
 
 
 @njit(**_JIT)
-def _backward_serial(addr, edges, rows, Wp, first, XH, G, C, TC, dhs, has_dhs, dh, dc, rm, has_rm, mask,
-                     has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc):  # fmt: skip
+def _backward_serial(addr, edges, rows, Wp, first, XH, G, C, TC, dhs, has_dhs, dh, dc, rm, has_rm,
+                     mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc):  # fmt: skip
     """BPTT over the buffers of the forward pass on this thread (see :func:`_backward_parallel`)."""
     iw, fw = gemm_scratch(G)
     for t in range(G.shape[0] - 1, -1, -1):

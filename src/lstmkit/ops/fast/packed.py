@@ -15,8 +15,8 @@ module does the same:
   multiply-adds. float32: ``MR x NR = 6 x 16`` (12 AVX2 registers of 8 lanes), float64:
   ``6 x 8``; the shape of the Haswell kernels of OpenBLAS and BLIS.
 
-The micro-kernel is LLVM IR written with llvmlite (:func:`_kernel_function`): numba's vectoriser does
-not keep a 2-D accumulator in registers. A half-width kernel (``6 x 8`` float32) takes narrow
+The micro-kernel is LLVM IR written with llvmlite (:func:`_kernel_function`): numba's vectoriser
+does not keep a 2-D accumulator in registers. A half-width kernel (``6 x 8`` float32) takes narrow
 column blocks; the last, partial panel goes through a small scratch block. Measured with
 ``benchmarks/bench_step_gemm.py`` on one core of the 2-vCPU AMD EPYC (AVX2, 1024^3 GEMM 72
 GFLOP/s) this was written on, float32, per product: config A ``(512, 161) @ (161, 32)`` 64 us
