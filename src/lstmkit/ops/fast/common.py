@@ -270,12 +270,13 @@ class serial:
         _LOCAL.serial = self.previous
 
 
-def split(n: int, macs: float) -> list[tuple[int, int]]:
-    """Split ``[0, n)`` (batch rows or time steps) into contiguous slices, one per thread; one
-    slice when the work (``macs`` multiply-adds) is too small to share."""
+def split(n: int, macs: float, least: int = 1) -> list[tuple[int, int]]:
+    """Split ``[0, n)`` (batch rows or time steps) into contiguous slices, one per thread and
+    each at least ``least`` long; one slice when the work (``macs`` multiply-adds) is too small
+    to share."""
     if getattr(_LOCAL, "serial", False):
         return [(0, n)]
-    k = min(get_num_threads(), n)
+    k = min(get_num_threads(), n // least)
     if k < 2 or macs < PARALLEL_MIN_MACS:
         return [(0, n)]
     edges = [round(n * i / k) for i in range(k + 1)]

@@ -49,7 +49,7 @@ from ..lstm import LSTMCache
 from .activations import one_, sigmoid_, tanh_
 from .blas import gemm, gemm_address, gemm_scratch
 from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
-from .packed import MR, matmul_packed
+from .packed import LANES, MR, matmul_packed
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -560,16 +560,15 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
     """:func:`lstmkit.ops.fast.lstm.lstm_infer`, feature-major (no cache: one step's buffers,
     used in turn); arguments already checked and cast by the caller.
 
-    Threads: a batch of at least two vector widths per thread (16 float32 columns) is split
+    Threads: a batch of at least one vector width per thread (8 float32 columns) is split
     among them, each running the whole time loop on its own rows with its own buffers, so they
     never meet; a smaller batch with big steps has its units split as in training."""
     dt = x.dtype
     T, B, D = x.shape
     H = h0.shape[1]
     K = 1 + D + H
-    lanes = 8 if dt == np.float32 else 4
     macs = T * B * 4 * H * K
-    rows = _batch_slices(B, macs, lanes)
+    rows = split(B, macs, least=LANES[dt.itemsize])
     P = 1
     if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS:
         P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
@@ -603,11 +602,3 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
     if T == 0:
         return out.transpose(1, 0, 2), (h0, c0)
     return out.transpose(1, 0, 2), (out[:, T - 1].copy(), c_T)
-
-
-def _batch_slices(B, macs, least):
-    """The batch rows per thread for inference: :func:`.common.split`, with at most as many
-    slices as leave every one ``least`` rows."""
-    k = max(1, min(len(split(B, macs)), B // least))
-    edges = [round(B * i / k) for i in range(k + 1)]
-    return [(edges[i], edges[i + 1]) for i in range(k)]
