@@ -36,7 +36,7 @@ def build_model(spec: dict) -> Sequential:
     if spec["head"] is not False:
         layers.append(Dense(spec.get("head_units", 2), activation=spec["head"]))
     model = Sequential(layers, dtype=spec.get("dtype", "float32"))
-    model.build((spec["timesteps"], spec["features"]))
+    model.build((None, spec["timesteps"], spec["features"]))
     randomize(model, spec["seed"])
     return model
 

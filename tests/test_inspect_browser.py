@@ -148,7 +148,7 @@ def _text_model():
             Dense(len(chars), name="logits"),
         ]
     )
-    model.build((None,))
+    model.build((None, None))
     rng = np.random.default_rng(0)
     for p in model.params.values():  # livelier than the initialisation: visible colours
         p[...] = rng.normal(0.0, 0.8, p.shape)

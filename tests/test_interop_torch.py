@@ -165,7 +165,7 @@ def test_named_module_and_state_dict_files(tmp_path):
 
     # into a given architecture (prefixes differ: lstm./fc. vs the model's layer names)
     template = Sequential([LSTM(6, return_sequences=True), LSTM(6), Dense(1)])
-    template.build((None, 2))
+    template.build((None, None, 2))
     loaded = load_state_dict_file(st_path, model=template)
     assert loaded is template and np.abs(template.predict(x) - expected).max() <= TOL
 

@@ -113,7 +113,7 @@ def test_runtime_equals_predict_on_masked_and_bidirectional_models(tmp_path):
     ids = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8], [2, 0, 0, 0, 0]])
     rt = _save(text, tmp_path, "text.lstmkit")
     assert np.abs(rt.predict(ids) - text.predict(ids)).max() == 0
-    assert rt.output_shape == (2,)
+    assert rt.output_shape == (None, 2)
 
     series = randomize(
         Sequential([Masking(0.0, input_shape=(6, 2)), LSTM(4, return_sequences=True), Dense(1)]), 3

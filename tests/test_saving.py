@@ -400,8 +400,8 @@ ARCH_EDITS = {
         "argument 'units' must be a positive int",
     ),
     "unsupported model class": (
-        lambda spec: spec.update(class_name="Functional"),
-        "unsupported model description",
+        lambda spec: spec.update(class_name="Transformer"),
+        "unsupported model class 'Transformer'",
     ),
     "layers missing": (
         lambda spec: spec["config"].pop("layers"),

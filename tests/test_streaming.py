@@ -47,7 +47,7 @@ def stream(model_or_rt, x, state=None):
 def test_step_by_step_equals_forward_for_sequence_stacks(cells, units, T, dtype, seed):
     layers = [make_layer(c, units, return_sequences=True) for c in cells]
     model = Sequential([*layers, Dense(2, activation="tanh")], dtype=dtype)
-    model.build((None, 3))
+    model.build((None, None, 3))
     randomize(model, seed)
     x = np.random.default_rng(seed).standard_normal((2, T, 3)).astype(dtype)
     stepped, _ = stream(model, x)

@@ -17,7 +17,7 @@ def _model(cell, T, D, H, out, stateful=False):
     )
     m = lstmkit.Sequential([layer], dtype="float64")
     m.add(Dense(out))
-    m.build((T, D))
+    m.build((None, T, D))
     return m
 
 

@@ -10,18 +10,27 @@ Keras-style API::
     model.fit(X, y, epochs=10, batch_size=32)
 """
 
+from . import layers
+from .graph import Input
 from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN
 from .random import set_random_seed
 from .saving import load_model
 
+#: modules imported on first use (``import lstmkit as keras; keras.optimizers.Adam(...)``)
+_LAZY_MODULES = ("models", "optimizers", "losses", "metrics", "callbacks", "utils", "initializers")
+
 
 def __getattr__(name):
-    # ``Sequential`` pulls in the trainer (losses, optimizers, callbacks); importing it lazily
-    # keeps ``import lstmkit.runtime`` free of training code.
-    if name == "Sequential":
-        from .models import Sequential
+    # ``Model``/``Sequential`` pull in the trainer (losses, optimizers, callbacks); importing
+    # them lazily keeps ``import lstmkit.runtime`` free of training code.
+    if name in ("Sequential", "Model"):
+        from . import models
 
-        return Sequential
+        return getattr(models, name)
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f"lstmkit.{name}")
     raise AttributeError(f"module 'lstmkit' has no attribute {name!r}")
 
 
@@ -34,7 +43,9 @@ __all__ = [
     "Dense",
     "Dropout",
     "Embedding",
+    "Input",
     "Masking",
+    "Model",
     "Sequential",
     "SimpleRNN",
     "load_model",

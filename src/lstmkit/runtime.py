@@ -35,68 +35,87 @@ import numpy as np
 
 from . import saving
 from ._safetensors_np import SafetensorsError, load_file_with_metadata
-from .layers import Bidirectional, Embedding, Masking, deserialize
+from .graph.config import network_from_model_config
 from .layers.base import fmt_shape
 
 __all__ = ["RuntimeModel", "load"]
 
-#: layers that need the whole sequence at once: a backward direction, a mask over all steps
-_WHOLE_SEQUENCE = (Bidirectional, Masking)
-
 
 class RuntimeModel:
-    """A loaded model for inference: the layers of the saved ``Sequential`` and nothing else."""
+    """A loaded model for inference: the saved graph (Sequential or functional) and nothing else.
 
-    def __init__(self, layers, input_shape, name="model", metadata=None):
-        self.layers = list(layers)
-        self.input_shape = tuple(input_shape)
+    It runs on :class:`lstmkit.graph.Network`, the same core as ``Model.predict`` and
+    ``Model.step``."""
+
+    def __init__(self, network, name="model", metadata=None, structure="single"):
+        self.network = network
         self.name = name
         self.metadata = metadata or {}
-        self.state = None  # the carried streaming state: one entry per layer
-        shape = self.input_shape
-        for layer in self.layers:
-            shape = layer.compute_output_shape(shape)
-            shape = shape[0] if isinstance(shape, list) else shape
-        self.output_shape = shape
+        self.structure = structure
+        self.state = None  # the carried streaming state: one entry per node
+
+    @property
+    def layers(self):
+        return [n.layer for n in self.network.nodes]
+
+    @property
+    def input_shape(self):
+        """``(None, *shape)`` as in Keras (a list for several inputs)."""
+        s = [t.shape for t in self.network.inputs]
+        return s[0] if len(s) == 1 else s
+
+    @property
+    def output_shape(self):
+        s = [t.shape for t in self.network.outputs]
+        return s[0] if len(s) == 1 else s
 
     @property
     def params(self) -> dict:
-        """Dotted name -> parameter array, as in ``Sequential.params``."""
-        return {f"{la.name}.{r}": p for la in self.layers for r, p in la.params.items()}
+        """Dotted name -> parameter array, as in ``Model.params``."""
+        return self.network.params()
 
-    def _check(self, x, expected, arg):
-        x = x if isinstance(x, np.ndarray) else np.asarray(x)
-        ok = x.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
-        if not ok:
-            raise ValueError(
-                f"{self.name}: argument '{arg}' must have shape {fmt_shape(expected)}; got {x.shape}"
-            )
-        if x.dtype.kind == "f" and not np.isfinite(x).all():
-            raise ValueError(f"{self.name}: argument '{arg}' contains NaN or Inf")
-        return x
+    def _inputs(self, x, arg):
+        n = len(self.network.inputs)
+        xs = list(x) if n > 1 else [x]
+        if len(xs) != n:
+            raise ValueError(f"{self.name}: argument '{arg}' must be a list of {n} arrays")
+        out = []
+        for i, v in enumerate(xs):
+            v = v if isinstance(v, np.ndarray) else np.asarray(v)
+            if v.dtype.kind == "f" and not np.isfinite(v).all():
+                raise ValueError(f"{self.name}: argument '{arg}' contains NaN or Inf")
+            t = self.network.inputs[i]
+            if v.dtype.kind == "f" and np.dtype(t.dtype).kind == "f":
+                v = v.astype(t.dtype, copy=False)
+            out.append(v)
+        return out
+
+    def _outputs(self, ys):
+        return ys[0] if self.structure == "single" else list(ys)
 
     def predict(self, x, mask=None, batch_size=None):
-        """Outputs for ``x (batch,) + input_shape`` (token ids for an Embedding model).
+        """Outputs for ``x (batch,) + input shape`` (token ids for an Embedding model).
 
-        Equals ``Sequential.predict``; stateful layers carry their state from one call to the
-        next (see :meth:`reset`). ``batch_size`` splits a large batch to bound memory.
-        """
-        x = self._check(x, (None,) + self.input_shape, "x")
-        if batch_size is not None and len(x) > batch_size:
+        Equals ``Model.predict``; stateful layers carry their state from one call to the
+        next (see :meth:`reset`). ``batch_size`` splits a large batch to bound memory."""
+        xs = self.network.check_inputs(self._inputs(x, "x"), self.name)
+        n = len(xs[0])
+        if batch_size is not None and n > batch_size:
             parts = [
                 self.predict(
-                    x[i : i + batch_size], None if mask is None else mask[i : i + batch_size]
+                    [v[i : i + batch_size] for v in xs]
+                    if len(xs) > 1
+                    else xs[0][i : i + batch_size],
+                    None if mask is None else mask[i : i + batch_size],
                 )
-                for i in range(0, len(x), batch_size)
+                for i in range(0, n, batch_size)
             ]
             if isinstance(parts[0], list):
                 return [np.concatenate(p) for p in zip(*parts)]
             return np.concatenate(parts)
-        for layer in self.layers:
-            y, _ = layer.forward(x, mask=mask)  # the cache is dropped at once
-            mask = layer.compute_mask(x, mask)
-            x = y
-        return x
+        masks = None if mask is None else [mask] + [None] * (len(xs) - 1)
+        ys, _, _ = self.network.run(xs, masks=masks, keep_cache=False)
+        return self._outputs(ys)
 
     def step(self, x_t, state=None):
         """Feed one time step ``x_t (batch, features)`` (ids ``(batch,)`` for an Embedding model).
@@ -104,34 +123,28 @@ class RuntimeModel:
         Returns ``(y_t, state)``. With ``state=None`` the model continues from the state it
         carries (zeros after :func:`load` or :meth:`reset`); passing a state returned earlier
         resumes from it. The returned state is also kept as the carried one. Equal to
-        ``Sequential.step`` and to the full-sequence forward at every step.
+        ``Model.step`` and to the full-sequence forward at every step.
         """
-        for layer in self.layers:
-            if type(layer) in _WHOLE_SEQUENCE:
+        xs = self._inputs(x_t, "x_t")
+        for t, v in zip(self.network.inputs, xs):
+            expected = (None, *t.shape[2:])
+            ok = v.ndim == len(expected) and all(
+                e is None or e == s for e, s in zip(expected, v.shape)
+            )
+            if not ok:
                 raise ValueError(
-                    f"{self.name}.step: layer {layer.name!r} ({type(layer).__name__}) needs the "
-                    "whole sequence and cannot stream"
+                    f"{self.name}: argument 'x_t' must have shape {fmt_shape(expected)}; got "
+                    f"{v.shape}"
                 )
-        per_step = self.input_shape[1:]
-        x = self._check(x_t, (None,) + per_step, "x_t")
-        if not isinstance(self.layers[0], Embedding):
-            x = x.astype(self.layers[0].dtype, copy=False)
         state = self.state if state is None else state
-        state = list(state) if state is not None else [None] * len(self.layers)
-        if len(state) != len(self.layers):
+        if state is not None and len(state) != len(self.network.nodes):
             raise ValueError(
                 f"{self.name}.step: argument 'state' must have one entry per layer "
-                f"({len(self.layers)}); got {len(state)}"
+                f"({len(self.network.nodes)}); got {len(state)}"
             )
-        new = []
-        for layer, s in zip(self.layers, state):
-            if hasattr(layer, "step"):
-                x, s = layer.step(x, s)  # lstmkit.ops.<cell>_step
-            else:
-                x, _ = layer.forward(x)
-            new.append(s)
+        ys, new = self.network.step(xs, state)
         self.state = new
-        return x, new
+        return self._outputs(ys), new
 
     def reset(self):
         """Forget the carried streaming state and every stateful layer's state."""
@@ -146,7 +159,7 @@ class RuntimeModel:
 
 
 def load(path) -> RuntimeModel:
-    """Read a model file written by ``Sequential.save`` (the optimizer state is ignored)."""
+    """Read a model file written by ``model.save`` (the optimizer state is ignored)."""
     path = os.fspath(path)
     err = saving.ModelFileError
     if not os.path.isfile(path):
@@ -169,22 +182,12 @@ def load(path) -> RuntimeModel:
         metadata = json.loads(meta.get("metadata", "null")) or {}
     except json.JSONDecodeError as e:
         raise err(f"runtime.load: {path!r}: corrupt JSON in the header: {e}") from None
-    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential":
-        raise err(f"runtime.load: {path!r}: unsupported model description")
-    config = spec.get("config") or {}
-    if config.get("input_shape") is None:
-        raise err(f"runtime.load: {path!r}: the architecture has no input shape")
     try:
-        layers = [deserialize(lc) for lc in config["layers"]]
-        shape = tuple(config["input_shape"])
         rng = np.random.default_rng(0)  # initial values are overwritten; keep the global RNG
-        for layer in layers:
-            layer.build(shape, rng, config.get("dtype"))
-            shape = layer.compute_output_shape(shape)
-            shape = shape[0] if isinstance(shape, list) else shape
-    except (ValueError, TypeError, KeyError) as e:
+        net, structure = network_from_model_config(spec, rng)
+    except (ValueError, TypeError, KeyError, IndexError) as e:
         raise err(f"runtime.load: {path!r}: invalid architecture: {e}") from None
-    model = RuntimeModel(layers, config["input_shape"], config.get("name", "model"), metadata)
+    model = RuntimeModel(net, (spec.get("config") or {}).get("name", "model"), metadata, structure)
     weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
     saving.assign_params(model.params, weights, source=repr(path))
     return model

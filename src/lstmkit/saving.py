@@ -45,13 +45,16 @@ def save_model(model, path, include_optimizer=True):
     if getattr(model, "compiled", False):
         from . import losses, optimizers
 
-        compile_cfg = {
-            "optimizer": optimizers.serialize(model.optimizer),
-            "loss": losses.serialize(model.loss),
-            "metrics": [name for name, _ in model.metrics],
-            "seed": model.seed,
-            "epoch": getattr(model, "_epoch", 0),
-        }
+        if hasattr(model, "get_compile_config"):
+            compile_cfg = model.get_compile_config()
+        else:
+            compile_cfg = {
+                "optimizer": optimizers.serialize(model.optimizer),
+                "loss": losses.serialize(model.loss),
+                "metrics": [name for name, _ in model.metrics],
+                "seed": model.seed,
+                "epoch": getattr(model, "_epoch", 0),
+            }
         if include_optimizer:
             for k, v in model.optimizer.get_state().items():
                 # np.array, not np.ascontiguousarray: the latter turns the 0-d "iterations"
@@ -119,17 +122,38 @@ def _load_tensors(path):
         raise ModelFileError(f"load_model: {path!r} is corrupt or truncated: {e}") from None
 
 
+#: model class name (as saved) -> class; ``lstmkit.models`` registers Sequential and Model
+_MODEL_CLASSES: dict = {}
+
+
+def register_model(name, cls):
+    """Make ``load_model`` build files whose architecture names ``name`` with ``cls.from_config``."""
+    _MODEL_CLASSES[name] = cls
+
+
+def _model_class(name, path):
+    if not _MODEL_CLASSES:
+        import importlib
+
+        importlib.import_module("lstmkit.models")  # its classes register themselves
+    if name not in _MODEL_CLASSES:
+        raise ModelFileError(
+            f"load_model: {path!r}: unsupported model class {name!r:.100}; expected one of "
+            f"{sorted(_MODEL_CLASSES)}"
+        )
+    return _MODEL_CLASSES[name]
+
+
 def load_model(path, compile=True):
     """Load a model saved with ``model.save``; with ``compile`` restores the optimizer state."""
-    from .models import Sequential
-
     parsed, tensors = read_model_file(path)
     spec = parsed["model"]
-    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential":
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise ModelFileError(f"load_model: {path!r}: unsupported model description")
+    cls = _model_class(spec.get("class_name"), path)
     try:
-        model = Sequential.from_config(spec["config"])
-    except (ValueError, TypeError, KeyError) as e:
+        model = cls.from_config(spec["config"])
+    except (ValueError, TypeError, KeyError, IndexError) as e:
         raise ModelFileError(f"load_model: {path!r}: invalid architecture: {e}") from None
     if not model.built:
         raise ModelFileError(f"load_model: {path!r}: the architecture has no input shape")
@@ -144,6 +168,7 @@ def load_model(path, compile=True):
                 loss=comp["loss"],
                 metrics=comp["metrics"],
                 seed=comp["seed"],
+                loss_weights=comp.get("loss_weights"),
             )
             model._epoch = int(comp.get("epoch", 0))
         except (ValueError, TypeError, KeyError, AttributeError) as e:

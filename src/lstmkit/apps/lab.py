@@ -192,7 +192,7 @@ def build_model(config: LabConfig, rng=None) -> Sequential:
     model.add(cls(config.units, name="rnn", **kwargs))
     model.add(Dense(spec.outputs, name="head"))
     rng = rng if rng is not None else np.random.default_rng([config.seed, 0])
-    model.build((None, spec.input_dim), rng=rng)
+    model.build((None, None, spec.input_dim), rng=rng)
     layer = model.layers[0]
     if config.input_bias is not None and cls is LSTM:
         block = layer.variant.block("i", config.units)

@@ -70,12 +70,12 @@ def _check_onnx(model, path, streaming) -> float:
     from ..layers import Embedding
 
     rng = np.random.default_rng(0)
-    T = model.input_shape[0] or 8
+    T = model.input_shape[1] or 8
     first = model.layers[0]
     if isinstance(first, Embedding):
         x = rng.integers(1, first.input_dim, size=(3, T))
     else:
-        x = rng.standard_normal((3, T) + tuple(model.input_shape[1:])).astype(np.float32)
+        x = rng.standard_normal((3, T) + tuple(model.input_shape[2:])).astype(np.float32)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     feeds = {"x": x}
     for i in sess.get_inputs()[1:]:  # streaming state inputs start at zero

@@ -84,7 +84,7 @@ def compare_cells(T=100, units=32, batch=32, seeds=(0, 1, 2, 3, 4), cells=None) 
         for label, make in cells.items():
             _random.set_random_seed(seed)
             model = Sequential([make(units), Dense(1)], dtype="float64")
-            model.build(data.x.shape[1:])
+            model.build((None, *data.x.shape[1:]))
             flow = gradient_flow(model, data.x, data.y, loss="mse", mask=data.mask)
             f = flow[model.layers[0].name]
             curves[label].append(f.by_lag("h"))

@@ -89,7 +89,7 @@ def encode_text(model, text: str):
     if codec is None:
         raise ValueError("inspect: the model has no text vocabulary in its metadata")
     tokens = codec.tokenize(text)
-    T = model.input_shape[0] if model.input_shape else None
+    T = model.input_shape[1] if model.input_shape else None
     if T is not None and len(tokens) < T:
         raise ValueError(
             f"inspect: the model reads exactly {T} {codec.level} tokens; the input text has "
@@ -149,15 +149,16 @@ def load_input(model, path):
             raise FileNotFoundError(f"inspect: input file {str(path)!r} does not exist")
         return encode_text(model, path.read_text(encoding="utf-8"))
     x = read_numbers(path)
-    rank = 1 + len(model.input_shape)  # with the batch axis
+    shape = tuple(model.input_shape[1:])  # without the batch axis
+    rank = 1 + len(shape)
     if x.ndim == rank - 1:
         x = x[None]
     elif rank == 2 and x.ndim == 2 and path.suffix.lower() == ".csv" and x.shape[1] == 1:
         x = x.T  # one column of ids: one sequence
-    fits = all(e is None or e == s for e, s in zip(model.input_shape, x.shape[1:]))
+    fits = all(e is None or e == s for e, s in zip(shape, x.shape[1:]))
     if x.ndim != rank or not fits:
         raise ValueError(
-            f"inspect: the model takes inputs of shape (batch, {', '.join(map(str, model.input_shape))})"
+            f"inspect: the model takes inputs of shape (batch, {', '.join(map(str, shape))})"
             f"; {path.name!r} holds shape {x.shape}"
         )
     if rank == 2:  # token ids for an Embedding

@@ -157,7 +157,8 @@ def prepare_input(model, x, mask=None):
             "argument 'model' must be an lstmkit Sequential model (lstmkit.load_model gives one; "
             f"the NumPy-only runtime keeps no caches to inspect); got {type(model).__name__}"
         )
-    x, _ = model._prepare(x)
+    xs, _ = model._prepare(x)
+    x = xs[0]
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
     return x, mask
@@ -172,17 +173,14 @@ def run_layers(model, x, mask=None):
     saved = [
         (r, None if r.states is None else list(r.states)) for _, _, r in recurrent_parts(model)
     ]
-    steps = []
+    record = []
     try:
-        for layer in model.layers:
-            y, cache = layer.forward(x, training=False, mask=mask)
-            steps.append((layer, y, cache))
-            mask = layer.compute_mask(x, mask)
-            x = y
+        ys, masks, _ = model.network.run([x], masks=[mask], record=record)
     finally:
         for r, states in saved:
             r.states = states
-    return x, mask, steps
+    steps = [(node.layer, y, cache) for node, y, cache in record]
+    return ys[0] if len(ys) == 1 else ys, masks[0], steps
 
 
 # -- reading the caches -----------------------------------------------------------------------------

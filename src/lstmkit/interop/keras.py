@@ -195,7 +195,7 @@ def _model_from_config(config: dict, build_config=None):
     model = Sequential(
         layers, name=config.get("name"), dtype="float64" if "float64" in dtypes else None
     )
-    model.build(_input_shape(config, build_config))
+    model.build((None, *_input_shape(config, build_config)))
     return model
 
 
@@ -395,7 +395,7 @@ def to_keras(model, *, batch_size=None):
     keras = _import_keras()
     first = model.layers[0]
     in_dtype = "int32" if isinstance(first, Embedding) else (first.dtype or "float32")
-    inp = keras.Input(shape=tuple(model.input_shape), batch_size=batch_size, dtype=in_dtype)
+    inp = keras.Input(shape=tuple(model.input_shape[1:]), batch_size=batch_size, dtype=in_dtype)
     km = keras.Sequential([inp] + [_keras_layer(keras, la) for la in model.layers], name=model.name)
     for kl, la in zip(km.layers, model.layers):
         kl.set_weights(la.get_weights())

@@ -253,7 +253,7 @@ def _model_from_blocks(blocks, input_shape, dtype):
         elif kind == "dropout":
             layers.append(Dropout(b["rate"]))
     model = Sequential(layers, dtype=dtype)
-    model.build(tuple(input_shape))
+    model.build((None, *input_shape))
     return model
 
 

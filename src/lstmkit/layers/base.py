@@ -100,12 +100,44 @@ class Layer:
         return mask if self.supports_masking else None
 
     def __call__(self, x, mask=None, training=False, **kwargs):
-        """Inference-style call as in Keras: builds on first use and returns the outputs."""
-        x = np.asarray(x)
+        """As in Keras: on symbolic tensors (``Input(...)``, other layers' outputs) it records a
+        node of the functional graph and returns symbolic outputs; on arrays it builds on first
+        use and returns the outputs."""
+        from ..graph.symbolic import call_symbolic, is_symbolic
+
+        if is_symbolic(x) or any(is_symbolic(v) for v in kwargs.values()):
+            return call_symbolic(self, x, mask=mask, training=training, **kwargs)
+        if isinstance(x, (list, tuple)) and getattr(self, "multi_input", False):
+            x = [np.asarray(v) for v in x]
+            shape, kind = [v.shape[1:] for v in x], x[0].dtype
+        else:
+            x = np.asarray(x)
+            shape, kind = x.shape[1:], x.dtype
         if not self.built:
-            self.build(x.shape[1:], dtype=x.dtype if x.dtype.kind == "f" else None)
+            self.build(shape, dtype=kind if kind.kind == "f" else None)
         y, _ = self.forward(x, training=training, mask=mask, **kwargs)
         return y
+
+    # -- the functional graph (Keras' layer.input / layer.output) -------------------------------
+    def _first_node(self, what):
+        nodes = getattr(self, "_inbound_nodes", None)
+        if not nodes:
+            raise ValueError(
+                f"{self.name}: layer.{what} is defined once the layer has been called on a "
+                "symbolic tensor (Input(...) or another layer's output)"
+            )
+        return nodes[0]
+
+    @property
+    def output(self):
+        """The symbolic output(s) of the layer's first call (a list with ``return_state``)."""
+        node = self._first_node("output")
+        return list(node.outputs) if node.listed else node.outputs[0]
+
+    @property
+    def input(self):
+        node = self._first_node("input")
+        return list(node.inputs) if node.multi else node.inputs[0]
 
     # -- weights and config ---------------------------------------------------------------------
     def get_weights(self):

@@ -103,9 +103,9 @@ class Bidirectional(Layer):
     def compute_mask(self, x, mask):
         return mask if self.return_sequences else None
 
-    def infer(self, x, mask=None):
-        if not self.built:
-            return self.forward(x, mask=mask)[0]
+    def infer(self, x, mask=None, initial_state=None):
+        if not self.built or initial_state is not None:
+            return self.forward(x, mask=mask, initial_state=initial_state)[0]
         yf = self.forward_layer.infer(x, mask=mask)
         yb = self.backward_layer.infer(x, mask=mask)
         if self.return_state:

@@ -1,5 +1,11 @@
-"""Models: ``from lstmkit.models import Sequential``."""
+"""Models: ``from lstmkit.models import Model, Sequential, load_model``."""
 
+from ..saving import load_model, register_model
+from .functional import Model
 from .sequential import Sequential
 
-__all__ = ["Sequential"]
+register_model("Sequential", Sequential)
+register_model("Functional", Model)
+register_model("Model", Model)
+
+__all__ = ["Model", "Sequential", "load_model"]

@@ -1,7 +1,5 @@
-"""``Sequential``: a stack of layers, each feeding the next, masks passed along.
-
-The model composes; it knows nothing about losses or optimizers (``training.Trainable`` adds
-``compile``/``fit``/``predict`` on top of ``forward``/``backward``/``params``).
+"""``Sequential``: a stack of layers, each feeding the next — a functional ``Model`` whose graph is
+a chain (``Input -> layer_1 -> ... -> layer_n``), built once the input shape is known.
 
 Parameters are addressed by dotted names, ``"<layer name>.<role>"`` (``"lstm.kernel"``,
 ``"bidirectional.forward.bias"``): the same keys in gradients, optimizer slots and weight files.
@@ -9,122 +7,142 @@ Parameters are addressed by dotted names, ``"<layer name>.<role>"`` (``"lstm.ker
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 from .. import random as _random
-from ..layers import Bidirectional, Layer, Masking, deserialize, serialize
+from ..graph.config import chain
+from ..graph.symbolic import InputLayer, SymbolicTensor
+from ..layers import Layer, deserialize, serialize
 from ..layers.base import fmt_shape
-from ..layers.recurrent import RNNBase
-from .training import Trainable
+from .functional import Model, _table
 
 
-class Sequential(Trainable):
-    def __init__(self, layers=None, name=None, dtype=None):
-        super().__init__()
-        self.name = name or "sequential"
+class Sequential(Model):
+    def __init__(self, layers=None, name=None, dtype=None, trainable=True):
+        super().__init__(name=name or "sequential", trainable=trainable)
         self.dtype = None if dtype is None else str(np.dtype(dtype))
-        self.layers: list[Layer] = []
-        self.built = False
-        self.input_shape = None  # without batch
-        #: JSON-serialisable facts saved with the model (scalers, vocabularies, app settings)
-        self.metadata: dict = {}
+        self._layers: list[Layer] = []
+        self._batch_shape = None  # (None, *input shape) once known
         for layer in layers or []:
             self.add(layer)
 
     # -- composition ----------------------------------------------------------------------------
     def add(self, layer):
+        """Append a layer; an ``Input(...)`` tensor (or ``InputLayer``) first sets the input shape."""
+        if isinstance(layer, SymbolicTensor) and layer.node is not None and layer.node.is_input:
+            layer = layer.node.layer
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError(f"{self.name}.add: an Input can only be the first element")
+            self._batch_shape = tuple(layer.batch_shape)
+            self._input_dtype = layer.input_dtype
+            return
         if not isinstance(layer, Layer):
             raise ValueError(
                 f"Sequential.add: argument 'layer' must be an lstmkit layer; got {type(layer).__name__}"
             )
-        if any(existing.name == layer.name for existing in self.layers):
+        if any(existing.name == layer.name for existing in self._layers):
             raise ValueError(
                 f"Sequential.add: layer name {layer.name!r} is already used in this model; "
                 "names must be unique"
             )
-        if not self.layers and layer.input_shape is not None:
-            self.input_shape = tuple(layer.input_shape)
-        self.layers.append(layer)
+        if not self._layers and layer.input_shape is not None and self._batch_shape is None:
+            self._batch_shape = (None, *layer.input_shape)
+        self._layers.append(layer)
         self.built = False
-        if self.input_shape is not None:
-            self.build(self.input_shape)
+        if self._batch_shape is not None:
+            self.build(self._batch_shape)
 
     def pop(self):
-        layer = self.layers.pop()
+        layer = self._layers.pop()
         self.built = False
+        if self._layers and self._batch_shape is not None:
+            self.build(self._batch_shape)
         return layer
 
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._layers)
+
     def build(self, input_shape=None, rng=None):
-        """Create every layer's parameters for inputs of shape ``(batch,) + input_shape``."""
-        input_shape = self.input_shape if input_shape is None else tuple(input_shape)
+        """Create every layer's parameters for inputs of shape ``input_shape``, batch axis first
+        as in Keras (``build((None, timesteps, features))``)."""
+        if input_shape is None:
+            input_shape = self._batch_shape
         if input_shape is None:
             raise ValueError(
                 "Sequential.build: the input shape is unknown; give the first layer "
-                "input_shape=(timesteps, features) or call build(input_shape)"
+                "input_shape=(timesteps, features), start with Input(shape=...), or call "
+                "build((None, timesteps, features))"
             )
-        self.input_shape = tuple(input_shape)
-        rng = rng if rng is not None else _random.get_rng()
-        shape = self.input_shape
-        self.output_shapes = []
-        for layer in self.layers:
-            if not layer.built:
-                layer.build(shape, rng, self.dtype)
-            elif layer.built_input_shape[-1:] != shape[-1:]:
-                raise ValueError(
-                    f"Sequential: layer {layer.name!r} was built for input {layer.built_input_shape}; "
-                    f"the previous layer gives {shape}"
-                )
-            shape = layer.compute_output_shape(shape)
-            if isinstance(shape, list):  # return_state: only the output feeds the next layer
-                if layer is not self.layers[-1]:
-                    raise ValueError(
-                        f"Sequential: layer {layer.name!r} has return_state=True; only the last "
-                        "layer of a Sequential model may return states"
-                    )
-                self.output_shapes.append(shape)
-                shape = shape[0]
-            else:
-                self.output_shapes.append(shape)
-        self.output_shape = shape
-        self.built = True
-        self._params = None
+        input_shape = tuple(input_shape)
+        if len(input_shape) < 2:
+            raise ValueError(
+                f"{self.name}.build: argument 'input_shape' must include the batch axis, e.g. "
+                f"(None, timesteps, features); got {input_shape}"
+            )
+        self._batch_shape = (None, *input_shape[1:])
+        self._chain(rng if rng is not None else _random.get_rng())
+
+    def _chain(self, rng):
+        self._forget_graph()
+        inp, out = chain(
+            self._layers,
+            self._batch_shape,
+            self.dtype,
+            rng,
+            self.name,
+            getattr(self, "_input_dtype", None),
+        )
+        self._init_graph(inp, out)
+
+    def _forget_graph(self):
+        """A rebuilt chain replaces the old one: drop its nodes from the layers."""
+        old = getattr(self, "_net", None)
+        if old is None:
+            return
+        mine = {id(n) for n in old.nodes}
+        for layer in self._layers:
+            nodes = getattr(layer, "_inbound_nodes", [])
+            layer._inbound_nodes = [n for n in nodes if id(n) not in mine]
+
+    @property
+    def input_shape(self):
+        """``(None, *shape)`` as in Keras, or None before the shape is known."""
+        return self._batch_shape
+
+    @property
+    def output_shape(self):
+        return super().output_shape if self.built else None
 
     @property
     def params(self) -> dict:
         """Dotted name -> parameter array (the live arrays; optimizers update them in place)."""
-        if getattr(self, "_params", None) is None:
-            self._params = {
-                f"{layer.name}.{role}": p
-                for layer in self.layers
-                for role, p in layer.params.items()
-            }
-        return self._params
+        return {f"{la.name}.{r}": p for la in self._layers for r, p in la.params.items()}
 
     @property
     def trainable_params(self) -> dict:
         return {
-            f"{layer.name}.{role}": p
-            for layer in self.layers
-            if layer.trainable
-            for role, p in layer.params.items()
+            f"{la.name}.{r}": p
+            for la in self._layers
+            if la.trainable and self.trainable
+            for r, p in la.params.items()
         }
 
-    # -- computation ----------------------------------------------------------------------------
-    def _ensure_built(self, x):
+    def _ensure_built(self, xs):
         if not self.built:
+            x = xs[0] if isinstance(xs, list) else xs
             x = np.asarray(x)
             if x.ndim < 2:
                 raise ValueError(
                     f"{self.name}: argument 'x' must have shape (batch, ...); got {x.shape}"
                 )
-            self.build(x.shape[1:] if self.input_shape is None else self.input_shape)
+            self.build(self._batch_shape or (None, *x.shape[1:]))
 
     def check_input(self, x, arg="x"):
         """Validate ``x`` against the model's input shape; error names what was expected."""
         x = x if isinstance(x, np.ndarray) else np.asarray(x)
-        expected = (None,) + tuple(self.input_shape)
+        expected = self._batch_shape
         ok = x.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
         if not ok:
             raise ValueError(
@@ -132,45 +150,6 @@ class Sequential(Trainable):
             )
         return x
 
-    def forward(self, x, *, training=False, mask=None, rng=None):
-        """Returns ``(y, caches, mask)``; ``mask`` is the mask on the output, if any."""
-        caches = []
-        for layer in self.layers:
-            y, cache = layer.forward(x, training=training, mask=mask, rng=rng)
-            mask = layer.compute_mask(x, mask)
-            caches.append(cache)
-            x = y
-        return x, caches, mask
-
-    def infer(self, x, *, mask=None):
-        """Inference: ``(y, output mask)`` like ``forward(x)`` but without keeping any training
-        cache (each recurrent layer runs its cache-free kernel). ``x`` must be validated."""
-        for layer in self.layers:
-            y = layer.infer(x, mask=mask)
-            mask = layer.compute_mask(x, mask)
-            x = y
-        return x, mask
-
-    def backward(self, dy, caches) -> dict:
-        """dLoss/dy -> dotted-name gradients of every trainable parameter."""
-        grads = {}
-        for i, (layer, cache) in reversed(list(enumerate(zip(self.layers, caches)))):
-            if i == 0:  # nothing upstream of the first layer wants its input gradient
-                g = layer.param_grads(dy, cache) if layer.trainable else {}
-            else:
-                dy, g = layer.backward(dy, cache)
-            if layer.trainable:
-                for role, v in g.items():
-                    grads[f"{layer.name}.{role}"] = v
-        return grads
-
-    def __call__(self, x, training=False, mask=None):
-        self._ensure_built(x)
-        if training:
-            return self.forward(x, training=True, mask=mask)[0]
-        return self.infer(x, mask=mask)[0]
-
-    # -- streaming ------------------------------------------------------------------------------
     def step(self, x_t, states=None):
         """Feed one time step ``x_t (batch, features)``; returns ``(y_t, states)``.
 
@@ -179,73 +158,10 @@ class Sequential(Trainable):
         """
         if not self.built:
             raise ValueError(f"{self.name}: build the model before calling step()")
-        x = np.asarray(x_t)
-        states = list(states) if states is not None else [None] * len(self.layers)
-        new_states = []
-        for layer, st in zip(self.layers, states):
-            if isinstance(layer, (Bidirectional, Masking)):
-                # the backward direction needs the future; a mask needs the whole step vector
-                raise ValueError(
-                    f"{self.name}.step: layer {layer.name!r} ({type(layer).__name__}) needs the "
-                    "whole sequence and cannot be streamed one step at a time"
-                )
-            if hasattr(layer, "step"):
-                x, st = layer.step(x, st)
-            else:
-                x, _ = layer.forward(x)
-            new_states.append(st)
-        return x, new_states
+        ys, states = self._net.step([np.asarray(x_t)], states)
+        return (ys[0] if len(ys) == 1 else ys), states
 
-    def reset_states(self):
-        for layer in self.layers:
-            if hasattr(layer, "reset_states"):
-                layer.reset_states()
-
-    @contextlib.contextmanager
-    def carried_states(self, who="carried_states"):
-        """Within the block every recurrent layer is stateful (each call starts from the state
-        the previous call ended in), starting from zeros; ``reset_states()`` restarts from
-        zeros. Afterwards the layers get back their own setting and a zero state. Gradients
-        never flow across calls (truncated BPTT). A Bidirectional layer cannot carry state
-        (its backward direction starts at the end of each chunk): ValueError."""
-        for layer in self.layers:
-            if isinstance(layer, Bidirectional):
-                raise ValueError(
-                    f"{self.name}.{who}: layer {layer.name!r} (Bidirectional) cannot carry its "
-                    "state from one chunk to the next; train it on whole sequences"
-                )
-        rnns = [layer for layer in self.layers if isinstance(layer, RNNBase)]
-        saved = [layer.stateful for layer in rnns]
-        for layer in rnns:
-            layer.stateful = True
-            layer.reset_states()
-        try:
-            yield self
-        finally:
-            for layer, s in zip(rnns, saved):
-                layer.stateful = s
-                layer.reset_states()
-
-    # -- weights --------------------------------------------------------------------------------
-    def get_weights(self):
-        return [w for layer in self.layers for w in layer.get_weights()]
-
-    def set_weights(self, weights):
-        weights = list(weights)
-        expected = sum(len(layer.weight_names) for layer in self.layers)
-        if len(weights) != expected:
-            raise ValueError(
-                f"{self.name}: argument 'weights' must be a list of {expected} arrays; got {len(weights)}"
-            )
-        i = 0
-        for layer in self.layers:
-            n = len(layer.weight_names)
-            layer.set_weights(weights[i : i + n])
-            i += n
-
-    def count_params(self) -> int:
-        return int(sum(layer.count_params() for layer in self.layers))
-
+    # -- summary --------------------------------------------------------------------------------
     def summary(self, print_fn=print):
         """Layer table with output shapes and parameter counts, like Keras."""
         if not self.built:
@@ -254,38 +170,28 @@ class Sequential(Trainable):
                 "call build()/fit() first"
             )
         rows = []
-        for layer, shape in zip(self.layers, self.output_shapes):
-            shapes = shape if isinstance(shape, list) else [shape]
-            txt = ", ".join(fmt_shape((None,) + tuple(s)) for s in shapes)
+        for layer in self._layers:
+            node = [n for n in layer._inbound_nodes if n in self._net.nodes][0]
+            txt = ", ".join(fmt_shape(t.shape) for t in node.outputs)
             rows.append(
                 (f"{layer.name} ({type(layer).__name__})", txt, f"{layer.count_params():,}")
             )
-        w = [
-            max(len(r[i]) for r in rows + [("Layer (type)", "Output Shape", "Param #")]) + 2
-            for i in range(3)
-        ]
-        line = "=" * sum(w)
-        out = [f'Model: "{self.name}"', line]
-        out.append("Layer (type)".ljust(w[0]) + "Output Shape".ljust(w[1]) + "Param #")
-        out.append(line)
-        for r in rows:
-            out.append(r[0].ljust(w[0]) + r[1].ljust(w[1]) + r[2])
-        out.append(line)
-        trainable = sum(layer.count_params() for layer in self.layers if layer.trainable)
-        out.append(f"Total params: {self.count_params():,}")
-        out.append(f"Trainable params: {trainable:,}")
-        out.append(f"Non-trainable params: {self.count_params() - trainable:,}")
-        text = "\n".join(out)
+        text = _table(self.name, rows, ("Layer (type)", "Output Shape", "Param #"))
+        trainable = sum(la.count_params() for la in self._layers if la.trainable)
+        text += (
+            f"\nTotal params: {self.count_params():,}\nTrainable params: {trainable:,}\n"
+            f"Non-trainable params: {self.count_params() - trainable:,}"
+        )
         print_fn(text)
         return text
 
     # -- config ---------------------------------------------------------------------------------
     def get_config(self):
-        cfg = {"name": self.name, "layers": [serialize(layer) for layer in self.layers]}
+        cfg = {"name": self.name, "layers": [serialize(layer) for layer in self._layers]}
         if self.dtype is not None:
             cfg["dtype"] = self.dtype
-        if self.input_shape is not None:
-            cfg["input_shape"] = list(self.input_shape)
+        if self._batch_shape is not None:
+            cfg["input_shape"] = list(self._batch_shape[1:])  # without the batch axis (format 1)
         return cfg
 
     @classmethod
@@ -293,30 +199,10 @@ class Sequential(Trainable):
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise ValueError("Sequential config must be a dict with a 'layers' list")
         model = cls(name=config.get("name"), dtype=config.get("dtype"))
+        if config.get("input_shape") is not None:
+            model._batch_shape = (None, *config["input_shape"])
         for lc in config["layers"]:
-            model.add(deserialize(lc))
-        if config.get("input_shape") is not None and not model.built:
-            model.build(tuple(config["input_shape"]))
+            model._layers.append(deserialize(lc))
+        if model._batch_shape is not None and model._layers:
+            model.build(model._batch_shape)
         return model
-
-    def save(self, path, include_optimizer=True):
-        """Architecture (JSON) + weights (+ optimizer state) in one safetensors file, atomically."""
-        from ..saving import save_model
-
-        save_model(self, path, include_optimizer=include_optimizer)
-
-    def save_weights(self, path):
-        """The same file as ``save`` without optimizer state (what ``ModelCheckpoint`` calls
-        with ``save_weights_only=True``)."""
-        from ..saving import save_model
-
-        save_model(self, path, include_optimizer=False)
-
-    def load_weights(self, path):
-        """Copy weights from a file written by ``save``/``save_weights``; every key and shape
-        must match this model (all mismatches are listed at once)."""
-        from ..saving import load_weights
-
-        if not self.built:
-            raise ValueError(f"{self.name}.load_weights: build the model first")
-        load_weights(self, path)

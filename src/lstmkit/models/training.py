@@ -1,8 +1,10 @@
-"""Training: ``compile``, ``fit``, ``evaluate``, ``predict``, ``train_on_batch``.
+"""Training: ``compile``, ``fit``, ``evaluate``, ``predict``, ``train_on_batch`` ...
 
-``Trainable`` is mixed into models. It only uses the model protocol (``forward``, ``backward``,
-``trainable_params``, ``check_input``, ``get_weights``/``set_weights``) and knows nothing about
-layers.
+``Trainable`` is mixed into models. It only uses the model protocol — ``network`` (a
+:class:`lstmkit.graph.Network`: ``run``, ``backward``, ``check_inputs``), ``trainable_params``,
+``_ensure_built``, ``get_weights``/``set_weights`` — and knows nothing about layers. Inside, data
+are lists (one array per model input, one per output); a model with one input and one output takes
+and returns plain arrays, one with several takes lists or dicts keyed by input / output name.
 
 Reproducibility: ``compile`` draws one integer ``seed`` (from ``lstmkit.set_random_seed``'s
 generator) that is saved with the model. Epoch e's shuffle order is drawn from
@@ -24,13 +26,42 @@ from ..ops import backend
 
 def _as_float(x, dtype):
     x = x if isinstance(x, np.ndarray) else np.asarray(x)
-    return x if x.dtype == dtype or x.dtype.kind in "iu" else x.astype(dtype)
+    return x if x.dtype == dtype or x.dtype.kind in "iub" else x.astype(dtype)
+
+
+def _per_output(value, names, what, who):
+    """A compile argument given once, as a list (one per output) or a dict by output name."""
+    if isinstance(value, dict) and not {"class_name", "config"} <= set(value):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(
+                f"{who}: argument '{what}' names unknown outputs {unknown}; outputs: {names}"
+            )
+        return [value.get(n) for n in names]
+    if isinstance(value, (list, tuple)) and what != "metrics":
+        if len(value) != len(names):
+            raise ValueError(
+                f"{who}: argument '{what}' must have one entry per output ({len(names)}: {names}); "
+                f"got {len(value)}"
+            )
+        return list(value)
+    if what == "metrics" and isinstance(value, (list, tuple)) and len(names) > 1:
+        if value and all(isinstance(v, (list, tuple)) for v in value):
+            if len(value) != len(names):
+                raise ValueError(
+                    f"{who}: argument 'metrics' must have one list per output ({len(names)}); "
+                    f"got {len(value)}"
+                )
+            return [list(v) for v in value]
+    return [value] * len(names)
 
 
 class Trainable:
     def __init__(self):
         self.optimizer = None
         self.loss = None
+        self.losses_per_output = []
+        self.loss_weights = None
         self.metrics = []
         self.compiled = False
         self.stop_training = False
@@ -38,94 +69,195 @@ class Trainable:
         self.history = None
 
     # -- compile --------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, seed=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, seed=None, loss_weights=None):
+        """Keras' ``compile``: ``loss`` (and ``metrics``, ``loss_weights``) once for all outputs,
+        as a list with one entry per output, or a dict by output name."""
+        who = f"{self.name}.compile"
         if loss is None:
-            raise ValueError(f"{self.name}.compile: argument 'loss' is required (e.g. 'mse')")
+            raise ValueError(f"{who}: argument 'loss' is required (e.g. 'mse')")
+        names = self._output_names_for_compile()
         self.optimizer = optimizers_mod.get(optimizer)
-        self.loss = losses_mod.get(loss)
-        self.metrics = []
-        for m in metrics or []:
-            name = m if isinstance(m, str) else getattr(m, "__name__", type(m).__name__)
-            self.metrics.append((name, metrics_mod.get(m)))
+        per = _per_output(loss, names, "loss", who)
+        if any(v is None for v in per):
+            missing = [n for n, v in zip(names, per) if v is None]
+            raise ValueError(f"{who}: argument 'loss' has no loss for outputs {missing}")
+        self.losses_per_output = [losses_mod.get(v) for v in per]
+        self.loss = self.losses_per_output[0] if len(per) == 1 else self.losses_per_output
+        w = (
+            [1.0] * len(names)
+            if loss_weights is None
+            else _per_output(loss_weights, names, "loss_weights", who)
+        )
+        self.loss_weights = [1.0 if v is None else float(v) for v in w]
+        self._metrics_per_output = []
+        for ms in _per_output(metrics or [], names, "metrics", who):
+            ms = [] if ms is None else (ms if isinstance(ms, (list, tuple)) else [ms])
+            self._metrics_per_output.append([(_metric_name(m), metrics_mod.get(m)) for m in ms])
+        self.metrics = (
+            self._metrics_per_output[0]
+            if len(names) == 1
+            else [(f"{n}_{m}", f) for n, ms in zip(names, self._metrics_per_output) for m, f in ms]
+        )
+        self._compile_args = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
         self.seed = int(_random.get_rng().integers(2**31)) if seed is None else int(seed)
         self.compiled = True
         self._epoch = 0
+
+    def _output_names_for_compile(self):
+        return self.output_names if self.built else ["output"]
+
+    def get_compile_config(self):
+        """JSON-able compile settings (saved with the model)."""
+        single = len(self.losses_per_output) == 1
+        losses = [losses_mod.serialize(v) for v in self.losses_per_output]
+        metrics = [[name for name, _ in ms] for ms in self._metrics_per_output]
+        return {
+            "optimizer": optimizers_mod.serialize(self.optimizer),
+            "loss": losses[0] if single else losses,
+            "metrics": metrics[0] if single else metrics,
+            "loss_weights": None if single else self.loss_weights,
+            "seed": self.seed,
+            "epoch": getattr(self, "_epoch", 0),
+        }
 
     def _require_compiled(self, what):
         if not self.compiled:
             raise ValueError(f"{self.name}.{what}: call compile(optimizer, loss) first")
 
+    # -- data structures ------------------------------------------------------------------------
+    def _standardize_inputs(self, x, arg="x"):
+        net_inputs = self.network.inputs if self.built else [None]
+        names = [t.node.layer.name for t in net_inputs] if self.built else ["x"]
+        return _to_list(x, names, arg, self.name, getattr(self, "_input_keys", None))
+
+    def _standardize_targets(self, y):
+        return _to_list(y, self.output_names, "y", self.name, getattr(self, "_output_keys", None))
+
+    def _restructure_outputs(self, ys):
+        if len(ys) == 1:
+            return ys[0]
+        kind = getattr(self, "_output_kind", "list")
+        if kind == "dict":
+            return dict(zip(self._output_keys, ys))
+        return list(ys)
+
     # -- data checks ----------------------------------------------------------------------------
     def _prepare(self, x, y=None):
-        self._ensure_built(x)
-        x = self.check_input(x)
-        if len(x) == 0:
-            raise ValueError(f"{self.name}: argument 'x' must not be empty; got shape {x.shape}")
-        dtype = np.dtype(self.layers[0].dtype or "float32")
-        x = _as_float(x, dtype)
+        xs = self._standardize_inputs(x)
+        self._ensure_built(xs)
+        xs = self.network.check_inputs(xs, self.name)
+        n = len(xs[0])
+        for t, xi in zip(self.network.inputs, xs):
+            if len(xi) == 0:
+                raise ValueError(
+                    f"{self.name}: argument 'x' must not be empty; got shape {xi.shape}"
+                )
+            if len(xi) != n:
+                raise ValueError(
+                    f"{self.name}: all inputs must have the same number of samples; got "
+                    f"{[len(v) for v in xs]}"
+                )
+        xs = [self._input_array(t, xi) for t, xi in zip(self.network.inputs, xs)]
+        if y is None:
+            return xs, None
+        ys = self._standardize_targets(y)
+        return xs, [self._target_array(yi, n, i) for i, yi in enumerate(ys)]
+
+    def _input_array(self, t, x):
+        dtype = np.dtype(t.dtype) if np.dtype(t.dtype).kind == "f" else None
+        if dtype is not None:
+            x = _as_float(x, dtype)
         if x.dtype.kind == "f" and not np.isfinite(x).all():
             raise ValueError(f"{self.name}: argument 'x' contains NaN or Inf")
-        if y is None:
-            return x, None
+        return x
+
+    def _target_array(self, y, n, i):
         y = np.asarray(y)
-        if len(y) != len(x):
+        arg = "y" if len(self.network.outputs) == 1 else f"y[{self.output_names[i]!r}]"
+        if len(y) != n:
             raise ValueError(
-                f"{self.name}: arguments 'x' and 'y' must have the same number of samples; "
-                f"got {len(x)} and {len(y)}"
+                f"{self.name}: arguments 'x' and '{arg}' must have the same number of samples; "
+                f"got {n} and {len(y)}"
             )
         if y.dtype.kind == "f":
-            y = y.astype(dtype, copy=False)
+            y = y.astype(self.network.outputs[i].dtype, copy=False)
             if not np.isfinite(y).all():
-                raise ValueError(f"{self.name}: argument 'y' contains NaN or Inf")
+                raise ValueError(f"{self.name}: argument '{arg}' contains NaN or Inf")
         elif y.dtype.kind not in "iub":
-            raise ValueError(f"{self.name}: argument 'y' must be numeric; got dtype {y.dtype}")
-        return x, y
-
-    def _match_target(self, y, y_pred):
-        # Keras accepts y (B,) for an output (B, 1): give the target the output's trailing 1
-        if (
-            not getattr(self.loss, "sparse", False)
-            and y.ndim == y_pred.ndim - 1
-            and y_pred.shape[-1] == 1
-        ):
-            y = y[..., None]
+            raise ValueError(f"{self.name}: argument '{arg}' must be numeric; got dtype {y.dtype}")
         return y
 
     # -- one step -------------------------------------------------------------------------------
-    def _loss_and_grad(self, y, y_pred, mask):
-        y = self._match_target(y, y_pred)
-        if mask is not None and y_pred.ndim == 3:
+    def _output_loss(self, i, y, y_pred, mask):
+        """Loss of output ``i``, its gradient, and the (valid) targets/predictions for metrics."""
+        loss_fn = self.losses_per_output[i]
+        if (
+            not getattr(loss_fn, "sparse", False)
+            and y.ndim == y_pred.ndim - 1
+            and y_pred.shape[-1] == 1
+        ):
+            y = y[..., None]  # Keras accepts y (B,) for an output (B, 1)
+        if mask is not None and y_pred.ndim == 3 and mask.shape == y_pred.shape[:2]:
             # masked sequence outputs: the loss is the mean over valid steps only (Keras)
             yv, pv = y[mask], y_pred[mask]
-            loss = self.loss(yv, pv)
+            loss = loss_fn(yv, pv)
             dy = np.zeros_like(y_pred)
-            dy[mask] = self.loss.grad(yv, pv)
+            dy[mask] = loss_fn.grad(yv, pv)
             return loss, dy, yv, pv
-        return (*self.loss.value_and_grad(y, y_pred), y, y_pred)
+        return (*loss_fn.value_and_grad(y, y_pred), y, y_pred)
 
-    def _train_step(self, x, y, rng, mask=None):
+    def _losses(self, ys, preds, masks, with_grad=True):
+        total, dys, logs = 0.0, [], {}
+        names = self.output_names
+        for i, (y, p, m) in enumerate(zip(ys, preds, masks)):
+            loss, dy, yv, pv = self._output_loss(i, y, p, m)
+            w = self.loss_weights[i]
+            total += w * loss
+            dys.append((dy * dy.dtype.type(w)).astype(p.dtype, copy=False) if with_grad else None)
+            prefix = "" if len(ys) == 1 else f"{names[i]}_"
+            if len(ys) > 1:
+                logs[f"{prefix}loss"] = float(loss)
+            for name, fn in self._metrics_per_output[i]:
+                logs[f"{prefix}{name}"] = float(fn(yv, pv))
+        return {"loss": float(total), **logs}, dys
+
+    def _train_step(self, xs, ys, rng, mask=None):
+        net = self.network
         with backend.compute_scope():  # lstmkit's threads share the step's products
-            y_pred, caches, out_mask = self.forward(x, training=True, mask=mask, rng=rng)
-            loss, dy, yv, pv = self._loss_and_grad(y, y_pred, out_mask)
-            grads = self.backward(dy.astype(y_pred.dtype, copy=False), caches)
-            self.optimizer.apply(self.trainable_params, grads)
-        logs = {"loss": float(loss)}
-        for name, fn in self.metrics:
-            logs[name] = float(fn(yv, pv))
+            preds, masks, tape = net.run(xs, training=True, masks=self._masks(mask), rng=rng)
+            logs, dys = self._losses(ys, preds, masks)
+            grads = net.backward(dys, tape)
+            params = self.trainable_params
+            for k in params.keys() - grads.keys():
+                grads[k] = np.zeros_like(params[k])  # a parameter no output depends on
+            self.optimizer.apply(params, grads)
         return logs
 
-    def train_on_batch(self, x, y, mask=None):
+    def train_on_batch(self, x, y, mask=None, return_dict=False):
         """One optimisation step on one batch; returns the loss (before the update)."""
         self._require_compiled("train_on_batch")
-        x, y = self._prepare(x, y)
+        xs, ys = self._prepare(x, y)
         rng = np.random.default_rng([self.seed, self.optimizer.iterations])
-        return self._train_step(x, y, rng, mask)["loss"]
+        logs = self._train_step(xs, ys, rng, mask)
+        return logs if return_dict else _scalar_or_list(logs)
+
+    def test_on_batch(self, x, y, mask=None, return_dict=False):
+        """The loss (and metrics) on one batch, without updating anything."""
+        self._require_compiled("test_on_batch")
+        logs = self.evaluate(x, y, batch_size=max(1, _n_samples(x)), return_dict=True, mask=mask)
+        return logs if return_dict else _scalar_or_list(logs)
+
+    def predict_on_batch(self, x, mask=None):
+        return self.predict(x, batch_size=max(1, _n_samples(x)), mask=mask)
 
     # -- truncated BPTT -------------------------------------------------------------------------
-    def _check_tbptt(self, tbptt, x, y, mask):
+    def _check_tbptt(self, tbptt, xs, ys, mask):
         who = f"{self.name}.fit"
         if isinstance(tbptt, bool) or not isinstance(tbptt, (int, np.integer)) or tbptt < 1:
             raise ValueError(f"{who}: argument 'tbptt' must be a positive int; got {tbptt!r}")
+        x, y = xs[0], ys[0]
+        if len(xs) != 1 or len(ys) != 1:
+            raise ValueError(f"{who}: tbptt needs a model with one input and one output")
         if x.ndim < 2 or y.ndim < 2 or y.shape[1] != x.shape[1]:
             raise ValueError(
                 f"{who}: tbptt needs a target per time step, 'y' of shape (batch, "
@@ -143,7 +275,7 @@ class Trainable:
         with self.carried_states("fit"):
             for a in range(0, T, k):
                 rng = np.random.default_rng([*seed, a])
-                logs = self._train_step(x[:, a : a + k], y[:, a : a + k], rng)
+                logs = self._train_step([x[:, a : a + k]], [y[:, a : a + k]], rng)
                 w = min(k, T - a) / T
                 for key, v in logs.items():
                     sums[key] = sums.get(key, 0.0) + v * w
@@ -171,9 +303,9 @@ class Trainable:
         so training memory depends on ``K``, not on the sequence length. Needs targets per time
         step, ``y (batch, timesteps, ...)``; the reported loss is the mean over all steps."""
         self._require_compiled("fit")
-        x, y = self._prepare(x, y)
+        xs, ys = self._prepare(x, y)
         if tbptt is not None:
-            self._check_tbptt(tbptt, x, y, mask)
+            self._check_tbptt(tbptt, xs, ys, mask)
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(
                 f"{self.name}.fit: argument 'validation_split' must be in [0, 1); got {validation_split}"
@@ -183,18 +315,8 @@ class Trainable:
                 f"{self.name}.fit: argument 'batch_size' must be a positive int; got {batch_size!r}"
             )
         if validation_data is None and validation_split > 0:
-            # Keras takes the *last* fraction of the data, before any shuffling
-            split = int(len(x) * (1.0 - validation_split))
-            if split < 1 or split >= len(x):
-                raise ValueError(
-                    f"{self.name}.fit: validation_split={validation_split} leaves no training or "
-                    f"no validation samples out of {len(x)}"
-                )
-            validation_data = (x[split:], y[split:])
-            x, y = x[:split], y[:split]
-            if mask is not None:
-                mask = np.asarray(mask)[:split]
-        n = len(x)
+            xs, ys, mask, validation_data = self._split_validation(xs, ys, mask, validation_split)
+        n = len(xs[0])
         history = callbacks_mod.History()
         cbs = list(callbacks or [])
         if verbose not in (0, False):
@@ -207,29 +329,9 @@ class Trainable:
         cb.on_train_begin({})
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {"steps": steps})
-            order = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else None
-            sums, seen = {}, 0
-            for b in range(steps):
-                lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
-                # in order: a slice (views, no copy of the batch); shuffled: an index array
-                idx = order[lo:hi] if shuffle else slice(lo, hi)
-                rng = np.random.default_rng([self.seed, epoch, b])
-                cb.on_batch_begin(b, {})
-                if tbptt is not None:
-                    logs = self._train_tbptt(x[idx], y[idx], tbptt, [self.seed, epoch, b])
-                else:
-                    m = None if mask is None else mask[idx]
-                    logs = self._train_step(x[idx], y[idx], rng, m)
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v * (hi - lo)
-                seen += hi - lo
-                cb.on_batch_end(b, {k: s / seen for k, s in sums.items()})
-            logs = {k: s / seen for k, s in sums.items()}
+            logs = self._fit_epoch(xs, ys, mask, epoch, batch_size, steps, shuffle, tbptt, cb)
             if validation_data is not None:
-                vx, vy = validation_data[0], validation_data[1]
-                vm = validation_data[2] if len(validation_data) > 2 else None
-                val = self.evaluate(vx, vy, batch_size=batch_size, return_dict=True, mask=vm)
-                logs.update({f"val_{k}": v for k, v in val.items()})
+                logs.update(self._validation_logs(validation_data, batch_size))
             self._epoch = epoch + 1
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -238,39 +340,136 @@ class Trainable:
         self.history = history
         return history
 
+    def _split_validation(self, xs, ys, mask, fraction):
+        # Keras takes the *last* fraction of the data, before any shuffling
+        n = len(xs[0])
+        split = int(n * (1.0 - fraction))
+        if split < 1 or split >= n:
+            raise ValueError(
+                f"{self.name}.fit: validation_split={fraction} leaves no training or "
+                f"no validation samples out of {n}"
+            )
+        val = ([x[split:] for x in xs], [y[split:] for y in ys])
+        mask = None if mask is None else np.asarray(mask)[:split]
+        return [x[:split] for x in xs], [y[:split] for y in ys], mask, val
+
+    def _fit_epoch(self, xs, ys, mask, epoch, batch_size, steps, shuffle, tbptt, cb):
+        n = len(xs[0])
+        order = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else None
+        sums, seen = {}, 0
+        for b in range(steps):
+            lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+            # in order: a slice (views, no copy of the batch); shuffled: an index array
+            idx = order[lo:hi] if shuffle else slice(lo, hi)
+            rng = np.random.default_rng([self.seed, epoch, b])
+            cb.on_batch_begin(b, {})
+            bx, by = [x[idx] for x in xs], [y[idx] for y in ys]
+            if tbptt is not None:
+                logs = self._train_tbptt(bx[0], by[0], tbptt, [self.seed, epoch, b])
+            else:
+                logs = self._train_step(bx, by, rng, None if mask is None else mask[idx])
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v * (hi - lo)
+            seen += hi - lo
+            cb.on_batch_end(b, {k: s / seen for k, s in sums.items()})
+        return {k: s / seen for k, s in sums.items()}
+
+    def _validation_logs(self, validation_data, batch_size):
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(
+                f"{self.name}.fit: argument 'validation_data' must be (x_val, y_val) or "
+                f"(x_val, y_val, mask); got {type(validation_data).__name__}"
+            )
+        vx, vy = validation_data[0], validation_data[1]
+        vm = validation_data[2] if len(validation_data) > 2 else None
+        val = self.evaluate(vx, vy, batch_size=batch_size, return_dict=True, mask=vm)
+        return {f"val_{k}": v for k, v in val.items()}
+
     # -- inference ------------------------------------------------------------------------------
+    def _masks(self, mask):
+        return None if mask is None else [mask] + [None] * (len(self.network.inputs) - 1)
+
     def predict(self, x, batch_size=32, verbose=0, mask=None):
-        x, _ = self._prepare(x)
+        xs, _ = self._prepare(x)
         if batch_size is None:
             batch_size = 32
+        net, n = self.network, len(xs[0])
+        outs = []
         with backend.compute_scope():
-            if len(x) <= batch_size:
-                return self.infer(x, mask=mask)[0]
-            outs = []
-            for i in range(0, len(x), batch_size):
-                m = None if mask is None else mask[i : i + batch_size]
-                outs.append(self.infer(x[i : i + batch_size], mask=m)[0])
-        if isinstance(outs[0], list):
-            return [np.concatenate(parts) for parts in zip(*outs)]
-        return np.concatenate(outs)
+            for i in range(0, n, batch_size):
+                m = None if mask is None else np.asarray(mask)[i : i + batch_size]
+                part = [v[i : i + batch_size] for v in xs] if n > batch_size else xs
+                outs.append(net.run(part, masks=self._masks(m), keep_cache=False)[0])
+        ys = outs[0] if len(outs) == 1 else [_concat(parts) for parts in zip(*outs)]
+        return self._restructure_outputs(ys)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, mask=None):
         self._require_compiled("evaluate")
-        x, y = self._prepare(x, y)
-        sums, seen = {}, 0
-        for i in range(0, len(x), batch_size):
+        xs, ys = self._prepare(x, y)
+        if batch_size is None:
+            batch_size = 32
+        sums, seen, n = {}, 0, len(xs[0])
+        for i in range(0, n, batch_size):
             m = None if mask is None else np.asarray(mask)[i : i + batch_size]
+            bx, by = [v[i : i + batch_size] for v in xs], [v[i : i + batch_size] for v in ys]
             with backend.compute_scope():
-                y_pred, out_mask = self.infer(x[i : i + batch_size], mask=m)
-            loss, _, yv, pv = self._loss_and_grad(y[i : i + batch_size], y_pred, out_mask)
-            logs = {"loss": float(loss)}
-            for name, fn in self.metrics:
-                logs[name] = float(fn(yv, pv))
-            w = len(yv) if out_mask is not None else len(y_pred)
+                preds, masks, _ = self.network.run(bx, masks=self._masks(m), keep_cache=False)
+            logs, _ = self._losses(by, preds, masks, with_grad=False)
+            w = int(masks[0].sum()) if masks[0] is not None and preds[0].ndim == 3 else len(bx[0])
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v * w
             seen += w
         out = {k: s / seen for k, s in sums.items()}
-        if return_dict:
-            return out
-        return out["loss"] if len(out) == 1 else list(out.values())
+        return out if return_dict else _scalar_or_list(out)
+
+
+def _metric_name(m):
+    return (
+        m
+        if isinstance(m, str)
+        else getattr(m, "name", None) or getattr(m, "__name__", type(m).__name__)
+    )
+
+
+def _scalar_or_list(logs):
+    return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+
+def _concat(parts):
+    if isinstance(parts[0], list):  # a layer returning [output, *states]
+        return [np.concatenate(p) for p in zip(*parts)]
+    return np.concatenate(parts)
+
+
+def _n_samples(x):
+    if isinstance(x, dict):
+        x = next(iter(x.values()))
+    elif isinstance(x, (list, tuple)) and x and hasattr(x[0], "shape"):
+        x = x[0]
+    return len(x)
+
+
+def _to_list(x, names, arg, who, keys=None):
+    """One array, a list (input order) or a dict (by name, or by the dict keys the model was
+    built with) -> list in the model's order."""
+    if isinstance(x, dict):
+        lookup = dict(zip(keys, names)) if keys else {}
+        by_name = {lookup.get(k, k): v for k, v in x.items()}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise ValueError(
+                f"{who}: argument '{arg}' is a dict without {missing}; expected keys "
+                f"{list(keys or names)}"
+            )
+        return [by_name[n] for n in names]
+    if len(names) > 1:
+        if not isinstance(x, (list, tuple)) or len(x) != len(names):
+            got = f"a list of {len(x)}" if isinstance(x, (list, tuple)) else type(x).__name__
+            raise ValueError(
+                f"{who}: argument '{arg}' must be a list of {len(names)} arrays (or a dict) for "
+                f"the inputs/outputs {names}; got {got}"
+            )
+        return list(x)
+    if isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape"):
+        return [x[0]]
+    return [x]
