@@ -10,7 +10,7 @@ Keras-style API::
     model.fit(X, y, epochs=10, batch_size=32)
 """
 
-from . import layers
+from . import layers  # noqa: F401  (keras.layers.LSTM after `import lstmkit as keras`)
 from .graph import Input
 from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN
 from .random import set_random_seed

@@ -171,7 +171,7 @@ class Sequential(Model):
             )
         rows = []
         for layer in self._layers:
-            node = [n for n in layer._inbound_nodes if n in self._net.nodes][0]
+            node = next(n for n in layer._inbound_nodes if n in self._net.nodes)
             txt = ", ".join(fmt_shape(t.shape) for t in node.outputs)
             rows.append(
                 (f"{layer.name} ({type(layer).__name__})", txt, f"{layer.count_params():,}")

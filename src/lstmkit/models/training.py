@@ -45,14 +45,14 @@ def _per_output(value, names, what, who):
                 f"got {len(value)}"
             )
         return list(value)
-    if what == "metrics" and isinstance(value, (list, tuple)) and len(names) > 1:
-        if value and all(isinstance(v, (list, tuple)) for v in value):
-            if len(value) != len(names):
-                raise ValueError(
-                    f"{who}: argument 'metrics' must have one list per output ({len(names)}); "
-                    f"got {len(value)}"
-                )
-            return [list(v) for v in value]
+    nested = isinstance(value, (list, tuple)) and value and len(names) > 1
+    if what == "metrics" and nested and all(isinstance(v, (list, tuple)) for v in value):
+        if len(value) != len(names):
+            raise ValueError(
+                f"{who}: argument 'metrics' must have one list per output ({len(names)}); "
+                f"got {len(value)}"
+            )
+        return [list(v) for v in value]
     return [value] * len(names)
 
 
