@@ -57,7 +57,7 @@ def test_step_by_step_equals_forward_for_sequence_stacks(cells, units, T, dtype,
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 def test_many_to_one_last_step_equals_predict(cell):
     model = Sequential([LSTM(8, return_sequences=True), make_layer(cell, 5), Dense(1)])
-    model.build((None, 2))
+    model.build((None, None, 2))
     randomize(model, 1)
     x = np.random.default_rng(2).standard_normal((4, 12, 2)).astype(np.float32)
     stepped, state = stream(model, x)
@@ -86,7 +86,7 @@ def _stateful_twins(return_sequences, batch=3):
                 Dense(2),
             ]
         )
-        model.build((None, 2))
+        model.build((None, None, 2))
         return randomize(model, 5)
 
     return make(True), make(False)

@@ -293,12 +293,12 @@ def test_first_layer_parameter_gradients_equal_the_full_backward(first, B, backe
         dy = model.loss.grad(y, y_pred)
         got = model.backward(dy, caches)
         want, d = {}, dy
-        for layer, cache in zip(reversed(model.layers), reversed(caches)):
+        for layer, cache in zip(reversed(model.layers), reversed(caches.caches)):
             d, g = layer.backward(d, cache)
             want.update({f"{layer.name}.{k}": v for k, v in g.items()})
         assert d.shape == x.shape  # the full chain did compute the first layer's dx
         skipped, _, _ = layer0.backward_with_state(
-            _first_dy(model, dy, caches), caches[0], need_dx=False
+            _first_dy(model, dy, caches.caches), caches.caches[0], need_dx=False
         )
     finally:
         backend.set_backend(before)

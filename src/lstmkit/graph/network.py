@@ -134,7 +134,7 @@ class Network:
             if isinstance(layer, _WHOLE_SEQUENCE) or node.initial_state:
                 raise ValueError(
                     f"{self.name}.step: layer {layer.name!r} ({type(layer).__name__}) needs the "
-                    "whole sequence and cannot be streamed one step at a time"
+                    "whole sequence and cannot stream one step at a time"
                 )
             x = _gather(node.inputs, values, node.multi)
             if hasattr(layer, "step"):
