@@ -14,8 +14,6 @@ Slow (``make slow``): the full Rotten Tomatoes and Japanese Vowels runs of docs/
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -32,13 +30,15 @@ from lstmkit.apps.classify import (
 )
 from lstmkit.data.sequences import LabelEncoder, SequenceScaler, read_sequence_csv
 from lstmkit.data.text import Vocabulary, read_labelled_texts
+from shared_data import SHARED, require
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VOWELS = SHARED / "japanese_vowels"
 RT = SHARED / "sentiment" / "rt_snippets.csv"
-needs_vowels = pytest.mark.skipif(
-    not (VOWELS / "train.csv").exists(), reason=f"shared data not found at {VOWELS}"
-)
+
+
+def needs_vowels():
+    require(VOWELS / "train.csv", VOWELS / "test.csv")  # a failure, not a skip, when missing
+
 
 POS = ["great", "wonderful", "moving", "superb", "funny"]
 NEG = ["dull", "awful", "boring", "clumsy", "tedious"]
@@ -235,8 +235,8 @@ def test_sequence_classifier_learns_and_predicts():
     assert [p[0] for p in preds] == labels[:6]
 
 
-@needs_vowels
 def test_japanese_vowels_short_run_beats_majority_class_by_far():
+    needs_vowels()
     train = read_sequence_csv(VOWELS / "train.csv")[:2]
     test = read_sequence_csv(VOWELS / "test.csv")[:2]
     r = train_sequence_classifier(*train, test=test, units=16, epochs=6, batch_size=16,
@@ -246,8 +246,8 @@ def test_japanese_vowels_short_run_beats_majority_class_by_far():
     assert r.table["majority class"]["accuracy"] < 0.1
 
 
-@needs_vowels
 def test_cli_classify_japanese_vowels(tmp_path, capsys):
+    needs_vowels()
     from lstmkit.cli import classify as cli
 
     out = tmp_path / "jv.lstmkit"
@@ -266,8 +266,8 @@ def test_cli_classify_japanese_vowels(tmp_path, capsys):
 
 # -- the full experiments of docs/text.md -------------------------------------------------------
 @pytest.mark.slow
-@needs_vowels
 def test_japanese_vowels_full_run_reaches_95_percent():
+    needs_vowels()
     train = read_sequence_csv(VOWELS / "train.csv")[:2]
     test = read_sequence_csv(VOWELS / "test.csv")[:2]
     r = train_sequence_classifier(*train, test=test, units=32, dropout=0.0, epochs=30,
@@ -276,8 +276,8 @@ def test_japanese_vowels_full_run_reaches_95_percent():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not RT.exists(), reason=f"shared data not found at {RT}")
 def test_rotten_tomatoes_bilstm_reaches_75_percent_and_the_bow_baseline():
+    require(RT)
     texts, labels = read_labelled_texts(RT)
     r = train_text_classifier(texts, labels)
     acc = r.table["bilstm"]["accuracy"]

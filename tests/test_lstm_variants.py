@@ -8,7 +8,8 @@
   (``input_forget=1``). onnxruntime couples the other way round, ``f = 1 - i`` with i computed
   from its i-block; since ``1 - σ(z) = σ(-z)`` lstmkit's CIFG (``i = 1 - f``) is onnxruntime's
   with i-block = minus lstmkit's f-block (weights, bias and peephole) and any f-block at all.
-- The same equations written in PyTorch and differentiated by autograd (layer norm, zoneout).
+- Layer norm and zoneout against PyTorch modules (``nn.LayerNorm``, ``nn.LSTMCell``) and
+  autograd: ``tests/test_variants_torch.py``.
 - The layer users call: config and weights round trips, a saved file, step == forward.
 """
 
@@ -23,7 +24,6 @@ from lstmkit.layers import LSTM, Dense
 from lstmkit.models import Sequential
 from lstmkit.ops.lstm import lstm_backward, lstm_forward
 from lstmkit.ops.lstm_variants import (
-    LN_EPSILON,
     LNParams,
     Variant,
     lstm_variants_backward,
@@ -312,64 +312,6 @@ def test_peephole_and_cifg_match_onnxruntime(cifg, ragged):
     np.testing.assert_allclose(Y[:, 0][valid], hs[valid], atol=2e-6)
     np.testing.assert_allclose(Y_h[0], h, atol=2e-6)
     np.testing.assert_allclose(Y_c[0], c, atol=2e-6)
-
-
-# -- PyTorch autograd on the same equations ------------------------------------------------------
-def _torch_variant(v, case, fixed):
-    torch = pytest.importorskip("torch")
-    t = {k: torch.tensor(a, requires_grad=True) for k, a in case.items()}
-    H = case["h0"].shape[-1]
-    blk = {g: v.block(g, H) for g in "ifgo"}
-
-    def ln(a, gamma, beta=0.0):
-        mu = a.mean(-1, keepdim=True)
-        var = ((a - mu) ** 2).mean(-1, keepdim=True)
-        return gamma * (a - mu) / torch.sqrt(var + LN_EPSILON) + beta
-
-    h, c, hs = t["h0"], t["c0"], []
-    zo = fixed["zoneout"]
-    for step in range(case["x"].shape[0]):
-        zx, zh = t["x"][step] @ t["kernel"], h @ t["recurrent_kernel"]
-        if "ln_gamma_x" in t:
-            zx, zh = ln(zx, t["ln_gamma_x"]), ln(zh, t["ln_gamma_h"])
-        z = zx + t["bias"] + zh
-        p = t.get("peephole")
-        f = torch.sigmoid(z[:, blk["f"]] + (0 if p is None else p[1] * c)) if blk["f"] else 1.0
-        if blk["i"]:
-            i = torch.sigmoid(z[:, blk["i"]] + (0 if p is None else p[0] * c))
-        else:
-            i = 1 - f
-        c_new = f * c + i * torch.tanh(z[:, blk["g"]])
-        o = torch.sigmoid(z[:, blk["o"]] + (0 if p is None else p[2] * c_new))
-        cc = ln(c_new, t["ln_gamma_c"], t["ln_beta_c"]) if "ln_gamma_c" in t else c_new
-        h_new = o * torch.tanh(cc)
-        if zo is not None:
-            dc, dh = (
-                torch.tensor(np.broadcast_to(d, case["x"].shape[:2] + (H,))[step]) for d in zo
-            )
-            c_new, h_new = dc * c + (1 - dc) * c_new, dh * h + (1 - dh) * h_new
-        h, c = h_new, c_new
-        hs.append(h)
-    return t, torch.stack(hs), h, c
-
-
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_layer_norm_zoneout_peephole_match_torch_autograd(variant):
-    torch = pytest.importorskip("torch")
-    v = VARIANTS[variant]
-    case, fixed, up = make_case(v, T=6, B=3, D=4, H=5, peephole=True, ln=True, zoneout=True, seed=9)
-    hs, (_h, _c), cache = run(v, case, fixed)
-    t, ths, th, tc = _torch_variant(v, case, fixed)
-    np.testing.assert_allclose(hs, ths.detach().numpy(), rtol=1e-10, atol=1e-12)
-    loss = sum((a * torch.tensor(u)).sum() for a, u in zip((ths, th, tc), up))
-    loss.backward()
-    grads = lstm_variants_backward(*up, cache)
-    for k, tensor in t.items():
-        if k == "peephole" and variant != "plain":  # the unused row: torch gives None-like 0
-            expected = np.zeros_like(case[k]) if tensor.grad is None else tensor.grad.numpy()
-        else:
-            expected = tensor.grad.numpy()
-        np.testing.assert_allclose(grads[k], expected, rtol=1e-9, atol=1e-11, err_msg=k)
 
 
 # -- the layer ----------------------------------------------------------------------------------

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,8 +42,8 @@ from lstmkit.data.text import (
 from lstmkit.layers import LSTM, Bidirectional, Embedding
 from lstmkit.models import Sequential
 from lstmkit.ops.activations import log_softmax, softmax
+from shared_data import SHARED, require
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CORPUS = SHARED / "shakespeare" / "corpus.txt"
 
 # a small text with structure an LSTM picks up in a few hundred steps
@@ -340,8 +339,8 @@ def test_cli_train_generate_evaluate_next(tmp_path, capsys):
     assert cli.main(["evaluate", str(out), str(tmp_path / "missing.txt")]) == 2
 
 
-@pytest.mark.skipif(not CORPUS.exists(), reason=f"shared data not found at {CORPUS}")
 def test_shakespeare_slice_learns_below_uniform():
+    require(CORPUS)  # a failure, not a skip, when the shared data is missing
     text = CORPUS.read_text(encoding="utf-8")[:60000]
     r = train_language_model(text, epochs=2, batch_size=16, seq_len=50, units=64, layers=1,
                              embed_dim=32, learning_rate=5e-3)  # fmt: skip

@@ -3,7 +3,8 @@
     mae   = mean |y - t|          mse = mean (y - t)^2          rmse = sqrt(mse)
     mase  = mae / scale           scale = mean |x_s - x_{s-m}| of the training series (Hyndman &
                                   Koehler 2006), see ``naive_scale``
-    accuracy  binary       mean[t == (y > threshold)]      last axis of y_pred has size 1 (or 1-D)
+    accuracy  binary       mean[t == (y > threshold)]      last axis of y_pred has size 1 (or 1-D);
+                           from_logits: mean[t == (sigmoid(y) > threshold)]
               sparse       mean[t == argmax(y)]            t holds class ids, one axis fewer
               categorical  mean[argmax(t) == argmax(y)]    t one-hot, the shape of y_pred
     f1    binary: 2 TP / (2 TP + FP + FN); multiclass: the unweighted mean of the per-class F1 over
@@ -88,6 +89,18 @@ def mase_metric(scale: float):
     return mase_
 
 
+def _logit_cut(name, threshold):
+    """The logit whose sigmoid is ``threshold``: ``sigmoid(x) > threshold`` iff ``x > cut``."""
+    if isinstance(threshold, bool) or not (
+        isinstance(threshold, (int, float, np.number)) and 0.0 < threshold < 1.0
+    ):
+        raise ValueError(
+            f"{name}: argument 'threshold' must be a probability in (0, 1) with from_logits=True; "
+            f"got {threshold!r}"
+        )
+    return math.log(threshold) - math.log1p(-threshold)
+
+
 def _labels(name, y_true, y_pred, threshold, from_logits):
     """``(true_ids, predicted_ids, binary)`` for the three accuracy cases."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -95,7 +108,7 @@ def _labels(name, y_true, y_pred, threshold, from_logits):
         raise ValueError(f"{name}: argument 'y_pred' must be a non-empty array; got {y_pred!r}")
     if y_pred.ndim == 1 or y_pred.shape[-1] == 1:  # one output per sample: binary
         t, y = _pair(name, y_true, y_pred)
-        cut = 0.0 if from_logits else threshold
+        cut = _logit_cut(name, threshold) if from_logits else threshold
         return t.reshape(-1), (y > cut).astype(np.float64).reshape(-1), True
     if y_true.shape == y_pred.shape[:-1] or y_true.shape == y_pred.shape[:-1] + (1,):
         return y_true.reshape(-1), np.argmax(y_pred, axis=-1).reshape(-1), False  # sparse
