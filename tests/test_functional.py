@@ -210,3 +210,40 @@ def test_summary_shows_connections(pair):
     text = ours.summary(print_fn=lambda s: None)
     assert "Connected to" in text
     assert "enc[0][1]" in text and "enc[0][2]" in text  # the decoder reads the encoder states
+
+
+def test_converters_take_functional_models_or_name_what_they_cannot_express(pair, tmp_path):
+    """to_keras rebuilds the graph (Keras predicts the same); a functional chain goes to torch and
+    ONNX like the equivalent Sequential; a graph is refused naming the layer."""
+    from lstmkit.interop.keras import to_keras
+    from lstmkit.interop.onnx import to_onnx
+    from lstmkit.interop.torch import to_torch
+
+    ours, _ = pair
+    rng = np.random.default_rng(7)
+    xe = rng.standard_normal((2, 7, 3)).astype(np.float32)
+    xd = rng.standard_normal((2, 5, 4)).astype(np.float32)
+    km = to_keras(ours)
+    for a, b in zip(km.predict([xe, xd], verbose=0), ours.predict([xe, xd])):
+        np.testing.assert_allclose(np.asarray(a), b, atol=2e-5)
+    with pytest.raises(ValueError, match="2 inputs and 2 outputs"):
+        to_torch(ours)
+    inp = Input(shape=(6, 3))
+    h = layers.LSTM(4, return_sequences=True)(inp)
+    chain = Model(inp, layers.Dense(2)(layers.GRU(3)(h)))
+    x = rng.standard_normal((3, 6, 3)).astype(np.float32)
+    tm = to_torch(chain)
+    with torch.no_grad():
+        np.testing.assert_allclose(tm(torch.from_numpy(x)).numpy(), chain.predict(x), atol=2e-5)
+    import onnxruntime as ort
+
+    path = tmp_path / "chain.onnx"
+    to_onnx(chain, path)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, chain.predict(x), atol=2e-5)
+    a = Input(shape=(6, 3))
+    _, hh, cc = layers.LSTM(4, return_state=True)(a)
+    dec = layers.LSTM(4)(a, initial_state=[hh, cc])
+    with pytest.raises(ValueError, match="returns states inside the model"):
+        to_onnx(Model(a, dec))

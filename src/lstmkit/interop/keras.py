@@ -389,10 +389,14 @@ def to_keras(model, *, batch_size=None):
     ``batch_size`` fixes the input's batch dimension (Keras' stateful RNNs need one).
     """
     from ..layers import Embedding
+    from ..models import Sequential
+    from .graph import to_keras_functional
 
     if not model.built:
         raise ValueError(f"to_keras: build {model.name!r} (give input_shape) before converting it")
     keras = _import_keras()
+    if not isinstance(model, Sequential):
+        return to_keras_functional(model, keras, _keras_layer)
     first = model.layers[0]
     in_dtype = "int32" if isinstance(first, Embedding) else (first.dtype or "float32")
     inp = keras.Input(shape=tuple(model.input_shape[1:]), batch_size=batch_size, dtype=in_dtype)

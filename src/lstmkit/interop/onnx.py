@@ -208,6 +208,9 @@ def to_onnx(model, path=None, *, opset=17, streaming=False):
 
     if not model.built:
         raise ValueError(f"to_onnx: build {model.name!r} (give input_shape) before exporting it")
+    from .graph import as_chain
+
+    model = as_chain(model, "to_onnx")
     if not isinstance(opset, int) or opset < OPSET_MIN or opset > onnx.defs.onnx_opset_version():
         raise ValueError(
             f"to_onnx: argument 'opset' must be an int in [{OPSET_MIN}, "

@@ -414,6 +414,9 @@ def _float_dtype(sd):
 def to_state_dict(model) -> dict:
     """lstmkit model -> ``{key: np.ndarray}`` with the keys of :func:`to_torch`'s module
     (``"0.weight_ih_l0"``, ``"1.weight"``, ...)."""
+    from .graph import as_chain
+
+    model = as_chain(model, "to_state_dict")
     return _state_dict_from_params(_blocks_from_model(model), model.params)
 
 

@@ -163,6 +163,9 @@ def to_torch(model):
     import torch
     from torch import nn
 
+    from .graph import as_chain
+
+    model = as_chain(model, "to_torch")
     blocks = _blocks_from_model(model)
     dtype = {"float32": torch.float32, "float64": torch.float64}[model.layers[0].dtype or "float32"]
     shape = model.input_shape
