@@ -247,3 +247,18 @@ def test_converters_take_functional_models_or_name_what_they_cannot_express(pair
     dec = layers.LSTM(4)(a, initial_state=[hh, cc])
     with pytest.raises(ValueError, match="returns states inside the model"):
         to_onnx(Model(a, dec))
+
+
+def test_from_keras_functional_model(pair):
+    """A live Keras functional model (two inputs, states into initial_state, a shared Dense)
+    becomes an lstmkit Model predicting what Keras predicts."""
+    from lstmkit.interop.keras import from_keras
+
+    _, theirs = pair
+    ours = from_keras(theirs)
+    assert type(ours) is Model
+    rng = np.random.default_rng(8)
+    xe = rng.standard_normal((2, 7, 3)).astype(np.float32)
+    xd = rng.standard_normal((2, 5, 4)).astype(np.float32)
+    for a, b in zip(ours.predict([xe, xd]), theirs.predict([xe, xd], verbose=0)):
+        np.testing.assert_allclose(a, np.asarray(b), atol=2e-5)

@@ -199,6 +199,62 @@ def _model_from_config(config: dict, build_config=None):
     return model
 
 
+def _functional_from_config(config: dict):
+    """A Keras 3 functional config (``layers`` with ``inbound_nodes``) -> lstmkit ``Model``."""
+    from ..graph.symbolic import Input
+    from ..models import Model
+
+    outputs, pending = {}, []
+    for s in config.get("layers", []):
+        name = s.get("name") or s["config"]["name"]
+        if s.get("class_name") == "InputLayer":
+            c = s["config"]
+            shape = c.get("batch_shape") or c.get("batch_input_shape")
+            outputs[(name, 0)] = [Input(batch_shape=shape, dtype=c.get("dtype"), name=name)]
+        else:
+            pending.append([_layer_from_config(s), list(s.get("inbound_nodes") or [])])
+
+    def tensor(v):
+        if isinstance(v, list):
+            return [tensor(x) for x in v]
+        n, i, j = v["config"]["keras_history"]
+        return outputs[(n, i)][j]
+
+    def ready(v):
+        if isinstance(v, list):
+            return all(ready(x) for x in v)
+        n, i, _ = v["config"]["keras_history"]
+        return (n, i) in outputs
+
+    def node_inputs(node):
+        return [node["args"][0], *((node.get("kwargs") or {}).get("initial_state") or [])]
+
+    while any(nodes for _, nodes in pending):
+        progress = False
+        for layer, nodes in pending:
+            while nodes and ready(node_inputs(nodes[0])):
+                node = nodes.pop(0)
+                init = (node.get("kwargs") or {}).get("initial_state")
+                kw = {"initial_state": tensor(init)} if init else {}
+                y = layer(tensor(node["args"][0]), **kw)
+                k = sum(1 for key in outputs if key[0] == layer.name)
+                outputs[(layer.name, k)] = y if isinstance(y, list) else [y]
+                progress = True
+        if not progress:
+            raise ValueError(
+                "from_keras: the functional config has nodes whose inputs never appear"
+            )
+
+    def refs(v):
+        return [v] if v and isinstance(v[0], str) else v
+
+    ins = [outputs[(n, i)][j] for n, i, j in refs(config["input_layers"])]
+    outs = [outputs[(n, i)][j] for n, i, j in refs(config["output_layers"])]
+    return Model(
+        ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0], name=config.get("name")
+    )
+
+
 def _complete(layer, weights):
     """Keras weights of one layer -> lstmkit's list: zero biases for ``use_bias=False``."""
     expected = layer.weight_names
@@ -322,6 +378,10 @@ def from_keras(model_or_path, *, model=None):
         model.set_weights([np.asarray(w) for w in model_or_path])
         return model
     km = model_or_path
+    if type(km).__name__ == "Functional" and hasattr(km, "get_config"):
+        out = _functional_from_config(km.get_config())
+        _set_layer_weights(out, {la.name: la.get_weights() for la in km.layers})
+        return out
     if type(km).__name__ != "Sequential" or not hasattr(km, "get_config"):
         raise ValueError(
             f"from_keras: argument 'model_or_path' must be a keras.Sequential, a .keras path or a "
