@@ -19,11 +19,13 @@ standardises each feature with statistics over the training frames only (padding
 from __future__ import annotations
 
 import csv
+import io
 import os
 
 import numpy as np
 
 from .csvio import DataFileNotFoundError
+from .utf8 import read_utf8
 
 __all__ = ["LabelEncoder", "SequenceScaler", "pad_sequences", "read_sequence_csv"]
 
@@ -170,7 +172,7 @@ def read_sequence_csv(
         raise DataFileNotFoundError(
             f"read_sequence_csv: argument 'path' must be an existing CSV file; got {path!r}"
         )
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(read_utf8(path, "path", "read_sequence_csv"), newline="") as f:
         reader = csv.reader(f)
         try:
             header = [h.strip() for h in next(reader)]
