@@ -223,8 +223,11 @@ def test_text_train_defaults_by_level_apply_only_when_the_flag_is_absent(tmp_pat
     assert run([*argv, *common])[0] == 0
     settings = load_model(tmp_path / "w.lstmkit", compile=False).metadata["settings"]
     assert settings["seq_len"] == 35 and settings["max_vocab"] == 10000  # word-level defaults
-    argv = ["text", "train", str(corpus), "--out", str(tmp_path / "c.lstmkit"), "--seq-len", "7"]
-    assert run([*argv, "--max-vocab", "5", *common])[0] == 0
+    argv = ["text", "train", str(corpus), "--out", str(tmp_path / "c.lstmkit")]
+    assert run([*argv, *common])[0] == 0
+    settings = load_model(tmp_path / "c.lstmkit", compile=False).metadata["settings"]
+    assert settings["seq_len"] == 50 and settings["max_vocab"] is None  # char-level defaults
+    assert run([*argv, "--seq-len", "7", "--max-vocab", "5", *common])[0] == 0
     settings = load_model(tmp_path / "c.lstmkit", compile=False).metadata["settings"]
     assert settings["seq_len"] == 7 and settings["max_vocab"] == 5
 
