@@ -320,6 +320,22 @@ def test_latin1_csv_names_the_file_byte_and_offset(tmp_path):
         read_sequence_csv(frames)
 
 
+def test_unreadable_corpus_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    """CI runs as root, which reads any file: the refusal of the OS is simulated."""
+    from lstmkit.data import utf8
+
+    def denied(path, mode="r"):
+        raise PermissionError(13, "Permission denied", path)
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abc", encoding="utf-8")
+    monkeypatch.setattr(utf8, "open", denied, raising=False)
+    err = refused(["text", "train", str(corpus), "--out", str(tmp_path / "m.lstmkit")])
+    assert err == f"lstmkit text: error: argument 'corpus': cannot read {str(corpus)!r}: " + (
+        "Permission denied"
+    )
+
+
 def test_utf8_files_with_a_byte_order_mark_read_as_without(tmp_path):
     frames = tmp_path / "frames.csv"
     frames.write_bytes(b"\xef\xbb\xbfutterance,frame,label,c1\nu1,0,x,1.0\nu1,1,x,2.0\n")

@@ -166,6 +166,8 @@ def read_sequence_csv(
     feature_columns)``: a list of ``(T_i, D)`` float64 arrays, a list of label strings (one per
     sequence; it must be constant within a sequence), and the feature names used. With
     ``label_column=None`` (frames to classify) ``labels`` holds each sequence's id instead.
+    The file must be UTF-8 (a byte-order mark is ignored); otherwise the error names the first
+    bad byte's offset, line and column.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
