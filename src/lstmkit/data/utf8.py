@@ -22,15 +22,18 @@ def read_utf8(path, arg="path", owner=None) -> str:
     """The text of ``path`` decoded as UTF-8 (a leading byte-order mark is dropped).
 
     Messages name the argument ``arg`` (and the function ``owner`` when given). A missing file
-    raises ``DataFileNotFoundError``; bytes that are not UTF-8 raise ``ValueError`` (see the
-    module docstring). Line ends are returned as they are in the file (no translation).
+    raises ``DataFileNotFoundError``; an unreadable one or bytes that are not UTF-8 raise
+    ``ValueError`` (see the module docstring). Line ends are returned as they are in the file.
     """
     path = os.fspath(path)
     what = f"{owner + ': ' if owner else ''}argument '{arg}'"
     if not os.path.isfile(path):
         raise DataFileNotFoundError(f"{what} must be an existing file; got {path!r}")
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:  # unreadable (permissions, a device): a message, not a traceback
+        raise ValueError(f"{what}: cannot read {path!r}: {e.strerror or e}") from None
     try:
         text = data.decode("utf-8")  # not utf-8-sig: its error offsets would skip the mark
     except UnicodeDecodeError as e:
