@@ -45,6 +45,7 @@ from ..losses import SparseCategoricalCrossentropy
 from ..metrics import accuracy, f1
 from ..models import Sequential
 from ..ops.activations import softmax
+from ._checks import check_ints, check_range
 
 APP = "classify"
 
@@ -60,7 +61,7 @@ class ClassifyConfig:
     epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 1e-3
-    clipnorm: float = 5.0
+    clipnorm: float | None = 5.0  # None: no clipping
     patience: int = 3
     test_fraction: float = 0.2  # ignored when a test set is given
     val_fraction: float = 0.1
@@ -70,6 +71,21 @@ class ClassifyConfig:
     maxlen: int | None = None  # default: longest training text, at most 100 tokens
     features: str = "binary"  # bag-of-words baseline: "binary" or "tf"
     seed: int = 0
+
+    def __post_init__(self):
+        check_ints(self, ("embed_dim", "units", "epochs", "batch_size", "min_freq"), 1)
+        check_ints(self, ("patience", "seed"), 0)
+        check_ints(self, ("max_vocab",), 3)
+        check_ints(self, ("maxlen",), 1, none_ok=True)
+        check_range(self, "dropout", 0.0, 1.0, hi_open=True)
+        for name in ("test_fraction", "val_fraction"):
+            check_range(self, name, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_range(self, "learning_rate", 0.0, np.inf, lo_open=True)
+        check_range(self, "clipnorm", 0.0, np.inf, lo_open=True, none_ok=True)
+        if self.features not in ("binary", "tf"):
+            raise ValueError(
+                f"ClassifyConfig: argument 'features' must be 'binary' or 'tf'; got {self.features!r}"
+            )
 
     @classmethod
     def from_dict(cls, d):
@@ -145,6 +161,75 @@ def stratified_split(y, fraction, seed):
     return rest, held
 
 
+def _fewest_for_one(fraction):
+    """The fewest examples of one class of which ``stratified_split`` holds out at least one
+    (``round(n * fraction) >= 1``; Python rounds 0.5 to 0)."""
+    n = int(0.5 / fraction) + 1
+    while n > 1 and round((n - 1) * fraction) >= 1:
+        n -= 1
+    while round(n * fraction) < 1:
+        n += 1
+    return n
+
+
+def _checked_split(who, y, classes, fraction, seed, parts, arg, source, other=None):
+    """``stratified_split`` refusing an empty side with the counts and what is needed.
+    ``parts``: names of the (kept, held-out) sides; ``arg``: the fraction's name; ``source``:
+    what ``y`` is ("examples"); ``other``: another remedy when nothing is held out."""
+    rest, held = stratified_split(y, fraction, seed)
+    if len(rest) and len(held):
+        return rest, held
+    counts = np.bincount(y, minlength=len(classes))
+    shown = np.flatnonzero(counts)
+    per_class = ", ".join(f"{classes[c]!r}: {counts[c]}" for c in shown[:10])
+    given = f"{arg}={fraction:g} of {len(y)} {source} ({per_class}{', ...' * (len(shown) > 10)})"
+    if not len(held):
+        remedies = ["more examples", f"a larger {arg}", *([other] if other else [])]
+        raise ValueError(
+            f"{who}: the {parts[1]} split is empty: {given} holds out round(n * {fraction:g}) = 0 "
+            f"examples of every class; at this {arg} a class needs at least "
+            f"{_fewest_for_one(fraction)} examples; give {', '.join(remedies[:-1])} or "
+            f"{remedies[-1]}"
+        )
+    raise ValueError(
+        f"{who}: the {parts[0]} split is empty: {given} holds out every example; give more "
+        f"examples or a smaller {arg}"
+    )
+
+
+def _labels(who, arg, examples, labels):
+    """``(LabelEncoder, class ids)`` of ``labels``, one per example, at least two classes."""
+    labels = list(labels)
+    if len(examples) != len(labels):
+        raise ValueError(
+            f"{who}: arguments '{arg}' and 'labels' must have the same length; "
+            f"got {len(examples)} and {len(labels)}"
+        )
+    if not labels:
+        raise ValueError(f"{who}: argument '{arg}' must hold at least one example; got none")
+    enc = LabelEncoder.fit(labels)
+    if len(enc) < 2:
+        raise ValueError(f"{who}: need at least 2 classes; got {enc.classes}")
+    return enc, enc.encode(labels)
+
+
+def _splits(who, y, classes, cfg, test_given):
+    """Index arrays ``(train, validation, test)`` into ``y``: a stratified test split (None when
+    a test set is given), then a stratified validation split of the rest; no split is empty."""
+    te = None
+    rest = np.arange(len(y))
+    if not test_given:
+        rest, te = _checked_split(
+            who, y, classes, cfg.test_fraction, cfg.seed, ("training and validation", "test"),
+            "test_fraction", "examples", "a separate test set (lstmkit classify train --test)",
+        )  # fmt: skip
+    tr_i, va_i = _checked_split(
+        who, y[rest], classes, cfg.val_fraction, cfg.seed + 1, ("training", "validation"),
+        "val_fraction", "examples" if test_given else "examples left after the test split",
+    )  # fmt: skip
+    return rest[tr_i], rest[va_i], te
+
+
 def _probabilities(model, x, batch_size=256):
     """``(N, C)`` class probabilities (the sigmoid output expanded to two columns)."""
     p = np.asarray(model.predict(x, batch_size=batch_size), np.float64)
@@ -200,26 +285,16 @@ def train_text_classifier(texts, labels, config=None, *, test=None, verbose=0, l
 
     cfg = ClassifyConfig(**{**(asdict(config) if config else {}), **overrides})
     texts = list(texts)
-    if len(texts) != len(labels):
-        raise ValueError(
-            f"train_text_classifier: arguments 'texts' and 'labels' must have the same length; "
-            f"got {len(texts)} and {len(labels)}"
-        )
-    enc = LabelEncoder.fit(labels)
-    if len(enc) < 2:
-        raise ValueError(f"train_text_classifier: need at least 2 classes; got {enc.classes}")
-    y = enc.encode(labels)
+    enc, y = _labels("train_text_classifier", "texts", texts, labels)
+    tr, va, te = _splits("train_text_classifier", y, enc.classes, cfg, test is not None)
     if test is None:
-        rest, te = stratified_split(y, cfg.test_fraction, cfg.seed)
         test_texts, y_test = [texts[i] for i in te], y[te]
     else:
-        rest, test_texts, y_test = np.arange(len(y)), list(test[0]), enc.encode(test[1])
-    tr_i, va_i = stratified_split(y[rest], cfg.val_fraction, cfg.seed + 1)
-    tr, va = rest[tr_i], rest[va_i]
+        test_texts, y_test = list(test[0]), enc.encode(test[1])
     tr_texts, va_texts = [texts[i] for i in tr], [texts[i] for i in va]
     vocab = Vocabulary.build(tr_texts, "word", cfg.max_vocab, cfg.min_freq, cfg.lower)
     lengths = [len(vocab.tokenize(t)) for t in tr_texts]
-    maxlen = int(cfg.maxlen or min(100, max(lengths)))
+    maxlen = min(100, max(lengths)) if cfg.maxlen is None else int(cfg.maxlen)
     x_tr, x_va, x_te = (encode_texts(vocab, t, maxlen) for t in (tr_texts, va_texts, test_texts))
     C = len(enc)
     _random.set_random_seed(cfg.seed)
@@ -269,16 +344,13 @@ def train_sequence_classifier(sequences, labels, config=None, *, test=None, verb
     """Train ``build_sequence_classifier`` on ``sequences`` (list of ``(T_i, D)`` arrays) and
     ``labels``; ``test=(sequences, labels)`` is the standard test set if there is one."""
     cfg = ClassifyConfig(**{**(asdict(config) if config else {}), **overrides})
-    enc = LabelEncoder.fit(labels)
-    y = enc.encode(labels)
     sequences = [np.asarray(s, np.float64) for s in sequences]
+    enc, y = _labels("train_sequence_classifier", "sequences", sequences, labels)
+    tr, va, te = _splits("train_sequence_classifier", y, enc.classes, cfg, test is not None)
     if test is None:
-        rest, te = stratified_split(y, cfg.test_fraction, cfg.seed)
         test_seqs, y_test = [sequences[i] for i in te], y[te]
     else:
-        rest, test_seqs, y_test = np.arange(len(y)), list(test[0]), enc.encode(test[1])
-    tr_i, va_i = stratified_split(y[rest], cfg.val_fraction, cfg.seed + 1)
-    tr, va = rest[tr_i], rest[va_i]
+        test_seqs, y_test = list(test[0]), enc.encode(test[1])
     scaler = SequenceScaler.fit([sequences[i] for i in tr])
     x_tr = _pad_numeric(scaler.transform([sequences[i] for i in tr]))
     x_va = _pad_numeric(scaler.transform([sequences[i] for i in va]))

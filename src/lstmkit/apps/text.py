@@ -40,6 +40,7 @@ from ..losses import SparseCategoricalCrossentropy
 from ..metrics import bits_per_char, perplexity
 from ..models import Sequential
 from ..ops.activations import log_softmax
+from ._checks import check_ints, check_range
 
 APP = "text"
 
@@ -60,7 +61,7 @@ class LMConfig:
     # eps / sqrt(1 - b2^t), up to 30x larger; at 1e-7 that measurably slowed this model's first
     # epochs (docs/text.md). 1e-12 makes the placement irrelevant (and matches torch's Adam).
     epsilon: float = 1e-12
-    clipnorm: float = 5.0  # global gradient-norm clip
+    clipnorm: float | None = 5.0  # global gradient-norm clip (None: none)
     lr_decay: float = 0.85  # after `decay_after` epochs the rate is multiplied by this each epoch
     decay_after: int = 15
     epochs: int = 40
@@ -77,14 +78,17 @@ class LMConfig:
             raise ValueError(
                 f"LMConfig: argument 'level' must be 'char' or 'word'; got {self.level!r}"
             )
-        for name in ("embed_dim", "units", "layers", "seq_len", "batch_size", "epochs"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"LMConfig: argument '{name}' must be a positive int; got {v!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(
-                f"LMConfig: argument 'val_fraction' must be in (0, 1); got {self.val_fraction!r}"
-            )
+        check_ints(self, ("embed_dim", "units", "layers", "seq_len", "batch_size", "epochs",
+                          "min_freq"), 1)  # fmt: skip
+        check_ints(self, ("patience", "decay_after", "seed"), 0)
+        check_ints(self, ("max_vocab",), 3, none_ok=True)
+        check_ints(self, ("max_steps",), 1, none_ok=True)
+        check_range(self, "val_fraction", 0.0, 1.0, lo_open=True, hi_open=True)
+        check_range(self, "dropout", 0.0, 1.0, hi_open=True)
+        check_range(self, "lr_decay", 0.0, 1.0, lo_open=True)
+        for name in ("learning_rate", "epsilon"):
+            check_range(self, name, 0.0, np.inf, lo_open=True)
+        check_range(self, "clipnorm", 0.0, np.inf, lo_open=True, none_ok=True)
 
     @classmethod
     def from_dict(cls, d):
@@ -154,7 +158,11 @@ def stream_loss(model, ids, batch_size=32, seq_len=100) -> tuple[float, int]:
     carried along ``batch_size`` parallel streams. Returns ``(nats, tokens scored)``; at most
     ``batch_size - 1`` trailing tokens go unscored, and each stream starts from a zero state."""
     ids = np.asarray(ids)
-    batch_size = max(1, min(batch_size, (len(ids) - 1) // max(seq_len, 1) or 1))
+    for arg, v in (("batch_size", batch_size), ("seq_len", seq_len)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"stream_loss: argument '{arg}' must be a positive int; got {v!r}")
+    # a short text fills fewer streams (each needs a chunk of seq_len tokens), at least one
+    batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
     xs, ys = stateful_chunks(ids, batch_size, seq_len, drop_remainder=False)
     total, count = 0.0, 0
     with model.carried_states("stream_loss"):
@@ -171,7 +179,8 @@ def evaluate_text(model, text, batch_size=32, seq_len=None) -> dict:
     or "perplexity"}`` (``unknown``: tokens outside the vocabulary, scored as ``<unk>``)."""
     vocab = vocabulary_of(model)
     settings = model.metadata.get("settings", {})
-    seq_len = seq_len or int(settings.get("seq_len", 100))
+    if seq_len is None:  # the chunk length the model was trained with
+        seq_len = int(settings.get("seq_len", 100))
     ids = vocab.encode(text)
     if len(ids) < 2:
         raise ValueError(

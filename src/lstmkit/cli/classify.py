@@ -20,12 +20,23 @@ import argparse
 import os
 import sys
 
+from ._args import (
+    Parser,
+    dropout_rate,
+    fraction,
+    int_at_least,
+    nonempty,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     from ..apps.classify import ClassifyConfig
 
     d = ClassifyConfig()
-    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=Parser)
 
     p = sub.add_parser("train", help="train a (Bi)LSTM classifier on a labelled CSV file")
     p.add_argument("data", help="CSV with a header row")
@@ -35,25 +46,33 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--test", default=None, help="a separate labelled test file (else a random split)"
     )
-    p.add_argument("--out", default=None, help="model file (default out/classify/<data>.lstmkit)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--patience", type=int, default=d.patience)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.learning_rate)
-    p.add_argument("--embed-dim", type=int, default=d.embed_dim)
-    p.add_argument("--units", type=int, default=d.units)
-    p.add_argument("--dropout", type=float, default=None,
-                   help=f"default {d.dropout} for texts, 0 for numeric sequences")  # fmt: skip
+    p.add_argument("--out", type=nonempty, default=None,
+                   help="model file (default out/classify/<data>.lstmkit)")  # fmt: skip
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument("--patience", type=nonneg_int, default=d.patience,
+                   help="early stopping on val_loss: epochs without improvement")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=positive_float, default=d.learning_rate, help="Adam learning rate")
+    p.add_argument("--embed-dim", type=positive_int, default=d.embed_dim)
+    p.add_argument("--units", type=positive_int, default=d.units)
+    p.add_argument("--dropout", type=dropout_rate, default=None,
+                   help=f"in [0, 1); default {d.dropout} for texts, 0 for numeric sequences")  # fmt: skip
     p.add_argument("--unidirectional", action="store_true", help="LSTM instead of a BiLSTM")
-    p.add_argument("--test-fraction", type=float, default=d.test_fraction)
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    p.add_argument("--max-vocab", type=int, default=d.max_vocab)
-    p.add_argument("--min-freq", type=int, default=d.min_freq)
+    p.add_argument("--test-fraction", type=fraction, default=d.test_fraction,
+                   help="share held out for the test, in (0, 1)")  # fmt: skip
+    p.add_argument("--val-fraction", type=fraction, default=d.val_fraction,
+                   help="share of the rest for validation, in (0, 1)")  # fmt: skip
+    p.add_argument("--max-vocab", type=int_at_least(3), default=d.max_vocab,
+                   help="vocabulary size cap incl. <pad>/<unk>")  # fmt: skip
+    p.add_argument("--min-freq", type=positive_int, default=d.min_freq)
     p.add_argument(
-        "--maxlen", type=int, default=None, help="tokens per text (default longest, <= 100)"
+        "--maxlen",
+        type=positive_int,
+        default=None,
+        help="tokens per text (default longest, <= 100)",
     )
     p.add_argument("--bow-features", choices=["binary", "tf"], default=d.features)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=nonneg_int, default=d.seed)
     p.add_argument("--verbose", action="store_true", help="progress bars")
     p.set_defaults(func=_train)
 
@@ -85,10 +104,12 @@ def _train(args) -> int:
     from ..data.text import read_labelled_texts
 
     numeric = args.sequence_column is not None
+    dropout = args.dropout
+    if dropout is None:  # none for numeric sequences, the config's for texts
+        dropout = 0.0 if numeric else ClassifyConfig.dropout
     cfg = ClassifyConfig(
         embed_dim=args.embed_dim, units=args.units, bidirectional=not args.unidirectional,
-        dropout=args.dropout if args.dropout is not None else (0.0 if numeric else 0.5),
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+        dropout=dropout, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
         patience=args.patience, test_fraction=args.test_fraction, val_fraction=args.val_fraction,
         max_vocab=args.max_vocab, min_freq=args.min_freq, maxlen=args.maxlen,
         features=args.bow_features, seed=args.seed,
@@ -111,7 +132,7 @@ def _train(args) -> int:
     test = read(args.test) if args.test else None
     report = train_fn(x, y, cfg, test=test, verbose=1 if args.verbose else 0)
     stem = os.path.splitext(os.path.basename(args.data))[0]
-    out = args.out or os.path.join("out", "classify", f"{stem}.lstmkit")
+    out = os.path.join("out", "classify", f"{stem}.lstmkit") if args.out is None else args.out
     if features is not None:  # predict/evaluate read the same columns
         report.model.metadata["feature_columns"] = features
     report.model.save(out)
@@ -168,7 +189,7 @@ def _evaluate(args) -> int:
 
 def main(argv=None) -> int:
     """``python -m lstmkit.cli.classify ...``: the ``lstmkit classify`` parser on its own."""
-    p = argparse.ArgumentParser(prog="lstmkit classify")
+    p = Parser(prog="lstmkit classify")
     register(p)
     args = p.parse_args(argv)
     try:

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import Parser, int_at_least
+
 
 def register(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="target", metavar="FORMAT", required=True)
+    # the newest opset depends on the installed onnx package; to_onnx checks that end
+    from ..interop.onnx import OPSET_MIN  # (imports onnx only when a graph is built)
+
+    sub = parser.add_subparsers(dest="target", metavar="FORMAT", required=True, parser_class=Parser)
 
     p = sub.add_parser("onnx", help="ONNX graph with the standard LSTM/GRU/RNN operators")
     p.add_argument("model", help="lstmkit model file (written by model.save)")
     p.add_argument("out", help="output .onnx file")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 13; default 17)")
+    p.add_argument("--opset", type=int_at_least(OPSET_MIN), default=17,
+                   help=f"ONNX opset (>= {OPSET_MIN}; default 17)")  # fmt: skip
     p.add_argument(
         "--streaming",
         action="store_true",

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import int_at_least, nonempty, nonneg_int, positive_int
+
+#: the adding problem of --compare-cells needs T >= 12 (lstmkit.tasks.adding_problem)
+MIN_LENGTH = 12
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="lstmkit model file (written by model.save)")
     parser.add_argument(
         "--input", metavar="FILE", help="input: .npy, .csv, or text for a text model"
     )
-    parser.add_argument("--out", metavar="DIR", default="inspect", help="output directory")
+    parser.add_argument(
+        "--out", metavar="DIR", type=nonempty, default="inspect", help="output directory"
+    )
     parser.add_argument(
         "--target",
         metavar="FILE",
@@ -27,19 +34,28 @@ def register(parser: argparse.ArgumentParser) -> None:
         "gradient of each sample's largest output",
     )
     parser.add_argument("--loss", help="loss for --target (default: the model's, else mse)")
-    parser.add_argument("--sample", type=int, default=0, help="sequence the heatmaps show")
     parser.add_argument(
-        "--units", type=int, nargs="+", metavar="U", help="units whose states to plot"
+        "--sample", type=nonneg_int, default=0, help="sequence the heatmaps show (from 0)"
+    )
+    parser.add_argument(
+        "--units", type=nonneg_int, nargs="+", metavar="U", help="units whose states to plot"
     )
     parser.add_argument(
         "--compare-cells",
         action="store_true",
         help="instead of a model: gradient flow of SimpleRNN, GRU and LSTMs on the adding problem",
     )
-    parser.add_argument("--length", type=int, default=100, help="--compare-cells: minimal T")
-    parser.add_argument("--seeds", type=int, default=5, help="--compare-cells: number of seeds")
-    parser.add_argument("--hidden", type=int, default=32, help="--compare-cells: units per cell")
-    parser.add_argument("--lag", type=int, default=100, help="--compare-cells: lag of the table")
+    parser.add_argument("--length", type=int_at_least(MIN_LENGTH), default=100,
+                        help=f"--compare-cells: minimal T (>= {MIN_LENGTH})")  # fmt: skip
+    parser.add_argument(
+        "--seeds", type=positive_int, default=5, help="--compare-cells: number of seeds"
+    )
+    parser.add_argument(
+        "--hidden", type=positive_int, default=32, help="--compare-cells: units per cell"
+    )
+    parser.add_argument("--lag", type=nonneg_int, default=None,
+                        help="--compare-cells: lag of the table, at most --length "
+                        "(default: --length, at most 100)")  # fmt: skip
     parser.set_defaults(func=_run)
 
 
@@ -47,8 +63,15 @@ def _run(args) -> int:
     from ..inspect import inputs, report
 
     if args.compare_cells:
+        lag = min(100, args.length) if args.lag is None else args.lag
+        # lag k averages the samples longer than k: all for k < length, and lag == length needs
+        # one sequence longer than the minimum per batch (almost sure; the report checks it)
+        if lag > args.length:
+            raise ValueError(
+                f"argument --lag: must be at most --length ({args.length}); got {args.lag}"
+            )
         path, _, rows = report.write_cell_comparison(
-            args.out, T=args.length, units=args.hidden, seeds=range(args.seeds), lag=args.lag
+            args.out, T=args.length, units=args.hidden, seeds=range(args.seeds), lag=lag
         )
         for r in rows:
             print(

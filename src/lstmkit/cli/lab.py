@@ -14,75 +14,79 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import (
+    Parser,
+    comma_list,
+    finite_float,
+    int_at_least,
+    nonempty,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
+
 DEFAULT_OUT = "out/lab"
+#: the shortest --length each task's generator in lstmkit.tasks accepts (adding: both marks must
+#: lie before the last pair; temporal order: the two symbols need T // 10 < T // 2)
+MIN_LENGTH = {"adding": 12, "temporal-order": 10, "copy": 1}
 
 
-def _csv(kind):
-    def parse(text):
-        try:
-            return [kind(v) for v in text.split(",") if v.strip()]
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated {kind.__name__}s; got {text!r}"
-            ) from e
-
-    return parse
-
-
-def _settings(p, task_choice=False):
+def _settings(p, task=None):
+    """The shared flags; ``task`` None: ``compare``'s --task/--cells/--seeds instead of one run's
+    --cell/--seed (its --length minimum is then checked once the task is known)."""
     from ..apps.lab import CELLS, TASKS, LabConfig
 
     d = LabConfig()
-    if task_choice:
+    if task is None:
         p.add_argument("--task", choices=list(TASKS), default="adding")
         p.add_argument(
             "--cells",
-            type=_csv(str),
+            type=comma_list(nonempty, "cell names"),
             default=["lstm", "gru", "rnn"],
             help=f"comma-separated, from {','.join(CELLS)} (default lstm,gru,rnn)",
         )
-        p.add_argument("--seeds", type=_csv(int), default=[0, 1, 2], help="default 0,1,2")
+        p.add_argument("--seeds", type=comma_list(nonneg_int, "integers >= 0"),
+                       default=[0, 1, 2], help="comma-separated integers >= 0 (default 0,1,2)")  # fmt: skip
     else:
         p.add_argument("--cell", choices=list(CELLS), default="lstm")
-        p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--length", type=int, default=d.length, help="minimal sequence length T (copy: the delay)"
-    )
-    p.add_argument("--units", type=int, default=d.units)
+        p.add_argument("--seed", type=nonneg_int, default=0)
+    least = 1 if task is None else MIN_LENGTH[task]
+    p.add_argument("--length", type=int_at_least(least), default=d.length,
+                   help="minimal sequence length T (copy: the delay); adding >= 12, "
+                   "temporal-order >= 10")  # fmt: skip
+    p.add_argument("--units", type=positive_int, default=d.units)
     p.add_argument(
         "--forget-bias",
-        type=float,
+        type=finite_float,
         default=d.forget_bias,
         help=f"LSTM forget-gate bias at start (default {d.forget_bias})",
     )
-    p.add_argument(
-        "--input-bias", type=float, default=None, help="LSTM input-gate bias at start (default 0)"
-    )
-    p.add_argument(
-        "--update-bias", type=float, default=None, help="GRU update-gate bias at start (default 0)"
-    )
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
-    p.add_argument("--clipnorm", type=float, default=d.clipnorm, help="global gradient-norm clip")
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--budget", type=int, default=d.budget, help="training sequences at most")
+    p.add_argument("--input-bias", type=finite_float, default=None,
+                   help="LSTM input-gate bias at start (default 0)")  # fmt: skip
+    p.add_argument("--update-bias", type=finite_float, default=None,
+                   help="GRU update-gate bias at start (default 0)")  # fmt: skip
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--clipnorm", type=positive_float, default=d.clipnorm,
+                   help="global gradient-norm clip")  # fmt: skip
+    p.add_argument("--batch", type=positive_int, default=d.batch)
+    p.add_argument("--budget", type=positive_int, default=d.budget,
+                   help="training sequences at most")  # fmt: skip
     p.add_argument(
         "--check-every",
-        type=int,
+        type=positive_int,
         default=d.check_every,
         help="training sequences between validation checks",
     )
-    p.add_argument("--test-size", type=int, default=d.test_size)
-    p.add_argument(
-        "--max-wrong", type=int, default=d.max_wrong, help="stop at this many wrong or fewer"
-    )
-    p.add_argument(
-        "--out", default=DEFAULT_OUT, help=f"directory for JSON and PNG (default {DEFAULT_OUT})"
-    )
+    p.add_argument("--test-size", type=positive_int, default=d.test_size)
+    p.add_argument("--max-wrong", type=nonneg_int, default=d.max_wrong,
+                   help="stop at this many wrong or fewer (below --test-size)")  # fmt: skip
+    p.add_argument("--out", type=nonempty, default=DEFAULT_OUT,
+                   help=f"directory for JSON and PNG (default {DEFAULT_OUT})")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="verb", metavar="TASK", required=True)
+    sub = parser.add_subparsers(dest="verb", metavar="TASK", required=True, parser_class=Parser)
     helps = {
         "adding": "the adding problem (1997 paper, section 5.4)",
         "temporal-order": "the temporal-order problem, 2 symbols (1997 paper, section 5.6)",
@@ -90,10 +94,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     }
     for task, help_text in helps.items():
         p = sub.add_parser(task, help=help_text, description=help_text)
-        _settings(p)
+        _settings(p, task)
         p.set_defaults(func=_run, task=task)
     p = sub.add_parser("compare", help="several cells x seeds on one task, one table")
-    _settings(p, task_choice=True)
+    _settings(p)
     p.set_defaults(func=_compare)
 
 
@@ -102,6 +106,17 @@ def _log(line):
 
 
 def _config_kwargs(args):
+    """The LabConfig settings of the flags, after the checks that need two flags at once."""
+    if args.length < MIN_LENGTH[args.task]:  # compare: the task was not known at parse time
+        raise ValueError(
+            f"argument --length: must be an integer >= {MIN_LENGTH[args.task]} for the "
+            f"{args.task} task; got {args.length}"
+        )
+    if args.max_wrong >= args.test_size:
+        raise ValueError(
+            f"argument --max-wrong: must be below --test-size ({args.test_size}), or the first "
+            f"check would stop training; got {args.max_wrong}"
+        )
     return {
         "length": args.length,
         "units": args.units,
@@ -134,7 +149,7 @@ def _compare(args) -> int:
 
     bad = [c for c in args.cells if c not in CELLS]
     if bad:
-        raise ValueError(f"argument '--cells' must name cells from {list(CELLS)}; got {bad}")
+        raise ValueError(f"argument --cells: must name cells from {list(CELLS)}; got {bad}")
     results = compare(
         args.task,
         args.cells,
@@ -149,7 +164,7 @@ def _compare(args) -> int:
 
 def main(argv=None) -> int:
     """``python -m lstmkit.cli.lab ...``: the ``lstmkit lab`` parser on its own."""
-    p = argparse.ArgumentParser(prog="lstmkit lab")
+    p = Parser(prog="lstmkit lab")
     register(p)
     args = p.parse_args(argv)
     try:

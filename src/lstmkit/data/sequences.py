@@ -19,11 +19,13 @@ standardises each feature with statistics over the training frames only (padding
 from __future__ import annotations
 
 import csv
+import io
 import os
 
 import numpy as np
 
 from .csvio import DataFileNotFoundError
+from .utf8 import read_utf8
 
 __all__ = ["LabelEncoder", "SequenceScaler", "pad_sequences", "read_sequence_csv"]
 
@@ -164,13 +166,15 @@ def read_sequence_csv(
     feature_columns)``: a list of ``(T_i, D)`` float64 arrays, a list of label strings (one per
     sequence; it must be constant within a sequence), and the feature names used. With
     ``label_column=None`` (frames to classify) ``labels`` holds each sequence's id instead.
+    The file must be UTF-8 (a byte-order mark is ignored); otherwise the error names the first
+    bad byte's offset, line and column.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataFileNotFoundError(
             f"read_sequence_csv: argument 'path' must be an existing CSV file; got {path!r}"
         )
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(read_utf8(path, "path", "read_sequence_csv"), newline="") as f:
         reader = csv.reader(f)
         try:
             header = [h.strip() for h in next(reader)]

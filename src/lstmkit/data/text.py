@@ -210,19 +210,22 @@ def stateful_chunks(ids, batch_size, seq_len, drop_remainder=True):
 def read_labelled_texts(path, text_column="text", label_column="label"):
     """``(texts, labels)`` (two lists of str) from a CSV file with a header row.
 
-    Rows with an empty text or label are an error (reported by line); a UTF-8 BOM is ignored.
+    Rows with an empty text or label are an error (reported by line); a UTF-8 BOM is ignored;
+    a file that is not UTF-8 is refused with the offset of its first bad byte.
     """
     import csv
+    import io
     import os
 
     from .csvio import DataFileNotFoundError
+    from .utf8 import read_utf8
 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataFileNotFoundError(
             f"read_labelled_texts: argument 'path' must be an existing CSV file; got {path!r}"
         )
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with io.StringIO(read_utf8(path, "path", "read_labelled_texts"), newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:

@@ -23,6 +23,91 @@ from .. import optimizers as optimizers_mod
 from .. import random as _random
 from ..ops import backend
 
+#: Keras' batch size when ``batch_size=None``
+DEFAULT_BATCH_SIZE = 32
+#: Keras' verbosity values: "auto" (= 1 here), 0 silent, 1 progress bar, 2 one line per epoch
+VERBOSE = ("auto", 0, 1, 2)
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_int(who, name, v, lo):
+    """``v`` an int >= ``lo`` (bools refused), else a ValueError naming ``name``."""
+    if not _is_int(v) or v < lo:
+        what = "a positive int" if lo == 1 else f"an int >= {lo}"
+        raise ValueError(f"{who}: argument '{name}' must be {what}; got {v!r}")
+    return int(v)
+
+
+def _batch_size(who, batch_size):
+    """Keras: None means 32; otherwise a positive int."""
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(
+            f"{who}: argument 'batch_size' must be a positive int; got {batch_size!r} "
+            f"(None means {DEFAULT_BATCH_SIZE})"
+        )
+    return int(batch_size)
+
+
+def _check_verbose(who, verbose):
+    ok = isinstance(verbose, (bool, np.bool_)) or (
+        verbose == "auto" if isinstance(verbose, str) else _is_int(verbose) and verbose in VERBOSE
+    )
+    if not ok:
+        raise ValueError(
+            f"{who}: argument 'verbose' must be one of {list(VERBOSE)} or a bool; got {verbose!r}"
+        )
+
+
+def _is_real(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)
+    )
+
+
+def _check_fit_args(who, epochs, initial_epoch, validation_split, validation_data, shuffle):
+    """Keras' fit semantics: ``epochs`` is the index of the final epoch, so ``epochs=0`` (or
+    ``initial_epoch == epochs``) trains nothing and returns an empty history."""
+    epochs = _check_int(who, "epochs", epochs, 0)
+    initial_epoch = _check_int(who, "initial_epoch", initial_epoch, 0)
+    if initial_epoch > epochs:
+        raise ValueError(
+            f"{who}: argument 'initial_epoch' must be <= epochs ({epochs}: the index of the "
+            f"final epoch, as in Keras); got {initial_epoch}"
+        )
+    if not (_is_real(validation_split) and 0.0 <= validation_split < 1.0):
+        raise ValueError(
+            f"{who}: argument 'validation_split' must be in [0, 1) (a real number); "
+            f"got {validation_split!r}"
+        )
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise ValueError(f"{who}: argument 'shuffle' must be True or False; got {shuffle!r}")
+    vd = validation_data
+    if vd is not None and (not isinstance(vd, (tuple, list)) or len(vd) not in (2, 3)):
+        got = type(vd).__name__ + (f" of length {len(vd)}" if isinstance(vd, (tuple, list)) else "")
+        raise ValueError(
+            f"{who}: argument 'validation_data' must be a tuple (x_val, y_val) or "
+            f"(x_val, y_val, mask); got {got}"
+        )
+    return epochs, initial_epoch
+
+
+def _check_mask(who, mask, x):
+    """A mask has one row per sample and one column per time step of ``x``."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if x.ndim < 2 or mask.shape != x.shape[:2]:
+        raise ValueError(
+            f"{who}: argument 'mask' must have shape (batch, timesteps) = {x.shape[:2]}; "
+            f"got {mask.shape}"
+        )
+    return mask
+
 
 def _as_float(x, dtype):
     x = x if isinstance(x, np.ndarray) else np.asarray(x)
@@ -237,6 +322,7 @@ class Trainable:
         """One optimisation step on one batch; returns the loss (before the update)."""
         self._require_compiled("train_on_batch")
         xs, ys = self._prepare(x, y)
+        mask = _check_mask(f"{self.name}.train_on_batch", mask, xs[0])
         rng = np.random.default_rng([self.seed, self.optimizer.iterations])
         logs = self._train_step(xs, ys, rng, mask)
         return logs if return_dict else _scalar_or_list(logs)
@@ -287,7 +373,7 @@ class Trainable:
         x,
         y,
         epochs=1,
-        batch_size=32,
+        batch_size=None,
         verbose="auto",
         callbacks=None,
         validation_split=0.0,
@@ -302,18 +388,17 @@ class Trainable:
         per chunk, the recurrent state carried from chunk to chunk (gradients cut at the edge),
         so training memory depends on ``K``, not on the sequence length. Needs targets per time
         step, ``y (batch, timesteps, ...)``; the reported loss is the mean over all steps."""
+        who = f"{self.name}.fit"
         self._require_compiled("fit")
+        epochs, initial_epoch = _check_fit_args(
+            who, epochs, initial_epoch, validation_split, validation_data, shuffle
+        )
+        batch_size = _batch_size(who, batch_size)
+        _check_verbose(who, verbose)
         xs, ys = self._prepare(x, y)
+        mask = _check_mask(who, mask, xs[0])
         if tbptt is not None:
             self._check_tbptt(tbptt, xs, ys, mask)
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(
-                f"{self.name}.fit: argument 'validation_split' must be in [0, 1); got {validation_split}"
-            )
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(
-                f"{self.name}.fit: argument 'batch_size' must be a positive int; got {batch_size!r}"
-            )
         if validation_data is None and validation_split > 0:
             xs, ys, mask, validation_data = self._split_validation(xs, ys, mask, validation_split)
         n = len(xs[0])
@@ -350,7 +435,7 @@ class Trainable:
                 f"no validation samples out of {n}"
             )
         val = ([x[split:] for x in xs], [y[split:] for y in ys])
-        mask = None if mask is None else np.asarray(mask)[:split]
+        mask = None if mask is None else mask[:split]
         return [x[:split] for x in xs], [y[:split] for y in ys], mask, val
 
     def _fit_epoch(self, xs, ys, mask, epoch, batch_size, steps, shuffle, tbptt, cb):
@@ -389,28 +474,32 @@ class Trainable:
     def _masks(self, mask):
         return None if mask is None else [mask] + [None] * (len(self.network.inputs) - 1)
 
-    def predict(self, x, batch_size=32, verbose=0, mask=None):
+    def predict(self, x, batch_size=None, verbose=0, mask=None):
+        """Outputs for ``x`` in batches of ``batch_size`` (None: 32, as Keras)."""
+        batch_size = _batch_size(f"{self.name}.predict", batch_size)
+        _check_verbose(f"{self.name}.predict", verbose)
         xs, _ = self._prepare(x)
-        if batch_size is None:
-            batch_size = 32
+        mask = _check_mask(f"{self.name}.predict", mask, xs[0])
         net, n = self.network, len(xs[0])
         outs = []
         with backend.compute_scope():
             for i in range(0, n, batch_size):
-                m = None if mask is None else np.asarray(mask)[i : i + batch_size]
+                m = None if mask is None else mask[i : i + batch_size]
                 part = [v[i : i + batch_size] for v in xs] if n > batch_size else xs
                 outs.append(net.run(part, masks=self._masks(m), keep_cache=False)[0])
         ys = outs[0] if len(outs) == 1 else [_concat(parts) for parts in zip(*outs)]
         return self._restructure_outputs(ys)
 
-    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, mask=None):
+    def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False, mask=None):
+        """Loss (and metrics) on ``x, y`` in batches of ``batch_size`` (None: 32, as Keras)."""
         self._require_compiled("evaluate")
+        batch_size = _batch_size(f"{self.name}.evaluate", batch_size)
+        _check_verbose(f"{self.name}.evaluate", verbose)
         xs, ys = self._prepare(x, y)
-        if batch_size is None:
-            batch_size = 32
+        mask = _check_mask(f"{self.name}.evaluate", mask, xs[0])
         sums, seen, n = {}, 0, len(xs[0])
         for i in range(0, n, batch_size):
-            m = None if mask is None else np.asarray(mask)[i : i + batch_size]
+            m = None if mask is None else mask[i : i + batch_size]
             bx, by = [v[i : i + batch_size] for v in xs], [v[i : i + batch_size] for v in ys]
             with backend.compute_scope():
                 preds, masks, _ = self.network.run(bx, masks=self._masks(m), keep_cache=False)
