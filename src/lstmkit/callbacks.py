@@ -311,11 +311,47 @@ class ModelCheckpoint(Callback):
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        if self.save_weights_only:
-            self.model.save_weights(path)
-        else:
-            self.model.save(path)
+        from .saving import NonFiniteWeightsError
+
+        try:
+            if self.save_weights_only:
+                self.model.save_weights(path)
+            else:
+                self.model.save(path)
+        except NonFiniteWeightsError as e:  # keep training (TerminateOnNaN stops it) and the file
+            warnings.warn(f"ModelCheckpoint: epoch {epoch + 1} not saved: {e}", stacklevel=2)
+            return
         self.last_saved = path
+
+
+class TerminateOnNaN(Callback):
+    """Stop training at the first batch whose loss is NaN or Inf (Keras 3 semantics): sets
+    ``model.stop_training``, so the trainer ends that epoch there and calls ``on_epoch_end`` and
+    ``on_train_end`` as usual. Says so in one line on stderr; ``stopped`` holds ``(epoch, batch,
+    loss)`` (0-based) once it fired. ``raise_error=True`` raises ``RuntimeError`` instead."""
+
+    def __init__(self, raise_error=False):
+        super().__init__()
+        self.raise_error = raise_error
+        self.stopped = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self.stopped = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(loss):
+            return
+        self.stopped = (self._epoch, batch, float(loss))
+        where = f"Epoch {self._epoch + 1}, batch {batch}"  # Keras: epochs from 1, batches from 0
+        if self.raise_error:
+            raise RuntimeError(f"TerminateOnNaN: {where}: loss is {loss}; training diverged")
+        print(f"{where}: invalid loss {loss}, terminating training", file=sys.stderr)
+        self.model.stop_training = True
 
 
 class ProgressBar(Callback):

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import random as _random
-from ..callbacks import EarlyStopping
+from ..callbacks import EarlyStopping, TerminateOnNaN
 from ..data import (
     StandardScaler,
     chronological_split,
@@ -240,7 +240,7 @@ def _fit_one(
         epochs=epochs,
         batch_size=batch_size,
         validation_data=enc["val"][:2],
-        callbacks=[stop],
+        callbacks=[stop, TerminateOnNaN()],  # a diverged run stops at its first NaN loss
         verbose=verbose,
     )
     model.metadata = dict(meta)

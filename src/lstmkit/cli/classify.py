@@ -55,7 +55,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--bow-features", choices=["binary", "tf"], default=d.features)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--verbose", action="store_true", help="progress bars")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, reads=("data", "--test"), writes=_train_writes)
 
     p = sub.add_parser("predict", help="label and probability for texts (or sequences in a CSV)")
     p.add_argument("model")
@@ -77,6 +77,17 @@ def _columns(p, labels=True):
     if labels:
         p.add_argument("--label-column", default="label")
     p.add_argument("--time-column", default="frame", help="numeric sequences: frame order")
+
+
+def _train_out(args):
+    stem = os.path.splitext(os.path.basename(args.data))[0]
+    return args.out or os.path.join("out", "classify", f"{stem}.lstmkit")
+
+
+def _train_writes(args):  # what lstmkit.cli.main checks before the command runs
+    from .._paths import Output
+
+    return [Output("--out" if args.out else "--out (default)", _train_out(args))]
 
 
 def _train(args) -> int:
@@ -110,8 +121,7 @@ def _train(args) -> int:
     x, y = read(args.data)
     test = read(args.test) if args.test else None
     report = train_fn(x, y, cfg, test=test, verbose=1 if args.verbose else 0)
-    stem = os.path.splitext(os.path.basename(args.data))[0]
-    out = args.out or os.path.join("out", "classify", f"{stem}.lstmkit")
+    out = _train_out(args)
     if features is not None:  # predict/evaluate read the same columns
         report.model.metadata["feature_columns"] = features
     report.model.save(out)

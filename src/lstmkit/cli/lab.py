@@ -12,9 +12,11 @@ runs the same parser without the ``lstmkit lab`` prefix.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 DEFAULT_OUT = "out/lab"
+EXTS = (".json", ".png")  # apps.lab.save_result writes <stem>.json and <stem>.png
 
 
 def _csv(kind):
@@ -91,10 +93,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     for task, help_text in helps.items():
         p = sub.add_parser(task, help=help_text, description=help_text)
         _settings(p)
-        p.set_defaults(func=_run, task=task)
+        p.set_defaults(func=_run, task=task, writes=_writes)
     p = sub.add_parser("compare", help="several cells x seeds on one task, one table")
     _settings(p, task_choice=True)
-    p.set_defaults(func=_compare)
+    p.set_defaults(func=_compare, writes=_writes)
+
+
+def _writes(args):  # what lstmkit.cli.main checks before the command runs: <stem>.json, .png
+    from .._paths import Output
+    from ..apps.lab import result_stem
+
+    cells, seeds = (
+        (args.cells, args.seeds) if args.verb == "compare" else ([args.cell], [args.seed])
+    )
+    stems = [
+        result_stem({"task": args.task, "length": args.length, "cell": c, "seed": s})
+        for c in cells
+        for s in seeds
+    ]
+    return [Output("--out", os.path.join(args.out, f"{s}{ext}")) for s in stems for ext in EXTS]
 
 
 def _log(line):

@@ -61,7 +61,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, reads=("corpus",), writes=_train_writes)
 
     p = sub.add_parser("generate", help="sample text from a trained model")
     p.add_argument("model")
@@ -85,6 +85,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_next)
 
 
+def _train_paths(args):
+    """``(model file, checkpoint directory or None)`` with their defaults."""
+    stem = os.path.splitext(os.path.basename(args.corpus))[0]
+    out = args.out or os.path.join("out", "text", f"{stem}-{args.level}.lstmkit")
+    ckpt = None if args.no_checkpoints else (args.checkpoint_dir or out + ".ckpt")
+    return out, ckpt
+
+
+def _train_writes(args):  # what lstmkit.cli.main checks before the command runs
+    from .._paths import Output
+
+    out, ckpt = _train_paths(args)
+    found = [Output("--out" if args.out else "--out (default)", out)]
+    if ckpt is not None:
+        arg = "--checkpoint-dir" if args.checkpoint_dir else "--checkpoint-dir (default)"
+        found.append(Output(arg, ckpt, names=("epoch*.lstmkit",)))
+    return found
+
+
 def _train(args) -> int:
     from ..apps.text import LMConfig, train_language_model
 
@@ -99,9 +118,7 @@ def _train(args) -> int:
         lower=args.lower, seed=args.seed, max_steps=args.max_steps,
     )  # fmt: skip
     text = _read(args.corpus, "corpus")
-    stem = os.path.splitext(os.path.basename(args.corpus))[0]
-    out = args.out or os.path.join("out", "text", f"{stem}-{args.level}.lstmkit")
-    ckpt = None if args.no_checkpoints else (args.checkpoint_dir or out + ".ckpt")
+    out, ckpt = _train_paths(args)
     report = train_language_model(
         text, cfg, checkpoint_dir=ckpt, log=None if args.quiet else (lambda s: print(s, flush=True))
     )
