@@ -175,9 +175,10 @@ def _compile_and_fit(model, cfg, n_classes, train, val, verbose):
         Adam(cfg.learning_rate, clipnorm=cfg.clipnorm), loss, metrics=["accuracy"], seed=cfg.seed
     )
     stop = EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
+    nan = TerminateOnNaN(raise_error=True, check_weights=True)  # diverged: one line, no save
     history = model.fit(
         train[0], train[1], epochs=cfg.epochs, batch_size=cfg.batch_size,
-        validation_data=val, callbacks=[stop, TerminateOnNaN()], verbose=verbose,
+        validation_data=val, callbacks=[stop, nan], verbose=verbose,
     )  # fmt: skip
     return history
 

@@ -231,6 +231,12 @@ def score(model, spec: TaskSpec, batch: tasks.Batch) -> dict:
     return {"wrong": wrong, "error": float(err.mean()), "loss": loss}
 
 
+def _diverged(model, loss) -> bool:
+    """As ``TerminateOnNaN(check_weights=True)``: the loss, or a weight after the update, is
+    NaN or Inf. O(parameters), small next to a batch."""
+    return not math.isfinite(loss) or not all(np.isfinite(v).all() for v in model.params.values())
+
+
 def run(config: LabConfig, log: Callable[[str], None] | None = None) -> LabResult:
     """Train until the stopping rule or the budget; score a fresh test set."""
     config.check()
@@ -258,7 +264,7 @@ def run(config: LabConfig, log: Callable[[str], None] | None = None) -> LabResul
         grads = model.backward(model.loss.grad(b.y, y_pred).astype(y_pred.dtype), caches)
         model.optimizer.apply(model.trainable_params, grads)
         seen += len(b.x)
-        if not math.isfinite(float(loss)):  # as TerminateOnNaN: stop at the first NaN loss
+        if _diverged(model, float(loss)):
             diverged = True
             break
         loss_sum, loss_n = loss_sum + float(loss), loss_n + 1
@@ -292,7 +298,9 @@ def run(config: LabConfig, log: Callable[[str], None] | None = None) -> LabResul
     test = spec.make(
         config.test_size, config.length, np.random.default_rng([config.seed, 3]), config.dtype
     )
-    s = score(model, spec, test)
+    # a diverged network gives NaN everywhere (and its layers refuse NaN inputs): all wrong
+    s = score(model, spec, test) if not diverged else {"wrong": config.test_size, "error": math.nan,
+                                                        "loss": math.nan}  # fmt: skip
     return LabResult(
         config=asdict(config),
         solved=solved,

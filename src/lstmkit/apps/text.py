@@ -286,7 +286,9 @@ def train_language_model(
         }
 
     stop = EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    callbacks = [stop, LearningRateScheduler(partial(learning_rate_at, config)), TerminateOnNaN()]
+    schedule = LearningRateScheduler(partial(learning_rate_at, config))
+    nan = TerminateOnNaN(raise_error=True, check_weights=True)  # diverged: one line, no save
+    callbacks = [stop, schedule, nan]
     if checkpoint_dir is not None:
         path = os.path.join(os.fspath(checkpoint_dir), "epoch{epoch:03d}.lstmkit")
         callbacks.append(ModelCheckpoint(path, monitor="val_loss", save_best_only=True))

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Parse, check the declared paths (``lstmkit._paths``), run. Bad input: one line on stderr,
     status 2. Ctrl-C: one line saying what was written, status 130 (128 + SIGINT)."""
+    import numpy as np
+
     from .. import _paths
 
     prog, before = "lstmkit", {}
@@ -44,7 +46,10 @@ def main(argv=None) -> int:
         prog = f"lstmkit {args.group}"
         try:
             before = _paths.snapshot(_paths.check_args(args))
-            return int(args.func(args) or 0)
+            # a diverging run is reported once, by TerminateOnNaN and the non-finite checks,
+            # not by a screenful of NumPy overflow warnings
+            with np.errstate(over="ignore", invalid="ignore"):
+                return int(args.func(args) or 0)
         except (ValueError, FileNotFoundError) as e:
             print(f"{prog}: error: {e}", file=sys.stderr)
             return 2
