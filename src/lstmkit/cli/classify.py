@@ -177,15 +177,11 @@ def _evaluate(args) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m lstmkit.cli.classify ...``: the ``lstmkit classify`` parser on its own."""
-    p = argparse.ArgumentParser(prog="lstmkit classify")
-    register(p)
-    args = p.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"lstmkit classify: error: {e}", file=sys.stderr)
-        return 2
+    """``python -m lstmkit.cli.classify ...``: ``lstmkit classify ...``, with the same path checks and
+    Ctrl-C handling (``lstmkit.cli.main``)."""
+    from . import main as lstmkit_main
+
+    return lstmkit_main(["classify", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

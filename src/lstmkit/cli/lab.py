@@ -165,15 +165,11 @@ def _compare(args) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m lstmkit.cli.lab ...``: the ``lstmkit lab`` parser on its own."""
-    p = argparse.ArgumentParser(prog="lstmkit lab")
-    register(p)
-    args = p.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except ValueError as e:
-        print(f"lstmkit lab: error: {e}", file=sys.stderr)
-        return 2
+    """``python -m lstmkit.cli.lab ...``: ``lstmkit lab ...``, with the same path checks and
+    Ctrl-C handling (``lstmkit.cli.main``)."""
+    from . import main as lstmkit_main
+
+    return lstmkit_main(["lab", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -163,15 +163,11 @@ def _next(args) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m lstmkit.cli.text ...``: the ``lstmkit text`` parser on its own."""
-    p = argparse.ArgumentParser(prog="lstmkit text")
-    register(p)
-    args = p.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"lstmkit text: error: {e}", file=sys.stderr)
-        return 2
+    """``python -m lstmkit.cli.text ...``: ``lstmkit text ...``, with the same path checks and
+    Ctrl-C handling (``lstmkit.cli.main``)."""
+    from . import main as lstmkit_main
+
+    return lstmkit_main(["text", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover
