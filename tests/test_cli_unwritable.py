@@ -173,7 +173,6 @@ def test_commands_refuse_a_read_only_output_directory_before_any_work(base):
         assert r["out"] == "", (name, r["out"])  # nothing read, nothing trained
         assert r["seconds"] < FAIL_WITHIN, (name, r["seconds"])
     assert os.listdir(base / "ro") == []
-    # the message, once, verbatim in the report of issue 17
     assert results[0]["err"].strip() == (
         f"lstmkit forecast: error: argument '--out' 'ro/m.lstmkit' cannot be written: "
         f"directory {ro!r} is not writable (permission denied)"
@@ -188,3 +187,17 @@ def test_the_same_user_writes_into_a_writable_directory(base):
     assert r["rc"] == 0, r["err"]
     owner = (base / "w" / "new" / "m.lstmkit").stat().st_uid
     assert owner == (NOBODY if os.geteuid() == 0 else os.geteuid())
+
+
+def test_a_read_only_output_file_is_refused_though_its_directory_is_writable(base):
+    """``w`` is writable, so a rename would replace the file: mode 0444 says "keep" (as ``cp``
+    does); the old command replaced it."""
+    keep = base / "w" / "keep.onnx"
+    keep.write_bytes(b"keep me")
+    keep.chmod(0o444)
+    [r] = _run_unprivileged(base, [["export", "onnx", "model.lstmkit", "w/keep.onnx"]])
+    assert r["rc"] == 2, r
+    assert r["err"].strip() == (
+        "lstmkit export: error: argument 'out' 'w/keep.onnx' is a read-only file"
+    )
+    assert keep.read_bytes() == b"keep me"

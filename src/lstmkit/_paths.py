@@ -183,8 +183,8 @@ def _files(outputs):
 
 
 def snapshot(outputs):
-    """``{path: (inode, mtime, size) or None}`` of the output files, to tell later which were
-    written (an atomic write gives a file a new inode)."""
+    """``{path: (device, inode, mtime, size) or None}`` of the output files, to tell later which
+    were written (an atomic write gives a file a new inode)."""
     snap = {}
     for path in _files(outputs):
         st = _stat(path)
