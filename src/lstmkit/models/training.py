@@ -309,6 +309,8 @@ class Trainable:
                     sums[k] = sums.get(k, 0.0) + v * (hi - lo)
                 seen += hi - lo
                 cb.on_batch_end(b, {k: s / seen for k, s in sums.items()})
+                if self.stop_training:  # Keras 3: a batch callback ends the epoch at once
+                    break
             logs = {k: s / seen for k, s in sums.items()}
             if validation_data is not None:
                 vx, vy = validation_data[0], validation_data[1]
