@@ -406,3 +406,24 @@ def test_functional_concatenate_and_dot():
         L.concatenate(xs, axis=1), keras.ops.convert_to_numpy(K.concatenate(t, axis=1)), "float64"
     )
     compare(L.dot(xs, axes=2), keras.ops.convert_to_numpy(K.dot(t, axes=2)), "float64")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_time_distributed_batch_norm_training_folds_time_into_the_batch(dtype):
+    """lstmkit's documented TimeDistributed semantics (Keras 3 instead calls the inner layer once
+    per step): the training statistics of an inner BatchNormalization are those of Keras'
+    BatchNormalization on the ``(B * T, D)`` rows, with the mask folded the same way."""
+    x = data((B, T, D), dtype, scale=2.0) + 0.5
+    ours = L.TimeDistributed(L.BatchNormalization())
+    ours.build(x.shape[1:], None, dtype)
+    randomize(ours, np.random.default_rng(3))
+    theirs = K.BatchNormalization(dtype=dtype)
+    folded, fmask = x.reshape(B * T, D), MASK.reshape(B * T)
+    keras_call(theirs, folded, fmask)
+    theirs.set_weights(ours.get_weights())
+    y, cache = ours.forward(x, training=True, mask=MASK)
+    ky, _ = keras_call(theirs, folded, fmask, training=True)
+    compare(y.reshape(B * T, D), ky, dtype)
+    updates = ours.state_updates(cache)
+    for role in ("moving_mean", "moving_variance"):
+        compare(updates[role], keras.ops.convert_to_numpy(getattr(theirs, role)), dtype, role)
