@@ -2,7 +2,8 @@
 
 - Every layer that fits in a ``Sequential`` (alone, and inside the CNN-LSTM and encoder-decoder
   stacks the tutorials build) is saved with ``model.save`` and reloaded with
-  ``lstmkit.load_model``: the reloaded model predicts bit-identically and has the same config.
+  ``lstmkit.load_model``: the reloaded model predicts bit-identically and has the same config;
+  the NumPy runtime predicts the same.
 - The merging layers (which need the functional graph to sit in a model) go through
   ``deserialize(serialize(layer))`` and give a bit-identical forward.
 - BatchNormalization's moving statistics are non-trainable (Keras' parameter counts are the
@@ -22,7 +23,7 @@ import pytest
 
 import lstmkit
 import lstmkit.layers as L
-from lstmkit import Sequential, load_model
+from lstmkit import Sequential, load_model, runtime
 from lstmkit.layers import deserialize, serialize
 from lstmkit.saving import ModelFileError
 
@@ -109,6 +110,7 @@ def test_sequential_save_load_predicts_identically(case, tmp_path):
     model.save(path)
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.predict(x), before)
+    np.testing.assert_allclose(runtime.load(path).predict(x), before, rtol=1e-6, atol=1e-6)
     assert loaded.get_config() == model.get_config()
     for name, p in model.params.items():
         np.testing.assert_array_equal(loaded.params[name], p, err_msg=name)

@@ -124,14 +124,12 @@ class Layer:
 
     def __call__(self, x, mask=None, training=False, **kwargs):
         """Inference-style call as in Keras: builds on first use and returns the outputs."""
-        if self.multi_input:
-            x = [np.asarray(a) for a in x]
-            shapes, first = [a.shape[1:] for a in x], x[0]
+        if self.multi_input:  # forward validates the list and builds on first use
+            x = list(x) if isinstance(x, (list, tuple)) else x
         else:
-            x = first = np.asarray(x)
-            shapes = x.shape[1:]
-        if not self.built:
-            self.build(shapes, dtype=first.dtype if first.dtype.kind == "f" else None)
+            x = np.asarray(x)
+            if not self.built:
+                self.build(x.shape[1:], dtype=x.dtype if x.dtype.kind == "f" else None)
         y, _ = self.forward(x, training=training, mask=mask, **kwargs)
         return y
 
