@@ -32,11 +32,11 @@ def _broadcast_shape(layer, shapes):
     for s in shapes:
         s = (1,) * (rank - len(s)) + tuple(s)  # lower rank: axes inserted after the batch axis
         for k, d in enumerate(s):
-            if d == 1:
-                continue
-            if out[k] == 1 or out[k] is None:
-                out[k] = d if out[k] == 1 else out[k]
-            elif d is not None and d != out[k]:
+            if d == 1 or d is None and out[k] != 1:
+                continue  # 1 broadcasts; an unknown size defers to a known one
+            if out[k] in (1, None):
+                out[k] = d
+            elif d != out[k]:
                 raise ValueError(
                     f"{type(layer).__name__}: inputs must have compatible shapes; got "
                     + ", ".join(fmt_shape((None,) + tuple(t)) for t in shapes)
