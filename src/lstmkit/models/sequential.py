@@ -104,11 +104,14 @@ class Sequential(Trainable):
 
     @property
     def trainable_params(self) -> dict:
+        """What the optimizer updates: every parameter of a trainable layer except its
+        ``non_trainable_roles`` (BatchNormalization's moving statistics)."""
         return {
             f"{layer.name}.{role}": p
             for layer in self.layers
             if layer.trainable
             for role, p in layer.params.items()
+            if role not in layer.non_trainable_roles
         }
 
     # -- computation ----------------------------------------------------------------------------
@@ -151,17 +154,33 @@ class Sequential(Trainable):
             x = y
         return x, mask
 
-    def backward(self, dy, caches) -> dict:
-        """dLoss/dy -> dotted-name gradients of every trainable parameter."""
+    def output_logits(self, caches):
+        """The logits ``z`` of the output when it is ``softmax(z)`` (see ``Layer.output_logits``)."""
+        return self.layers[-1].output_logits(caches[-1]) if self.layers else None
+
+    def apply_state_updates(self, caches):
+        """Assign what a training forward computed for non-trainable parameters (moving
+        statistics), after the optimizer step: forward itself never changes a layer."""
+        for layer, cache in zip(self.layers, caches):
+            for role, value in layer.state_updates(cache).items():
+                layer.params[role][...] = value
+
+    def backward(self, dy, caches, from_logits=False) -> dict:
+        """dLoss/dy -> dotted-name gradients of every trainable parameter. ``from_logits``:
+        ``dy`` is dLoss/d(the output's logits) (see :meth:`output_logits`)."""
         grads = {}
+        last = len(self.layers) - 1
         for i, (layer, cache) in reversed(list(enumerate(zip(self.layers, caches)))):
-            if i == 0:  # nothing upstream of the first layer wants its input gradient
+            if from_logits and i == last:
+                dy, g = layer.backward_from_logits(dy, cache)
+            elif i == 0:  # nothing upstream of the first layer wants its input gradient
                 g = layer.param_grads(dy, cache) if layer.trainable else {}
             else:
                 dy, g = layer.backward(dy, cache)
             if layer.trainable:
                 for role, v in g.items():
-                    grads[f"{layer.name}.{role}"] = v
+                    if role not in layer.non_trainable_roles:
+                        grads[f"{layer.name}.{role}"] = v
         return grads
 
     def __call__(self, x, training=False, mask=None):
@@ -271,7 +290,13 @@ class Sequential(Trainable):
         for r in rows:
             out.append(r[0].ljust(w[0]) + r[1].ljust(w[1]) + r[2])
         out.append(line)
-        trainable = sum(layer.count_params() for layer in self.layers if layer.trainable)
+        trainable = sum(
+            p.size
+            for layer in self.layers
+            if layer.trainable
+            for role, p in layer.params.items()
+            if role not in layer.non_trainable_roles
+        )
         out.append(f"Total params: {self.count_params():,}")
         out.append(f"Trainable params: {trainable:,}")
         out.append(f"Non-trainable params: {self.count_params() - trainable:,}")

@@ -177,23 +177,48 @@ class Trainable:
         return y
 
     # -- one step -------------------------------------------------------------------------------
-    def _loss_and_grad(self, y, y_pred, mask):
+    def _loss_and_grad_inputs(self, y, y_pred, mask):
+        """``(y, y_pred)`` as the loss sees them: the valid steps only for masked sequences."""
         y = self._match_target(y, y_pred)
         if mask is not None and y_pred.ndim == 3:
+            return y[mask], y_pred[mask]
+        return y, y_pred
+
+    def _loss_and_grad(self, y, y_pred, mask, loss_fn=None):
+        loss_fn = loss_fn or self.loss
+        yv, pv = self._loss_and_grad_inputs(y, y_pred, mask)
+        if mask is not None and y_pred.ndim == 3:
             # masked sequence outputs: the loss is the mean over valid steps only (Keras)
-            yv, pv = y[mask], y_pred[mask]
-            loss = self.loss(yv, pv)
+            loss = loss_fn(yv, pv)
             dy = np.zeros_like(y_pred)
-            dy[mask] = self.loss.grad(yv, pv)
+            dy[mask] = loss_fn.grad(yv, pv)
             return loss, dy, yv, pv
-        return (*self.loss.value_and_grad(y, y_pred), y, y_pred)
+        return (*loss_fn.value_and_grad(yv, pv), yv, pv)
+
+    def _logits_loss(self, caches):
+        """``(from-logits twin of the loss, logits)`` when the output is ``softmax(z)`` and the
+        loss a probability cross-entropy: training then takes the loss from ``z`` (as stable as
+        ``from_logits=True``, the same value up to rounding until the softmax saturates, where
+        the clipped probability form would lose the gradient). Else None."""
+        cce = (losses_mod.CategoricalCrossentropy, losses_mod.SparseCategoricalCrossentropy)
+        if type(self.loss) not in cce or self.loss.from_logits:
+            return None
+        z = self.output_logits(caches)
+        return None if z is None else (type(self.loss)(from_logits=True), z)
 
     def _train_step(self, x, y, rng, mask=None):
         with backend.compute_scope():  # lstmkit's threads share the step's products
             y_pred, caches, out_mask = self.forward(x, training=True, mask=mask, rng=rng)
-            loss, dy, yv, pv = self._loss_and_grad(y, y_pred, out_mask)
-            grads = self.backward(dy.astype(y_pred.dtype, copy=False), caches)
+            fused = self._logits_loss(caches)
+            if fused is None:
+                loss, dy, yv, pv = self._loss_and_grad(y, y_pred, out_mask)
+            else:  # dy is dLoss/d(logits); the metrics still see the probabilities
+                loss, dy, yv, _ = self._loss_and_grad(y, fused[1], out_mask, fused[0])
+                pv = self._loss_and_grad_inputs(y, y_pred, out_mask)[1]
+            dy = dy.astype(y_pred.dtype, copy=False)
+            grads = self.backward(dy, caches, from_logits=fused is not None)
             self.optimizer.apply(self.trainable_params, grads)
+            self.apply_state_updates(caches)
         logs = {"loss": float(loss)}
         for name, fn in self.metrics:
             logs[name] = float(fn(yv, pv))
