@@ -155,12 +155,12 @@ INSPECT_CASES = [
 
 @pytest.mark.parametrize("argv, message", INSPECT_CASES)
 def test_inspect_numbers_are_refused_at_parse_time(argv, message, tmp_path, monkeypatch):
-    """``inspect`` has no verbs: its parser is built by ``lstmkit.cli`` itself, which prints
-    argparse's usage block before the error line; the error line is the same."""
+    """``inspect`` has no verbs: its parser is built by ``lstmkit.cli`` itself, with the same
+    one-line errors."""
     monkeypatch.chdir(tmp_path)
     code, _, err = run(["inspect", *argv])
     assert code == 2 and "Traceback" not in err
-    assert err.rstrip("\n").splitlines()[-1] == f"lstmkit inspect: error: {message}"
+    assert err.rstrip("\n") == one_line("lstmkit inspect", message)
     assert list(tmp_path.iterdir()) == []
 
 

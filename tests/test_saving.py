@@ -376,8 +376,8 @@ def _first_layer(spec):
 
 ARCH_EDITS = {
     "unknown layer class": (
-        lambda spec: _first_layer(spec).update(class_name="Lambda"),
-        "unknown layer class 'Lambda'",
+        lambda spec: _first_layer(spec).update(class_name="TFOpLambda"),
+        "unknown layer class 'TFOpLambda'",
     ),
     "unexpected constructor kwarg": (
         lambda spec: _first_layer(spec)["config"].update(function="os.system('touch x')"),

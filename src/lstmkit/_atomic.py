@@ -11,19 +11,20 @@ import secrets
 
 
 def atomic_write(path, write_fn, suffix=".tmp"):
-    """Call ``write_fn(tmp_path)`` then rename ``tmp_path`` over ``path``."""
+    """Call ``write_fn(tmp_path)`` then rename ``tmp_path`` over ``path``. On any exception,
+    Ctrl-C included, the temporary file is removed and ``path`` is left as it was."""
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     tmp = os.path.join(d, f".{os.path.basename(path)}.{secrets.token_hex(6)}{suffix}")
-    # O_EXCL on a random name never clobbers anything; 0o666 lets the umask apply as usual
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
+        # O_EXCL on a random name never clobbers anything; 0o666 lets the umask apply as usual
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         write_fn(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):  # also when Ctrl-C came right after creating it
             os.unlink(tmp)
         raise

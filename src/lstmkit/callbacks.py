@@ -311,11 +311,72 @@ class ModelCheckpoint(Callback):
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        if self.save_weights_only:
-            self.model.save_weights(path)
-        else:
-            self.model.save(path)
+        from .saving import NonFiniteWeightsError
+
+        try:
+            if self.save_weights_only:
+                self.model.save_weights(path)
+            else:
+                self.model.save(path)
+        except NonFiniteWeightsError as e:  # keep training (TerminateOnNaN stops it) and the file
+            warnings.warn(f"ModelCheckpoint: epoch {epoch + 1} not saved: {e}", stacklevel=2)
+            return
         self.last_saved = path
+
+
+class TrainingDivergedError(RuntimeError, ValueError):
+    """``TerminateOnNaN(raise_error=True)``: a RuntimeError as in Keras, and a ValueError so that
+    the command lines report it in one line, as bad input (the learning rate)."""
+
+
+class TerminateOnNaN(Callback):
+    """Stop training at the first batch whose loss is NaN or Inf (Keras 3 semantics).
+
+    By default it sets ``model.stop_training``: the trainer ends the epoch after that batch and
+    calls ``on_epoch_end`` and ``on_train_end`` as usual, and one line on stdout says so (Keras
+    prints it there too). ``raise_error=True`` raises ``TrainingDivergedError`` at once instead,
+    skipping the other callbacks' cleanup. ``check_weights=True`` (not in Keras) also stops when
+    an update left a parameter NaN or Inf while the loss was still finite: the next forward pass
+    would otherwise fail in a layer's input check rather than give a NaN loss. The apps use both,
+    so that a diverged run ends with one error line and writes nothing. ``stopped`` is
+    ``(epoch, batch, what)`` (0-based) once fired.
+    """
+
+    def __init__(self, raise_error=False, check_weights=False):
+        super().__init__()
+        self.raise_error, self.check_weights = raise_error, check_weights
+        self.stopped = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self.stopped = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _non_finite(self, logs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            return f"the loss became {loss}"
+        if self.check_weights:
+            for name, v in self.model.params.items():  # O(parameters): small next to a batch
+                if not np.isfinite(v).all():
+                    return f"parameter '{name}' became NaN or Inf"
+        return None
+
+    def on_batch_end(self, batch, logs=None):
+        what = self._non_finite(logs)
+        if what is None:
+            return
+        self.stopped = (self._epoch, batch, what)
+        where = f"epoch {self._epoch + 1}, batch {batch}"  # Keras: epochs from 1, batches from 0
+        if self.raise_error:
+            raise TrainingDivergedError(
+                f"training diverged: {what} at {where}, where training stopped (try a smaller "
+                "learning rate)"
+            )
+        print(f"E{where[1:]}: {what}, terminating training")  # stdout, as Keras
+        self.model.stop_training = True
 
 
 class ProgressBar(Callback):

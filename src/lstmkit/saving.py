@@ -32,7 +32,37 @@ class ModelFileError(ValueError):
     """A model file that is missing, corrupt, truncated, hostile or does not match."""
 
 
+class NonFiniteWeightsError(ValueError):
+    """``save_model`` refused a model holding NaN or Inf: training diverged."""
+
+
+def _first_non_finite(tensors):
+    """``(name, bad count, size)`` of the first tensor holding NaN or Inf, else ``None``."""
+    for key, v in tensors.items():
+        bad = int(np.count_nonzero(~np.isfinite(v))) if v.dtype.kind in "fc" else 0
+        if bad:
+            return key, bad, v.size
+    return None
+
+
+def _check_finite(tensors, path):
+    # weights first, then optimizer slots: the message names the first bad tensor in that order;
+    # load_model rejects such a file anyway, so writing it would only destroy the previous one
+    found = _first_non_finite(tensors)
+    if found:
+        key, bad, size = found
+        name = key.removeprefix("weights/")
+        what = f"parameter '{name}'" if name != key else f"optimizer state '{key}'"
+        kept = "; the existing file is left as it was" if os.path.lexists(path) else ""
+        raise NonFiniteWeightsError(
+            f"save_model: training diverged: {what} has {bad} NaN or Inf values of {size}; "
+            f"refusing to write {path!r}{kept}"
+        )
+
+
 def save_model(model, path, include_optimizer=True):
+    """Write ``model`` to ``path`` atomically; refuses (``NonFiniteWeightsError``) a model whose
+    weights or optimizer state hold NaN or Inf."""
     try:
         from safetensors.numpy import save_file
     except ImportError:  # core install without the apps extra: same bytes, NumPy only
@@ -67,6 +97,7 @@ def save_model(model, path, include_optimizer=True):
         "compile": json.dumps(compile_cfg),
         "metadata": json.dumps(getattr(model, "metadata", {}) or {}),
     }
+    _check_finite(tensors, os.fspath(path))
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .. import random as _random
-from ..callbacks import EarlyStopping
+from ..callbacks import EarlyStopping, TerminateOnNaN
 from ..data.sequences import LabelEncoder, SequenceScaler, pad_sequences, read_sequence_csv
 from ..data.text import Vocabulary, read_labelled_texts
 from ..layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Masking
@@ -260,9 +260,10 @@ def _compile_and_fit(model, cfg, n_classes, train, val, verbose):
         Adam(cfg.learning_rate, clipnorm=cfg.clipnorm), loss, metrics=["accuracy"], seed=cfg.seed
     )
     stop = EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
+    nan = TerminateOnNaN(raise_error=True, check_weights=True)  # diverged: one line, no save
     history = model.fit(
         train[0], train[1], epochs=cfg.epochs, batch_size=cfg.batch_size,
-        validation_data=val, callbacks=[stop], verbose=verbose,
+        validation_data=val, callbacks=[stop, nan], verbose=verbose,
     )  # fmt: skip
     return history
 

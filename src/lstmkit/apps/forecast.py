@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import random as _random
-from ..callbacks import EarlyStopping
+from ..callbacks import EarlyStopping, TerminateOnNaN
 from ..data import (
     StandardScaler,
     chronological_split,
@@ -234,13 +234,14 @@ def _fit_one(
     model = build_model(L, Hz, units, dropout)
     model.compile(optimizer=Adam(learning_rate, clipnorm=1.0), loss="mse", seed=seed)
     stop = EarlyStopping(monitor="val_loss", patience=int(patience), restore_best_weights=True)
+    nan = TerminateOnNaN(raise_error=True, check_weights=True)  # diverged: one line, no save
     history = model.fit(
         enc["train"][0],
         enc["train"][1],
         epochs=epochs,
         batch_size=batch_size,
         validation_data=enc["val"][:2],
-        callbacks=[stop],
+        callbacks=[stop, nan],
         verbose=verbose,
     )
     model.metadata = dict(meta)

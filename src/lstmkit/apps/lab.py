@@ -43,6 +43,7 @@ import numpy as np
 
 from .. import losses as losses_mod
 from .. import optimizers, tasks
+from .._atomic import atomic_write
 from ..layers import GRU, LSTM, Dense, SimpleRNN
 from ..models import Sequential
 
@@ -165,10 +166,13 @@ class LabResult:
     error_name: str
     paper_rule_sequences: int | None = None
     curve: list = field(default_factory=list)  # one dict per check
+    diverged: bool = False  # stopped at the first NaN or Inf training loss
 
     def summary(self) -> str:
         c = self.config
         status = "solved" if self.solved else "NOT solved (budget)"
+        if self.diverged:
+            status = "stopped: training diverged (NaN or Inf loss)"
         return (
             f"{c['task']} T={c['length']} {c['cell']} seed={c['seed']}: {status} after "
             f"{self.sequences:,} sequences, {self.wall_time:.0f} s; fresh test set: "
@@ -227,6 +231,12 @@ def score(model, spec: TaskSpec, batch: tasks.Batch) -> dict:
     return {"wrong": wrong, "error": float(err.mean()), "loss": loss}
 
 
+def _diverged(model, loss) -> bool:
+    """As ``TerminateOnNaN(check_weights=True)``: the loss, or a weight after the update, is
+    NaN or Inf. O(parameters), small next to a batch."""
+    return not math.isfinite(loss) or not all(np.isfinite(v).all() for v in model.params.values())
+
+
 def run(config: LabConfig, log: Callable[[str], None] | None = None) -> LabResult:
     """Train until the stopping rule or the budget; score a fresh test set."""
     config.check()
@@ -245,6 +255,7 @@ def run(config: LabConfig, log: Callable[[str], None] | None = None) -> LabResul
     recent = deque(maxlen=2000)  # (correct, squared error) of the latest training sequences
     paper_rule = None
     curve, seen, solved, loss_sum, loss_n = [], 0, False, 0.0, 0
+    diverged = False
     start = time.perf_counter()
     while seen < config.budget:
         b = spec.make(config.batch, config.length, train_rng, config.dtype)
@@ -253,6 +264,9 @@ def run(config: LabConfig, log: Callable[[str], None] | None = None) -> LabResul
         grads = model.backward(model.loss.grad(b.y, y_pred).astype(y_pred.dtype), caches)
         model.optimizer.apply(model.trainable_params, grads)
         seen += len(b.x)
+        if _diverged(model, float(loss)):
+            diverged = True
+            break
         loss_sum, loss_n = loss_sum + float(loss), loss_n + 1
         if paper_rule is None:
             sq = spec.error(b, y_pred) ** (2 if spec.outputs == 1 else 1)
@@ -284,7 +298,9 @@ def run(config: LabConfig, log: Callable[[str], None] | None = None) -> LabResul
     test = spec.make(
         config.test_size, config.length, np.random.default_rng([config.seed, 3]), config.dtype
     )
-    s = score(model, spec, test)
+    # a diverged network gives NaN everywhere (and its layers refuse NaN inputs): all wrong
+    s = score(model, spec, test) if not diverged else {"wrong": config.test_size, "error": math.nan,
+                                                        "loss": math.nan}  # fmt: skip
     return LabResult(
         config=asdict(config),
         solved=solved,
@@ -298,6 +314,7 @@ def run(config: LabConfig, log: Callable[[str], None] | None = None) -> LabResul
         error_name=spec.error_name,
         paper_rule_sequences=paper_rule,
         curve=curve,
+        diverged=diverged,
     )
 
 
@@ -312,9 +329,11 @@ def save_result(result: LabResult, out_dir) -> tuple[Path, Path | None]:
     out.mkdir(parents=True, exist_ok=True)
     stem = result_stem(result.config)
     jpath = out / f"{stem}.json"
-    jpath.write_text(json.dumps(result.to_json(), indent=2))
+    text = json.dumps(result.to_json(), indent=2)
+    atomic_write(jpath, lambda tmp: Path(tmp).write_text(text))  # never half a file
+    ppath = out / f"{stem}.png"
     try:
-        ppath = plot_curve(result, out / f"{stem}.png")
+        atomic_write(ppath, lambda tmp: plot_curve(result, tmp), suffix=".png")
     except ImportError:
         ppath = None
     return jpath, ppath

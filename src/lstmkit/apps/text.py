@@ -33,7 +33,13 @@ from functools import partial
 import numpy as np
 
 from .. import random as _random
-from ..callbacks import CallbackList, EarlyStopping, LearningRateScheduler, ModelCheckpoint
+from ..callbacks import (
+    CallbackList,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    TerminateOnNaN,
+)
 from ..data.text import PAD_ID, UNK_ID, Vocabulary, detokenize, stateful_chunks, tokenize
 from ..layers import LSTM, Dense, Dropout, Embedding
 from ..losses import SparseCategoricalCrossentropy
@@ -229,7 +235,7 @@ def fit_tbptt(model, x, y, *, epochs, validate, callbacks=(), max_steps=None, lo
             loss = model.train_on_batch(x[k], y[k])
             total, n, steps = total + loss, n + 1, steps + 1
             cb.on_batch_end(k, {"loss": total / n})
-            if max_steps is not None and steps >= max_steps:
+            if model.stop_training or (max_steps is not None and steps >= max_steps):
                 break
         seconds += time.perf_counter() - t0
         logs = {"loss": total / n, **validate(), "lr": float(model.optimizer.learning_rate)}
@@ -289,7 +295,9 @@ def train_language_model(
         }
 
     stop = EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    callbacks = [stop, LearningRateScheduler(partial(learning_rate_at, config))]
+    schedule = LearningRateScheduler(partial(learning_rate_at, config))
+    nan = TerminateOnNaN(raise_error=True, check_weights=True)  # diverged: one line, no save
+    callbacks = [stop, schedule, nan]
     if checkpoint_dir is not None:
         path = os.path.join(os.fspath(checkpoint_dir), "epoch{epoch:03d}.lstmkit")
         callbacks.append(ModelCheckpoint(path, monitor="val_loss", save_best_only=True))

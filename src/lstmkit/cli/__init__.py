@@ -20,8 +20,9 @@ GROUPS = {
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
+    from ._args import Parser
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="lstmkit",
         description="LSTM, GRU and RNN from their equations: train, forecast, inspect, export.",
     )
@@ -34,13 +35,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Parse, check the declared paths (``lstmkit._paths``), run. Bad input: one line on stderr,
+    status 2. Ctrl-C: one line saying what was written, status 130 (128 + SIGINT)."""
+    import numpy as np
+
+    from .. import _paths
+
+    prog, before = "lstmkit", {}
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"lstmkit {args.group}: error: {e}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+        prog = f"lstmkit {args.group}"
+        try:
+            before = _paths.snapshot(_paths.check_args(args))
+            # a diverging run is reported once, by TerminateOnNaN and the non-finite checks,
+            # not by a screenful of NumPy overflow warnings
+            with np.errstate(over="ignore", invalid="ignore"):
+                return int(args.func(args) or 0)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:
+        # atomic writes leave each output the old file or the new one, never half of one
+        written = _paths.written_since(before)
+        done = f"wrote {', '.join(written)}" if written else "nothing written"
+        print(f"{prog}: interrupted; {done}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -74,7 +74,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--bow-features", choices=["binary", "tf"], default=d.features)
     p.add_argument("--seed", type=nonneg_int, default=d.seed)
     p.add_argument("--verbose", action="store_true", help="progress bars")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, reads=("data", "--test"), writes=_train_writes)
 
     p = sub.add_parser("predict", help="label and probability for texts (or sequences in a CSV)")
     p.add_argument("model")
@@ -96,6 +96,17 @@ def _columns(p, labels=True):
     if labels:
         p.add_argument("--label-column", default="label")
     p.add_argument("--time-column", default="frame", help="numeric sequences: frame order")
+
+
+def _train_out(args):
+    stem = os.path.splitext(os.path.basename(args.data))[0]
+    return os.path.join("out", "classify", f"{stem}.lstmkit") if args.out is None else args.out
+
+
+def _train_writes(args):  # what lstmkit.cli.main checks before the command runs
+    from .._paths import Output
+
+    return [Output("--out" if args.out is not None else "--out (default)", _train_out(args))]
 
 
 def _train(args) -> int:
@@ -131,8 +142,7 @@ def _train(args) -> int:
     x, y = read(args.data)
     test = read(args.test) if args.test else None
     report = train_fn(x, y, cfg, test=test, verbose=1 if args.verbose else 0)
-    stem = os.path.splitext(os.path.basename(args.data))[0]
-    out = os.path.join("out", "classify", f"{stem}.lstmkit") if args.out is None else args.out
+    out = _train_out(args)
     if features is not None:  # predict/evaluate read the same columns
         report.model.metadata["feature_columns"] = features
     report.model.save(out)
@@ -188,15 +198,11 @@ def _evaluate(args) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m lstmkit.cli.classify ...``: the ``lstmkit classify`` parser on its own."""
-    p = Parser(prog="lstmkit classify")
-    register(p)
-    args = p.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"lstmkit classify: error: {e}", file=sys.stderr)
-        return 2
+    """``python -m lstmkit.cli.classify ...``: ``lstmkit classify ...``, with the same path checks and
+    Ctrl-C handling (``lstmkit.cli.main``)."""
+    from . import main as lstmkit_main
+
+    return lstmkit_main(["classify", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,17 +35,17 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the graph in onnxruntime on random input and compare with lstmkit",
     )
-    p.set_defaults(func=_onnx)
+    p.set_defaults(func=_onnx, reads=("model",), writes=("out",))
 
     p = sub.add_parser("torch", help="PyTorch state dict (.safetensors needs no torch; or .pt)")
     p.add_argument("model", help="lstmkit model file")
     p.add_argument("out", help="output .safetensors / .pt / .pth file")
-    p.set_defaults(func=_torch)
+    p.set_defaults(func=_torch, reads=("model",), writes=("out",))
 
     p = sub.add_parser("keras", help="Keras 3 .keras file (needs keras and a backend)")
     p.add_argument("model", help="lstmkit model file")
     p.add_argument("out", help="output .keras file")
-    p.set_defaults(func=_keras)
+    p.set_defaults(func=_keras, reads=("model",), writes=("out",))
 
 
 def _load(path):

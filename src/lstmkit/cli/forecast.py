@@ -66,7 +66,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--learning-rate", type=float, default=3e-3, help="Adam (default 3e-3)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("-v", "--verbose", action="store_true", help="show a progress bar per epoch")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, reads=("data",), writes=("--out",))
 
     # -- predict --------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -90,7 +90,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--holdout", action="store_true", help="backtest on the last horizon rows instead"
     )
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, reads=("model", "data"), writes=_predict_writes)
 
     # -- demo -----------------------------------------------------------------------------------
     from ..data import list_builtin
@@ -106,7 +106,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="sunspots", choices=list_builtin(), help="built-in series")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("-v", "--verbose", action="store_true", help="show a progress bar per epoch")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, writes=_demo_writes)
 
 
 def _data_options(p):
@@ -205,6 +205,15 @@ def _plot_path(out, plot):
     return Path(plot) if plot else Path(out).with_suffix(".png")
 
 
+def _predict_writes(args):  # what lstmkit.cli.main checks before the command runs
+    from .._paths import Output
+
+    if args.plot:
+        return [Output("--out", args.out), Output("--plot", args.plot)]
+    default = str(_plot_path(args.out, None))
+    return [Output("--out", args.out), Output("--plot (default: --out with .png)", default)]
+
+
 def cmd_predict(args) -> int:
     from ..apps.forecast import backtest, forecast, forecaster_meta
     from ..apps.forecast_files import future_labels, plot_png, read_history
@@ -267,6 +276,15 @@ def _format_table(table):
 
 
 # -- demo ---------------------------------------------------------------------------------------
+DEMO_FILES = (DEFAULT_MODEL_NAME, "forecast.csv", "forecast.png")
+
+
+def _demo_writes(args):
+    from .._paths import Output
+
+    return [Output("--out", os.path.join(args.out, name)) for name in DEMO_FILES]
+
+
 def cmd_demo(args) -> int:
     from ..apps.forecast import DEMO_SETTINGS, forecast, train_forecaster
     from ..apps.forecast_files import future_labels, plot_png
@@ -305,11 +323,7 @@ def cmd_demo(args) -> int:
         title=f"{info['name']}: LSTM forecast of {labels[0]}..{labels[-1]}",
     )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    model_path, csv_path, png_path = (
-        out / DEFAULT_MODEL_NAME,
-        out / "forecast.csv",
-        out / "forecast.png",
-    )
+    model_path, csv_path, png_path = (out / name for name in DEMO_FILES)
     model.save(model_path)
     _write_outputs(csv_path, [info["time_column"], "forecast"], zip(labels, fc), png_path, png)
     print(f"wrote {model_path}, {csv_path}, {png_path}")

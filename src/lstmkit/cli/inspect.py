@@ -56,7 +56,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lag", type=nonneg_int, default=None,
                         help="--compare-cells: lag of the table, at most --length "
                         "(default: --length, at most 100)")  # fmt: skip
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, reads=("model", "--input", "--target"), writes=_writes)
+
+
+# the files lstmkit.inspect.report writes into --out DIR
+REPORT_FILES = ("report.html", "cells.html", "gradient_flow*.png", "text.png", "*_gates.png",
+                "*_states.png")  # fmt: skip
+
+
+def _writes(args):  # what lstmkit.cli.main checks before the command runs
+    from .._paths import Output
+
+    return [Output("--out", args.out, names=REPORT_FILES)]
 
 
 def _run(args) -> int:

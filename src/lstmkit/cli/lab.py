@@ -12,6 +12,7 @@ runs the same parser without the ``lstmkit lab`` prefix.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ._args import (
@@ -29,6 +30,7 @@ DEFAULT_OUT = "out/lab"
 #: the shortest --length each task's generator in lstmkit.tasks accepts (adding: both marks must
 #: lie before the last pair; temporal order: the two symbols need T // 10 < T // 2)
 MIN_LENGTH = {"adding": 12, "temporal-order": 10, "copy": 1}
+EXTS = (".json", ".png")  # apps.lab.save_result writes <stem>.json and <stem>.png
 
 
 def _settings(p, task=None):
@@ -95,10 +97,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     for task, help_text in helps.items():
         p = sub.add_parser(task, help=help_text, description=help_text)
         _settings(p, task)
-        p.set_defaults(func=_run, task=task)
+        p.set_defaults(func=_run, task=task, writes=_writes)
     p = sub.add_parser("compare", help="several cells x seeds on one task, one table")
     _settings(p)
-    p.set_defaults(func=_compare)
+    p.set_defaults(func=_compare, writes=_writes)
+
+
+def _writes(args):  # what lstmkit.cli.main checks before the command runs: <stem>.json, .png
+    from .._paths import Output
+    from ..apps.lab import result_stem
+
+    cells, seeds = (
+        (args.cells, args.seeds) if args.verb == "compare" else ([args.cell], [args.seed])
+    )
+    stems = [
+        result_stem({"task": args.task, "length": args.length, "cell": c, "seed": s})
+        for c in cells
+        for s in seeds
+    ]
+    return [Output("--out", os.path.join(args.out, f"{s}{ext}")) for s in stems for ext in EXTS]
 
 
 def _log(line):
@@ -163,15 +180,11 @@ def _compare(args) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m lstmkit.cli.lab ...``: the ``lstmkit lab`` parser on its own."""
-    p = Parser(prog="lstmkit lab")
-    register(p)
-    args = p.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except ValueError as e:
-        print(f"lstmkit lab: error: {e}", file=sys.stderr)
-        return 2
+    """``python -m lstmkit.cli.lab ...``: ``lstmkit lab ...``, with the same path checks and
+    Ctrl-C handling (``lstmkit.cli.main``)."""
+    from . import main as lstmkit_main
+
+    return lstmkit_main(["lab", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -77,7 +77,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=positive_int, default=None)
     p.add_argument("--seed", type=nonneg_int, default=d.seed)
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, reads=("corpus",), writes=_train_writes)
 
     p = sub.add_parser("generate", help="sample text from a trained model")
     p.add_argument("model")
@@ -103,6 +103,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_next)
 
 
+def _train_paths(args):
+    """``(model file, checkpoint directory or None)`` with their defaults."""
+    stem = os.path.splitext(os.path.basename(args.corpus))[0]
+    out = _default(args.out, os.path.join("out", "text", f"{stem}-{args.level}.lstmkit"))
+    ckpt = None if args.no_checkpoints else _default(args.checkpoint_dir, out + ".ckpt")
+    return out, ckpt
+
+
+def _train_writes(args):  # what lstmkit.cli.main checks before the command runs
+    from .._paths import Output
+
+    out, ckpt = _train_paths(args)
+    found = [Output("--out" if args.out is not None else "--out (default)", out)]
+    if ckpt is not None:
+        arg = "--checkpoint-dir" if args.checkpoint_dir else "--checkpoint-dir (default)"
+        found.append(Output(arg, ckpt, names=("epoch*.lstmkit",)))
+    return found
+
+
 def _train(args) -> int:
     from ..apps.text import LMConfig, train_language_model
 
@@ -117,9 +136,7 @@ def _train(args) -> int:
         lower=args.lower, seed=args.seed, max_steps=args.max_steps,
     )  # fmt: skip
     text = _read(args.corpus, "corpus")
-    stem = os.path.splitext(os.path.basename(args.corpus))[0]
-    out = _default(args.out, os.path.join("out", "text", f"{stem}-{args.level}.lstmkit"))
-    ckpt = None if args.no_checkpoints else _default(args.checkpoint_dir, out + ".ckpt")
+    out, ckpt = _train_paths(args)
     report = train_language_model(
         text, cfg, checkpoint_dir=ckpt, log=None if args.quiet else (lambda s: print(s, flush=True))
     )
@@ -169,15 +186,11 @@ def _next(args) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m lstmkit.cli.text ...``: the ``lstmkit text`` parser on its own."""
-    p = Parser(prog="lstmkit text")
-    register(p)
-    args = p.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"lstmkit text: error: {e}", file=sys.stderr)
-        return 2
+    """``python -m lstmkit.cli.text ...``: ``lstmkit text ...``, with the same path checks and
+    Ctrl-C handling (``lstmkit.cli.main``)."""
+    from . import main as lstmkit_main
+
+    return lstmkit_main(["text", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -87,27 +87,54 @@ class Network:
         return ys, out_masks, (Tape(caches, batch) if keep_cache else None)
 
     # -- backward --------------------------------------------------------------------------------
-    def backward(self, dys, tape: Tape) -> dict:
-        """dLoss/d(each output) -> ``{"<layer>.<role>": gradient}`` of trainable layers."""
+    def backward(self, dys, tape: Tape, from_logits=None) -> dict:
+        """dLoss/d(each output) -> ``{"<layer>.<role>": gradient}`` of trainable parameters.
+
+        ``from_logits[i]``: ``dys[i]`` is dLoss/d(the logits ``z``) of output ``i = softmax(z)``
+        (see :meth:`output_logits`); its layer then runs ``backward_from_logits``."""
         grads_t: dict[int, np.ndarray] = {}
-        for t, dy in zip(self.outputs, dys):
-            if dy is not None:
+        logit_nodes = {}
+        for i, (t, dy) in enumerate(zip(self.outputs, dys)):
+            if dy is None:
+                continue
+            if from_logits and from_logits[i]:
+                logit_nodes[id(t.node)] = dy
+            else:
                 _accumulate(grads_t, t, dy)
         grads: dict[str, np.ndarray] = {}
         for node, cache in reversed(list(zip(self.nodes, tape.caches))):
-            dy = _node_output_grads(node, grads_t, tape.batch)
-            if dy is None:
-                continue  # nothing downstream of this node reaches the loss
-            dx, g = self._node_backward(node, dy, cache, grads_t)
+            if id(node) in logit_nodes:
+                dx, g = node.layer.backward_from_logits(logit_nodes[id(node)], cache)
+            else:
+                dy = _node_output_grads(node, grads_t, tape.batch)
+                if dy is None:
+                    continue  # nothing downstream of this node reaches the loss
+                dx, g = self._node_backward(node, dy, cache, grads_t)
             if dx is not None:
                 for t, d in zip(node.inputs, dx if node.multi else [dx]):
                     if d is not None and id(t) not in self._input_ids:
                         _accumulate(grads_t, t, d)
             if node.layer.trainable:
                 for role, v in g.items():
+                    if role in node.layer.non_trainable_roles:
+                        continue
                     key = f"{node.layer.name}.{role}"
                     grads[key] = v if key not in grads else grads[key] + v
         return grads
+
+    def output_logits(self, i, tape: Tape):
+        """The logits ``z`` of output ``i`` when its layer computes ``softmax(z)``, else None."""
+        node = self.outputs[i].node
+        if node.listed or node not in self.nodes:
+            return None
+        return node.layer.output_logits(tape.caches[self.nodes.index(node)])
+
+    def apply_state_updates(self, tape: Tape):
+        """Assign what a training forward computed for non-trainable parameters (moving
+        statistics), after the optimizer step: forward itself never changes a layer."""
+        for node, cache in zip(self.nodes, tape.caches):
+            for role, value in node.layer.state_updates(cache).items():
+                node.layer.params[role][...] = value
 
     def _node_backward(self, node, dy, cache, grads_t):
         layer = node.layer
@@ -149,11 +176,14 @@ class Network:
 
     # -- parameters ------------------------------------------------------------------------------
     def params(self, trainable_only=False) -> dict:
+        """Dotted name -> array; ``trainable_only``: what an optimizer updates (trainable layers,
+        without their ``non_trainable_roles`` such as moving statistics)."""
         return {
             f"{layer.name}.{role}": p
             for layer in self.layers
             if layer.trainable or not trainable_only
             for role, p in layer.params.items()
+            if not (trainable_only and role in layer.non_trainable_roles)
         }
 
     def check_inputs(self, xs, who):

@@ -2,14 +2,68 @@
 
 from __future__ import annotations
 
+from .activation import Activation
 from .base import Layer
 from .bidirectional import Bidirectional
+from .conv import Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .core import Dense, Dropout, Embedding, Masking
+from .lambda_layer import Lambda
+from .merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
+from .normalization import BatchNormalization, LayerNormalization
 from .recurrent import GRU, LSTM, RNNBase, SimpleRNN
+from .reshaping import Flatten, Permute, RepeatVector, Reshape
+from .wrappers import TimeDistributed
 
 LAYERS = {
     cls.__name__: cls
-    for cls in (LSTM, GRU, SimpleRNN, Bidirectional, Dense, Dropout, Embedding, Masking)
+    for cls in (
+        LSTM,
+        GRU,
+        SimpleRNN,
+        Bidirectional,
+        Dense,
+        Dropout,
+        Embedding,
+        Masking,
+        Activation,
+        RepeatVector,
+        Flatten,
+        Reshape,
+        Permute,
+        Concatenate,
+        Add,
+        Subtract,
+        Multiply,
+        Average,
+        Maximum,
+        Minimum,
+        Dot,
+        LayerNormalization,
+        BatchNormalization,
+        Conv1D,
+        MaxPooling1D,
+        GlobalAveragePooling1D,
+        GlobalMaxPooling1D,
+        TimeDistributed,
+        Lambda,
+    )
 }
 
 
@@ -36,14 +90,43 @@ def deserialize(config: dict) -> Layer:
 __all__ = [
     "GRU",
     "LSTM",
+    "Activation",
+    "Add",
+    "Average",
+    "BatchNormalization",
     "Bidirectional",
+    "Concatenate",
+    "Conv1D",
     "Dense",
+    "Dot",
     "Dropout",
     "Embedding",
+    "Flatten",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "Lambda",
     "Layer",
+    "LayerNormalization",
     "Masking",
+    "MaxPooling1D",
+    "Maximum",
+    "Minimum",
+    "Multiply",
+    "Permute",
     "RNNBase",
+    "RepeatVector",
+    "Reshape",
     "SimpleRNN",
+    "Subtract",
+    "TimeDistributed",
+    "add",
+    "average",
+    "concatenate",
     "deserialize",
+    "dot",
+    "maximum",
+    "minimum",
+    "multiply",
     "serialize",
+    "subtract",
 ]

@@ -8,6 +8,14 @@
 - ``params``: role -> array. Optimizers update these arrays in place.
 - ``get_weights()``/``set_weights()`` use Keras 3's order and layouts; ``get_config()`` returns
   the constructor arguments and ``from_config(cfg)`` is ``cls(**cfg)``.
+- ``non_trainable_roles``: parameters no optimizer touches (BatchNormalization's moving
+  statistics). A training forward that changes them returns the new values in its cache; the
+  model assigns ``state_updates(cache)`` after the step (forward itself never mutates the layer).
+- ``multi_input = True`` (merging layers): ``forward`` takes a list of arrays, ``backward``
+  returns a list of input gradients, ``build``/``compute_output_shape`` take a list of shapes
+  and ``compute_mask(xs, masks)`` a list of inputs and a list of masks (or None).
+- ``output_logits(cache)``: the ``z`` of an output ``softmax(z)`` (else None), with
+  ``backward_from_logits(dz, cache)``: how the trainer fuses softmax with cross-entropy.
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ class Layer:
     supports_masking = False
     #: parameter roles in Keras ``get_weights`` order
     weight_names: tuple[str, ...] = ()
+    #: roles updated by ``state_updates`` rather than by an optimizer
+    non_trainable_roles: tuple[str, ...] = ()
+    #: forward takes a list of arrays (merging layers)
+    multi_input = False
 
     def __init__(self, name=None, input_shape=None, input_dim=None, dtype=None, trainable=True):
         self.name = name or unique_name(_snake(type(self).__name__))
@@ -64,8 +76,10 @@ class Layer:
     # -- construction ---------------------------------------------------------------------------
     def build(self, input_shape, rng=None, dtype=None):
         self.dtype = self.dtype or (str(np.dtype(dtype)) if dtype is not None else "float32")
+        if self.multi_input:  # a list of shapes
+            input_shape = [tuple(s) for s in input_shape]
         self.built_input_shape = tuple(input_shape)
-        self._build(tuple(input_shape), rng if rng is not None else _random.get_rng())
+        self._build(self.built_input_shape, rng if rng is not None else _random.get_rng())
         self.built = True
 
     def _build(self, input_shape, rng):
@@ -99,6 +113,15 @@ class Layer:
         """The mask passed to the next layer; by default a masking-aware layer passes it on."""
         return mask if self.supports_masking else None
 
+    def state_updates(self, cache) -> dict:
+        """``{role: new value}`` for non-trainable parameters after a training forward (the
+        model assigns them after the step); nothing for most layers."""
+        return {}
+
+    def output_logits(self, cache):
+        """The logits ``z`` when this layer's output is ``softmax(z)`` over the last axis (then
+        the layer also has ``backward_from_logits(dz, cache)``); None otherwise."""
+
     def __call__(self, x, mask=None, training=False, **kwargs):
         """As in Keras: on symbolic tensors (``Input(...)``, other layers' outputs) it records a
         node of the functional graph and returns symbolic outputs; on arrays it builds on first
@@ -107,14 +130,12 @@ class Layer:
 
         if is_symbolic(x) or any(is_symbolic(v) for v in kwargs.values()):
             return call_symbolic(self, x, mask=mask, training=training, **kwargs)
-        if isinstance(x, (list, tuple)) and getattr(self, "multi_input", False):
-            x = [np.asarray(v) for v in x]
-            shape, kind = [v.shape[1:] for v in x], x[0].dtype
+        if self.multi_input:  # forward validates the list and builds on first use
+            x = list(x) if isinstance(x, (list, tuple)) else x
         else:
             x = np.asarray(x)
-            shape, kind = x.shape[1:], x.dtype
-        if not self.built:
-            self.build(shape, dtype=kind if kind.kind == "f" else None)
+            if not self.built:
+                self.build(x.shape[1:], dtype=x.dtype if x.dtype.kind == "f" else None)
         y, _ = self.forward(x, training=training, mask=mask, **kwargs)
         return y
 

@@ -9,13 +9,38 @@ import numpy as np
 from .. import initializers
 from .. import random as _random
 from ..ops import backend
-from ..ops.activations import get_activation
+from ..ops.activations import activation_spec, activation_vjp
 from .base import Layer, check_array
+
+
+def activation_name(layer, activation):
+    """Validate an ``activation=`` argument: a Keras activation name or None (linear)."""
+    try:
+        activation_spec(activation)
+    except ValueError as e:
+        raise ValueError(f"{type(layer).__name__}: {e}") from None
+    return activation
+
+
+def initializer_config(layer, arg, init):
+    """The JSON form of an initializer argument: names stay names; objects with ``get_config``
+    become Keras' ``{"class_name": ..., "config": ...}``; the built-in functions their names."""
+    if init is None or isinstance(init, (str, dict)):
+        return init
+    if hasattr(init, "get_config"):
+        return {"class_name": type(init).__name__, "config": init.get_config()}
+    name = getattr(init, "__name__", None)
+    if initializers.INITIALIZERS.get(name) is init:
+        return name
+    raise ValueError(
+        f"{type(layer).__name__}: argument '{arg}' cannot be saved: {init!r} is neither an "
+        "initializer name nor an object with get_config()"
+    )
 
 
 class DenseCache(NamedTuple):
     x: np.ndarray
-    z: np.ndarray | None  # pre-activation, kept only for relu's derivative
+    z: np.ndarray | None  # pre-activation, kept when the derivative reads it (and for softmax)
     y: np.ndarray
 
 
@@ -23,7 +48,9 @@ class Dense(Layer):
     """``y = activation(x @ kernel + bias)``; ``kernel (D, units)``, ``bias (units,)``.
 
     On 3-D input ``(batch, timesteps, D)`` it applies at every time step, as in Keras, and passes
-    the mask on.
+    the mask on. ``activation`` is any name of :mod:`lstmkit.ops.activations` (None: linear).
+    With ``"softmax"`` the trainer takes a categorical cross-entropy from the logits (see
+    :meth:`output_logits`), so saturated outputs keep finite losses and exact gradients.
     """
 
     supports_masking = True
@@ -41,8 +68,10 @@ class Dense(Layer):
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
             raise ValueError(f"Dense: argument 'units' must be a positive int; got {units!r}")
         self.units = int(units)
-        self.activation = activation
-        self._act, self._dact = get_activation(activation)
+        self.activation = activation_name(self, activation)
+        spec = activation_spec(activation)
+        self._act, self._vjp = spec.fn, activation_vjp(activation)
+        self._keep_z = spec.needs_input or activation == "softmax"
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -77,11 +106,19 @@ class Dense(Layer):
         if self.use_bias:
             z += self.params["bias"]
         y = self._act(z)
-        return y, DenseCache(x, z if self.activation == "relu" else None, y)
+        return y, DenseCache(x, z if self._keep_z else None, y)
+
+    def output_logits(self, cache):
+        """The logits ``z`` when the output is ``softmax(z)`` over the last axis, else None: the
+        trainer then takes the cross-entropy from ``z`` and calls :meth:`backward_from_logits`."""
+        return cache.z if self.activation == "softmax" else None
 
     def backward(self, dy, cache):
-        x, z, y = cache
-        dz = dy * self._dact(y, z) if self.activation not in (None, "linear") else dy
+        return self.backward_from_logits(self._vjp(dy, cache.y, cache.z), cache)
+
+    def backward_from_logits(self, dz, cache):
+        """Backward from ``dz = dLoss/d(pre-activation)``."""
+        x = cache.x
         D = x.shape[-1]
         dz2 = dz.reshape(-1, self.units)
         grads = {"kernel": backend.matmul(x.reshape(-1, D).T, dz2)}
@@ -96,8 +133,10 @@ class Dense(Layer):
             units=self.units,
             activation=self.activation,
             use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
+            kernel_initializer=initializer_config(
+                self, "kernel_initializer", self.kernel_initializer
+            ),
+            bias_initializer=initializer_config(self, "bias_initializer", self.bias_initializer),
         )
         return cfg
 

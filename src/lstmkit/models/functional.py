@@ -271,7 +271,7 @@ class Model(Trainable):
                 )
             )
         text = _table(self.name, rows, ("Layer (type)", "Output Shape", "Param #", "Connected to"))
-        trainable = sum(la.count_params() for la in self.layers if la.trainable)
+        trainable = trainable_count(self.layers)
         text += (
             f"\nTotal params: {self.count_params():,}\nTrainable params: {trainable:,}\n"
             f"Non-trainable params: {self.count_params() - trainable:,}"
@@ -319,6 +319,17 @@ class Model(Trainable):
         if not self.built:
             raise ValueError(f"{self.name}.load_weights: build the model first")
         load_weights(self, path)
+
+
+def trainable_count(layers):
+    """Parameters an optimizer updates (moving statistics and frozen layers excluded)."""
+    return sum(
+        p.size
+        for la in layers
+        if la.trainable
+        for role, p in la.params.items()
+        if role not in la.non_trainable_roles
+    )
 
 
 def _apply_structure(flat, structure):

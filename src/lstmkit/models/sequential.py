@@ -14,7 +14,7 @@ from ..graph.config import chain
 from ..graph.symbolic import InputLayer, SymbolicTensor
 from ..layers import Layer, deserialize, serialize
 from ..layers.base import fmt_shape
-from .functional import Model, _table
+from .functional import Model, _table, trainable_count
 
 
 class Sequential(Model):
@@ -127,6 +127,7 @@ class Sequential(Model):
             for la in self._layers
             if la.trainable and self.trainable
             for r, p in la.params.items()
+            if r not in la.non_trainable_roles
         }
 
     def _ensure_built(self, xs):
@@ -177,7 +178,7 @@ class Sequential(Model):
                 (f"{layer.name} ({type(layer).__name__})", txt, f"{layer.count_params():,}")
             )
         text = _table(self.name, rows, ("Layer (type)", "Output Shape", "Param #"))
-        trainable = sum(la.count_params() for la in self._layers if la.trainable)
+        trainable = trainable_count(self._layers)
         text += (
             f"\nTotal params: {self.count_params():,}\nTrainable params: {trainable:,}\n"
             f"Non-trainable params: {self.count_params() - trainable:,}"

@@ -273,16 +273,20 @@ class Trainable:
         return y
 
     # -- one step -------------------------------------------------------------------------------
-    def _output_loss(self, i, y, y_pred, mask):
-        """Loss of output ``i``, its gradient, and the (valid) targets/predictions for metrics."""
-        loss_fn = self.losses_per_output[i]
+    def _output_loss(self, i, y, y_pred, mask, loss_fn=None, targets_only=False):
+        """Loss of output ``i``, its gradient, and the (valid) targets/predictions for metrics
+        (``targets_only``: just the valid predictions)."""
+        loss_fn = loss_fn or self.losses_per_output[i]
         if (
             not getattr(loss_fn, "sparse", False)
             and y.ndim == y_pred.ndim - 1
             and y_pred.shape[-1] == 1
         ):
             y = y[..., None]  # Keras accepts y (B,) for an output (B, 1)
-        if mask is not None and y_pred.ndim == 3 and mask.shape == y_pred.shape[:2]:
+        masked = mask is not None and y_pred.ndim == 3 and mask.shape == y_pred.shape[:2]
+        if targets_only:
+            return y_pred[mask] if masked else y_pred
+        if masked:
             # masked sequence outputs: the loss is the mean over valid steps only (Keras)
             yv, pv = y[mask], y_pred[mask]
             loss = loss_fn(yv, pv)
@@ -291,11 +295,30 @@ class Trainable:
             return loss, dy, yv, pv
         return (*loss_fn.value_and_grad(y, y_pred), y, y_pred)
 
-    def _losses(self, ys, preds, masks, with_grad=True):
+    def _fused_loss(self, i, tape):
+        """``(from-logits twin of output i's loss, logits)`` when the output is ``softmax(z)``
+        and the loss a probability cross-entropy: training then takes the loss from ``z`` (as
+        stable as ``from_logits=True``; the clipped probability form would lose the gradient
+        once the softmax saturates). Else None."""
+        loss = self.losses_per_output[i]
+        cce = (losses_mod.CategoricalCrossentropy, losses_mod.SparseCategoricalCrossentropy)
+        if tape is None or type(loss) not in cce or loss.from_logits:
+            return None
+        z = self.network.output_logits(i, tape)
+        return None if z is None else (type(loss)(from_logits=True), z)
+
+    def _losses(self, ys, preds, masks, with_grad=True, tape=None):
+        """Weighted total loss, per-output logs and dLoss/d(each output); an output whose
+        softmax is fused with its cross-entropy gets dLoss/d(its logits) instead."""
         total, dys, logs = 0.0, [], {}
         names = self.output_names
         for i, (y, p, m) in enumerate(zip(ys, preds, masks)):
-            loss, dy, yv, pv = self._output_loss(i, y, p, m)
+            fused = self._fused_loss(i, tape) if with_grad else None
+            if fused is None:
+                loss, dy, yv, pv = self._output_loss(i, y, p, m)
+            else:  # the metrics still see the probabilities
+                loss, dy, yv, _ = self._output_loss(i, y, fused[1], m, fused[0])
+                pv = self._output_loss(i, y, p, m, targets_only=True)
             w = self.loss_weights[i]
             total += w * loss
             dys.append((dy * dy.dtype.type(w)).astype(p.dtype, copy=False) if with_grad else None)
@@ -310,12 +333,14 @@ class Trainable:
         net = self.network
         with backend.compute_scope():  # lstmkit's threads share the step's products
             preds, masks, tape = net.run(xs, training=True, masks=self._masks(mask), rng=rng)
-            logs, dys = self._losses(ys, preds, masks)
-            grads = net.backward(dys, tape)
+            logs, dys = self._losses(ys, preds, masks, tape=tape)
+            fused = [self._fused_loss(i, tape) is not None for i in range(len(preds))]
+            grads = net.backward(dys, tape, from_logits=fused)
             params = self.trainable_params
             for k in params.keys() - grads.keys():
                 grads[k] = np.zeros_like(params[k])  # a parameter no output depends on
             self.optimizer.apply(params, grads)
+            net.apply_state_updates(tape)
         return logs
 
     def train_on_batch(self, x, y, mask=None, return_dict=False):
