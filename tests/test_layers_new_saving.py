@@ -102,7 +102,7 @@ def registered_lambda_functions():
 def test_sequential_save_load_predicts_identically(case, tmp_path):
     layers, shape = STACKS[case]
     model = Sequential(layers())
-    model.build(shape)
+    model.build((None, *shape))
     randomize(model)
     x = data((B, *shape), 1)
     before = model.predict(x)
@@ -148,7 +148,7 @@ def test_batch_normalization_moving_statistics_are_non_trainable_like_keras():
     import keras
 
     model = Sequential([L.Dense(4), L.BatchNormalization(), L.Dense(1)])
-    model.build((T, D))
+    model.build((None, T, D))
     kmodel = keras.Sequential(
         [keras.Input((T, D)), keras.layers.Dense(4), keras.layers.BatchNormalization(), keras.layers.Dense(1)]
     )  # fmt: skip
@@ -190,7 +190,7 @@ def test_lambda_with_unregistered_function_fails_to_load_with_a_clear_error(tmp_
         return x**3
 
     model = Sequential([L.Lambda(cube), L.Dense(2)])
-    model.build((D,))
+    model.build((None, D))
     model.save(tmp_path / "m.lstmkit")
     with pytest.raises(ModelFileError, match=r"cube.*not registered.*Lambda.register"):
         load_model(tmp_path / "m.lstmkit")
@@ -207,5 +207,5 @@ def test_lambda_config_names_functions_never_code():
 
 def test_time_distributed_parameters_use_the_inner_roles():
     model = Sequential([L.TimeDistributed(L.Dense(3), name="td")])
-    model.build((T, D))
+    model.build((None, T, D))
     assert sorted(model.params) == ["td.bias", "td.kernel"]

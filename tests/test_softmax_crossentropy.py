@@ -48,7 +48,7 @@ def torch_step(x, W, b, labels, mask=None):
 
 def model_for(head, W, b, loss, shape):
     model = Sequential(head, dtype="float64")
-    model.build(shape)
+    model.build((None, *shape))
     dense = model.layers[0]
     inner = dense.layer if isinstance(dense, TimeDistributed) else dense
     inner.set_weights([W, b])
