@@ -25,6 +25,7 @@ from .dates import BadDate, DateFormat, match_format, parse_dates
 # Cells that mean "no value here" (compared case-insensitively after stripping whitespace).
 MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 CHUNK = 4096  # rows parsed at a time (small: fewer live row lists for the garbage collector)
+CHUNK_CELLS = 2**18  # ... and at most this many cells, so a wide file's chunk stays small
 MAX_LISTED = 10  # list at most this many bad cells in one message
 PROGRESS_EVERY = 2.0  # seconds between progress lines
 
@@ -79,27 +80,25 @@ class TimeCells:
         self.chunks: list[np.ndarray] = []
 
     def add(self, cells: list[str]) -> None:
-        arr = np.array(cells, dtype=str)
+        cells = [c.strip() for c in cells]
         if not self.started:
-            arr = np.array([c.strip() for c in cells], dtype=str)
             self.started = True
-            self.fmt = match_format(str(arr[0]))
-            self.sep = " " if " " in str(arr[0]) else "T"
+            self.fmt = match_format(cells[0])
+            self.sep = " " if " " in cells[0] else "T"
         if self.fmt is None:
-            self.chunks.append(np.array([c.strip() for c in cells], dtype=str))
+            self.chunks.append(_labels(cells))
             return
         try:
-            self.chunks.append(parse_dates(arr, self.fmt))
-            return
-        except BadDate:
-            pass
-        arr = np.array([c.strip() for c in cells], dtype=str)  # cells padded with spaces?
-        try:
-            self.chunks.append(parse_dates(arr, self.fmt))
+            width = len(self.fmt.template)
+            if max(map(len, cells)) > width:  # checked first: a NumPy str array is as wide as
+                i = next(i for i, c in enumerate(cells) if len(c) > width)  # its longest cell
+                raise BadDate(i, cells[i], f"not a date of the form {self.fmt.example}")
+            self.chunks.append(parse_dates(np.array(cells, dtype=str), self.fmt))
         except BadDate:
             if self.fmt.name != "year":
                 raise
-            self.chunks = [np.char.mod("%04d", c + 1970) for c in self.chunks] + [arr]
+            self.chunks = [np.char.mod("%04d", c + 1970) for c in self.chunks]
+            self.chunks.append(_labels(cells))
             self.fmt = None
 
     def take(self) -> np.ndarray:
@@ -108,6 +107,13 @@ class TimeCells:
         if not chunks:
             return np.empty(0, dtype=np.int64 if self.fmt is not None else str)
         return np.concatenate(chunks)
+
+
+def _labels(cells: list[str]) -> np.ndarray:
+    """Text labels as a NumPy str array (4 bytes a character), or as Python strings when a
+    long one would make every element of the str array that wide."""
+    wide = max(map(len, cells), default=0) > 32
+    return np.array(cells, dtype=object if wide else str)
 
 
 class MultiLineRows(Exception):
@@ -148,14 +154,15 @@ class RowReader:
 
     def read(self, reader) -> None:
         seen = reader.line_num  # lines consumed (the header and what is above it)
+        size = max(16, min(CHUNK, CHUNK_CELLS // self.n_fields))
         while True:
             if self.careful:
                 chunk, lines = [], []
-                for row in itertools.islice(reader, CHUNK):
+                for row in itertools.islice(reader, size):
                     chunk.append(row)
                     lines.append(reader.line_num)
             else:
-                chunk = list(itertools.islice(reader, CHUNK))
+                chunk = list(itertools.islice(reader, size))
                 if reader.line_num - seen != len(chunk):
                     raise MultiLineRows
                 lines = range(seen + 1, seen + 1 + len(chunk))

@@ -113,8 +113,8 @@ def order_by_time(
         a, b = show(t[[h, h + 1]])
         raise ValueError(
             f"{func}: argument 'fill' ('interpolate') would insert {missing} missing dates into "
-            f"the {t.size} rows of {where}, expected at most {limit - t.size} (the series may "
-            f"at most double); the largest gap is from {a} (line {line_of(row(h))}) to {b} "
+            f"the {t.size} rows of {where}, expected at most {limit - t.size} (as many as the "
+            f"rows, plus 1000); the largest gap is from {a} (line {line_of(row(h))}) to {b} "
             f"(line {line_of(row(h + 1))}): is a date wrong?"
         )
     filled = np.full(total, np.nan)
