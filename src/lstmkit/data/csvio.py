@@ -175,21 +175,28 @@ def _parse_series(
     """Shared by ``read_series_csv`` and the built-in datasets: ``stream`` is an open text file;
     ``progress(rows read)`` is called every few seconds of a long read."""
     start = stream.tell()
-    reader = csv.reader(stream)
-    header = _read_header(reader, source, min_rows, func)
-    col = _column_position(header, column, "column", source, func)
-    tcol = None
-    if time_column is not None:
-        tcol = _column_position(header, time_column, "time_column", source, func)
-    rr = rows.RowReader(len(header), col, tcol, progress)
+    reader = csv.reader(stream, strict=True)  # strict: broken quoting is an error, not data
     try:
-        rr.read(reader)
-    except rows.MultiLineRows:  # a quoted line break: read again, asking every row's line
-        stream.seek(start)
-        reader = csv.reader(stream)
-        _read_header(reader, source, min_rows, func)
-        rr = rows.RowReader(len(header), col, tcol, progress, careful=True)
-        rr.read(reader)
+        header = _read_header(reader, source, min_rows, func)
+        col = _column_position(header, column, "column", source, func)
+        tcol = None
+        if time_column is not None:
+            tcol = _column_position(header, time_column, "time_column", source, func)
+        rr = rows.RowReader(len(header), col, tcol, progress)
+        try:
+            rr.read(reader)
+        except rows.MultiLineRows:  # a quoted line break: read again, asking every row's line
+            stream.seek(start)
+            reader = csv.reader(stream, strict=True)
+            _read_header(reader, source, min_rows, func)
+            rr = rows.RowReader(len(header), col, tcol, progress, careful=True)
+            rr.read(reader)
+    except csv.Error as e:  # unterminated quotes, a field over the csv module's size limit
+        raise ValueError(
+            f"{func}: argument 'path' ({source}) is not valid CSV: got {str(e)!r} on line "
+            f"{reader.line_num}, expected quotes only around whole fields, each closed, and "
+            "fields under the csv module's size limit"
+        ) from None
     _raise_row_problems(rr, len(header), source, column, time_column, fill, func)
     values, index, line_of_pos = _index(rr, rr.take_values(), source, time_column, fill, func)
     if fill == "interpolate" and np.isnan(values).any():
@@ -228,8 +235,8 @@ def _utf8_error(path: Path, source: str, func: str) -> ValueError:
             line += data.count(b"\n")
             offset += len(data)
     return ValueError(
-        f"{func}: argument 'path' got {source}, which ends inside a UTF-8 character (offset "
-        f"{offset}); expected UTF-8 text: re-save it as UTF-8"
+        f"{func}: argument 'path' got {source}, which is not UTF-8 text (it ends inside a "
+        f"character, at offset {offset}); expected UTF-8: re-save it as UTF-8"
     )
 
 

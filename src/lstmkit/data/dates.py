@@ -1,7 +1,8 @@
 """Dates of a time column: the formats read, the frequency, gaps, and the dates after the last row.
 
-NumPy ``datetime64`` only (no pandas). A time column is read as dates when its first cell has
-one of these ISO 8601 forms, and then every cell must have the same form::
+NumPy ``datetime64`` only (no pandas). A time column is read as dates when most of the
+non-empty cells of its first rows (the first chunk read) have one of these ISO 8601 forms, and
+then every cell must have that form (a cell that has not is an error naming it)::
 
     year      2020                  quarter   2020-Q1 or 2020Q1      month   2020-01
     date      2020-01-31            hour      2020-01-31T13          (or a space for the T)
@@ -72,13 +73,17 @@ def _mask(cells: np.ndarray, template: str) -> np.ndarray:
     return ok
 
 
-def match_format(cell: str) -> DateFormat | None:
-    """The date form of one cell, or None."""
-    arr = np.array([cell.strip()])
-    for fmt in DATE_FORMATS:
-        if _mask(arr, fmt.template)[0]:
-            return fmt
-    return None
+def match_format(cells: list[str]) -> DateFormat | None:
+    """The date form of most of the non-empty ``cells`` (stripped), or None when no form
+    covers more than half of them."""
+    short = [c for c in cells if 0 < len(c) <= 32]  # longer cells are no dates
+    n_labels = sum(1 for c in cells if c)
+    if not short:
+        return None
+    arr = np.array(short, dtype=str)
+    counts = [int(_mask(arr, fmt.template).sum()) for fmt in DATE_FORMATS]
+    best = int(np.argmax(counts))
+    return DATE_FORMATS[best] if 2 * counts[best] > n_labels else None
 
 
 class BadDate(ValueError):
@@ -280,20 +285,21 @@ class SeriesIndex(Sequence):
         in strictly increasing order and evenly spaced; text labels otherwise."""
         if isinstance(labels, SeriesIndex):
             return labels
-        cells = np.array([str(v).strip() for v in labels], dtype=str)
-        fmt = match_format(cells[0]) if cells.size else None
-        if fmt is not None:
+        texts = [str(v).strip() for v in labels]
+        fmt = match_format(texts)
+        if fmt is not None and max(map(len, texts)) <= len(fmt.template):
             try:
-                t = parse_dates(cells, fmt)
+                t = parse_dates(np.array(texts, dtype=str), fmt)
             except BadDate:
                 t = None
             if t is not None and (t.size < 2 or (np.diff(t) > 0).all()):
                 freq = detect_frequency(t, fmt)
                 pos, exact = freq.positions(t)
                 if exact.all() and (np.diff(pos) == 1).all():
-                    sep = " " if " " in str(cells[0]) else "T"
+                    sep = "T" if any("T" in c for c in texts[:100]) else " "
                     return cls(t.size, dates=t, fmt=fmt, sep=sep, freq=freq)
-        return cls(cells.size, labels=cells)
+        wide = max(map(len, texts), default=0) > 32
+        return cls(len(texts), labels=np.array(texts, dtype=object if wide else str))
 
     # properties
     @property

@@ -69,8 +69,8 @@ class Lines:
 
 
 class TimeCells:
-    """The time column, chunk by chunk: dates of the first cell's form (``DATE_FORMATS``) as
-    int64, else the cells as a NumPy str array. A column of 4-digit years that later holds
+    """The time column, chunk by chunk: dates of the form most cells of the first chunk have
+    (``DATE_FORMATS``) as int64, else the cells as a NumPy str array. A column of 4-digit years that later holds
     another cell is turned into labels (its years written back as the 4-digit text they were)."""
 
     def __init__(self):
@@ -81,10 +81,10 @@ class TimeCells:
 
     def add(self, cells: list[str]) -> None:
         cells = [c.strip() for c in cells]
-        if not self.started:
+        if not self.started:  # the form of most cells of the first chunk
             self.started = True
-            self.fmt = match_format(cells[0])
-            self.sep = " " if " " in cells[0] else "T"
+            self.fmt = match_format(cells)
+            self.sep = "T" if any("T" in c for c in cells[:100]) else " "
         if self.fmt is None:
             self.chunks.append(_labels(cells))
             return
