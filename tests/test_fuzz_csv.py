@@ -226,6 +226,11 @@ def test_some_mutations_are_read_and_some_refused(tmp_path):
     assert _read_one(tmp_path, latin1, None, "none") == ("refused: not UTF-8", None)
     shuffled = b"\n".join(good.split(b"\n")[:1] + good.split(b"\n")[1:][::-1])
     np.testing.assert_array_equal(_read_one(tmp_path, shuffled, "date", "none")[1], np.arange(10))
+    # cases the fuzzing found: a file cut inside a quoted field; a NUL as a label
+    cut = b'"date","note","y"\n"2000-01-01","","0.0"\n"'
+    assert _read_one(tmp_path, cut, None, "none") == ("refused: not valid CSV", None)
+    nul = b"date,note,y\n\x00,,1.0\nt2,,2.0\nt3,,3.0\n"
+    assert _read_one(tmp_path, nul, "date", "none")[0] == "read: labels, fill=none"
 
 
 # -- forecast train on tiny settings -------------------------------------------------------------

@@ -298,8 +298,8 @@ class SeriesIndex(Sequence):
                 if exact.all() and (np.diff(pos) == 1).all():
                     sep = "T" if any("T" in c for c in texts[:100]) else " "
                     return cls(t.size, dates=t, fmt=fmt, sep=sep, freq=freq)
-        wide = max(map(len, texts), default=0) > 32
-        return cls(len(texts), labels=np.array(texts, dtype=object if wide else str))
+        odd = max(map(len, texts), default=0) > 32 or "\x00" in "".join(texts)
+        return cls(len(texts), labels=np.array(texts, dtype=object if odd else str))
 
     # properties
     @property

@@ -111,9 +111,10 @@ class TimeCells:
 
 def _labels(cells: list[str]) -> np.ndarray:
     """Text labels as a NumPy str array (4 bytes a character), or as Python strings when a
-    long one would make every element of the str array that wide."""
-    wide = max(map(len, cells), default=0) > 32
-    return np.array(cells, dtype=object if wide else str)
+    long one would make every element of the str array that wide, or when one has a NUL
+    (a NumPy str array drops trailing NULs)."""
+    odd = max(map(len, cells), default=0) > 32 or "\x00" in "".join(cells)
+    return np.array(cells, dtype=object if odd else str)
 
 
 class MultiLineRows(Exception):
