@@ -1,7 +1,7 @@
 """Scale of input: season detection, CSV reading and `forecast train` on long series.
 
 Witnesses: statsmodels' direct (non-FFT) ACF; counts of the FFT lengths actually computed and
-CPU-time ratios between a series and one 8 times longer (never an absolute time); tracemalloc
+CPU-time ratios between all lags and a few lags of one series (never an absolute time); tracemalloc
 peaks for files of N and 8N rows (the growth per row, not an absolute size); and a model trained
 on the most recent rows of a long file compared bit for bit with one trained on a file that
 holds only those rows.
@@ -91,13 +91,18 @@ def _cpu_seconds(fn, repeats=5):
     return best
 
 
-def test_acf_cost_grows_like_n_log_n_not_n_squared():
-    # all lags up to N/3: the old lag-by-lag sums cost N^2/3, so 8 times the length cost 64
-    # times as much; one FFT costs about 8 log(8N)/log(N) ~ 10 times as much
-    x = _seasonal(8 * 4096, 12, 3)
-    small = _cpu_seconds(lambda: acf(x[:4096], 4096 // 3))
-    large = _cpu_seconds(lambda: acf(x, 8 * 4096 // 3))
-    assert large / max(small, 1e-6) < 30, (small, large)
+def test_acf_costs_one_fft_whatever_the_number_of_lags(monkeypatch):
+    # One FFT of length < 4N: O(N log N) for any number of lags. The old lag-by-lag sums cost
+    # N * max_lag: all N/3 lags of 32768 values took about 1000 times as long as 10 lags.
+    x = _seasonal(32768, 12, 3)
+    few = _cpu_seconds(lambda: acf(x, 10))
+    every = _cpu_seconds(lambda: acf(x, x.size // 3))
+    assert every / max(few, 1e-6) < 5, (few, every)
+    sizes = []
+    rfft = np.fft.rfft
+    monkeypatch.setattr(np.fft, "rfft", lambda a, n=None, *r, **k: sizes.append(n) or rfft(a, n))
+    acf(x, x.size // 3)
+    assert sizes == [2 * x.size]
 
 
 # ----------------------------------------------------------------------------- CSV reading
