@@ -166,6 +166,11 @@ def test_cli_reports_reading_and_epochs_for_big_inputs(tmp_path, monkeypatch, ca
     assert main(argv) == 0
     err = capsys.readouterr().err.splitlines()
     assert any(line.startswith("reading d.csv: ") for line in err)
+    windows = round(3000 * 0.7) - 8 - 2 + 1  # training windows: lookback 8, horizon 2
+    batches = -(-windows // 16)  # batch size 16
+    assert [line for line in err if line.startswith("training ")] == [
+        f"training with transform none: up to 2 epochs of {batches} batches"
+    ]
     epochs = [line for line in err if line.startswith("epoch ")]
     assert [e.split(":")[0] for e in epochs] == ["epoch 1/2", "epoch 2/2"]
     assert all("loss" in e and "val_loss" in e for e in epochs)
@@ -263,10 +268,11 @@ def test_eleven_million_rows_train_on_a_bounded_window(tmp_path):
     text = [s for _, s in stamped]
     read_at = next(t for t, s in stamped if s.startswith(f"read {n_rows} rows"))
     first_epoch_at = next(t for t, s in stamped if s.startswith("epoch 1/1"))
+    assert sum(s.startswith("training with transform ") for s in text) == 3  # auto: 3 networks
     assert any(s.startswith("reading big.csv: ") for s in text)  # progress while reading
     assert f"using the most recent 100000 of {n_rows} rows" in "\n".join(text)
     assert first_epoch_at - read_at < 60, "\n".join(text)
-    assert "every minute dates 2000-01-01T00:00.." in "\n".join(text)
+    assert "dates 2000-01-01T00:00..2020-11-29T21:19, every minute" in "\n".join(text)
     import resource
 
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -222,7 +222,7 @@ def _check_out_file(path, arg):
 
 # -- train --------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from ..apps.forecast import train_forecaster
+    from ..apps.forecast import allowed_transforms, train_forecaster
     from ..data import read_series_csv
 
     _check_out_file(args.out, "--out")
@@ -240,7 +240,8 @@ def cmd_train(args) -> int:
     _print_notes(index)
     values, index = _most_recent(values, index, args.max_rows)
     # long trainings say how they go: a tqdm bar with -v, else plain lines for big inputs
-    lines = [_epoch_lines()] if len(values) >= BIG_ROWS and not args.verbose else []
+    transforms = allowed_transforms(values) if args.transform == "auto" else [args.transform]
+    lines = [_epoch_lines(transforms)] if len(values) >= BIG_ROWS and not args.verbose else []
     report = train_forecaster(
         values,
         lookback=args.lookback,
@@ -278,14 +279,25 @@ def _most_recent(values, index, max_rows):
     return values[n - max_rows :].copy(), index[n - max_rows :]
 
 
-def _epoch_lines():
-    """A callback printing one plain line per epoch on stderr (epoch, losses, seconds since
-    training began); lstmkit.callbacks is imported only now."""
+def _epoch_lines(transforms):
+    """A callback printing plain lines on stderr: which network starts (one per transform in
+    ``transforms``, the order ``train_forecaster`` fits them in), then one line per epoch
+    (losses, seconds since that network began). lstmkit.callbacks is imported only now."""
     from ..callbacks import Callback
 
     class EpochLines(Callback):
+        fits = 0
+
         def on_train_begin(self, logs=None):
             self.start = time.perf_counter()
+            name = transforms[min(self.fits, len(transforms) - 1)]
+            self.fits += 1
+            print(
+                f"training with transform {name}: up to {self.params.get('epochs')} epochs of "
+                f"{self.params.get('steps')} batches",
+                file=sys.stderr,
+                flush=True,
+            )
 
         def on_epoch_end(self, epoch, logs=None):
             shown = ", ".join(

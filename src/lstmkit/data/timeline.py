@@ -86,7 +86,7 @@ def order_by_time(
             "dates, or leave out the time column to take the rows as equally spaced"
         )
     first, last = show(t[[0, -1]])
-    notes.insert(0, f"time column {where}: {freq.name} dates {first}..{last}")
+    notes.insert(0, f"time column {where}: dates {first}..{last}, {freq.name}")
     steps = np.diff(pos)
     holes = np.flatnonzero(steps > 1)
     if holes.size == 0:
