@@ -226,6 +226,7 @@ def cmd_train(args) -> int:
     from ..data import read_series_csv
 
     _check_out_file(args.out, "--out")
+    _check_max_rows(args)
     start = time.perf_counter()
     values, index = read_series_csv(
         args.data,
@@ -265,6 +266,17 @@ def cmd_train(args) -> int:
     report.model.save(args.out)
     print(f"saved model to {args.out}")
     return 0
+
+
+def _check_max_rows(args):
+    """--max-rows must leave the parts of the 70/15/15 split what lookback and horizon need."""
+    need = math.ceil(max((args.lookback + args.horizon) / 0.7, args.horizon / 0.15))
+    if args.max_rows < need:
+        raise ValueError(
+            f"argument '--max-rows' got {args.max_rows}, expected at least {need} for --lookback "
+            f"{args.lookback} and --horizon {args.horizon} (the training part, 70% of the rows, "
+            "needs lookback + horizon rows, validation and test horizon rows each)"
+        )
 
 
 def _most_recent(values, index, max_rows):
