@@ -93,6 +93,22 @@ def test_series_index_is_a_sequence_of_its_labels(tmp_path):
         index[10]
 
 
+def test_a_column_of_years_and_a_column_of_numbers(tmp_path):
+    years = _write(tmp_path / "y.csv", [(1990 + i, i) for i in range(30)])
+    _, index = read_series_csv(years, "y", time_column="date")
+    assert index.kind == "dates" and index.frequency.name == "yearly"
+    # a later number that is no 4-digit year: the column holds numbers, labels in file order
+    numbers = _write(tmp_path / "n.csv", [(9990 + i, i) for i in range(20)])
+    _, index = read_series_csv(numbers, "y", time_column="date")
+    assert index.kind == "labels" and index == [str(9990 + i) for i in range(20)]
+    assert index.future(2) == ["10010", "10011"]
+    # an empty or text cell among years is an error, as among other dates
+    rows = [(1990 + i, i) for i in range(30)]
+    rows[12] = ("", 12)
+    with pytest.raises(ValueError, match="got '' on line 14, not a date of the form 2020 like"):
+        read_series_csv(_write(tmp_path / "e.csv", rows), "y", time_column="date")
+
+
 # ----------------------------------------------------------------------------- order and repeats
 
 

@@ -100,9 +100,7 @@ def parse_dates(cells: np.ndarray, fmt: DateFormat) -> np.ndarray:
     ok = _mask(cells, fmt.template)
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
-        raise BadDate(
-            i, str(cells[i]), f"not a date of the form {fmt.example} like the first row's"
-        )
+        raise BadDate(i, str(cells[i]), f"not a date of the form {fmt.example} like the others")
     if fmt.name == "quarter":
         codes = np.ascontiguousarray(cells.astype(f"<U{len(fmt.template)}")).view(np.uint32)
         codes = codes.reshape(len(cells), -1).astype(np.int64) - 48

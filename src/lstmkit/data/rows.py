@@ -70,8 +70,9 @@ class Lines:
 
 class TimeCells:
     """The time column, chunk by chunk: dates of the form most cells of the first chunk have
-    (``DATE_FORMATS``) as int64, else the cells as a NumPy str array. A column of 4-digit years that later holds
-    another cell is turned into labels (its years written back as the 4-digit text they were)."""
+    (``DATE_FORMATS``) as int64, else the cells as a NumPy str array. A column of 4-digit
+    years that later holds another number is turned into labels (its years written back as the
+    4-digit text they were)."""
 
     def __init__(self):
         self.fmt: DateFormat | None = None
@@ -89,14 +90,16 @@ class TimeCells:
             self.chunks.append(_labels(cells))
             return
         try:
-            width = len(self.fmt.template)
+            fmt = self.fmt
+            width = len(fmt.template)
             if max(map(len, cells)) > width:  # checked first: a NumPy str array is as wide as
                 i = next(i for i, c in enumerate(cells) if len(c) > width)  # its longest cell
-                raise BadDate(i, cells[i], f"not a date of the form {self.fmt.example}")
+                raise BadDate(i, cells[i], f"not a date of the form {fmt.example} like the others")
             self.chunks.append(parse_dates(np.array(cells, dtype=str), self.fmt))
-        except BadDate:
-            if self.fmt.name != "year":
+        except BadDate as e:
+            if self.fmt.name != "year" or not _DECIMAL.fullmatch(e.cell):
                 raise
+            # a number that is no 4-digit year (999, 10000): a column of numbers, not years
             self.chunks = [np.char.mod("%04d", c + 1970) for c in self.chunks]
             self.chunks.append(_labels(cells))
             self.fmt = None
