@@ -216,9 +216,8 @@ def _windows(values, origins, lookback, horizon):
     X = np.lib.stride_tricks.sliding_window_view(values, lookback)  # X[s] = values[s : s + L]
     Y = np.lib.stride_tricks.sliding_window_view(values, horizon)
     if isinstance(origins, range) and origins.step == 1:
-        return X[origins.start - lookback : origins.stop - lookback], Y[
-            origins.start : origins.stop
-        ]
+        first, stop = origins.start, origins.stop
+        return X[first - lookback : stop - lookback], Y[first:stop]
     t = np.asarray(list(origins), dtype=np.int64)
     return X[t - lookback], Y[t]
 
