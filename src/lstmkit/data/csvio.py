@@ -123,7 +123,7 @@ def _raise_row_problems(rr: rows.RowReader, n_fields, source, column, time_colum
     if rr.bad_date is not None:
         line, cell, reason = rr.bad_date
         raise ValueError(
-            f"{func}: argument 'time_column' ({time_column!r}) of {source} holds dates, so every "
+            f"{func}: argument 'time_column' ({time_column!r} of {source}) holds dates, so every "
             f"cell must be one: got {rows.show(cell)} on line {line}, {reason}"
         )
     if rr.gaps and fill == "none":
