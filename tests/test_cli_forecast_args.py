@@ -52,7 +52,7 @@ def test_train_refuses_bad_values_at_the_door(tmp_path, capsys, arg, value, allo
         assert err.startswith(f"lstmkit forecast train: error: argument {arg}: {allowed}")
     else:
         assert err == f"lstmkit forecast train: error: argument {arg}: expected {allowed}, got " \
-                      f"{value!r}"  # fmt: skip
+                      f"{value!r} (see lstmkit forecast train --help)"  # fmt: skip
     assert not out.exists() and not (tmp_path / "not-read.csv").exists()
 
 
