@@ -141,6 +141,18 @@ def test_load_weights_and_the_forecast_cli_refuse_it_too(tmp_path, files, capsys
     assert "Traceback" not in err and not out.exists()
 
 
+def test_the_first_layers_input_shape_is_the_one_checked(tmp_path, files):
+    # Sequential takes its input shape from the first layer's config when it has one (a case
+    # the fuzz test found: the model's own input_shape said 2 features, the first layer's 2e6)
+    def grow(spec):
+        spec["config"]["layers"][0]["config"]["input_shape"] = [None, 2_000_000]
+
+    path = write(tmp_path, edit_nested(files["classify"], "model", grow))
+    for load in LOADERS.values():
+        msg = refused(load, path)
+        assert "forward.kernel: expected shape (2000000, 12), got (2, 12)" in msg
+
+
 @pytest.mark.parametrize("where", ["header", *("model", "compile", "metadata")])
 @pytest.mark.parametrize("loader", sorted(LOADERS))
 def test_deeply_nested_json_is_refused_without_recursion_error(tmp_path, files, where, loader):
@@ -346,6 +358,22 @@ def test_weights_of_the_wrong_dtype_are_refused(tmp_path, files):
     for load in LOADERS.values():
         msg = refused(load, write(tmp_path, join(header, buffer)))
         assert f"{dense}.bias: expected dtype F32, got I32" in msg and end - begin == 12
+
+
+def test_building_while_loading_never_allocates_more_than_the_file_holds():
+    from lstmkit.layers.base import skip_initializers
+
+    with skip_initializers(max_bytes=4 * (3 * 8 + 2 * 8 + 8)):  # LSTM(2) on 3 features
+        LSTM(2).build((5, 3))
+    tracemalloc.start()
+    try:
+        expected = r"more than the 192 bytes of weights available"
+        with pytest.raises(ValueError, match=expected), skip_initializers(max_bytes=192):
+            LSTM(10**5).build((5, 3))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
 
 
 def test_loading_leaves_the_global_rng_alone(tmp_path, files):

@@ -43,7 +43,11 @@ def _is_num(v) -> bool:
 
 
 def _finite(v) -> bool:
-    return _is_num(v) and math.isfinite(v) and abs(v) <= 1e300
+    """A number that arithmetic can use: finite and at most 1e300 in magnitude (ints too: a
+    300-digit int overflows the float it becomes)."""
+    if isinstance(v, float):
+        return math.isfinite(v) and abs(v) <= 1e300
+    return _is_int(v) and abs(v) <= 10**300
 
 
 POS_INT = Rule(lambda v: _is_int(v) and 0 < v <= MAX_INT, "a positive int")
@@ -382,9 +386,13 @@ def _forecast(source, meta, arch):
         fail(source, f"{where} 'norm_span'", span, f"at most lookback={lookback}")
     if span and "window_floor" not in meta:
         raise ModelFileError(f"{source}: {where} has norm_span {span} but no 'window_floor'")
+    # the network maps lookback inputs to horizon outputs (LSTM -> Dense(horizon))
     timesteps = arch.input_shape[0] if arch.input_shape else None
     if timesteps is not None and lookback != timesteps:
         fail(source, f"{where} 'lookback'", lookback, f"the model's input length {timesteps}")
+    outputs = arch.output_shape[-1] if arch.output_shape else None
+    if outputs is not None and meta["horizon"] != outputs:
+        fail(source, f"{where} 'horizon'", meta["horizon"], f"the model's {outputs} outputs")
 
 
 def _text(source, meta, arch):

@@ -103,7 +103,9 @@ def architecture_weights(source, config) -> tuple[dict, _meta.Arch]:
         layers = [deserialize(lc) for lc in config["layers"]]
     except CONFIG_ERRORS as e:
         raise ModelFileError(f"{source}: invalid architecture: {e}") from None
-    input_shape = config.get("input_shape") or (layers[0].input_shape if layers else None)
+    # as Sequential.add does: the first layer's input_shape, else the model's
+    input_shape = layers[0].input_shape if layers else None
+    input_shape = config.get("input_shape") if input_shape is None else input_shape
     if input_shape is None:
         raise ModelFileError(f"{source}: the architecture has no input shape")
     shape, weights = tuple(input_shape), {}

@@ -153,11 +153,12 @@ def load(path) -> RuntimeModel:
     path = os.fspath(path)
     parsed, tensors = saving.read_model_file(path, "runtime.load", ("weights/",))
     config = parsed["model"]["config"]
+    weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
     try:
         layers = [deserialize(lc) for lc in config["layers"]]
-        input_shape = tuple(config.get("input_shape") or layers[0].input_shape)
+        input_shape = tuple(layers[0].input_shape or config["input_shape"])  # as Sequential
         shape, rng = input_shape, np.random.default_rng(0)  # never drawn from; not the global
-        with skip_initializers():
+        with skip_initializers(max_bytes=sum(v.nbytes for v in weights.values())):
             for layer in layers:
                 layer.build(shape, rng, config.get("dtype"))
                 shape = layer.compute_output_shape(shape)
@@ -165,6 +166,5 @@ def load(path) -> RuntimeModel:
     except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as e:
         raise saving.ModelFileError(f"runtime.load: {path!r}: invalid architecture: {e}") from None
     model = RuntimeModel(layers, input_shape, config.get("name", "model"), parsed["metadata"])
-    weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
     saving.assign_params(model.params, weights, source=repr(path))
     return model

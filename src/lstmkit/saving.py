@@ -94,14 +94,14 @@ def load_model(path, compile=True):
     parsed, tensors = read_model_file(
         path, "load_model", ("weights/", "optimizer/") if compile else ("weights/",)
     )
-    try:
-        with skip_initializers():
+    weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
+    try:  # the checks derived the same shapes; the budget holds even if a layer disagrees
+        with skip_initializers(max_bytes=sum(v.nbytes for v in weights.values())):
             model = Sequential.from_config(parsed["model"]["config"])
     except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as e:
         raise ModelFileError(f"load_model: {source}: invalid architecture: {e}") from None
     if not model.built:
         raise ModelFileError(f"load_model: {source}: the architecture has no input shape")
-    weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
     assign_params(model.params, weights, source=source)
     model.metadata = parsed.get("metadata") or {}
     comp = parsed.get("compile")

@@ -109,11 +109,26 @@ def _check_weight_shape(shape):
 
 
 @contextlib.contextmanager
-def skip_initializers():
+def skip_initializers(max_bytes=None):
     """Within the block, ``build`` allocates every parameter as zeros and runs no initializer
     (and draws nothing from the RNG). For loading: the file's values replace them at once, and
-    an orthogonal initializer alone takes minutes for a large recurrent kernel."""
-    with _weights_made_by(lambda shape, dtype: np.zeros(_check_weight_shape(shape), dtype)):
+    an orthogonal initializer alone takes minutes for a large recurrent kernel. With
+    ``max_bytes``, a parameter that would take the total past it raises ValueError before it
+    is allocated (a load never allocates more than the file holds)."""
+    total = 0
+
+    def zeros(shape, dtype):
+        nonlocal total
+        shape, dtype = _check_weight_shape(shape), np.dtype(dtype)
+        total += math.prod(shape) * dtype.itemsize
+        if max_bytes is not None and total > max_bytes:
+            raise ValueError(
+                f"the parameters need more than the {max_bytes:,} bytes of weights available "
+                f"(a parameter of shape {shape} took the total to {total:,})"
+            )
+        return np.zeros(shape, dtype)
+
+    with _weights_made_by(zeros):
         yield
 
 
