@@ -52,12 +52,12 @@ def _finite(v) -> bool:
 
 POS_INT = Rule(lambda v: _is_int(v) and 0 < v <= MAX_INT, "a positive int")
 NONNEG_INT = Rule(lambda v: _is_int(v) and 0 <= v <= MAX_INT, "an int >= 0")
+INT = Rule(lambda v: _is_int(v) and abs(v) <= MAX_INT, "an int")
 BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
 STR = Rule(lambda v: isinstance(v, str), "a string")
 NAME = Rule(lambda v: isinstance(v, str) and 0 < len(v) <= 256, "a non-empty string (<= 256 chars)")
 FINITE = Rule(_finite, "a finite number")
 POSITIVE = Rule(lambda v: _finite(v) and v > 0, "a finite number > 0")
-NONNEG = Rule(lambda v: _finite(v) and v >= 0, "a finite number >= 0")
 RATE = Rule(lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)")
 FRACTION = Rule(lambda v: _is_num(v) and 0 < v < 1, "a number in (0, 1)")
 FLOAT_DTYPE = Rule(lambda v: v in ("float32", "float64"), "'float32' or 'float64'")
@@ -101,11 +101,14 @@ def check(source, field, value, rule: Rule):
     return value
 
 
-def check_fields(source, where, obj, rules: dict, required=()):
+def check_fields(source, where, obj, rules: dict, required=(), closed=False):
     """``obj`` must be a JSON object; each of ``rules`` present must pass, ``required`` ones
-    must be present."""
+    must be present; with ``closed`` no other key may be (an object passed as ``**kwargs``)."""
     if not isinstance(obj, dict):
         fail(source, where, obj, "a JSON object")
+    if closed and set(obj) - set(rules):
+        extra = sorted(set(obj) - set(rules), key=str)
+        fail(source, where, obj, f"an object with keys {sorted(rules)} only (also {extra!r:.60})")
     for key in required:
         if key not in obj:
             raise ModelFileError(f"{source}: {where} has no {key!r} (required)")
@@ -232,7 +235,7 @@ def check_compile(source, comp):
         "optimizer": _SERIALIZED,
         "loss": _SERIALIZED,
         "metrics": optional(list_of(STR)),
-        "seed": optional(NONNEG_INT),
+        "seed": optional(INT),  # compile takes any int (a negative one fails in fit)
         "epoch": NONNEG_INT,
     }, required=("optimizer", "loss"))  # fmt: skip
     _walk_numbers(source, "compile", comp)
@@ -245,7 +248,7 @@ SPECIALS = ["<pad>", "<unk>"]  # lstmkit.data.text.SPECIALS (not imported: it pu
 VOCABULARY = {
     "level": one_of("char", "word"),
     "lower": BOOL,
-    "tokens": list_of(STR, min_len=3, unique=True),
+    "tokens": list_of(STR, min_len=2, unique=True),
 }
 
 FORECAST = {  # apps/forecast.py: train_forecaster's base_meta, transform and scaler
@@ -260,45 +263,36 @@ FORECAST = {  # apps/forecast.py: train_forecaster's base_meta, transform and sc
     "transform": one_of("none", "sqrt", "log"),
 }
 
-LM_SETTINGS = {  # apps/text.py: LMConfig
-    "level": one_of("char", "word"),
-    **dict.fromkeys(("embed_dim", "units", "layers", "seq_len", "batch_size", "epochs"), POS_INT),
-    "dropout": RATE,
-    "learning_rate": POSITIVE,
-    "epsilon": NONNEG,
-    "clipnorm": optional(POSITIVE),
-    "lr_decay": POSITIVE,
-    "decay_after": NONNEG_INT,
-    "patience": NONNEG_INT,
+# The training settings are a record: only ``seq_len`` is read back (``evaluate_text``). The
+# others are checked by type alone (a range the trainer never enforced would make a file it
+# wrote unloadable).
+
+LM_SETTINGS = {  # apps/text.py: LMConfig (its __post_init__ enforces level and the sizes)
+    **dict.fromkeys(("learning_rate", "epsilon", "clipnorm", "lr_decay", "dropout"), FINITE),
+    **dict.fromkeys(("decay_after", "patience", "max_vocab", "min_freq", "seed"), optional(INT)),
+    **dict.fromkeys(("embed_dim", "units", "layers", "batch_size", "epochs"), POS_INT),
+    "max_steps": optional(INT),
     "val_fraction": FRACTION,
-    "max_vocab": optional(POS_INT),
-    "min_freq": POS_INT,
     "lower": BOOL,
-    "seed": NONNEG_INT,
-    "max_steps": optional(POS_INT),
+    "level": one_of("char", "word"),
+    "seq_len": POS_INT,  # read by evaluate_text
 }
 
 CLASSIFY = {  # apps/classify.py: train_text_classifier / train_sequence_classifier
     "kind": one_of("text", "sequence"),
-    "classes": list_of(STR, min_len=2, unique=True),
+    "classes": list_of(STR, min_len=1, unique=True),
     "maxlen": POS_INT,
     "feature_columns": list_of(STR, min_len=1),
 }
 
-CLASSIFY_SETTINGS = {  # apps/classify.py: ClassifyConfig
-    **dict.fromkeys(("embed_dim", "units", "epochs", "batch_size", "min_freq"), POS_INT),
+CLASSIFY_SETTINGS = {  # apps/classify.py: ClassifyConfig (not checked when written: types only)
+    **dict.fromkeys(("embed_dim", "units", "epochs", "batch_size", "min_freq", "seed"), INT),
+    **dict.fromkeys(("max_vocab", "maxlen", "patience"), optional(INT)),
+    **dict.fromkeys(("dropout", "learning_rate", "test_fraction", "val_fraction"), FINITE),
+    "clipnorm": optional(FINITE),
     "bidirectional": BOOL,
-    "dropout": RATE,
-    "learning_rate": POSITIVE,
-    "clipnorm": optional(POSITIVE),
-    "patience": NONNEG_INT,
-    "test_fraction": RATE,
-    "val_fraction": RATE,
-    "max_vocab": POS_INT,
     "lower": BOOL,
-    "maxlen": optional(POS_INT),
-    "features": one_of("binary", "tf"),
-    "seed": NONNEG_INT,
+    "features": STR,
 }
 
 
@@ -311,8 +305,8 @@ class Arch(NamedTuple):
 
 
 def check_metadata(source, meta, arch: Arch | None = None):
-    """The app facts of a model file: a JSON object (or null); the fields every app shares, and
-    those of the app named by ``"app"``, checked by type, range and against ``arch``."""
+    """The app facts of a model file: a JSON object (or null); the fields of the app named by
+    ``"app"`` are checked by type, range and against ``arch``."""
     if meta is None:
         return {}
     check_fields(source, "metadata", meta, {"app": STR})
@@ -325,34 +319,22 @@ def check_app_metadata(meta, source, arch: Arch | None = None):
     arch = arch or Arch()
     if not isinstance(meta, dict):
         fail(source, "metadata", meta, "a JSON object")
-    if "vocabulary" in meta:
-        _vocabulary(source, "metadata 'vocabulary'", meta["vocabulary"], arch)
-    if "vocab" in meta:
-        check(source, "metadata 'vocab'", meta["vocab"], _HAND_VOCAB)
+    # a model without "app" carries its owner's facts in its owner's format: only the JSON
+    # limits apply (inspect checks a hand-made "vocab" when it reads one)
     app = {"forecast": _forecast, "text": _text, "classify": _classify}.get(meta.get("app"))
     if app is not None:
         app(source, meta, arch)
     return meta
 
 
-_HAND_VOCAB = Rule(  # inspect/inputs.py: a string, a list of tokens, or token -> id
-    lambda v: (
-        isinstance(v, str)
-        or (isinstance(v, list) and all(isinstance(t, str) for t in v))
-        or (isinstance(v, dict) and all(_is_int(i) and 0 <= i <= MAX_INT for i in v.values()))
-    ),
-    "a string, a list of strings or an object mapping tokens to ids >= 0",
-)
-
-
 def _vocabulary(source, where, vocab, arch):
     check_fields(source, where, vocab, VOCABULARY, required=("level", "tokens"))
     if vocab["tokens"][:2] != SPECIALS:
         fail(source, f"{where} 'tokens'", vocab["tokens"], f"a list starting with {SPECIALS}")
-    if arch.vocab_size is not None and len(vocab["tokens"]) != arch.vocab_size:
+    if arch.vocab_size is not None and len(vocab["tokens"]) > arch.vocab_size:
         raise ModelFileError(
             f"{source}: {where} has {len(vocab['tokens'])} tokens; the model's Embedding reads "
-            f"input_dim={arch.vocab_size} ids"
+            f"ids below input_dim={arch.vocab_size}"
         )
 
 
@@ -368,7 +350,7 @@ def _numbers(rule: Rule) -> Rule:
 def _scaler(source, where, scaler, mean, scale):
     """A ``{mean: ..., scale: ...}`` statistic pair -> the number of features it covers."""
     rules = {mean: _numbers(FINITE), scale: _numbers(POSITIVE)}
-    check_fields(source, where, scaler, rules, required=(mean, scale))
+    check_fields(source, where, scaler, rules, required=(mean, scale), closed=True)
     sizes = [len(v) if isinstance(v, list) else 1 for v in (scaler[mean], scaler[scale])]
     if sizes[0] != sizes[1]:
         fail(source, f"{where} {scale!r}", scaler[scale], f"{sizes[0]} numbers, as {mean!r}")
@@ -397,15 +379,21 @@ def _forecast(source, meta, arch):
 
 def _text(source, meta, arch):
     where = "metadata (text)"
-    if "vocabulary" not in meta:
+    if "vocabulary" not in meta and "vocab" not in meta:  # "vocab": hand-made, for inspect
         raise ModelFileError(f"{source}: {where} has no 'vocabulary' (required)")
-    check_fields(source, where, meta, {"settings": Rule(lambda v: isinstance(v, dict), "{...}")})
     check_fields(source, f"{where} 'settings'", meta.get("settings", {}), LM_SETTINGS)
-    out = arch.output_shape[-1] if arch.output_shape else None
-    if out is not None and out != len(meta["vocabulary"]["tokens"]):
+    if "vocabulary" not in meta:
+        return
+    _vocabulary(source, f"{where} 'vocabulary'", meta["vocabulary"], arch)
+    # generate and next_token_distribution name output id i by tokens[i]
+    out, n = (
+        (arch.output_shape[-1] if arch.output_shape else None),
+        len(meta["vocabulary"]["tokens"]),
+    )
+    if out is not None and out > n:
         raise ModelFileError(
-            f"{source}: {where} 'vocabulary' has {len(meta['vocabulary']['tokens'])} tokens; "
-            f"the model outputs {out} scores per step"
+            f"{source}: {where} 'vocabulary' has {n} tokens; the model outputs {out} scores per "
+            "step, one per token"
         )
 
 
@@ -415,6 +403,7 @@ def _classify(source, meta, arch):
     check_fields(source, f"{where} 'settings'", meta.get("settings", {}), CLASSIFY_SETTINGS)
     if meta["kind"] == "text":
         check_fields(source, where, meta, {}, required=("vocabulary", "maxlen"))
+        _vocabulary(source, f"{where} 'vocabulary'", meta["vocabulary"], arch)
     else:
         n = _scaler(source, f"{where} 'scaler'", meta.get("scaler"), "mean", "std")
         features = arch.input_shape[-1] if arch.input_shape else None
