@@ -179,7 +179,7 @@ def check_model_spec(source, spec):
         fail(source, f"{where} 'layers'", layers, f"a list of at most {MAX_LAYERS} layers")
     names = set()
     for i, lc in enumerate(layers):
-        _check_layer(source, f"{where}: layer {i}", lc)
+        _check_layer(source, f"layer {i}", lc)
         name = lc["config"].get("name") if isinstance(lc.get("config"), dict) else None
         if name is not None and name in names:
             raise ModelFileError(
@@ -196,10 +196,11 @@ def _check_layer(source, where, lc):
     while stack:
         lc, at = stack.pop()
         if not isinstance(lc, dict) or not isinstance(lc.get("class_name"), str):
-            fail(source, at, lc, "a layer {'class_name': ..., 'config': {...}}")
+            expected = "a layer {'class_name': ..., 'config': {...}}"
+            fail(source, f"invalid architecture: {at}", lc, expected)
         cfg = lc.get("config", {})
         if not isinstance(cfg, dict):
-            fail(source, f"{at} config", cfg, "a dict")
+            fail(source, f"invalid architecture: {at} config", cfg, "a dict")
         label = f"{at} ({lc['class_name']} {cfg.get('name', '?')!r})"
         for key, rule in LAYER_ARGS.items():
             if key in cfg and not rule.ok(cfg[key]):
