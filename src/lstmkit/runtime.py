@@ -21,22 +21,22 @@ installed the default ``auto`` picks the compiled cells: faster steps, but impor
 about a second and ~120 MB. ``LSTMKIT_BACKEND=numpy`` keeps an inference process at NumPy alone
 (~40 MB peak RSS for a small model; ``benchmarks/bench_streaming.py`` measures it).
 
-The file is validated as strictly as :func:`lstmkit.saving.load_model` validates it: the
-safetensors header (offsets, dtypes, sizes), the lstmkit format and version, and every weight key
-and shape against the architecture, with all mismatches listed in one error.
+The file is validated as strictly as :func:`lstmkit.saving.load_model` validates it, by the same
+code (:mod:`lstmkit._modelfile`), before anything is allocated: the safetensors header (offsets,
+dtypes, sizes against the file's size, JSON size and depth), the lstmkit format and version, the
+values in the architecture and metadata, and every weight key, shape and dtype against the
+architecture, with all mismatches listed in one error.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from . import saving
-from ._safetensors_np import SafetensorsError, load_file_with_metadata
 from .layers import Bidirectional, Embedding, Masking, deserialize
-from .layers.base import fmt_shape
+from .layers.base import fmt_shape, skip_initializers
 
 __all__ = ["RuntimeModel", "load"]
 
@@ -146,45 +146,25 @@ class RuntimeModel:
 
 
 def load(path) -> RuntimeModel:
-    """Read a model file written by ``Sequential.save`` (the optimizer state is ignored)."""
+    """Read a model file written by ``Sequential.save`` (the optimizer state is ignored).
+
+    The file is checked whole before any layer is built (:func:`lstmkit.saving.read_model_file`);
+    the build runs no initializer and draws nothing from the global RNG."""
     path = os.fspath(path)
-    err = saving.ModelFileError
-    if not os.path.isfile(path):
-        raise err(f"runtime.load: argument 'path' must be an existing file; got {path!r}")
-    try:
-        tensors, meta = load_file_with_metadata(path)
-    except SafetensorsError as e:
-        raise err(f"runtime.load: {e}") from None
-    if meta.get("format") != saving.FORMAT:
-        raise err(
-            f"runtime.load: {path!r} is not an lstmkit model file (format {meta.get('format')!r})"
-        )
-    if meta.get("format_version") != saving.FORMAT_VERSION:
-        raise err(
-            f"runtime.load: {path!r} has format version {meta.get('format_version')!r}; this "
-            f"lstmkit reads version {saving.FORMAT_VERSION}"
-        )
-    try:
-        spec = json.loads(meta.get("model", "null"))
-        metadata = json.loads(meta.get("metadata", "null")) or {}
-    except json.JSONDecodeError as e:
-        raise err(f"runtime.load: {path!r}: corrupt JSON in the header: {e}") from None
-    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential":
-        raise err(f"runtime.load: {path!r}: unsupported model description")
-    config = spec.get("config") or {}
-    if config.get("input_shape") is None:
-        raise err(f"runtime.load: {path!r}: the architecture has no input shape")
+    parsed, tensors = saving.read_model_file(path, "runtime.load", ("weights/",))
+    config = parsed["model"]["config"]
+    weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
     try:
         layers = [deserialize(lc) for lc in config["layers"]]
-        shape = tuple(config["input_shape"])
-        rng = np.random.default_rng(0)  # initial values are overwritten; keep the global RNG
-        for layer in layers:
-            layer.build(shape, rng, config.get("dtype"))
-            shape = layer.compute_output_shape(shape)
-            shape = shape[0] if isinstance(shape, list) else shape
-    except (ValueError, TypeError, KeyError) as e:
-        raise err(f"runtime.load: {path!r}: invalid architecture: {e}") from None
-    model = RuntimeModel(layers, config["input_shape"], config.get("name", "model"), metadata)
-    weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
+        input_shape = tuple(layers[0].input_shape or config["input_shape"])  # as Sequential
+        shape, rng = input_shape, np.random.default_rng(0)  # never drawn from; not the global
+        with skip_initializers(max_bytes=sum(v.nbytes for v in weights.values())):
+            for layer in layers:
+                layer.build(shape, rng, config.get("dtype"))
+                shape = layer.compute_output_shape(shape)
+                shape = shape[0] if isinstance(shape, list) else shape
+    except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as e:
+        raise saving.ModelFileError(f"runtime.load: {path!r}: invalid architecture: {e}") from None
+    model = RuntimeModel(layers, input_shape, config.get("name", "model"), parsed["metadata"])
     saving.assign_params(model.params, weights, source=repr(path))
     return model

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import random as _random
+from .._meta import check_app_metadata
 from ..callbacks import EarlyStopping, TerminateOnNaN
 from ..data import (
     SEASON_WINDOW,
@@ -425,6 +426,7 @@ def forecaster_meta(model) -> dict:
             "forecast: argument 'model' is not a forecaster (its metadata has no app='forecast'); "
             "train one with train_forecaster or `lstmkit forecast train`"
         )
+    check_app_metadata(meta, f"forecast: model {model.name!r}")  # types and ranges
     meta.setdefault("transform", "none")  # files written before transforms existed
     meta.setdefault("norm_span", 0)
     return meta
