@@ -163,12 +163,12 @@ def get(identifier) -> Loss:
     """A loss from a name (``"mse"``, ``"mean_squared_error"``, ``"Huber"``...), an instance (or
     any object with ``__call__`` and ``grad``), a Loss class, one of Keras' function forms
     (``mean_squared_error``), or ``{"class_name": ..., "config": ...}``."""
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
     if isinstance(identifier, Loss) or (
         callable(identifier) and callable(getattr(identifier, "grad", None))
     ):
         return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Loss):
-        return identifier()
     if getattr(identifier, "loss_class", None) in CLASSES:
         return identifier.loss_class()
     if callable(identifier):
