@@ -5,18 +5,18 @@ gradient. Write the loss as Keras does, per sample, and the gradient of the *sum
 with respect to ``y_pred`` (for per-sample values: each sample's own derivative)::
 
     import numpy as np
-    import lstmkit
+    from lstmkit import losses
 
     def quartic_grad(y_true, y_pred):        # d/dy_pred of sum(quartic(y_true, y_pred))
         d = y_pred - y_true
         return 4 * d**3 / d.shape[-1]
 
-    @lstmkit.losses.with_gradient(quartic_grad)
+    @losses.with_gradient(quartic_grad)
     def quartic(y_true, y_pred):             # one value per sample, like keras.losses functions
         return np.mean((y_pred - y_true) ** 4, axis=-1)
 
     model.compile(optimizer="adam", loss=quartic)
-    lstmkit.losses.check_gradient(quartic, y_true, y_pred)   # max relative error, ~1e-9 if right
+    losses.check_gradient(quartic, y_true, y_pred)   # max relative error, ~1e-9 if right
 
 or, without the decorator, ``LossFunctionWrapper(fn, grad=grad_fn, name="quartic")``. Extra
 keyword arguments of the wrapper are passed to both functions. The wrapped loss reduces as every
