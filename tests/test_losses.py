@@ -234,8 +234,8 @@ def test_bad_input_names_argument_received_and_expected():
         CategoricalCrossentropy()(np.ones(3), np.ones(3))
     with pytest.raises(ValueError, match=r"'delta' must be a positive number; got -1"):
         Huber(-1)
-    with pytest.raises(ValueError, match=r"'identifier' must be one of .*got 'hinge'"):
-        losses.get("hinge")
+    with pytest.raises(ValueError, match=r"'identifier' must be one of .*got 'poisson'"):
+        losses.get("poisson")
 
 
 def test_get_names_aliases_instances_and_configs():

@@ -11,14 +11,24 @@ Witnesses:
 - probabilities from logits through ``scipy.special.expit`` (not the metric's own cut);
 - end to end: the value ``evaluate`` and ``fit`` report equals scikit-learn's on the model's own
   predictions (``predict``), with the weights the reported value was computed from.
+- metric objects: ``result()`` after ``update_state`` on uneven batches equals the scikit-learn
+  or closed-form value on the concatenation (with and without ``sample_weight``); Keras 3 (torch
+  backend) for the semantics: its metric classes on the same batches, 2-D and 3-D, with weights
+  per sample and per step, ties in top-k, zero targets and zero vectors; and its ``compile``'s
+  resolution of ``"accuracy"`` from the shapes.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import math
+import os
 import statistics
 
+os.environ["KERAS_BACKEND"] = "torch"
+
+import keras
 import numpy as np
 import pytest
 from scipy.special import expit, softmax
@@ -28,8 +38,12 @@ from sklearn.metrics import (
     f1_score,
     log_loss,
     mean_absolute_error,
+    mean_absolute_percentage_error,
     mean_squared_error,
+    mean_squared_log_error,
+    top_k_accuracy_score,
 )
+from sklearn.metrics.pairwise import cosine_similarity as cosine_similarity_matrix
 
 from lstmkit import metrics
 from lstmkit.layers import LSTM, Dense
@@ -252,18 +266,62 @@ def _cls_case():
     return _binary_case(10)
 
 
+def _pos_case():
+    rng = _rng(19)
+    return rng.uniform(0.5, 3.0, size=(20, 3)), rng.uniform(0.1, 4.0, size=(20, 3))
+
+
+def _sparse_case():
+    return _multiclass_case(20, shape=(40,), C=8)
+
+
+def _onehot_case():
+    ids, scores = _sparse_case()
+    return np.eye(scores.shape[-1])[ids], scores
+
+
+def _log_cosh_closed_form(t, y):
+    return statistics.fmean(math.log(math.cosh(b - a)) for a, b in zip(_flat(t), _flat(y)))
+
+
+def _row_cosines(t, y):
+    return np.diag(cosine_similarity_matrix(t, y)).mean()
+
+
 #: every name ``get`` knows -> (data, scikit-learn or closed-form witness)
 WITNESS = {
     "mae": (_reg_case, lambda t, y: mean_absolute_error(_flat(t), _flat(y))),
     "mse": (_reg_case, lambda t, y: mean_squared_error(_flat(t), _flat(y))),
     "rmse": (_reg_case, lambda t, y: math.sqrt(mean_squared_error(_flat(t), _flat(y)))),
+    "mape": (_pos_case, lambda t, y: 100 * mean_absolute_percentage_error(_flat(t), _flat(y))),
+    "msle": (_pos_case, lambda t, y: mean_squared_log_error(_flat(t), _flat(y))),
+    "log_cosh_error": (_reg_case, _log_cosh_closed_form),
+    "cosine_similarity": (_reg_case, _row_cosines),
     "accuracy": (_cls_case, lambda t, p: accuracy_score(t, p > 0.5)),
+    "binary_accuracy": (_cls_case, lambda t, p: accuracy_score(t, p > 0.5)),
+    "sparse_categorical_accuracy": (_sparse_case, lambda t, y: accuracy_score(t, y.argmax(-1))),
+    "categorical_accuracy": (
+        _onehot_case,
+        lambda t, y: accuracy_score(t.argmax(-1), y.argmax(-1)),
+    ),
+    "sparse_top_k_categorical_accuracy": (
+        _sparse_case,
+        lambda t, y: top_k_accuracy_score(t, y, k=5, labels=range(y.shape[-1])),
+    ),
+    "top_k_categorical_accuracy": (
+        _onehot_case,
+        lambda t, y: top_k_accuracy_score(t.argmax(-1), y, k=5, labels=range(y.shape[-1])),
+    ),
     "f1": (_cls_case, lambda t, p: f1_score(t, p > 0.5, zero_division=0)),
 }
 ALIASES = {
     "mean_absolute_error": "mae",
     "mean_squared_error": "mse",
     "root_mean_squared_error": "rmse",
+    "mean_absolute_percentage_error": "mape",
+    "mean_squared_logarithmic_error": "msle",
+    "logcosh": "log_cosh_error",
+    "log_cosh": "log_cosh_error",
     "acc": "accuracy",
     "f1_score": "f1",
 }
@@ -289,10 +347,17 @@ def test_every_public_function_is_witnessed_here():
     public = {
         n
         for n, f in vars(metrics).items()
-        if inspect.isfunction(f) and f.__module__ == metrics.__name__ and not n.startswith("_")
+        if inspect.isfunction(f)
+        and f.__module__.startswith(metrics.__name__)  # the package and its modules
+        and not n.startswith("_")
     }
     tested = {"mae", "mse", "rmse", "naive_scale", "mase", "mase_metric", "accuracy", "f1"}
     tested |= {"bits_per_char", "perplexity", "get"}
+    # registered names witnessed by test_every_registered_name_has_a_witness, the rest below
+    tested |= {"mape", "msle", "log_cosh_error", "cosine_similarity", "binary_accuracy"}
+    tested |= {"categorical_accuracy", "sparse_categorical_accuracy"}
+    tested |= {"top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"}
+    tested |= {"get_metric", "serialize"}
     assert public == tested, f"untested: {sorted(public - tested)}"
 
 
@@ -386,3 +451,300 @@ def test_sparse_multiclass_metrics_equal_scikit_learn():
     # accuracy is a mean over samples: batches of any size give the same value
     batched = model.evaluate(x, y, batch_size=5, return_dict=True)
     assert batched["acc"] == pytest.approx(accuracy_score(y, pred), rel=1e-12)
+
+
+# -- metric objects: exact accumulation over batches ----------------------------------------------
+def _labels_case():  # Keras' Accuracy class compares labels with labels
+    rng = _rng(21)
+    t = rng.integers(0, 3, size=30)
+    y = np.where(rng.random(30) < 0.6, t, rng.integers(0, 3, size=30))
+    return t, y
+
+
+def _macro_case():
+    return _multiclass_case(22, shape=(45,), C=5)
+
+
+#: every metric class -> (data, witness on the whole data): the result after update_state on
+#: uneven batches must equal the witness on their concatenation
+OBJECT_WITNESS = {
+    metrics.MeanAbsoluteError: WITNESS["mae"],
+    metrics.MeanSquaredError: WITNESS["mse"],
+    metrics.RootMeanSquaredError: WITNESS["rmse"],
+    metrics.MeanAbsolutePercentageError: WITNESS["mape"],
+    metrics.MeanSquaredLogarithmicError: WITNESS["msle"],
+    metrics.LogCoshError: WITNESS["log_cosh_error"],
+    metrics.CosineSimilarity: WITNESS["cosine_similarity"],
+    metrics.BinaryAccuracy: WITNESS["binary_accuracy"],
+    metrics.CategoricalAccuracy: WITNESS["categorical_accuracy"],
+    metrics.SparseCategoricalAccuracy: WITNESS["sparse_categorical_accuracy"],
+    metrics.TopKCategoricalAccuracy: WITNESS["top_k_categorical_accuracy"],
+    metrics.SparseTopKCategoricalAccuracy: WITNESS["sparse_top_k_categorical_accuracy"],
+    metrics.Accuracy: (_labels_case, accuracy_score),
+    metrics.F1: (
+        _macro_case,
+        lambda t, y: f1_score(t, y.argmax(-1), average="macro", zero_division=0),
+    ),
+}
+
+
+def _batches(t, y, sizes=(7, 1)):
+    """Uneven batches (7, 1, the rest): a mean of per-batch values would be wrong."""
+    edges = np.cumsum(sizes)
+    return list(zip(np.split(t, edges), np.split(y, edges), strict=True))
+
+
+@pytest.mark.parametrize("cls", list(metrics.CLASSES.values()), ids=lambda c: c.__name__)
+def test_every_metric_object_accumulates_exactly(cls):
+    assert cls in OBJECT_WITNESS, f"metrics.{cls.__name__} has no witness in tests/test_metrics.py"
+    data, witness = OBJECT_WITNESS[cls]
+    t, y = data()
+    m = metrics.get(cls.__name__)  # a Keras class name gives a fresh object
+    assert type(m) is cls and m.name == cls().name
+    batches = _batches(t, y)
+    for bt, by in batches:
+        m.update_state(bt, by)
+    assert m.result() == pytest.approx(witness(t, y), rel=REL)
+    # __call__: the value on one batch alone, the accumulated state untouched
+    bt, by = batches[0]
+    assert m(bt, by) == pytest.approx(witness(bt, by), rel=REL)
+    assert m.result() == pytest.approx(witness(t, y), rel=REL)
+    m.reset_state()
+    assert m.result() == 0.0
+    m.update_state(*batches[-1])
+    assert m.result() == pytest.approx(witness(*batches[-1]), rel=REL)
+
+
+def test_rmse_and_f1_objects_are_not_means_of_batch_values():
+    """The known bug the objects fix: averaging per-batch rmse / f1 is not rmse / f1."""
+    for cls in (metrics.RootMeanSquaredError, metrics.F1):
+        data, witness = OBJECT_WITNESS[cls]
+        t, y = data()
+        m = cls()
+        values, sizes = [], []
+        for bt, by in _batches(t, y):
+            m.update_state(bt, by)
+            values.append(witness(bt, by))
+            sizes.append(len(bt))
+        batch_mean = np.average(values, weights=sizes)
+        assert m.result() == pytest.approx(witness(t, y), rel=REL)
+        assert abs(batch_mean - witness(t, y)) > 1e-3, cls.__name__
+
+
+def test_sample_weights_equal_scikit_learn():
+    rng = _rng(23)
+    t, y = _reg_case()
+    w = rng.uniform(0, 2, size=len(t))
+    m = metrics.MeanSquaredError()
+    for (bt, by), bw in zip(_batches(t, y), np.split(w, [7, 8]), strict=True):
+        m.update_state(bt, by, sample_weight=bw)
+    assert m.result() == pytest.approx(mean_squared_error(t, y, sample_weight=w), rel=REL)
+    assert metrics.MeanAbsoluteError()(t, y, w) == pytest.approx(
+        mean_absolute_error(t, y, sample_weight=w), rel=REL
+    )
+    tc, pc = _cls_case()
+    wc = rng.uniform(0, 2, size=len(tc))
+    assert metrics.BinaryAccuracy()(tc, pc, wc) == pytest.approx(
+        accuracy_score(tc, pc > 0.5, sample_weight=wc), rel=REL
+    )
+    assert metrics.F1()(tc, pc, wc) == pytest.approx(
+        f1_score(tc, pc > 0.5, sample_weight=wc), rel=REL
+    )
+    ids, scores = _macro_case()
+    wm = rng.uniform(0, 2, size=len(ids))
+    f1_macro = metrics.F1()
+    for (bt, by), bw in zip(_batches(ids, scores), np.split(wm, [7, 8]), strict=True):
+        f1_macro.update_state(bt, by, bw)
+    assert f1_macro.result() == pytest.approx(
+        f1_score(ids, scores.argmax(-1), average="macro", sample_weight=wm), rel=REL
+    )
+
+
+def test_mase_metric_and_user_functions_accumulate_over_samples():
+    t, y = _reg_case()
+    scale = 0.7
+    m = metrics.get_metric(metrics.mase_metric(scale))
+    assert isinstance(m, metrics.MeanMetricWrapper) and m.name == "mase"
+    for bt, by in _batches(t, y):
+        m.update_state(bt, by)
+    assert m.result() == pytest.approx(mean_absolute_error(t, y) / scale, rel=REL)
+
+    def per_sample_max_error(a, b):
+        return np.max(np.abs(a - b), axis=-1)
+
+    m = metrics.get_metric(per_sample_max_error)
+    assert m.name == "per_sample_max_error"
+    for bt, by in _batches(t, y):
+        m.update_state(bt, by)
+    assert m.result() == pytest.approx(np.mean(np.max(np.abs(t - y), axis=-1)), rel=REL)
+    with pytest.raises(ValueError, match="'mase' needs the in-sample scale"):
+        metrics.get_metric("mase")
+
+
+def test_top_k_counts_ties_in_and_is_one_when_k_covers_every_class():
+    y = np.array([[0.1, 0.5, 0.5, 0.2], [0.9, 0.1, 0.1, 0.1]])
+    # class 2 ties with class 1 for the top score: in the top 1; class 1 of row 2 ties 2nd..4th
+    assert metrics.sparse_top_k_categorical_accuracy([2, 1], y, k=1) == 0.5
+    assert metrics.sparse_top_k_categorical_accuracy([2, 1], y, k=2) == 1.0
+    assert metrics.top_k_categorical_accuracy(np.eye(4)[[3, 3]], y, k=4) == 1.0
+    assert metrics.sparse_top_k_categorical_accuracy([3, 3], y, k=9) == 1.0
+
+
+def test_new_metric_errors_name_argument_and_expected():
+    with pytest.raises(
+        ValueError, match=r"categorical_accuracy: argument 'y_true' must be one-hot"
+    ):
+        metrics.categorical_accuracy(np.zeros(4), np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"class ids in \[0, 3\); got values in \[0, 3\]"):
+        metrics.sparse_categorical_accuracy(np.array([0, 3]), np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"'y_true' must hold integer class ids .*\[0.5, 1.0\]"):
+        metrics.sparse_top_k_categorical_accuracy(np.array([0.5, 1.0]), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="argument 'k' must be a positive int; got 0"):
+        metrics.top_k_categorical_accuracy(np.eye(3), np.ones((3, 3)), k=0)
+    with pytest.raises(ValueError, match=r"cosine_similarity: argument 'y_pred' must have shape"):
+        metrics.cosine_similarity(np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match=r"'sample_weight' must have shape \(20,\)"):
+        metrics.MeanSquaredError()(*_reg_case(), np.ones(3))
+    m = metrics.F1()
+    m.update_state(*_cls_case())
+    with pytest.raises(ValueError, match="a multiclass batch after binary ones"):
+        m.update_state(*_macro_case())
+
+
+def test_get_keeps_returning_callables_and_serialize_round_trips():
+    t, y = _reg_case()
+    for identifier in ("mae", metrics.mae, metrics.MeanAbsoluteError(), "MeanAbsoluteError"):
+        assert metrics.get(identifier)(t, y) == pytest.approx(
+            mean_absolute_error(_flat(t), _flat(y)), rel=REL
+        )
+    assert type(metrics.get(metrics.RootMeanSquaredError)) is metrics.RootMeanSquaredError
+    top3 = metrics.TopKCategoricalAccuracy(k=3, name="top3")
+    again = metrics.get(json.loads(json.dumps(metrics.serialize(top3))))
+    assert type(again) is metrics.TopKCategoricalAccuracy
+    assert again.get_config() == {"name": "top3", "k": 3}
+    assert metrics.serialize(metrics.mae) == "mae"
+    assert metrics.serialize(metrics.sparse_categorical_accuracy) == "sparse_categorical_accuracy"
+    with pytest.raises(ValueError, match="user metrics are not saved"):
+        metrics.serialize(lambda a, b: 0.0)
+
+
+def test_get_metric_names_objects_as_keras_does():
+    cases = {
+        "mae": (metrics.MeanAbsoluteError, "mae"),
+        "mean_squared_error": (metrics.MeanSquaredError, "mean_squared_error"),
+        "rmse": (metrics.RootMeanSquaredError, "rmse"),
+        "f1": (metrics.F1, "f1"),
+        metrics.msle: (metrics.MeanSquaredLogarithmicError, "msle"),
+        "LogCoshError": (metrics.LogCoshError, "logcosh"),
+    }
+    for identifier, (cls, name) in cases.items():
+        m = metrics.get_metric(identifier)
+        assert type(m) is cls and m.name == name, identifier
+    mine = metrics.BinaryAccuracy(threshold=0.3)
+    assert metrics.get_metric(mine) is mine
+
+
+# -- Keras 3 as the witness of the objects' semantics ------------------------------------------
+def _keras_data(kind, rng):
+    """(y_true, y_pred) of 16 sequences of 3 steps, or 16 rows, with Keras' edge cases."""
+    if kind == "regression":
+        t, y = rng.normal(size=(16, 3, 4)), rng.normal(size=(16, 3, 4))
+        t[0, 0] = 0.0  # a zero target (MAPE divides by eps) and a zero vector (cosine)
+        y[1, 2] = 0.0
+        return t, y
+    if kind == "binary":
+        return (rng.random((16, 3, 1)) < 0.5).astype(float), rng.random((16, 3, 1))
+    scores = np.round(rng.random((16, 3, 5)), 1)  # ties, for top-k
+    ids = rng.integers(0, 5, size=(16, 3))
+    if kind == "sparse":
+        return ids, scores
+    if kind == "one_hot":
+        return np.eye(5)[ids], scores
+    labels = rng.integers(0, 3, size=(16, 3))  # "labels": Keras' Accuracy compares them
+    return labels, np.where(rng.random((16, 3)) < 0.5, labels, 0)
+
+
+KERAS_PAIRS = [
+    (metrics.MeanSquaredError, keras.metrics.MeanSquaredError, {}, "regression"),
+    (metrics.MeanAbsoluteError, keras.metrics.MeanAbsoluteError, {}, "regression"),
+    (metrics.RootMeanSquaredError, keras.metrics.RootMeanSquaredError, {}, "regression"),
+    (
+        metrics.MeanAbsolutePercentageError,
+        keras.metrics.MeanAbsolutePercentageError,
+        {},
+        "regression",
+    ),
+    (
+        metrics.MeanSquaredLogarithmicError,
+        keras.metrics.MeanSquaredLogarithmicError,
+        {},
+        "regression",
+    ),
+    (metrics.LogCoshError, keras.metrics.LogCoshError, {}, "regression"),
+    (metrics.CosineSimilarity, keras.metrics.CosineSimilarity, {}, "regression"),
+    (metrics.BinaryAccuracy, keras.metrics.BinaryAccuracy, {"threshold": 0.3}, "binary"),
+    (metrics.CategoricalAccuracy, keras.metrics.CategoricalAccuracy, {}, "one_hot"),
+    (metrics.SparseCategoricalAccuracy, keras.metrics.SparseCategoricalAccuracy, {}, "sparse"),
+    (metrics.TopKCategoricalAccuracy, keras.metrics.TopKCategoricalAccuracy, {"k": 2}, "one_hot"),
+    (
+        metrics.SparseTopKCategoricalAccuracy,
+        keras.metrics.SparseTopKCategoricalAccuracy,
+        {"k": 2},
+        "sparse",
+    ),
+    (metrics.Accuracy, keras.metrics.Accuracy, {}, "labels"),
+]
+
+
+@pytest.mark.parametrize(
+    "ours_cls, keras_cls, kwargs, kind", KERAS_PAIRS, ids=[p[0].__name__ for p in KERAS_PAIRS]
+)
+@pytest.mark.parametrize("weights", [None, "sample", "step"])
+@pytest.mark.parametrize("rows", [False, True], ids=["sequences", "rows"])
+def test_objects_equal_keras_metric_classes(ours_cls, keras_cls, kwargs, kind, weights, rows):
+    rng = _rng(30)
+    t, y = _keras_data(kind, rng)
+    if rows:  # 2-D: the first step of each sequence
+        t, y = t[:, 0], y[:, 0]
+    if weights == "step" and rows:
+        weights = "sample"
+    w = {None: None, "sample": rng.uniform(0, 2, size=16), "step": rng.uniform(0, 2, (16, 3))}
+    w = w[weights]
+    ours, theirs = ours_cls(**kwargs), keras_cls(**kwargs)
+    for lo, hi in ((0, 5), (5, 7), (7, 16)):
+        bw = None if w is None else w[lo:hi]
+        ours.update_state(t[lo:hi], y[lo:hi], sample_weight=bw)
+        theirs.update_state(t[lo:hi], y[lo:hi], sample_weight=bw)
+    expected = float(theirs.result())
+    assert ours.result() == pytest.approx(expected, rel=2e-6, abs=1e-7)
+    assert ours.name == theirs.name
+    fresh = keras_cls(**kwargs)  # one batch: __call__ is that batch's value
+    fresh.update_state(t[:5], y[:5])
+    assert ours(t[:5], y[:5]) == pytest.approx(float(fresh.result()), rel=2e-6, abs=1e-7)
+
+
+SHAPE_CASES = [
+    ((8, 1), (8, 1)),
+    ((8,), (8, 1)),
+    ((8,), (8, 4)),
+    ((8, 1), (8, 4)),
+    ((8, 4), (8, 4)),
+    ((8, 5), (8, 5, 1)),
+    ((8, 5), (8, 5, 4)),
+    ((8, 5, 4), (8, 5, 4)),
+    ((8, 5, 1), (8, 5, 4)),
+]
+
+
+@pytest.mark.parametrize("t_shape, p_shape", SHAPE_CASES)
+@pytest.mark.parametrize("spelling", ["accuracy", "acc", "Accuracy"])
+def test_accuracy_resolves_from_shapes_as_keras_compile_does(t_shape, p_shape, spelling):
+    from keras.src.trainers.compile_utils import get_metric as keras_get_metric
+
+    t, y = np.zeros(t_shape), np.zeros(p_shape)
+    theirs = keras_get_metric(spelling, t, y)
+    ours = metrics.get_metric(spelling, t, y)
+    assert type(ours).__name__ == type(theirs).__name__
+    assert ours.name == theirs.name == spelling
+    unresolved = metrics.get_metric(spelling)  # no shapes yet: the shape-resolving function
+    assert isinstance(unresolved, metrics.MeanMetricWrapper) and unresolved.name == spelling

@@ -382,8 +382,8 @@ def test_get_and_learning_rate_property():
     assert optimizers.get("RMSprop").learning_rate == 0.001  # Keras default
     inst = SGD()
     assert optimizers.get(inst) is inst
-    with pytest.raises(ValueError, match=r"'identifier' must be one of.*got 'adamw'"):
-        optimizers.get("adamw")
+    with pytest.raises(ValueError, match=r"'identifier' must be one of.*got 'adamax'"):
+        optimizers.get("adamax")
 
     opt = SGD(learning_rate=0.1)
     opt.learning_rate = 0.05  # callbacks do this

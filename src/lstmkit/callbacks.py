@@ -460,3 +460,249 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` once ``monitor`` has not improved for
+    ``patience`` epochs (Keras 3 semantics and defaults).
+
+    At each epoch end: ``logs["learning_rate"]`` gets the rate used in that epoch; during a
+    cooldown the counter goes down and ``wait`` is reset; an improvement (``current - min_delta <
+    best`` in min mode, ``current + min_delta > best`` in max mode; the first epoch always) resets
+    ``wait``; otherwise, outside a cooldown, ``wait += 1`` and once ``wait >= patience`` the rate
+    becomes ``max(lr * factor, min_lr)`` if ``lr > min_lr`` (compared in float32, as Keras' float32
+    variable does), which starts a cooldown of ``cooldown`` epochs and resets ``wait``. State is
+    reset by ``on_train_begin``. Unlike Keras, an unknown ``mode`` (or a ``monitor`` whose
+    direction cannot be told) is an error, and a learning-rate schedule is refused at the start
+    of training rather than at the first reduction; messages go to stderr.
+    """
+
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        verbose=0,
+        mode="auto",
+        min_delta=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+    ):
+        super().__init__()
+        owner = "ReduceLROnPlateau"
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor < 1:
+            raise ValueError(f"{owner}: argument 'factor' must be in [0, 1); got {factor!r}")
+        for arg, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{owner}: argument '{arg}' must be an int >= 0; got {value!r}")
+        if isinstance(min_lr, bool) or not isinstance(min_lr, (int, float)) or min_lr < 0:
+            raise ValueError(f"{owner}: argument 'min_lr' must be a number >= 0; got {min_lr!r}")
+        self.monitor, self.factor, self.patience, self.verbose = (
+            monitor,
+            float(factor),
+            patience,
+            verbose,
+        )
+        self.mode, self.cooldown, self.min_lr = mode, cooldown, float(min_lr)
+        self.monitor_op = _monitor_op(owner, monitor, mode)
+        self.min_delta = abs(min_delta) * (-1 if self.monitor_op is np.less else 1)
+        self.on_train_begin()
+
+    def on_train_begin(self, logs=None):
+        self.best, self.cooldown_counter, self.wait = None, 0, 0
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            from .optimizers import LearningRateSchedule
+
+            schedule = getattr(optimizer, "_learning_rate", None)
+            if isinstance(schedule, LearningRateSchedule):
+                raise ValueError(
+                    f"ReduceLROnPlateau: the optimizer's learning rate is a "
+                    f"{type(schedule).__name__} schedule, which it cannot change; compile with "
+                    "a float learning_rate"
+                )
+
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def _is_improvement(self, current):
+        return self.best is None or bool(self.monitor_op(current - self.min_delta, self.best))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(
+                f"ReduceLROnPlateau: monitor {self.monitor!r} is not in the logs; available: "
+                f"{sorted(logs)}",
+                stacklevel=2,
+            )
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._is_improvement(current):
+            self.best, self.wait = current, 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience and self._reduce(epoch):
+                self.cooldown_counter, self.wait = self.cooldown, 0
+
+    def _reduce(self, epoch):
+        optimizer = self.model.optimizer
+        old = float(optimizer.learning_rate)
+        if not np.float32(old) > np.float32(self.min_lr):
+            return False
+        new = max(old * self.factor, self.min_lr)
+        optimizer.learning_rate = new
+        if self.verbose > 0:
+            print(
+                f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.",
+                file=sys.stderr,
+            )
+        return True
+
+
+# Keras 3's batch hook names -> the hooks lstmkit's trainer calls
+_BATCH_ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions, called with the hook's arguments (Keras):
+    ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_batch_begin(batch,
+    logs)``, ``on_batch_end(batch, logs)``, ``on_train_begin(logs)``, ``on_train_end(logs)``.
+    Keras 3's names ``on_train_batch_begin``/``on_train_batch_end`` are the batch hooks; any other
+    hook of ``Callback`` may be given by name as a keyword. An unknown name is an error (Keras
+    would store it and never call it)."""
+
+    def __init__(
+        self,
+        on_epoch_begin=None,
+        on_epoch_end=None,
+        on_train_begin=None,
+        on_train_end=None,
+        on_train_batch_begin=None,
+        on_train_batch_end=None,
+        **kwargs,
+    ):
+        super().__init__()
+        given = {
+            "on_epoch_begin": on_epoch_begin,
+            "on_epoch_end": on_epoch_end,
+            "on_train_begin": on_train_begin,
+            "on_train_end": on_train_end,
+            "on_train_batch_begin": on_train_batch_begin,
+            "on_train_batch_end": on_train_batch_end,
+            **kwargs,
+        }
+        hooks = {}
+        for name, fn in given.items():
+            if fn is None:
+                continue
+            hook = _BATCH_ALIASES.get(name, name)
+            self._check(name, hook, fn, hooks)
+            hooks[hook] = fn
+        for hook, fn in hooks.items():
+            setattr(self, hook, fn)  # the instance attribute shadows the no-op method
+
+    def _check(self, name, hook, fn, hooks):
+        if not (hook.startswith("on_") and callable(getattr(Callback, hook, None))):
+            known = sorted(n for n in vars(Callback) if n.startswith("on_"))
+            raise ValueError(
+                f"LambdaCallback: unknown hook {name!r}; expected one of {known} or "
+                f"{sorted(_BATCH_ALIASES)}"
+            )
+        if not callable(fn):
+            raise ValueError(f"LambdaCallback: argument {name!r} must be callable; got {fn!r}")
+        if hook in hooks:
+            raise ValueError(
+                f"LambdaCallback: {hook!r} given twice (as {name!r} and under its other name)"
+            )
+
+
+class CSVLogger(Callback):
+    """One CSV row per epoch, as Keras' ``CSVLogger`` writes it: the columns are ``epoch``
+    (0-based) then the first epoch's log keys sorted, followed by their ``val_`` names when the
+    first epoch had no validation; missing values are ``NA``; ``csv`` excel dialect (``\\r\\n``
+    line ends) with ``separator``. ``append=True`` adds to an existing file and writes the header
+    only if that file is empty.
+
+    Writing: the file is created atomically (``_atomic.atomic_write``) with the header and the
+    first row, so with ``append=False`` an existing file is replaced only once a complete new one
+    exists (Keras truncates it when training starts); each later row is appended as one complete
+    line and flushed at the end of its epoch, as Keras flushes, so the file can be watched during
+    training.
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(
+                f"CSVLogger: argument 'separator' must be one character; got {separator!r}"
+            )
+        self.filename, self.sep, self.append = os.fspath(filename), separator, bool(append)
+        self.keys, self._started = None, False
+
+    def on_train_begin(self, logs=None):
+        self.keys, self._started = None, False
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+            if self.keys and not any(k.startswith("val_") for k in self.keys):
+                self.keys += [f"val_{k}" for k in self.keys]
+        row = [epoch] + [_csv_value(logs.get(k, "NA")) for k in self.keys]
+        if self._started:
+            self._append(self._lines([row]))
+        else:
+            self._start(row)
+            self._started = True
+
+    def _lines(self, rows):
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        csv.writer(buffer, dialect="excel", delimiter=self.sep).writerows(rows)
+        return buffer.getvalue()
+
+    def _start(self, row):
+        if self.append and self._has_first_line():  # Keras: no second header
+            self._append(self._lines([row]))
+            return
+        text = self._lines([["epoch", *self.keys], row])
+        previous = ""
+        if self.append and os.path.exists(self.filename):
+            with open(self.filename, newline="") as f:
+                previous = f.read()
+
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                f.write(previous + text)
+
+        from ._atomic import atomic_write
+
+        atomic_write(self.filename, write)
+
+    def _has_first_line(self):
+        if not os.path.exists(self.filename):
+            return False
+        with open(self.filename, newline="") as f:
+            return bool(f.readline())  # Keras reads the first line, as here
+
+    def _append(self, text):
+        with open(self.filename, "a", newline="") as f:
+            f.write(text)  # one complete line per write
+            f.flush()
+
+
+def _csv_value(v):
+    """Keras' handle_value: strings as they are, sequences as ``"[a, b]"``, numbers as str()."""
+    is_0d = isinstance(v, np.ndarray) and v.ndim == 0
+    if isinstance(v, str):
+        return v
+    if hasattr(v, "__iter__") and not is_0d:
+        return f'"[{", ".join(map(str, v))}]"'
+    return v

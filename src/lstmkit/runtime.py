@@ -21,22 +21,22 @@ installed the default ``auto`` picks the compiled cells: faster steps, but impor
 about a second and ~120 MB. ``LSTMKIT_BACKEND=numpy`` keeps an inference process at NumPy alone
 (~40 MB peak RSS for a small model; ``benchmarks/bench_streaming.py`` measures it).
 
-The file is validated as strictly as :func:`lstmkit.saving.load_model` validates it: the
-safetensors header (offsets, dtypes, sizes), the lstmkit format and version, and every weight key
-and shape against the architecture, with all mismatches listed in one error.
+The file is validated as strictly as :func:`lstmkit.saving.load_model` validates it, by the same
+code (:mod:`lstmkit._modelfile`), before anything is allocated: the safetensors header (offsets,
+dtypes, sizes against the file's size, JSON size and depth), the lstmkit format and version, the
+values in the architecture and metadata, and every weight key, shape and dtype against the
+architecture, with all mismatches listed in one error.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from . import saving
-from ._safetensors_np import SafetensorsError, load_file_with_metadata
 from .graph.config import network_from_model_config
-from .layers.base import fmt_shape
+from .layers.base import fmt_shape, skip_initializers
 
 __all__ = ["RuntimeModel", "load"]
 
@@ -159,35 +159,21 @@ class RuntimeModel:
 
 
 def load(path) -> RuntimeModel:
-    """Read a model file written by ``model.save`` (the optimizer state is ignored)."""
+    """Read a model file written by ``model.save`` (the optimizer state is ignored).
+
+    The file is checked whole before any layer is built (:func:`lstmkit.saving.read_model_file`);
+    the build runs no initializer and draws nothing from the global RNG."""
     path = os.fspath(path)
-    err = saving.ModelFileError
-    if not os.path.isfile(path):
-        raise err(f"runtime.load: argument 'path' must be an existing file; got {path!r}")
-    try:
-        tensors, meta = load_file_with_metadata(path)
-    except SafetensorsError as e:
-        raise err(f"runtime.load: {e}") from None
-    if meta.get("format") != saving.FORMAT:
-        raise err(
-            f"runtime.load: {path!r} is not an lstmkit model file (format {meta.get('format')!r})"
-        )
-    if meta.get("format_version") != saving.FORMAT_VERSION:
-        raise err(
-            f"runtime.load: {path!r} has format version {meta.get('format_version')!r}; this "
-            f"lstmkit reads version {saving.FORMAT_VERSION}"
-        )
-    try:
-        spec = json.loads(meta.get("model", "null"))
-        metadata = json.loads(meta.get("metadata", "null")) or {}
-    except json.JSONDecodeError as e:
-        raise err(f"runtime.load: {path!r}: corrupt JSON in the header: {e}") from None
-    try:
-        rng = np.random.default_rng(0)  # initial values are overwritten; keep the global RNG
-        net, structure = network_from_model_config(spec, rng)
-    except (ValueError, TypeError, KeyError, IndexError) as e:
-        raise err(f"runtime.load: {path!r}: invalid architecture: {e}") from None
-    model = RuntimeModel(net, (spec.get("config") or {}).get("name", "model"), metadata, structure)
+    parsed, tensors = saving.read_model_file(path, "runtime.load", ("weights/",))
+    spec = parsed["model"]
     weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
+    try:
+        rng = np.random.default_rng(0)  # never drawn from; not the global
+        with skip_initializers(max_bytes=sum(v.nbytes for v in weights.values())):
+            net, structure = network_from_model_config(spec, rng)
+    except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as e:
+        raise saving.ModelFileError(f"runtime.load: {path!r}: invalid architecture: {e}") from None
+    name = (spec.get("config") or {}).get("name", "model")
+    model = RuntimeModel(net, name, parsed["metadata"] or {}, structure)
     saving.assign_params(model.params, weights, source=repr(path))
     return model

@@ -101,56 +101,19 @@ def save_model(model, path, include_optimizer=True):
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
-def read_model_file(path):
-    """Read and validate a model file -> ``(meta dict, tensors dict)``; never unpickles."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ModelFileError(f"load_model: argument 'path' must be an existing file; got {path!r}")
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ModelFileError(f"load_model: {path!r} is not an lstmkit model file (too short)")
-        n = int.from_bytes(head, "little")
-        if n <= 0 or 8 + n > size or n > 100_000_000:
-            raise ModelFileError(
-                f"load_model: {path!r} is corrupt or truncated (header length {n}, file size {size})"
-            )
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"load_model: {path!r} has a corrupt header: {e}") from None
-    if not isinstance(header, dict):
-        raise ModelFileError(f"load_model: {path!r} has a corrupt header (not a JSON object)")
-    meta = header.get("__metadata__") or {}
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(
-            f"load_model: {path!r} is not an lstmkit model file (format {meta.get('format')!r})"
-        )
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"load_model: {path!r} has format version {meta.get('format_version')!r}; "
-            f"this lstmkit reads version {FORMAT_VERSION}"
-        )
-    tensors = _load_tensors(path)
-    parsed = {}
-    for key in ("model", "compile", "metadata"):
-        try:
-            parsed[key] = json.loads(meta.get(key, "null"))
-        except json.JSONDecodeError as e:
-            raise ModelFileError(f"load_model: {path!r}: corrupt '{key}' JSON: {e}") from None
-    return parsed, tensors
+def read_model_file(path, who="load_model", tensors=("weights/", "optimizer/")):
+    """Read and validate a model file -> ``(meta dict, tensors dict)``; never unpickles.
 
+    Everything the header declares is checked before any tensor is read: sizes against the
+    file's size, the JSON's size and depth, the values of the architecture, compile settings
+    and metadata, and the shape and dtype of every weight against the architecture
+    (:mod:`lstmkit._modelfile`). Only the tensors whose names start with one of ``tensors``
+    are read. ``who`` starts every error message.
+    """
+    from . import _modelfile
 
-def _load_tensors(path):
-    try:
-        from safetensors.numpy import load_file
-    except ImportError:  # the NumPy-only runtime path
-        from ._safetensors_np import load_file
-    try:
-        return load_file(path)
-    except Exception as e:  # noqa: BLE001 - safetensors raises its own types for corrupt buffers
-        raise ModelFileError(f"load_model: {path!r} is corrupt or truncated: {e}") from None
+    mf = _modelfile.open_model_file(path, who)
+    return _modelfile.parsed(mf), _modelfile.read_tensors(mf, tensors)
 
 
 #: model class name (as saved) -> class; ``lstmkit.models`` registers Sequential and Model
@@ -176,46 +139,54 @@ def _model_class(name, path):
 
 
 def load_model(path, compile=True):
-    """Load a model saved with ``model.save``; with ``compile`` restores the optimizer state."""
-    parsed, tensors = read_model_file(path)
-    spec = parsed["model"]
-    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
-        raise ModelFileError(f"load_model: {path!r}: unsupported model description")
-    cls = _model_class(spec.get("class_name"), path)
-    try:
-        model = cls.from_config(spec["config"])
-    except (ValueError, TypeError, KeyError, IndexError) as e:
-        raise ModelFileError(f"load_model: {path!r}: invalid architecture: {e}") from None
-    if not model.built:
-        raise ModelFileError(f"load_model: {path!r}: the architecture has no input shape")
+    """Load a model saved with ``model.save``; with ``compile`` restores the optimizer state.
+
+    The file is checked whole before the model is built (:func:`read_model_file`); the build
+    runs no initializer, since the file's values replace the initial ones at once."""
+    from .layers.base import skip_initializers
+
+    source = repr(os.fspath(path))
+    parsed, tensors = read_model_file(
+        path, "load_model", ("weights/", "optimizer/") if compile else ("weights/",)
+    )
     weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
-    assign_params(model.params, weights, source=repr(os.fspath(path)))
+    try:  # the checks derived the same shapes; the budget holds even if a layer disagrees
+        cls = _model_class(parsed["model"].get("class_name"), path)
+        with skip_initializers(max_bytes=sum(v.nbytes for v in weights.values())):
+            model = cls.from_config(parsed["model"]["config"])
+    except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as e:
+        raise ModelFileError(f"load_model: {source}: invalid architecture: {e}") from None
+    if not model.built:
+        raise ModelFileError(f"load_model: {source}: the architecture has no input shape")
+    assign_params(model.params, weights, source=source)
     model.metadata = parsed.get("metadata") or {}
     comp = parsed.get("compile")
     if compile and comp:
-        try:
-            model.compile(
-                optimizer=comp["optimizer"],
-                loss=comp["loss"],
-                metrics=comp["metrics"],
-                seed=comp["seed"],
-                loss_weights=comp.get("loss_weights"),
-            )
-            model._epoch = int(comp.get("epoch", 0))
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
-            raise ModelFileError(f"load_model: {path!r}: invalid compile settings: {e}") from None
-        opt_state = {
-            k[len("optimizer/") :]: v for k, v in tensors.items() if k.startswith("optimizer/")
-        }
-        if opt_state:
-            _check_optimizer_state(model.params, opt_state, repr(os.fspath(path)))
-            try:
-                model.optimizer.set_state(opt_state)
-            except ValueError as e:
-                raise ModelFileError(
-                    f"load_model: {path!r}: invalid optimizer state: {e}"
-                ) from None
+        _restore_compile(model, comp, tensors, source)
     return model
+
+
+def _restore_compile(model, comp, tensors, source):
+    try:
+        model.compile(
+            optimizer=comp["optimizer"],
+            loss=comp["loss"],
+            metrics=comp.get("metrics"),
+            seed=comp.get("seed"),
+            loss_weights=comp.get("loss_weights"),
+        )
+        model._epoch = int(comp.get("epoch", 0))
+    except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as e:
+        raise ModelFileError(f"load_model: {source}: invalid compile settings: {e}") from None
+    opt_state = {
+        k[len("optimizer/") :]: v for k, v in tensors.items() if k.startswith("optimizer/")
+    }
+    if opt_state:
+        _check_optimizer_state(model.params, opt_state, source)
+        try:
+            model.optimizer.set_state(opt_state)
+        except ValueError as e:
+            raise ModelFileError(f"load_model: {source}: invalid optimizer state: {e}") from None
 
 
 def _check_optimizer_state(params, state, source):
@@ -248,7 +219,7 @@ def load_weights(model, path):
     layer names (from its architecture JSON) are renamed to ``model``'s, so a freshly built copy
     of the architecture, whose automatic names differ (``lstm_3`` vs ``lstm``), loads the file.
     """
-    parsed, tensors = read_model_file(path)
+    parsed, tensors = read_model_file(path, "load_weights", ("weights/",))
     weights = {k[len("weights/") :]: v for k, v in tensors.items() if k.startswith("weights/")}
     spec = parsed.get("model")
     try:

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .. import random as _random
+from .._meta import check_app_metadata
 from ..callbacks import EarlyStopping, TerminateOnNaN
 from ..data.sequences import LabelEncoder, SequenceScaler, pad_sequences, read_sequence_csv
 from ..data.text import Vocabulary, read_labelled_texts
@@ -392,6 +393,7 @@ def _meta(model, kind=None):
             f"{model.name}: not a classifier trained by lstmkit classify (metadata app is "
             f"{meta.get('app')!r})"
         )
+    check_app_metadata(meta, f"model {model.name!r}")  # types, ranges, lengths
     if kind is not None and meta.get("kind") != kind:
         raise ValueError(f"{model.name}: this is a {meta.get('kind')!r} classifier, not {kind!r}")
     return meta

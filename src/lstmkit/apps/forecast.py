@@ -49,8 +49,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import random as _random
+from .._meta import check_app_metadata
 from ..callbacks import EarlyStopping, TerminateOnNaN
 from ..data import (
+    SEASON_WINDOW,
     StandardScaler,
     chronological_split,
     detect_season,
@@ -69,6 +71,11 @@ NORMALIZE = ("cycle", "window", "none")
 #: window standard deviations are floored at this many training-part standard deviations, so a
 #: nearly flat window does not blow its small wiggles up to unit size
 WINDOW_FLOOR = 0.1
+
+#: ``lstmkit forecast train`` trains on at most this many of the most recent rows (``--max-rows``):
+#: the network's input grows with the rows (``rows * lookback`` float32) and so does an epoch;
+#: 100000 rows are 11 years of hourly data, 270 years of daily data
+DEFAULT_MAX_ROWS = 100_000
 
 #: What ``lstmkit forecast demo`` (and ``make demo``) trains: lookback 24 covers two 11-year
 #: sunspot cycles and the transform is chosen on the validation part. Normalisation span, batch
@@ -105,6 +112,7 @@ class ForecastReport:
     val_rmse: float
     selection: dict = field(default_factory=dict)  # transform -> validation RMSE
     history: dict = field(default_factory=dict)
+    season_rows: int = 0  # how many of the last training values the season was detected on
 
     def format_table(self) -> str:
         lines = [f"{'method':<22}{'MAE':>10}{'RMSE':>10}{'MASE':>10}"]
@@ -199,13 +207,20 @@ def build_model(lookback, horizon, units=32, dropout=0.0, dtype="float32"):
 # -- training -----------------------------------------------------------------------------------
 def _origins(start, stop, lookback, horizon):
     """Forecast origins ``t`` (first target index) in ``[max(start, lookback), stop - horizon]``."""
-    return list(range(max(start, lookback), stop - horizon + 1))
+    return range(max(start, lookback), stop - horizon + 1)
 
 
 def _windows(values, origins, lookback, horizon):
-    X = np.stack([values[t - lookback : t] for t in origins])  # (n, L)
-    Y = np.stack([values[t : t + horizon] for t in origins])  # (n, horizon)
-    return X, Y
+    """Inputs ``values[t - L : t]`` ``(n, L)`` and targets ``values[t : t + H]`` ``(n, H)`` of
+    the origins ``t``: for a ``range`` of origins, strided views of ``values`` (no copy, so the
+    memory of a long series' windows is the series'); for any other list, fresh rows."""
+    X = np.lib.stride_tricks.sliding_window_view(values, lookback)  # X[s] = values[s : s + L]
+    Y = np.lib.stride_tricks.sliding_window_view(values, horizon)
+    if isinstance(origins, range) and origins.step == 1:
+        first, stop = origins.start, origins.stop
+        return X[first - lookback : stop - lookback], Y[first:stop]
+    t = np.asarray(list(origins), dtype=np.int64)
+    return X[t - lookback], Y[t]
 
 
 def _fit_one(
@@ -221,6 +236,7 @@ def _fit_one(
     learning_rate,
     seed,
     verbose,
+    callbacks,
 ):
     """Train one network for the preprocessing in ``meta``; returns ``(model, history,
     validation RMSE in original units, best epoch (1-based))``."""
@@ -241,7 +257,7 @@ def _fit_one(
         epochs=epochs,
         batch_size=batch_size,
         validation_data=enc["val"][:2],
-        callbacks=[stop, nan],
+        callbacks=[stop, nan, *callbacks],
         verbose=verbose,
     )
     model.metadata = dict(meta)
@@ -268,11 +284,17 @@ def train_forecaster(
     verbose=0,
     column="y",
     time_column=None,
+    callbacks=(),
 ) -> ForecastReport:
     """Train a forecaster on ``values (N,)`` following the recipe in the module docstring.
 
     ``transform="auto"`` trains one model per transform in ``allowed_transforms(values)`` (same
     seed) and keeps the lowest validation RMSE; the test part is never used for a choice.
+    ``callbacks`` are added to every ``fit`` (after the early stopping).
+
+    Memory: the windows are strided views of ``values``; what grows with N is the network's
+    input, ``N * lookback`` float32 values (and float64 while it is encoded). For a very long
+    series pass its most recent part (``lstmkit forecast train`` keeps ``--max-rows``).
     """
     func = "train_forecaster"
     values = np.asarray(values, dtype=np.float64)
@@ -324,8 +346,10 @@ def train_forecaster(
             f"{int(np.ceil(enough))} rows; use a shorter lookback or horizon or a longer series"
         )
     train_part = values[split.train]
+    season_given = season is not None
     if season is None:
-        season = detect_season(train_part, max_period=max(2, len(train_part) // 3))
+        # at most the last SEASON_WINDOW values of the training part are read (O(W log W))
+        season = detect_season(train_part)
     elif isinstance(season, bool) or not isinstance(season, (int, np.integer)) or season < 1:
         raise ValueError(
             f"{func}: argument 'season' must be a positive int or None; got {season!r}"
@@ -360,6 +384,7 @@ def train_forecaster(
         "learning_rate": learning_rate,
         "seed": seed,
         "verbose": verbose,
+        "callbacks": list(callbacks),
     }
     candidates = allowed_transforms(values) if transform == "auto" else [transform]
     selection, best = {}, None
@@ -387,6 +412,7 @@ def train_forecaster(
         val_rmse=float(val_rmse),
         selection=selection,
         history=history.history,
+        season_rows=0 if season_given else min(len(train_part), SEASON_WINDOW),
     )
 
 
@@ -400,6 +426,7 @@ def forecaster_meta(model) -> dict:
             "forecast: argument 'model' is not a forecaster (its metadata has no app='forecast'); "
             "train one with train_forecaster or `lstmkit forecast train`"
         )
+    check_app_metadata(meta, f"forecast: model {model.name!r}")  # types and ranges
     meta.setdefault("transform", "none")  # files written before transforms existed
     meta.setdefault("norm_span", 0)
     return meta
@@ -433,13 +460,15 @@ def score_origins(model, values, origins, season, insample):
     units). Origin ``t`` forecasts ``values[t : t + horizon]`` from ``values[:t]``."""
     meta = forecaster_meta(model)
     L, Hz = meta["lookback"], meta["horizon"]
-    origins = list(origins)
+    origins = origins if isinstance(origins, range) else list(origins)
     X, truth = _windows(values, origins, L, Hz)
+    # the baselines read only the history they use (the last value, the last season): passing
+    # values[:t] would check the whole past again for every origin (quadratic in the length)
     preds = {
         "lstm": forecast_many(model, X),
-        "naive": np.stack([naive_forecast(values[:t], Hz) for t in origins]),
+        "naive": np.stack([naive_forecast(values[t - 1 : t], Hz) for t in origins]),
         f"seasonal_naive(m={season})": np.stack(
-            [seasonal_naive_forecast(values[:t], Hz, season) for t in origins]
+            [seasonal_naive_forecast(values[max(0, t - season) : t], Hz, season) for t in origins]
         ),
     }
     return {

@@ -1,13 +1,18 @@
 """Files around a forecaster: the CSV series a saved model continues, the PNG of history and
 forecast, and labels for the steps after the last row. Used by ``lstmkit forecast``; matplotlib
-is imported only when a plot is drawn."""
+is imported only when a plot is drawn.
+
+The steps after the last row are labelled by ``SeriesIndex.future``: real dates for a date
+column (``2020-01-01`` after ``2019-12-01``, never ``2019-12-01+1``), the next numbers for a
+column of numbers, and otherwise the row positions after the last row (``future_is_steps``),
+written under the header ``step``."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from ..data import read_series_csv
+from ..data import SeriesIndex, read_series_csv
 from .forecast import forecaster_meta
 
 
@@ -23,10 +28,12 @@ def _csv_header(path):
     return []
 
 
-def read_history(path, model, *, column=None, time_column=None, fill="none", min_rows=1):
+def read_history(
+    path, model, *, column=None, time_column=None, fill="none", min_rows=1, progress=None
+):
     """Read the series a saved forecaster should continue: ``column`` defaults to the one it was
     trained on, ``time_column`` too when the file has it. Returns ``(values, index, column,
-    time_column)``."""
+    time_column)``; ``progress`` as in ``read_series_csv``."""
     meta = forecaster_meta(model)
     column = column or meta.get("column")
     if time_column is None and meta.get("time_column") in _csv_header(path):
@@ -37,6 +44,7 @@ def read_history(path, model, *, column=None, time_column=None, fill="none", min
         time_column=time_column,
         fill=fill,
         min_rows=min_rows,
+        progress=progress,
     )
     return values, index, column, time_column
 
@@ -49,15 +57,9 @@ def plot_png(history_index, history, future_index, fc, actual=None, title="") ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def pos(labels):  # numeric labels (years) plot on a numeric axis, others by position
-        try:
-            return [float(v) for v in labels]
-        except (TypeError, ValueError):
-            return None
-
     n = min(len(history), 120)
-    hx, fx = pos(history_index[-n:]), pos(future_index)
-    if hx is None or fx is None:  # the future follows the history's last position
+    hx, fx = _axis(list(history_index[-n:]), list(future_index))
+    if hx is None:  # the future follows the history's last position
         hx, fx = list(range(n)), list(range(n, n + len(fc)))
     fig, ax = plt.subplots(figsize=(9, 3.6), dpi=110)
     try:
@@ -76,15 +78,22 @@ def plot_png(history_index, history, future_index, fc, actual=None, title="") ->
     return buf.getvalue()
 
 
-def future_labels(index, horizon):
-    """Labels for the steps after the last index: numeric indices continue, else ``+k``."""
+def _axis(history_labels, future_labels):
+    """x positions of the history and the future: dates on a date axis (datetime64), years and
+    other numbers on a numeric axis; ``(None, None)`` for other labels (plotted by position)."""
+    both = SeriesIndex.from_labels(history_labels + future_labels)
+    if both.kind == "dates" and both.date_format.name != "year":  # years: a numeric axis
+        # quarters and months are month counts: as seconds, matplotlib draws them as dates
+        x = both.datetimes().astype("datetime64[s]")
+        return x[: len(history_labels)], x[len(history_labels) :]
     try:
-        last = float(index[-1])
-        step = float(index[-1]) - float(index[-2]) if len(index) > 1 else 1.0
-        return [_num(last + step * k) for k in range(1, horizon + 1)]
-    except (ValueError, IndexError):
-        return [f"{index[-1]}+{k}" for k in range(1, horizon + 1)]
+        x = [float(v) for v in both]
+    except (TypeError, ValueError):
+        return None, None
+    return x[: len(history_labels)], x[len(history_labels) :]
 
 
-def _num(v):
-    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+def future_labels(index, horizon):
+    """Labels of the ``horizon`` steps after the last row of ``index`` (a ``SeriesIndex`` or a
+    list of labels): next dates, next numbers, or next row positions (module docstring)."""
+    return SeriesIndex.from_labels(index).future(horizon)

@@ -33,6 +33,7 @@ from functools import partial
 import numpy as np
 
 from .. import random as _random
+from .._meta import check_app_metadata
 from ..callbacks import (
     CallbackList,
     EarlyStopping,
@@ -143,7 +144,7 @@ def build_language_model(
 
 def vocabulary_of(model) -> Vocabulary:
     """The vocabulary saved in a language or text-classification model's metadata."""
-    meta = getattr(model, "metadata", None) or {}
+    meta = check_app_metadata(getattr(model, "metadata", None) or {}, f"model {model.name!r}")
     if "vocabulary" not in meta:
         raise ValueError(
             f"{model.name}: this model has no vocabulary in its metadata; it was not trained by "

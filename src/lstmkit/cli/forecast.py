@@ -10,15 +10,22 @@ and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import sys
 import time
 from pathlib import Path
 
 DEFAULT_MODEL_NAME = "model.lstmkit"
+#: files at least this large report their reading progress on stderr even without --verbose
+BIG_FILE_BYTES = 32 * 2**20
+#: with at least this many rows, training reports each epoch on stderr even without --verbose
+BIG_ROWS = 20_000
+MAX_UNITS = 4096  # 4 * 4096^2 recurrent weights are 256 MiB in float32
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..apps.forecast import NORMALIZE, TRANSFORMS
+    from ..apps.forecast import DEFAULT_MAX_ROWS, NORMALIZE, TRANSFORMS
 
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
 
@@ -58,14 +65,33 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="per-window normalisation by the mean and std of the last cycle (default), the "
         "whole window, or none",
     )
-    p.add_argument("--units", type=_positive_int, default=32, help="LSTM units (default 32)")
-    p.add_argument("--dropout", type=float, default=0.0, help="input dropout (default 0)")
+    p.add_argument(
+        "--units", type=_units, default=32, help=f"LSTM units, 1 to {MAX_UNITS} (default 32)"
+    )
+    p.add_argument(
+        "--dropout", type=_dropout, default=0.0, help="input dropout, 0 <= p < 1 (default 0)"
+    )
     p.add_argument("--epochs", type=_positive_int, default=300, help="max epochs (default 300)")
     p.add_argument("--patience", type=_positive_int, default=30, help="early stopping (default 30)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="default 16")
-    p.add_argument("--learning-rate", type=float, default=3e-3, help="Adam (default 3e-3)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("-v", "--verbose", action="store_true", help="show a progress bar per epoch")
+    p.add_argument(
+        "--learning-rate", type=_positive_float, default=3e-3, help="Adam, > 0 (default 3e-3)"
+    )
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, >= 0 (default 0)")
+    p.add_argument(
+        "--max-rows",
+        type=_positive_int,
+        default=DEFAULT_MAX_ROWS,
+        help=f"train on at most this many of the most recent rows (default {DEFAULT_MAX_ROWS}); "
+        "the output says when rows were left out",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show a progress bar per epoch and the progress of reading the file (both are "
+        "shown as plain lines anyway for large inputs)",
+    )
     p.set_defaults(func=cmd_train, reads=("data",), writes=("--out",))
 
     # -- predict --------------------------------------------------------------------------------
@@ -90,6 +116,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--holdout", action="store_true", help="backtest on the last horizon rows instead"
     )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="show the progress of reading the file"
+    )
     p.set_defaults(func=cmd_predict, reads=("model", "data"), writes=_predict_writes)
 
     # -- demo -----------------------------------------------------------------------------------
@@ -104,7 +133,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", default="out/demo", metavar="DIR", help="default out/demo")
     p.add_argument("--data", default="sunspots", choices=list_builtin(), help="built-in series")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=None, help="random seed, >= 0 (default 0)")
     p.add_argument("-v", "--verbose", action="store_true", help="show a progress bar per epoch")
     p.set_defaults(func=cmd_demo, writes=_demo_writes)
 
@@ -119,19 +148,71 @@ def _data_options(p):
         "--fill",
         choices=["none", "interpolate"],
         default="none",
-        help="missing values: none (default) makes them an error, interpolate fills interior "
-        "gaps linearly",
+        help="missing values and missing dates: none (default) makes them an error, "
+        "interpolate fills interior gaps linearly in time",
     )
 
 
-def _positive_int(text):
+# Argument types: argparse prints "argument --NAME: <message>" and exits with status 2, so each
+# message says what is allowed and the value received.
+def _int_in(text, lo, hi=None):
     try:
         v = int(text)
     except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+        v = None
+    if v is None or v < lo or (hi is not None and v > hi):
+        allowed = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
+        raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
     return v
+
+
+def _positive_int(text):
+    return _int_in(text, 1)
+
+
+def _units(text):
+    return _int_in(text, 1, MAX_UNITS)
+
+
+def _seed(text):
+    return _int_in(text, 0)
+
+
+def _float(text):
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _positive_float(text):
+    v = _float(text)
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return v
+
+
+def _dropout(text):
+    v = _float(text)
+    if not 0 <= v < 1:  # False for NaN too
+        raise argparse.ArgumentTypeError(f"expected a number with 0 <= p < 1, got {text!r}")
+    return v
+
+
+def _progress(args, path):
+    """Where reading progress goes: plain lines on stderr with --verbose or for a big file."""
+    try:
+        big = os.path.getsize(path) >= BIG_FILE_BYTES
+    except OSError:
+        big = False  # the reader reports a missing file
+    if not (getattr(args, "verbose", False) or big):
+        return None
+    return lambda line: print(line, file=sys.stderr, flush=True)
+
+
+def _print_notes(index):
+    for note in getattr(index, "notes", ()):
+        print(note)
 
 
 def _check_out_file(path, arg):
@@ -141,17 +222,27 @@ def _check_out_file(path, arg):
 
 # -- train --------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from ..apps.forecast import train_forecaster
+    from ..apps.forecast import allowed_transforms, train_forecaster
     from ..data import read_series_csv
 
     _check_out_file(args.out, "--out")
+    _check_max_rows(args)
+    start = time.perf_counter()
     values, index = read_series_csv(
         args.data,
         args.column,
         time_column=args.time_column,
         fill=args.fill,
+        progress=_progress(args, args.data),
     )  # train_forecaster says how many rows lookback and horizon need
-    print(f"read {len(values)} rows of column {args.column!r} from {args.data}")
+    took = time.perf_counter() - start
+    took = f" in {took:.1f} s" if took >= 1 else ""
+    print(f"read {len(values)} rows of column {args.column!r} from {args.data}{took}")
+    _print_notes(index)
+    values, index = _most_recent(values, index, args.max_rows)
+    # long trainings say how they go: a tqdm bar with -v, else plain lines for big inputs
+    transforms = allowed_transforms(values) if args.transform == "auto" else [args.transform]
+    lines = [_epoch_lines(transforms)] if len(values) >= BIG_ROWS and not args.verbose else []
     report = train_forecaster(
         values,
         lookback=args.lookback,
@@ -169,11 +260,69 @@ def cmd_train(args) -> int:
         verbose=1 if args.verbose else 0,
         column=args.column,
         time_column=args.time_column,
+        callbacks=lines,
     )
     _print_report(report, index, season_given=args.season is not None)
     report.model.save(args.out)
     print(f"saved model to {args.out}")
     return 0
+
+
+def _check_max_rows(args):
+    """--max-rows must leave the parts of the 70/15/15 split what lookback and horizon need."""
+    need = math.ceil(max((args.lookback + args.horizon) / 0.7, args.horizon / 0.15))
+    if args.max_rows < need:
+        raise ValueError(
+            f"argument '--max-rows' got {args.max_rows}, expected at least {need} for --lookback "
+            f"{args.lookback} and --horizon {args.horizon} (the training part, 70% of the rows, "
+            "needs lookback + horizon rows, validation and test horizon rows each)"
+        )
+
+
+def _most_recent(values, index, max_rows):
+    """The last ``max_rows`` rows (a copy, so that the rest can be freed), saying so."""
+    n = len(values)
+    if n <= max_rows:
+        return values, index
+    print(
+        f"using the most recent {max_rows} of {n} rows ({index[n - max_rows]}..{index[n - 1]}); "
+        f"--max-rows sets how many"
+    )
+    return values[n - max_rows :].copy(), index[n - max_rows :]
+
+
+def _epoch_lines(transforms):
+    """A callback printing plain lines on stderr: which network starts (one per transform in
+    ``transforms``, the order ``train_forecaster`` fits them in), then one line per epoch
+    (losses, seconds since that network began). lstmkit.callbacks is imported only now."""
+    from ..callbacks import Callback
+
+    class EpochLines(Callback):
+        fits = 0
+
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+            name = transforms[min(self.fits, len(transforms) - 1)]
+            self.fits += 1
+            print(
+                f"training with transform {name}: up to {self.params.get('epochs')} epochs of "
+                f"{self.params.get('steps')} batches",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        def on_epoch_end(self, epoch, logs=None):
+            shown = ", ".join(
+                f"{k} {v:.4g}" for k, v in (logs or {}).items() if isinstance(v, float)
+            )
+            took = time.perf_counter() - self.start
+            print(
+                f"epoch {epoch + 1}/{self.params.get('epochs')}: {shown} ({took:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return EpochLines()
 
 
 def _print_report(report, index, season_given):
@@ -187,6 +336,8 @@ def _print_report(report, index, season_given):
         f"({span(n1, n2)}) | test {report.n_test} ({span(n2, len(index))}) rows"
     )
     how = "given" if season_given else "detected on the training part"
+    if not season_given and 0 < report.season_rows < report.n_train:
+        how = f"detected on the last {report.season_rows} rows of the training part"
     print(f"season: {report.season} ({how})")
     tried = ", ".join(f"{k} {v:.3f}" for k, v in report.selection.items())
     print(f"transform: {report.transform} (validation RMSE: {tried})")
@@ -217,6 +368,7 @@ def _predict_writes(args):  # what lstmkit.cli.main checks before the command ru
 def cmd_predict(args) -> int:
     from ..apps.forecast import backtest, forecast, forecaster_meta
     from ..apps.forecast_files import future_labels, plot_png, read_history
+    from ..data import SeriesIndex
     from ..saving import load_model
 
     out, plot = Path(args.out), _plot_path(args.out, args.plot)
@@ -230,7 +382,9 @@ def cmd_predict(args) -> int:
         column=args.column,
         time_column=args.time_column,
         fill=args.fill,
+        progress=_progress(args, args.data),
     )  # forecast and backtest say how many rows they need
+    _print_notes(index)
     label = tcol or "step"
     if args.holdout:
         table, fc, actual = backtest(model, values)
@@ -244,6 +398,13 @@ def cmd_predict(args) -> int:
     else:
         fc = forecast(model, values)
         labels = future_labels(index, horizon)
+        if tcol and SeriesIndex.from_labels(index).future_is_steps:
+            label = "step"
+            print(
+                f"{tcol!r} holds neither dates nor numbers: the forecast rows are labelled by "
+                f"step, the row positions {labels[0]}..{labels[-1]} after the {len(values)} "
+                "rows read (0-based)"
+            )
         rows = [(lab, float(f)) for lab, f in zip(labels, fc)]
         header = [label, "forecast"]
         png = plot_png(index, values, labels, fc, title=f"{column}: {horizon}-step forecast")

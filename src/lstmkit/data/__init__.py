@@ -4,12 +4,15 @@ baselines. NumPy and the standard library only."""
 from .baselines import mae, mase, naive_forecast, rmse, seasonal_naive_forecast
 from .builtin import builtin_path, list_builtin, load_series
 from .csvio import DataFileNotFoundError, read_series_csv, write_csv_atomic
-from .seasonality import acf, detect_season
+from .dates import SeriesIndex
+from .seasonality import SEASON_WINDOW, acf, detect_season
 from .windows import MinMaxScaler, Split, StandardScaler, chronological_split, make_windows
 
 __all__ = [
+    "SEASON_WINDOW",
     "DataFileNotFoundError",
     "MinMaxScaler",
+    "SeriesIndex",
     "Split",
     "StandardScaler",
     "acf",

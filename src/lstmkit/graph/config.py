@@ -158,12 +158,14 @@ def network_from_model_config(spec, rng=None):
         raise ValueError("unsupported model description")
     config, kind = spec["config"], spec.get("class_name")
     if kind == "Sequential":
-        if config.get("input_shape") is None:
-            raise ValueError("the architecture has no input shape")
         if not isinstance(config.get("layers"), list):
             raise ValueError("Sequential config must have a 'layers' list")
+        first = config["layers"][0].get("config", {}) if config["layers"] else {}
+        if config.get("input_shape") is None and first.get("input_shape") is None:
+            raise ValueError("the architecture has no input shape")
         layers = [deserialize(lc) for lc in config["layers"]]
-        inp, out = chain(layers, (None, *config["input_shape"]), config.get("dtype"), rng)
+        shape = (layers[0].input_shape if layers else None) or config["input_shape"]
+        inp, out = chain(layers, (None, *shape), config.get("dtype"), rng)
         outs = out if isinstance(out, list) else [out]
         return Network([inp], outs, config.get("name", "sequential")), (
             "list" if isinstance(out, list) else "single"

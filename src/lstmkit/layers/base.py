@@ -16,11 +16,20 @@
   and ``compute_mask(xs, masks)`` a list of inputs and a list of masks (or None).
 - ``output_logits(cache)``: the ``z`` of an output ``softmax(z)`` (else None), with
   ``backward_from_logits(dz, cache)``: how the trainer fuses softmax with cross-entropy.
+- ``weight_shapes(input_shape, dtype)``: the shape of every parameter ``build`` would create,
+  found without allocating them (a model file's sizes are checked with it before anything is
+  built). It works for any layer whose ``_build`` creates its parameters through ``add_weight``
+  (inner layers included) and changes them only by indexing (``b[block] = 1.0``, ``w *= 0.5``);
+  values are computed in initializers, never in ``_build``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import copy
 import itertools
+import math
 import re
 from collections import defaultdict
 
@@ -42,6 +51,93 @@ def unique_name(base: str) -> str:
     """Keras-style automatic names: ``lstm``, ``lstm_1``, ``lstm_2`` ..."""
     n = next(_name_counters[base])
     return base if n == 0 else f"{base}_{n}"
+
+
+class ShapeOnly:
+    """What ``add_weight`` returns while shapes are derived (:meth:`Layer.weight_shapes`): a
+    parameter's shape and dtype without storage. Writes are ignored (``b[block] = 1.0``,
+    ``w *= 0.5``, ``w.fill(0)``), so ``_build`` code that edits a weight after creating it runs
+    unchanged; reading values is an error, since there are none."""
+
+    __slots__ = ("dtype", "shape")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: math.prod(self.shape))
+    nbytes = property(lambda self: self.size * self.dtype.itemsize)
+
+    def __getitem__(self, key):  # b[:H] += 1 is b.__setitem__(s, b.__getitem__(s).__iadd__(1))
+        return self
+
+    def __setitem__(self, key, value):
+        pass
+
+    def fill(self, value):
+        pass
+
+    def _ignore(self, other):
+        return self
+
+    __iadd__ = __isub__ = __imul__ = __itruediv__ = __ipow__ = _ignore
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(
+            f"a weight of shape {self.shape} has no values while parameter shapes are derived: "
+            "compute initial values in an initializer, not in _build"
+        )
+
+    def __repr__(self):
+        return f"ShapeOnly({self.shape}, {self.dtype})"
+
+
+# How add_weight makes a parameter: None runs the initializer (the normal case); otherwise a
+# function (shape, dtype) -> array-like used instead. A context variable, not an argument: wrapper
+# layers build their inner layers themselves, and every layer must follow the switch without
+# knowing about it. Set only by the context managers below, for the duration of one build.
+_MAKE_WEIGHT: contextvars.ContextVar = contextvars.ContextVar("lstmkit_make_weight", default=None)
+
+
+@contextlib.contextmanager
+def _weights_made_by(make):
+    token = _MAKE_WEIGHT.set(make)
+    try:
+        yield
+    finally:
+        _MAKE_WEIGHT.reset(token)
+
+
+def _check_weight_shape(shape):
+    if not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0 for s in shape
+    ):
+        raise ValueError(f"a parameter shape must be a tuple of sizes >= 0; got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+@contextlib.contextmanager
+def skip_initializers(max_bytes=None):
+    """Within the block, ``build`` allocates every parameter as zeros and runs no initializer
+    (and draws nothing from the RNG). For loading: the file's values replace them at once, and
+    an orthogonal initializer alone takes minutes for a large recurrent kernel. With
+    ``max_bytes``, a parameter that would take the total past it raises ValueError before it
+    is allocated (a load never allocates more than the file holds)."""
+    total = 0
+
+    def zeros(shape, dtype):
+        nonlocal total
+        shape, dtype = _check_weight_shape(shape), np.dtype(dtype)
+        total += math.prod(shape) * dtype.itemsize
+        if max_bytes is not None and total > max_bytes:
+            raise ValueError(
+                f"the parameters need more than the {max_bytes:,} bytes of weights available "
+                f"(a parameter of shape {shape} took the total to {total:,})"
+            )
+        return np.zeros(shape, dtype)
+
+    with _weights_made_by(zeros):
+        yield
 
 
 def fmt_shape(shape) -> str:
@@ -86,8 +182,29 @@ class Layer:
         pass
 
     def add_weight(self, role, shape, initializer, rng):
-        self.params[role] = np.ascontiguousarray(initializer(tuple(shape), rng, self.dtype))
+        make = _MAKE_WEIGHT.get()
+        if make is not None:  # deriving shapes, or loading (see skip_initializers)
+            self.params[role] = make(tuple(shape), self.dtype)
+        else:
+            self.params[role] = np.ascontiguousarray(initializer(tuple(shape), rng, self.dtype))
         return self.params[role]
+
+    def shape_only_copy(self, input_shape, dtype=None) -> Layer:
+        """A copy of this layer built for ``input_shape`` with :class:`ShapeOnly` parameters:
+        nothing is allocated and no initializer runs, whatever the sizes. Its ``params`` map
+        each role to its shape and dtype, and ``compute_output_shape`` works on it. This layer
+        is left as it was (and the global RNG is not drawn from)."""
+        # an unbuilt layer is copied as it is; a built one is rebuilt from its config, so that
+        # its arrays are not copied (the config is the constructor)
+        probe = type(self).from_config(self.get_config()) if self.built else copy.deepcopy(self)
+        with _weights_made_by(lambda shape, dt: ShapeOnly(_check_weight_shape(shape), dt)):
+            probe.build(tuple(input_shape), np.random.default_rng(0), dtype)
+        return probe
+
+    def weight_shapes(self, input_shape, dtype=None) -> dict:
+        """``{role: shape}`` of the parameters ``build(input_shape, dtype=dtype)`` creates,
+        derived without allocating them (see :meth:`shape_only_copy`)."""
+        return {r: p.shape for r, p in self.shape_only_copy(input_shape, dtype).params.items()}
 
     # -- computation ----------------------------------------------------------------------------
     def forward(self, x, *, training=False, mask=None, rng=None):

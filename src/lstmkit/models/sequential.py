@@ -200,10 +200,14 @@ class Sequential(Model):
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise ValueError("Sequential config must be a dict with a 'layers' list")
         model = cls(name=config.get("name"), dtype=config.get("dtype"))
-        if config.get("input_shape") is not None:
-            model._batch_shape = (None, *config["input_shape"])
         for lc in config["layers"]:
             model._layers.append(deserialize(lc))
+        # as add() does: the first layer's input_shape, else the model's
+        shape = (model._layers[0].input_shape if model._layers else None) or config.get(
+            "input_shape"
+        )
+        if shape is not None:
+            model._batch_shape = (None, *shape)
         if model._batch_shape is not None and model._layers:
             model.build(model._batch_shape)
         return model

@@ -1,0 +1,250 @@
+"""The optimizer base class: argument checks, clipping, weight decay, schedules, lazy slots,
+state and config. The update rules live in ``sgd.py``, ``adam.py``, ``rmsprop.py`` and
+``adagrad.py``; the package docstring states them all.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from ._checks import non_negative, positive
+from .schedules import SCHEDULES, LearningRateSchedule
+
+
+def _learning_rate(owner, value):
+    """A float >= 0, a schedule instance, or a serialised schedule ``{"class_name", "config"}``."""
+    if isinstance(value, dict):
+        name = value.get("class_name")
+        if name not in SCHEDULES:
+            raise ValueError(
+                f"{owner}: argument 'learning_rate' names an unknown schedule {name!r}; "
+                f"expected one of {sorted(SCHEDULES)}"
+            )
+        return SCHEDULES[name].from_config(value.get("config", {}))
+    if isinstance(value, LearningRateSchedule):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or value < 0:
+        raise ValueError(
+            f"{owner}: argument 'learning_rate' must be a float >= 0 or a LearningRateSchedule; "
+            f"got {value!r}"
+        )
+    return float(value)
+
+
+# ------------------------------------------------------------------------------- optimizers
+
+
+class Optimizer:
+    """Base class: argument checks, clipping, schedules, lazy slots, state and config."""
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+    ):
+        owner = type(self).__name__
+        self._learning_rate = _learning_rate(owner, learning_rate)
+        self.weight_decay = (
+            None if weight_decay is None else non_negative(owner, "weight_decay", weight_decay)
+        )
+        self._decay_exclusions = None  # a compiled regex over parameter names, or None
+        if clipnorm is not None and global_clipnorm is not None:
+            raise ValueError(
+                f"{owner}: arguments 'clipnorm' and 'global_clipnorm' are aliases (both clip the "
+                f"global norm); pass one; got clipnorm={clipnorm!r}, "
+                f"global_clipnorm={global_clipnorm!r}"
+            )
+        if clipvalue is not None and (clipnorm is not None or global_clipnorm is not None):
+            raise ValueError(
+                f"{owner}: only one of 'clipnorm', 'global_clipnorm' and 'clipvalue' can be set "
+                f"(as in Keras); got clipnorm={clipnorm!r}, global_clipnorm={global_clipnorm!r}, "
+                f"clipvalue={clipvalue!r}"
+            )
+        for arg, value in (
+            ("clipnorm", clipnorm),
+            ("clipvalue", clipvalue),
+            ("global_clipnorm", global_clipnorm),
+        ):
+            if value is not None:
+                positive(owner, arg, value)
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.iterations = 0
+        self._slots: dict[str, dict[str, np.ndarray]] = {}  # slot -> param name -> array
+
+    # -- learning rate
+    @property
+    def learning_rate(self) -> float:
+        """The rate the next ``apply`` will use (the schedule evaluated at ``iterations``)."""
+        lr = self._learning_rate
+        return float(lr(self.iterations)) if isinstance(lr, LearningRateSchedule) else lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        owner = type(self).__name__
+        if isinstance(self._learning_rate, LearningRateSchedule) and not isinstance(
+            value, (LearningRateSchedule, dict)
+        ):
+            # Keras raises here too: overwriting a schedule with a float silently loses it.
+            raise TypeError(
+                f"{owner}: 'learning_rate' was created as a {type(self._learning_rate).__name__} "
+                f"schedule and cannot be set to {value!r}; expected another LearningRateSchedule"
+            )
+        self._learning_rate = _learning_rate(owner, value)
+
+    # -- slots
+    def slot_names(self) -> tuple[str, ...]:
+        """The slots this configuration keeps per parameter (e.g. ``("m", "v")`` for Adam)."""
+        return ()
+
+    def _slot(self, slot, name, p, initial_value=0.0):
+        arrays = self._slots.setdefault(slot, {})
+        a = arrays.get(name)
+        if a is None:
+            a = arrays[name] = np.full_like(p, initial_value)
+        elif a.shape != p.shape:
+            raise ValueError(
+                f"{type(self).__name__}: slot '{slot}/{name}' has shape {a.shape} but parameter "
+                f"{name!r} has shape {p.shape}; expected equal shapes (state from another model?)"
+            )
+        return a
+
+    # -- the update
+    def apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every array in ``params`` in place from ``grads``; ``iterations += 1``."""
+        self._check(params, grads)
+        grads = self._clip(grads)
+        lr = self.learning_rate
+        self._decay(params, lr)
+        self._prepare_step()
+        for name, p in params.items():
+            self._update(name, p, np.asarray(grads[name]).astype(p.dtype, copy=False), lr)
+        self.iterations += 1
+
+    def _prepare_step(self):
+        """Work shared by every parameter of one step (Nadam's momentum product)."""
+
+    def _update(self, name, p, g, lr):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- decoupled weight decay (Keras: every optimizer takes ``weight_decay``)
+    def exclude_from_weight_decay(self, var_names=None):
+        """Parameters whose dotted name contains any of ``var_names`` (regular expressions,
+        searched as Keras does, e.g. ``["bias"]``) are not decayed. Not part of the config, as in
+        Keras."""
+        names = [var_names] if isinstance(var_names, str) else list(var_names or [])
+        if not all(isinstance(n, str) and n for n in names):
+            raise ValueError(
+                f"{type(self).__name__}.exclude_from_weight_decay: argument 'var_names' must be "
+                f"a list of non-empty strings; got {var_names!r}"
+            )
+        self._decay_exclusions = re.compile("|".join(sorted(set(names)))) if names else None
+
+    def _decay(self, params, lr):
+        # Keras' _apply_weight_decay, before the update and with the step's lr: p <- p - p*wd*lr
+        if not self.weight_decay:
+            return
+        for name, p in params.items():
+            if self._decay_exclusions is None or not self._decay_exclusions.search(name):
+                p -= p * p.dtype.type(self.weight_decay) * p.dtype.type(lr)
+
+    def _check(self, params, grads):
+        where = f"{type(self).__name__}.apply"
+        missing = sorted(set(params) - set(grads))
+        extra = sorted(set(grads) - set(params))
+        if missing or extra:
+            raise ValueError(
+                f"{where}: argument 'grads' must have the same keys as 'params'; "
+                f"missing {missing}, unexpected {extra}"
+            )
+        bad = []
+        for name, p in params.items():
+            if not isinstance(p, np.ndarray) or not np.issubdtype(p.dtype, np.floating):
+                got = f"ndarray of {p.dtype}" if isinstance(p, np.ndarray) else type(p).__name__
+                bad.append(f"params[{name!r}] must be a floating np.ndarray; got {got}")
+            elif np.shape(grads[name]) != p.shape:
+                bad.append(
+                    f"grads[{name!r}] must have shape {p.shape}; got {np.shape(grads[name])}"
+                )
+        if bad:
+            raise ValueError(f"{where}: " + "; ".join(bad))
+
+    def _clip(self, grads):
+        norm_limit = self.clipnorm if self.clipnorm is not None else self.global_clipnorm
+        if norm_limit is not None:
+            norm = math.sqrt(
+                sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())
+            )
+            if norm > norm_limit:
+                scale = norm_limit / norm
+                grads = {
+                    k: np.asarray(g) * np.asarray(scale, np.asarray(g).dtype)
+                    for k, g in grads.items()
+                }
+        if self.clipvalue is not None:
+            grads = {k: np.clip(g, -self.clipvalue, self.clipvalue) for k, g in grads.items()}
+        return grads
+
+    # -- state (resume exactly)
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Copies of every slot as ``"slot/param"`` plus ``"iterations"`` (int64 scalar)."""
+        state = {"iterations": np.array(self.iterations, dtype=np.int64)}
+        for slot, arrays in self._slots.items():
+            for name, a in arrays.items():
+                state[f"{slot}/{name}"] = a.copy()
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Replace iterations and all slots by (copies of) ``state`` from ``get_state``."""
+        owner = f"{type(self).__name__}.set_state"
+        if "iterations" not in state:
+            raise ValueError(
+                f"{owner}: argument 'state' must contain 'iterations'; got keys {sorted(state)}"
+            )
+        it = np.asarray(state["iterations"])
+        if it.shape != () or not np.issubdtype(it.dtype, np.integer) or int(it) < 0:
+            raise ValueError(
+                f"{owner}: state['iterations'] must be an integer scalar >= 0; got "
+                f"{state['iterations']!r}"
+            )
+        slots, bad = {}, []
+        for key, value in state.items():
+            if key == "iterations":
+                continue
+            slot, sep, name = key.partition("/")
+            if not sep or not name or slot not in self.slot_names():
+                bad.append(key)
+            else:
+                slots.setdefault(slot, {})[name] = np.array(value, copy=True)
+        if bad:
+            raise ValueError(
+                f"{owner}: argument 'state' has unexpected keys {sorted(bad)}; expected "
+                f"'iterations' and '<slot>/<param>' with slot in {list(self.slot_names())}"
+            )
+        self.iterations, self._slots = int(it), slots
+
+    # -- config
+    def get_config(self) -> dict:
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            lr = {"class_name": type(lr).__name__, "config": lr.get_config()}
+        return {
+            "learning_rate": lr,
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "clipvalue": self.clipvalue,
+            "global_clipnorm": self.global_clipnorm,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)  # learning_rate dicts are deserialised by the constructor
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
