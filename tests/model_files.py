@@ -127,7 +127,7 @@ def generic_bytes(tmp_path) -> bytes:
 def sample_input(model, batch=2, steps=5):
     """A deterministic input for ``model`` (ids for an Embedding model), or None when it would
     be large (a hostile but consistent input length)."""
-    shape = (batch,) + tuple(steps if s is None else s for s in model.input_shape)
+    shape = (batch,) + tuple(steps if s is None else s for s in model.input_shape[1:])
     if math.prod(shape) > 4096:
         return None
     first = model.layers[0]

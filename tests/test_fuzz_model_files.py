@@ -283,7 +283,7 @@ def check_model(model, who):
         return
     y = model.predict(x)
     y = y[0] if isinstance(y, list) else y  # return_state on the last layer
-    out = model.output_shape
+    out = model.output_shape[1:]  # Keras' shapes: the batch axis first
     expected = (len(x),) + tuple(x.shape[1 + i] if s is None else s for i, s in enumerate(out))
     assert y.shape == expected, f"{who}: predict gave {y.shape}, the architecture says {expected}"
     if _bounded_weights(model):

@@ -291,7 +291,7 @@ FIELDS = {
     "compile seed str": ("generic", "compile", compile_field("seed", "1"), "compile 'seed' must be an int or null; got '1' (str)"),
     "compile seed 1.5": ("generic", "compile", compile_field("seed", 1.5), "compile 'seed' must be an int or null; got 1.5 (float)"),
     "compile epoch 1.5": ("generic", "compile", compile_field("epoch", 1.5), "compile 'epoch' must be an int >= 0; got 1.5"),
-    "compile metrics str": ("generic", "compile", compile_field("metrics", "mae"), "compile 'metrics' must be a list of items, each a string or null; got 'mae'"),
+    "compile metrics str": ("generic", "compile", compile_field("metrics", "mae"), "compile 'metrics' must be a list of names, or one such list per output or null; got 'mae'"),
     "compile optimizer 5": ("generic", "compile", compile_field("optimizer", 5), "compile 'optimizer' must be a name or {'class_name'"),
     "compile loss missing": ("generic", "compile", drop("loss"), "compile has no 'loss' (required)"),
     "compile learning rate inf": ("generic", "compile", lambda c: c["optimizer"]["config"].update(learning_rate=INF), "compile.optimizer.config.learning_rate must be a finite number"),

@@ -401,7 +401,7 @@ ARCH_EDITS = {
     ),
     "unsupported model class": (
         lambda spec: spec.update(class_name="Transformer"),
-        "unsupported model class 'Transformer'",
+        "unsupported model description",
     ),
     "layers missing": (
         lambda spec: spec["config"].pop("layers"),

@@ -260,8 +260,11 @@ def check_compile(source, comp):
         return None
     check_fields(source, "compile", comp, {
         "optimizer": _SERIALIZED,
-        "loss": _SERIALIZED,
-        "metrics": optional(list_of(STR)),
+        "loss": Rule(lambda v: _SERIALIZED.ok(v) or list_of(_SERIALIZED, 1).ok(v),
+                     f"{_SERIALIZED.expected}, or a list of them (one per output)"),
+        "metrics": optional(Rule(lambda v: list_of(STR).ok(v) or list_of(list_of(STR)).ok(v),
+                                 "a list of names, or one such list per output")),
+        "loss_weights": optional(list_of(FINITE, 1)),
         "seed": optional(INT),  # compile takes any int (a negative one fails in fit)
         "epoch": NONNEG_INT,
     }, required=("optimizer", "loss"))  # fmt: skip
