@@ -175,6 +175,19 @@ def weight_penalty(layers) -> tuple[float, dict]:
     return total, grads
 
 
+def has_activity(layers) -> bool:
+    """Whether any layer (or a Bidirectional's direction) has an activity regularizer."""
+    for layer in layers:
+        for part in (
+            layer,
+            getattr(layer, "forward_layer", None),
+            getattr(layer, "backward_layer", None),
+        ):
+            if getattr(part, "activity_regularizer", None) is not None:
+                return True
+    return False
+
+
 def activity_penalty(caches) -> float:
     """The sum of the ``activity_penalty`` fields found anywhere in a forward's caches (layers
     with an ``activity_regularizer`` record their penalty there; their backward adds its
@@ -184,7 +197,7 @@ def activity_penalty(caches) -> float:
     own = getattr(caches, "activity_penalty", None)
     total = float(own) if own is not None else 0.0
     if isinstance(caches, dict):
-        caches = caches.values()
-    if isinstance(caches, (list, tuple)) or hasattr(caches, "values"):
+        caches = list(caches.values())
+    if isinstance(caches, (list, tuple)):
         total += sum(activity_penalty(c) for c in caches)
     return total

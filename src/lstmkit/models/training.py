@@ -15,10 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import callbacks as callbacks_mod
+from .. import constraints as constraints_mod
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .. import random as _random
+from .. import regularizers as regularizers_mod
 from ..ops import backend
 
 
@@ -108,11 +110,24 @@ class Trainable:
             y_pred, caches, out_mask = self.forward(x, training=True, mask=mask, rng=rng)
             loss, dy, yv, pv = self._loss_and_grad(y, y_pred, out_mask)
             grads = self.backward(dy.astype(y_pred.dtype, copy=False), caches)
+            loss = loss + self._regularization(grads, caches)
             self.optimizer.apply(self.trainable_params, grads)
+            constraints_mod.apply_constraints(self.layers)  # Keras: after the update
         logs = {"loss": float(loss)}
         for name, fn in self.metrics:
             logs[name] = float(fn(yv, pv))
         return logs
+
+    def _regularization(self, grads, caches):
+        """The layers' regularization penalty (weights and activity), as Keras 3 adds it to the
+        loss; the weight penalties' gradients are added to ``grads`` here, the activity
+        penalties' ones were added by the layers' backward."""
+        penalty, reg_grads = regularizers_mod.weight_penalty(self.layers)
+        for name, g in reg_grads.items():
+            grads[name] = grads[name] + g
+        if regularizers_mod.has_activity(self.layers):
+            penalty += regularizers_mod.activity_penalty(caches)
+        return penalty
 
     def train_on_batch(self, x, y, mask=None):
         """One optimisation step on one batch; returns the loss (before the update)."""
@@ -254,16 +269,26 @@ class Trainable:
             return [np.concatenate(parts) for parts in zip(*outs)]
         return np.concatenate(outs)
 
+    def _evaluate_batch(self, x, mask):
+        """``(y_pred, output mask, regularization penalty)``: Keras 3's evaluated loss includes
+        the penalties too. Layers with an activity regularizer need the forward's caches."""
+        with backend.compute_scope():
+            if not regularizers_mod.has_activity(self.layers):
+                y_pred, out_mask = self.infer(x, mask=mask)
+                return y_pred, out_mask, regularizers_mod.weight_penalty(self.layers)[0]
+            y_pred, caches, out_mask = self.forward(x, training=False, mask=mask)
+        penalty = regularizers_mod.weight_penalty(self.layers)[0]
+        return y_pred, out_mask, penalty + regularizers_mod.activity_penalty(caches)
+
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, mask=None):
         self._require_compiled("evaluate")
         x, y = self._prepare(x, y)
         sums, seen = {}, 0
         for i in range(0, len(x), batch_size):
             m = None if mask is None else np.asarray(mask)[i : i + batch_size]
-            with backend.compute_scope():
-                y_pred, out_mask = self.infer(x[i : i + batch_size], mask=m)
+            y_pred, out_mask, penalty = self._evaluate_batch(x[i : i + batch_size], m)
             loss, _, yv, pv = self._loss_and_grad(y[i : i + batch_size], y_pred, out_mask)
-            logs = {"loss": float(loss)}
+            logs = {"loss": float(loss) + penalty}
             for name, fn in self.metrics:
                 logs[name] = float(fn(yv, pv))
             w = len(yv) if out_mask is not None else len(y_pred)

@@ -122,8 +122,10 @@ _MORE_ACTIVATIONS = {
         lambda y, z: _where(z > 0, 1.0, y + 1.0, y),
     ),
     "selu": (
-        lambda z: _SELU_SCALE
-        * _where(z > 0, z, _SELU_ALPHA * np.expm1(np.minimum(z, 0)), z).astype(z.dtype),
+        lambda z: (
+            _SELU_SCALE
+            * _where(z > 0, z, _SELU_ALPHA * np.expm1(np.minimum(z, 0)), z).astype(z.dtype)
+        ),
         lambda y, z: _where(z > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA, y),
     ),
     "celu": (
