@@ -55,8 +55,8 @@ def activation(who: str, arg: str, name) -> str:
         )
     try:
         get_elementwise(name)
-    except ValueError as e:
-        raise ValueError(f"{who}: {e}") from None
+    except ValueError as e:  # its message says 'activation'; name the argument given
+        raise ValueError(f"{who}: " + str(e).replace("'activation'", f"'{arg}'", 1)) from None
     return name
 
 

@@ -165,6 +165,22 @@ _MORE_ACTIVATIONS = {
         lambda z: (z + np.sqrt(z * z + 4)) / 2,
         lambda y, z: (1 + z / np.sqrt(z * z + 4)) / 2,
     ),
+    "hard_shrink": (
+        lambda z: _where(np.abs(z) > 0.5, z, 0.0, z),
+        lambda y, z: _where(np.abs(z) > 0.5, 1.0, 0.0, y),
+    ),
+    "soft_shrink": (
+        lambda z: _where(z > 0.5, z - 0.5, _where(z < -0.5, z + 0.5, 0.0, z), z),
+        lambda y, z: _where(np.abs(z) > 0.5, 1.0, 0.0, y),
+    ),
+    "sparse_plus": (
+        lambda z: _where(z >= 1, z, _where(z > -1, (z + 1) ** 2 / 4, 0.0, z), z),
+        lambda y, z: _where(z >= 1, 1.0, _where(z > -1, (z + 1) / 2, 0.0, y), y),
+    ),
+    "sparse_sigmoid": (
+        lambda z: np.clip((z + 1) / 2, 0, 1).astype(z.dtype, copy=False),
+        lambda y, z: _where((z > -1) & (z < 1), 0.5, 0.0, y),
+    ),
 }
 _MORE_ACTIVATIONS["hard_swish"] = _MORE_ACTIVATIONS["hard_silu"]
 
