@@ -197,7 +197,9 @@ def test_layer_initializers_by_name_object_and_dict():
     # unit_forget_bias: Keras' concat(init(H), ones(H), init(2H))
     theirs = keras.layers.LSTM(64, bias_initializer=keras.initializers.Constant(0.25))
     theirs.build((None, 5, 200))
-    np.testing.assert_array_equal(layer.params["bias"], keras.ops.convert_to_numpy(theirs.cell.bias))
+    np.testing.assert_array_equal(
+        layer.params["bias"], keras.ops.convert_to_numpy(theirs.cell.bias)
+    )
 
 
 def test_default_draws_are_unchanged():
