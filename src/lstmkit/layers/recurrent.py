@@ -14,6 +14,19 @@ Keras behaviours kept exactly:
 - ``go_backwards`` reverses the whole padded sequence and returns outputs in reversed order.
 - ``dropout`` is one mask per sequence on the inputs, ``recurrent_dropout`` one mask per sequence on
   ``h_{t-1}`` before the recurrent product (Keras 3 ``DropoutRNNCell``).
+
+Every Keras 3 constructor argument is accepted (see :mod:`lstmkit.layers.rnn_options`):
+``activation``/``recurrent_activation`` (any element-wise Keras activation), ``use_bias``,
+initializers, regularizers (their penalties join the training loss, see
+:mod:`lstmkit.regularizers`), constraints (applied after each optimizer step), ``seed``,
+``unroll``, GRU ``reset_after``. Which kernels run: Keras' defaults (and ``use_bias=False``, a
+zero bias) on the compiled ones, other activations and ``reset_after=False`` on the NumPy
+reference (:func:`lstmkit.ops.backend.compiled_supports`).
+
+``seed``: the initial weights are drawn from ``default_rng([seed, 0, go_backwards])`` (so the
+two directions of a Bidirectional differ), and the dropout masks from the layer's own stream
+``default_rng([seed, 1])``, advanced at each training call, whatever generator the trainer hands
+in: Keras' ``SeedGenerator``, and what ``Dropout(seed=)`` does.
 """
 
 from __future__ import annotations
@@ -398,8 +411,9 @@ class LSTM(RNNBase):
     """Long Short-Term Memory layer (Hochreiter & Schmidhuber 1997, with forget gate).
 
     ``i, f, o = σ(x W + h U + b)``, ``g = tanh(...)``, ``c_t = f ⊙ c_{t-1} + i ⊙ g``,
-    ``h_t = o ⊙ tanh(c_t)``. Weights: ``kernel (D, 4H)``, ``recurrent_kernel (H, 4H)``,
-    ``bias (4H,)``, gate order i, f, g, o. Input ``(batch, timesteps, D)``; output
+    ``h_t = o ⊙ tanh(c_t)`` (σ is ``recurrent_activation``, tanh ``activation``). Weights:
+    ``kernel (D, 4H)``, ``recurrent_kernel (H, 4H)``, ``bias (4H,)`` (none with
+    ``use_bias=False``), gate order i, f, g, o. Input ``(batch, timesteps, D)``; output
     ``(batch, H)`` or ``(batch, timesteps, H)`` with ``return_sequences``; states ``[h, c]``.
     ``unit_forget_bias=True`` starts the forget-gate bias at 1 (Keras default); ``forget_bias``
     sets another starting value (long lags want f close to 1, e.g. 5).

@@ -36,8 +36,19 @@ REGULARIZER_ARGS = (
     "activity_regularizer",
 )
 CONSTRAINT_ARGS = ("kernel_constraint", "recurrent_constraint", "bias_constraint")
-#: parameter role each weight argument is about
-ROLE = {"kernel": "kernel", "recurrent": "recurrent_kernel", "bias": "bias"}
+#: (argument, parameter role) of the weight regularizers and of the constraints
+ROLES = {
+    "regularizer": (
+        ("kernel_regularizer", "kernel"),
+        ("recurrent_regularizer", "recurrent_kernel"),
+        ("bias_regularizer", "bias"),
+    ),
+    "constraint": (
+        ("kernel_constraint", "kernel"),
+        ("recurrent_constraint", "recurrent_kernel"),
+        ("bias_constraint", "bias"),
+    ),
+}
 
 
 def activation(who: str, arg: str, name) -> str:
@@ -128,8 +139,8 @@ def config(layer) -> dict:
 def by_role(layer, kind: str) -> dict:
     """Parameter role -> regularizer (``kind="regularizer"``) or constraint of ``layer``."""
     out = {}
-    for prefix, role in ROLE.items():
-        obj = getattr(layer, f"{prefix}_{kind}")
+    for arg, role in ROLES[kind]:  # runs at every training step: kept to attribute reads
+        obj = getattr(layer, arg)
         if obj is not None and role in layer.params:
             out[role] = obj
     return out

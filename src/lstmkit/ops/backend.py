@@ -40,7 +40,8 @@ CELLS = ("lstm", "gru", "rnn")
 
 _choice: str | None = None  # what the user asked for; None = not yet read from the environment
 _resolved: dict[str, str] = {}  # choice -> concrete backend, resolved once
-_namespaces: dict[tuple[str, str], SimpleNamespace] = {}
+_namespaces: dict[tuple, SimpleNamespace] = {}  # (backend, cell, options) -> the functions
+_by_request: dict[tuple, SimpleNamespace] = {}  # what ops_for was asked -> the same namespaces
 
 
 def _check_name(name, source: str) -> str:
@@ -132,12 +133,19 @@ def ops_for(cell: str, backend: str | None = None, **options) -> SimpleNamespace
     ``forward``/``step``/``infer``; the namespace's ``backend`` says which implementation runs
     (``"numpy"`` when the compiled kernels lack an option).
     """
+    # every layer call asks: answer a request seen before with one dict lookup
+    request = (get_backend() if backend is None else backend, cell, *options.items())
+    ns = _by_request.get(request)
+    if ns is None:
+        ns = _by_request[request] = _lookup(cell, request[0], options)
+    return ns
+
+
+def _lookup(cell, backend, options) -> SimpleNamespace:
     if cell not in CELLS:
         raise ValueError(f"ops_for: argument 'cell' must be one of {list(CELLS)}; got {cell!r}")
     opts = _options(cell, options)
-    if backend is None:
-        backend = get_backend()
-    elif _check_name(backend, "ops_for: argument 'backend'") == "auto":
+    if _check_name(backend, "ops_for: argument 'backend'") == "auto":
         backend = "numba" if _numba_available() else "numpy"
     if backend == "numba" and not compiled_supports(cell, **dict(opts)):
         backend = "numpy"
