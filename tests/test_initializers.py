@@ -225,3 +225,17 @@ def test_bad_initializers_are_named():
         initializers.RandomUniform(seed="x")
     with pytest.raises(ValueError, match="a SeedGenerator seed is not supported"):
         initializers.get({"class_name": "GlorotUniform", "config": {"seed": {"class_name": "S"}}})
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["constant", "identity", "ones", "zeros", "random_uniform", "random_normal",
+     "truncated_normal", "variance_scaling", "orthogonal", "glorot_uniform", "glorot_normal",
+     "he_uniform", "he_normal", "lecun_uniform", "lecun_normal"],
+)  # fmt: skip
+def test_keras_lower_case_spellings_are_the_classes(name):
+    ours, theirs = getattr(initializers, name)(), getattr(keras.initializers, name)()
+    assert (
+        initializers.serialize(ours)["class_name"]
+        == keras.initializers.serialize(theirs)["class_name"]
+    )

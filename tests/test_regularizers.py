@@ -58,7 +58,7 @@ def test_penalty_and_gradient_equal_keras_on_torch(ours_name, keras_name, kwargs
     penalty = theirs(wt)
     penalty.backward()
     # Keras keeps L1's factor as a float32 tensor (0.3 -> 0.30000001): agreement to ~1e-8
-    assert ours(w) == pytest.approx(float(penalty), rel=1e-7)
+    assert ours(w) == pytest.approx(float(penalty.detach()), rel=1e-7)
     np.testing.assert_allclose(ours.grad(w), wt.grad.numpy(), rtol=1e-7, atol=1e-12)
     if kwargs:
         cfg = keras.regularizers.serialize(theirs)
@@ -258,3 +258,23 @@ def test_frozen_layers_are_neither_penalized_nor_projected():
     expected = np.mean((model.predict(x) - y) ** 2)  # no penalty
     assert model.train_on_batch(x, y) == pytest.approx(expected, rel=1e-6)
     np.testing.assert_array_equal(lstm.params["kernel"], k)
+
+
+def test_keras_lower_case_spellings():
+    """Tutorials write ``regularizers.l2(0.01)``, ``l1_l2(l1=..., l2=...)``, ``max_norm(3)``:
+    in Keras 3 these are the classes, and so here."""
+    pairs = [
+        (regularizers.l2(0.1), keras.regularizers.l2(0.1)),
+        (regularizers.l1(0.2), keras.regularizers.l1(0.2)),
+        (regularizers.l1_l2(l1=0.01, l2=0.03), keras.regularizers.l1_l2(l1=0.01, l2=0.03)),
+    ]
+    for ours, theirs in pairs:
+        assert ours.get_config() == pytest.approx(theirs.get_config(), rel=1e-7)
+    for name in ("max_norm", "non_neg", "unit_norm", "min_max_norm"):
+        assert constraints.serialize(getattr(constraints, name)()) == keras.constraints.serialize(
+            getattr(keras.constraints, name)()
+        )
+    layer = LSTM(
+        3, kernel_regularizer=regularizers.l2(0.01), kernel_constraint=constraints.max_norm(3)
+    )
+    assert layer.get_config()["kernel_constraint"]["config"] == {"max_value": 3, "axis": 0}

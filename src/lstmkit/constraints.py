@@ -118,6 +118,9 @@ class MinMaxNorm(Constraint):
         }
 
 
+# Keras' lower-case exports are the classes: ``constraints.max_norm(3)``.
+max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
+
 CLASSES = {c.__name__: c for c in (MaxNorm, NonNeg, UnitNorm, MinMaxNorm)}
 NAMES = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm, "min_max_norm": MinMaxNorm}
 

@@ -389,35 +389,15 @@ def _from_dict(spec, arg):
         raise ValueError(f"argument '{arg}': invalid config for {name}: {e}") from None
 
 
-# The functions of earlier versions (same draws, same signatures).
-def glorot_uniform(shape, rng, dtype):
-    """Keras' default kernel init: U(-l, l), l = sqrt(6 / (fan_in + fan_out))."""
-    return GlorotUniform()(shape, rng, dtype)
-
-
-def orthogonal(shape, rng, dtype, gain=1.0):
-    """Keras' default recurrent-kernel init: a (semi-)orthogonal matrix from a QR decomposition."""
-    return Orthogonal(gain)(shape, rng, dtype)
-
-
-def zeros(shape, rng, dtype):
-    return np.zeros(shape, dtype=dtype)
-
-
-def ones(shape, rng, dtype):
-    return np.ones(shape, dtype=dtype)
-
-
-def uniform(shape, rng, dtype, limit=0.05):
-    """Keras' ``RandomUniform`` default, used for Embedding."""
-    return RandomUniform(-limit, limit)(shape, rng, dtype)
-
-
-#: kept for callers of earlier versions: name -> function
-INITIALIZERS = {
-    "glorot_uniform": glorot_uniform,
-    "orthogonal": orthogonal,
-    "zeros": zeros,
-    "ones": ones,
-    "uniform": uniform,
-}
+# Keras' lower-case exports are the classes: ``initializers.he_normal(seed=1)``.
+constant, identity, ones, zeros = Constant, Identity, Ones, Zeros
+random_uniform, random_normal, truncated_normal = RandomUniform, RandomNormal, TruncatedNormal
+variance_scaling, orthogonal = VarianceScaling, Orthogonal
+glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal = (
+    GlorotUniform,
+    GlorotNormal,
+    HeUniform,
+    HeNormal,
+    LecunUniform,
+    LecunNormal,
+)

@@ -101,6 +101,9 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
+# Keras' lower-case exports are the classes: ``regularizers.l2(0.01)``, ``l1_l2(l1=.., l2=..)``.
+l1, l2, l1_l2 = L1, L2, L1L2
+
 CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
 NAMES = {
     "l1": L1,
