@@ -171,7 +171,7 @@ def test_sgd_step_matches_torch_with_explicit_weight_decay(cell):
             if p.grad is not None:
                 p -= lr * p.grad
 
-    assert model.train_on_batch(x, y) == pytest.approx(float(loss), rel=1e-12)
+    assert model.train_on_batch(x, y) == pytest.approx(float(loss.detach()), rel=1e-12)
     theirs = {k: v.detach().numpy() for k, v in net.state_dict().items()}
     for key, ours in to_state_dict(model).items():
         np.testing.assert_allclose(ours, theirs[key], rtol=1e-10, atol=1e-12, err_msg=key)
