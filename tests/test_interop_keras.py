@@ -160,9 +160,9 @@ def test_trained_in_keras_predicts_identically(tmp_path):
 
 
 def test_unsupported_layers_are_named(tmp_path):
-    bad = [
-        (L.GRU(3, reset_after=False), "reset_after"),
-        (L.LSTM(3, activation="relu"), "activation"),
+    bad = [  # (GRU reset_after=False and LSTM relu convert: tests/test_recurrent_args.py)
+        (L.LSTM(3, activation="softmax"), "activation"),
+        (L.GRU(3, kernel_regularizer=keras.regularizers.OrthogonalRegularizer()), "regularizer"),
         (L.Conv1D(3, 2), "Conv1D"),
     ]
     for layer, match in bad:

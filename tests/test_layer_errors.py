@@ -223,12 +223,16 @@ def test_other_constructor_arguments():
         Embedding(0, 3)
     with raises(r"Embedding: argument 'output_dim' must be a positive int; got -2"):
         Embedding(4, -2)
-    with raises(r"SimpleRNN: argument 'activation' must be 'tanh' or 'relu'; got 'softplus'"):
-        SimpleRNN(3, activation="softplus")
-    with raises(r"Dense: argument 'activation' must be one of .*; got 'softplus2'"):
-        Dense(3, activation="softplus2")
-    with raises(r"GRU: argument 'reset_after' must be True"):
-        GRU(3, reset_after=False)
+    with raises(r"SimpleRNN: argument 'activation' must be one of .*; got 'swoosh'"):
+        SimpleRNN(3, activation="swoosh")
+    with raises(r"LSTM: argument 'recurrent_activation' must be an element-wise activation; got "):
+        LSTM(3, recurrent_activation="softmax")
+    with raises(r"SimpleRNN: has no argument 'recurrent_activation'"):
+        SimpleRNN(3, recurrent_activation="sigmoid")
+    with raises(r"argument 'activation' must be one of .*; got 'swoosh'"):
+        Dense(3, activation="swoosh")
+    with raises(r"GRU: argument 'reset_after' must be True or False; got 'no'"):
+        GRU(3, reset_after="no")
     with raises(r"LSTM: argument 'dtype' must be one of \('float32', 'float64'\); got 'int32'"):
         LSTM(3, dtype="int32")
     with raises(r"Bidirectional: argument 'merge_mode' must be one of .*; got 'max'"):

@@ -271,8 +271,8 @@ def test_rnn_other_activations_finite_differences(activation):
 
 def test_rnn_rejects_unknown_activation():
     c = make_case("rnn_tanh", T=2, B=1, D=1, H=1, seed=0)
-    with pytest.raises(ValueError, match="'activation'.*got 'softplus2'"):
-        rnn_forward(c.x, *c.state, *c.params, activation="softplus2")
+    with pytest.raises(ValueError, match="'activation'.*got 'swoosh'"):
+        rnn_forward(c.x, *c.state, *c.params, activation="swoosh")
 
 
 # --- sequence helpers -----------------------------------------------------------------------

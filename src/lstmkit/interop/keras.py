@@ -16,11 +16,11 @@ A ``.keras`` file is a zip of ``config.json`` (the architecture, read here as JS
 its backend. ``from_keras`` also takes a live ``keras.Sequential``, or a ``get_weights()`` list
 together with an lstmkit ``model`` of the same architecture.
 
-Keras features without an lstmkit counterpart raise ``ValueError``: GRU ``reset_after=False``,
-LSTM/GRU activations other than tanh/sigmoid, Dense activations other than linear, relu, tanh,
-sigmoid, layers other than those above. Regularizers, constraints and initializers only matter for
-training and are not carried over (lstmkit layers get their defaults). A recurrent layer with
-``use_bias=False`` becomes an lstmkit layer whose bias is zero.
+Recurrent layers carry every Keras 3 constructor argument both ways (activations, ``use_bias``,
+GRU ``reset_after``, initializers, regularizers and constraints as Keras' config dicts, ``seed``,
+``unroll``, ``zero_output_for_mask``). Keras features without an lstmkit counterpart raise
+``ValueError``: activations without an element-wise derivative (softmax ...), Dense activations
+other than linear, relu, tanh, sigmoid, layers other than those above.
 
 Keras needs a backend chosen before it is imported (``KERAS_BACKEND``). When none is set and
 TensorFlow and JAX are not installed, ``to_keras``/``save_keras`` select the torch backend.
@@ -81,35 +81,49 @@ def _activation(cfg, key, allowed, who):
     return act
 
 
+#: Keras 3 recurrent-layer arguments lstmkit takes as Keras writes them
+_RECURRENT_ARGS = (
+    "units",
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "dropout",
+    "recurrent_dropout",
+    "seed",
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "stateful",
+    "unroll",
+    "zero_output_for_mask",
+    "unit_forget_bias",
+    "reset_after",
+    "use_cudnn",
+)
+
+
 def _recurrent_from_config(class_name, cfg):
     from ..layers import GRU, LSTM, SimpleRNN
 
-    kw = {
-        "units": cfg["units"],
-        "return_sequences": cfg.get("return_sequences", False),
-        "return_state": cfg.get("return_state", False),
-        "go_backwards": cfg.get("go_backwards", False),
-        "stateful": cfg.get("stateful", False),
-        "dropout": cfg.get("dropout", 0.0),
-        "recurrent_dropout": cfg.get("recurrent_dropout", 0.0),
-        "name": cfg.get("name"),
-        "dtype": _dtype(cfg),
-    }
-    if cfg.get("zero_output_for_mask"):
-        kw["zero_output_for_mask"] = True
-    if class_name == "SimpleRNN":
-        act = _activation(cfg, "activation", ("tanh", "relu"), class_name)
-        return SimpleRNN(activation=act, **kw)
-    _activation(cfg, "activation", ("tanh",), class_name)
-    _activation(cfg, "recurrent_activation", ("sigmoid",), class_name)
-    if class_name == "GRU":
-        if not cfg.get("reset_after", True):
-            raise ValueError(
-                f"from_keras: GRU {cfg.get('name')!r} has reset_after=False; lstmkit implements "
-                "the reset_after=True (cuDNN/PyTorch) convention only"
-            )
-        return GRU(**kw)
-    return LSTM(unit_forget_bias=cfg.get("unit_forget_bias", True), **kw)
+    kw = {k: cfg[k] for k in _RECURRENT_ARGS if k in cfg}
+    for key in ("activation", "recurrent_activation"):
+        if isinstance(kw.get(key), dict):  # a serialized function: its registered name
+            kw[key] = kw[key].get("config", kw[key].get("class_name"))
+    cls = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}[class_name]
+    try:
+        return cls(name=cfg.get("name"), dtype=_dtype(cfg), **kw)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"from_keras: {class_name} {cfg.get('name')!r}: {e}") from None
 
 
 def _layer_from_config(spec):
@@ -410,20 +424,9 @@ def _keras_layer(keras, layer):
     kw["dtype"] = layer.dtype
     if isinstance(layer, (LSTM, GRU, SimpleRNN)):
         gates.cell_of(layer)  # refuses LSTM variants Keras has no cell for
-        rkw = dict(
-            return_sequences=layer.return_sequences,
-            return_state=layer.return_state,
-            go_backwards=layer.go_backwards,
-            stateful=layer.stateful,
-            dropout=layer.dropout,
-            recurrent_dropout=layer.recurrent_dropout,
-            **kw,
-        )
-        if isinstance(layer, LSTM):
-            return keras.layers.LSTM(layer.units, unit_forget_bias=layer.unit_forget_bias, **rkw)
-        if isinstance(layer, GRU):
-            return keras.layers.GRU(layer.units, reset_after=True, **rkw)
-        return keras.layers.SimpleRNN(layer.units, activation=layer.activation, **rkw)
+        cfg = {k: v for k, v in layer.get_config().items() if k in _RECURRENT_ARGS}
+        # lstmkit's forget_bias only sets a starting value: the weights carry it
+        return getattr(keras.layers, type(layer).__name__)(**cfg, **kw)
     if isinstance(layer, Dense):
         return keras.layers.Dense(
             layer.units, activation=layer.activation, use_bias=layer.use_bias, **kw

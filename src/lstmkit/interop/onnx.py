@@ -17,7 +17,11 @@ Weights (permutations and bias splits in :mod:`lstmkit.interop.gates`): ``W (dir
 ``kernel.T``, ``R (dirs, G*H, H)`` is ``recurrent_kernel.T``, gate order LSTM i, o, f, c and GRU
 z, r, h; ``B (dirs, 2*G*H)`` is ``[Wb, Rb]``: the LSTM/RNN bias goes into ``Wb`` with ``Rb = 0``,
 the GRU's ``bias[0]``/``bias[1]`` into ``Wb``/``Rb`` with ``linear_before_reset=1`` (Keras'
-``reset_after=True``). The operators' ``Y`` is ``(time, dirs, batch, H)`` and ``Y_h``
+``reset_after=True``; ``reset_after=False`` is ``linear_before_reset=0`` with ``Rb = 0``; no bias
+is ``B = 0``). Keras' ``recurrent_activation`` and ``activation`` become the operator's
+``activations`` (f, g, h) where ONNX has them (sigmoid, tanh, relu, linear, elu, softsign,
+softplus, leaky_relu, hard_sigmoid), else the export is refused. The operators' ``Y`` is
+``(time, dirs, batch, H)`` and ``Y_h``
 ``(dirs, batch, H)``; the merge modes concat/sum/ave/mul become Transpose+Reshape / ReduceSum /
 ReduceMean / ReduceProd over the direction axis.
 
@@ -99,12 +103,64 @@ def _merge(g, y, merge_mode, axis):
     return g.axes(op, y, [axis], keepdims=0)
 
 
+#: Keras activation -> (ONNX RNN activation, alpha, beta) for the names ONNX has (onnxruntime
+#: reads alpha/beta only for the functions that take them, in order)
+_ONNX_ACTS = {
+    "sigmoid": ("Sigmoid", None, None),
+    "tanh": ("Tanh", None, None),
+    "relu": ("Relu", None, None),
+    "linear": ("Affine", 1.0, 0.0),
+    "elu": ("Elu", 1.0, None),
+    "softsign": ("Softsign", None, None),
+    "softplus": ("Softplus", None, None),
+    "leaky_relu": ("LeakyRelu", 0.2, None),
+    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),  # Keras 3: clip(x / 6 + 1/2, 0, 1)
+}
+
+
+def _activation_attrs(layer, inner, dirs):
+    """ONNX ``activations`` (f, g[, h] per direction) and their alpha/beta, from Keras'
+    ``recurrent_activation`` (f) and ``activation`` (g, h); SimpleRNN has f = activation."""
+    order = {"lstm": ("recurrent_activation", "activation", "activation"),
+             "gru": ("recurrent_activation", "activation"), "rnn": ("activation",)}[inner.cell]  # fmt: skip
+    names, alphas, betas = [], [], []
+    for arg in order:
+        act = getattr(inner, arg)
+        if act not in _ONNX_ACTS:
+            raise ValueError(
+                f"to_onnx: layer {layer.name!r} has {arg}={act!r}; ONNX recurrent operators "
+                f"have {sorted(_ONNX_ACTS)}"
+            )
+        name, alpha, beta = _ONNX_ACTS[act]
+        names.append(name)
+        alphas += [] if alpha is None else [alpha]
+        betas += [] if beta is None else [beta]
+    attrs = {"activations": names * dirs}
+    if alphas:
+        attrs["activation_alpha"] = alphas * dirs
+    if betas:
+        attrs["activation_beta"] = betas * dirs
+    return attrs
+
+
+def _bias_pair(layer, cell):
+    """``(input bias, recurrent bias)`` in Keras order for any bias layout: GRU ``(2, 3H)``, GRU
+    ``reset_after=False`` ``(3H,)`` (no recurrent bias), none at all (``use_bias=False``)."""
+    G = gates.N_GATES[cell] * layer.units
+    if not layer.use_bias:
+        return np.zeros(G), np.zeros(G)
+    bias = layer.params["bias"]
+    if cell == "gru" and bias.ndim == 1:
+        return bias, np.zeros_like(bias)
+    return gates.split_bias(bias, cell)
+
+
 def _rnn_weights(layers, cell):
     """W (dirs, G*H, D), R (dirs, G*H, H), B (dirs, 2*G*H) in ONNX order, float32."""
     W, R, B = [], [], []
     for la in layers:
         p = la.params
-        b_in, b_rec = gates.split_bias(p["bias"], cell)
+        b_in, b_rec = _bias_pair(la, cell)
         W.append(gates.to_rows(p["kernel"], cell, ONNX))
         R.append(gates.to_rows(p["recurrent_kernel"], cell, ONNX))
         B.append(
@@ -127,10 +183,11 @@ def _recurrent(g, layer, x, lens, mask_tb, streaming, state_io):
                 f"to_onnx: Bidirectional {layer.name!r} must pair a forward layer with a backward "
                 "copy of the same kind and size"
             )
-        if getattr(fwd, "activation", None) != getattr(bwd, "activation", None):
-            raise ValueError(
-                f"to_onnx: Bidirectional {layer.name!r}: directions differ in activation"
-            )
+        for arg in ("activation", "recurrent_activation", "use_bias", "reset_after"):
+            if getattr(fwd, arg, None) != getattr(bwd, arg, None):
+                raise ValueError(
+                    f"to_onnx: Bidirectional {layer.name!r}: directions differ in {arg}"
+                )
         inner, parts, direction = fwd, [fwd, bwd], "bidirectional"
     else:
         inner, parts = layer, [layer]
@@ -152,14 +209,13 @@ def _recurrent(g, layer, x, lens, mask_tb, streaming, state_io):
             name = f"{layer.name}.{s}0"
             state_io["inputs"].append((name, dirs, H))
             inputs.append(name)
-    attrs = {"hidden_size": H, "direction": direction}
+    attrs = {"hidden_size": H, "direction": direction, **_activation_attrs(layer, inner, dirs)}
     if cell == "lstm":
         op_type = "LSTM"
-    elif cell == "gru":
-        op_type, attrs["linear_before_reset"] = "GRU", 1
+    elif cell == "gru":  # Keras' reset_after=True is ONNX's linear_before_reset=1
+        op_type, attrs["linear_before_reset"] = "GRU", int(inner.reset_after)
     else:
         op_type = "RNN"
-        attrs["activations"] = [inner.activation.capitalize()] * dirs
     outs = g.op(op_type, inputs, n_out=1 + n_state, **attrs)
     y, y_h = outs[0], outs[1]
     if streaming:

@@ -54,7 +54,33 @@ def _rnn_layer_info(layer):
         )
     if inner.return_state:
         raise ValueError(f"to_torch: layer {layer.name!r} has return_state=True; not supported")
+    _check_torch_cell(layer.name, inner)
     return inner, bidirectional
+
+
+def _check_torch_cell(name, inner):
+    """Refuse the Keras cell arguments PyTorch's modules cannot compute (use_bias=False maps to
+    ``bias=False``; initializers, regularizers, constraints, seed and unroll do not change what
+    a trained layer computes)."""
+    if inner.cell == "rnn":
+        if inner.activation not in ("tanh", "relu"):
+            raise ValueError(
+                f"to_torch: layer {name!r} has activation={inner.activation!r}; nn.RNN's "
+                "nonlinearity is 'tanh' or 'relu'"
+            )
+        return
+    kind = {"lstm": "nn.LSTM", "gru": "nn.GRU"}[inner.cell]
+    for arg, expected in (("activation", "tanh"), ("recurrent_activation", "sigmoid")):
+        if getattr(inner, arg) != expected:
+            raise ValueError(
+                f"to_torch: layer {name!r} has {arg}={getattr(inner, arg)!r}; {kind} computes "
+                f"{arg}={expected!r} only"
+            )
+    if inner.cell == "gru" and not inner.reset_after:
+        raise ValueError(
+            f"to_torch: layer {name!r} has reset_after=False; nn.GRU applies the reset gate after "
+            "the recurrent product (Keras' reset_after=True)"
+        )
 
 
 def _blocks_from_model(model) -> list[dict]:
@@ -69,7 +95,7 @@ def _blocks_from_model(model) -> list[dict]:
         if info is not None:
             inner, bidir = info
             cell = gates.cell_of(inner)
-            key = (cell, getattr(inner, "activation", "tanh"), inner.units, bidir)
+            key = (cell, getattr(inner, "activation", "tanh"), inner.units, bidir, inner.use_bias)
             last = blocks[-1] if blocks else None
             if last and last["kind"] == "rnn" and last["key"] == key and last["return_sequences"]:
                 last["num_layers"] += 1  # stack into one nn.LSTM(num_layers=L)
@@ -85,7 +111,7 @@ def _blocks_from_model(model) -> list[dict]:
                     "units": inner.units,
                     "num_layers": 1,
                     "bidirectional": bidir,
-                    "bias": True,
+                    "bias": inner.use_bias,
                     "return_sequences": inner.return_sequences,
                     "layers": [layer.name],
                 }
@@ -146,13 +172,15 @@ def _state_dict_from_params(blocks, params: dict) -> dict:
         for k, name in enumerate(b["layers"]):
             for suffix, role in zip(_directions(b), ("forward.", "backward.")):
                 role = role if b["bidirectional"] else ""
-                b_in, b_rec = gates.split_bias(params[f"{name}.{role}bias"], cell)
                 sd[f"{p}weight_ih_l{k}{suffix}"] = gates.to_rows(
                     params[f"{name}.{role}kernel"], cell, TORCH
                 )
                 sd[f"{p}weight_hh_l{k}{suffix}"] = gates.to_rows(
                     params[f"{name}.{role}recurrent_kernel"], cell, TORCH
                 )
+                if not b["bias"]:  # use_bias=False: a module built with bias=False
+                    continue
+                b_in, b_rec = gates.split_bias(params[f"{name}.{role}bias"], cell)
                 sd[f"{p}bias_ih_l{k}{suffix}"] = gates.to_vector(b_in, cell, TORCH)
                 sd[f"{p}bias_hh_l{k}{suffix}"] = gates.to_vector(b_rec, cell, TORCH)
     return sd

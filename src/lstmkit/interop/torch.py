@@ -29,7 +29,10 @@ How the two map (gate orders and bias splits: :mod:`lstmkit.interop.gates`):
 
 Not representable (raise ``ValueError``): ``proj_size``, unidirectional ``go_backwards``,
 ``return_state``, ``Bidirectional`` with a merge mode other than concat or a custom backward
-layer, ``Masking`` and ``Embedding(mask_zero=True)`` (PyTorch has no implicit masks).
+layer, ``Masking`` and ``Embedding(mask_zero=True)`` (PyTorch has no implicit masks), LSTM/GRU
+with an ``activation`` other than tanh or a ``recurrent_activation`` other than sigmoid, GRU
+``reset_after=False``, SimpleRNN activations other than tanh and relu. ``use_bias=False`` is
+a module with ``bias=False``.
 """
 
 from __future__ import annotations
@@ -181,6 +184,7 @@ def to_torch(model):
                     b["units"],
                     num_layers=b["num_layers"],
                     bidirectional=b["bidirectional"],
+                    bias=b["bias"],
                     batch_first=True,
                     dtype=dtype,
                     **extra,

@@ -316,6 +316,17 @@ class Layer:
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
 
+    # -- regularizers and constraints (Keras' kernel_regularizer=, kernel_constraint= ...) -------
+    def weight_regularizers(self) -> dict:
+        """Parameter role -> :class:`lstmkit.regularizers.Regularizer` whose penalty training
+        adds to the loss (see :func:`lstmkit.regularizers.weight_penalty`)."""
+        return {}
+
+    def weight_constraints(self) -> dict:
+        """Parameter role -> :class:`lstmkit.constraints.Constraint` applied after every
+        optimizer step (see :func:`lstmkit.constraints.apply_constraints`)."""
+        return {}
+
 
 # -- input validation shared by all layers ------------------------------------------------------
 def check_array(layer, x, arg="x", rank=None, last_dim=None, kind="float", finite=True):

@@ -80,6 +80,17 @@ class Bidirectional(Layer):
             f"backward.{r}" for r in self.backward_layer.weight_names
         )
 
+    def weight_regularizers(self):
+        return self._by_direction("weight_regularizers")
+
+    def weight_constraints(self):
+        return self._by_direction("weight_constraints")
+
+    def _by_direction(self, method):
+        out = {f"forward.{k}": v for k, v in getattr(self.forward_layer, method)().items()}
+        out.update({f"backward.{k}": v for k, v in getattr(self.backward_layer, method)().items()})
+        return out
+
     def _sync_params(self):
         self.params = {f"forward.{k}": v for k, v in self.forward_layer.params.items()}
         self.params.update({f"backward.{k}": v for k, v in self.backward_layer.params.items()})

@@ -14,6 +14,19 @@ Keras behaviours kept exactly:
 - ``go_backwards`` reverses the whole padded sequence and returns outputs in reversed order.
 - ``dropout`` is one mask per sequence on the inputs, ``recurrent_dropout`` one mask per sequence on
   ``h_{t-1}`` before the recurrent product (Keras 3 ``DropoutRNNCell``).
+
+Every Keras 3 constructor argument is accepted (see :mod:`lstmkit.layers.rnn_options`):
+``activation``/``recurrent_activation`` (any element-wise Keras activation), ``use_bias``,
+initializers, regularizers (their penalties join the training loss, see
+:mod:`lstmkit.regularizers`), constraints (applied after each optimizer step), ``seed``,
+``unroll``, GRU ``reset_after``. Which kernels run: Keras' defaults (and ``use_bias=False``, a
+zero bias) on the compiled ones, other activations and ``reset_after=False`` on the NumPy
+reference (:func:`lstmkit.ops.backend.compiled_supports`).
+
+``seed``: the initial weights are drawn from ``default_rng([seed, 0, go_backwards])`` (so the
+two directions of a Bidirectional differ), and the dropout masks from the layer's own stream
+``default_rng([seed, 1])``, advanced at each training call, whatever generator the trainer hands
+in: Keras' ``SeedGenerator``, and what ``Dropout(seed=)`` does.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ from ..ops.lstm_variants import (
     lstm_variants_forward,
     lstm_variants_step,
 )
+from . import rnn_options as options
 from .base import Layer, check_array, check_mask
 
 
@@ -43,6 +57,8 @@ class RecurrentCache(NamedTuple):
     n_state: int
     has_initial_state: bool
     batch_major_shape: tuple
+    activity: tuple | None = None  # the returned arrays, when an activity_regularizer needs them
+    activity_penalty: float = 0.0  # its penalty, summed by lstmkit.regularizers.activity_penalty
 
 
 class RNNBase(Layer):
@@ -50,45 +66,87 @@ class RNNBase(Layer):
     cell = ""  # "lstm" | "gru" | "rnn"
     n_gates = 1
     state_names: tuple[str, ...] = ("h",)
-    weight_names = ("kernel", "recurrent_kernel", "bias")
+    has_recurrent_activation = True  # LSTM, GRU: recurrent_activation; SimpleRNN has none
 
     def __init__(
         self,
         units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
         return_sequences=False,
         return_state=False,
         go_backwards=False,
         stateful=False,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
+        unroll=False,
         zero_output_for_mask=False,
+        use_cudnn="auto",
         **kwargs,
     ):
+        who = type(self).__name__
+        if "implementation" in kwargs:  # Keras 2's choice of kernels: Keras 3 drops it too
+            options.implementation(who, kwargs.pop("implementation"))
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
-            raise ValueError(
-                f"{type(self).__name__}: argument 'units' must be a positive int; got {units!r}"
-            )
+            raise ValueError(f"{who}: argument 'units' must be a positive int; got {units!r}")
         for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= v < 1.0:
-                raise ValueError(
-                    f"{type(self).__name__}: argument '{arg}' must be in [0, 1); got {v!r}"
-                )
+                raise ValueError(f"{who}: argument '{arg}' must be in [0, 1); got {v!r}")
         self.units = int(units)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
+        self.activation = options.activation(who, "activation", activation)
+        self.recurrent_activation = (
+            options.activation(who, "recurrent_activation", recurrent_activation)
+            if self.has_recurrent_activation
+            else None
+        )
+        self.use_bias = options.flag(who, "use_bias", use_bias)
+        self._set_weight_args(who, locals())
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
-        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.seed = options.seed(who, seed)
+        # Keras' SeedGenerator: a seeded layer draws its dropout masks from its own stream
+        self._seed_rng = None if self.seed is None else np.random.default_rng([self.seed, 1])
+        for arg in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll"):
+            setattr(self, arg, options.flag(who, arg, locals()[arg]))
+        self.zero_output_for_mask = options.flag(who, "zero_output_for_mask", zero_output_for_mask)
+        self.use_cudnn = options.use_cudnn(who, use_cudnn)
         self.states = None  # carried state in stateful mode: list of (B, H) arrays
+
+    def _set_weight_args(self, who, args):
+        """Initializers, regularizers and constraints from the constructor's arguments."""
+        for arg in options.INITIALIZER_ARGS:
+            setattr(self, arg, options.initializer(who, arg, args[arg]))
+        for arg in options.REGULARIZER_ARGS:
+            setattr(self, arg, options.regularizer(who, arg, args[arg]))
+        for arg in options.CONSTRAINT_ARGS:
+            setattr(self, arg, options.constraint(who, arg, args[arg]))
+
+    @property
+    def weight_names(self):
+        return (
+            ("kernel", "recurrent_kernel", "bias")
+            if self.use_bias
+            else ("kernel", "recurrent_kernel")
+        )
+
+    def weight_regularizers(self):
+        return options.by_role(self, "regularizer")
+
+    def weight_constraints(self):
+        return options.by_role(self, "constraint")
 
     # -- parameters ---------------------------------------------------------------------------
     def _build(self, input_shape, rng):
@@ -97,19 +155,33 @@ class RNNBase(Layer):
                 f"{type(self).__name__}: input shape must be (timesteps, features); "
                 f"got {tuple(input_shape)}"
             )
+        if self.seed is not None:  # the backward copy in a Bidirectional starts elsewhere
+            rng = np.random.default_rng([self.seed, 0, int(self.go_backwards)])
         D, H, G = input_shape[-1], self.units, self.n_gates
         self.add_weight("kernel", (D, G * H), initializers.get(self.kernel_initializer), rng)
         # Keras initialises the recurrent kernel (H, G*H) as one orthogonal matrix.
         self.add_weight(
             "recurrent_kernel", (H, G * H), initializers.get(self.recurrent_initializer), rng
         )
-        self.add_weight("bias", self._bias_shape(), self._bias_init(), rng)
+        if self.use_bias:
+            self.add_weight("bias", self._bias_shape(), self._bias_init(), rng)
 
     def _bias_shape(self):
         return (self.n_gates * self.units,)
 
     def _bias_init(self):
         return initializers.get(self.bias_initializer)
+
+    def _bias(self):
+        """The bias the ops add: the parameter, or zeros with ``use_bias=False`` (exact, and the
+        compiled kernels stay in use)."""
+        if self.use_bias:
+            return self.params["bias"]
+        return np.zeros(self._bias_shape(), self.dtype)
+
+    def _cell_options(self) -> dict:
+        """Options bound into the cell ops (:func:`lstmkit.ops.backend.ops_for`)."""
+        return {"activation": self.activation, "recurrent_activation": self.recurrent_activation}
 
     @property
     def input_dim(self):
@@ -129,7 +201,7 @@ class RNNBase(Layer):
 
     # -- cell adapters: uniform (hs, [states], cache) whatever the cell -------------------------
     def _ops(self):
-        return backend.ops_for(self.cell)
+        return backend.ops_for(self.cell, **self._cell_options())
 
     def _cell_forward(self, x, states, mask, rmask):
         raise NotImplementedError
@@ -175,7 +247,7 @@ class RNNBase(Layer):
         states = self._initial_states(B, initial_state)
         in_drop = rec_drop = None
         if training and (self.dropout > 0 or self.recurrent_dropout > 0):
-            rng = rng if rng is not None else _random.get_rng()
+            rng = self._seed_rng or (rng if rng is not None else _random.get_rng())
         if training and self.dropout > 0:
             keep = 1.0 - self.dropout
             in_drop = (rng.random((B, D)) < keep).astype(self.dtype) / keep
@@ -202,12 +274,31 @@ class RNNBase(Layer):
             out = hs.transpose(1, 0, 2)  # (B, T, H)
         else:
             out = final[0]
+        returned = [out, *final] if self.return_state else [out]
+        activity, penalty = self._activity(returned)
         cache = RecurrentCache(
-            ops_cache, mt, in_drop, len(final), initial_state is not None, (B, T, D)
-        )
-        if self.return_state:
-            return [out, *final], cache
-        return out, cache
+            ops_cache, mt, in_drop, len(final), initial_state is not None, (B, T, D), activity,
+            penalty,
+        )  # fmt: skip
+        return (returned if self.return_state else out), cache
+
+    def _activity(self, returned):
+        """``(arrays, penalty)`` of the activity regularizer: Keras 3 adds ``reg(a) / batch`` for
+        every array the layer returns."""
+        reg = self.activity_regularizer
+        if reg is None:
+            return None, 0.0
+        return tuple(returned), sum(reg(a) / a.shape[0] for a in returned)
+
+    def _activity_grads(self, dy, cache):
+        """``dy`` plus the activity penalty's gradient on each returned array."""
+        if cache.activity is None:
+            return dy
+        reg = self.activity_regularizer
+        extra = [reg.grad(a) / a.shape[0] for a in cache.activity]
+        if not self.return_state:
+            return dy + extra[0]
+        return [e if d is None else np.asarray(d) + e for d, e in zip(dy, extra)]
 
     def _output_keep(self, mt):
         """``(T, B)`` bool: steps whose sequence output is not forced to zero."""
@@ -245,6 +336,7 @@ class RNNBase(Layer):
     def backward_with_state(self, dy, cache: RecurrentCache, need_dx=True):
         """Backward returning ``(dx, grads, dinitial_states)``; ``dx`` is None when
         ``need_dx`` is False and the cell can skip it (see :meth:`param_grads`)."""
+        dy = self._activity_grads(dy, cache)
         if self.return_state:
             dout, *dstates = dy
             dstates = [None if d is None else np.asarray(d, self.dtype) for d in dstates]
@@ -259,6 +351,8 @@ class RNNBase(Layer):
             dhs = None
             dstates[0] = dout if dstates[0] is None else dstates[0] + dout
         g = self._cell_backward(dhs, dstates, cache.ops_cache, need_dx)
+        if not self.use_bias:
+            del g["bias"]  # the ops saw a zero bias
         dx = g.pop("x")
         dinit = [g.pop(f"{s}0") for s in self.state_names]
         if not need_dx:
@@ -290,21 +384,26 @@ class RNNBase(Layer):
         raise NotImplementedError
 
     def get_config(self):
+        """Every constructor argument, in Keras 3's form (weight arguments as config dicts)."""
         cfg = super().get_config()
+        cfg.update(units=self.units, activation=self.activation)
+        if self.has_recurrent_activation:
+            cfg["recurrent_activation"] = self.recurrent_activation
+        cfg["use_bias"] = self.use_bias
+        cfg.update(options.config(self))
         cfg.update(
-            units=self.units,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            seed=self.seed,
             return_sequences=self.return_sequences,
             return_state=self.return_state,
             go_backwards=self.go_backwards,
             stateful=self.stateful,
-            dropout=self.dropout,
-            recurrent_dropout=self.recurrent_dropout,
-            kernel_initializer=self.kernel_initializer,
-            recurrent_initializer=self.recurrent_initializer,
-            bias_initializer=self.bias_initializer,
+            unroll=self.unroll,
+            zero_output_for_mask=self.zero_output_for_mask,
         )
-        if self.zero_output_for_mask:
-            cfg["zero_output_for_mask"] = True
+        if self.use_cudnn != "auto":
+            cfg["use_cudnn"] = self.use_cudnn
         return cfg
 
 
@@ -312,8 +411,9 @@ class LSTM(RNNBase):
     """Long Short-Term Memory layer (Hochreiter & Schmidhuber 1997, with forget gate).
 
     ``i, f, o = σ(x W + h U + b)``, ``g = tanh(...)``, ``c_t = f ⊙ c_{t-1} + i ⊙ g``,
-    ``h_t = o ⊙ tanh(c_t)``. Weights: ``kernel (D, 4H)``, ``recurrent_kernel (H, 4H)``,
-    ``bias (4H,)``, gate order i, f, g, o. Input ``(batch, timesteps, D)``; output
+    ``h_t = o ⊙ tanh(c_t)`` (σ is ``recurrent_activation``, tanh ``activation``). Weights:
+    ``kernel (D, 4H)``, ``recurrent_kernel (H, 4H)``, ``bias (4H,)`` (none with
+    ``use_bias=False``), gate order i, f, g, o. Input ``(batch, timesteps, D)``; output
     ``(batch, H)`` or ``(batch, timesteps, H)`` with ``return_sequences``; states ``[h, c]``.
     ``unit_forget_bias=True`` starts the forget-gate bias at 1 (Keras default); ``forget_bias``
     sets another starting value (long lags want f close to 1, e.g. 5).
@@ -348,7 +448,7 @@ class LSTM(RNNBase):
         **kwargs,
     ):
         super().__init__(units, **kwargs)
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = options.flag("LSTM", "unit_forget_bias", unit_forget_bias)
         self.forget_bias = None if forget_bias is None else float(forget_bias)
         self.peephole = bool(peephole)
         self.cifg = bool(cifg)
@@ -373,6 +473,12 @@ class LSTM(RNNBase):
                 f"rate); got {zoneout!r}"
             )
         self.zoneout_rates = (float(rates[0]), float(rates[1]))  # (c, h)
+        if self.is_variant and (self.activation, self.recurrent_activation) != ("tanh", "sigmoid"):
+            raise ValueError(
+                "LSTM: arguments 'activation' and 'recurrent_activation' must be 'tanh' and "
+                "'sigmoid' for the variants (peephole, cifg, forget_gate=False, layer_norm, "
+                f"zoneout); got {self.activation!r} and {self.recurrent_activation!r}"
+            )
 
     @property
     def is_variant(self) -> bool:
@@ -387,7 +493,7 @@ class LSTM(RNNBase):
 
     @property
     def weight_names(self):
-        names = ("kernel", "recurrent_kernel", "bias")
+        names = super().weight_names
         if self.peephole:
             names += ("peephole",)
         if self.layer_norm:
@@ -457,33 +563,21 @@ class LSTM(RNNBase):
         return tuple((rng.random(shape) < r).astype(self.dtype) for r in self.zoneout_rates)
 
     def _cell_forward(self, x, states, mask, rmask):
-        p = self.params
+        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
         if self.is_variant:
             zoneout = self._zoneout(x.shape[0], x.shape[1])
             hs, (h, c), cache = lstm_variants_forward(
-                x,
-                states[0],
-                states[1],
-                p["kernel"],
-                p["recurrent_kernel"],
-                p["bias"],
-                mask,
-                rmask,
-                **self._variant_args(zoneout),
+                x, states[0], states[1], k, u, b, mask, rmask, **self._variant_args(zoneout)
             )
             return hs, [h, c], cache
-        hs, (h, c), cache = self._ops().forward(
-            x, states[0], states[1], p["kernel"], p["recurrent_kernel"], p["bias"], mask, rmask
-        )
+        hs, (h, c), cache = self._ops().forward(x, states[0], states[1], k, u, b, mask, rmask)
         return hs, [h, c], cache
 
     def _cell_infer(self, x, states, mask):
         if self.is_variant:
             return self._cell_forward(x, states, mask, None)[:2]
-        p = self.params
-        hs, (h, c) = self._ops().infer(
-            x, states[0], states[1], p["kernel"], p["recurrent_kernel"], p["bias"], mask
-        )
+        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+        hs, (h, c) = self._ops().infer(x, states[0], states[1], k, u, b, mask)
         return hs, [h, c]
 
     def _cell_backward(self, dhs, dstates, cache, need_dx=True):
@@ -492,19 +586,12 @@ class LSTM(RNNBase):
         return self._ops().backward(dhs, dstates[0], dstates[1], cache, need_dx)
 
     def _cell_step(self, x_t, states):
-        p = self.params
+        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
         if self.is_variant:
             zoneout = self._zoneout(1, x_t.shape[0])  # never training here: the expectation
-            h, c = lstm_variants_step(
-                x_t,
-                *states,
-                p["kernel"],
-                p["recurrent_kernel"],
-                p["bias"],
-                **self._variant_args(zoneout),
-            )
+            h, c = lstm_variants_step(x_t, *states, k, u, b, **self._variant_args(zoneout))
             return [h, c]
-        h, c = self._ops().step(x_t, *states, p["kernel"], p["recurrent_kernel"], p["bias"])
+        h, c = self._ops().step(x_t, *states, k, u, b)
         return [h, c]
 
     def get_config(self):
@@ -528,48 +615,49 @@ class LSTM(RNNBase):
 
 
 class GRU(RNNBase):
-    """Gated Recurrent Unit, Keras 3 / cuDNN convention (``reset_after=True``).
+    """Gated Recurrent Unit, Keras 3 conventions.
 
-    ``z = σ(x W_z + h U_z + b)``, ``r = σ(...)``, ``n = tanh(x W_n + b_in + r ⊙ (h U_n + b_hn))``,
-    ``h_t = z ⊙ h_{t-1} + (1 - z) ⊙ n``. Weights ``kernel (D, 3H)``, ``recurrent_kernel (H, 3H)``,
-    ``bias (2, 3H)`` = [input bias; recurrent bias], gate order z, r, n.
+    ``reset_after=True`` (default; cuDNN/PyTorch): ``z = σ(x W_z + h U_z + b)``, ``r = σ(...)``,
+    ``n = tanh(x W_n + b_in + r ⊙ (h U_n + b_hn))``, ``h_t = z ⊙ h_{t-1} + (1 - z) ⊙ n``;
+    ``bias (2, 3H)`` = [input bias; recurrent bias]. ``reset_after=False`` (Keras 2 / TF):
+    ``n = tanh(x W_n + b_n + (r ⊙ h) U_n)`` and one ``bias (3H,)``. Weights ``kernel (D, 3H)``,
+    ``recurrent_kernel (H, 3H)``, gate order z, r, n; tanh and σ are ``activation`` and
+    ``recurrent_activation``.
     """
 
     cell = "gru"
     n_gates = 3
 
     def __init__(self, units, reset_after=True, **kwargs):
-        if not reset_after:
-            raise ValueError(
-                "GRU: argument 'reset_after' must be True (the cuDNN/PyTorch convention); got False"
-            )
         super().__init__(units, **kwargs)
+        self.reset_after = options.flag("GRU", "reset_after", reset_after)
 
     def _bias_shape(self):
-        return (2, 3 * self.units)
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _cell_options(self):
+        return {**super()._cell_options(), "reset_after": self.reset_after}
 
     def _cell_forward(self, x, states, mask, rmask):
-        p = self.params
-        hs, h, cache = self._ops().forward(
-            x, states[0], p["kernel"], p["recurrent_kernel"], p["bias"], mask, rmask
-        )
+        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+        hs, h, cache = self._ops().forward(x, states[0], k, u, b, mask, rmask)
         return hs, [h], cache
 
     def _cell_infer(self, x, states, mask):
-        p = self.params
-        hs, h = self._ops().infer(x, states[0], p["kernel"], p["recurrent_kernel"], p["bias"], mask)
+        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+        hs, h = self._ops().infer(x, states[0], k, u, b, mask)
         return hs, [h]
 
     def _cell_backward(self, dhs, dstates, cache, need_dx=True):
         return self._ops().backward(dhs, dstates[0], cache)
 
     def _cell_step(self, x_t, states):
-        p = self.params
-        return [self._ops().step(x_t, states[0], p["kernel"], p["recurrent_kernel"], p["bias"])]
+        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+        return [self._ops().step(x_t, states[0], k, u, b)]
 
     def get_config(self):
         cfg = super().get_config()
-        cfg["reset_after"] = True
+        cfg["reset_after"] = self.reset_after
         return cfg
 
 
@@ -581,53 +669,32 @@ class SimpleRNN(RNNBase):
 
     cell = "rnn"
     n_gates = 1
+    has_recurrent_activation = False
 
     def __init__(self, units, activation="tanh", **kwargs):
-        if activation not in ("tanh", "relu"):
+        if "recurrent_activation" in kwargs:
             raise ValueError(
-                f"SimpleRNN: argument 'activation' must be 'tanh' or 'relu'; got {activation!r}"
+                "SimpleRNN: has no argument 'recurrent_activation' (only LSTM and GRU have one); "
+                f"got recurrent_activation={kwargs['recurrent_activation']!r}"
             )
-        super().__init__(units, **kwargs)
-        self.activation = activation
+        super().__init__(units, activation=activation, **kwargs)
+
+    def _cell_options(self):
+        return {"activation": self.activation}
 
     def _cell_forward(self, x, states, mask, rmask):
-        p = self.params
-        hs, h, cache = self._ops().forward(
-            x,
-            states[0],
-            p["kernel"],
-            p["recurrent_kernel"],
-            p["bias"],
-            mask,
-            rmask,
-            activation=self.activation,
-        )
+        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+        hs, h, cache = self._ops().forward(x, states[0], k, u, b, mask, rmask)
         return hs, [h], cache
 
     def _cell_infer(self, x, states, mask):
-        p = self.params
-        hs, h = self._ops().infer(
-            x, states[0], p["kernel"], p["recurrent_kernel"], p["bias"], mask,
-            activation=self.activation,
-        )  # fmt: skip
+        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+        hs, h = self._ops().infer(x, states[0], k, u, b, mask)
         return hs, [h]
 
     def _cell_backward(self, dhs, dstates, cache, need_dx=True):
         return self._ops().backward(dhs, dstates[0], cache)
 
     def _cell_step(self, x_t, states):
-        p = self.params
-        h = self._ops().step(
-            x_t,
-            states[0],
-            p["kernel"],
-            p["recurrent_kernel"],
-            p["bias"],
-            activation=self.activation,
-        )
-        return [h]
-
-    def get_config(self):
-        cfg = super().get_config()
-        cfg["activation"] = self.activation
-        return cfg
+        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+        return [self._ops().step(x_t, states[0], k, u, b)]

@@ -17,10 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import callbacks as callbacks_mod
+from .. import constraints as constraints_mod
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .. import random as _random
+from .. import regularizers as regularizers_mod
 from ..ops import backend
 
 #: Keras' batch size when ``batch_size=None``
@@ -336,12 +338,25 @@ class Trainable:
             logs, dys = self._losses(ys, preds, masks, tape=tape)
             fused = [self._fused_loss(i, tape) is not None for i in range(len(preds))]
             grads = net.backward(dys, tape, from_logits=fused)
+            logs["loss"] += self._regularization(grads, tape.caches)
             params = self.trainable_params
             for k in params.keys() - grads.keys():
                 grads[k] = np.zeros_like(params[k])  # a parameter no output depends on
             self.optimizer.apply(params, grads)
+            constraints_mod.apply_constraints(self.layers)  # Keras: after the update
             net.apply_state_updates(tape)
         return logs
+
+    def _regularization(self, grads, caches):
+        """The layers' regularization penalty (weights and activity), as Keras 3 adds it to the
+        loss; the weight penalties' gradients are added to ``grads`` here, the activity
+        penalties' ones were added by the layers' backward."""
+        penalty, reg_grads = regularizers_mod.weight_penalty(self.layers)
+        for name, g in reg_grads.items():
+            grads[name] = grads[name] + g if name in grads else g
+        if regularizers_mod.has_activity(self.layers):
+            penalty += regularizers_mod.activity_penalty(caches)
+        return float(penalty)
 
     def train_on_batch(self, x, y, mask=None, return_dict=False):
         """One optimisation step on one batch; returns the loss (before the update)."""
@@ -482,6 +497,8 @@ class Trainable:
                 sums[k] = sums.get(k, 0.0) + v * (hi - lo)
             seen += hi - lo
             cb.on_batch_end(b, {k: s / seen for k, s in sums.items()})
+            if self.stop_training:  # Keras 3: a batch callback ends the epoch at once
+                break
         return {k: s / seen for k, s in sums.items()}
 
     def _validation_logs(self, validation_data, batch_size):
@@ -515,6 +532,17 @@ class Trainable:
         ys = outs[0] if len(outs) == 1 else [_concat(parts) for parts in zip(*outs)]
         return self._restructure_outputs(ys)
 
+    def _evaluate_batch(self, xs, mask):
+        """``(outputs, output masks, regularization penalty)``: Keras 3's evaluated loss
+        includes the penalties too. Layers with an activity regularizer need the caches."""
+        activity = regularizers_mod.has_activity(self.layers)
+        with backend.compute_scope():
+            preds, masks, tape = self.network.run(xs, masks=self._masks(mask), keep_cache=activity)
+        penalty = regularizers_mod.weight_penalty(self.layers)[0]
+        if activity:
+            penalty += regularizers_mod.activity_penalty(tape.caches)
+        return preds, masks, float(penalty)
+
     def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False, mask=None):
         """Loss (and metrics) on ``x, y`` in batches of ``batch_size`` (None: 32, as Keras)."""
         self._require_compiled("evaluate")
@@ -526,9 +554,9 @@ class Trainable:
         for i in range(0, n, batch_size):
             m = None if mask is None else mask[i : i + batch_size]
             bx, by = [v[i : i + batch_size] for v in xs], [v[i : i + batch_size] for v in ys]
-            with backend.compute_scope():
-                preds, masks, _ = self.network.run(bx, masks=self._masks(m), keep_cache=False)
+            preds, masks, penalty = self._evaluate_batch(bx, m)
             logs, _ = self._losses(by, preds, masks, with_grad=False)
+            logs["loss"] += penalty
             w = int(masks[0].sum()) if masks[0] is not None and preds[0].ndim == 3 else len(bx[0])
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v * w

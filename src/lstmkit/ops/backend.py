@@ -16,11 +16,19 @@ function for each float type (then numba's on-disk cache makes later processes s
     ops = ops_for("lstm")
     hs, (h_T, c_T), cache = ops.forward(x, h0, c0, kernel, recurrent_kernel, bias)
     grads = ops.backward(dhs, None, None, cache)
+
+Cell options (Keras' ``activation``, ``recurrent_activation``, GRU ``reset_after``) are bound
+into the functions ``ops_for`` returns. The compiled kernels run Keras' defaults (LSTM and GRU:
+tanh and sigmoid, reset_after=True) and SimpleRNN with tanh, relu, sigmoid or linear; any other
+option runs on the NumPy reference, whatever the backend, until the kernels learn it
+(:func:`compiled_supports` says which). A layer without bias passes a zero bias: exact, and the
+compiled kernels stay in use.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 from types import SimpleNamespace
@@ -32,7 +40,8 @@ CELLS = ("lstm", "gru", "rnn")
 
 _choice: str | None = None  # what the user asked for; None = not yet read from the environment
 _resolved: dict[str, str] = {}  # choice -> concrete backend, resolved once
-_namespaces: dict[tuple[str, str], SimpleNamespace] = {}
+_namespaces: dict[tuple, SimpleNamespace] = {}  # (backend, cell, options) -> the functions
+_by_request: dict[tuple, SimpleNamespace] = {}  # what ops_for was asked -> the same namespaces
 
 
 def _check_name(name, source: str) -> str:
@@ -88,33 +97,84 @@ def _reference_infer(forward):
     return infer
 
 
-def ops_for(cell: str, backend: str | None = None) -> SimpleNamespace:
+#: each cell's option defaults (Keras'); options equal to them are not bound
+_DEFAULTS = {
+    "lstm": {"activation": "tanh", "recurrent_activation": "sigmoid"},
+    "gru": {"activation": "tanh", "recurrent_activation": "sigmoid", "reset_after": True},
+    "rnn": {"activation": "tanh"},
+}
+#: SimpleRNN activations the compiled kernels have (their derivative is a function of the output)
+_COMPILED_RNN = (None, "linear", "tanh", "sigmoid", "relu")
+
+
+def _options(cell, options) -> tuple:
+    """The options that differ from ``cell``'s defaults, as a sorted hashable tuple."""
+    unknown = sorted(set(options) - set(_DEFAULTS[cell]))
+    if unknown:
+        raise ValueError(
+            f"ops_for: cell {cell!r} takes options {sorted(_DEFAULTS[cell])}; got {unknown}"
+        )
+    return tuple(sorted((k, v) for k, v in options.items() if v != _DEFAULTS[cell][k]))
+
+
+def compiled_supports(cell: str, **options) -> bool:
+    """Whether the compiled kernels run ``cell`` with these options (else the reference does)."""
+    opts = dict(_options(cell, options))
+    if cell == "rnn":
+        return opts.get("activation", "tanh") in _COMPILED_RNN
+    return not opts
+
+
+def ops_for(cell: str, backend: str | None = None, **options) -> SimpleNamespace:
     """``forward``, ``backward``, ``step`` and ``infer`` (forward without the cache) for
     ``cell`` in ``"lstm"``, ``"gru"``, ``"rnn"``, from ``backend`` (default: :func:`get_backend`).
+
+    ``options`` (``activation``, ``recurrent_activation``, ``reset_after``) are bound into
+    ``forward``/``step``/``infer``; the namespace's ``backend`` says which implementation runs
+    (``"numpy"`` when the compiled kernels lack an option).
     """
+    # every layer call asks: answer a request seen before with one dict lookup
+    request = (get_backend() if backend is None else backend, cell, *options.items())
+    ns = _by_request.get(request)
+    if ns is None:
+        ns = _by_request[request] = _lookup(cell, request[0], options)
+    return ns
+
+
+def _lookup(cell, backend, options) -> SimpleNamespace:
     if cell not in CELLS:
         raise ValueError(f"ops_for: argument 'cell' must be one of {list(CELLS)}; got {cell!r}")
-    if backend is None:
-        backend = get_backend()
-    elif _check_name(backend, "ops_for: argument 'backend'") == "auto":
+    opts = _options(cell, options)
+    if _check_name(backend, "ops_for: argument 'backend'") == "auto":
         backend = "numba" if _numba_available() else "numpy"
-    key = (backend, cell)
+    if backend == "numba" and not compiled_supports(cell, **dict(opts)):
+        backend = "numpy"
+    key = (backend, cell, opts)
     if key not in _namespaces:
-        if backend == "numba":
-            mod = importlib.import_module(f"lstmkit.ops.fast.{cell}")
-            infer = getattr(mod, f"{cell}_infer")
-        else:
-            mod = importlib.import_module(f"lstmkit.ops.{cell}")
-            infer = _reference_infer(getattr(mod, f"{cell}_forward"))
-        _namespaces[key] = SimpleNamespace(
-            backend=backend,
-            cell=cell,
-            forward=getattr(mod, f"{cell}_forward"),
-            backward=getattr(mod, f"{cell}_backward"),
-            step=getattr(mod, f"{cell}_step"),
-            infer=infer,
-        )
+        _namespaces[key] = _namespace(backend, cell, opts)
     return _namespaces[key]
+
+
+def _namespace(backend, cell, opts) -> SimpleNamespace:
+    if backend == "numba":
+        mod = importlib.import_module(f"lstmkit.ops.fast.{cell}")
+        infer = getattr(mod, f"{cell}_infer")
+    else:
+        mod = importlib.import_module(f"lstmkit.ops.{cell}")
+        infer = None
+    forward, step = getattr(mod, f"{cell}_forward"), getattr(mod, f"{cell}_step")
+    if opts:  # the backward reads what it needs from the cache
+        forward = functools.partial(forward, **dict(opts))
+        step = functools.partial(step, **dict(opts))
+        infer = infer and functools.partial(infer, **dict(opts))
+    return SimpleNamespace(
+        backend=backend,
+        cell=cell,
+        forward=forward,
+        backward=getattr(mod, f"{cell}_backward"),
+        step=step,
+        infer=infer or _reference_infer(forward),
+    )
 
 
 def _fast_threads() -> int:

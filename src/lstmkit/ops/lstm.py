@@ -15,6 +15,16 @@ are carried over unchanged and the step's output is the carried h.
 
 Recurrent dropout (Keras 3): ``recurrent_mask (B, H)`` multiplies ``h_{t-1}`` before the
 recurrent product, the same mask at every step.
+
+Other activations (Keras' ``activation`` φ for g and for the cell output, ``recurrent_activation``
+ρ for i, f, o; any element-wise name :func:`get_elementwise` knows)::
+
+    i = ρ(z_i)   f = ρ(z_f)   g = φ(z_g)   o = ρ(z_o)   c_t = f ⊙ c_{t-1} + i ⊙ g   h_t = o ⊙ φ(c_t)
+
+The same loop serves every pair; with the defaults (tanh, sigmoid) the cache is
+:class:`LSTMCache` (what the compiled kernels also produce and consume), otherwise
+:class:`LSTMActCache`, which adds the names and the pre-activations ``z``: a derivative such as
+gelu's or swish's is not a function of the output alone.
 """
 
 from __future__ import annotations
@@ -23,7 +33,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .activations import dsigmoid, dtanh, sigmoid
+from .activations import get_elementwise
+
+#: Keras' defaults ``(activation, recurrent_activation)``: the pair the compiled kernels run
+DEFAULT_ACTIVATIONS = ("tanh", "sigmoid")
 
 
 class LSTMCache(NamedTuple):
@@ -40,63 +53,125 @@ class LSTMCache(NamedTuple):
     recurrent_mask: np.ndarray | None  # (B, H)
 
 
-def lstm_gates(z: np.ndarray, H: int) -> np.ndarray:
-    """Activate pre-activations ``z (..., 4H)`` in place-free fashion: σ on i, f, o; tanh on g."""
-    a = sigmoid(z)
-    a[..., 2 * H : 3 * H] = np.tanh(z[..., 2 * H : 3 * H])
+class LSTMActCache(NamedTuple):
+    """:class:`LSTMCache` for activations other than (tanh, sigmoid): the same first nine fields
+    (``act_c = φ(c)`` where the default cache has ``tanh_c``), then the activation names and the
+    pre-activations."""
+
+    x: np.ndarray  # (T, B, D)
+    kernel: np.ndarray  # (D, 4H)
+    recurrent_kernel: np.ndarray  # (H, 4H)
+    gates: np.ndarray  # (T, B, 4H) activated: i, f, g, o
+    c: np.ndarray  # (T+1, B, H) c[0] = c0
+    act_c: np.ndarray  # (T, B, H) φ(c_t)
+    h_in: np.ndarray  # (T, B, H)
+    mask: np.ndarray | None  # (T, B) bool
+    recurrent_mask: np.ndarray | None  # (B, H)
+    activations: tuple  # (activation, recurrent_activation) names
+    z: np.ndarray  # (T, B, 4H) pre-activations
+
+
+def _pair(activations):
+    """``(φ, φ', ρ, ρ')`` for ``(activation, recurrent_activation)`` names."""
+    act, dact = get_elementwise(activations[0])
+    rec, drec = get_elementwise(activations[1])
+    return act, dact, rec, drec
+
+
+def _blocks(z, n, H):
+    """The ``n`` gate blocks of pre-activations ``z (B, n*H)``; ``None``s when not stored (the
+    default activations' derivatives read only the outputs)."""
+    if z is None:
+        return (None,) * n
+    return tuple(z[:, k * H : (k + 1) * H] for k in range(n))
+
+
+def lstm_gates(z: np.ndarray, H: int, activations=DEFAULT_ACTIVATIONS) -> np.ndarray:
+    """Activate pre-activations ``z (..., 4H)`` into a fresh array: ρ on i, f, o; φ on g."""
+    act, _, rec, _ = _pair(activations)
+    a = rec(z)
+    if np.shares_memory(a, z):  # "linear" returns its argument
+        a = a.copy()
+    a[..., 2 * H : 3 * H] = act(z[..., 2 * H : 3 * H])
     return a
 
 
-def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):
+def lstm_step(
+    x_t, h, c, kernel, recurrent_kernel, bias, activation="tanh", recurrent_activation="sigmoid"
+):
     """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``."""
     H = h.shape[-1]
-    a = lstm_gates(x_t @ kernel + bias + h @ recurrent_kernel, H)
+    pair = (activation, recurrent_activation)
+    a = lstm_gates(x_t @ kernel + bias + h @ recurrent_kernel, H, pair)
     i, f, g, o = a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
     c = f * c + i * g
-    h = o * np.tanh(c)
+    h = o * _pair(pair)[0](c)
     return h, c
 
 
-def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
+def lstm_forward(
+    x,
+    h0,
+    c0,
+    kernel,
+    recurrent_kernel,
+    bias,
+    mask=None,
+    recurrent_mask=None,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+):
     """Run the LSTM over ``x (T, B, D)``.
 
-    Returns ``(hs (T, B, H), (h_T, c_T), cache)``.
+    Returns ``(hs (T, B, H), (h_T, c_T), cache)``; the cache is an :class:`LSTMCache` for the
+    default activations, an :class:`LSTMActCache` otherwise.
     """
+    pair = (activation, recurrent_activation)
+    act = _pair(pair)[0]  # validates both names before any work
+    general = pair != DEFAULT_ACTIVATIONS
     T, B, _ = x.shape
     H = h0.shape[-1]
     xw = x @ kernel + bias  # (T, B, 4H): the input projection for every step at once
     gates = np.empty((T, B, 4 * H), dtype=x.dtype)
+    z = np.empty((T, B, 4 * H), dtype=x.dtype) if general else None
     c = np.empty((T + 1, B, H), dtype=x.dtype)
-    tanh_c = np.empty((T, B, H), dtype=x.dtype)
+    act_c = np.empty((T, B, H), dtype=x.dtype)
     h_in = np.empty((T, B, H), dtype=x.dtype)
     hs = np.empty((T, B, H), dtype=x.dtype)
     c[0] = c0
     h = h0
     for t in range(T):
         h_in[t] = h if recurrent_mask is None else h * recurrent_mask
-        a = gates[t] = lstm_gates(xw[t] + h_in[t] @ recurrent_kernel, H)
+        z_t = xw[t] + h_in[t] @ recurrent_kernel
+        if general:
+            z[t] = z_t
+        a = gates[t] = lstm_gates(z_t, H, pair)
         i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
         c_t = f * c[t] + i * g
-        tanh_c[t] = np.tanh(c_t)
-        h_t = o * tanh_c[t]
+        act_c[t] = act(c_t)
+        h_t = o * act_c[t]
         if mask is not None:  # skipped steps carry h and c over unchanged
             m = mask[t][:, None]
             c_t = np.where(m, c_t, c[t])
             h_t = np.where(m, h_t, h)
         c[t + 1] = c_t
         hs[t] = h = h_t
-    cache = LSTMCache(x, kernel, recurrent_kernel, gates, c, tanh_c, h_in, mask, recurrent_mask)
+    fields = (x, kernel, recurrent_kernel, gates, c, act_c, h_in, mask, recurrent_mask)
+    cache = LSTMActCache(*fields, pair, z) if general else LSTMCache(*fields)
     return hs, (h, c[T]), cache
 
 
-def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache, need_dx=True):
+def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True):
     """BPTT through :func:`lstm_forward`.
 
     ``dhs (T, B, H)`` is dLoss/d(outputs) (or None), ``dh_T``/``dc_T`` dLoss/d(final state)
     (or None). Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias``;
     ``x`` is None with ``need_dx=False`` (a first layer: nothing upstream wants it).
     """
-    x, kernel, U, gates, c, tanh_c, h_in, mask, rmask = cache
+    x, kernel, U, gates, c, act_c, h_in, mask, rmask = cache[:9]
+    general = isinstance(cache, LSTMActCache)
+    _, dact, _, drec = _pair(cache.activations if general else DEFAULT_ACTIVATIONS)
+    z = cache.z if general else None
     T, B, _ = x.shape
     H = c.shape[-1]
     dz = np.empty_like(gates)  # (T, B, 4H) dLoss/d(pre-activations)
@@ -107,12 +182,14 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache, need_dx=True):
             dh = dh + dhs[t]
         a = gates[t]
         i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        dc_t = dc + dh * o * dtanh(tanh_c[t])
+        zi, zf, zg, zo = _blocks(None if z is None else z[t], 4, H)
+        # c[t + 1] is c_t on every valid step (skipped steps get d = 0 below)
+        dc_t = dc + dh * o * dact(act_c[t], c[t + 1])
         d = dz[t]
-        d[:, :H] = dc_t * g * dsigmoid(i)
-        d[:, H : 2 * H] = dc_t * c[t] * dsigmoid(f)
-        d[:, 2 * H : 3 * H] = dc_t * i * dtanh(g)
-        d[:, 3 * H :] = dh * tanh_c[t] * dsigmoid(o)
+        d[:, :H] = dc_t * g * drec(i, zi)
+        d[:, H : 2 * H] = dc_t * c[t] * drec(f, zf)
+        d[:, 2 * H : 3 * H] = dc_t * i * dact(g, zg)
+        d[:, 3 * H :] = dh * act_c[t] * drec(o, zo)
         dc_prev = dc_t * f
         if mask is not None:  # a skipped step passes its gradients straight through
             m = mask[t][:, None]

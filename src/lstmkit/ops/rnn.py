@@ -4,9 +4,11 @@ Equations (time-major, ``x (T, B, D)``; Keras ``SimpleRNN``)::
 
     h_t = φ(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)      # (B, H)
 
-``kernel (D, H)``, ``recurrent_kernel (H, H)``, ``bias (H,)``; ``φ`` is ``"tanh"`` (default) or
-``"relu"`` (also ``"sigmoid"``, ``"linear"``/None: any name :func:`get_activation` knows). The
-input projection ``x @ kernel + bias`` is one product for all steps.
+``kernel (D, H)``, ``recurrent_kernel (H, H)``, ``bias (H,)``; ``φ`` is any element-wise name
+:func:`get_elementwise` knows (``"tanh"`` by default). The input projection ``x @ kernel + bias``
+is one product for all steps. For tanh, relu, sigmoid and linear the derivative is a function
+of the output, and the cache is :class:`RNNCache` (what the compiled kernels also produce and
+consume); any other φ gets :class:`RNNActCache`, which adds the pre-activations.
 
 Masking (Keras semantics): where ``mask[t, b]`` is False, step t of sequence b is skipped: h is
 carried over unchanged and the step's output is the carried h.
@@ -21,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .activations import get_activation
+from .activations import get_elementwise
 
 
 class RNNCache(NamedTuple):
@@ -37,9 +39,27 @@ class RNNCache(NamedTuple):
     activation: str | None
 
 
+class RNNActCache(NamedTuple):
+    """:class:`RNNCache` plus the pre-activations, for a φ whose derivative needs them."""
+
+    x: np.ndarray  # (T, B, D)
+    kernel: np.ndarray  # (D, H)
+    recurrent_kernel: np.ndarray  # (H, H)
+    y: np.ndarray  # (T, B, H)
+    h_in: np.ndarray  # (T, B, H)
+    mask: np.ndarray | None  # (T, B) bool
+    recurrent_mask: np.ndarray | None  # (B, H)
+    activation: str | None
+    z: np.ndarray  # (T, B, H) pre-activations
+
+
+#: φ whose derivative is a function of the output (relu: y > 0 exactly when z > 0)
+OUTPUT_DERIVATIVE = (None, "linear", "tanh", "sigmoid", "relu")
+
+
 def rnn_step(x_t, h, kernel, recurrent_kernel, bias, activation="tanh"):
     """One time step for streaming inference: ``(B, D), (B, H) -> h (B, H)``."""
-    phi, _ = get_activation(activation)
+    phi, _ = get_elementwise(activation)
     return phi(x_t @ kernel + bias + h @ recurrent_kernel)
 
 
@@ -50,33 +70,39 @@ def rnn_forward(
 
     Returns ``(hs (T, B, H), h_T (B, H), cache)``.
     """
-    phi, _ = get_activation(activation)  # validates the name before any work
+    phi, _ = get_elementwise(activation)  # validates the name before any work
     T, B, _ = x.shape
     H = h0.shape[-1]
     xw = x @ kernel + bias  # (T, B, H): the input projection for every step at once
     y = np.empty((T, B, H), dtype=x.dtype)
+    z = None if activation in OUTPUT_DERIVATIVE else np.empty((T, B, H), dtype=x.dtype)
     h_in = np.empty((T, B, H), dtype=x.dtype)
     hs = np.empty((T, B, H), dtype=x.dtype)
     h = h0
     for t in range(T):
         h_in[t] = h if recurrent_mask is None else h * recurrent_mask
-        y[t] = phi(xw[t] + h_in[t] @ recurrent_kernel)
+        z_t = xw[t] + h_in[t] @ recurrent_kernel
+        if z is not None:
+            z[t] = z_t
+        y[t] = phi(z_t)
         h_t = y[t] if mask is None else np.where(mask[t][:, None], y[t], h)
         hs[t] = h = h_t
-    cache = RNNCache(x, kernel, recurrent_kernel, y, h_in, mask, recurrent_mask, activation)
+    fields = (x, kernel, recurrent_kernel, y, h_in, mask, recurrent_mask, activation)
+    cache = RNNCache(*fields) if z is None else RNNActCache(*fields, z)
     return hs, h.copy(), cache
 
 
-def rnn_backward(dhs, dh_T, cache: RNNCache):
+def rnn_backward(dhs, dh_T, cache):
     """BPTT through :func:`rnn_forward`.
 
     ``dhs (T, B, H)`` is dLoss/d(outputs) (or None), ``dh_T`` dLoss/d(final state) (or None).
     Returns a dict of fresh arrays: ``x, h0, kernel, recurrent_kernel, bias``.
     """
-    x, kernel, U, y, h_in, mask, rmask, activation = cache
-    # Every supported φ has a derivative that is a function of its output alone (relu: y > 0
+    x, kernel, U, y, h_in, mask, rmask, activation = cache[:8]
+    # An RNNCache's φ has a derivative that is a function of its output alone (relu: y > 0
     # exactly when z > 0), so the stored output stands in for the pre-activation.
-    _, dphi = get_activation(activation)
+    z = cache.z if isinstance(cache, RNNActCache) else y
+    _, dphi = get_elementwise(activation)
     T, B, _ = x.shape
     H = y.shape[-1]
     dz = np.empty_like(y)  # (T, B, H) dLoss/d(pre-activation)
@@ -84,7 +110,7 @@ def rnn_backward(dhs, dh_T, cache: RNNCache):
     for t in range(T - 1, -1, -1):
         if dhs is not None:
             dh = dh + dhs[t]
-        d = dh * dphi(y[t], y[t])
+        d = dh * dphi(y[t], z[t])
         if mask is not None:  # a skipped step passes its gradient straight through
             m = mask[t][:, None]
             d *= m
