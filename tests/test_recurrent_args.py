@@ -477,7 +477,7 @@ def test_saved_model_keeps_every_argument(tmp_path):
     model = Sequential([GRU(H, input_shape=(T, D), **EVERYTHING, reset_after=False)])
     model.layers[0].return_state = False  # a Sequential's last layer may not return states
     model = Sequential.from_config(model.get_config())
-    model.build((T, D))
+    model.build((None, T, D))
     x = np.random.default_rng(0).standard_normal((B, T, D))
     path = tmp_path / "m.lstmkit"
     model.save(path)

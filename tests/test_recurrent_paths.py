@@ -199,7 +199,7 @@ def test_onnx_export_of_new_arguments(cls, kw, bidirectional):
     rnn = cls(H, return_sequences=True, **kw)
     rnn = Bidirectional(rnn) if bidirectional else rnn
     model = Sequential([rnn, Dense(2)])
-    model.build((T, D))
+    model.build((None, T, D))
     for p in model.params.values():
         p[...] = 0.4 * np.random.default_rng(0).standard_normal(p.shape)
     x = x_batch()
@@ -240,6 +240,6 @@ def test_torch_export_without_bias_and_refusals():
     ]
     for layer, message in refused:
         model = Sequential([layer])
-        model.build((T, D))
+        model.build((None, T, D))
         with pytest.raises(ValueError, match=message.replace("(", r"\(")):
             to_torch(model)

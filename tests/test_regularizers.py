@@ -215,7 +215,7 @@ def test_training_steps_match_keras(case):
     rnn = {"LSTM": LSTM, "GRU": GRU}[cls_name](H, **kw)
     rnn = Bidirectional(rnn) if bidirectional else rnn
     model = randomized(Sequential([rnn, Dense(1)]), seed=2, scale=0.4)
-    model.build((T, D))
+    model.build((None, T, D))
     km = keras_twin(model, kw, cls_name, bidirectional)
     model.compile(SGD(0.1), "mse")
     x, y = data("float32", seed=3)

@@ -427,10 +427,10 @@ def get_elementwise(name: str | None):
     """:func:`get_activation` for the recurrent cells (which keep their pre-activations): its
     names, then the ones above. ``(fn, grad_fn(y, z))``; ``None`` means linear."""
     key = "linear" if name is None else name
-    if key in ACTIVATIONS:
-        return ACTIVATIONS[key]
     if key in _MORE_ACTIVATIONS:
         return _MORE_ACTIVATIONS[key]
+    if key in ACTIVATIONS and is_elementwise(key):
+        return get_activation(key)
     raise ValueError(
         f"argument 'activation' must be one of {sorted({*ACTIVATIONS, *_MORE_ACTIVATIONS})} or "
         f"None; got {name!r}"
