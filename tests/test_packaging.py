@@ -160,6 +160,7 @@ def test_info_on_the_numpy_backend_imports_no_compiler_and_no_extra():
     assert report["backend"] == {
         "name": "numpy",
         "requested": "numpy",
+        "available": True,
         "reason": "LSTMKIT_BACKEND=numpy",
     }
     assert report["kernels"]["compiled"] is False
@@ -199,8 +200,17 @@ def test_info_says_why_the_numpy_backend_runs_when_numba_is_missing():
     out = _python(code, LSTMKIT_BACKEND=None)
     assert out.returncode == 0, out.stderr
     backend = json.loads(out.stdout)["backend"]
-    assert backend["name"] == "numpy" and backend["requested"] == "auto"
+    assert backend["name"] == "numpy" and backend["requested"] == "auto" and backend["available"]
     assert "cannot run" in backend["reason"] and "numba" in backend["reason"]
+    # asked for by name, numba is reported as unusable instead of crashing info
+    out = _python(code, LSTMKIT_BACKEND="numba")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["backend"]["name"] == "numba" and not report["backend"]["available"]
+    assert (
+        "LSTMKIT_BACKEND=numba, but the compiled kernels cannot run" in report["backend"]["reason"]
+    )
+    assert report["kernels"]["compiled"] is False and report["threads"]["lstmkit"] is None
 
 
 def test_info_text_has_one_line_per_topic(capsys, monkeypatch):

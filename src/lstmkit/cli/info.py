@@ -59,6 +59,7 @@ def collect() -> dict:
     from .. import __version__
 
     backend = _backend()
+    name = backend["name"] if backend["available"] else None  # what the sections below describe
     return {
         "lstmkit": {"version": __version__, "path": os.path.dirname(os.path.dirname(__file__))},
         "python": {
@@ -69,10 +70,10 @@ def collect() -> dict:
         },
         "numpy": np.__version__,
         "backend": backend,
-        "kernels": _kernels(backend["name"]),
+        "kernels": _kernels(name),
         "cpu": _cpu(),
-        "threads": _threads(backend["name"]),
-        "blas": _blas(backend["name"]),
+        "threads": _threads(name),
+        "blas": _blas(name),
         "dependencies": {d: _version(d) for d in DEPENDENCIES},
         "extras": {d: {"version": _version(d), "extra": e} for d, e in EXTRAS.items()},
         "others": {d: v for d in OTHERS if (v := _version(d)) is not None},
@@ -90,7 +91,9 @@ def _version(dist: str) -> str | None:
 
 
 def _backend() -> dict:
-    """``{"name", "requested", "reason"}``: the backend of :mod:`lstmkit.ops.backend`."""
+    """``{"name", "requested", "available", "reason"}``: the backend of
+    :mod:`lstmkit.ops.backend`, and whether it can run (``LSTMKIT_BACKEND=numba`` is taken at its
+    word until the first compiled call)."""
     from ..ops import backend
 
     env = os.environ.get("LSTMKIT_BACKEND")
@@ -98,22 +101,25 @@ def _backend() -> dict:
     try:
         name = backend.get_backend()
     except ValueError as e:  # a bad LSTMKIT_BACKEND: say so instead of failing
-        return {"name": None, "requested": requested, "reason": str(e)}
+        return {"name": None, "requested": requested, "available": False, "reason": str(e)}
+    if name == "numba" and (error := _fast_import_error()):
+        reason = f"LSTMKIT_BACKEND=numba, but the compiled kernels cannot run ({error})"
+        return {"name": name, "requested": requested, "available": False, "reason": reason}
     if env and requested != "auto":
         reason = f"LSTMKIT_BACKEND={requested}"
     elif name == "numba":
         reason = "auto: numba and SciPy import, so the compiled kernels run"
     else:
         reason = f"auto: the compiled kernels cannot run ({_fast_import_error()}); NumPy reference"
-    return {"name": name, "requested": requested, "reason": reason}
+    return {"name": name, "requested": requested, "available": True, "reason": reason}
 
 
-def _fast_import_error() -> str:
+def _fast_import_error() -> str | None:
     try:
         importlib.import_module("lstmkit.ops.fast")
     except ImportError as e:
         return f"{type(e).__name__}: {e}"
-    return "no error on a second try"
+    return None
 
 
 def _kernels(name) -> dict:
