@@ -10,7 +10,7 @@ export KERAS_BACKEND := torch
 # forecasting demo ran 10x slower (15-20 s against 1.5-2 s) with bit-identical results.
 demo test slow: export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup demo test lint slow bench bench-text clean
+.PHONY: setup demo test lint slow check-wheel bench bench-text clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,12 @@ lint: setup
 
 slow: setup
 	$(BIN)/python -m pytest -q -m slow -p no:cacheprovider
+
+# What `pip install lstmkit` gives a new user: builds the wheel, installs it without the test
+# extras into a fresh venv and runs the README example, the demo and `lstmkit info` there (a few
+# minutes; needs no .venv). Also run by CI (.ci/run).
+check-wheel:
+	PY=$(PY) bash .ci/check-wheel.sh
 
 # Speed and memory side by side with PyTorch and onnxruntime (~10 minutes; README, docs/speed.md)
 bench: setup

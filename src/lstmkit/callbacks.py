@@ -21,6 +21,7 @@ import inspect
 import math
 import os
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -380,24 +381,53 @@ class TerminateOnNaN(Callback):
 
 
 class ProgressBar(Callback):
-    """One tqdm bar per epoch on stderr showing the running loss and metrics; silent when
-    ``verbose == 0`` (tqdm is then never imported)."""
+    """Progress on stderr, with Keras 3's ``verbose`` semantics:
 
-    def __init__(self, verbose=1):
+    - ``0``: silent;
+    - ``1`` (and ``"auto"``, what ``fit`` passes by default): a tqdm bar per epoch with the
+      running loss and metrics when the output is interactive (stderr is a terminal, or a Jupyter
+      kernel is running) and tqdm is installed; otherwise one plain line per epoch, as below;
+    - ``2``: one line per epoch, always (also when ``fit(verbose=2)`` set ``params["verbose"]``)::
+
+        Epoch 3/20 - 12/12 - 0.41s - loss: 0.1234 - val_loss: 0.2345
+
+    Plain lines keep logs readable (no carriage returns in a CI log or a redirected file) and need
+    no optional package. Numbers use Keras' format: 4 decimals, scientific below 1e-3.
+    """
+
+    def __init__(self, verbose="auto"):
         super().__init__()
+        if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, float):
+            raise ValueError(
+                f"ProgressBar: argument 'verbose' must be 'auto', 0, 1 or 2; got {verbose!r}"
+            )
         self.verbose = verbose
         self._bar = None
+        self._mode_now = "off"
+        self._started = 0.0
+        self._steps_done = 0
 
-    def _format(self, logs):
-        return {
-            k: f"{v:.4g}" if isinstance(v, (float, np.floating)) else v
-            for k, v in (logs or {}).items()
-        }
+    def _mode(self, stream) -> str:
+        """``"off"``, ``"bar"`` or ``"lines"`` for this epoch."""
+        if self.verbose in (0, False):
+            return "off"
+        if self.verbose == 2 or self.params.get("verbose") == 2:
+            return "lines"
+        if not (_isatty(stream) or "ipykernel" in sys.modules):
+            return "lines"
+        try:
+            import tqdm.auto  # noqa: F401  installed with lstmkit; absent in a --no-deps install
+        except ImportError:
+            return "lines"
+        return "bar"
 
     def on_epoch_begin(self, epoch, logs=None):
-        if not self.verbose:
+        stream = sys.stderr  # looked up now so redirection (pytest's capsys) is honoured
+        self._mode_now = mode = self._mode(stream)
+        self._started, self._steps_done = time.perf_counter(), 0
+        if mode != "bar":
             return
-        from tqdm.auto import tqdm  # optional dependency (lstmkit[apps])
+        from tqdm.auto import tqdm
 
         epochs = self.params.get("epochs")
         steps = self.params.get("steps", (logs or {}).get("steps"))  # either source will do
@@ -405,26 +435,58 @@ class ProgressBar(Callback):
             total=steps,
             desc=f"Epoch {epoch + 1}/{epochs}" if epochs else f"Epoch {epoch + 1}",
             unit="batch",
-            file=sys.stderr,  # looked up now so redirection (pytest's capsys) is honoured
+            file=stream,
             leave=True,
             dynamic_ncols=True,
         )
 
     def on_batch_end(self, batch, logs=None):
+        self._steps_done += 1
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(self._format(logs), refresh=False)
+            self._bar.set_postfix(_tqdm_logs(logs), refresh=False)
 
     def on_epoch_end(self, epoch, logs=None):
         if self._bar is not None:
-            self._bar.set_postfix(self._format(logs))
+            self._bar.set_postfix(_tqdm_logs(logs))
             self._bar.close()
             self._bar = None
+        elif self._mode_now == "lines":
+            print(self._line(epoch, logs), file=sys.stderr, flush=True)
+
+    def _line(self, epoch, logs) -> str:
+        epochs = self.params.get("epochs")
+        steps = self.params.get("steps")
+        parts = [f"Epoch {epoch + 1}/{epochs}" if epochs else f"Epoch {epoch + 1}"]
+        parts.append(f"{self._steps_done}/{steps}" if steps else f"{self._steps_done}")
+        parts.append(f"{time.perf_counter() - self._started:.2f}s")
+        parts += [f"{k}: {_keras_number(v)}" for k, v in (logs or {}).items()]
+        return " - ".join(parts)
 
     def on_train_end(self, logs=None):
         if self._bar is not None:  # training interrupted mid-epoch
             self._bar.close()
             self._bar = None
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
+
+
+def _tqdm_logs(logs) -> dict:
+    return {
+        k: f"{v:.4g}" if isinstance(v, (float, np.floating)) else v for k, v in (logs or {}).items()
+    }
+
+
+def _keras_number(v) -> str:
+    """Keras' progress-bar format: ``0.1234``, or ``1.2346e-04`` below 1e-3 in magnitude."""
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+        return f"{v:.4f}" if abs(v) > 1e-3 else f"{v:.4e}"
+    return str(v)
 
 
 class LearningRateScheduler(Callback):

@@ -15,6 +15,7 @@ GROUPS = {
     "lab": "Long-lag experiments of the 1997 LSTM paper: adding, temporal order, compare cells.",
     "inspect": "Gate traces, gradient flow and an HTML report for a trained model.",
     "export": "Export a saved model to ONNX, a PyTorch state dict or a .keras file.",
+    "info": "Version, backend, kernels, threads, BLAS and the optional extras found.",
 }
 
 

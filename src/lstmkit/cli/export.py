@@ -10,6 +10,9 @@ The parsers only translate arguments into calls of :mod:`lstmkit.interop`.
 from __future__ import annotations
 
 import argparse
+import os
+
+from .. import _optional
 
 from ._args import Parser, int_at_least
 
@@ -55,6 +58,10 @@ def _load(path):
 
 
 def _onnx(args) -> int:
+    # missing extras are reported before any work (MissingExtraError: one line, exit 2)
+    _optional.require("onnx", "lstmkit export onnx")
+    if args.check:
+        _optional.require("onnxruntime", "lstmkit export onnx --check")
     from ..interop.onnx import to_onnx
 
     model = _load(args.model)
@@ -71,7 +78,8 @@ def _onnx(args) -> int:
 
 def _check_onnx(model, path, streaming) -> float:
     import numpy as np
-    import onnxruntime as ort
+
+    ort = _optional.require("onnxruntime", "lstmkit export onnx --check")
 
     from ..layers import Embedding
 
@@ -91,6 +99,8 @@ def _check_onnx(model, path, streaming) -> float:
 
 
 def _torch(args) -> int:
+    if args.out.endswith((".pt", ".pth", ".bin")):  # .safetensors is written without torch
+        _optional.require("torch", f"lstmkit export torch to {os.path.splitext(args.out)[1]}")
     from ..interop.torch import save_state_dict_file
 
     save_state_dict_file(_load(args.model), args.out)
@@ -99,6 +109,7 @@ def _torch(args) -> int:
 
 
 def _keras(args) -> int:
+    _optional.keras("lstmkit export keras")
     from ..interop.keras import save_keras
 
     save_keras(_load(args.model), args.out)

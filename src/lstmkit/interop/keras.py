@@ -35,25 +35,16 @@ import zipfile
 
 import numpy as np
 
+from .. import _optional
 from . import gates
 
 RECURRENT = ("LSTM", "GRU", "SimpleRNN")
 SUPPORTED = RECURRENT + ("Bidirectional", "Dense", "Embedding", "Dropout", "Masking", "InputLayer")
 
 
-def _import_keras():
-    import importlib.util
-    import sys
-
-    if (
-        "keras" not in sys.modules
-        and "KERAS_BACKEND" not in os.environ
-        and not any(importlib.util.find_spec(m) for m in ("tensorflow", "jax"))
-    ):
-        os.environ["KERAS_BACKEND"] = "torch"
-    import keras
-
-    return keras
+def _import_keras(feature="to_keras"):
+    # Keras needs a backend before it is imported; a missing one names the extra to install
+    return _optional.keras(feature)
 
 
 # -- Keras config -> lstmkit layers -----------------------------------------------------------
@@ -353,7 +344,7 @@ def _load_keras_file(path):
         model = _model_from_config(spec["config"], spec.get("build_config"))
         import io
 
-        import h5py
+        h5py = _optional.require("h5py", "from_keras (.keras file)", extra="keras")
 
         with h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r") as f:
             groups = f.get("layers", {})

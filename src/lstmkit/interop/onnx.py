@@ -42,6 +42,7 @@ import os
 
 import numpy as np
 
+from .. import _optional
 from . import gates
 from .gates import ONNX
 
@@ -257,7 +258,7 @@ def to_onnx(model, path=None, *, opset=17, streaming=False):
     ``opset`` >= 13. ``streaming`` adds state inputs and outputs (see the module docstring).
     The graph is checked with ``onnx.checker`` before it is returned.
     """
-    import onnx
+    onnx = _optional.require("onnx", "to_onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     from ..layers import Dense, Dropout, Embedding, Masking

@@ -21,6 +21,7 @@ import re
 
 import numpy as np
 
+from .. import _optional
 from . import gates
 from .gates import TORCH
 
@@ -461,7 +462,7 @@ def load_state_dict_file(path, *, model=None, **kwargs):
 
         sd = load_file(path)
     else:
-        import torch
+        torch = _optional.require("torch", f"load_state_dict_file of {os.path.basename(path)!r}")
 
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
@@ -491,7 +492,7 @@ def save_state_dict_file(model, path) -> None:
 
         atomic_write(path, lambda tmp: save_file(sd, tmp, metadata={"format": "pt"}))
     elif path.endswith((".pt", ".pth", ".bin")):
-        import torch
+        torch = _optional.require("torch", "save_state_dict_file to .pt/.pth/.bin")
 
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
         atomic_write(path, lambda tmp: torch.save(tensors, tmp))

@@ -41,6 +41,7 @@ import functools
 
 import numpy as np
 
+from .. import _optional
 from .state_dict import (
     _as_numpy,
     _blocks_from_model,
@@ -71,7 +72,7 @@ _TORCH_ACTS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 
 # -- live torch modules -----------------------------------------------------------------------
 def _modules_of(module):
-    from torch import nn
+    nn = _optional.require("torch.nn", "from_torch")
 
     if isinstance(module, (list, tuple)):
         return list(module)
@@ -81,7 +82,7 @@ def _modules_of(module):
 
 
 def _blocks_from_modules(modules) -> list[dict]:
-    from torch import nn
+    nn = _optional.require("torch.nn", "from_torch")
 
     blocks = []
     for i, m in enumerate(modules):
@@ -163,8 +164,8 @@ def to_torch(model):
     same kind and size become one module with ``num_layers``; the state-dict keys are those of
     :func:`to_state_dict`.
     """
-    import torch
-    from torch import nn
+    torch = _optional.require("torch", "to_torch")
+    nn = torch.nn
 
     from .graph import as_chain
 
@@ -217,7 +218,7 @@ def to_torch(model):
 
 @functools.cache
 def _sequential_class():
-    from torch import nn
+    nn = _optional.require("torch.nn", "to_torch")
 
     class LstmkitSequential(nn.Sequential):
         """``nn.Sequential`` whose RNN modules hand on their outputs (or, many-to-one, their

@@ -1,0 +1,8 @@
+"""``python -m lstmkit ...``: the same command line as the ``lstmkit`` script."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

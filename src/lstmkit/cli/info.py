@@ -1,0 +1,344 @@
+"""``lstmkit info [--json]``: what this installation runs on.
+
+Version, Python, NumPy, the ops backend in use and why, the compiled kernels and the CPU features
+numba targets, threads, BLAS, and the packages found: lstmkit's dependencies and the optional
+extras (``torch``, ``onnx``, ``keras``). Package versions come from ``importlib.metadata``, so
+torch, Keras and ONNX are never imported; numba and SciPy are imported only when the compiled
+backend is the one in use (then they are loaded anyway by the first training step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+
+# distribution -> lstmkit extra that installs it
+EXTRAS = {
+    "torch": "torch",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "keras": "keras",
+    "h5py": "keras",
+}
+DEPENDENCIES = ("numpy", "numba", "llvmlite", "scipy", "tqdm", "matplotlib", "safetensors")
+# used by tests, benchmarks or info itself when present; listed only if installed
+OTHERS = (
+    "threadpoolctl",
+    "scikit-learn",
+    "statsmodels",
+    "statsforecast",
+    "ray",
+    "sacrebleu",
+    "pytest",
+    "hypothesis",
+)
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    parser.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    report = collect()
+    print(json.dumps(report, indent=2) if args.json else format_text(report))
+    return 0
+
+
+# --- collect ------------------------------------------------------------------------------------
+def collect() -> dict:
+    """Everything ``lstmkit info`` prints, as plain JSON-able values."""
+    import numpy as np
+
+    from .. import __version__
+
+    backend = _backend()
+    name = backend["name"] if backend["available"] else None  # what the sections below describe
+    return {
+        "lstmkit": {"version": __version__, "path": os.path.dirname(os.path.dirname(__file__))},
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "platform": platform.platform(),
+        },
+        "numpy": np.__version__,
+        "backend": backend,
+        "kernels": _kernels(name),
+        "cpu": _cpu(),
+        "threads": _threads(name),
+        "blas": _blas(name),
+        "dependencies": {d: _version(d) for d in DEPENDENCIES},
+        "extras": {d: {"version": _version(d), "extra": e} for d, e in EXTRAS.items()},
+        "others": {d: v for d in OTHERS if (v := _version(d)) is not None},
+    }
+
+
+def _version(dist: str) -> str | None:
+    names = (dist, "onnxruntime-gpu") if dist == "onnxruntime" else (dist,)
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return None
+
+
+def _backend() -> dict:
+    """``{"name", "requested", "available", "reason"}``: the backend of
+    :mod:`lstmkit.ops.backend`, and whether it can run (``LSTMKIT_BACKEND=numba`` is taken at its
+    word until the first compiled call)."""
+    from ..ops import backend
+
+    env = os.environ.get("LSTMKIT_BACKEND")
+    requested = (env or "auto").strip().lower() or "auto"
+    try:
+        name = backend.get_backend()
+    except ValueError as e:  # a bad LSTMKIT_BACKEND: say so instead of failing
+        return {"name": None, "requested": requested, "available": False, "reason": str(e)}
+    if name == "numba" and (error := _fast_import_error()):
+        reason = f"LSTMKIT_BACKEND=numba, but the compiled kernels cannot run ({error})"
+        return {"name": name, "requested": requested, "available": False, "reason": reason}
+    if env and requested != "auto":
+        reason = f"LSTMKIT_BACKEND={requested}"
+    elif name == "numba":
+        reason = "auto: numba and SciPy import, so the compiled kernels run"
+    else:
+        reason = f"auto: the compiled kernels cannot run ({_fast_import_error()}); NumPy reference"
+    return {"name": name, "requested": requested, "available": True, "reason": reason}
+
+
+def _fast_import_error() -> str | None:
+    try:
+        importlib.import_module("lstmkit.ops.fast")
+    except ImportError as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _kernels(name) -> dict:
+    if name != "numba":
+        return {
+            "compiled": False,
+            "cells": "NumPy reference (lstmkit.ops.lstm, gru, rnn); products through numpy.matmul",
+        }
+    import llvmlite
+    import llvmlite.binding as llvm
+    import numba
+
+    from ..ops.fast import packed
+
+    cpu_name = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+    features = llvm.get_host_cpu_features() if not numba.config.CPU_NAME else {}
+    nr32, nr64 = packed.block_columns(4), packed.block_columns(8)
+    return {
+        "compiled": True,
+        "numba": numba.__version__,
+        "llvmlite": llvmlite.__version__,
+        "target_cpu": cpu_name,
+        "target_features": {f: bool(features.get(f)) for f in CPU_FLAGS} if features else None,
+        "lstm": (
+            f"batch >= 2: feature-major, one product per step through a packed FMA micro-kernel "
+            f"({packed.MR}x{nr32} float32, {packed.MR}x{nr64} float64, 256-bit vectors); "
+            "batch 1: row-major, no BLAS in inference"
+        ),
+        "gru_rnn": "row-major time loop, one BLAS call per step (SciPy's BLAS)",
+        "float32_tanh": "rational approximation evaluated in float64 (error <= 5.4e-8)",
+        "threading_layer": numba.config.THREADING_LAYER,
+        "cache": _numba_cache(),
+    }
+
+
+def _numba_cache() -> dict:
+    """Where numba keeps the compiled kernels and how many are there (0: the first call of each
+    compiles, about 15 s in all)."""
+    from ..ops import fast
+
+    directory = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
+        os.path.dirname(fast.__file__), "__pycache__"
+    )
+    count = 0
+    for _root, _dirs, files in os.walk(directory):
+        count += sum(f.endswith(".nbi") for f in files)
+    return {"directory": directory, "compiled_functions": count}
+
+
+def _cpu() -> dict:
+    out = {"model": platform.processor() or None, "flags": None}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        lines = []
+    for ln in lines:
+        key, _, value = ln.partition(":")
+        if key.strip() == "model name" and out["model"] in (None, "", "x86_64"):
+            out["model"] = value.strip()
+        if key.strip() in ("flags", "Features") and out["flags"] is None:
+            have = set(value.split())
+            out["flags"] = {f: f in have for f in CPU_FLAGS}
+    out["cpus"] = os.cpu_count()
+    out["usable_cpus"] = _usable_cpus()
+    return out
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _threads(name) -> dict:
+    out = {
+        "LSTMKIT_NUM_THREADS": os.environ.get("LSTMKIT_NUM_THREADS"),
+        "default": _usable_cpus(),
+        "lstmkit": None,
+        "blas_env": {
+            k: os.environ[k]
+            for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+            if k in os.environ
+        },
+    }
+    if name == "numba":
+        from ..ops.fast import common
+
+        out["lstmkit"] = common.get_num_threads()
+    return out
+
+
+def _blas(name) -> dict:
+    """BLAS libraries loaded: threadpoolctl's view when installed, else NumPy's build config.
+    With the compiled backend SciPy's BLAS (the one the kernels call) is loaded first."""
+    if name == "numba":
+        importlib.import_module("scipy.linalg.cython_blas")
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        libs = [_numpy_blas()]
+        if name == "numba":  # every OpenBLAS loaded, SciPy's included, read through ctypes
+            from ..ops.fast import common
+
+            libs += [
+                {"api": "openblas", "architecture": core, "file": f}
+                for f, core in common.openblas_kernels().items()
+            ]
+        return {"source": "numpy.show_config and ctypes", "libraries": libs}
+    libs = [
+        {
+            "api": i.get("internal_api"),
+            "version": i.get("version"),
+            "threads": i.get("num_threads"),
+            "architecture": i.get("architecture"),
+            # e.g. numpy.libs/libscipy_openblas64_-....so: whose copy it is
+            "file": os.path.join(*i.get("filepath", "?").split(os.sep)[-2:]),
+        }
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+    return {"source": "threadpoolctl", "libraries": libs}
+
+
+def _numpy_blas() -> dict:
+    import numpy as np
+
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except (TypeError, KeyError):  # NumPy < 1.26 prints only
+        return {"api": "unknown (NumPy < 1.26)"}
+    return {"api": blas.get("name"), "version": blas.get("version"), "file": "numpy's"}
+
+
+# --- text ---------------------------------------------------------------------------------------
+def format_text(r: dict) -> str:
+    py = r["python"]
+    rows = [
+        ("lstmkit", f"{r['lstmkit']['version']} ({r['lstmkit']['path']})"),
+        ("python", f"{py['version']} ({py['implementation']}, {py['executable']})"),
+        ("platform", py["platform"]),
+        ("numpy", r["numpy"]),
+        ("backend", f"{r['backend']['name']} ({r['backend']['reason']})"),
+        *_kernel_rows(r["kernels"]),
+        ("cpu", _cpu_text(r["cpu"])),
+        ("threads", _threads_text(r["threads"])),
+        ("blas", _blas_text(r["blas"])),
+        ("dependencies", _versions_text({d: v for d, v in r["dependencies"].items()})),
+        ("extras", _extras_text(r["extras"])),
+        ("also found", _versions_text(r["others"]) or "-"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _kernel_rows(k: dict) -> list[tuple[str, str]]:
+    if not k["compiled"]:
+        return [("kernels", k["cells"])]
+    feats = k["target_features"]
+    flags = _flags_text(feats) if feats else "set by NUMBA_CPU_NAME"
+    cache = k["cache"]
+    return [
+        (
+            "kernels",
+            f"numba {k['numba']} (llvmlite {k['llvmlite']}), target {k['target_cpu']}: {flags}",
+        ),
+        ("  lstm", k["lstm"]),
+        ("  gru, rnn", k["gru_rnn"]),
+        ("  float32 tanh", k["float32_tanh"]),
+        ("  cache", f"{cache['compiled_functions']} compiled functions in {cache['directory']}"),
+    ]
+
+
+def _flags_text(flags: dict | None) -> str:
+    if flags is None:
+        return "unknown"
+    have = [f for f, on in flags.items() if on]
+    missing = [f for f, on in flags.items() if not on]
+    return " ".join(have) + (f" (no {' '.join(missing)})" if missing else "")
+
+
+def _cpu_text(c: dict) -> str:
+    return f"{c['model']}, {c['usable_cpus']} of {c['cpus']} CPUs usable; {_flags_text(c['flags'])}"
+
+
+def _threads_text(t: dict) -> str:
+    env = t["LSTMKIT_NUM_THREADS"]
+    source = f"LSTMKIT_NUM_THREADS={env}" if env else f"default: the {t['default']} usable CPUs"
+    if t["lstmkit"] is None:
+        text = "lstmkit runs no threads of its own on the NumPy backend (BLAS may)"
+    else:
+        text = f"{t['lstmkit']} ({source})"
+    if t["blas_env"]:
+        text += "; " + " ".join(f"{k}={v}" for k, v in t["blas_env"].items())
+    return text
+
+
+def _blas_text(b: dict) -> str:
+    parts = []
+    for lib in b["libraries"]:
+        extra = ", ".join(
+            f"{v}" if k != "threads" else f"{v} thread{'s' if v != 1 else ''}"
+            for k, v in lib.items()
+            if k in ("architecture", "threads") and v is not None
+        )
+        name = f"{lib.get('api')} {lib.get('version') or ''}".strip()
+        parts.append(f"{name} ({extra}; {lib.get('file')})" if extra else f"{name} ({lib['file']})")
+    return "; ".join(parts) or "none loaded"
+
+
+def _versions_text(versions: dict) -> str:
+    return ", ".join(f"{d} {v if v else 'MISSING'}" for d, v in versions.items())
+
+
+def _extras_text(extras: dict) -> str:
+    found = [f"{d} {e['version']}" for d, e in extras.items() if e["version"]]
+    missing = sorted({e["extra"] for e in extras.values() if not e["version"]})
+    text = ", ".join(found) or "none"
+    if missing:
+        text += "; not installed: " + ", ".join(f"'lstmkit[{m}]'" for m in missing)
+    return text
