@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from keras_examples import run
 from shared_data import SHARED, require
 

@@ -13,7 +13,6 @@ import argparse
 import os
 
 from .. import _optional
-
 from ._args import Parser, int_at_least
 
 
