@@ -67,3 +67,12 @@ def test_text_generation_learns_as_on_keras():
     # Keras 3, same settings: loss per epoch 2.969, 2.451
     assert g["losses"][-1] <= 2.451 * 1.1
     assert g["losses"][-1] < g["losses"][0]
+
+
+def test_bidirectional_lstm_imdb_learns_as_on_keras():
+    require(SHARED / "sentiment" / "rt_snippets.csv")
+    g = run("bidirectional_lstm_imdb")
+    h = g["history"].history
+    # Keras 3, same settings: loss 0.686 -> 0.448, val_accuracy 0.593 -> 0.658
+    assert h["loss"][-1] < h["loss"][0] - 0.1
+    assert h["val_accuracy"][-1] >= 0.658 - 0.05

@@ -47,7 +47,18 @@ from .random import set_random_seed
 from .saving import load_model
 
 #: modules imported on first use (``import lstmkit as keras; keras.optimizers.Adam(...)``)
-_LAZY_MODULES = ("models", "optimizers", "losses", "metrics", "callbacks", "utils", "initializers")
+_LAZY_MODULES = (
+    "models",
+    "optimizers",
+    "losses",
+    "metrics",
+    "callbacks",
+    "utils",
+    "initializers",
+    "regularizers",
+    "constraints",
+    "preprocessing",
+)
 
 
 def __getattr__(name):
