@@ -80,7 +80,9 @@ def test_gradients_match_torch_autograd():
     model.compile(optimizer="sgd", loss=["mse", "mse"], loss_weights=[1.0, 0.5])
     net = model.network
     preds, masks, tape = net.run([xe, xd], training=True)
-    logs, dys = model._losses([y1, y2], preds, masks)
+    from lstmkit.models.training import MetricState
+
+    logs, dys = model._losses([y1, y2], preds, masks, MetricState(model._metric_specs))
     grads = net.backward(dys, tape)
 
     p = model.params
@@ -262,3 +264,28 @@ def test_from_keras_functional_model(pair):
     xd = rng.standard_normal((2, 5, 4)).astype(np.float32)
     for a, b in zip(ours.predict([xe, xd]), theirs.predict([xe, xd], verbose=0)):
         np.testing.assert_allclose(a, np.asarray(b), atol=2e-5)
+
+
+def test_metrics_over_several_batches_are_those_of_the_whole_data():
+    """Keras' metrics accumulate across batches: evaluate's RMSE and F1 in batches of 7 equal
+    scikit-learn's on all predictions at once (a mean of per-batch values would not)."""
+    from sklearn.metrics import f1_score, mean_squared_error
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((45, 5, 3)).astype(np.float32)
+    y = rng.standard_normal((45, 1)).astype(np.float32)
+    lstmkit.set_random_seed(9)
+    reg = Sequential([Input(shape=(5, 3)), layers.LSTM(4), layers.Dense(1)])
+    reg.compile("sgd", "mse", metrics=["rmse"])
+    got = reg.evaluate(x, y, batch_size=7, return_dict=True)
+    want = np.sqrt(mean_squared_error(y, reg.predict(x)))
+    assert abs(got["rmse"] - want) < 1e-5
+    labels = (y[:, 0] > 0).astype(np.int64)
+    clf = Sequential([Input(shape=(5, 3)), layers.LSTM(4), layers.Dense(1, activation="sigmoid")])
+    clf.compile("sgd", "binary_crossentropy", metrics=["f1", "accuracy"])
+    got = clf.evaluate(x, labels, batch_size=7, return_dict=True)
+    pred = (clf.predict(x)[:, 0] > 0.5).astype(np.int64)
+    assert abs(got["f1"] - f1_score(labels, pred)) < 1e-6
+    assert abs(got["accuracy"] - np.mean(pred == labels)) < 1e-6
+    hist = clf.fit(x, labels, epochs=1, batch_size=7, shuffle=False, verbose=0)
+    assert set(hist.history) == {"loss", "f1", "accuracy"}

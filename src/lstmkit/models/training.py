@@ -185,6 +185,11 @@ class Trainable:
             if len(names) == 1
             else [(f"{n}_{m}", f) for n, ms in zip(names, self._metrics_per_output) for m, f in ms]
         )
+        prefixes = [""] if len(names) == 1 else [f"{n}_" for n in names]
+        self._metric_specs = [
+            [(f"{pre}{_metric_name(m)}", m) for m in _as_list(ms)]
+            for pre, ms in zip(prefixes, _per_output(metrics or [], names, "metrics", who))
+        ]
         self._compile_args = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
         self.seed = int(_random.get_rng().integers(2**31)) if seed is None else int(seed)
         self.compiled = True
@@ -309,9 +314,10 @@ class Trainable:
         z = self.network.output_logits(i, tape)
         return None if z is None else (type(loss)(from_logits=True), z)
 
-    def _losses(self, ys, preds, masks, with_grad=True, tape=None):
-        """Weighted total loss, per-output logs and dLoss/d(each output); an output whose
-        softmax is fused with its cross-entropy gets dLoss/d(its logits) instead."""
+    def _losses(self, ys, preds, masks, state, with_grad=True, tape=None):
+        """Weighted total loss, per-output losses and dLoss/d(each output); an output whose
+        softmax is fused with its cross-entropy gets dLoss/d(its logits) instead. The metrics
+        accumulate in ``state`` (a :class:`MetricState`)."""
         total, dys, logs = 0.0, [], {}
         names = self.output_names
         for i, (y, p, m) in enumerate(zip(ys, preds, masks)):
@@ -327,15 +333,15 @@ class Trainable:
             prefix = "" if len(ys) == 1 else f"{names[i]}_"
             if len(ys) > 1:
                 logs[f"{prefix}loss"] = float(loss)
-            for name, fn in self._metrics_per_output[i]:
-                logs[f"{prefix}{name}"] = float(fn(yv, pv))
+            state.update(i, yv, pv)
         return {"loss": float(total), **logs}, dys
 
-    def _train_step(self, xs, ys, rng, mask=None):
+    def _train_step(self, xs, ys, rng, mask, state):
+        """One update; returns the losses of the batch (the metrics accumulate in ``state``)."""
         net = self.network
         with backend.compute_scope():  # lstmkit's threads share the step's products
             preds, masks, tape = net.run(xs, training=True, masks=self._masks(mask), rng=rng)
-            logs, dys = self._losses(ys, preds, masks, tape=tape)
+            logs, dys = self._losses(ys, preds, masks, state, tape=tape)
             fused = [self._fused_loss(i, tape) is not None for i in range(len(preds))]
             grads = net.backward(dys, tape, from_logits=fused)
             logs["loss"] += self._regularization(grads, tape.caches)
@@ -364,7 +370,8 @@ class Trainable:
         xs, ys = self._prepare(x, y)
         mask = _check_mask(f"{self.name}.train_on_batch", mask, xs[0])
         rng = np.random.default_rng([self.seed, self.optimizer.iterations])
-        logs = self._train_step(xs, ys, rng, mask)
+        state = MetricState(self._metric_specs)
+        logs = {**self._train_step(xs, ys, rng, mask, state), **state.results()}
         return logs if return_dict else _scalar_or_list(logs)
 
     def test_on_batch(self, x, y, mask=None, return_dict=False):
@@ -394,14 +401,14 @@ class Trainable:
         with self.carried_states(who):  # raises for layers that cannot carry state
             pass
 
-    def _train_tbptt(self, x, y, k, seed):
+    def _train_tbptt(self, x, y, k, seed, state):
         """One batch as consecutive chunks of ``k`` steps; returns step-weighted mean logs."""
         T = x.shape[1]
         sums = {}
         with self.carried_states("fit"):
             for a in range(0, T, k):
                 rng = np.random.default_rng([*seed, a])
-                logs = self._train_step([x[:, a : a + k]], [y[:, a : a + k]], rng)
+                logs = self._train_step([x[:, a : a + k]], [y[:, a : a + k]], rng, None, state)
                 w = min(k, T - a) / T
                 for key, v in logs.items():
                     sums[key] = sums.get(key, 0.0) + v * w
@@ -481,7 +488,7 @@ class Trainable:
     def _fit_epoch(self, xs, ys, mask, epoch, batch_size, steps, shuffle, tbptt, cb):
         n = len(xs[0])
         order = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else None
-        sums, seen = {}, 0
+        sums, seen, state = {}, 0, MetricState(self._metric_specs)
         for b in range(steps):
             lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
             # in order: a slice (views, no copy of the batch); shuffled: an index array
@@ -490,16 +497,17 @@ class Trainable:
             cb.on_batch_begin(b, {})
             bx, by = [x[idx] for x in xs], [y[idx] for y in ys]
             if tbptt is not None:
-                logs = self._train_tbptt(bx[0], by[0], tbptt, [self.seed, epoch, b])
+                logs = self._train_tbptt(bx[0], by[0], tbptt, [self.seed, epoch, b], state)
             else:
-                logs = self._train_step(bx, by, rng, None if mask is None else mask[idx])
+                m = None if mask is None else mask[idx]
+                logs = self._train_step(bx, by, rng, m, state)
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v * (hi - lo)
             seen += hi - lo
-            cb.on_batch_end(b, {k: s / seen for k, s in sums.items()})
+            cb.on_batch_end(b, {**{k: s / seen for k, s in sums.items()}, **state.results()})
             if self.stop_training:  # Keras 3: a batch callback ends the epoch at once
                 break
-        return {k: s / seen for k, s in sums.items()}
+        return {**{k: s / seen for k, s in sums.items()}, **state.results()}
 
     def _validation_logs(self, validation_data, batch_size):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -550,19 +558,52 @@ class Trainable:
         _check_verbose(f"{self.name}.evaluate", verbose)
         xs, ys = self._prepare(x, y)
         mask = _check_mask(f"{self.name}.evaluate", mask, xs[0])
-        sums, seen, n = {}, 0, len(xs[0])
+        sums, seen, n, state = {}, 0, len(xs[0]), MetricState(self._metric_specs)
         for i in range(0, n, batch_size):
             m = None if mask is None else mask[i : i + batch_size]
             bx, by = [v[i : i + batch_size] for v in xs], [v[i : i + batch_size] for v in ys]
             preds, masks, penalty = self._evaluate_batch(bx, m)
-            logs, _ = self._losses(by, preds, masks, with_grad=False)
+            logs, _ = self._losses(by, preds, masks, state, with_grad=False)
             logs["loss"] += penalty
             w = int(masks[0].sum()) if masks[0] is not None and preds[0].ndim == 3 else len(bx[0])
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v * w
             seen += w
-        out = {k: s / seen for k, s in sums.items()}
+        out = {**{k: s / seen for k, s in sums.items()}, **state.results()}
         return out if return_dict else _scalar_or_list(out)
+
+
+class MetricState:
+    """The metrics of one pass (an epoch, an evaluation) as Keras keeps them: one object per
+    metric (``lstmkit.metrics.get_metric``) whose ``result()`` is the value over every batch so
+    far, exactly (RMSE from the summed squares, F1 from the summed counts), not a mean of
+    per-batch values. ``"accuracy"`` resolves from the first batch's shapes, as in Keras."""
+
+    def __init__(self, specs):
+        self._specs = specs  # per output: [(log key, identifier)]
+        self._objects = {}
+
+    def update(self, i, y_true, y_pred):
+        for key, ident in self._specs[i]:
+            obj = self._objects.get(key)
+            if obj is None:
+                obj = self._objects[key] = _metric_object(key, ident, y_true, y_pred)
+                obj.reset_state()
+            obj.update_state(y_true, y_pred)
+
+    def results(self) -> dict:
+        return {k: float(o.result()) for k, o in self._objects.items()}
+
+
+def _metric_object(key, ident, y_true, y_pred):
+    try:
+        return metrics_mod.get_metric(ident, y_true, y_pred)
+    except ValueError:  # e.g. plain "mase": its batch values, averaged over samples
+        return metrics_mod.MeanMetricWrapper(metrics_mod.get(ident), name=key)
+
+
+def _as_list(ms):
+    return [] if ms is None else (list(ms) if isinstance(ms, (list, tuple)) else [ms])
 
 
 def _metric_name(m):
