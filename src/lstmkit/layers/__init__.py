@@ -5,6 +5,7 @@ from __future__ import annotations
 from .activation import Activation
 from .base import Layer
 from .bidirectional import Bidirectional
+from .cells import RNN, CellRNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .conv import Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .core import Dense, Dropout, Embedding, Masking
 from .lambda_layer import Lambda
@@ -63,8 +64,22 @@ LAYERS = {
         GlobalMaxPooling1D,
         TimeDistributed,
         Lambda,
+        LSTMCell,
+        GRUCell,
+        SimpleRNNCell,
+        StackedRNNCells,
+        CellRNN,
     )
 }
+
+
+def register_layer(cls):
+    """Let model files name a user's layer or cell class (``load_model`` builds only known
+    classes, never arbitrary code). Returns ``cls``, so it works as a decorator."""
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise ValueError(f"register_layer: argument 'cls' must be a Layer subclass; got {cls!r}")
+    LAYERS[cls.__name__] = cls
+    return cls
 
 
 def serialize(layer: Layer) -> dict:
@@ -90,11 +105,13 @@ def deserialize(config: dict) -> Layer:
 __all__ = [
     "GRU",
     "LSTM",
+    "RNN",
     "Activation",
     "Add",
     "Average",
     "BatchNormalization",
     "Bidirectional",
+    "CellRNN",
     "Concatenate",
     "Conv1D",
     "Dense",
@@ -102,8 +119,10 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRUCell",
     "GlobalAveragePooling1D",
     "GlobalMaxPooling1D",
+    "LSTMCell",
     "Lambda",
     "Layer",
     "LayerNormalization",
@@ -117,6 +136,8 @@ __all__ = [
     "RepeatVector",
     "Reshape",
     "SimpleRNN",
+    "SimpleRNNCell",
+    "StackedRNNCells",
     "Subtract",
     "TimeDistributed",
     "add",
@@ -127,6 +148,7 @@ __all__ = [
     "maximum",
     "minimum",
     "multiply",
+    "register_layer",
     "serialize",
     "subtract",
 ]
