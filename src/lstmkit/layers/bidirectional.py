@@ -214,6 +214,8 @@ class Bidirectional(Layer):
         self.forward_layer.reset_states()
         self.backward_layer.reset_states()
 
+    reset_state = reset_states  # Keras 3's name
+
     def get_config(self):
         cfg = super().get_config()
         cfg["layer"] = self._layer_config

@@ -255,6 +255,8 @@ class CellRNN(Layer):
     def reset_states(self, states=None):
         self.states = None if states is None else [np.asarray(s, self.dtype) for s in states]
 
+    reset_state = reset_states  # Keras 3's name
+
     def _initial(self, B, initial_state):
         if initial_state is not None:
             return [np.asarray(s, self.dtype) for s in initial_state]

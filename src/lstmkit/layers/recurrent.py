@@ -223,6 +223,8 @@ class RNNBase(Layer):
         """Stateful mode: forget the carried state (or set it)."""
         self.states = None if states is None else [np.asarray(s, self.dtype) for s in states]
 
+    reset_state = reset_states  # Keras 3's name
+
     def forward(self, x, *, training=False, mask=None, rng=None, initial_state=None):
         return self._run(x, training, mask, rng, initial_state, keep_cache=True)
 

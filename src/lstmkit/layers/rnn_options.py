@@ -96,8 +96,9 @@ def use_cudnn(who: str, value):
 
 
 def implementation(who: str, value):
-    if value not in (1, 2):
-        raise ValueError(f"{who}: argument 'implementation' must be 1 or 2; got {value!r}")
+    """Keras 3 accepts and ignores it (0, 1, 2: legacy kernel choices); so does lstmkit."""
+    if not isinstance(value, int) or isinstance(value, bool) or value not in (0, 1, 2):
+        raise ValueError(f"{who}: argument 'implementation' must be 0, 1 or 2; got {value!r}")
 
 
 def initializer(who: str, arg: str, value):
