@@ -32,6 +32,16 @@ RUN = (
     "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
     "from lstmkit.cli import main; sys.exit(main(sys.argv[1:]))"
 )
+# The signal must land in training, not in numba compiling the kernels on a cold cache (a fresh
+# clone): a SIGINT inside numba's compile callback is swallowed there. So the child first runs
+# the kernels the command will run (an LSTM fit, evaluate and predict in float32), then main.
+WARM = (
+    "import numpy as np; from lstmkit.layers import LSTM, Dense; "
+    "from lstmkit.models import Sequential; "
+    "m = Sequential([LSTM(32, input_shape=(12, 1)), Dense(4)]); m.compile('adam', 'mse'); "
+    "x, y = np.zeros((40, 12, 1), 'float32'), np.zeros((40, 4), 'float32'); "
+    "m.fit(x, y, batch_size=16, verbose=0); m.evaluate(x, y, verbose=0); m.predict(x); "
+)
 
 
 def _series_csv(path, n):
@@ -59,7 +69,7 @@ def test_ctrl_c_while_training_prints_one_line_and_keeps_the_previous_model(tmp_
     argv += ["--epochs", "300", "--patience", "300", "--transform", "none", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", RUN, *argv],
+        [sys.executable, "-c", WARM + RUN, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
