@@ -82,7 +82,7 @@ def test_gradients_match_torch_autograd():
     preds, masks, tape = net.run([xe, xd], training=True)
     from lstmkit.models.training import MetricState
 
-    logs, dys = model._losses([y1, y2], preds, masks, MetricState(model._metric_specs))
+    logs, dys, _ = model._losses([y1, y2], preds, masks, MetricState(model._metric_specs))
     grads = net.backward(dys, tape)
 
     p = model.params

@@ -315,13 +315,15 @@ class Trainable:
         return None if z is None else (type(loss)(from_logits=True), z)
 
     def _losses(self, ys, preds, masks, state, with_grad=True, tape=None):
-        """Weighted total loss, per-output losses and dLoss/d(each output); an output whose
-        softmax is fused with its cross-entropy gets dLoss/d(its logits) instead. The metrics
-        accumulate in ``state`` (a :class:`MetricState`)."""
-        total, dys, logs = 0.0, [], {}
+        """``(logs, dys, from_logits)``: weighted total loss and per-output losses, dLoss/d(each
+        output), and for each output whether its softmax was fused with its cross-entropy (then
+        its ``dys`` entry is dLoss/d(its logits)). The metrics accumulate in ``state`` (a
+        :class:`MetricState`)."""
+        total, dys, logs, from_logits = 0.0, [], {}, []
         names = self.output_names
         for i, (y, p, m) in enumerate(zip(ys, preds, masks)):
             fused = self._fused_loss(i, tape) if with_grad else None
+            from_logits.append(fused is not None)
             if fused is None:
                 loss, dy, yv, pv = self._output_loss(i, y, p, m)
             else:  # the metrics still see the probabilities
@@ -334,16 +336,15 @@ class Trainable:
             if len(ys) > 1:
                 logs[f"{prefix}loss"] = float(loss)
             state.update(i, yv, pv)
-        return {"loss": float(total), **logs}, dys
+        return {"loss": float(total), **logs}, dys, from_logits
 
     def _train_step(self, xs, ys, rng, mask, state):
         """One update; returns the losses of the batch (the metrics accumulate in ``state``)."""
         net = self.network
         with backend.compute_scope():  # lstmkit's threads share the step's products
             preds, masks, tape = net.run(xs, training=True, masks=self._masks(mask), rng=rng)
-            logs, dys = self._losses(ys, preds, masks, state, tape=tape)
-            fused = [self._fused_loss(i, tape) is not None for i in range(len(preds))]
-            grads = net.backward(dys, tape, from_logits=fused)
+            logs, dys, from_logits = self._losses(ys, preds, masks, state, tape=tape)
+            grads = net.backward(dys, tape, from_logits=from_logits)
             logs["loss"] += self._regularization(grads, tape.caches)
             params = self.trainable_params
             for k in params.keys() - grads.keys():
@@ -563,7 +564,7 @@ class Trainable:
             m = None if mask is None else mask[i : i + batch_size]
             bx, by = [v[i : i + batch_size] for v in xs], [v[i : i + batch_size] for v in ys]
             preds, masks, penalty = self._evaluate_batch(bx, m)
-            logs, _ = self._losses(by, preds, masks, state, with_grad=False)
+            logs, _, _ = self._losses(by, preds, masks, state, with_grad=False)
             logs["loss"] += penalty
             w = int(masks[0].sum()) if masks[0] is not None and preds[0].ndim == 3 else len(bx[0])
             for k, v in logs.items():
