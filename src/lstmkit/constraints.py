@@ -20,23 +20,14 @@ import math
 
 import numpy as np
 
+from ._config import Configurable, from_config_dict, from_name, keras_config
+
 EPSILON = 1e-7  # keras.backend.epsilon()
 
 
-class Constraint:
+class Constraint(Configurable):
     def __call__(self, w) -> np.ndarray:
         return w
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _number(cls, arg, v, low=0.0):
@@ -129,12 +120,7 @@ def serialize(con) -> dict | str | None:
     if con is None or isinstance(con, str):
         return con
     if isinstance(con, Constraint) and type(con).__name__ in CLASSES:
-        return {
-            "module": "keras.constraints",
-            "class_name": type(con).__name__,
-            "config": con.get_config(),
-            "registered_name": None,
-        }
+        return keras_config(con, "keras.constraints")
     raise ValueError(f"constraint {con!r} cannot be serialized; use {sorted(NAMES)}")
 
 
@@ -143,25 +129,10 @@ def get(identifier, arg="constraint"):
     if identifier is None or isinstance(identifier, Constraint):
         return identifier
     if isinstance(identifier, str):
-        cls = NAMES.get(identifier) or CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(
-                f"argument '{arg}': unknown constraint {identifier!r}; expected one of "
-                f"{sorted(NAMES)}"
-            )
-        return cls()
+        lookup = {**CLASSES, **NAMES}
+        return from_name(identifier, lookup, "constraint", arg, f"one of {sorted(NAMES)}")
     if isinstance(identifier, dict):
-        name, cfg = identifier.get("class_name"), identifier.get("config") or {}
-        cls = CLASSES.get(name)
-        if cls is None or not isinstance(cfg, dict):
-            raise ValueError(
-                f"argument '{arg}': unknown constraint config {identifier!r:.200}; expected "
-                f"class_name in {sorted(CLASSES)}"
-            )
-        try:
-            return cls.from_config(cfg)
-        except TypeError as e:
-            raise ValueError(f"argument '{arg}': invalid config for {name}: {e}") from None
+        return from_config_dict(identifier, CLASSES, "constraint", arg)
     raise ValueError(
         f"argument '{arg}' must be None, a constraint name, config dict or a "
         f"lstmkit.constraints.Constraint; got {identifier!r}"

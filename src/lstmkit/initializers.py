@@ -34,6 +34,7 @@ import math
 import numpy as np
 
 from . import random as _random
+from ._config import Configurable, from_config_dict, from_name, keras_config
 
 
 def compute_fans(shape, input_axes=None, output_axes=None):
@@ -51,7 +52,7 @@ def compute_fans(shape, input_axes=None, output_axes=None):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: subclasses define ``_draw(shape, rng, dtype)`` and ``get_config()``."""
 
     def __call__(self, shape, rng=None, dtype=None):
@@ -66,17 +67,6 @@ class Initializer:
 
     def _draw(self, shape, rng, dtype):
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Zeros(Initializer):
@@ -341,12 +331,7 @@ def serialize(init) -> dict | str:
     if isinstance(init, str):
         return init
     if isinstance(init, Initializer):
-        return {
-            "module": "keras.initializers",
-            "class_name": type(init).__name__,
-            "config": init.get_config(),
-            "registered_name": None,
-        }
+        return keras_config(init, "keras.initializers")
     raise ValueError(
         f"initializer {init!r} cannot be serialized; use a name or an lstmkit.initializers object"
     )
@@ -359,34 +344,23 @@ def get(identifier, arg="initializer"):
     ):
         return identifier
     if isinstance(identifier, str):
-        cls = NAMES.get(identifier) or CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(
-                f"argument '{arg}': unknown initializer {identifier!r}; expected one of "
-                f"{sorted(NAMES)}"
-            )
-        return cls()
+        lookup = {**CLASSES, **NAMES}
+        return from_name(identifier, lookup, "initializer", arg, f"one of {sorted(NAMES)}")
     if isinstance(identifier, dict):
-        return _from_dict(identifier, arg)
+        return from_config_dict(
+            identifier, CLASSES, "initializer", arg, aliases=NAMES, check=_plain_seed(arg)
+        )
     raise ValueError(
         f"argument '{arg}' must be an initializer name, config dict or object; got {identifier!r}"
     )
 
 
-def _from_dict(spec, arg):
-    name, cfg = spec.get("class_name"), spec.get("config") or {}
-    cls = CLASSES.get(name) or NAMES.get(name)
-    if cls is None or not isinstance(cfg, dict):
-        raise ValueError(
-            f"argument '{arg}': unknown initializer config {spec!r:.200}; expected class_name in "
-            f"{sorted(CLASSES)}"
-        )
-    if isinstance(cfg.get("seed"), dict):  # a Keras SeedGenerator: lstmkit cannot reproduce it
-        raise ValueError(f"argument '{arg}': a SeedGenerator seed is not supported; use an int")
-    try:
-        return cls.from_config(cfg)
-    except TypeError as e:
-        raise ValueError(f"argument '{arg}': invalid config for {name}: {e}") from None
+def _plain_seed(arg):
+    def check(cfg):
+        if isinstance(cfg.get("seed"), dict):  # a Keras SeedGenerator: lstmkit cannot redo it
+            raise ValueError(f"argument '{arg}': a SeedGenerator seed is not supported; use an int")
+
+    return check
 
 
 # Keras' lower-case exports are the classes: ``initializers.he_normal(seed=1)``.

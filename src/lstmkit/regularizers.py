@@ -25,25 +25,16 @@ import math
 
 import numpy as np
 
+from ._config import Configurable, from_config_dict, from_name, keras_config
 
-class Regularizer:
+
+class Regularizer(Configurable):
     def __call__(self, x) -> float:
         raise NotImplementedError
 
     def grad(self, x) -> np.ndarray:
         """d(penalty)/dx, same shape and dtype as ``x``."""
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _factor(cls, arg, v):
@@ -118,12 +109,7 @@ def serialize(reg) -> dict | str | None:
     if reg is None or isinstance(reg, str):
         return reg
     if isinstance(reg, Regularizer) and type(reg).__name__ in CLASSES:
-        return {
-            "module": "keras.regularizers",
-            "class_name": type(reg).__name__,
-            "config": reg.get_config(),
-            "registered_name": None,
-        }
+        return keras_config(reg, "keras.regularizers")
     raise ValueError(
         f"regularizer {reg!r} cannot be serialized; use 'l1', 'l2', 'l1_l2' or L1/L2/L1L2"
     )
@@ -134,25 +120,10 @@ def get(identifier, arg="regularizer"):
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, str):
-        make = NAMES.get(identifier) or CLASSES.get(identifier)
-        if make is None:
-            raise ValueError(
-                f"argument '{arg}': unknown regularizer {identifier!r}; expected one of "
-                f"{sorted(NAMES)} or an L1/L2/L1L2 object"
-            )
-        return make()
+        expected = f"one of {sorted(NAMES)} or an L1/L2/L1L2 object"
+        return from_name(identifier, {**CLASSES, **NAMES}, "regularizer", arg, expected)
     if isinstance(identifier, dict):
-        name, cfg = identifier.get("class_name"), identifier.get("config") or {}
-        cls = CLASSES.get(name)
-        if cls is None or not isinstance(cfg, dict):
-            raise ValueError(
-                f"argument '{arg}': unknown regularizer config {identifier!r:.200}; expected "
-                f"class_name in {sorted(CLASSES)}"
-            )
-        try:
-            return cls.from_config(cfg)
-        except TypeError as e:
-            raise ValueError(f"argument '{arg}': invalid config for {name}: {e}") from None
+        return from_config_dict(identifier, CLASSES, "regularizer", arg)
     if callable(identifier):
         raise ValueError(
             f"argument '{arg}': a plain function has no gradient in lstmkit (no autodiff); "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._config import Configurable
+
 EPSILON = 1e-7  # keras.config.epsilon()
 
 
@@ -17,7 +19,7 @@ def sigmoid(x):
     return np.exp(-np.logaddexp(0.0, -x))
 
 
-class Loss:
+class Loss(Configurable):
     """Base: shape checks, the Keras reduction and sample weights. Subclasses implement
     ``_values(y_true, y_pred) -> l`` and ``_dvalues(y_true, y_pred) -> dl/dy_pred``."""
 
@@ -90,17 +92,6 @@ class Loss:
                 f"{values.shape} or a prefix of it (per-sample loss shape); "
                 f"got {np.shape(sample_weight)}"
             ) from None
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class _Elementwise(Loss):
