@@ -25,6 +25,7 @@ EXTRAS = {
     "onnxruntime": "onnx",
     "keras": "keras",
     "h5py": "keras",
+    "sentencepiece": "translate",
 }
 
 

@@ -195,7 +195,7 @@ class Tokenizer:
         return self
 
     def _fit_subword(self, texts, vocab_size):
-        spm = require("sentencepiece", "subword tokenizers (level 'subword')", "translate")
+        spm = require("sentencepiece", "subword tokenizers (level 'subword')")
         alphabet = len(set("".join(texts)))
         proto = io.BytesIO()
         spm.SentencePieceTrainer.train(
@@ -222,7 +222,7 @@ class Tokenizer:
         self._load_subword(proto.getvalue(), "Tokenizer.fit")
 
     def _load_subword(self, proto: bytes, owner):
-        spm = require("sentencepiece", "subword tokenizers (level 'subword')", "translate")
+        spm = require("sentencepiece", "subword tokenizers (level 'subword')")
         sp = spm.SentencePieceProcessor()
         try:
             sp.LoadFromSerializedProto(proto)
