@@ -87,10 +87,10 @@ def test_read_pairs_csv_tsv_and_sniffed(tmp_path):
         ["Hallo Welt.", "Ja."],
     )
     # TSV has no quoting: a '"' is text (Tatoeba and Anki exports)
-    tsv = 'en\tde\nHe said "hi.\tEr sagte "hallo.\nOk, go.\tGut, los.\n'
+    tsv = 'en\tde\nHe said "hi.\tEr sagte "hallo.\n"Go," he said.\t"Geh", sagte er.\n'
     (tmp_path / "p.tsv").write_text(tsv, encoding="utf-8")
     (tmp_path / "p.txt").write_text(tsv, encoding="utf-8")  # no known extension: sniffed
-    want = (['He said "hi.', "Ok, go."], ['Er sagte "hallo.', "Gut, los."])
+    want = (['He said "hi.', '"Go," he said.'], ['Er sagte "hallo.', '"Geh", sagte er.'])
     assert read_pairs(tmp_path / "p.tsv", "en", "de") == want
     assert read_pairs(tmp_path / "p.txt", "en", "de") == want
 
@@ -159,6 +159,9 @@ def test_detect_level(real_slice):
     assert detect_level(["これはペンです。", "カタカナ"]) == "char"
     assert detect_level(["안녕하세요 세계", "감사합니다"]) == "word"  # Korean writes spaces
     assert detect_level(["Guten Morgen, Welt!"]) == "word"
+    # mixed scripts: 5 of 11 letters Chinese -> characters; 2 of 20 -> words
+    assert detect_level(["我用Python写代码"]) == "char"
+    assert detect_level(["The word 你好 means hello"]) == "word"
     assert detect_level(["2021-03-03", "42"]) == "char"  # no letters at all
     with pytest.raises(ValueError, match="argument 'texts' must be a list of str; got str"):
         detect_level("hello")
@@ -563,6 +566,13 @@ def test_attention_heatmap_png_with_chinese_tokens(tmp_path):
     with pytest.raises(ValueError, match=r"argument 'weights' must have shape \(target tokens, "
                        r"source tokens\) = \(6, 6\); got \(6, 5\)"):  # fmt: skip
         attention.plot_attention(w[:, :5], source, target)
+    # orientation: rows are target tokens, columns source tokens (a 3 x 7 case, not square)
+    w37 = rng.dirichlet(np.ones(7), size=3)
+    fig = attention.attention_figure(w37, list("abcdefg"), ["x", "y", "z"])
+    ax = fig.axes[0]
+    assert np.array_equal(np.asarray(ax.images[0].get_array()), w37)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("abcdefg")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y", "z"]
     with pytest.raises(ValueError, match=r"argument 'weights' holds NaN"):
         attention.plot_attention(np.full((6, 6), np.nan), source, target)
 
@@ -575,3 +585,15 @@ def test_read_pairs_file_csv_roundtrip_of_writer(tmp_path):
         writer.writerow(["source", "target"])
         writer.writerows(pairs)
     assert read_pairs(tmp_path / "w.csv") == tuple(list(x) for x in zip(*pairs))
+
+
+def test_importing_costs_no_optional_package():
+    # sacrebleu, sentencepiece and matplotlib are imported by the functions that use them
+    import subprocess
+
+    code = (
+        "import sys, lstmkit.apps.translate_data, lstmkit.inspect.attention;"
+        "print(sorted(m for m in ('sacrebleu', 'sentencepiece', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 
-__all__ = ["CJK_FONTS", "plot_attention", "save_attention"]
+__all__ = ["CJK_FONTS", "attention_figure", "plot_attention", "save_attention"]
 
 CJK_FONTS = (
     "Noto Sans CJK SC",
@@ -110,9 +110,10 @@ def _check(weights, source_tokens, target_tokens):
     return w
 
 
-def plot_attention(weights, source_tokens, target_tokens, title: str = "") -> bytes:
-    """PNG bytes of the heatmap of ``weights (Tt, Ts)``: row ``i`` is target token ``i``,
-    column ``j`` source token ``j``; the colour scale runs from 0 to 1 (softmax weights)."""
+def attention_figure(weights, source_tokens, target_tokens, title: str = ""):
+    """The matplotlib ``Figure`` of the heatmap of ``weights (Tt, Ts)``: row ``i`` is target
+    token ``i``, column ``j`` source token ``j``; the colour scale runs from 0 to 1 (softmax
+    weights)."""
     w = _check(weights, source_tokens, target_tokens)
     from matplotlib.figure import Figure
 
@@ -133,6 +134,13 @@ def plot_attention(weights, source_tokens, target_tokens, title: str = "") -> by
         ax.set_title(_label(title, cmap), fontdict=font)
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     fig.tight_layout()  # the token labels' lengths vary: let matplotlib fit the margins
+    return fig
+
+
+def plot_attention(weights, source_tokens, target_tokens, title: str = "") -> bytes:
+    """PNG bytes of :func:`attention_figure` (rendered in memory, so that a caller writes its
+    outputs only once all of them exist)."""
+    fig = attention_figure(weights, source_tokens, target_tokens, title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
