@@ -220,6 +220,25 @@ def test_decode_stops_at_eos_and_drops_pad_bos():
         Tokenizer("word").encode(["a"])
 
 
+@pytest.mark.parametrize(
+    "make, pattern",
+    [
+        (lambda: Tokenizer("bytes"), r"Tokenizer: argument 'level' must be one of \['char', "),
+        (lambda: Tokenizer("subword", subword_type="wordpiece"), r"argument 'subword_type'"),
+        (lambda: Tokenizer().fit("a text"), r"argument 'texts' must be a list of str .*; got str"),
+        (lambda: Tokenizer().fit([]), r"argument 'texts' must be at least one text"),
+        (lambda: Tokenizer().fit(["a", 3]), r"must be a list of str; got a int at position 1"),
+        (lambda: Tokenizer().fit(["a"], min_count=0), r"argument 'min_count' must be an int >= 1"),
+        (lambda: Tokenizer().fit(["a"], min_count=True), r"'min_count' must be an int >= 1; got T"),
+        (lambda: Tokenizer().fit(["a"], max_size=4), r"'max_size' must be None or an int >= 5"),
+        (lambda: Tokenizer().fit(["a"], max_size=9.0), r"'max_size' must be None or an int >= 5"),
+    ],
+)
+def test_fit_arguments_checked(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make()
+
+
 _TEXT = st.text(
     alphabet=st.sampled_from(list("abcXYZ éü我們看！,.'\"-()?3 \t") + ["\u3000"]), max_size=40
 )

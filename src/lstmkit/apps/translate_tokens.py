@@ -165,21 +165,7 @@ class Tokenizer:
         if not texts:
             _fail("Tokenizer.fit", "texts", "an empty list", "at least one text")
         min_count = DEFAULT_MIN_COUNT[self.level] if min_count is None else min_count
-        if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)):
-            _fail("Tokenizer.fit", "min_count", repr(min_count), "an int >= 1")
-        if min_count < 1:
-            _fail("Tokenizer.fit", "min_count", repr(min_count), "an int >= 1")
-        if max_size is not None and (
-            isinstance(max_size, bool)
-            or not isinstance(max_size, (int, np.integer))
-            or max_size < len(SPECIALS) + 1
-        ):
-            _fail(
-                "Tokenizer.fit",
-                "max_size",
-                repr(max_size),
-                f"None or an int >= {len(SPECIALS) + 1}",
-            )
+        _check_fit_sizes(min_count, max_size)
         if self.level == "subword":
             self._fit_subword(texts, max_size or DEFAULT_SUBWORD_SIZE)
         else:
@@ -354,6 +340,17 @@ class Tokenizer:
         tok._load_subword(proto, owner)
         tok.fitted = True
         return tok
+
+
+def _check_fit_sizes(min_count, max_size):
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if not is_int(min_count) or min_count < 1:
+        _fail("Tokenizer.fit", "min_count", repr(min_count), "an int >= 1")
+    least = len(SPECIALS) + 1
+    if max_size is not None and (not is_int(max_size) or max_size < least):
+        _fail("Tokenizer.fit", "max_size", repr(max_size), f"None or an int >= {least}")
 
 
 def _checked_tokens(tokens, level, owner) -> list[str]:
