@@ -93,6 +93,8 @@ def test_read_pairs_csv_tsv_and_sniffed(tmp_path):
     want = (['He said "hi.', '"Go," he said.'], ['Er sagte "hallo.', '"Geh", sagte er.'])
     assert read_pairs(tmp_path / "p.tsv", "en", "de") == want
     assert read_pairs(tmp_path / "p.txt", "en", "de") == want
+    (tmp_path / "crlf.tsv").write_bytes(tsv.replace("\n", "\r\n").encode("utf-8"))
+    assert read_pairs(tmp_path / "crlf.tsv", "en", "de") == want
 
 
 def _write(tmp_path, name, data):

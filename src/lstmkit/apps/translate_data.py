@@ -52,7 +52,9 @@ __all__ = [
     "synthetic_pairs",
 ]
 
-MAX_BYTES = 512 * 2**20  # largest pairs file read (the Tatoeba file is 3.7 MB)
+MAX_BYTES = (
+    256 * 2**20
+)  # largest pairs file read (Tatoeba en-zh: 3.7 MB); its text is held in memory
 MAX_CELL_CHARS = 10_000  # longest sentence (the csv module's own field limit is 131,072)
 EMPTY_MODES = ("skip", "error")
 

@@ -55,6 +55,10 @@ def scores(hypotheses, references, target_level: str = "word", *, tokenize=None,
 
     A hypothesis is an exact match when it equals one of its references after whitespace is
     folded (and case, with ``lowercase``).
+
+    Returns:
+        ``{"bleu": float, "chrf": float, "exact": float, "tokenize": str, "n": int}``: the
+        scores, the sacrebleu tokenizer used, and the number of hypotheses.
     """
     func = "scores"
     if isinstance(hypotheses, str) or not all(isinstance(h, str) for h in hypotheses):
