@@ -67,12 +67,14 @@ def _names(reqs):
 def test_plain_install_brings_the_full_experience_and_interop_stays_optional():
     project = _pyproject()["project"]
     deps = _names(project["dependencies"])
-    assert deps == {"numpy", "numba", "scipy", "tqdm", "matplotlib", "safetensors"}
+    assert deps == {"numpy", "numba", "scipy", "tqdm", "matplotlib", "safetensors", "sacrebleu"}
     extras = project["optional-dependencies"]
     assert _names(extras["torch"]) == {"torch"}
     assert _names(extras["onnx"]) == {"onnx", "onnxruntime"}
     assert _names(extras["keras"]) == {"keras"}
-    assert not {"torch", "onnx", "onnxruntime", "keras"} & deps
+    assert _names(extras["forecast"]) == {"statsforecast"}
+    assert _names(extras["translate"]) == {"sentencepiece"}
+    assert not {"torch", "onnx", "onnxruntime", "keras", "statsforecast", "sentencepiece"} & deps
     # former extras still resolve, to packages that are now regular dependencies
     assert _names(extras["apps"]) | _names(extras["fast"]) <= deps
     test = extras["test"]
