@@ -31,7 +31,7 @@ class TorchTranslator(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.smoothing = smoothing
 
-    def forward(self, src, tgt):
+    def forward(self, src, tgt, per_sentence=False):
         S = src.shape[1]
         mask = src != 0
         x = self.drop(self.src_emb(src))
@@ -51,6 +51,11 @@ class TorchTranslator(nn.Module):
             feed = self.drop(torch.tanh(self.comb(torch.cat([ctx, h], 1))))
             outs.append(feed)
         logits = self.out(torch.stack(outs, 1))
+        if per_sentence:  # the mean loss per target token of each sentence
+            losses = F.cross_entropy(
+                logits.transpose(1, 2), tgt[:, 1:], ignore_index=0, reduction="none"
+            )
+            return losses.sum(1) / (tgt[:, 1:] != 0).sum(1)
         return F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
             tgt[:, 1:].reshape(-1),

@@ -139,14 +139,17 @@ def beam_search(
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(cand, top, 1), 1), 1)
         top_scores = np.take_along_axis(cand, top, 1)  # (B, 2K) best first
         beam_of, tok = top // V, top % V
+        # as fairseq: an EOS finishes a hypothesis only from the top K candidates (so K = 1
+        # is greedy search); the K best others live on
         eos = (tok == EOS) & np.isfinite(top_scores) & alive[:, None]
+        final = eos & (np.arange(2 * K) < K)
         rows = np.arange(B)[:, None] * K + beam_of  # (B, 2K) index into the B*K hypotheses
         length = t + 1
         h_all = np.concatenate([hist[rows], tok[..., None]], axis=2)  # (B, 2K, t+1)
         a_all = None
         if return_attention:
             a_all = np.concatenate([att_hist, att[:, None]], axis=1)  # (B*K, t+1, S)
-        b_idx, j_idx = np.nonzero(eos)
+        b_idx, j_idx = np.nonzero(final)
         best.offer(
             top_scores[b_idx, j_idx] / length**alpha,
             b_idx,

@@ -113,9 +113,11 @@ def clip_global_norm(grads: dict, limit: float) -> float:
 class _Best:
     """The best epoch so far, its weights (copies) and the early-stopping count."""
 
-    def __init__(self, monitor):
+    def __init__(self, monitor, model):
         self.monitor, self.lower = monitor, monitor.endswith("loss")
-        self.value, self.epoch, self.params, self.waited = None, None, None, 0
+        self.value, self.epoch, self.waited = None, None, 0
+        # the starting weights until an epoch improves: what a first-epoch divergence restores
+        self.params = {k: p.copy() for k, p in model.params.items()}
 
     def update(self, logs, model) -> bool:
         v = logs.get(self.monitor)
@@ -158,7 +160,7 @@ def train_translator(
     rng = np.random.default_rng(cfg.seed)
     opt = Adam(learning_rate=cfg.learning_rate)
     deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
-    best, history, stopped = _Best(monitor), [], "epochs"
+    best, history, stopped = _Best(monitor, model), [], "epochs"
     say = progress or (lambda _line: None)
     for epoch in range(1, cfg.epochs + 1):
         logs, stopped = _epoch(model, opt, train, rng, deadline, say, epoch)
@@ -176,9 +178,8 @@ def train_translator(
             stopped = "patience"
             break
         stopped = "epochs"
-    if best.params is not None:
-        for k, p in model.params.items():
-            p[...] = best.params[k]
+    for k, p in model.params.items():
+        p[...] = best.params[k]
     return {"history": history, "best_epoch": best.epoch, "best": best.value, "stopped": stopped}
 
 
