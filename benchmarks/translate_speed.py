@@ -67,19 +67,14 @@ def lstmkit_stepper(args):
     import numpy as np
 
     from lstmkit.apps.translate_model import Translator
-    from lstmkit.apps.translate_train import clip_global_norm
-    from lstmkit.ops.backend import compute_scope
+    from lstmkit.apps.translate_train import train_step
     from lstmkit.optimizers import Adam
 
     model = Translator(args.src_vocab, args.tgt_vocab)
     opt, rng = Adam(model.config.learning_rate), np.random.default_rng(args.seed)
 
-    def step(src, tgt):
-        with compute_scope():
-            loss, n, grads = model.loss_and_grads(src, tgt, rng)
-            clip_global_norm(grads, model.config.clipnorm)
-            opt.apply(model.params, grads)
-        return n
+    def step(src, tgt):  # what train_translator runs per batch
+        return train_step(model, opt, src, tgt, rng)[1]
 
     return model, step
 

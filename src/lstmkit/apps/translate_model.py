@@ -170,11 +170,12 @@ class Translator:
         shapes = param_shapes(self.src_vocab, self.tgt_vocab, self.config)
         self.params = _init_params(shapes, self.dtype, np.random.default_rng(self.config.seed))
         self.metadata: dict = {}
-        # the encoder (whole sequences) on the fast path; the decoder's one-step sequences of
-        # training on the NumPy reference: the compiled feature-major kernels repack the
-        # weights at every call, which made a (B=64, 768 -> 512) step 1.3x slower forward and
-        # 1.4x backward than the reference's plain BLAS products (measured, 1 thread)
-        self.lstm, self.cell = ops_for("lstm"), ops_for("lstm", backend="numpy")
+        # The NumPy reference LSTM, through ops_for: every product is one BLAS call, so BLAS's
+        # threads serve the whole step. Measured (B=64, 1 thread, a busy machine): the compiled
+        # feature-major kernels repack the weights at every call, which made the decoder's
+        # one-step sequence 1.3x slower forward and 1.4x backward; for the encoder (T ~ 10)
+        # they were no faster (whole train step 11.4-12.2 s against 11.8-14.0 s per 6 steps).
+        self.lstm = ops_for("lstm", backend="numpy")
 
     def get_config(self) -> dict:
         return {
@@ -278,7 +279,7 @@ class Translator:
         x = np.concatenate([emb, state.feed], axis=1)  # (B, E + Hd): input feeding
         w = self._w("decoder")
         if keep_cache:
-            _, (h, c), lstm_cache = self.cell.forward(x[None], state.h, state.c, *w)
+            _, (h, c), lstm_cache = self.lstm.forward(x[None], state.h, state.c, *w)
         else:
             (h, c), lstm_cache = self.lstm.step(x, state.h, state.c, *w), None
         ctx, a, att_cache = attention_forward(h[:, None, :], memory.keys, memory.enc, memory.mask)
@@ -301,7 +302,7 @@ class Translator:
         d_cat = d_pre @ p["combine.kernel"].T
         dq, dk, dv = attention_backward(d_cat[:, None, :He2], att_cache)
         d_h = d_h + d_cat[:, He2:] + dq[:, 0]
-        g = self.cell.backward(None, d_h, d_c, lstm_cache)
+        g = self.lstm.backward(None, d_h, d_c, lstm_cache)
         for role in ("kernel", "recurrent_kernel", "bias"):
             acc[role] += g[role]
         E = self.config.embedding_dim

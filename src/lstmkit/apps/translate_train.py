@@ -110,6 +110,17 @@ def clip_global_norm(grads: dict, limit: float) -> float:
     return norm
 
 
+def train_step(model: Translator, opt, src, tgt, rng) -> tuple[float, int]:
+    """One update: loss and gradients, global-norm clipping, ``opt.apply``. Returns ``(loss,
+    target tokens)``; with a non-finite loss or gradient norm the weights are left untouched
+    and the loss returned is NaN."""
+    loss, n, grads = model.loss_and_grads(src, tgt, rng)
+    if not math.isfinite(loss) or not math.isfinite(clip_global_norm(grads, model.config.clipnorm)):
+        return float("nan"), n
+    opt.apply(model.params, grads)
+    return loss, n
+
+
 class _Best:
     """The best epoch so far, its weights (copies) and the early-stopping count."""
 
@@ -194,16 +205,11 @@ def _epoch(model, opt, train, rng, deadline, say, epoch):
     for i, idx in enumerate(batches, 1):
         s = pad_batch([src[j] for j in idx])
         t = pad_batch([tgt[j] for j in idx], bos_eos=True)
-        loss, n, grads = model.loss_and_grads(s, t, rng)
+        loss, n = train_step(model, opt, s, t, rng)
         if not math.isfinite(loss):
-            say(f"epoch {epoch}: the loss is {loss} at batch {i}: training diverged; stopping")
+            say(f"epoch {epoch}: non-finite loss or gradients at batch {i}: training diverged")
             why = "diverged"
             break
-        if not math.isfinite(clip_global_norm(grads, cfg.clipnorm)):
-            say(f"epoch {epoch}: non-finite gradients at batch {i}: training diverged; stopping")
-            why = "diverged"
-            break
-        opt.apply(model.params, grads)
         loss_sum, tokens = loss_sum + loss * n, tokens + n
         if i % LOG_EVERY == 0:
             rate = tokens / (time.monotonic() - t0)
