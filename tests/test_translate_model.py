@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lstmkit import Sequential, layers, load_model
-from lstmkit.apps.translate_decode import beam_search, greedy_decode
+from lstmkit.apps.translate_decode import beam_search, greedy_decode, translate_ids
 from lstmkit.apps.translate_files import load_translator, save_translator
 from lstmkit.apps.translate_model import Translator, TranslatorConfig
 from lstmkit.apps.translate_train import pad_batch, train_translator
@@ -257,3 +257,39 @@ def test_non_finite_weights_are_not_saved_and_other_models_refused(tmp_path):
         load_translator(tmp_path / "seq.lstmkit")
     with pytest.raises(ModelFileError, match="unsupported model"):
         load_model(path)
+
+
+def test_translate_ids_keeps_the_input_order(tiny):
+    model, valid = tiny
+    sources = valid[0][:25]
+    for beam in (1, 3):
+        out = translate_ids(model, sources, beam=beam, max_len=10, batch_size=7)
+        for i, s in enumerate(sources):
+            decode = greedy_decode if beam == 1 else beam_search
+            kwargs = {} if beam == 1 else {"beam": beam}
+            assert out.tokens[i] == decode(model, pad_batch([s]), max_len=10, **kwargs).tokens[0]
+
+
+def test_bad_input_is_refused_with_the_argument_named():
+    model = Translator(14, 14, TranslatorConfig(**TINY))
+    src, tgt = np.array([[5, 6, 0]]), np.array([[1, 5, 2]])
+    bad = [
+        (lambda: model.loss_and_grads(np.array([[5, 99]]), tgt), "'src'.*\\[0, 14\\)"),
+        (lambda: model.loss_and_grads(src, np.array([1, 5, 2])), "'tgt' must be a 2-D int"),
+        (lambda: model.loss_and_grads(np.array([[0, 0]]), tgt), "'src' has an empty"),
+        (lambda: model.loss_and_grads(np.vstack([src, src]), tgt), "same batch size"),
+        (lambda: model.loss_and_grads(src.astype(float), tgt), "'src' must be a 2-D int"),
+        (lambda: TranslatorConfig(dropout=1.0), "'dropout' must be in \\[0, 1\\)"),
+        (lambda: TranslatorConfig(decoder_units=0), "'decoder_units' must be a positive int"),
+        (lambda: TranslatorConfig(dtype="float16"), "'dtype'"),
+        (lambda: Translator(3, 14), "'src_vocab' must be an int > 3"),
+        (lambda: beam_search(model, src, beam=0), "'beam' must be a positive int"),
+        (lambda: greedy_decode(model, src, max_len=0), "'max_len' must be a positive int"),
+        (lambda: translate_ids(model, [[5], []]), "'sources'"),
+        (lambda: train_translator(model, ([[5]], [[5], [6]]), ([[5]], [[5]])), "1 sources and 2"),
+        (lambda: train_translator(model, ([[5]], [[5]]), ([[5]], [[5]]), max_minutes=0), "max_min"),
+        (lambda: train_translator(model, ([[]], [[5]]), ([[5]], [[5]])), "'train' has no pair"),
+    ]
+    for call, message in bad:
+        with pytest.raises(ValueError, match=message):
+            call()

@@ -181,3 +181,37 @@ def beam_search(
         lengths = (src != PAD).sum(1)
         atts = [None if a is None else a[:, : lengths[b]] for b, a in enumerate(best.att)]
     return Decoded(best.tokens, best.score, atts)
+
+
+def translate_ids(
+    model: Translator,
+    sources,
+    beam=1,
+    max_len=None,
+    alpha=None,
+    batch_size=None,
+    return_attention=False,
+) -> Decoded:
+    """Decode a list of source id sequences in length-sorted batches of ``batch_size`` (default:
+    the model's) with greedy search (``beam == 1``) or beam search; results in input order."""
+    from .translate_train import pad_batch
+
+    sources = [list(s) for s in sources]
+    if not sources or min(map(len, sources)) == 0:
+        raise ValueError("translate_ids: argument 'sources' must be non-empty id sequences")
+    batch_size = batch_size or model.config.batch_size
+    order = np.argsort([len(s) for s in sources], kind="stable")
+    tokens, scores = [None] * len(sources), np.empty(len(sources))
+    atts = [None] * len(sources) if return_attention else None
+    for i in range(0, len(order), batch_size):
+        idx = order[i : i + batch_size]
+        src = pad_batch([sources[j] for j in idx])
+        if beam == 1:
+            out = greedy_decode(model, src, max_len, return_attention)
+        else:
+            out = beam_search(model, src, beam, max_len, alpha, return_attention)
+        for k, j in enumerate(idx):
+            tokens[j], scores[j] = out.tokens[k], out.scores[k]
+            if return_attention:
+                atts[j] = out.attention[k]
+    return Decoded(tokens, scores, atts)
