@@ -25,7 +25,8 @@ from .translate_model import BOS, EOS, PAD, DecoderState, Memory, Translator
 
 class Decoded(NamedTuple):
     tokens: list  # per sentence: list of int ids (no BOS/EOS)
-    scores: np.ndarray  # (B,) normalised log-probability of each output
+    # (B,) log-probability of each output (EOS included) / length ** alpha; greedy: alpha = 1
+    scores: np.ndarray
     attention: list | None  # per sentence: (len(tokens) + 1, source length) or None
 
 

@@ -57,7 +57,7 @@ def length_sorted_batches(src_lens, tgt_lens, batch_size, pool_batches, rng) -> 
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _check_pairs(name, pairs, model, max_len):
+def _check_pairs(name, pairs, max_len):
     """``(sources, targets)`` lists of id lists -> the pairs within ``max_len``."""
     try:
         src, tgt = pairs
@@ -166,8 +166,8 @@ def train_translator(
         raise ValueError(
             f"train_translator: argument 'max_minutes' must be > 0; got {max_minutes!r}"
         )
-    train = _check_pairs("train", train, model, cfg.max_len)
-    valid = _check_pairs("valid", valid, model, cfg.max_len)
+    train = _check_pairs("train", train, cfg.max_len)
+    valid = _check_pairs("valid", valid, cfg.max_len)
     rng = np.random.default_rng(cfg.seed)
     opt = Adam(learning_rate=cfg.learning_rate)
     deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
