@@ -293,3 +293,16 @@ def test_bad_input_is_refused_with_the_argument_named():
     for call, message in bad:
         with pytest.raises(ValueError, match=message):
             call()
+
+
+def test_training_is_deterministic_with_a_seed():
+    train, valid = _small_task()
+    runs = []
+    for seed in (7, 7, 8):
+        cfg = TranslatorConfig(**{**TINY, "dropout": 0.2}, batch_size=16, epochs=1, seed=seed)
+        model = Translator(14, 14, cfg)
+        train_translator(model, train, valid, progress=None)
+        runs.append(model.params)
+    for k in runs[0]:
+        assert runs[0][k].tobytes() == runs[1][k].tobytes(), k
+    assert not np.array_equal(runs[0]["decoder.kernel"], runs[2]["decoder.kernel"])
