@@ -193,7 +193,7 @@ class _Build:
     # -- messages --------------------------------------------------------------------------
     def where(self, r: int) -> str:
         """Series, date and file line of sorted row ``r``."""
-        sid = self.ids[self.s.codes[r]]
+        sid = self.s.ids[self.s.codes[r]]
         date = f" at {self.show(r)}" if self.s.t is not None else ""
         return f"series {sid!r}{date} (line {self.s.line_of(int(self.row[r]))})"
 
@@ -362,7 +362,7 @@ class _Build:
             k = int(np.flatnonzero(last < offsets[:-1])[0])
             self.fail(
                 "column",
-                f"series {self.ids[k]!r} with no value in {self.names['y']!r}",
+                f"series {self.s.ids[k]!r} with no value in {self.names['y']!r}",
                 "expected at least one number per series",
             )
         observed = np.arange(n_rows) <= last[s.codes]
@@ -434,7 +434,7 @@ class _Build:
             k = int(np.argmax(n_future))
             self.fail(
                 "horizon",
-                f"None while series {self.ids[k]!r} has {int(n_future[k])} future rows",
+                f"None while series {self.s.ids[k]!r} has {int(n_future[k])} future rows",
                 f"expected a horizon: (n={n}, H, {n_f}) covariates would exceed the data's size",
             )
         ahead = np.full((n, H, n_f), np.nan)
@@ -450,14 +450,14 @@ class _Build:
         short = np.isnan(ahead).any(axis=(1, 2))
         if short.any():
             k = np.flatnonzero(short)
-            shown = ", ".join(repr(i) for i in self.ids[k[:MAX_LISTED]])
+            shown = ", ".join(repr(self.s.ids[i]) for i in k[:MAX_LISTED])
             more = f" ... ({k.size} series in all)" if k.size > MAX_LISTED else ""
             first = ahead[k[0]]
             steps = int((~np.isnan(first).any(axis=1)).cumprod().sum())
             self.fail(
                 "future_covariates",
                 f"series {shown}{more} without all of {self.names['cov'][self.n_past :]} for the "
-                f"horizon ({self.ids[k[0]]!r} has them for {steps} of {horizon} future rows)",
+                f"horizon ({self.s.ids[k[0]]!r} has them for {steps} of {horizon} future rows)",
                 f"expected {horizon} future rows (after each series' last y, y empty) with every "
                 "future covariate",
             )
@@ -493,7 +493,7 @@ class _Build:
         few = np.flatnonzero(lengths < min_length)
         if few.size == 0:
             return panel
-        shown = ", ".join(f"{self.ids[k]!r} ({int(lengths[k])})" for k in few[:MAX_LISTED])
+        shown = ", ".join(f"{self.s.ids[k]!r} ({int(lengths[k])})" for k in few[:MAX_LISTED])
         more = f" ... ({few.size} in all)" if few.size > MAX_LISTED else ""
         if short == "error" or few.size == lengths.size:
             self.fail(

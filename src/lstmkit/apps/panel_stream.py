@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.dates import BadDate
+from ..data.dates import DATE_FORMATS, BadDate, _mask
 from ..data.rows import _DECIMAL, _NOT_NUMBER_TEXT, MISSING_TOKENS, TimeCells, show
 
 CHUNK_ROWS = 32768  # rows parsed at a time ...
@@ -222,12 +222,27 @@ class PanelStreamer:
             self._finish_time(out, lines)
         return out
 
+    def _some_dates(self, t, lines, out) -> None:
+        """When some labels are dates (of the form most of those that are have), the first
+        that is not is the error to report."""
+        head = np.asarray(t[:1000], dtype=str)
+        counts = [int(_mask(head, f.template).sum()) for f in DATE_FORMATS]
+        if max(counts) == 0:
+            return
+        fmt = DATE_FORMATS[int(np.argmax(counts))]
+        i = int(np.flatnonzero(~_mask(head, fmt.template))[0])
+        self.fail(
+            f"'time_column' ({self.names['time']!r})", lines(i), str(t[i]),
+            f"a date of the form {fmt.example} like the others", out.ids[out.codes[i]],
+        )  # fmt: skip
+
     def _finish_time(self, out: Streamed, lines: _Lines) -> None:
         t = out.time.take()
         if out.time.fmt is not None:
             out.t = t
             return
         # no date form: integer steps (1, 2, 3 ...) are an integer time index; else an error
+        self._some_dates(t, lines, out)
         for i, cell in enumerate(t.tolist()):
             if not str(cell).strip().lstrip("+-").isdigit() or len(str(cell).strip()) > 18:
                 self.fail(
