@@ -179,11 +179,12 @@ class PanelStreamer:
                 self.index[self.single_id] = 0
                 self.out.ids.append(self.single_id)
             return np.zeros(len(chunk), dtype=np.int32)
-        ids = np.array([row[self.cols["id"]].strip() for row in chunk], dtype=object)
+        c = self.cols["id"]
+        ids = np.array([row[c] for row in chunk], dtype=object)  # stripped per run, below
         starts = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1]
         run_codes = np.empty(starts.size, dtype=np.int32)
         for k, s in enumerate(starts.tolist()):
-            name = ids[s]
+            name = ids[s].strip()
             code = self.index.get(name)
             if code is None:
                 if not name:
