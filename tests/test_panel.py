@@ -291,3 +291,23 @@ def test_unbounded_future_rows_are_refused_before_allocating(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 100e6  # the refused array would be 800 MB
+
+
+def test_interpolate_in_monthly_and_integer_panels_as_pandas_does(tmp_path):
+    path = tmp_path / "monthly.csv"
+    path.write_text(
+        "unique_id,ds,y,p\nb,2020-11-30,1,5\na,2020-01-31,2,1\na,2020-04-30,8,4\nb,2021-02-28,4,2\n"
+        "a,2020-05-31,3,3\nb,2021-03-31,0,0\n"
+    )
+    panel = read_panel(path, fill="interpolate", past_covariates=["p"])
+    assert panel.freq == "M" and panel.ids.tolist() == ["b", "a"]
+    for k, sid in enumerate(["b", "a"]):
+        df = pd.read_csv(path, parse_dates=["ds"]).query("unique_id == @sid").set_index("ds")
+        df = df[["y", "p"]].resample("ME").mean().interpolate()
+        np.testing.assert_allclose(panel.series(k), df["y"].to_numpy())
+        np.testing.assert_allclose(panel.past[panel.span(k), 0], df["p"].to_numpy())
+        np.testing.assert_array_equal(panel.times[panel.span(k)], df.index.values.astype("M8[D]"))
+    path = tmp_path / "int.csv"
+    path.write_text("unique_id,ds,y\na,10,1\na,12,2\na,18,5\n")
+    panel = read_panel(path, fill="interpolate")
+    np.testing.assert_allclose(panel.series(0), [1, 2, 3, 4, 5])  # steps of 2: 10..18

@@ -41,7 +41,14 @@ from ..data.csvio import DataFileNotFoundError, _read_header, _utf8_error
 from ..data.dates import format_dates
 from .panel import Panel
 from .panel_stream import PanelReadError, PanelStreamer, Streamed
-from .panel_time import alias_of, detect_panel_frequency, positions, season_of, to_datetime
+from .panel_time import (
+    alias_of,
+    detect_panel_frequency,
+    positions,
+    season_of,
+    step_dates,
+    to_datetime,
+)
 
 __all__ = ["PanelReadError", "read_panel"]
 
@@ -195,7 +202,9 @@ class _Build:
         """Series, date and file line of sorted row ``r``."""
         sid = self.s.ids[self.s.codes[r]]
         date = f" at {self.show(r)}" if self.s.t is not None else ""
-        return f"series {sid!r}{date} (line {self.s.line_of(int(self.row[r]))})"
+        row = int(self.row[r])
+        line = f"line {self.s.line_of(row)}" if row >= 0 else "a date inserted by fill"
+        return f"series {sid!r}{date} ({line})"
 
     def show(self, r: int) -> str:
         s = self.s
@@ -249,6 +258,7 @@ class _Build:
         if s.int_time:
             d = np.diff(s.t)[same]
             step = int(np.bincount(np.minimum(d, 1 << 20)).argmax()) if d.size else 1
+            self.step = step
             pos, exact = np.divmod(s.t - starts, step)
             exact = exact == 0
             name = f"integer steps of {step}"
@@ -315,35 +325,26 @@ class _Build:
         if s.cov is not None:
             cov = np.full((total, s.cov.shape[1]), np.nan)
             cov[at] = s.cov
-        t = np.zeros(total, dtype=np.int64)
-        t[at] = s.t
-        filled = np.ones(total, dtype=bool)
-        filled[at] = False
         row = np.full(total, -1)
         row[at] = self.row
         step_pos = np.arange(total) - new_off[codes]
-        self.times = self._dates_at(codes, step_pos, new_off)
+        self.times = self._dates_at(codes, step_pos)
+        if s.int_time:  # integer steps: the first step plus whole steps
+            s.t = s.t[np.r_[0, np.cumsum(np.bincount(s.codes))][:-1]][codes] + step_pos * self.step
+        else:
+            s.t = self._counts(self.times)
         s.codes, s.y, s.cov, self.row = codes, y, cov, row
-        s.t = self._counts(self.times) if not s.int_time else t
-        if s.int_time:
-            s.t = np.where(filled, 0, t)
-        self.inserted = filled
         self.notes.append(
             f"inserted {missing} missing date(s) with values interpolated in time "
             "(fill='interpolate')"
         )
 
-    def _dates_at(self, codes, step_pos, new_off):
+    def _dates_at(self, codes, step_pos):
+        """The date of every row of the filled series: its series' first date plus steps."""
         if self.s.int_time:
             return None
-        from .panel_time import step_dates
-
-        first = self.times[np.r_[0, np.cumsum(np.bincount(self.s.codes))][:-1]]
-        out = np.empty(codes.size, dtype=self.times.dtype)
-        for k in range(self.ids.size):  # one vectorised call per series
-            sl = slice(new_off[k], new_off[k + 1])
-            out[sl] = step_dates(first[k : k + 1], self.alias, step_pos[sl], self.func)[0]
-        return out
+        start = self.times[np.r_[0, np.cumsum(np.bincount(self.s.codes))][:-1]]
+        return step_dates(start[codes], self.alias, step_pos, self.func)
 
     def _counts(self, times):
         unit = self.s.time.fmt.unit

@@ -133,28 +133,28 @@ def _parse_alias(alias: str, func: str) -> tuple[int, str]:
     return int(m.group(1) or 1), m.group(2)
 
 
-def step_dates(last: np.ndarray, alias: str, steps: np.ndarray, func: str) -> np.ndarray:
-    """The dates ``steps`` (``(H,)`` ints) steps after each date of ``last`` (``(n,)``):
-    ``(n, H)`` of ``last``'s dtype."""
+def step_dates(start: np.ndarray, alias: str, steps: np.ndarray, func: str) -> np.ndarray:
+    """The dates ``steps`` steps of ``alias`` after the dates ``start`` (both arrays, broadcast
+    against each other), of ``start``'s dtype."""
     k, base = _parse_alias(alias, func)
-    last = np.asarray(last)[:, None]
-    steps = np.asarray(steps, dtype=np.int64)[None, :] * k
+    start = np.asarray(start)
+    steps = np.asarray(steps, dtype=np.int64) * k
     if base in _MONTHS:
-        days = last.astype("datetime64[D]")
+        days = start.astype("datetime64[D]")
         month = days.astype("datetime64[M]") + steps * _MONTHS[base]
         first = month.astype("datetime64[D]")
         end = (month + 1).astype("datetime64[D]") - 1
         if base in ("Y", "Q", "M"):
-            return end.astype(last.dtype)
-        return np.minimum(first + _day_of_month(days), end).astype(last.dtype)
+            return end.astype(start.dtype)
+        return np.minimum(first + _day_of_month(days), end).astype(start.dtype)
     if base == "B":
-        return np.busday_offset(last.astype("datetime64[D]"), steps, roll="forward").astype(
-            last.dtype
+        return np.busday_offset(start.astype("datetime64[D]"), steps, roll="forward").astype(
+            start.dtype
         )
     size = {"W": 7 * 86400, "D": 86400, "h": 3600, "min": 60, "s": 1}[base]
-    if last.dtype == np.dtype("datetime64[D]"):  # daily or weekly data stay in days
-        return last + (steps * (size // 86400)).astype("timedelta64[D]")
-    return last + (steps * size).astype("timedelta64[s]")
+    if start.dtype == np.dtype("datetime64[D]"):  # daily or weekly data stay in days
+        return start + (steps * (size // 86400)).astype("timedelta64[D]")
+    return start + (steps * size).astype("timedelta64[s]")
 
 
 def future_times(panel: Panel, horizon: int) -> np.ndarray:
@@ -169,7 +169,7 @@ def future_times(panel: Panel, horizon: int) -> np.ndarray:
             "read with a date column"
         )
     last = panel.times[panel.offsets[1:] - 1]
-    return step_dates(last, panel.freq, np.arange(1, horizon + 1), func)
+    return step_dates(last[:, None], panel.freq, np.arange(1, horizon + 1)[None, :], func)
 
 
 def _cycle(phase: np.ndarray) -> list[np.ndarray]:
