@@ -234,9 +234,9 @@ class _Build:
         s.y = s.y[perm]
         s.t = None if s.t is None else s.t[perm]
         s.cov = None if s.cov is None else s.cov[perm]
-        what = "grouped the rows by id" if unsorted else ""
-        what += (" and " if what else "") + "sorted each series by date" if unsorted_t else what
-        self.notes.append(f"{what}: the file is not in that order")
+        what = ["grouped the rows by id"] if unsorted else []
+        what += ["sorted each series by date"] if unsorted_t else []
+        self.notes.append(f"{' and '.join(what)}: the file is not in that order")
 
     # -- 2. repeats, 3. frequency and spacing, 4. gaps ---------------------------------------
     def check_time(self) -> np.ndarray | None:
