@@ -311,3 +311,16 @@ def test_interpolate_in_monthly_and_integer_panels_as_pandas_does(tmp_path):
     path.write_text("unique_id,ds,y\na,10,1\na,12,2\na,18,5\n")
     panel = read_panel(path, fill="interpolate")
     np.testing.assert_allclose(panel.series(0), [1, 2, 3, 4, 5])  # steps of 2: 10..18
+
+
+def test_dates_after_the_detection_sample_are_checked_too(tmp_path, monkeypatch):
+    from lstmkit.apps import panel_time
+
+    monkeypatch.setattr(panel_time, "SAMPLE", 4)  # detect on the first 4 rows only
+    path = tmp_path / "late.csv"
+    path.write_text(
+        "unique_id,ds,y\na,2020-01-01,1\na,2020-02-01,1\na,2020-03-01,1\na,2020-04-01,1\n"
+        "b,2020-01-01,1\nb,2020-02-15,1\n"
+    )
+    with pytest.raises(ValueError, match=r"irregular date in series 'b' at 2020-02-15.*monthly"):
+        read_panel(path)

@@ -254,19 +254,19 @@ class _Build:
                 f"{s.line_of(int(self.row[r]))})",
                 "expected each date once per series; remove or merge the repeated rows",
             )
-        starts = np.repeat(s.t[self._offsets()[:-1]], np.bincount(s.codes))
+        first = s.t[self._offsets()[:-1]]  # (n,) each series' first date
         if s.int_time:
             d = np.diff(s.t)[same]
             step = int(np.bincount(np.minimum(d, 1 << 20)).argmax()) if d.size else 1
             self.step = step
-            pos, exact = np.divmod(s.t - starts, step)
+            pos, exact = np.divmod(s.t - first[s.codes], step)
             exact = exact == 0
             name = f"integer steps of {step}"
         else:
             self.times = to_datetime(s.t, s.time.fmt)
             freq = detect_panel_frequency(self.times, same, s.time.fmt)
             self.alias = alias_of(freq)
-            pos, exact = positions(self.times, to_datetime(starts, s.time.fmt), freq)
+            pos, exact = positions(self.times, to_datetime(first, s.time.fmt), s.codes, freq)
             name = f"{freq.name} ({self.alias})"
         if not exact.all():
             r = int(np.flatnonzero(~exact)[0])
@@ -357,6 +357,8 @@ class _Build:
         offsets = self._offsets()
         n_rows = s.codes.size
         seen = ~np.isnan(s.y)
+        if seen.all():  # the common case: no future rows, no gaps (no row-sized temporaries)
+            return None, offsets[1:] - 1, np.zeros(self.ids.size, dtype=np.int64)
         idx = np.where(seen, np.arange(n_rows), -1)
         last = np.maximum.reduceat(idx, offsets[:-1])  # (n,) last observed row, -1 if none
         if (last < offsets[:-1]).any():
@@ -408,7 +410,9 @@ class _Build:
         s = self.s
         if s.cov is None:
             return
-        nan = np.isnan(s.cov) & observed[:, None]
+        nan = np.isnan(s.cov)
+        if observed is not None:
+            nan &= observed[:, None]
         if nan.any():
             r, j = (int(v[0]) for v in np.nonzero(nan))
             kind = "past_covariates" if j < self.n_past else "future_covariates"
@@ -467,15 +471,16 @@ class _Build:
     def panel(self, horizon, min_length, short) -> Panel:
         self.group()
         self.gaps(self.check_time())
-        observed, last, n_future = self.split_future()
+        observed, last, n_future = self.split_future()  # observed None: every row
         self.check_covariates(observed)
         ahead = self.future_ahead(last, n_future, horizon)
         s = self.s
-        values = s.y[observed]
-        codes = s.codes[observed]
+
+        def take(a):
+            return a if a is None or observed is None else a[observed]
+
+        values, codes, times, cov = take(s.y), take(s.codes), take(self.times), take(s.cov)
         lengths = np.bincount(codes, minlength=self.ids.size)
-        times = None if self.times is None else self.times[observed]
-        cov = None if s.cov is None else s.cov[observed]
         past = None if cov is None or self.n_past == 0 else cov[:, : self.n_past]
         fut = None if cov is None or cov.shape[1] == self.n_past else cov[:, self.n_past :]
         offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)

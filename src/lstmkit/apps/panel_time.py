@@ -35,6 +35,8 @@ __all__ = [
     "to_datetime",
 ]
 
+BLOCK = 2**20  # rows per block of the date arithmetic (its temporaries: a few x 8 MB)
+SAMPLE = 2**18  # rows the frequency is detected on (every row is then checked against it)
 _ALIAS = re.compile(r"(\d*)(YS|QS|MS|Y|Q|M|W|D|B|h|min|s)")
 _MONTHS = {"YS": 12, "QS": 3, "MS": 1, "Y": 12, "Q": 3, "M": 1}
 
@@ -42,14 +44,16 @@ _MONTHS = {"YS": 12, "QS": 3, "MS": 1, "Y": 12, "Q": 3, "M": 1}
 def to_datetime(t: np.ndarray, fmt: DateFormat) -> np.ndarray:
     """int64 counts of ``fmt.unit`` -> ``datetime64[D]`` (years to days) or ``[s]`` (below)."""
     unit = "D" if fmt.unit in "YMD" else "s"
-    return t.view(f"datetime64[{fmt.unit}]").astype(f"datetime64[{unit}]")
+    return t.view(f"datetime64[{fmt.unit}]").astype(f"datetime64[{unit}]", copy=False)
 
 
 def detect_panel_frequency(times: np.ndarray, same: np.ndarray, fmt: DateFormat) -> Frequency:
     """The spacing of a panel's sorted, distinct dates (``times`` as ``to_datetime`` gives
-    them; ``same[i]`` is True when rows ``i`` and ``i + 1`` belong to one series). The unit of
+    them; ``same[i]`` is True when rows ``i`` and ``i + 1`` belong to one series), detected on
+    the first ``SAMPLE`` rows. The unit of
     the result is ``"D"`` or ``"s"``; month-based spacings are ``month_day``/``month_end``."""
     natural = {"Y": 12, "M": 3 if fmt.name == "quarter" else 1}.get(fmt.unit)
+    times, same = times[:SAMPLE], same[: SAMPLE - 1]  # ``positions`` checks every row after
     d = np.diff(times.view(np.int64))[same]
     if d.size == 0:  # every series has one date: the column's own unit
         if natural is not None:
@@ -84,17 +88,33 @@ def _day_of_month(days: np.ndarray) -> np.ndarray:
 
 
 def positions(
-    times: np.ndarray, starts: np.ndarray, freq: Frequency
+    times: np.ndarray, first: np.ndarray, codes: np.ndarray, freq: Frequency
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Steps of each date after its series' first date ``starts`` (one per row): ``(positions
-    int64, exact bool)``; ``exact`` is False where a date is not a whole number of steps on."""
+    """Steps of each date after its series' first date (``first[codes]``): ``(positions int64,
+    exact bool)``; ``exact`` is False where a date is off the frequency's grid (not a whole
+    number of steps on, or, for month-based data, not on the frequency's day of the month).
+    Computed in blocks of rows, so the temporaries stay small whatever the panel's size."""
+    pos = np.empty(times.size, dtype=np.int64)
+    exact = np.empty(times.size, dtype=bool)
+    for a in range(0, times.size, BLOCK):
+        sl = slice(a, a + BLOCK)
+        pos[sl], exact[sl] = _positions(times[sl], first[codes[sl]], freq)
+    return pos, exact
+
+
+def _positions(times, starts, freq: Frequency):
     if freq.kind == "busday":
         return np.busday_count(starts, times).astype(np.int64), np.is_busday(times)
     if freq.kind in ("month_day", "month_end"):
-        m = times.astype("datetime64[M]").view(np.int64)
-        delta = m - starts.astype("datetime64[M]").view(np.int64)
-    else:
-        delta = times.view(np.int64) - starts.view(np.int64)
+        month = times.astype("datetime64[M]")
+        delta = month.view(np.int64) - starts.astype("datetime64[M]").view(np.int64)
+        end = (month + 1).astype("datetime64[D]") - 1
+        if freq.kind == "month_end":
+            on_day = times == end
+        else:  # day ``freq.day`` of the month, or the month's last day when it is shorter
+            on_day = times == np.minimum(month.astype("datetime64[D]") + freq.day, end)
+        return np.floor_divide(delta, freq.step), (delta % freq.step == 0) & on_day
+    delta = times.view(np.int64) - starts.view(np.int64)
     return np.floor_divide(delta, freq.step), delta % freq.step == 0
 
 
