@@ -324,3 +324,12 @@ def test_dates_after_the_detection_sample_are_checked_too(tmp_path, monkeypatch)
     )
     with pytest.raises(ValueError, match=r"irregular date in series 'b' at 2020-02-15.*monthly"):
         read_panel(path)
+
+
+def test_a_header_of_200000_cells_is_handled_in_linear_time(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text("unique_id,ds,y" + "," * 200_000 + "\n")  # 200000 empty names: repeated
+    start = time.process_time()
+    with pytest.raises(ValueError, match=r"repeated column names \[''\]"):
+        read_panel(path)
+    assert time.process_time() - start < 2.0
