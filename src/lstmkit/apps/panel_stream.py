@@ -106,10 +106,10 @@ class PanelStreamer:
         self._codes, self._y, self._cov, self._t = [], [], [], []
 
     def fail(self, what: str, line: int, cell: str, expected: str, sid: str | None = None):
-        where = f"series {sid!r}, " if sid is not None else ""
+        where = f" (series {sid!r})" if sid is not None else ""
         raise PanelReadError(
-            f"{self.func}: argument {what} of {self.source}: got {show(cell)} on line {line} "
-            f"({where}data row), expected {expected}"
+            f"{self.func}: argument {what} of {self.source}: got {show(cell)} on line {line}"
+            f"{where}, expected {expected}"
         )
 
     def read(self, reader) -> Streamed:
