@@ -3,6 +3,7 @@ few hundred points must fit on this machine).
 
     python benchmarks/panel_read.py                          # 100000 series x 300 months
     python benchmarks/panel_read.py --series 1000 --points 300 --keep /tmp/p.csv
+    python benchmarks/panel_read.py --read /tmp/p.csv         # read a kept file again
 
 Writes ``unique_id,ds,y`` rows (ids ``s000000``..., monthly dates ``YYYY-MM-01``, values with 6
 decimals; the series have 300 points each unless ``--ragged``, which draws lengths in
@@ -67,19 +68,22 @@ def main(argv=None) -> None:
     ap.add_argument("--points", type=int, default=300)
     ap.add_argument("--ragged", action="store_true")
     ap.add_argument("--keep", help="write the file here and keep it")
+    ap.add_argument("--read", help="read this file (kept) instead of writing one")
     args = ap.parse_args(argv)
-    path = args.keep or os.path.join(tempfile.mkdtemp(), "panel.csv")
-    t = time.perf_counter()
-    rows = write_file(path, args.series, args.points, args.ragged)
+    path = args.read or args.keep or os.path.join(tempfile.mkdtemp(), "panel.csv")
+    if args.read is None:
+        t = time.perf_counter()
+        rows = write_file(path, args.series, args.points, args.ragged)
+        took = time.perf_counter() - t
+        print(f"wrote {rows:,} rows, {os.path.getsize(path) / 1e6:,.0f} MB in {took:.0f} s: {path}")
     size = os.path.getsize(path)
-    print(f"wrote {rows:,} rows, {size / 1e6:,.0f} MB in {time.perf_counter() - t:.0f} s: {path}")
     try:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
         out = subprocess.run([sys.executable, "-c", CHILD, path], env=env, check=True,
                              capture_output=True, text=True)  # fmt: skip
         r = json.loads(out.stdout)
     finally:
-        if not args.keep:
+        if not (args.keep or args.read):
             os.unlink(path)
     print(
         f"read_panel: {r['n_series']:,} series, {r['n_values']:,} values ({r['freq']}) in "

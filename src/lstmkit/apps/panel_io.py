@@ -193,7 +193,7 @@ class _Build:
         self.n_past, self.fill = n_past, fill
         self.ids = np.asarray(s.ids)
         self.notes: list[str] = []
-        self.row = np.arange(s.codes.size)  # sorted row -> streamed row (for file lines)
+        self.row = None  # sorted row -> streamed row (for file lines); None: the same row
         self.times = None  # datetime64 per row, or None
         self.alias = None
 
@@ -202,9 +202,12 @@ class _Build:
         """Series, date and file line of sorted row ``r``."""
         sid = self.s.ids[self.s.codes[r]]
         date = f" at {self.show(r)}" if self.s.t is not None else ""
-        row = int(self.row[r])
+        row = self.streamed_row(r)
         line = f"line {self.s.line_of(row)}" if row >= 0 else "a date inserted by fill"
         return f"series {sid!r}{date} ({line})"
+
+    def streamed_row(self, r: int) -> int:
+        return int(r) if self.row is None else int(self.row[r])
 
     def show(self, r: int) -> str:
         s = self.s
@@ -251,7 +254,7 @@ class _Build:
             self.fail(
                 "time_column",
                 f"a repeated date in {self.where(r + 1)} (first on line "
-                f"{s.line_of(int(self.row[r]))})",
+                f"{s.line_of(self.streamed_row(r))})",
                 "expected each date once per series; remove or merge the repeated rows",
             )
         first = s.t[self._offsets()[:-1]]  # (n,) each series' first date
@@ -286,9 +289,10 @@ class _Build:
         if pos is None:
             return
         s = self.s
+        offsets = self._offsets()
+        if (pos[offsets[1:] - 1] == np.diff(offsets) - 1).all():
+            return  # positions rise strictly, so a series ends at length - 1 only without gaps
         jump = np.flatnonzero((np.diff(pos) > 1) & (s.codes[1:] == s.codes[:-1]))
-        if jump.size == 0:
-            return
         missing = int((np.diff(pos)[jump] - 1).sum())
         if self.fill == "none":
             r = int(jump[0])
@@ -326,7 +330,7 @@ class _Build:
             cov = np.full((total, s.cov.shape[1]), np.nan)
             cov[at] = s.cov
         row = np.full(total, -1)
-        row[at] = self.row
+        row[at] = np.arange(n_rows) if self.row is None else self.row
         step_pos = np.arange(total) - new_off[codes]
         self.times = self._dates_at(codes, step_pos)
         if s.int_time:  # integer steps: the first step plus whole steps
