@@ -212,9 +212,9 @@ class PanelStreamer:
                 f"{self.func}: argument 'path' ({self.source}) has a header but no data rows, "
                 "expected at least one"
             )
-        out.codes = np.concatenate(self._codes)
-        out.y = np.concatenate(self._y)
-        self._codes, self._y = [], []
+        # one column at a time, its chunks released at once: the data is never held twice
+        out.codes, self._codes = np.concatenate(self._codes), []
+        out.y, self._y = np.concatenate(self._y), []
         if self._cov:
             out.cov = np.concatenate(self._cov)
             self._cov = []
