@@ -333,3 +333,32 @@ def test_a_header_of_200000_cells_is_handled_in_linear_time(tmp_path):
     with pytest.raises(ValueError, match=r"repeated column names \[''\]"):
         read_panel(path)
     assert time.process_time() - start < 2.0
+
+
+def test_four_digit_steps_that_pass_9999_in_a_later_chunk_are_integer_steps(tmp_path, monkeypatch):
+    from lstmkit.apps import panel_stream
+
+    monkeypatch.setattr(panel_stream, "CHUNK_ROWS", 16)  # the first chunk holds only 'years'
+    path = tmp_path / "steps.csv"
+    path.write_text("unique_id,ds,y\n" + "".join(f"a,{9980 + i},{i}\n" for i in range(40)))
+    panel = read_panel(path)
+    assert panel.times is None and panel.series(0).tolist() == list(range(40))
+    path.write_text(
+        "unique_id,ds,y\n" + "".join(f"a,{9980 + i},{i}\n" for i in range(40) if i != 30)
+    )
+    with pytest.raises(ValueError, match=r"missing date.*series 'a' at 10009"):
+        read_panel(path)
+
+
+def test_long_time_labels_are_refused_without_a_wide_copy(tmp_path):
+    path = tmp_path / "long.csv"
+    rows = "".join(f"a,{'x' * 100_000},{i}\n" for i in range(300))  # 30 MB of labels
+    path.write_text("unique_id,ds,y\na,1,0\n" + rows)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"'xxx.*' on line 3 \(series 'a'\)"):
+            read_panel(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 80e6  # as a NumPy str array (4 bytes a character) they would take 120 MB

@@ -26,6 +26,33 @@ CHUNK_ROWS = 32768  # rows parsed at a time ...
 CHUNK_CELLS = 2**19  # ... and at most this many cells, so a wide file's chunk stays small
 
 
+class Column:
+    """A column of rows that grows by doubling its capacity: ``append`` copies a chunk in,
+    ``take`` returns the rows so far (a view). Capacity that is never written is never
+    touched, so it costs address space, not memory; a full column moves to one twice its size
+    and the old one is freed at once (large blocks go back to the system, unlike many small
+    chunks freed after a final concatenation, which stay in the process's heap)."""
+
+    def __init__(self, dtype, width: int | None = None):
+        self.dtype, self.width, self.n = np.dtype(dtype), width, 0
+        self.data = np.empty(self._shape(1024), dtype=self.dtype)
+
+    def _shape(self, rows: int):
+        return (rows,) if self.width is None else (rows, self.width)
+
+    def append(self, chunk: np.ndarray) -> None:
+        k = len(chunk)
+        if self.n + k > len(self.data):
+            grown = np.empty(self._shape(max(2 * len(self.data), self.n + k)), dtype=self.dtype)
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
+        self.data[self.n : self.n + k] = chunk
+        self.n += k
+
+    def take(self) -> np.ndarray:
+        return self.data[: self.n]
+
+
 class PanelReadError(ValueError):
     """A problem found while streaming, with the data row (0-based, kept rows) and file line."""
 
@@ -103,7 +130,8 @@ class PanelStreamer:
         self.source, self.func, self.single_id = source, func, single_id
         self.out = Streamed(time=TimeCells() if cols["time"] is not None else None)
         self.index: dict[str, int] = {}
-        self._codes, self._y, self._cov, self._t = [], [], [], []
+        self._codes, self._y, self._t = Column(np.int32), Column(np.float64), Column(np.int64)
+        self._cov = Column(np.float64, len(cols["cov"])) if cols["cov"] else None
 
     def fail(self, what: str, line: int, cell: str, expected: str, sid: str | None = None):
         where = f" (series {sid!r})" if sid is not None else ""
@@ -171,6 +199,8 @@ class PanelStreamer:
             self._take_time([row[self.cols["time"]] for row in chunk], lines, codes)
         self._codes.append(codes)
         self._y.append(y)
+        if self.out.time is not None and self.out.time.fmt is not None:
+            self._t.append(self.out.time.chunks.pop())  # dates go to a growing column
 
     def _chunk_codes(self, chunk, lines) -> np.ndarray:
         """The series number of each row: runs of one id are found by comparing neighbours."""
@@ -196,6 +226,7 @@ class PanelStreamer:
 
     def _take_time(self, cells, lines, codes) -> None:
         time = self.out.time
+        was_dates = time.fmt is not None
         try:
             time.add(cells)
         except BadDate as e:
@@ -204,20 +235,20 @@ class PanelStreamer:
                 f"{e.reason} (every cell of a date column must be a date)",
                 self.out.ids[codes[e.position]],
             )  # fmt: skip
+        if was_dates and time.fmt is None:  # years, then a number that is none: all labels
+            years = np.char.mod("%04d", self._t.take() + 1970)
+            time.chunks.insert(0, years)
+            self._t = Column(np.int64)
 
     def _finish(self, lines: _Lines) -> Streamed:
         out = self.out
-        if not self._codes:
+        if self._codes.n == 0:
             raise PanelReadError(
                 f"{self.func}: argument 'path' ({self.source}) has a header but no data rows, "
                 "expected at least one"
             )
-        # one column at a time, its chunks released at once: the data is never held twice
-        out.codes, self._codes = np.concatenate(self._codes), []
-        out.y, self._y = np.concatenate(self._y), []
-        if self._cov:
-            out.cov = np.concatenate(self._cov)
-            self._cov = []
+        out.codes, out.y = self._codes.take(), self._y.take()
+        out.cov = None if self._cov is None else self._cov.take()
         out.line_of = lines
         if out.time is not None:
             self._finish_time(out, lines)
@@ -238,29 +269,27 @@ class PanelStreamer:
         )  # fmt: skip
 
     def _finish_time(self, out: Streamed, lines: _Lines) -> None:
-        t = out.time.take()
         if out.time.fmt is not None:
-            out.t = t
+            out.t = self._t.take()
             return
         # no date form: integer steps (1, 2, 3 ...) are an integer time index; else an error
-        self._some_dates(t, lines, out)
-        for i, cell in enumerate(t.tolist()):
-            if not str(cell).strip().lstrip("+-").isdigit() or len(str(cell).strip()) > 18:
-                self.fail(
-                    f"'time_column' ({self.names['time']!r})", lines(i), str(cell),
-                    "dates (2020, 2020-Q1, 2020-01, 2020-01-31, 2020-01-31T13:05) or integer "
-                    "steps", out.ids[out.codes[i]],
-                )  # fmt: skip
-            if i >= 1000:  # the rest are checked by the conversion below
-                break
-        try:
-            out.t = np.asarray(t, dtype=str).astype(np.int64)
-        except (ValueError, OverflowError):
-            bad = next(
-                i for i, c in enumerate(t.tolist()) if not str(c).strip().lstrip("+-").isdigit()
-            )
+        t = out.time.take()
+        if t.dtype == object:  # labels over 32 characters (kept as objects): no steps, no dates
+            i = next(i for i, c in enumerate(t.tolist()) if len(c) > 32 or "\x00" in c)
             self.fail(
-                f"'time_column' ({self.names['time']!r})", lines(bad), str(t[bad]),
-                "integer steps like the rows above", out.ids[out.codes[bad]],
+                f"'time_column' ({self.names['time']!r})", lines(i), t[i],
+                "dates (2020, 2020-Q1, 2020-01, 2020-01-31, 2020-01-31T13:05) or integer steps",
+                out.ids[out.codes[i]],
             )  # fmt: skip
-        out.int_time = True
+        ok = np.char.isdigit(np.char.lstrip(t, "+-")) & (np.char.str_len(t) <= 18)
+        if ok.all():
+            out.t = t.astype(np.int64)
+            out.int_time = True
+            return
+        self._some_dates(t, lines, out)  # some dates: the first cell that is none is the error
+        i = int(np.flatnonzero(~ok)[0])
+        self.fail(
+            f"'time_column' ({self.names['time']!r})", lines(i), str(t[i]),
+            "dates (2020, 2020-Q1, 2020-01, 2020-01-31, 2020-01-31T13:05) or integer steps",
+            out.ids[out.codes[i]],
+        )  # fmt: skip
