@@ -362,3 +362,11 @@ def test_long_time_labels_are_refused_without_a_wide_copy(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 80e6  # as a NumPy str array (4 bytes a character) they would take 120 MB
+
+
+def test_small_chunks_and_growing_columns_read_the_same(monkeypatch):
+    from lstmkit.apps import panel_stream
+
+    require(REAL[0])
+    monkeypatch.setattr(panel_stream, "CHUNK_ROWS", 100)  # 46 chunks, columns grow 3 times
+    check_against_pandas(read_panel(REAL[0]), REAL[0])
