@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +27,8 @@ from lstmkit.data import (
     chronological_split,
     detect_season,
     list_builtin,
+    list_builtin_panels,
+    load_panel,
     load_series,
     mae,
     make_windows,
@@ -527,3 +530,24 @@ def test_mase_errors():
         mase([1.0], [2.0], insample=[1.0, 2.0], season=2)
     with pytest.raises(ValueError, match="argument 'season'"):
         mase([1.0], [2.0], insample=[1.0, 2.0], season=0)
+
+
+def test_builtin_panel_m1_yearly_equals_the_shared_file_and_pandas():
+    from shared_data import SHARED, require
+
+    shared = SHARED / "forecasting" / "m1_yearly" / "m1_yearly.csv"
+    require(shared)
+    assert list_builtin_panels() == ["m1_yearly"]
+    path = builtin_path("m1_yearly")
+    assert path.read_bytes() == shared.read_bytes()
+    assert (path.parent / "m1_yearly.md").is_file()
+    panel, meta = load_panel("m1_yearly")
+    df = pd.read_csv(shared)
+    assert panel.ids.tolist() == list(pd.unique(df["unique_id"])) and meta["horizon"] == 6
+    for k, (_, g) in enumerate(df.groupby("unique_id", sort=False)):
+        np.testing.assert_array_equal(panel.series(k), g["y"].to_numpy())
+    assert panel.freq == "YS" and panel.season == 1
+    with pytest.raises(ValueError, match=r"load_series: argument 'name' got 'm1_yearly'.*panel"):
+        load_series("m1_yearly")
+    with pytest.raises(ValueError, match=r"load_panel: argument 'name'.*'nile'"):
+        load_panel("nile")

@@ -2,7 +2,7 @@
 baselines. NumPy and the standard library only."""
 
 from .baselines import mae, mase, naive_forecast, rmse, seasonal_naive_forecast
-from .builtin import builtin_path, list_builtin, load_series
+from .builtin import builtin_path, list_builtin, list_builtin_panels, load_panel, load_series
 from .csvio import DataFileNotFoundError, read_series_csv, write_csv_atomic
 from .dates import SeriesIndex
 from .seasonality import SEASON_WINDOW, acf, detect_season
@@ -20,6 +20,8 @@ __all__ = [
     "chronological_split",
     "detect_season",
     "list_builtin",
+    "list_builtin_panels",
+    "load_panel",
     "load_series",
     "mae",
     "make_windows",

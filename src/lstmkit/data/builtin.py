@@ -1,7 +1,8 @@
-"""Built-in yearly series shipped inside the package (``lstmkit/data/builtin/*.csv``).
+"""Built-in yearly series and panels shipped inside the package (``lstmkit/data/builtin/*.csv``).
 
-Both come from statsmodels' datasets (public domain, as statsmodels states); where they come from
-and how they were written is in ``builtin/README.md``. They are read through ``importlib.resources``
+The two series come from statsmodels' datasets (public domain, as statsmodels states); where they
+come from and how they were written is in ``builtin/README.md``. The panel ``m1_yearly`` (the M1
+competition's yearly series, CC BY 4.0) is credited in ``builtin/m1_yearly.md``. They are read through ``importlib.resources``
 so they load from a wheel, an editable install or a zip alike.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from .csvio import _parse_series
 
-__all__ = ["builtin_path", "list_builtin", "load_series"]
+__all__ = ["builtin_path", "list_builtin", "list_builtin_panels", "load_panel", "load_series"]
 
 # name -> what load_series reports as meta (plain JSON-able values). "season" is the known cycle
 # length in samples, or 1 for none; tests check detect_season against it.
@@ -47,6 +48,20 @@ _DATASETS: dict[str, dict] = {
     },
 }
 
+# name -> what a built-in panel (long format, read by ``lstmkit.apps.panel_io.read_panel``) is;
+# its credit and licence are in ``builtin/<name>.md``.
+_PANELS: dict[str, dict] = {
+    "m1_yearly": {
+        "horizon": 6,
+        "frequency": "yearly",
+        "description": "The 181 yearly series of the M1 forecasting competition (Makridakis et al. "
+        "1982), 15-58 points each; forecast the last 6 of each.",
+        "source": "Monash Time Series Forecasting Archive (Godahewa et al. 2021), "
+        "m1_yearly_dataset, as bundled in aeon 1.6.0",
+        "license": "CC BY 4.0 (the Monash archive's licence; credit in builtin/m1_yearly.md)",
+    },
+}
+
 # Keeps files extracted from a zipped install alive until the interpreter exits.
 _extracted = contextlib.ExitStack()
 atexit.register(_extracted.close)
@@ -57,11 +72,17 @@ def list_builtin() -> list[str]:
     return sorted(_DATASETS)
 
 
-def _check_name(name: object, func: str) -> str:
-    if name not in _DATASETS:
+def list_builtin_panels() -> list[str]:
+    """Names accepted by ``load_panel`` (and ``builtin_path``), sorted."""
+    return sorted(_PANELS)
+
+
+def _check_name(name: object, func: str, panels: bool = False) -> str:
+    known = list_builtin() + (list_builtin_panels() if panels else [])
+    if name not in known:
         raise ValueError(
             f"{func}: argument 'name' must be a built-in dataset: got {name!r}, "
-            f"expected one of {list_builtin()}"
+            f"expected one of {known}"
         )
     return name  # type: ignore[return-value]
 
@@ -75,7 +96,7 @@ def builtin_path(name: str) -> Path:
 
     From a zipped install the file is extracted to a temporary file that lives until exit.
     """
-    res = _resource(_check_name(name, "builtin_path"))
+    res = _resource(_check_name(name, "builtin_path", panels=True))
     if isinstance(res, Path):
         return res
     return _extracted.enter_context(resources.as_file(res))
@@ -89,6 +110,11 @@ def load_series(name: str) -> tuple[np.ndarray, list[str], dict]:
         dict of plain values: ``name, column, time_column, frequency, season, unit, description,
         source, license, n, start, end``.
     """
+    if name in _PANELS:
+        raise ValueError(
+            f"load_series: argument 'name' got {name!r}, a built-in panel of many series; "
+            f"expected one of {list_builtin()} (load panels with load_panel)"
+        )
     info = _DATASETS[_check_name(name, "load_series")]
     with _resource(name).open("r", newline="", encoding="utf-8") as stream:
         values, index = _parse_series(
@@ -102,3 +128,22 @@ def load_series(name: str) -> tuple[np.ndarray, list[str], dict]:
         )
     meta = {"name": name, **info, "n": int(values.size), "start": index[0], "end": index[-1]}
     return values, index, meta
+
+
+def load_panel(name: str):
+    """Load a built-in panel as a ``lstmkit.apps.panel.Panel`` (its ``notes`` say what it is).
+
+    Returns:
+        ``(panel, meta)``: ``meta`` is a fresh dict of plain values: ``name, horizon,
+        frequency, description, source, license, n_series``.
+    """
+    func = "load_panel"
+    if name not in _PANELS:
+        raise ValueError(
+            f"{func}: argument 'name' must be a built-in panel: got {name!r}, expected one of "
+            f"{list_builtin_panels()}"
+        )
+    from ..apps.panel_io import read_panel  # the panel reader lives with the forecasting app
+
+    panel = read_panel(builtin_path(name))
+    return panel, {"name": name, **_PANELS[name], "n_series": panel.n_series}
