@@ -24,6 +24,8 @@ import re
 import time
 import tracemalloc
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -126,8 +128,11 @@ def csv_bytes(draw):
 # -- the witness ---------------------------------------------------------------------------------
 def _pandas_rows(path):
     """The rows pandas reads, as text, blank rows dropped (lstmkit skips them: documented)."""
+    # pandas 2's C parser drops NUL bytes from a field (pandas 3's keeps them, as lstmkit does):
+    # its Python parser keeps them in both
+    engine = "python" if b"\x00" in Path(path).read_bytes() else "c"
     df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                     encoding="utf-8-sig", skip_blank_lines=True)  # fmt: skip
+                     encoding="utf-8-sig", skip_blank_lines=True, engine=engine)  # fmt: skip
     df.columns = [c.strip() for c in df.columns]
     blank = df.apply(lambda r: all(not str(c).strip() for c in r), axis=1)
     return df[~blank.astype(bool)].reset_index(drop=True)
