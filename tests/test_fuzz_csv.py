@@ -23,7 +23,6 @@ import io
 import re
 import time
 import tracemalloc
-
 from pathlib import Path
 
 import numpy as np
