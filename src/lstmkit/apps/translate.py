@@ -48,8 +48,10 @@ from .translate_model import Translator, TranslatorConfig
 from .translate_train import train_translator
 
 __all__ = [
+    "Alignment",
     "TrainResult",
     "TranslateConfig",
+    "align",
     "evaluate",
     "load",
     "pairs_by_source",
@@ -326,3 +328,59 @@ def evaluate(
     result["sources"] = sources
     result["references"] = refs
     return result
+
+
+# -- seeing inside: attention and the decoder's gates ---------------------------------------------
+@dataclass
+class Alignment:
+    """One sentence decoded greedily with everything :func:`lstmkit.inspect.report
+    .write_translation_report` draws."""
+
+    source_tokens: list  # the source as the tokenizer cuts it (unknown ones marked <unk>)
+    target_tokens: list  # the tokens emitted, EOS included as "</s>"
+    translation: str
+    attention: np.ndarray  # (target steps, source tokens)
+    decoder: object  # lstmkit.inspect.trace.LayerTrace of the decoder LSTM (batch 1)
+
+
+def align(model: Translator, text: str, max_len: int | None = None) -> Alignment:
+    """Greedy decoding of one sentence with the decoder LSTM's cache kept at every step (the
+    gates i, f, g, o and the cell state, as ``lstmkit.ops.lstm`` computed them) and the
+    attention weights. No dropout."""
+    from ..inspect.trace import LayerTrace
+    from .translate_model import BOS, EOS, UNK
+
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"inspect: argument '--text' must be a non-empty sentence; got {text!r}")
+    src_tok, tgt_tok = tokenizers(model)
+    ids = src_tok.encode([text], add_bos_eos=False)[0].astype(np.int64)
+    if ids.size == 0:
+        raise ValueError(f"inspect: argument '--text' has no token; got {text!r}")
+    max_len = model.config.decode_max_len if max_len is None else max_len
+    memory, state, _ = model.encode(ids[None])
+    H = model.config.decoder_units
+    y, emitted, atts, caches = BOS, [], [], []
+    h0, c0 = state.h, state.c
+    for _ in range(max_len):
+        emb = model.params["tgt_embedding.embeddings"][[y]]
+        state, h_tilde, att, cache = model.decoder_step(state, emb, memory, keep_cache=True)
+        y = int(model.output_logits(h_tilde)[0].argmax())
+        emitted.append(y)
+        atts.append(att[0])
+        caches.append(cache[0])  # the LSTM's cache of this one-step sequence
+        if y == EOS:
+            break
+    gates = np.concatenate([c.gates for c in caches], axis=0)  # (T, 1, 4H) i, f, g, o
+    arrays = {n: np.swapaxes(gates[..., k * H : (k + 1) * H], 0, 1) for k, n in enumerate("ifgo")}
+    arrays["c"] = np.swapaxes(np.concatenate([c.c[1:] for c in caches]), 0, 1)
+    arrays["h"] = arrays["o"] * np.tanh(arrays["c"])
+    lt = LayerTrace("decoder", "lstm", arrays, {"h": h0, "c": c0}, None, False, "time")
+    known = src_tok.encode([text], add_bos_eos=False)[0]
+    src_tokens = src_tok.tokens(text)
+    if len(src_tokens) != ids.size:
+        src_tokens = [src_tok.id_to_token[int(i)] for i in ids]
+    src_tokens = [t if k != UNK else f"{t} <unk>" for t, k in zip(src_tokens, known)]
+    tgt_tokens = [tgt_tok.id_to_token[i] for i in emitted]
+    return Alignment(
+        src_tokens, tgt_tokens, tgt_tok.decode(np.asarray(emitted)), np.stack(atts), lt
+    )
