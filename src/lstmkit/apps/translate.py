@@ -167,7 +167,8 @@ def train(
 ) -> TrainResult:
     """Train a translator on the pairs of ``pairs_path`` (module docstring). With ``out`` the
     best checkpoint is saved there atomically whenever it improves, and the validation pairs
-    to ``out + ".valid.csv"`` before training starts."""
+    to ``out + ".valid.csv"`` at the end of the first epoch, just before the first checkpoint
+    (a run stopped earlier, by Ctrl-C, leaves both files as they were)."""
     cfg = config or TranslateConfig()
     say = progress or (lambda _line: None)
     src, tgt = read_pairs(pairs_path, cfg.source_column, cfg.target_column, min_rows=2, log=say)
@@ -199,7 +200,13 @@ def train(
         f"sources (copy baseline {copy['bleu']:.2f}, tokenize {copy['tokenize']})"
     )
 
+    pending = [out is not None]  # the validation pairs go out with the first checkpoint
+
     def on_epoch_end(m, _logs):
+        if pending[0]:
+            cols = (cfg.source_column, cfg.target_column)
+            _write_pairs(valid_path(out), split.valid_sources, split.valid_targets, cols)
+            pending[0] = False
         hyps = _decode(m, tgt_tok, bleu_ids, beam=1)
         s = scores(hyps, bleu_refs, levels[1])
         return {"val_bleu": s["bleu"], "val_chrf": s["chrf"]}
@@ -219,13 +226,6 @@ def train(
         "app_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
     }
     model.metadata = metadata
-    if out is not None:
-        _write_pairs(
-            valid_path(out),
-            split.valid_sources,
-            split.valid_targets,
-            (cfg.source_column, cfg.target_column),
-        )
     r = train_translator(
         model,
         train_ids,
