@@ -49,12 +49,14 @@ from .translate_train import train_translator
 
 __all__ = [
     "Alignment",
+    "Prepared",
     "TrainResult",
     "TranslateConfig",
     "align",
     "evaluate",
     "load",
     "pairs_by_source",
+    "prepare",
     "train",
     "translate",
     "valid_path",
@@ -158,6 +160,90 @@ def _encode_pairs(src_tok, tgt_tok, sources, targets):
     )
 
 
+@dataclass
+class Prepared:
+    """Everything training needs before the model: the split, the levels, the tokenizers, the
+    pairs as ids and the fixed subset the per-epoch BLEU is computed on. The PyTorch benchmark
+    (``benchmarks/translate_torch_recipe.py``) trains on exactly this."""
+
+    n_pairs: int
+    n_valid: int
+    split: Split
+    levels: tuple  # (source level, target level)
+    source_tokenizer: Tokenizer
+    target_tokenizer: Tokenizer
+    train_ids: tuple  # (sources, targets): lists of id lists, no BOS/EOS
+    valid_ids: tuple
+    bleu_sources: list  # the first bleu_subset distinct validation sources
+    bleu_references: list  # all the references of each
+    copy: dict  # scores of the copy baseline on that subset
+
+    def bleu(self, model: Translator) -> dict:
+        """Greedy validation BLEU and chrF of ``model`` on the subset (what each epoch logs)."""
+        ids = self.source_tokenizer.encode(self.bleu_sources, add_bos_eos=False)
+        hyps = _decode(model, self.target_tokenizer, ids, beam=1)
+        s = scores(hyps, self.bleu_references, self.levels[1])
+        return {"val_bleu": s["bleu"], "val_chrf": s["chrf"]}
+
+
+def prepare(pairs_path, config: TranslateConfig | None = None, log=None) -> Prepared:
+    """Read, split (seeded by ``config.model.seed``), choose the levels, fit the tokenizers on the
+    training part and encode (module docstring)."""
+    cfg = config or TranslateConfig()
+    src, tgt = read_pairs(pairs_path, cfg.source_column, cfg.target_column, min_rows=2, log=log)
+    n_valid = _n_valid(cfg, len(src))
+    split = split_validation(src, tgt, n_valid, seed=cfg.model.seed)
+    levels = (
+        cfg.source_level or detect_level(split.train_sources),
+        cfg.target_level or detect_level(split.train_targets),
+    )
+    src_tok = _tokenizer(levels[0], split.train_sources, cfg)
+    tgt_tok = _tokenizer(levels[1], split.train_targets, cfg)
+    subset = min(cfg.bleu_subset, len(split.eval_sources))
+    bleu_src, bleu_refs = split.eval_sources[:subset], split.eval_references[:subset]
+    return Prepared(
+        len(src), n_valid, split, levels, src_tok, tgt_tok,
+        _encode_pairs(src_tok, tgt_tok, split.train_sources, split.train_targets),
+        _encode_pairs(src_tok, tgt_tok, split.valid_sources, split.valid_targets),
+        bleu_src, bleu_refs, copy_baseline(bleu_src, bleu_refs, levels[1]),
+    )  # fmt: skip
+
+
+def _describe(p: Prepared, model: Translator) -> list[str]:
+    sp = p.split
+    n_eval, subset = len(sp.eval_sources), len(p.bleu_sources)
+    which = "all" if subset == n_eval else f"the first {subset}"
+    return [
+        (
+            f"{p.n_pairs} pairs: {len(sp.train_sources)} training, {len(sp.valid_sources)} "
+            f"validation ({n_eval} distinct sources); levels {p.levels[0]} -> {p.levels[1]}; "
+            f"vocabularies {p.source_tokenizer.vocab_size} / {p.target_tokenizer.vocab_size}; "
+            f"{sum(a.size for a in model.params.values()):,} parameters"
+        ),
+        (
+            f"validation BLEU each epoch: greedy, on {which} of {n_eval} validation sources "
+            f"(copy baseline {p.copy['bleu']:.2f}, tokenize {p.copy['tokenize']})"
+        ),
+    ]
+
+
+def _metadata(p: Prepared, cfg: TranslateConfig, pairs_path) -> dict:
+    return {
+        "kind": "translate",
+        "source_tokenizer": p.source_tokenizer.to_json(),
+        "target_tokenizer": p.target_tokenizer.to_json(),
+        "source_level": p.levels[0],
+        "target_level": p.levels[1],
+        "source_column": cfg.source_column,
+        "target_column": cfg.target_column,
+        "data": os.path.basename(os.fspath(pairs_path)),
+        "n_valid": p.n_valid,
+        "split_seed": cfg.model.seed,
+        "bleu_subset": len(p.bleu_sources),
+        "app_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
+    }
+
+
 def train(
     pairs_path,
     config: TranslateConfig | None = None,
@@ -171,65 +257,24 @@ def train(
     (a run stopped earlier, by Ctrl-C, leaves both files as they were)."""
     cfg = config or TranslateConfig()
     say = progress or (lambda _line: None)
-    src, tgt = read_pairs(pairs_path, cfg.source_column, cfg.target_column, min_rows=2, log=say)
-    n_valid = _n_valid(cfg, len(src))
-    split = split_validation(src, tgt, n_valid, seed=cfg.model.seed)
-    levels = (
-        cfg.source_level or detect_level(split.train_sources),
-        cfg.target_level or detect_level(split.train_targets),
-    )
-    src_tok = _tokenizer(levels[0], split.train_sources, cfg)
-    tgt_tok = _tokenizer(levels[1], split.train_targets, cfg)
-    model = Translator(src_tok.vocab_size, tgt_tok.vocab_size, cfg.model)
-    train_ids = _encode_pairs(src_tok, tgt_tok, split.train_sources, split.train_targets)
-    valid_ids = _encode_pairs(src_tok, tgt_tok, split.valid_sources, split.valid_targets)
-    subset = min(cfg.bleu_subset, len(split.eval_sources))
-    bleu_src = split.eval_sources[:subset]
-    bleu_refs = split.eval_references[:subset]
-    bleu_ids = src_tok.encode(bleu_src, add_bos_eos=False)
-    copy = copy_baseline(bleu_src, bleu_refs, levels[1])
-    say(
-        f"{len(src)} pairs: {len(split.train_sources)} training, {len(split.valid_sources)} "
-        f"validation ({len(split.eval_sources)} distinct sources); levels {levels[0]} -> "
-        f"{levels[1]}; vocabularies {src_tok.vocab_size} / {tgt_tok.vocab_size}; "
-        f"{sum(p.size for p in model.params.values()):,} parameters"
-    )
-    which = "all" if subset == len(split.eval_sources) else f"the first {subset}"
-    say(
-        f"validation BLEU each epoch: greedy, on {which} of {len(split.eval_sources)} validation "
-        f"sources (copy baseline {copy['bleu']:.2f}, tokenize {copy['tokenize']})"
-    )
-
+    p = prepare(pairs_path, cfg, log=say)
+    model = Translator(p.source_tokenizer.vocab_size, p.target_tokenizer.vocab_size, cfg.model)
+    for line in _describe(p, model):
+        say(line)
     pending = [out is not None]  # the validation pairs go out with the first checkpoint
 
     def on_epoch_end(m, _logs):
         if pending[0]:
             cols = (cfg.source_column, cfg.target_column)
-            _write_pairs(valid_path(out), split.valid_sources, split.valid_targets, cols)
+            _write_pairs(valid_path(out), p.split.valid_sources, p.split.valid_targets, cols)
             pending[0] = False
-        hyps = _decode(m, tgt_tok, bleu_ids, beam=1)
-        s = scores(hyps, bleu_refs, levels[1])
-        return {"val_bleu": s["bleu"], "val_chrf": s["chrf"]}
+        return p.bleu(m)
 
-    metadata = {
-        "kind": "translate",
-        "source_tokenizer": src_tok.to_json(),
-        "target_tokenizer": tgt_tok.to_json(),
-        "source_level": levels[0],
-        "target_level": levels[1],
-        "source_column": cfg.source_column,
-        "target_column": cfg.target_column,
-        "data": os.path.basename(os.fspath(pairs_path)),
-        "n_valid": n_valid,
-        "split_seed": cfg.model.seed,
-        "bleu_subset": subset,
-        "app_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
-    }
-    model.metadata = metadata
+    model.metadata = metadata = _metadata(p, cfg, pairs_path)
     r = train_translator(
         model,
-        train_ids,
-        valid_ids,
+        p.train_ids,
+        p.valid_ids,
         out=out,
         metadata=metadata,
         max_minutes=cfg.max_minutes,
@@ -238,7 +283,7 @@ def train(
         progress=progress,
     )
     return TrainResult(
-        model, split, r["history"], r["best_epoch"], r["best"], r["stopped"], copy, levels
+        model, p.split, r["history"], r["best_epoch"], r["best"], r["stopped"], p.copy, p.levels
     )
 
 
