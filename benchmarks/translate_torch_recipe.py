@@ -99,9 +99,9 @@ def train_torch(prep, model, cfg, deadline, say):
     """Train the PyTorch twin of ``model`` until ``deadline``; returns its best state dict."""
     import numpy as np
     import torch
-    from translate_torch import TorchTranslator, copy_into
 
     from lstmkit.apps.translate_train import _check_pairs, length_sorted_batches, padded
+    from translate_torch import TorchTranslator, copy_into
 
     c = cfg.model
     tm = TorchTranslator(
