@@ -273,48 +273,20 @@ def test_inspect_text_on_another_model_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_end_to_end_on_a_slice_of_tatoeba_beats_the_copy_baseline(tmp_path):
+    """The real data, word -> char detected, a small model for a fixed number of epochs (so the
+    result does not depend on the machine's load): greedy chrF well above the copy baseline."""
     path = SHARED / "translation" / "tatoeba_en_zh" / "train.csv"
     require(path)
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))[:6001]
     data = _write_pairs(tmp_path / "slice.csv", [r[0] for r in rows[1:]], [r[1] for r in rows[1:]])
     model = tmp_path / "m.lstmkit"
-    argv = ["translate", "train", str(data), "--out", str(model), "--max-minutes", "1.5"]
+    argv = ["translate", "train", str(data), "--out", str(model), "--epochs", "4"]
     argv += ["--embed-dim", "64", "--units", "64", "--decoder-units", "128", "--valid", "300"]
     out = _run_main(argv)
     assert "levels word -> char" in out, out
     ev = _run_main(["translate", "evaluate", str(model), f"{model}.valid.csv", "--beam", "1"])
-    bleu = float(re.search(r"greedy: BLEU ([\d.]+)", ev).group(1))
-    copy = float(re.search(r"copy baseline: BLEU ([\d.]+)", ev).group(1))
-    assert bleu > copy + 1, ev
-
-
-def test_evaluate_scores_chinese_targets_with_the_zh_tokenizer(tmp_path):
-    """A Latin -> Han transliteration partly learnt in two epochs: BLEU with tokenize="zh" (each
-    Han character a token) differs from "13a" (a run of Han characters is one token), and the
-    printed score is sacrebleu's "zh" one on the translations ``run`` wrote."""
-    import sacrebleu
-
-    han = dict(zip("abcdefghijkl", "一二三四五六七八九十百千"))
-    src = synthetic_pairs("reverse", 1500, seed=3)[0]
-    src = ["".join(ch for ch in s if ch in han) or "a" for s in src]
-    data = _write_pairs(tmp_path / "han.csv", src, ["".join(han[c] for c in s) for s in src])
-    model = tmp_path / "m.lstmkit"
-    argv = ["translate", "train", str(data), "--out", str(model), *TINY, "--epochs", "2"]
-    _run_main([*argv, "--source-level", "char"])
-    vs, vt = _read_pairs(f"{model}.valid.csv")
-    sources, refs = _refs_by_source(vs, vt)
-    inp, hyp = tmp_path / "in.txt", tmp_path / "hyp.txt"
-    inp.write_text("".join(f"{s}\n" for s in sources), encoding="utf-8")
-    _run_main(
-        ["translate", "run", str(model), "--input", str(inp), "--out", str(hyp), "--beam", "1"]
-    )
-    hyps = hyp.read_text(encoding="utf-8").split("\n")[:-1]
-    ev = _run_main(["translate", "evaluate", str(model), f"{model}.valid.csv", "--beam", "1"])
-    width = max(map(len, refs))
-    streams = [[r[j] if j < len(r) else None for r in refs] for j in range(width)]
-    zh = sacrebleu.corpus_bleu(hyps, streams, tokenize="zh").score
-    other = sacrebleu.corpus_bleu(hyps, streams, tokenize="13a").score
-    assert abs(zh - other) > 1  # the test can tell the two tokenizers apart
-    got = float(re.search(r"BLEU ([\d.]+)", ev).group(1))
-    assert got == pytest.approx(zh, abs=0.006), (ev, zh, other)
+    m = re.search(r"greedy: BLEU ([\d.]+), chrF ([\d.]+)", ev)
+    copy = re.search(r"copy baseline: BLEU ([\d.]+), chrF ([\d.]+)", ev)
+    assert float(m.group(2)) > float(copy.group(2)) + 5, ev
+    assert float(m.group(1)) > float(copy.group(1)), ev

@@ -352,15 +352,17 @@ def evaluate(
     max_len: int | None = None,
     alpha: float | None = None,
     samples: int = TranslateConfig.samples,
+    log=None,
 ) -> dict:
     """BLEU, chrF (sacrebleu: ``zh`` for character-level targets, ``13a`` otherwise) and the
     exact-match rate on the pairs of ``path``: every distinct source translated once and scored
     against all its references. Also the copy baseline and ``samples`` example translations
-    ``(source, hypothesis, references)``. Columns default to the ones the model was trained on."""
+    ``(source, hypothesis, references)``. Columns default to the ones the model was trained
+    on; ``log`` hears about skipped rows (``read_pairs``)."""
     meta = model.metadata or {}
     src_col = source_column or meta.get("source_column", "source")
     tgt_col = target_column or meta.get("target_column", "target")
-    src, tgt = read_pairs(path, src_col, tgt_col)
+    src, tgt = read_pairs(path, src_col, tgt_col, log=log)
     sources, refs = pairs_by_source(src, tgt)
     level = meta.get("target_level", "word")
     hyps = translate(model, sources, beam, max_len=max_len, alpha=alpha)

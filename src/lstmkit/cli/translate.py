@@ -179,7 +179,7 @@ def _evaluate(args) -> int:
     r = evaluate(
         model, args.data, args.beam, source_column=args.source_column,
         target_column=args.target_column, max_len=args.max_len, alpha=args.alpha,
-        samples=args.samples,
+        samples=args.samples, log=print,
     )  # fmt: skip
     how = "greedy" if r["beam"] == 1 else f"beam {r['beam']}"
     print(
