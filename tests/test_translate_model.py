@@ -13,7 +13,7 @@ from lstmkit import Sequential, layers, load_model
 from lstmkit.apps.translate_decode import beam_search, greedy_decode, translate_ids
 from lstmkit.apps.translate_files import load_translator, save_translator
 from lstmkit.apps.translate_model import Translator, TranslatorConfig
-from lstmkit.apps.translate_train import pad_batch, train_translator
+from lstmkit.apps.translate_train import padded, train_translator
 from lstmkit.saving import ModelFileError, NonFiniteWeightsError
 from translate_torch import TorchTranslator, copy_into, grads_like
 
@@ -93,7 +93,7 @@ def test_reverse_task_learns_to_near_exact_match():
     )
     model = Translator(14, 14, cfg)
     train_translator(model, train, valid, progress=None)
-    assert _exact(greedy_decode(model, pad_batch(valid[0]), max_len=8).tokens, valid[1]) >= 0.95
+    assert _exact(greedy_decode(model, padded(valid[0]), max_len=8).tokens, valid[1]) >= 0.95
 
 
 @pytest.mark.slow
@@ -103,14 +103,14 @@ def test_reverse_letters_learns_to_exact_match():
     cfg = TranslatorConfig(embedding_dim=32, encoder_units=64, decoder_units=128, epochs=10)
     model = Translator(30, 30, cfg)
     train_translator(model, train, valid, progress=None)
-    out = beam_search(model, pad_batch(valid[0]), beam=3, max_len=12).tokens
+    out = beam_search(model, padded(valid[0]), beam=3, max_len=12).tokens
     assert _exact(out, valid[1]) >= 0.98
 
 
 # -- decoding ---------------------------------------------------------------------------------
 def test_greedy_equals_beam_of_one(tiny):
     model, valid = tiny
-    src = pad_batch(valid[0])
+    src = padded(valid[0])
     greedy = greedy_decode(model, src, max_len=10)
     beam = beam_search(model, src, beam=1, alpha=0.0, max_len=10)
     assert beam.tokens == greedy.tokens
@@ -121,7 +121,7 @@ def _torch_scores(model, sources, hyps):
     ``model``'s weights."""
     tm = TorchTranslator(model.src_vocab, model.tgt_vocab, *_dims(model.config), smoothing=0.0)
     copy_into(tm, model.params, np.random.default_rng(5))
-    src, tgt = pad_batch(sources), pad_batch(hyps, bos_eos=True)
+    src, tgt = padded(sources), padded(hyps, bos_eos=True)
     with torch.no_grad():
         return -tm(torch.from_numpy(src), torch.from_numpy(tgt), per_sentence=True).numpy()
 
@@ -129,8 +129,8 @@ def _torch_scores(model, sources, hyps):
 def test_beam_never_scores_below_greedy(tiny):
     model, valid = tiny
     sources = valid[0][:40]
-    greedy = greedy_decode(model, pad_batch(sources), max_len=10)
-    beam = beam_search(model, pad_batch(sources), beam=4, alpha=1.0, max_len=10)
+    greedy = greedy_decode(model, padded(sources), max_len=10)
+    beam = beam_search(model, padded(sources), beam=4, alpha=1.0, max_len=10)
     assert sum(g != b for g, b in zip(greedy.tokens, beam.tokens)) >= 5  # not vacuous
     # sentences where both ended with EOS: torch scores them as they are
     ended = [
@@ -151,9 +151,9 @@ def test_batched_decoding_equals_one_by_one(tiny, beam):
     sources = valid[0][:30]
     decode = greedy_decode if beam == 1 else beam_search
     kwargs = {"max_len": 10} if beam == 1 else {"max_len": 10, "beam": beam}
-    batched = decode(model, pad_batch(sources), return_attention=True, **kwargs)
+    batched = decode(model, padded(sources), return_attention=True, **kwargs)
     for i, s in enumerate(sources):
-        one = decode(model, pad_batch([s]), return_attention=True, **kwargs)
+        one = decode(model, padded([s]), return_attention=True, **kwargs)
         assert one.tokens[0] == batched.tokens[i]
         np.testing.assert_allclose(one.attention[0], batched.attention[i], rtol=1e-4, atol=1e-6)
         att = batched.attention[i]
@@ -185,7 +185,7 @@ def _torch_nll(model, pairs):
     tm = TorchTranslator(model.src_vocab, model.tgt_vocab, *_dims(model.config), smoothing=0.0)
     copy_into(tm, model.params, np.random.default_rng(5))
     with torch.no_grad():
-        src, tgt = pad_batch(pairs[0]), pad_batch(pairs[1], bos_eos=True)
+        src, tgt = padded(pairs[0]), padded(pairs[1], bos_eos=True)
         return float(tm(torch.from_numpy(src), torch.from_numpy(tgt)))
 
 
@@ -267,7 +267,7 @@ def test_translate_ids_keeps_the_input_order(tiny):
         for i, s in enumerate(sources):
             decode = greedy_decode if beam == 1 else beam_search
             kwargs = {} if beam == 1 else {"beam": beam}
-            assert out.tokens[i] == decode(model, pad_batch([s]), max_len=10, **kwargs).tokens[0]
+            assert out.tokens[i] == decode(model, padded([s]), max_len=10, **kwargs).tokens[0]
 
 
 def test_bad_input_is_refused_with_the_argument_named():

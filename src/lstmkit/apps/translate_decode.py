@@ -195,7 +195,7 @@ def translate_ids(
 ) -> Decoded:
     """Decode a list of source id sequences in length-sorted batches of ``batch_size`` (default:
     the model's) with greedy search (``beam == 1``) or beam search; results in input order."""
-    from .translate_train import pad_batch
+    from .translate_train import padded
 
     sources = [list(s) for s in sources]
     if not sources or min(map(len, sources)) == 0:
@@ -206,7 +206,7 @@ def translate_ids(
     atts = [None] * len(sources) if return_attention else None
     for i in range(0, len(order), batch_size):
         idx = order[i : i + batch_size]
-        src = pad_batch([sources[j] for j in idx])
+        src = padded([sources[j] for j in idx])
         if beam == 1:
             out = greedy_decode(model, src, max_len, return_attention)
         else:

@@ -84,3 +84,14 @@ def _build(source, config, header) -> Translator:
         return Translator(src_vocab, tgt_vocab, cfg)
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"{source}: invalid architecture: {e}") from None
+
+
+def is_translator(path) -> bool:
+    """Whether the file's header names a ``Translator`` architecture (only the header is read;
+    any unreadable file is False, and the loader of the other models says what is wrong)."""
+    try:
+        header = stnp.read_header(os.fspath(path), _modelfile.MAX_HEADER, _modelfile.MAX_DEPTH)
+        spec = json.loads((header.metadata or {}).get("model", "null"))
+    except (stnp.SafetensorsError, OSError, ValueError, TypeError, AttributeError):
+        return False
+    return isinstance(spec, dict) and spec.get("class_name") == CLASS_NAME

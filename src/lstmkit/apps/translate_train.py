@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..optimizers import Adam
+from .translate_data import pad_batch
 from .translate_loss import smoothed_cross_entropy
 from .translate_model import BOS, EOS, PAD, Translator
 
@@ -35,14 +36,12 @@ from .translate_model import BOS, EOS, PAD, Translator
 LOG_EVERY = 50
 
 
-def pad_batch(seqs, bos_eos=False) -> np.ndarray:
-    """Post-padded ``(B, longest)`` int64 ids; with ``bos_eos`` each row is ``BOS ... EOS``."""
+def padded(seqs, bos_eos=False) -> np.ndarray:
+    """Post-padded ``(B, longest)`` int64 ids (:func:`~.translate_data.pad_batch`, the one
+    padding function); with ``bos_eos`` each row is ``BOS ... EOS``."""
     if bos_eos:
         seqs = [[BOS, *s, EOS] for s in seqs]
-    out = np.full((len(seqs), max(map(len, seqs))), PAD, np.int64)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return out
+    return pad_batch([np.asarray(s, dtype=np.int64) for s in seqs], PAD)[0].astype(np.int64)
 
 
 def length_sorted_batches(src_lens, tgt_lens, batch_size, pool_batches, rng) -> list:
@@ -86,7 +85,7 @@ def validation_loss(model: Translator, pairs, batch_size=None) -> float:
     batch_size = batch_size or model.config.batch_size
     total = count = 0.0
     for i in range(0, len(src), batch_size):
-        s, t = pad_batch(src[i : i + batch_size]), pad_batch(tgt[i : i + batch_size], True)
+        s, t = padded(src[i : i + batch_size]), padded(tgt[i : i + batch_size], True)
         memory, state, _ = model.encode(s)
         emb = model.params["tgt_embedding.embeddings"][t[:, :-1]]
         tilde = []
@@ -203,8 +202,8 @@ def _epoch(model, opt, train, rng, deadline, say, epoch):
     )
     t0, loss_sum, tokens, why = time.monotonic(), 0.0, 0, "epochs"
     for i, idx in enumerate(batches, 1):
-        s = pad_batch([src[j] for j in idx])
-        t = pad_batch([tgt[j] for j in idx], bos_eos=True)
+        s = padded([src[j] for j in idx])
+        t = padded([tgt[j] for j in idx], bos_eos=True)
         loss, n = train_step(model, opt, s, t, rng)
         if not math.isfinite(loss):
             say(f"epoch {epoch}: non-finite loss or gradients at batch {i}: training diverged")

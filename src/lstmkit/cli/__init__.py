@@ -12,6 +12,7 @@ GROUPS = {
     "forecast": "Train a forecaster on a CSV series, forecast, backtest.",
     "text": "Character/word language models: train, generate, evaluate.",
     "classify": "Sequence classifiers (sentiment, numeric sequences): train, predict, evaluate.",
+    "translate": "Encoder-decoder translation with attention: train, run, evaluate.",
     "lab": "Long-lag experiments of the 1997 LSTM paper: adding, temporal order, compare cells.",
     "inspect": "Gate traces, gradient flow and an HTML report for a trained model.",
     "export": "Export a saved model to ONNX, a PyTorch state dict or a .keras file.",

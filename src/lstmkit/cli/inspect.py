@@ -25,6 +25,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--input", metavar="FILE", help="input: .npy, .csv, or text for a text model"
     )
     parser.add_argument(
+        "--text", help="a translation model: the sentence whose attention and gates to show"
+    )
+    parser.add_argument(
         "--out", metavar="DIR", type=nonempty, default="inspect", help="output directory"
     )
     parser.add_argument(
@@ -61,7 +64,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 # the files lstmkit.inspect.report writes into --out DIR
 REPORT_FILES = ("report.html", "cells.html", "gradient_flow*.png", "text.png", "*_gates.png",
-                "*_states.png")  # fmt: skip
+                "*_states.png", "attention.png")  # fmt: skip
 
 
 def _writes(args):  # what lstmkit.cli.main checks before the command runs
@@ -91,6 +94,16 @@ def _run(args) -> int:
             )
         print(f"wrote {path}")
         return 0
+    if args.model is not None:
+        from ..apps.translate_files import is_translator
+
+        if is_translator(args.model):
+            return _translation(args)
+    if args.text is not None:
+        raise ValueError(
+            f"argument --text: only for a translation model; {args.model!r} is not one "
+            "(use --input FILE)"
+        )
     if args.model is None or args.input is None:
         raise ValueError("arguments MODEL and --input FILE are required (or --compare-cells)")
     from ..saving import load_model
@@ -114,4 +127,19 @@ def _run(args) -> int:
         title=f"lstmkit inspect: {args.model}",
     )
     print(f"wrote {path}")
+    return 0
+
+
+def _translation(args) -> int:
+    from ..apps.translate import align, load
+    from ..inspect.report import write_translation_report
+
+    if args.text is None:
+        raise ValueError(
+            f"argument --text: required for a translation model ({args.model!r}); got none"
+        )
+    a = align(load(args.model), args.text)
+    path = write_translation_report(a, args.out, title=f"lstmkit inspect: {args.model}")
+    print(f"{args.text}\n-> {a.translation}")
+    print(f"wrote {path}, {path.parent / 'attention.png'}, {path.parent / 'decoder_gates.png'}")
     return 0

@@ -32,6 +32,7 @@ __all__ = [
     "text_codec",
     "write_cell_comparison",
     "write_report",
+    "write_translation_report",
 ]
 
 
@@ -221,3 +222,51 @@ def write_cell_comparison(out_dir, *, T=100, units=32, batch=32, seeds=(0, 1, 2,
     )
     report.write_text(page, encoding="utf-8")
     return report, cmp, rows
+
+
+def write_translation_report(alignment, out_dir, *, title=None) -> Path:
+    """``report.html`` for a translation model on one sentence: the attention heatmap (source
+    tokens by target tokens, ``attention.png``) beside the decoder LSTM's gates i, f, g, o and
+    its states over the target steps (``decoder_gates.png``, ``decoder_states.png``, the plots
+    and unit tables of :func:`write_report`). ``alignment``: what
+    :func:`lstmkit.apps.translate.align` returns. Every PNG is rendered before any file is
+    written; each file is written atomically."""
+    from .._atomic import atomic_write
+    from .attention import plot_attention
+
+    a = alignment
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png = plot_attention(
+        a.attention, a.source_tokens, a.target_tokens, title="attention: target by source"
+    )
+    att_png = out / "attention.png"
+    atomic_write(att_png, lambda tmp: Path(tmp).write_bytes(png))
+    lt = a.decoder
+    s = unit_summary(lt)
+    gates_png = plot_gates(lt, out / "decoder_gates.png")
+    follow = list(s.most_active[:6])
+    states_png = plot_states(lt, out / "decoder_states.png", units=follow)
+    src = " ".join(a.source_tokens)
+    body = (
+        f'<p class="note">Source tokens: {html.escape(src)}<br>Greedy translation: '
+        f"{html.escape(a.translation)} ({len(a.target_tokens)} steps, EOS included)</p>"
+        '<section id="attention"><h2>Attention</h2>'
+        + h.figure_html(
+            att_png, "attention weights: one row per target token, softmax over the source tokens"
+        )
+        + "</section>"
+        + f'<section id="layer-decoder"><h2>decoder (LSTM, {lt.units} units)</h2>'
+        + h.layer_summary_html(s)
+        + h.figure_html(
+            gates_png, "decoder: gates i, f, g, o and states c, h over the target steps"
+        )
+        + h.figure_html(states_png, f"decoder: c of units {', '.join(map(str, follow))}")
+        + "</section>"
+    )
+    nav = '<a href="#attention">attention</a> <a href="#layer-decoder">decoder gates</a>'
+    page = h.page(title or "lstmkit inspect: translation", nav, body,
+                  {"text": [], "unit": 0, "layers": {}})  # fmt: skip
+    report = out / "report.html"
+    atomic_write(report, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    return report
