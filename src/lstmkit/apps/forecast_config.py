@@ -54,7 +54,7 @@ class ForecastConfig:
     # windows and normalisation
     horizon: int | None = None
     lookbacks: tuple = ()
-    lookback_factors: tuple = (1.5, 2.5)
+    lookback_factors: tuple = (1.0, 2.0)
     min_history: int = 3
     transform: str = "auto"
     level: str = "season"
@@ -71,7 +71,7 @@ class ForecastConfig:
     batch_size: int = 64
     learning_rate: float = 3e-3
     patience: int = 20
-    refit: bool = False
+    refit: bool = True
     conformal: bool = True
     ensemble: int = 5
     aggregate: str = "median"
