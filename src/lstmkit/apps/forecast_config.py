@@ -110,8 +110,8 @@ class ForecastConfig:
             _int("horizon", self.horizon, 1)
         if not isinstance(self.lookbacks, tuple):
             _bad("lookbacks", self.lookbacks, "a tuple of positive ints (or () for automatic)")
-        for v in self.lookbacks:
-            _int("lookbacks", v, 1)
+        if not all(_is_int(v) and v >= 1 for v in self.lookbacks):
+            _bad("lookbacks", self.lookbacks, "a tuple of ints >= 1 (or () for automatic)")
         if not isinstance(self.lookback_factors, tuple) or not self.lookback_factors or not all(
             _num(x) and x > 0 for x in self.lookback_factors
         ):
@@ -145,10 +145,14 @@ def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _int(name, v, lo):
+def _is_int(v) -> bool:
     import numpy as np
 
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
+
+
+def _int(name, v, lo):
+    if not _is_int(v) or v < lo:
         _bad(name, v, f"an int >= {lo}")
 
 

@@ -56,7 +56,7 @@ def quantiles_of(config) -> list[float]:
 def _check_panel(panel, who):
     if not np.isfinite(panel.values).all():
         k = int(np.searchsorted(panel.offsets, np.flatnonzero(~np.isfinite(panel.values))[0], "right")) - 1
-        raise ValueError(f"{who}: series {panel.ids[k]!r} has NaN or Inf values; fill them first")
+        raise ValueError(f"{who}: series {str(panel.ids[k])!r} has NaN or Inf values; fill them first")
 
 
 def _facts(panel, config) -> dict:

@@ -24,8 +24,9 @@ import numpy as np
 #: smallest window scale for the identity transform (all-zero windows)
 SCALE_FLOOR = 1e-8
 
-#: phase of a time inside its season, by pandas frequency alias: unit and period
-_PHASE_UNITS = {"MS": ("M", 12), "M": ("M", 12), "QS": ("M", 3), "Q": ("M", 3),
+#: phase of a time inside its season, by pandas frequency alias: the unit and how many units
+#: one step is
+_PHASE_UNITS = {"MS": ("M", 1), "M": ("M", 1), "QS": ("M", 3), "Q": ("M", 3),
                 "D": ("D", 1), "h": ("h", 1), "W": ("W", 1)}  # fmt: skip
 
 
