@@ -39,6 +39,9 @@ from .forecast_config import ForecastConfig
 
 #: fewest validation windows for a per-horizon-step conformal correction
 PER_STEP_MIN = 40
+#: validation windows wanted in all (``val_windows=0``): one per series for big panels, more
+#: origins per series for small ones, so that early stopping does not follow one window's noise
+VAL_TARGET = 32
 FORMAT = "lstmkit-forecast-global"
 
 
@@ -190,17 +193,30 @@ class Member:
     correction: dict
 
 
+def val_windows(config, panel, H) -> int:
+    """Validation origins per series: ``config.val_windows``, or (0) enough for about
+    ``VAL_TARGET`` windows in all, from 1 (large panels) to ``H`` (one series)."""
+    if config.val_windows:
+        return int(config.val_windows)
+    return int(min(H, max(1, math.ceil(VAL_TARGET / panel.n_series))))
+
+
 def _origins(panel, facts, config, refit):
-    """Training and validation windows as ``(series, origin)`` arrays."""
+    """Training and validation windows as ``(series, origin)`` arrays: the last ``K`` origins of
+    each series validate (the last one's targets are its last ``H`` values); the training
+    windows' targets end before the first validation target (``refit``: every origin trains)."""
     H, lo = facts["horizon"], config.min_history
+    K = val_windows(config, panel, H)
     n = panel.lengths
-    last_train = n - H if refit else n - 2 * H  # last training origin of each series
+    last_train = n - H if refit else n - 2 * H - K + 1  # last training origin of each series
     count = np.maximum(last_train - lo + 1, 0)
     series = np.repeat(np.arange(panel.n_series), count)
     first = np.repeat(np.cumsum(count) - count, count)
     origin = lo + np.arange(count.sum()) - first
-    val = np.flatnonzero(n - H >= lo)
-    return (series, origin), (val, n[val] - H)
+    vs = np.repeat(np.arange(panel.n_series), K)
+    vo = np.repeat(n - H, K) - np.tile(np.arange(K), panel.n_series)
+    keep = vo >= lo
+    return (series, origin), (vs[keep], vo[keep])
 
 
 class _Budget:
