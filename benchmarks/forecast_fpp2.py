@@ -70,7 +70,7 @@ def fit_sf(name, split, method):
                     for i, y in zip(ids, train)], ignore_index=True)  # fmt: skip
     kw = {} if method == "Naive" else {"season_length": m}
     fc = StatsForecast(models=[getattr(sfm, method)(**kw)], freq=1, n_jobs=1).forecast(df=df, h=m)
-    col = [c for c in fc.columns if c not in ("unique_id", "ds")][0]
+    col = next(c for c in fc.columns if c not in ("unique_id", "ds"))
     return {method: np.stack([fc.loc[fc.unique_id == i, col].to_numpy() for i in ids])}
 
 
@@ -125,7 +125,11 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.one:
         name, method, out = a.one
-        fc = fit_lstm(name, a.split, a.ensemble) if method == "lstmkit" else fit_sf(name, a.split, method)
+        fc = (
+            fit_lstm(name, a.split, a.ensemble)
+            if method == "lstmkit"
+            else fit_sf(name, a.split, method)
+        )
         np.savez(out, **fc)
         return
     names = ["lstmkit", *SF]

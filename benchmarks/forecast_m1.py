@@ -62,7 +62,14 @@ def run_lstm(ids, train, config, freq="YS"):
     return point, iv, time.perf_counter() - t
 
 
-def run_statsforecast(ids, train, h, season, freq, models=("AutoETS", "AutoTheta", "AutoARIMA", "Naive", "SeasonalNaive")):
+def run_statsforecast(
+    ids,
+    train,
+    h,
+    season,
+    freq,
+    models=("AutoETS", "AutoTheta", "AutoARIMA", "Naive", "SeasonalNaive"),
+):
     """``{name: (forecast (n, h), seconds)}``; each model fitted alone in a fresh process would
     pay numba's compilation once: here the first model of the run pays it (timed separately by
     ``--sf-time``)."""
@@ -70,15 +77,19 @@ def run_statsforecast(ids, train, h, season, freq, models=("AutoETS", "AutoTheta
     import statsforecast.models as sfm
     from statsforecast import StatsForecast
 
-    rows = [pd.DataFrame({"unique_id": i, "ds": np.arange(len(y)), "y": y}) for i, y in zip(ids, train)]
+    rows = [
+        pd.DataFrame({"unique_id": i, "ds": np.arange(len(y)), "y": y}) for i, y in zip(ids, train)
+    ]
     df = pd.concat(rows, ignore_index=True)
     out = {}
     for name in models:
         kw = {"season_length": season} if name != "Naive" else {}
         t = time.perf_counter()
-        sf = StatsForecast(models=[getattr(sfm, name)(**kw)], freq=1, n_jobs=1, fallback_model=sfm.Naive())
+        sf = StatsForecast(
+            models=[getattr(sfm, name)(**kw)], freq=1, n_jobs=1, fallback_model=sfm.Naive()
+        )
         fc = sf.forecast(df=df, h=h)
-        col = [c for c in fc.columns if c not in ("unique_id", "ds")][0]
+        col = next(c for c in fc.columns if c not in ("unique_id", "ds"))
         pred = np.stack([fc.loc[fc.unique_id == i, col].to_numpy() for i in ids])
         out[name] = (pred, time.perf_counter() - t)
     return out
@@ -90,7 +101,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=("official", "tune"), default="official")
     ap.add_argument("--ensemble", type=int, default=ForecastConfig.ensemble)
-    ap.add_argument("--set", nargs="*", default=[], help="config overrides key=value (python literals)")
+    ap.add_argument(
+        "--set", nargs="*", default=[], help="config overrides key=value (python literals)"
+    )
     ap.add_argument("--no-statsforecast", action="store_true")
     a = ap.parse_args(argv)
     import ast
@@ -99,7 +112,9 @@ def main(argv=None):
     config = ForecastConfig(horizon=H, ensemble=a.ensemble, **over).validate()
     ids, train, test = load_m1(a.split)
     point, iv, secs = run_lstm(ids, train, config)
-    print(f"M1 yearly, split {a.split}, h={H}, {len(ids)} series; lstmkit settings {over or 'default'}, ensemble {a.ensemble}")
+    print(
+        f"M1 yearly, split {a.split}, h={H}, {len(ids)} series; lstmkit settings {over or 'default'}, ensemble {a.ensemble}"
+    )
     print(f"{'method':<16}{'MASE':>8}{'cov80':>8}{'cov95':>8}{'seconds':>9}")
     print(f"{'lstmkit global':<16}{mase(train, test, point):>8.3f}{coverage(test, *iv[80]):>8.3f}"
           f"{coverage(test, *iv[95]):>8.3f}{secs:>9.1f}")  # fmt: skip

@@ -12,12 +12,12 @@ import dataclasses
 import numpy as np
 import pytest
 from scipy.stats import norm
-from shared_data import SHARED, require
 
 from lstmkit.apps.forecast_config import ForecastConfig
 from lstmkit.apps.forecast_global import GlobalForecaster, fit_global
 from lstmkit.apps.panel import Panel
 from lstmkit.saving import ModelFileError
+from shared_data import SHARED, require
 
 FAST = ForecastConfig(units=16, epochs=60, patience=10, ensemble=1, batch_size=32)
 

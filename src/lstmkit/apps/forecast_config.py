@@ -93,7 +93,9 @@ class ForecastConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"ForecastConfig: unknown setting(s) {unknown}; expected some of {sorted(names)}")
+            raise ValueError(
+                f"ForecastConfig: unknown setting(s) {unknown}; expected some of {sorted(names)}"
+            )
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}).validate()
 
     def validate(self) -> ForecastConfig:
@@ -114,8 +116,10 @@ class ForecastConfig:
             _bad("lookbacks", self.lookbacks, "a tuple of positive ints (or () for automatic)")
         if not all(_is_int(v) and v >= 1 for v in self.lookbacks):
             _bad("lookbacks", self.lookbacks, "a tuple of ints >= 1 (or () for automatic)")
-        if not isinstance(self.lookback_factors, tuple) or not self.lookback_factors or not all(
-            _num(x) and x > 0 for x in self.lookback_factors
+        if (
+            not isinstance(self.lookback_factors, tuple)
+            or not self.lookback_factors
+            or not all(_num(x) and x > 0 for x in self.lookback_factors)
         ):
             _bad("lookback_factors", self.lookback_factors, "a non-empty tuple of numbers > 0")
         for name, lo in (("min_history", 1), ("units", 1), ("layers", 1), ("embedding", 0),

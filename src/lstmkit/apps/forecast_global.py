@@ -58,22 +58,33 @@ def quantiles_of(config) -> list[float]:
 # -- what the data fix at fit time ----------------------------------------------------------------
 def _check_panel(panel, who):
     if not np.isfinite(panel.values).all():
-        k = int(np.searchsorted(panel.offsets, np.flatnonzero(~np.isfinite(panel.values))[0], "right")) - 1
-        raise ValueError(f"{who}: series {str(panel.ids[k])!r} has NaN or Inf values; fill them first")
+        k = (
+            int(
+                np.searchsorted(
+                    panel.offsets, np.flatnonzero(~np.isfinite(panel.values))[0], "right"
+                )
+            )
+            - 1
+        )
+        raise ValueError(
+            f"{who}: series {str(panel.ids[k])!r} has NaN or Inf values; fill them first"
+        )
 
 
 def _facts(panel, config) -> dict:
     """Everything fixed by the training panel: horizon, season, transform, covariate scalers."""
     m = int(panel.season)
     H = int(config.horizon or (m if m > 1 else 6))
-    log = config.transform == "log" or (config.transform == "auto" and bool(np.all(panel.values > 0)))
+    log = config.transform == "log" or (
+        config.transform == "auto" and bool(np.all(panel.values > 0))
+    )
     if config.transform == "log" and not np.all(panel.values > 0):
         raise ValueError("fit_global: setting 'transform'='log' needs every value > 0; use 'auto'")
     if config.lookbacks:
         lookbacks = [int(v) for v in config.lookbacks]
     else:
         base = max(H, m)
-        lookbacks = [max(2, int(round(f * base))) for f in config.lookback_factors]
+        lookbacks = [max(2, round(f * base)) for f in config.lookback_factors]
     facts = {
         "horizon": H, "season": m, "freq": panel.freq, "log": log, "lookbacks": lookbacks,
         "level": config.level, "ids": [str(i) for i in panel.ids],
@@ -86,7 +97,9 @@ def _facts(panel, config) -> dict:
         have = getattr(panel, f"{kind}_names")
         missing = [c for c in names if c not in have]
         if missing:
-            raise ValueError(f"fit_global: {kind} covariate(s) {missing} are not in the panel (it has {list(have)})")
+            raise ValueError(
+                f"fit_global: {kind} covariate(s) {missing} are not in the panel (it has {list(have)})"
+            )
         cols = [list(have).index(c) for c in names]
         sub = cov[:, cols] if cols else np.zeros((len(panel.values), 0))
         sd = sub.std(axis=0) if len(sub) else np.ones(len(cols))
@@ -242,12 +255,18 @@ def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
     L, C = x["series"].shape[1:]
     n_ahead = x["ahead"].shape[1] if "ahead" in x else 0
     model = build_network(facts, config, L, C, n_ahead, len(facts["ids"]))
-    loss = pinball_loss(facts["quantiles"], facts["horizon"]) if config.loss == "pinball" else config.loss
+    loss = (
+        pinball_loss(facts["quantiles"], facts["horizon"])
+        if config.loss == "pinball"
+        else config.loss
+    )
     model.compile(optimizer=Adam(config.learning_rate, clipnorm=1.0), loss=loss, seed=seed)
     cbs = [TerminateOnNaN(raise_error=True, check_weights=True), _Budget(deadline).callback]
     stop = None
     if patience and val is not None:
-        stop = EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+        stop = EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True
+        )
         cbs.insert(0, stop)
     model.fit(x, y, epochs=epochs, batch_size=config.batch_size, validation_data=val,
               callbacks=cbs, verbose=0)  # fmt: skip
@@ -271,12 +290,16 @@ def _fit_member(panel, facts, config, index, deadline, id_index):
     x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index)
     xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index)
     val = (xv, _tile(zyv, Q, config.dtype)) if len(vs) else None
-    model, best = _train(facts, config, x, _tile(zy, Q, config.dtype), val, seed, config.epochs, deadline)
+    model, best = _train(
+        facts, config, x, _tile(zy, Q, config.dtype), val, seed, config.epochs, deadline
+    )
     correction = _calibrate(model, facts, config, xv, zyv) if len(vs) else {}
     if config.refit:
         (rs, ro), _ = _origins(panel, facts, config, refit=True)
         xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index)
-        model, _ = _train(facts, config, xr, _tile(zyr, Q, config.dtype), None, seed, best, None, False)
+        model, _ = _train(
+            facts, config, xr, _tile(zyr, Q, config.dtype), None, seed, best, None, False
+        )
     return Member(model, L, seed, best, correction)
 
 
@@ -304,7 +327,9 @@ def _calibrate(model, facts, config, xv, zyv):
             c = np.quantile(score, q, axis=0, method="higher")
         else:
             m = score.size
-            c = np.full(H, np.quantile(score, min(1.0, math.ceil((m + 1) * a / 100.0) / m), method="higher"))
+            c = np.full(
+                H, np.quantile(score, min(1.0, math.ceil((m + 1) * a / 100.0) / m), method="higher")
+            )
         corr[str(a)] = c.tolist()
     return corr
 
@@ -313,7 +338,7 @@ def _bounds(facts, out, a):
     """The lower and upper paths ``(N, H)`` of level ``a``: the trained quantiles when there are
     any, else the median (the conformal correction then makes the whole width)."""
     taus = facts["quantiles"]
-    lo_tau, hi_tau = 0.5 - a / 200.0, 0.5 + a / 200.0
+    lo_tau = 0.5 - a / 200.0  # the upper bound follows it in the outputs
     for i, t in enumerate(taus):
         if abs(t - lo_tau) < 1e-12:
             return out[:, i], out[:, i + 1]
@@ -357,15 +382,25 @@ class GlobalForecaster:
         H = self.horizon
         if horizon is None:
             horizon = H
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or not 1 <= horizon <= H:
-            raise ValueError(f"predict: argument 'horizon' must be an int in 1..{H} (the trained horizon); got {horizon!r}")
+        if (
+            isinstance(horizon, bool)
+            or not isinstance(horizon, (int, np.integer))
+            or not 1 <= horizon <= H
+        ):
+            raise ValueError(
+                f"predict: argument 'horizon' must be an int in 1..{H} (the trained horizon); got {horizon!r}"
+            )
         have = [float(a) for a in self.config.interval_levels]
         bad = [a for a in levels if float(a) not in have]
         if bad:
-            raise ValueError(f"predict: argument 'levels' got {list(levels)}; {bad} not trained: the model has interval_levels {self.config.interval_levels}")
+            raise ValueError(
+                f"predict: argument 'levels' got {list(levels)}; {bad} not trained: the model has interval_levels {self.config.interval_levels}"
+            )
         _check_panel(panel, "predict")
         if self.facts["log"] and np.any(panel.values <= 0):
-            raise ValueError("predict: the model was trained on logs (every value > 0); the panel has values <= 0")
+            raise ValueError(
+                "predict: the model was trained on logs (every value > 0); the panel has values <= 0"
+            )
         if self.facts["future"]["cols"]:
             self._check_ahead(panel)
         return int(horizon)
@@ -374,7 +409,9 @@ class GlobalForecaster:
         H, spec = self.horizon, self.facts["future"]
         ahead = panel.future_ahead
         if ahead is None or ahead.shape[1] < H or np.isnan(ahead[:, :H][..., spec["cols"]]).any():
-            raise ValueError(f"predict: the future covariates {spec['names']} must be known for the {H} steps after each series' end (panel.future_ahead)")
+            raise ValueError(
+                f"predict: the future covariates {spec['names']} must be known for the {H} steps after each series' end (panel.future_ahead)"
+            )
 
     def _id_index(self, panel):
         if not self.config.embedding:
@@ -385,7 +422,9 @@ class GlobalForecaster:
     def _member_paths(self, member, panel, ids):
         series = np.arange(panel.n_series)
         origin = panel.lengths.astype(np.int64)
-        x, _, stats = _inputs(panel, self.facts, series, origin, member.lookback, panel.future_ahead, ids)
+        x, _, stats = _inputs(
+            panel, self.facts, series, origin, member.lookback, panel.future_ahead, ids
+        )
         out = _quantile_paths(member.model, self.facts, x)
         return out, stats
 
@@ -426,7 +465,9 @@ class GlobalForecaster:
         tensors = {}
         members = []
         for i, m in enumerate(self.members):
-            tensors.update({f"member{i}/{k}": np.ascontiguousarray(v) for k, v in m.model.params.items()})
+            tensors.update(
+                {f"member{i}/{k}": np.ascontiguousarray(v) for k, v in m.model.params.items()}
+            )
             members.append({"model": m.model.get_config(), "lookback": m.lookback, "seed": m.seed,
                             "best_epoch": m.best_epoch, "correction": m.correction})  # fmt: skip
         meta = {"format": FORMAT, "format_version": "1",

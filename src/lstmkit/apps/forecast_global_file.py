@@ -24,7 +24,9 @@ def _json(source, meta, key):
     try:
         return json.loads(meta[key])
     except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"{source}: header field {key!r} is missing or not JSON ({e})") from None
+        raise ModelFileError(
+            f"{source}: header field {key!r} is missing or not JSON ({e})"
+        ) from None
 
 
 def read_forecaster(cls, path):
@@ -35,14 +37,18 @@ def read_forecaster(cls, path):
     path = os.fspath(path)
     source = f"GlobalForecaster.load: {path!r}"
     if not os.path.isfile(path):
-        raise ModelFileError(f"GlobalForecaster.load: argument 'path' must be an existing file; got {path!r}")
+        raise ModelFileError(
+            f"GlobalForecaster.load: argument 'path' must be an existing file; got {path!r}"
+        )
     try:
         header = stnp.read_header(path, MAX_HEADER, MAX_DEPTH)
     except stnp.SafetensorsError as e:
         raise ModelFileError(f"{source} is corrupt or truncated: {e}") from None
     meta = header.metadata or {}
     if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{source}: not a global forecaster file (format {meta.get('format')!r}, expected {FORMAT!r})")
+        raise ModelFileError(
+            f"{source}: not a global forecaster file (format {meta.get('format')!r}, expected {FORMAT!r})"
+        )
     try:
         config = ForecastConfig.from_dict(_json(source, meta, "config"))
     except (TypeError, ValueError) as e:
@@ -63,5 +69,7 @@ def read_forecaster(cls, path):
             model = Model.from_config(spec["model"])
         assign_params(model.params, weights, source=where)
         corr = {str(k): list(map(float, v)) for k, v in (spec.get("correction") or {}).items()}
-        members.append(Member(model, int(spec["lookback"]), int(spec["seed"]), int(spec["best_epoch"]), corr))
+        members.append(
+            Member(model, int(spec["lookback"]), int(spec["seed"]), int(spec["best_epoch"]), corr)
+        )
     return cls(config, facts, members)
