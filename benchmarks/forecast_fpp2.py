@@ -1,0 +1,153 @@
+"""fpp2 series and panels: the global LSTM forecaster beside statsforecast, one season ahead.
+
+    PYTHONPATH=src python benchmarks/forecast_fpp2.py                 # last season held out
+    PYTHONPATH=src python benchmarks/forecast_fpp2.py --split tune    # the season before it
+
+Single series (monthly and quarterly, default settings): RMSE of the last season forecast from
+the rest, beside AutoETS, AutoTheta, AutoARIMA, Naive and SeasonalNaive. Panels: mean MASE
+(scaled by the in-sample seasonal-naive MAE) and the wall-clock time of each method run as a user
+meets it: a fresh Python process that imports, fits and forecasts (statsforecast's numba
+compilation included, lstmkit's too). Also the 80% interval coverage of lstmkit.
+The data are GPL-3 (fpp2): read from ``../shared/data``, never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FPP2 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "forecasting" / "fpp2"
+SINGLES = ("a10", "h02", "usmelec", "auscafe", "elecequip", "ausbeer", "qcement")
+PANELS = ("visnights", "prisonLF", "arrivals", "departures")
+SF = ("AutoETS", "AutoTheta", "AutoARIMA", "Naive", "SeasonalNaive")
+
+
+def load(name, split="official"):
+    """``(ids, train list, test (n, m), times list, freq, m)``: each series' last season held out
+    (``tune``: the season before it, the last one dropped)."""
+    import pandas as pd
+
+    df = pd.read_csv(FPP2 / f"{name}.csv", parse_dates=["ds"])
+    if "unique_id" not in df:
+        df.insert(0, "unique_id", name)
+    months = np.diff(df["ds"].iloc[:2].to_numpy().astype("datetime64[M]").astype(int))[0]
+    freq, m = ("QS", 4) if months == 3 else ("MS", 12)
+    out = ([], [], [], [])
+    for uid, g in df.groupby("unique_id", sort=False):
+        y, t = g["y"].to_numpy(np.float64), g["ds"].to_numpy()
+        if split == "tune":
+            y, t = y[:-m], t[:-m]
+        for lst, v in zip(out, (str(uid), y[:-m], y[-m:], t[:-m])):
+            lst.append(v)
+    return out[0], out[1], np.asarray(out[2]), out[3], freq, m
+
+
+def fit_lstm(name, split, ensemble):
+    from lstmkit.apps.forecast_config import ForecastConfig
+    from lstmkit.apps.forecast_global import fit_global
+    from lstmkit.apps.panel import Panel
+
+    ids, train, _, times, freq, _ = load(name, split)
+    panel = Panel.from_arrays(train, ids, times=times, freq=freq)
+    cfg = ForecastConfig() if ensemble is None else ForecastConfig(ensemble=ensemble)
+    point, iv = fit_global(panel, cfg).predict(panel, levels=(80,))
+    return {"lstmkit": point, "lo80": iv[80][0], "hi80": iv[80][1]}
+
+
+def fit_sf(name, split, method):
+    import pandas as pd
+    import statsforecast.models as sfm
+    from statsforecast import StatsForecast
+
+    ids, train, _, _, _, m = load(name, split)
+    df = pd.concat([pd.DataFrame({"unique_id": i, "ds": np.arange(len(y)), "y": y})
+                    for i, y in zip(ids, train)], ignore_index=True)  # fmt: skip
+    kw = {} if method == "Naive" else {"season_length": m}
+    fc = StatsForecast(models=[getattr(sfm, method)(**kw)], freq=1, n_jobs=1).forecast(df=df, h=m)
+    col = next(c for c in fc.columns if c not in ("unique_id", "ds"))
+    return {method: np.stack([fc.loc[fc.unique_id == i, col].to_numpy() for i in ids])}
+
+
+def timed(name, split, method, ensemble):
+    """Run one method in a fresh process; ``(forecasts dict, wall seconds)``."""
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "fc.npz"
+        args = [sys.executable, "-W", "ignore", __file__, "--one", name, method, str(out),
+                "--split", split] + (["--ensemble", str(ensemble)] if ensemble else [])  # fmt: skip
+        t, c = time.perf_counter(), _child_cpu()
+        subprocess.run(args, check=True)
+        secs, cpu = time.perf_counter() - t, _child_cpu() - c
+        with np.load(out) as z:
+            return dict(z), (cpu, secs)
+
+
+def _child_cpu():
+    """CPU seconds (user + system) of the finished child processes: on a busy machine the
+    wall clock measures the neighbours too, the CPU time only the method."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def mase(train, test, fc, m):
+    return float(np.mean([np.mean(np.abs(b - c)) / np.mean(np.abs(a[m:] - a[:-m]))
+                          for a, b, c in zip(train, test, fc)]))  # fmt: skip
+
+
+def rmse(test, fc):
+    return float(np.sqrt(np.mean((test - fc) ** 2)))
+
+
+def run(name, split, ensemble):
+    ids, train, test, _, _, m = load(name, split)
+    res, secs = timed(name, split, "lstmkit", ensemble)
+    times = {"lstmkit": secs}
+    for method in SF:
+        fc, times[method] = timed(name, split, method, None)
+        res.update(fc)
+    cov = float(np.mean((test >= res["lo80"]) & (test <= res["hi80"])))
+    return ids, train, test, m, res, times, cov
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=("official", "tune"), default="official")
+    ap.add_argument("--ensemble", type=int, default=None)
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.one:
+        name, method, out = a.one
+        fc = (
+            fit_lstm(name, a.split, a.ensemble)
+            if method == "lstmkit"
+            else fit_sf(name, a.split, method)
+        )
+        np.savez(out, **fc)
+        return
+    names = ["lstmkit", *SF]
+    print(f"fpp2, split {a.split}: single series, RMSE of the last season (ratio to AutoETS)")
+    print(f"{'series':<11}" + "".join(f"{n:>14}" for n in names) + f"{'lstm/ETS':>10}{'cov80':>7}")
+    for name in [s for s in SINGLES if a.only is None or s in a.only]:
+        _, _, test, _, res, _, cov = run(name, a.split, a.ensemble)
+        r = {n: rmse(test, res[n]) for n in names}
+        print(f"{name:<11}" + "".join(f"{r[n]:>14.4g}" for n in names)
+              + f"{r['lstmkit'] / r['AutoETS']:>10.3f}{cov:>7.2f}", flush=True)  # fmt: skip
+    print(f"\nfpp2 panels, split {a.split}: mean MASE (CPU s / wall s, fresh process each)")
+    print(f"{'panel':<11}" + "".join(f"{n:>24}" for n in names) + f"{'cov80':>7}")
+    for name in [s for s in PANELS if a.only is None or s in a.only]:
+        _, train, test, m, res, times, cov = run(name, a.split, a.ensemble)
+        cells = "".join(f"{mase(train, test, res[n], m):>9.3f} ({times[n][0]:>5.1f}/{times[n][1]:>5.1f})"
+                        for n in names)  # fmt: skip
+        print(f"{name:<11}{cells}{cov:>7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

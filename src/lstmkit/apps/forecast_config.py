@@ -1,0 +1,167 @@
+"""Every setting of the global forecaster, with its default, declared once.
+
+The CLI (``lstmkit forecast ...``), the demo and the Python API (:func:`fit_global`) read
+:class:`ForecastConfig`; :meth:`ForecastConfig.validate` is the one place that checks a setting
+and says which one is wrong, what it got and what it expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+TRANSFORMS = ("auto", "log", "none")
+LEVELS = ("last", "season")
+LOSSES = ("pinball", "mae", "mse")
+AGGREGATES = ("median", "mean")
+SWITCHES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Settings of the global LSTM forecaster (defaults once; see ``docs/forecast.md``).
+
+    Data side (what the CLI reads from a long-format file): ``id_column``, ``time_column``,
+    ``column``, ``past_covariates``, ``future_covariates``, ``levels`` (interval levels written
+    beside the forecast, e.g. ``(80, 95)``), ``plot_ids``.
+
+    Model side: ``horizon`` (None: one season, or 6 when the data have no season);
+    ``lookbacks`` (input lengths in steps; () = ``lookback_factors`` times ``max(horizon,
+    season)``; ensemble members take them in turn); a series shorter than its lookback is
+    left-padded with zeros and an "observed" input channel says which steps are real;
+    ``min_history`` (fewest observed inputs a training window may have).
+    Normalisation per window (ES-RNN spirit): ``transform`` ("auto" = log when every value is
+    > 0), ``level`` ("last" value or the mean of the last "season"), ``seasonal`` ("auto" = remove
+    the window's seasonal profile when the window holds two whole seasons).
+    Network: ``units``, ``layers`` (stacked LSTMs), ``embedding`` (series-id embedding size, 0 =
+    none), ``calendar`` (season phase as sin/cos inputs). Training: ``loss`` ("pinball" trains
+    the median and the quantiles of ``interval_levels``; "mae"/"mse" give point forecasts and
+    intervals from conformal residuals), ``epochs``, ``batch_size``, ``learning_rate``,
+    ``patience`` (early stopping on the last window of each series; ``val_windows`` origins
+    per series, 0 = as many as give about 32 windows in all, at most ``horizon``), ``refit`` (train again on
+    every window, the validation one included, for the best epoch count), ``conformal``
+    (calibrate the intervals on the validation windows), ``ensemble`` members (seeds ``seed``,
+    ``seed + 1`` ...), ``aggregate`` ("median" or "mean" of members), ``max_minutes`` (stop
+    training new members after this; at least one is trained), ``dtype``.
+    """
+
+    # data side
+    id_column: str = "unique_id"
+    time_column: str = "ds"
+    column: str = "y"
+    past_covariates: tuple = ()
+    future_covariates: tuple = ()
+    levels: tuple = ()
+    plot_ids: tuple = ()
+    # windows and normalisation
+    horizon: int | None = None
+    lookbacks: tuple = ()
+    lookback_factors: tuple = (1.0, 2.0)
+    min_history: int = 3
+    transform: str = "auto"
+    level: str = "season"
+    seasonal: str = "auto"
+    # network
+    units: int = 32
+    layers: int = 1
+    embedding: int = 0
+    calendar: bool = True
+    # training
+    loss: str = "pinball"
+    interval_levels: tuple = (80, 95)
+    epochs: int = 200
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    patience: int = 20
+    val_windows: int = 0
+    refit: bool = True
+    conformal: bool = True
+    ensemble: int = 5
+    aggregate: str = "median"
+    seed: int = 0
+    max_minutes: float | None = None
+    dtype: str = "float32"
+
+    def replace(self, **changes) -> ForecastConfig:
+        """A copy with ``changes``, validated."""
+        return replace(self, **changes).validate()
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ForecastConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(
+                f"ForecastConfig: unknown setting(s) {unknown}; expected some of {sorted(names)}"
+            )
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}).validate()
+
+    def validate(self) -> ForecastConfig:
+        """Raise ``ValueError`` naming the first bad setting; returns ``self``."""
+        for name in ("id_column", "time_column", "column"):
+            _text(name, getattr(self, name))
+        for name in ("past_covariates", "future_covariates", "plot_ids"):
+            v = getattr(self, name)
+            if not isinstance(v, tuple) or not all(isinstance(s, str) and s for s in v):
+                _bad(name, v, "a tuple of non-empty strings")
+        for name in ("levels", "interval_levels"):
+            v = getattr(self, name)
+            if not isinstance(v, tuple) or not all(_num(x) and 0 < x < 100 for x in v):
+                _bad(name, v, "a tuple of interval levels in (0, 100), e.g. (80, 95)")
+        if self.horizon is not None:
+            _int("horizon", self.horizon, 1)
+        if not isinstance(self.lookbacks, tuple):
+            _bad("lookbacks", self.lookbacks, "a tuple of positive ints (or () for automatic)")
+        if not all(_is_int(v) and v >= 1 for v in self.lookbacks):
+            _bad("lookbacks", self.lookbacks, "a tuple of ints >= 1 (or () for automatic)")
+        if (
+            not isinstance(self.lookback_factors, tuple)
+            or not self.lookback_factors
+            or not all(_num(x) and x > 0 for x in self.lookback_factors)
+        ):
+            _bad("lookback_factors", self.lookback_factors, "a non-empty tuple of numbers > 0")
+        for name, lo in (("min_history", 1), ("units", 1), ("layers", 1), ("embedding", 0),
+                         ("epochs", 1), ("batch_size", 1), ("patience", 1), ("ensemble", 1),
+                         ("seed", 0), ("val_windows", 0)):  # fmt: skip
+            _int(name, getattr(self, name), lo)
+        for name, choices in (("transform", TRANSFORMS), ("level", LEVELS),
+                              ("seasonal", SWITCHES), ("loss", LOSSES),
+                              ("aggregate", AGGREGATES), ("dtype", ("float32", "float64"))):  # fmt: skip
+            if getattr(self, name) not in choices:
+                _bad(name, getattr(self, name), f"one of {list(choices)}")
+        for name in ("calendar", "refit", "conformal"):
+            if not isinstance(getattr(self, name), bool):
+                _bad(name, getattr(self, name), "True or False")
+        if not (_num(self.learning_rate) and 0 < self.learning_rate < 10):
+            _bad("learning_rate", self.learning_rate, "a number in (0, 10)")
+        if self.max_minutes is not None and not (_num(self.max_minutes) and self.max_minutes > 0):
+            _bad("max_minutes", self.max_minutes, "a number > 0 or None")
+        return self
+
+
+def _bad(name, value, expected):
+    raise ValueError(f"ForecastConfig: setting '{name}' got {value!r}; expected {expected}")
+
+
+def _num(v) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v) -> bool:
+    import numpy as np
+
+    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
+
+
+def _int(name, v, lo):
+    if not _is_int(v) or v < lo:
+        _bad(name, v, f"an int >= {lo}")
+
+
+def _text(name, v):
+    if not isinstance(v, str) or not v:
+        _bad(name, v, "a non-empty string")

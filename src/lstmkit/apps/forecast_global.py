@@ -1,0 +1,485 @@
+"""The global forecaster: one LSTM trained on windows from every series of a panel.
+
+Recipe (``fit_global``), for each ensemble member ``i`` (seed ``seed + i``, lookback
+``lookbacks[i % len(lookbacks)]``):
+
+1. windows of every series (``forecast_windows``): origins ``t`` with at least ``min_history``
+   observed inputs; the last window of each series (targets = its last ``H`` values) is the
+   validation set, the training windows' targets end before it. Shorter histories than the
+   lookback are left-padded with zeros and an "observed" channel;
+2. per-window normalisation: log (``transform``), level, seasonal profile (module
+   ``forecast_windows``); inputs per step: the normalised value, "observed", the calendar
+   phase (sin/cos), past and future-known covariates (standardised over the panel);
+3. network (functional API): ``series (L, C) -> LSTM(units) [x layers]``, concatenated with the
+   horizon's future-known inputs (``ahead``: calendar and covariates of the ``H`` target steps)
+   and a series-id ``Embedding``; ``Dense(units, relu) -> Dense(Q * H)``: ``Q`` quantile paths
+   (median and the bounds of ``interval_levels``) over the whole horizon at once (MIMO);
+4. Adam on the pinball loss (or MAE/MSE), early stopping on the validation windows (best
+   weights kept); optionally ``refit`` on every window for the best epoch count;
+5. conformal calibration (CQR, Romano et al. 2019) on the validation windows: each interval is
+   widened (or narrowed) by the ``ceil((n+1) a)``-th smallest score
+   ``max(lo - y, y - hi)`` in network units, per horizon step when there are at least
+   ``PER_STEP_MIN`` windows, else pooled over the steps.
+
+Members are aggregated in the original units by the median (or mean) of each quantile.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import forecast_windows as fw
+from .forecast_config import ForecastConfig
+
+#: fewest validation windows for a per-horizon-step conformal correction
+PER_STEP_MIN = 40
+#: validation windows wanted in all (``val_windows=0``): one per series for big panels, more
+#: origins per series for small ones, so that early stopping does not follow one window's noise
+VAL_TARGET = 32
+FORMAT = "lstmkit-forecast-global"
+
+
+def quantiles_of(config) -> list[float]:
+    """The quantile paths the network outputs: the median first, then each level's bounds."""
+    if config.loss != "pinball":
+        return [0.5]
+    taus = [0.5]
+    for a in config.interval_levels:
+        taus += [0.5 - a / 200.0, 0.5 + a / 200.0]
+    return taus
+
+
+# -- what the data fix at fit time ----------------------------------------------------------------
+def _check_panel(panel, who):
+    if not np.isfinite(panel.values).all():
+        k = (
+            int(
+                np.searchsorted(
+                    panel.offsets, np.flatnonzero(~np.isfinite(panel.values))[0], "right"
+                )
+            )
+            - 1
+        )
+        raise ValueError(
+            f"{who}: series {str(panel.ids[k])!r} has NaN or Inf values; fill them first"
+        )
+
+
+def _facts(panel, config) -> dict:
+    """Everything fixed by the training panel: horizon, season, transform, covariate scalers."""
+    m = int(panel.season)
+    H = int(config.horizon or (m if m > 1 else 6))
+    log = config.transform == "log" or (
+        config.transform == "auto" and bool(np.all(panel.values > 0))
+    )
+    if config.transform == "log" and not np.all(panel.values > 0):
+        raise ValueError("fit_global: setting 'transform'='log' needs every value > 0; use 'auto'")
+    if config.lookbacks:
+        lookbacks = [int(v) for v in config.lookbacks]
+    else:
+        base = max(H, m)
+        lookbacks = [max(2, round(f * base)) for f in config.lookback_factors]
+    facts = {
+        "horizon": H, "season": m, "freq": panel.freq, "log": log, "lookbacks": lookbacks,
+        "level": config.level, "ids": [str(i) for i in panel.ids],
+        "calendar": bool(config.calendar and m >= 2),
+        "seasonal": config.seasonal == "on" or (config.seasonal == "auto" and m >= 2),
+        "quantiles": quantiles_of(config),
+    }  # fmt: skip
+    for kind, names in (("past", config.past_covariates), ("future", config.future_covariates)):
+        cov = getattr(panel, kind)
+        have = getattr(panel, f"{kind}_names")
+        missing = [c for c in names if c not in have]
+        if missing:
+            raise ValueError(
+                f"fit_global: {kind} covariate(s) {missing} are not in the panel (it has {list(have)})"
+            )
+        cols = [list(have).index(c) for c in names]
+        sub = cov[:, cols] if cols else np.zeros((len(panel.values), 0))
+        sd = sub.std(axis=0) if len(sub) else np.ones(len(cols))
+        facts[kind] = {"names": list(names), "cols": cols, "mean": sub.mean(axis=0).tolist(),
+                       "std": np.where(sd > 0, sd, 1.0).tolist()}  # fmt: skip
+    return facts
+
+
+def _norm(facts):
+    return {"log": facts["log"], "season": facts["season"], "level": facts["level"],
+            "seasonal": facts["seasonal"]}  # fmt: skip
+
+
+def _cov(panel, facts, kind):
+    """Standardised covariate columns ``(N_rows, F)`` (F may be 0)."""
+    spec = facts[kind]
+    if not spec["cols"]:
+        return np.zeros((len(panel.values), 0))
+    return (getattr(panel, kind)[:, spec["cols"]] - spec["mean"]) / spec["std"]
+
+
+# -- network inputs ---------------------------------------------------------------------------------
+def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None):
+    """Network inputs of windows (series ``series (N,)``, origins ``origin (N,)``) and their
+    normalisation. Returns ``(inputs dict, zy (N, H), stats)``."""
+    H, m = facts["horizon"], facts["season"]
+    start, n = panel.offsets[:-1][series], panel.lengths[series]
+    z, observed, zy, stats = fw.encode(panel.values, start, n, origin, L, H, _norm(facts))
+    steps, fut = [z[..., None], observed[..., None].astype(np.float64)], []
+    if facts["calendar"]:
+        phase0 = fw.series_phase0(panel, m)[series]
+        c_past, c_fut = fw.calendar(phase0, origin, L, H, m)
+        steps.append(c_past)
+        fut.append(c_fut)
+    past = _cov(panel, facts, "past")
+    if past.shape[1]:
+        steps.append(fw.covariates(past, start, n, origin, L, H)[0])
+    future = _cov(panel, facts, "future")
+    if future.shape[1]:
+        spec = facts["future"]
+        if ahead is not None:
+            ahead = (ahead[series][:, :H][..., spec["cols"]] - spec["mean"]) / spec["std"]
+        f_past, f_fut = fw.covariates(future, start, n, origin, L, H, ahead)
+        steps.append(f_past)
+        fut.append(f_fut)
+    x = {"series": np.concatenate(steps, axis=-1)}
+    if fut:
+        x["ahead"] = np.concatenate(fut, axis=-1).reshape(len(origin), -1)
+    if id_index is not None:
+        x["id"] = id_index[series][:, None].astype(np.float64)
+    return x, zy, stats
+
+
+def build_network(facts, config, L, n_inputs, n_ahead, n_ids):
+    """The functional model: ``series -> LSTM`` (+ ``ahead``, + id ``Embedding``) ``-> Dense``."""
+    from ..graph import Input
+    from ..layers import LSTM, Concatenate, Dense, Embedding, Flatten
+    from ..models import Model
+
+    H, Q = facts["horizon"], len(facts["quantiles"])
+    series = Input(shape=(L, n_inputs), name="series")
+    h, ins = series, {"series": series}
+    for _ in range(config.layers - 1):
+        h = LSTM(config.units, return_sequences=True)(h)
+    parts = [LSTM(config.units)(h)]
+    if n_ahead:
+        ins["ahead"] = Input(shape=(n_ahead,), name="ahead")
+        parts.append(ins["ahead"])
+    if config.embedding:
+        ins["id"] = Input(shape=(1,), name="id")
+        parts.append(Flatten()(Embedding(n_ids + 1, config.embedding)(ins["id"])))
+    h = Concatenate()(parts) if len(parts) > 1 else parts[0]
+    h = Dense(config.units, activation="relu")(h)
+    return Model(ins, Dense(Q * H)(h), name="global_forecaster")
+
+
+def pinball_loss(quantiles, H):
+    """Mean pinball loss over ``Q * H`` outputs (quantile ``j`` in columns ``j*H .. j*H+H-1``)."""
+    from ..losses import LossFunctionWrapper
+
+    tau = np.repeat(np.asarray(quantiles, np.float64), H)  # (Q*H,)
+
+    def fn(y_true, y_pred):
+        d = y_true - y_pred
+        return np.maximum(tau * d, (tau - 1) * d)
+
+    def grad(y_true, y_pred):
+        d = y_true - y_pred
+        return np.where(d > 0, -tau, 1 - tau).astype(y_pred.dtype)
+
+    return LossFunctionWrapper(fn, grad=grad, name="pinball")
+
+
+# -- training -------------------------------------------------------------------------------------
+@dataclass
+class Member:
+    """One trained network: its lookback, seed, best epoch and conformal corrections
+    (``level -> (H,)`` in network units)."""
+
+    model: object
+    lookback: int
+    seed: int
+    best_epoch: int
+    correction: dict
+
+
+def val_windows(config, panel, H) -> int:
+    """Validation origins per series: ``config.val_windows``, or (0) enough for about
+    ``VAL_TARGET`` windows in all, from 1 (large panels) to ``H`` (one series)."""
+    if config.val_windows:
+        return int(config.val_windows)
+    return int(min(H, max(1, math.ceil(VAL_TARGET / panel.n_series))))
+
+
+def _origins(panel, facts, config, refit):
+    """Training and validation windows as ``(series, origin)`` arrays: the last ``K`` origins of
+    each series validate (the last one's targets are its last ``H`` values); the training
+    windows' targets end before the first validation target (``refit``: every origin trains)."""
+    H, lo = facts["horizon"], config.min_history
+    K = val_windows(config, panel, H)
+    n = panel.lengths
+    last_train = n - H if refit else n - 2 * H - K + 1  # last training origin of each series
+    count = np.maximum(last_train - lo + 1, 0)
+    series = np.repeat(np.arange(panel.n_series), count)
+    first = np.repeat(np.cumsum(count) - count, count)
+    origin = lo + np.arange(count.sum()) - first
+    vs = np.repeat(np.arange(panel.n_series), K)
+    vo = np.repeat(n - H, K) - np.tile(np.arange(K), panel.n_series)
+    keep = vo >= lo
+    return (series, origin), (vs[keep], vo[keep])
+
+
+class _Budget:
+    """Stops training at ``deadline`` (``time.monotonic()``), as a callback."""
+
+    def __init__(self, deadline):
+        from ..callbacks import Callback
+
+        class Stop(Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if deadline is not None and time.monotonic() > deadline:
+                    self.model.stop_training = True
+
+        self.callback = Stop()
+
+
+def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
+    from .. import random as _random
+    from ..callbacks import EarlyStopping, TerminateOnNaN
+    from ..optimizers import Adam
+
+    _random.set_random_seed(seed)
+    L, C = x["series"].shape[1:]
+    n_ahead = x["ahead"].shape[1] if "ahead" in x else 0
+    model = build_network(facts, config, L, C, n_ahead, len(facts["ids"]))
+    loss = (
+        pinball_loss(facts["quantiles"], facts["horizon"])
+        if config.loss == "pinball"
+        else config.loss
+    )
+    model.compile(optimizer=Adam(config.learning_rate, clipnorm=1.0), loss=loss, seed=seed)
+    cbs = [TerminateOnNaN(raise_error=True, check_weights=True), _Budget(deadline).callback]
+    stop = None
+    if patience and val is not None:
+        stop = EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True
+        )
+        cbs.insert(0, stop)
+    model.fit(x, y, epochs=epochs, batch_size=config.batch_size, validation_data=val,
+              callbacks=cbs, verbose=0)  # fmt: skip
+    best = stop.best_epoch + 1 if stop is not None and stop.best_weights is not None else epochs
+    return model, int(best)
+
+
+def _tile(zy, Q, dtype):
+    return np.tile(zy, (1, Q)).astype(dtype)
+
+
+def _fit_member(panel, facts, config, index, deadline, id_index):
+    seed, L = config.seed + index, facts["lookbacks"][index % len(facts["lookbacks"])]
+    Q = len(facts["quantiles"])
+    (ts, to), (vs, vo) = _origins(panel, facts, config, refit=False)
+    if len(ts) == 0:
+        raise ValueError(
+            f"fit_global: no training window: every series is shorter than 2 * horizon + "
+            f"min_history = {2 * facts['horizon'] + config.min_history}"
+        )
+    x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index)
+    xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index)
+    val = (xv, _tile(zyv, Q, config.dtype)) if len(vs) else None
+    model, best = _train(
+        facts, config, x, _tile(zy, Q, config.dtype), val, seed, config.epochs, deadline
+    )
+    correction = _calibrate(model, facts, config, xv, zyv) if len(vs) else {}
+    if config.refit:
+        (rs, ro), _ = _origins(panel, facts, config, refit=True)
+        xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index)
+        model, _ = _train(
+            facts, config, xr, _tile(zyr, Q, config.dtype), None, seed, best, None, False
+        )
+    return Member(model, L, seed, best, correction)
+
+
+def _quantile_paths(model, facts, x):
+    """Network output ``(N, Q, H)`` in network units, quantiles sorted (no crossing)."""
+    out = np.asarray(model.predict(x, batch_size=1024), np.float64)
+    out = out.reshape(len(out), len(facts["quantiles"]), facts["horizon"])
+    order = np.argsort(facts["quantiles"])
+    out[:, order] = np.sort(out[:, order], axis=1)
+    return out
+
+
+def _calibrate(model, facts, config, xv, zyv):
+    """CQR corrections per interval level on the validation windows: ``level -> (H,)``."""
+    if not config.conformal:
+        return {}
+    out = _quantile_paths(model, facts, xv)
+    n, H = zyv.shape
+    corr = {}
+    for a in config.interval_levels:
+        lo, hi = _bounds(facts, out, a)
+        score = np.maximum(lo - zyv, zyv - hi)  # (n, H) > 0 when y falls outside
+        q = min(1.0, math.ceil((n + 1) * a / 100.0) / n) if n >= PER_STEP_MIN else None
+        if q is not None:
+            c = np.quantile(score, q, axis=0, method="higher")
+        else:
+            m = score.size
+            c = np.full(
+                H, np.quantile(score, min(1.0, math.ceil((m + 1) * a / 100.0) / m), method="higher")
+            )
+        corr[str(a)] = c.tolist()
+    return corr
+
+
+def _bounds(facts, out, a):
+    """The lower and upper paths ``(N, H)`` of level ``a``: the trained quantiles when there are
+    any, else the median (the conformal correction then makes the whole width)."""
+    taus = facts["quantiles"]
+    lo_tau = 0.5 - a / 200.0  # the upper bound follows it in the outputs
+    for i, t in enumerate(taus):
+        if abs(t - lo_tau) < 1e-12:
+            return out[:, i], out[:, i + 1]
+    return out[:, 0], out[:, 0]
+
+
+def fit_global(panel, config: ForecastConfig | None = None, progress=None) -> GlobalForecaster:
+    """Train the global forecaster on every series of ``panel`` (all of it is training data;
+    the last ``horizon`` values of each series validate). ``progress(message)`` hears one line per
+    member. Deterministic for a given ``config.seed``."""
+    config = (config or ForecastConfig()).validate()
+    _check_panel(panel, "fit_global")
+    facts = _facts(panel, config)
+    id_index = np.arange(1, panel.n_series + 1) if config.embedding else None
+    t0 = time.monotonic()
+    deadline = t0 + 60 * config.max_minutes if config.max_minutes else None
+    members = []
+    for i in range(config.ensemble):
+        if members and deadline is not None and time.monotonic() > deadline:
+            break  # the budget is spent: keep the members trained so far
+        members.append(_fit_member(panel, facts, config, i, deadline, id_index))
+        if progress:
+            m = members[-1]
+            progress(f"member {i + 1}/{config.ensemble}: lookback {m.lookback}, seed {m.seed}, "
+                     f"best epoch {m.best_epoch}, {time.monotonic() - t0:.1f} s")  # fmt: skip
+    return GlobalForecaster(config, facts, members)
+
+
+# -- the fitted forecaster -------------------------------------------------------------------------
+class GlobalForecaster:
+    """A fitted global forecaster: ``predict`` the ``horizon`` values after each series' end."""
+
+    def __init__(self, config, facts, members):
+        self.config, self.facts, self.members = config, facts, members
+
+    @property
+    def horizon(self) -> int:
+        return self.facts["horizon"]
+
+    def _check_predict(self, panel, horizon, levels):
+        H = self.horizon
+        if horizon is None:
+            horizon = H
+        if (
+            isinstance(horizon, bool)
+            or not isinstance(horizon, (int, np.integer))
+            or not 1 <= horizon <= H
+        ):
+            raise ValueError(
+                f"predict: argument 'horizon' must be an int in 1..{H} (the trained horizon); got {horizon!r}"
+            )
+        have = [float(a) for a in self.config.interval_levels]
+        bad = [a for a in levels if float(a) not in have]
+        if bad:
+            raise ValueError(
+                f"predict: argument 'levels' got {list(levels)}; {bad} not trained: the model has interval_levels {self.config.interval_levels}"
+            )
+        _check_panel(panel, "predict")
+        if self.facts["log"] and np.any(panel.values <= 0):
+            raise ValueError(
+                "predict: the model was trained on logs (every value > 0); the panel has values <= 0"
+            )
+        if self.facts["future"]["cols"]:
+            self._check_ahead(panel)
+        return int(horizon)
+
+    def _check_ahead(self, panel):
+        H, spec = self.horizon, self.facts["future"]
+        ahead = panel.future_ahead
+        if ahead is None or ahead.shape[1] < H or np.isnan(ahead[:, :H][..., spec["cols"]]).any():
+            raise ValueError(
+                f"predict: the future covariates {spec['names']} must be known for the {H} steps after each series' end (panel.future_ahead)"
+            )
+
+    def _id_index(self, panel):
+        if not self.config.embedding:
+            return None
+        known = {s: i + 1 for i, s in enumerate(self.facts["ids"])}
+        return np.asarray([known.get(str(s), 0) for s in panel.ids])  # 0: an unseen series
+
+    def _member_paths(self, member, panel, ids):
+        series = np.arange(panel.n_series)
+        origin = panel.lengths.astype(np.int64)
+        x, _, stats = _inputs(
+            panel, self.facts, series, origin, member.lookback, panel.future_ahead, ids
+        )
+        out = _quantile_paths(member.model, self.facts, x)
+        return out, stats
+
+    def predict(self, panel, horizon=None, levels=()):
+        """Forecasts of the ``horizon`` steps after each series' end: ``point (n, horizon)``
+        and ``{level: (lo (n, horizon), hi (n, horizon))}`` for each of ``levels``."""
+        horizon = self._check_predict(panel, horizon, levels)
+        ids, norm = self._id_index(panel), _norm(self.facts)
+        points, bounds = [], {a: ([], []) for a in levels}
+        for member in self.members:
+            out, stats = self._member_paths(member, panel, ids)
+            points.append(fw.decode(out[:, 0], stats, norm))
+            for a in levels:
+                lo, hi = _bounds(self.facts, out, a)
+                c = np.asarray(member.correction.get(str(a), np.zeros(self.horizon)))
+                bounds[a][0].append(fw.decode(np.minimum(lo - c, out[:, 0]), stats, norm))
+                bounds[a][1].append(fw.decode(np.maximum(hi + c, out[:, 0]), stats, norm))
+        agg = np.median if self.config.aggregate == "median" else np.mean
+        point = agg(np.stack(points), axis=0)[:, :horizon]
+        result = {}
+        for a in levels:
+            lo = np.minimum(agg(np.stack(bounds[a][0]), axis=0)[:, :horizon], point)
+            hi = np.maximum(agg(np.stack(bounds[a][1]), axis=0)[:, :horizon], point)
+            result[a] = (lo, hi)
+        return point, result
+
+    # -- files ------------------------------------------------------------------------------------
+    def save(self, path):
+        """One safetensors file, written atomically: JSON header (config, facts, each member's
+        architecture and corrections), tensors ``member<i>/<layer>.<role>``. Never pickled."""
+        from .._atomic import atomic_write
+        from ..saving import _check_finite
+
+        try:
+            from safetensors.numpy import save_file
+        except ImportError:
+            from .._safetensors_np import save_file
+        tensors = {}
+        members = []
+        for i, m in enumerate(self.members):
+            tensors.update(
+                {f"member{i}/{k}": np.ascontiguousarray(v) for k, v in m.model.params.items()}
+            )
+            members.append({"model": m.model.get_config(), "lookback": m.lookback, "seed": m.seed,
+                            "best_epoch": m.best_epoch, "correction": m.correction})  # fmt: skip
+        meta = {"format": FORMAT, "format_version": "1",
+                "config": json.dumps(self.config.to_dict()), "facts": json.dumps(self.facts),
+                "members": json.dumps(members)}  # fmt: skip
+        _check_finite({f"weights/{k}": v for k, v in tensors.items()}, os.fspath(path))
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    @classmethod
+    def load(cls, path) -> GlobalForecaster:
+        """Read a file written by :meth:`save` (every member's weights checked by name and
+        shape; nothing unpickled)."""
+        from .forecast_global_file import read_forecaster
+
+        return read_forecaster(cls, path)

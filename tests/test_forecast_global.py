@@ -1,0 +1,236 @@
+"""The global forecaster on synthetic panels whose answer is known, and its file and config.
+
+Witnesses: seasonal naive (a forecast computed here from the data, not by the code under test),
+closed-form Gaussian quantiles, a shuffled covariate, members fitted independently, a reloaded
+file, and the published M1 figure (slow test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from lstmkit.apps.forecast_config import ForecastConfig
+from lstmkit.apps.forecast_global import GlobalForecaster, fit_global
+from lstmkit.apps.panel import Panel
+from lstmkit.saving import ModelFileError
+from shared_data import SHARED, require
+
+FAST = ForecastConfig(units=16, epochs=60, patience=10, ensemble=1, batch_size=32)
+
+
+def monthly_times(n, start="2000-01"):
+    return np.arange(np.datetime64(start, "M"), np.datetime64(start, "M") + n).astype(
+        "datetime64[D]"
+    )
+
+
+def seasonal_panel(n_series=12, n=84, H=12, seed=0):
+    """Multiplicative season and trend, a level per series; ``(train panel, truth (k, H))``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    prof = 1 + 0.3 * np.sin(2 * np.pi * t / 12) + 0.1 * np.cos(4 * np.pi * t / 12)
+    series = [
+        np.exp(rng.normal(3, 1)) * (1 + rng.uniform(0.01, 0.03) * t) * prof
+        * np.exp(rng.normal(0, 0.02, n))
+        for _ in range(n_series)
+    ]  # fmt: skip
+    train = Panel.from_arrays([s[:-H] for s in series], times=[monthly_times(n - H)] * n_series,
+                              freq="MS")  # fmt: skip
+    return train, np.stack([s[-H:] for s in series])
+
+
+def test_beats_seasonal_naive_on_a_seasonal_panel():
+    train, truth = seasonal_panel()
+    point, _ = fit_global(train, FAST).predict(train)
+    snaive = np.stack([train.series(k)[-12:] for k in range(train.n_series)])
+    err, err_snaive = np.abs(point - truth).mean(axis=1), np.abs(snaive - truth).mean(axis=1)
+    scale = truth.mean(axis=1)
+    assert point.shape == truth.shape
+    # relative MAE: well under seasonal naive's, which misses the trend
+    assert np.mean(err / scale) < 0.7 * np.mean(err_snaive / scale)
+
+
+def covariate_panel(n_series=8, n=80, H=6, seed=1):
+    """``y = 10 + 2 c``: the target is a deterministic function of a future-known covariate."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(n_series, n + H))
+    y = 10 + 2 * c
+    panel = Panel.from_arrays(list(y[:, :n]))
+    fut = c[:, :n].reshape(-1, 1)
+    panel = dataclasses.replace(panel, future=fut, future_names=("c",),
+                                future_ahead=c[:, n:, None])  # fmt: skip
+    return panel, y[:, n:], c[:, n:]
+
+
+def test_future_covariate_is_used():
+    panel, truth, _ = covariate_panel()
+    cfg = FAST.replace(horizon=6, future_covariates=("c",), transform="none", lookbacks=(6,))
+    model = fit_global(panel, cfg)
+    point, _ = model.predict(panel)
+    rng = np.random.default_rng(5)
+    shuffled = dataclasses.replace(
+        panel, future_ahead=rng.permutation(panel.future_ahead.reshape(-1)).reshape(8, 6, 1)
+    )
+    point_shuffled, _ = model.predict(shuffled)
+    err, err_shuffled = np.abs(point - truth).mean(), np.abs(point_shuffled - truth).mean()
+    assert err < 0.5, err  # the covariate's sd moves y by 2
+    assert err_shuffled > 4 * err
+
+
+def test_missing_future_covariates_are_an_error():
+    panel, _, _ = covariate_panel()
+    cfg = FAST.replace(horizon=6, future_covariates=("c",), epochs=2, lookbacks=(4,))
+    model = fit_global(panel, cfg)
+    ahead = panel.future_ahead.copy()
+    ahead[3, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="future covariates"):
+        model.predict(dataclasses.replace(panel, future_ahead=ahead))
+    with pytest.raises(ValueError, match="not in the panel"):
+        fit_global(panel, cfg.replace(future_covariates=("nope",)))
+
+
+def test_calendar_gives_the_phase_a_one_step_lookback_cannot():
+    # with one input step and no seasonal adjustment the window says nothing about the phase:
+    # only the calendar (sin/cos of the month) does
+    rng = np.random.default_rng(2)
+    n, H, k = 60, 12, 6
+    starts = rng.integers(0, 12, k)  # series start in different months (dates say which)
+    y = [50 + 5 * np.sin(2 * np.pi * (np.arange(n + H) + o) / 12) + rng.normal(0, 0.1, n + H)
+         for o in starts]  # fmt: skip
+    times = [monthly_times(n, f"2000-{o + 1:02d}") for o in starts]
+    train = Panel.from_arrays([s[:-H] for s in y], times=times, freq="MS")
+    truth = np.stack([s[-H:] for s in y])
+    cfg = FAST.replace(lookbacks=(1,), seasonal="off", level="last", transform="none", epochs=80)
+    err = {}
+    for cal in (True, False):
+        point, _ = fit_global(train, cfg.replace(calendar=cal)).predict(train)
+        err[cal] = np.abs(point - truth).mean()
+    assert err[True] < 0.5 * err[False], err
+
+
+def test_embedding_path():
+    train, _ = seasonal_panel(n_series=5)
+    model = fit_global(train, FAST.replace(embedding=3, epochs=3))
+    layer = [ly for m in model.members for ly in m.model.layers if type(ly).__name__ == "Embedding"]
+    assert layer and layer[0].params["embeddings"].shape == (6, 3)  # 5 ids + "unseen"
+    point, _ = model.predict(train)
+    # the same windows under other ids: the id input reaches the output
+    renamed = dataclasses.replace(train, ids=train.ids[::-1].copy())
+    other, _ = model.predict(renamed)
+    assert np.isfinite(point).all() and not np.allclose(point, other)
+    unseen, _ = model.predict(dataclasses.replace(train, ids=np.array([f"x{i}" for i in range(5)])))
+    assert np.isfinite(unseen).all()
+
+
+def gaussian_panel(n_series=60, n=48, H=6, seed=3):
+    rng = np.random.default_rng(seed)
+    y = 50 + rng.normal(size=(n_series, n + H))
+    return Panel.from_arrays(list(y[:, :n])), y[:, n:]
+
+
+def test_quantiles_ordered_and_coverage_near_nominal():
+    panel, truth = gaussian_panel()
+    cfg = FAST.replace(horizon=6, transform="none", lookbacks=(12,), interval_levels=(80, 95))
+    point, iv = fit_global(panel, cfg).predict(panel, levels=(80, 95))
+    (lo80, hi80), (lo95, hi95) = iv[80], iv[95]
+    assert (lo95 <= lo80).all() and (lo80 <= point).all() and (point <= hi80).all()
+    assert (hi80 <= hi95).all()
+    cover = np.mean((truth >= lo80) & (truth <= hi80))
+    assert 0.72 <= cover <= 0.88, cover  # 360 points: nominal 0.80 +- 2.5 binomial sd
+    # the true 80% interval of N(50, 1) is 50 +- 1.2816; the learned one within 35%
+    width = np.mean(hi80 - lo80)
+    assert abs(width - 2 * norm.ppf(0.9)) < 0.35 * 2 * norm.ppf(0.9), width
+
+
+def test_ensemble_median_is_the_median_of_independent_members():
+    train, _ = seasonal_panel(n_series=6)
+    cfg = FAST.replace(epochs=8, lookbacks=(12, 18), seed=4)
+    point, _ = fit_global(train, cfg.replace(ensemble=3, aggregate="median")).predict(train)
+    members = [
+        fit_global(train, cfg.replace(ensemble=1, seed=4 + i, lookbacks=((12, 18)[i % 2],)))
+        .predict(train)[0]
+        for i in range(3)
+    ]  # fmt: skip
+    np.testing.assert_array_equal(point, np.median(np.stack(members), axis=0))
+    mean, _ = fit_global(train, cfg.replace(ensemble=3, aggregate="mean")).predict(train)
+    np.testing.assert_allclose(mean, np.mean(np.stack(members), axis=0), rtol=1e-12)
+
+
+def test_save_load_bit_identical(tmp_path):
+    panel, _, _ = covariate_panel()
+    cfg = FAST.replace(horizon=6, future_covariates=("c",), embedding=2, epochs=3, ensemble=2,
+                       lookbacks=(4, 6))  # fmt: skip
+    model = fit_global(panel, cfg)
+    path = tmp_path / "g.lstmkit"
+    model.save(path)
+    back = GlobalForecaster.load(path)
+    a, ia = model.predict(panel, levels=(80,))
+    b, ib = back.predict(panel, levels=(80,))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ia[80][0], ib[80][0])
+    np.testing.assert_array_equal(ia[80][1], ib[80][1])
+    assert back.config == model.config
+    assert [p.name for p in tmp_path.iterdir()] == ["g.lstmkit"]  # no temporary left over
+
+
+def test_load_rejects_other_files(tmp_path):
+    from lstmkit.layers import Dense
+    from lstmkit.models import Sequential
+
+    m = Sequential([Dense(2, input_shape=(3,))])
+    m.save(tmp_path / "plain.lstmkit")
+    with pytest.raises(ModelFileError, match="not a global forecaster"):
+        GlobalForecaster.load(tmp_path / "plain.lstmkit")
+    (tmp_path / "junk").write_bytes(b"\x00" * 10)
+    with pytest.raises(ModelFileError, match="corrupt or truncated"):
+        GlobalForecaster.load(tmp_path / "junk")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("horizon", 0), ("lookbacks", (12, 0)), ("units", 0), ("ensemble", 0),
+        ("aggregate", "mode"), ("transform", "sqrt"), ("level", "first"), ("seasonal", "yes"),
+        ("loss", "huber"), ("levels", (80, 120)), ("interval_levels", ("80",)),
+        ("learning_rate", -1.0), ("max_minutes", 0), ("calendar", "yes"), ("id_column", ""),
+        ("past_covariates", "x"), ("dtype", "float16"), ("lookback_factors", ()),
+    ],
+)  # fmt: skip
+def test_config_validation_names_the_setting(setting, value):
+    with pytest.raises(ValueError, match=rf"setting '{setting}' got {value!r}".replace("(", r"\(")
+                       .replace(")", r"\)")):  # fmt: skip
+        ForecastConfig(**{setting: value}).validate()
+
+
+def test_predict_argument_errors():
+    train, _ = seasonal_panel(n_series=3)
+    model = fit_global(train, FAST.replace(epochs=2))
+    with pytest.raises(ValueError, match="argument 'horizon' must be an int in 1..12"):
+        model.predict(train, horizon=13)
+    with pytest.raises(ValueError, match=r"argument 'levels'.*not trained"):
+        model.predict(train, levels=(50,))
+    bad = dataclasses.replace(train, values=np.where(np.arange(len(train.values)) == 5, np.nan,
+                                                     train.values))  # fmt: skip
+    with pytest.raises(ValueError, match="series '0' has NaN"):
+        model.predict(bad)
+    assert model.predict(train, horizon=3)[0].shape == (3, 3)
+
+
+@pytest.mark.slow
+def test_m1_yearly_beats_autoets():
+    """M1 yearly, h=6, default settings: mean MASE below statsforecast AutoETS's 3.950."""
+    import pandas as pd
+
+    path = SHARED / "forecasting" / "m1_yearly" / "m1_yearly.csv"
+    require(path)
+    df = pd.read_csv(path)
+    groups = [g["y"].to_numpy(np.float64) for _, g in df.groupby("unique_id", sort=False)]
+    panel = Panel.from_arrays([y[:-6] for y in groups], freq="YS")
+    point, _ = fit_global(panel, ForecastConfig(horizon=6)).predict(panel)
+    scores = [np.mean(np.abs(y[-6:] - p)) / np.mean(np.abs(np.diff(y[:-6])))
+              for y, p in zip(groups, point)]  # fmt: skip
+    assert np.mean(scores) < 3.95, np.mean(scores)
