@@ -405,3 +405,29 @@ def test_docs_example_trains_saves_and_loads_bit_identically(tmp_path):
         np.testing.assert_array_equal(a, b)
     att = back.get_layer("att")
     assert type(att) is L.Attention and att.score_mode == "concat" and att.params["scale"].ndim == 0
+
+
+def test_masks_from_masking_layers_reach_the_attention():
+    """Masking on float sequences (Keras' other mask source): outputs and output masks as
+    Keras, with the attention output the model's output and a separate masked key."""
+
+    def build(lib):
+        Lb = lib.layers
+        q_in = lib.Input(shape=(TQ, D), name="q")
+        v_in = lib.Input(shape=(TV, DV), name="v")
+        k_in = lib.Input(shape=(TV, D), name="k")
+        q, v, k = (Lb.Masking(name=f"m_{n}")(t) for n, t in (("q", q_in), ("v", v_in), ("k", k_in)))
+        out = Lb.AdditiveAttention(name="att")([q, v, k], use_causal_mask=True)
+        return lib.Model([q_in, v_in, k_in], Lb.Dense(2, name="head")(out))
+
+    lstmkit.set_random_seed(3)
+    ours, theirs = build(lstmkit), build(keras)
+    for name in ("att", "head"):
+        theirs.get_layer(name).set_weights(ours.get_layer(name).get_weights())
+    xs = _inputs("float32", True, seed=8)
+    xs[0][~Q_MASK] = 0.0  # padded steps, all features 0: Masking drops them
+    xs[1][~V_MASK] = 0.0
+    xs[2][~V_MASK] = 0.0
+    got = ours.predict(xs)
+    np.testing.assert_allclose(got, theirs.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
+    assert (got[~Q_MASK] == ours.get_layer("head").params["bias"]).all()  # query mask: out = 0

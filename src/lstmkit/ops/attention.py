@@ -21,6 +21,11 @@ Backward (``da`` from ``out`` plus any gradient on the returned weights)::
     da = dout @ vᵀ (+ dweights)                 dv = aᵀ @ dout
     ds = a * (da - sum(da * a, axis=-1))        (the softmax Jacobian; masked entries get ~0)
     dq = scale * ds @ k                         dk = scale * dsᵀ @ q
+
+Below them, the pieces Keras' attention layers are made of (``lstmkit.layers.attention``): the
+score functions ``dot_scores_*`` (``scale * q @ kᵀ`` with a learnt scale) and ``tanh_scores_*``
+(``Σ outer * tanh(inner * (q + k))``: Keras' "concat" and AdditiveAttention), and
+``weighted_sum_*`` (masked softmax, dropout, ``@ v``), each forward with its backward under it.
 """
 
 from __future__ import annotations
