@@ -417,7 +417,7 @@ def test_masks_from_masking_layers_reach_the_attention():
         v_in = lib.Input(shape=(TV, DV), name="v")
         k_in = lib.Input(shape=(TV, D), name="k")
         q, v, k = (Lb.Masking(name=f"m_{n}")(t) for n, t in (("q", q_in), ("v", v_in), ("k", k_in)))
-        out = Lb.AdditiveAttention(name="att")([q, v, k], use_causal_mask=True)
+        out = Lb.AdditiveAttention(name="att")([q, v, k])
         return lib.Model([q_in, v_in, k_in], Lb.Dense(2, name="head")(out))
 
     lstmkit.set_random_seed(3)
