@@ -70,7 +70,9 @@ def save_model(model, path, include_optimizer=True):
 
     if not model.built:
         raise ValueError(f"{model.name}.save: the model has not been built; nothing to save")
-    tensors = {f"weights/{k}": np.ascontiguousarray(v) for k, v in model.params.items()}
+    # np.asarray(order="C"), not np.ascontiguousarray: that makes a 0-d parameter (Attention's
+    # scale) shape (1,)
+    tensors = {f"weights/{k}": np.asarray(v, order="C") for k, v in model.params.items()}
     compile_cfg = None
     if getattr(model, "compiled", False):
         from . import losses, optimizers

@@ -4,7 +4,8 @@
 
     {"layers": [{"class_name": "LSTM", "config": {...}, "name": "lstm",
                  "inbound_nodes": [{"inputs": [["input_layer", 0, 0]], "multi": false,
-                                    "initial_state": [["lstm_enc", 0, 1], ...]}]}, ...],
+                                    "initial_state": [["lstm_enc", 0, 1], ...],
+                                    "kwargs": {"return_attention_scores": true}}]}, ...],
      "input_layers": [["input_layer", 0, 0], ...], "output_layers": [["dense", 0, 0], ...]}
 
 A tensor is named ``[layer name, node index, output index]``, node indices counting only this
@@ -37,6 +38,8 @@ def network_config(net) -> dict:
             nd = {"inputs": [ref(t) for t in node.inputs], "multi": node.multi}
             if node.initial_state:
                 nd["initial_state"] = [ref(t) for t in node.initial_state]
+            if node.kwargs:
+                nd["kwargs"] = dict(node.kwargs)
             entry["inbound_nodes"].append(nd)
         layers.append(entry)
     return {
@@ -102,7 +105,9 @@ def _call_all(pending, outputs, counts):
                 ins = [outputs[(r[0], r[1])][r[2]] for r in nd["inputs"]]
                 states = [outputs[(r[0], r[1])][r[2]] for r in nd.get("initial_state") or []]
                 x = ins if nd.get("multi") else ins[0]
-                kw = {"initial_state": states} if states else {}
+                kw = _node_kwargs(layer, nd)
+                if states:
+                    kw["initial_state"] = states
                 y = layer(x, **kw)
                 outputs[(layer.name, counts[layer.name])] = y if isinstance(y, list) else [y]
                 counts[layer.name] += 1
@@ -110,6 +115,16 @@ def _call_all(pending, outputs, counts):
         if not progress:
             stuck = [layer.name for layer, nodes in pending if nodes]
             raise ValueError(f"functional model config: cannot connect layers {stuck}")
+
+
+def _node_kwargs(layer, nd):
+    """A node's recorded call arguments (checked again by the symbolic call)."""
+    kw = nd.get("kwargs") or {}
+    if not isinstance(kw, dict) or "initial_state" in kw:
+        raise ValueError(
+            f"functional model config: bad 'kwargs' of a node of {layer.name!r}: {kw!r:.100}"
+        )
+    return dict(kw)
 
 
 def _ready(nd, outputs):

@@ -21,12 +21,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..layers import Bidirectional, Masking
+from ..layers import Attention, Bidirectional, Masking
 from ..layers.base import fmt_shape
 from .symbolic import Node, SymbolicTensor
 
 #: layers that need the whole sequence at once: a backward direction, a mask over all steps
-_WHOLE_SEQUENCE = (Bidirectional, Masking)
+_WHOLE_SEQUENCE = (Attention, Bidirectional, Masking)
 
 
 class Tape(NamedTuple):
@@ -68,7 +68,7 @@ class Network:
         for node in self.nodes:
             x = _gather(node.inputs, values, node.multi)
             m = _gather(node.inputs, mvals, node.multi)
-            kw = {}
+            kw = dict(node.kwargs)
             if node.initial_state:
                 kw["initial_state"] = [values[id(s)] for s in node.initial_state]
             layer = node.layer
@@ -158,7 +158,7 @@ class Network:
         new = []
         for node, st in zip(self.nodes, states):
             layer = node.layer
-            if isinstance(layer, _WHOLE_SEQUENCE) or node.initial_state:
+            if isinstance(layer, _WHOLE_SEQUENCE) or node.initial_state or node.kwargs:
                 raise ValueError(
                     f"{self.name}.step: layer {layer.name!r} ({type(layer).__name__}) needs the "
                     "whole sequence and cannot stream one step at a time"

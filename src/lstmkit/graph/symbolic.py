@@ -57,15 +57,18 @@ def is_symbolic(x) -> bool:
 
 class Node:
     """One application of ``layer``: ``inputs`` (flat list of tensors; ``multi`` says whether the
-    layer received them as a list), optional ``initial_state`` tensors, and the ``outputs``."""
+    layer received them as a list), optional ``initial_state`` tensors, the constant keyword
+    arguments of the call (``kwargs``, from the layer's ``call_arguments``: Attention's
+    ``return_attention_scores``), and the ``outputs``."""
 
-    __slots__ = ("initial_state", "inputs", "layer", "listed", "multi", "outputs")
+    __slots__ = ("initial_state", "inputs", "kwargs", "layer", "listed", "multi", "outputs")
 
-    def __init__(self, layer, inputs, multi, initial_state):
+    def __init__(self, layer, inputs, multi, initial_state, kwargs=None):
         self.layer = layer
         self.inputs = list(inputs)
         self.multi = bool(multi)
         self.initial_state = list(initial_state or [])
+        self.kwargs = dict(kwargs or {})
         self.outputs: list[SymbolicTensor] = []
         self.listed = False  # the layer returned a list (return_state, merge_mode=None)
 
@@ -157,8 +160,7 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
 def call_symbolic(layer, x, mask=None, training=None, initial_state=None, **kwargs):
     """Record ``layer(x, initial_state=...)`` and return the symbolic output(s)."""
     who = f"{layer.name} ({type(layer).__name__})"
-    if kwargs:
-        raise ValueError(f"{who}: unsupported call arguments {sorted(kwargs)} on symbolic inputs")
+    kwargs = _call_kwargs(layer, who, kwargs)
     if mask is not None:
         raise ValueError(
             f"{who}: argument 'mask' cannot be given to a symbolic call; masks flow from "
@@ -183,10 +185,10 @@ def call_symbolic(layer, x, mask=None, training=None, initial_state=None, **kwar
     shape = [t.shape[1:] for t in inputs] if multi else inputs[0].shape[1:]
     _build_for(layer, who, shape, inputs)
     try:
-        out_shape = layer.compute_output_shape(shape)
+        out_shape = layer.compute_output_shape(shape, **kwargs)
     except (ValueError, TypeError, IndexError) as e:
         raise ValueError(f"{who}: cannot take input of shape {_fmt_shapes(inputs)}: {e}") from None
-    node = Node(layer, inputs, multi, states)
+    node = Node(layer, inputs, multi, states, kwargs)
     if not hasattr(layer, "_inbound_nodes"):
         layer._inbound_nodes = []
     layer._inbound_nodes.append(node)
@@ -197,6 +199,22 @@ def call_symbolic(layer, x, mask=None, training=None, initial_state=None, **kwar
         return list(node.outputs)
     node.outputs = [SymbolicTensor((None, *out_shape), dtype, node, 0)]
     return node.outputs[0]
+
+
+def _call_kwargs(layer, who, kwargs):
+    """The keyword arguments a node records: only those the layer lists in ``call_arguments``,
+    each a constant a model file can hold (bool, int, float, str or None)."""
+    allowed = getattr(layer, "call_arguments", ())
+    bad = sorted(k for k in kwargs if k not in allowed)
+    if bad:
+        raise ValueError(f"{who}: unsupported call arguments {bad} on symbolic inputs")
+    for k, v in kwargs.items():
+        if not (v is None or isinstance(v, (bool, int, float, str))):
+            raise ValueError(
+                f"{who}: call argument {k!r} must be a constant (bool, int, float, str or None) "
+                f"in a symbolic call; got {type(v).__name__}"
+            )
+    return dict(kwargs)
 
 
 def _as_state_list(who, initial_state):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .activation import Activation
+from .attention import AdditiveAttention, Attention
 from .base import Layer
 from .bidirectional import Bidirectional
 from .cells import RNN, CellRNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
@@ -64,6 +65,8 @@ LAYERS = {
         GlobalMaxPooling1D,
         TimeDistributed,
         Lambda,
+        Attention,
+        AdditiveAttention,
         LSTMCell,
         GRUCell,
         SimpleRNNCell,
@@ -108,6 +111,8 @@ __all__ = [
     "RNN",
     "Activation",
     "Add",
+    "AdditiveAttention",
+    "Attention",
     "Average",
     "BatchNormalization",
     "Bidirectional",

@@ -186,7 +186,9 @@ class Layer:
         if make is not None:  # deriving shapes, or loading (see skip_initializers)
             self.params[role] = make(tuple(shape), self.dtype)
         else:
-            self.params[role] = np.ascontiguousarray(initializer(tuple(shape), rng, self.dtype))
+            w = np.asarray(initializer(tuple(shape), rng, self.dtype))
+            # not np.ascontiguousarray: it turns a scalar parameter (shape ()) into shape (1,)
+            self.params[role] = w if w.flags.c_contiguous else np.ascontiguousarray(w)
         return self.params[role]
 
     def shape_only_copy(self, input_shape, dtype=None) -> Layer:
