@@ -31,7 +31,7 @@ from .common import (
     weight_gradients,
 )
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+from ._jit import JIT as _JIT
 
 
 @njit(**_JIT)

@@ -29,7 +29,7 @@ from .common import (
     weight_gradients,
 )
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+from ._jit import JIT as _JIT
 _CODES = {"linear": 0, None: 0, "tanh": 1, "sigmoid": 2, "relu": 3}
 
 
