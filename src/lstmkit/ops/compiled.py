@@ -12,9 +12,8 @@ Besides, ``__pycache__`` in site-packages may be read-only. So:
    of :mod:`lstmkit.ops.fast`: numba itself only notices edits to the file holding a compiled
    function, not to the helpers it inlines from ``activations.py`` or ``common.py``.
 2. With the ``"auto"`` backend, a process whose kernels are not in that cache for its CPU runs the
-   NumPy reference (exact; tested against PyTorch) and starts ``python -m lstmkit.ops.compiled``
-   in the background: a separate *process*, since numba's compiler holds the GIL. It compiles
-   every kernel for one float type (float32 first; float64 when a float64 call asks for it),
+   NumPy reference (exact; tested against PyTorch) and starts :func:`main` in the background:
+   a separate *process*, since numba's compiler holds the GIL. It compiles every kernel for one float type (float32 first; float64 when a float64 call asks for it),
    reniced, in its own session (Ctrl-C in the terminal does not reach it and does not stop it),
    and writes a marker ``ready-<dtype>-<cpu key>.json`` when done. A lock file keeps two
    processes from compiling the same thing.
@@ -65,6 +64,8 @@ ENV_MODE = "LSTMKIT_COMPILE"
 ENV_DIR = "LSTMKIT_CACHE_DIR"
 _FAST_DIR = Path(__file__).resolve().parent / "fast"
 _started: dict[str, subprocess.Popen] = {}  # dtype -> the worker this process started
+# the worker's command (not ``-m lstmkit.ops.compiled``: runpy would load this module twice)
+_WORKER = "import sys; from lstmkit.ops.compiled import main; sys.exit(main(sys.argv[1:]))"
 
 
 def mode() -> str:
@@ -217,7 +218,8 @@ def state(dtype: str) -> str:
         return "no cache"
     if ready(dtype):
         return "ready"
-    if _lock_held(dtype):
+    worker = _started.get(dtype)
+    if (worker is not None and worker.poll() is None) or _lock_held(dtype):
         return "compiling"
     if _file("failed", dtype).is_file():
         return "failed"
@@ -238,7 +240,7 @@ def start(dtype: str) -> int | None:
     log = open(_file("log", dtype).with_suffix(".log"), "ab")  # noqa: SIM115
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lstmkit.ops.compiled", "--dtype", dtype],
+            [sys.executable, "-c", _WORKER, "--dtype", dtype],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -374,7 +376,7 @@ def wait(dtype: str, timeout: float) -> bool:
 def main(argv=None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m lstmkit.ops.compiled", description=__doc__)
+    p = argparse.ArgumentParser(prog="lstmkit.ops.compiled.main", description=__doc__)
     p.add_argument("--dtype", choices=DTYPES, default="float32")
     return _worker(p.parse_args(argv).dtype)
 

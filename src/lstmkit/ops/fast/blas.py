@@ -23,6 +23,7 @@ from numba import njit, types
 from numba.extending import get_cython_function_address, intrinsic
 
 from ._jit import JIT as _JIT
+
 _ADDRESS: dict = {}
 
 

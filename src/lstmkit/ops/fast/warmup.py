@@ -1,6 +1,6 @@
 """Call every compiled kernel once for one float type, so that numba compiles it into the cache.
 
-Run by the background worker of :mod:`lstmkit.ops.compiled` (``python -m lstmkit.ops.compiled``),
+Run by the background worker of :mod:`lstmkit.ops.compiled` (:func:`lstmkit.ops.compiled.main`),
 never by a user's process. numba compiles one machine-code version per argument *type*
 (float type, dimensions, layout, read-only or not), so these calls must give the kernels the
 types that users' calls give them: every public op of :mod:`lstmkit.ops.fast` with and without
@@ -92,6 +92,8 @@ def run(dtype: str) -> None:
             # GRU (reset_after): an input and a recurrent bias, (2, 3H)
             for cell, G, rows in ((_lstm, 4, ()), (_gru, 3, (2,)), (_rnn, 1, ())):
                 cell(_inputs(rng, dt, T, B, D, H, G, rows))
-        common.matmul(rng.standard_normal((5, 4)).astype(dt), rng.standard_normal((4, 3)).astype(dt))
+        common.matmul(
+            rng.standard_normal((5, 4)).astype(dt), rng.standard_normal((4, 3)).astype(dt)
+        )
     finally:
         common.PARALLEL_MIN_MACS, lstm_fm.PARALLEL_STEP_MACS, common._THREADS = saved
