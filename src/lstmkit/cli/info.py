@@ -154,8 +154,10 @@ def _compile(backend: dict) -> dict | None:
 _FAMILY = {
     "avx512": "AVX2-tuned packed FMA micro-kernel (256-bit vectors: no AVX-512 variant yet)",
     "avx2+fma": "AVX2-tuned packed FMA micro-kernel (the CPU it was tuned for)",
-    "plain": "the AVX2-tuned micro-kernel compiled without AVX2/FMA: LLVM splits its vectors "
-    "and emulates its fused multiply-adds (correct, slow)",
+    "plain": (
+        "the AVX2-tuned micro-kernel compiled without AVX2/FMA: LLVM splits its vectors "
+        "and emulates its fused multiply-adds (correct, slow)"
+    ),
 }
 
 
@@ -375,8 +377,8 @@ def _compile_rows(c: dict | None, variant: dict | None) -> list[tuple[str, str]]
         ("  cache", cache),
     ]
     if variant:
-        rows.append(("  variant", f"CPU level {variant['level']} ({variant['target_cpu']}): "
-                                  f"{variant['family']}"))  # fmt: skip
+        level = f"CPU level {variant['level']} ({variant['target_cpu']})"
+        rows.append(("  variant", f"{level}: {variant['family']}"))
     return rows
 
 
