@@ -20,6 +20,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +224,61 @@ def test_the_compiled_kernels_load_from_the_cache_at_the_next_safe_point_and_agr
     _check_switch(out)
     markers = sorted(p.name for p in cache.rglob("ready-float32-*.json"))
     assert len(markers) == 2 and any("-x86-64-" in m for m in markers), markers
+
+
+def test_ctrl_c_during_a_cold_start_gets_lstmkit_s_own_message(tmp_path):
+    """On a cold cache the foreground never sits in numba's compiler, which used to swallow
+    SIGINT: Ctrl-C lands in training and lstmkit answers it. The background compilation, in a
+    session of its own, does not get the terminal's SIGINT and carries on."""
+    t = np.arange(3000)
+    rows = "\n".join(f"{i},{20 + 8 * np.sin(2 * np.pi * i / 12):.6f}" for i in t)
+    (tmp_path / "long.csv").write_text("t,y\n" + rows + "\n")
+    argv = ["forecast", "train", str(tmp_path / "long.csv"), "--column", "y", "--lookback", "12"]
+    argv += ["--horizon", "4", "--epochs", "300", "--patience", "300", "--transform", "none"]
+    argv += ["--out", str(tmp_path / "m.lstmkit")]
+    run = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from lstmkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    cache = tmp_path / "cache"
+    env = _env(cache, PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+    proc = subprocess.Popen([sys.executable, "-c", run, *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    worker = None
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("read 3000 rows"), first + proc.stderr.read()
+        time.sleep(1.5)
+        assert proc.poll() is None, "the command ended before it was interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        worker = _worker_pid(cache)
+        assert worker is not None and _alive(worker), "the background compilation stopped too"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if worker is not None:
+            _stop_worker({"dtypes": {"float32": {"worker_pid": worker}}})
+    assert proc.returncode == 130, (proc.returncode, stderr)
+    assert stderr.splitlines() == ["lstmkit forecast: interrupted; nothing written"], stderr
+
+
+def _worker_pid(cache, timeout=30.0):
+    """The pid the background worker wrote into its lock file (it may still be starting)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for lock in cache.rglob("lock-float32-*.lock"):
+            text = lock.read_text().strip()
+            if text:
+                return int(text)
+        time.sleep(0.1)
+    return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

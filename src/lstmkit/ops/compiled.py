@@ -268,6 +268,9 @@ def status() -> dict:
         info = {"state": state(dt)}
         if dt in _started:
             info["worker_pid"] = _started[dt].pid
+        elif info["state"] == "compiling":  # by another process: its worker wrote its pid
+            with contextlib.suppress(OSError, ValueError):
+                info["worker_pid"] = int(_file("lock", dt).with_suffix(".lock").read_text())
         done = _read(_file("ready", dt)) or _read(_file("failed", dt))
         if done:
             info.update({k: done[k] for k in ("seconds", "functions", "error") if k in done})
@@ -340,6 +343,9 @@ def _worker(dtype: str) -> int:
     lock = _lock(dtype, blocking=False)
     if lock is None or ready(dtype):
         return 0  # another process is compiling it, or has
+    lock.truncate(0)
+    lock.write(str(os.getpid()))  # who is compiling, for lstmkit info
+    lock.flush()
     t0 = time.perf_counter()
     try:
         table = _compile_recorder()
