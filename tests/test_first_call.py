@@ -283,3 +283,47 @@ def _alive(pid):
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_float_type_not_ready_runs_the_reference_and_starts_its_compilation(monkeypatch):
+    """In-process, with the background mode's state set by hand: float32 ready, float64 not.
+    A float64 call must run the reference (bit for bit) and ask for float64's compilation; a
+    float32 call runs the compiled kernel (a spy on it says which ran)."""
+    import time as time_mod
+
+    import lstmkit.ops.fast.lstm as fast_lstm
+    from lstmkit.ops import backend, compiled
+    from lstmkit.ops import lstm as ref_lstm
+
+    ran, started = [], []
+    real = fast_lstm.lstm_forward
+
+    def spy(x, *args, **kwargs):
+        ran.append(np.asarray(x).dtype.name)
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(fast_lstm, "lstm_forward", spy)
+    monkeypatch.setattr(compiled, "start", started.append)
+    for name, value in (("_namespaces", {}), ("_by_request", {}), ("_choice", "auto"),
+                        ("_DEFERRED", True), ("_auto", backend._AutoState())):  # fmt: skip
+        monkeypatch.setattr(backend, name, value)
+    backend._auto.ready = frozenset({"float32"})
+    backend._auto.checked = time_mod.monotonic() + 1e9  # no re-reading of the markers
+    assert backend.get_backend() == "numba"
+    ops = backend.ops_for("lstm")
+    rng = np.random.default_rng(0)
+    T, B, D, H = 5, 3, 4, 6
+    args = [rng.standard_normal(s) for s in ((T, B, D), (B, H), (B, H), (D, 4 * H), (H, 4 * H))]
+    args.append(rng.standard_normal(4 * H))
+    hs, (h, c), cache = ops.forward(*args)  # float64
+    assert h.dtype == np.float64
+    want_hs, (_, want_c), want_cache = ref_lstm.lstm_forward(*args)
+    assert ran == [] and started == ["float64"]
+    assert np.array_equal(hs, want_hs) and np.array_equal(c, want_c)
+    dhs = rng.standard_normal((T, B, H))
+    got, want = ops.backward(dhs, None, None, cache), ref_lstm.lstm_backward(dhs, None, None,
+                                                                             want_cache)  # fmt: skip
+    for k in want:
+        assert np.array_equal(got[k], want[k]), k
+    ops.forward(*[a.astype(np.float32) for a in args])
+    assert ran == ["float32"]
