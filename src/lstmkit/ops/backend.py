@@ -288,10 +288,9 @@ def _lookup(cell, backend, options, request_auto=False) -> SimpleNamespace:
 
 
 def _first_float(args):
-    """The float type of a call: its first array argument's, or a cache's (backward)."""
-    for a in args:
-        if isinstance(a, tuple) and hasattr(a, "_fields"):  # a cell cache: its first array
-            return _first_float(a)
+    """The float type a call computes in: a cell cache's (backward), else its first array's."""
+    caches = [a for a in args if isinstance(a, tuple) and hasattr(a, "_fields")]
+    for a in caches[0] if caches else args:
         if isinstance(a, np.ndarray):
             return a.dtype if a.dtype in (np.float32, np.float64) else np.float64
     return np.float64
