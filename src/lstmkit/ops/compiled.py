@@ -148,6 +148,8 @@ def cpu_target() -> dict:
 
     name = os.environ.get("NUMBA_CPU_NAME") or llvm.get_host_cpu_name()
     features = os.environ.get("NUMBA_CPU_FEATURES")
+    if features is None and name.lower() == "generic":
+        features = ""  # numba's default for the generic CPU (numba.core.config)
     if features is None:
         try:
             host = llvm.get_host_cpu_features()
