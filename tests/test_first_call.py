@@ -191,7 +191,7 @@ def test_info_prints_the_compile_state_the_cache_and_the_kernel_variant(tmp_path
         timeout=300,
     ).stdout
     for row in (r"  compile +background \(LSTMKIT_COMPILE\); float32 pending, float64 pending",
-                r"  cache +cache ", rf"  variant +CPU level {re.escape(_cpu_level())} "):  # fmt: skip
+                rf"  cache +{re.escape(report['compile']['cache_dir'])}$", rf"  variant +CPU level {re.escape(_cpu_level())} "):  # fmt: skip
         assert re.search(row, text, re.MULTILINE), (row, text)
     assert re.search(r"^threads ", text, re.MULTILINE) and re.search(r"^blas ", text, re.MULTILINE)
 

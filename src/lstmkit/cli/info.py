@@ -361,14 +361,15 @@ def _compile_rows(c: dict | None, variant: dict | None) -> list[tuple[str, str]]
     for dt, info in c["dtypes"].items():
         text = f"{dt} {info['state']}"
         if info["state"] == "ready" and "seconds" in info:
-            text += f" ({info['functions']} functions compiled in {info['seconds']} s)"
+            cpu = f", {info['cpu_seconds']} s of CPU" if "cpu_seconds" in info else ""
+            text += f" ({info['functions']} functions compiled in {info['seconds']} s{cpu})"
         elif "worker_pid" in info and info["state"] == "compiling":
             text += f" (pid {info['worker_pid']})"
         elif info["state"] == "failed":
             text += f" ({info.get('error')})"
         states.append(text)
     if c["cache_writable"]:
-        cache = f"cache {c['cache_dir']}"
+        cache = c["cache_dir"]
     else:
         cache = f"no cache: {c['cache_dir']} is not writable ({c['cache_error']})"
         cache += "; set LSTMKIT_CACHE_DIR to a writable directory"

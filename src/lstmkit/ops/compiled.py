@@ -275,7 +275,8 @@ def status() -> dict:
                 info["worker_pid"] = int(_file("lock", dt).with_suffix(".lock").read_text())
         done = _read(_file("ready", dt)) or _read(_file("failed", dt))
         if done:
-            info.update({k: done[k] for k in ("seconds", "functions", "error") if k in done})
+            keys = ("seconds", "cpu_seconds", "functions", "error")
+            info.update({k: done[k] for k in keys if k in done})
         out["dtypes"][dt] = info
     return out
 
