@@ -236,10 +236,15 @@ def start(dtype: str) -> int | None:
     import lstmkit
 
     env = dict(os.environ, **{ENV_MODE: "now"})
-    # the worker imports the same lstmkit, wherever this process found it
-    root = str(Path(lstmkit.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    log = open(_file("log", dtype).with_suffix(".log"), "ab")  # noqa: SIM115
+    # the worker imports the same lstmkit, wherever this process found it (a checkout, a path
+    # added at run time); an installed one it finds by itself
+    root = Path(lstmkit.__file__).resolve().parent.parent
+    if root not in _site_dirs():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    try:
+        log = open(_file("log", dtype).with_suffix(".log"), "ab")  # noqa: SIM115
+    except OSError:
+        return None
     try:
         proc = subprocess.Popen(
             [sys.executable, "-c", _WORKER, "--dtype", dtype],
@@ -250,10 +255,19 @@ def start(dtype: str) -> int | None:
             start_new_session=True,  # Ctrl-C in the terminal is the foreground's, not the worker's
             close_fds=True,
         )
+    except OSError:  # no interpreter to start (embedded Python): stay on the reference
+        return None
     finally:
         log.close()
     _started[dtype] = proc
     return proc.pid
+
+
+def _site_dirs() -> set:
+    import site
+
+    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    return {Path(d).resolve() for d in dirs}
 
 
 def status() -> dict:
