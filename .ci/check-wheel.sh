@@ -3,6 +3,9 @@
 #
 # Builds the wheel from this checkout, installs it into a new virtual environment WITHOUT the test
 # extras (the dependencies come from the package index), and runs there, outside the checkout:
+#   0. a cold start (empty LSTMKIT_CACHE_DIR): the first train_on_batch runs the NumPy reference
+#      without numba in the process while a background process compiles the kernels; once it is
+#      done, the next call loads them from the cache and compiles nothing (lstmkit.ops.compiled);
 #   1. the README's seed example (Sequential LSTM + Dense, compile, fit 5 epochs, predict, save,
 #      load) with the compiled path, and checks that no interop extra got installed;
 #   2. `lstmkit forecast demo --out DIR` (model, forecast.csv and forecast.png written);
@@ -22,7 +25,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/lstmkit-wheel.XXXXXX")
 STEP="setup"
 # small matrices: one BLAS thread each (as `make demo`/`make test` do); an environment setting wins
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-unset PYTHONPATH LSTMKIT_BACKEND LSTMKIT_NUM_THREADS NUMBA_CACHE_DIR
+unset PYTHONPATH LSTMKIT_BACKEND LSTMKIT_NUM_THREADS NUMBA_CACHE_DIR LSTMKIT_COMPILE NUMBA_CPU_NAME
+export LSTMKIT_CACHE_DIR="$TMP/cache"  # cold, and not the user's
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 finish() {
@@ -78,6 +82,38 @@ EOF
 
 mkdir -p "$TMP/work"
 cd "$TMP/work"  # away from the checkout: only the installed package can be imported
+
+step "cold start: no compiler in the foreground, then the kernels from the cache"
+"$V/python" - <<'EOF'
+import sys, time
+import numpy as np
+import lstmkit
+from lstmkit.layers import LSTM
+from lstmkit.ops import backend, compiled
+
+def step():
+    lstmkit.set_random_seed(0)
+    m = lstmkit.Sequential([LSTM(16, return_sequences=True, input_shape=(10, 3))])
+    m.compile("sgd", "mse", seed=0)
+    x = np.random.default_rng(0).standard_normal((8, 10, 3)).astype("float32")
+    return m.train_on_batch(x, np.zeros((8, 10, 16), "float32"))
+
+t0 = time.perf_counter()
+cold = step()
+assert backend.get_backend() == "numpy", backend.get_backend()
+assert "numba" not in sys.modules, "numba was imported in the foreground on a cold cache"
+print(f"  cold: first train_on_batch on the NumPy reference in {time.perf_counter() - t0:.2f} s")
+assert compiled.wait("float32", timeout=1800), compiled.status()
+warm = step()
+assert backend.get_backend() == "numba"
+from numba.core.registry import CPUDispatcher
+misses = [f"{n}.{k}" for n, mod in list(sys.modules.items()) if n.startswith("lstmkit.ops.fast")
+          for k, v in vars(mod).items()
+          if isinstance(v, CPUDispatcher) and sum(v.stats.cache_misses.values())]
+assert not misses, f"compiled in the foreground: {misses}"
+assert abs(warm - cold) <= 1e-5 * max(1.0, abs(cold)), (warm, cold)
+print(f"  warm: compiled kernels from the cache, loss {warm:.6f} (reference {cold:.6f})")
+EOF
 
 step "README seed example"
 "$V/python" - <<'EOF'

@@ -25,8 +25,13 @@ round, each timed call after a short sleep and one untimed call; see ``bench_ops
   contender after two warm-up steps (Linux: ``/proc/self/clear_refs`` resets ``VmHWM``; glibc's
   ``MALLOC_MMAP_THRESHOLD_`` is fixed at 64 KiB so freed arrays go back to the system in both
   libraries and the figure is the true high-water mark).
-- first call (``--first-call``): a fresh process's first ``predict`` and ``train_on_batch``, with
-  numba's on-disk cache cold (compiling) and warm.
+- first call (``--first-call``; ``--first-call-only`` runs nothing else): seconds from a fresh
+  process's start to the end of its first ``train_on_batch`` at config A, in a fresh virtual
+  environment installed from the wheel of this checkout (no extras; ``--first-call-venv PATH``
+  reuses one), in turn: cold (empty ``LSTMKIT_CACHE_DIR``: the NumPy reference runs while a
+  background process compiles), warm (once that process is done: the kernels load from the
+  cache) and the old behaviour (``LSTMKIT_COMPILE=now``, empty cache: compiled in the process);
+  and ``lstmkit forecast demo`` cold, whole command. See ``lstmkit.ops.compiled``.
 
 All contenders get the same thread count (``--threads``: BLAS, numba, ``torch.set_num_threads``,
 onnxruntime ``intra_op_num_threads``). Outputs are checked against each other before timing.
@@ -65,6 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
     p.add_argument("--memory", action="store_true", help="peak memory of a training step")
     p.add_argument("--first-call", action="store_true", help="first-call latency (subprocesses)")
+    p.add_argument("--first-call-only", action="store_true", help="only the first-call latency")
+    p.add_argument("--first-call-venv", default=None, help="a venv with the wheel installed")
     p.add_argument("--json", default=None, help="write the results here")
     return p.parse_args(argv)
 
@@ -300,41 +307,84 @@ def step_memory(name, lib, threads):
 
 
 _FIRST_CODE = r"""
-import time
-t0 = time.perf_counter()
-import numpy as np
+import sys, time
+sys.path.insert(0, {bench!r})
+import bench_speed as bs
 import lstmkit
-from lstmkit.layers import LSTM
-m = lstmkit.Sequential([LSTM(16, return_sequences=True, input_shape=(5, 3))])
-m.compile("sgd", "mse")
-x = np.ones((2, 5, 3), np.float32)
-t1 = time.perf_counter()
-m.predict(x)
-t2 = time.perf_counter()
-m.train_on_batch(x, np.zeros((2, 5, 16), np.float32))
-t3 = time.perf_counter()
-print(t1 - t0, t2 - t1, t3 - t2)
+from lstmkit.ops import backend, compiled
+assert "site-packages" in lstmkit.__file__, lstmkit.__file__  # the wheel's, not the checkout's
+model, x, y = bs.build("A")
+t_built = time.time()
+model.train_on_batch(x, y)
+t_end = time.time()
+ran = backend.get_backend()  # what ran the first step
+if sys.argv[1] == "wait":  # leave the cache complete for the next run
+    compiled.wait("float32", timeout=1800)
+print(t_built, t_end, ran)
 """
 
 
-def first_call():
+def _wheel_venv(tmp):
+    """Build the wheel of this checkout and install it (no extras) into a fresh venv."""
+    root = Path(__file__).resolve().parents[1]
+    src = Path(tmp, "src")
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        (src / name).write_bytes((root / name).read_bytes())
+    subprocess.run(["cp", "-r", str(root / "src"), str(src)], check=True)
+    subprocess.run(["find", str(src), "-name", "__pycache__", "-prune", "-exec", "rm", "-rf", "{}",
+                    "+"], check=True)  # fmt: skip
+    dist = Path(tmp, "dist")
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", str(dist), str(src)], check=True)
+    venv = Path(tmp, "venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    wheel = next(dist.glob("lstmkit-*.whl"))
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "-q", "install", str(wheel)],
+                   check=True)  # fmt: skip
+    return venv
+
+
+def _first_run(python, cache, wait, threads, **env):
+    """Seconds from launching a fresh process to the end of its first train_on_batch at A."""
+    code = _FIRST_CODE.format(bench=str(Path(__file__).resolve().parent))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LSTMKIT_", "NUMBA_"))}
+    clean.pop("PYTHONPATH", None)
+    env = dict(clean, LSTMKIT_CACHE_DIR=str(cache), LSTMKIT_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads), **env)  # fmt: skip
+    t0 = time.time()
+    r = subprocess.run([str(python), "-c", code, "wait" if wait else "no"], env=env,
+                       capture_output=True, text=True, check=False, cwd=cache.parent)  # fmt: skip
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    built, end, name = r.stdout.split()
+    return {"to_first_step_end_s": round(float(end) - t0, 3),
+            "first_step_s": round(float(end) - float(built), 3), "backend": name}  # fmt: skip
+
+
+def first_call(threads=1, venv=None):
+    """Cold, warm and old-behaviour first calls at A, and a cold ``lstmkit forecast demo``, in a
+    fresh venv from the wheel (see the module docstring)."""
     import tempfile
 
     out = {}
     with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, NUMBA_CACHE_DIR=d)
-        for label in ("cold", "warm"):
-            r = subprocess.run(
-                [sys.executable, "-c", _FIRST_CODE],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if r.returncode != 0:
-                raise RuntimeError(r.stderr[-2000:])
-            imp, pred, train = map(float, r.stdout.split())
-            out[label] = {"import_s": imp, "first_predict_s": pred, "first_train_s": train}
+        venv = Path(venv) if venv else _wheel_venv(d)
+        python = venv / "bin" / "python"
+        work = Path(d, "work")
+        work.mkdir()
+        # the demo first: its background compilation is the one the cold run at A then awaits
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LSTMKIT_", "NUMBA_"))}
+        env.pop("PYTHONPATH", None)
+        env.update(LSTMKIT_CACHE_DIR=str(work / "cache"), MPLBACKEND="Agg")
+        t0 = time.time()
+        subprocess.run([str(venv / "bin" / "lstmkit"), "forecast", "demo", "--out",
+                        str(work / "demo")], env=env, check=True, capture_output=True, cwd=work)  # fmt: skip
+        out["forecast_demo_cold_s"] = round(time.time() - t0, 2)
+        out["cold"] = _first_run(python, work / "cache", True, threads)
+        out["warm"] = _first_run(python, work / "cache", False, threads)
+        out["old_compile_now"] = _first_run(python, work / "cache_now", False, threads,
+                                            LSTMKIT_COMPILE="now")  # fmt: skip
     return out
 
 
@@ -357,6 +407,26 @@ def machine():
         "openblas_kernels": openblas_kernels(),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
     }
+
+
+def _first_call_machine(threads):
+    """CPU, its vector level and the load (the figures depend on both)."""
+    cpu = platform.processor() or platform.machine()
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().splitlines()
+        cpu = next(
+            (ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), cpu
+        )
+        flags = set(
+            next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), ())
+        )
+    except OSError:
+        pass
+    level = "avx512" if "avx512f" in flags else "avx2+fma" if {"avx2", "fma"} <= flags else "plain"
+    return {"cpu": cpu, "level": level, "logical_cpus": os.cpu_count(), "threads": threads,
+            "load_average": os.getloadavg()}  # fmt: skip
 
 
 def print_table(results, gemm):
@@ -391,6 +461,14 @@ def print_table(results, gemm):
 def main(argv=None):
     args = parse_args(argv)
     set_threads(args.threads)
+    if args.first_call_only:
+        out = {"environment": _first_call_machine(args.threads)}
+        out["first_call"] = first_call(args.threads, args.first_call_venv)
+        print("first call (s):", json.dumps(out, indent=1))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(out, indent=1))
+        return
     import numba
     import numpy as np
     import onnxruntime
@@ -423,7 +501,7 @@ def main(argv=None):
     env["load_average_after"] = os.getloadavg()
     out = {"environment": env, "gemm_gflops": gemm, "configs": results, "targets": TARGETS}
     if args.first_call:
-        out["first_call"] = first_call()
+        out["first_call"] = first_call(args.threads, args.first_call_venv)
     print_table(results, gemm)
     print(
         f"OpenBLAS kernels: {env['openblas_kernels']} (OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']})"

@@ -17,6 +17,8 @@ import os
 import platform
 import sys
 
+from ..ops import compiled
+
 # distribution -> lstmkit extra that installs it
 EXTRAS = {
     "torch": "torch",
@@ -60,6 +62,7 @@ def collect() -> dict:
 
     backend = _backend()
     name = backend["name"] if backend["available"] else None  # what the sections below describe
+    compile_ = _compile(backend)
     return {
         "lstmkit": {"version": __version__, "path": os.path.dirname(os.path.dirname(__file__))},
         "python": {
@@ -71,6 +74,8 @@ def collect() -> dict:
         "numpy": np.__version__,
         "backend": backend,
         "kernels": _kernels(name),
+        "compile": compile_,
+        "variant": _variant(compile_),
         "cpu": _cpu(),
         "threads": _threads(name),
         "blas": _blas(name),
@@ -99,9 +104,20 @@ def _backend() -> dict:
     env = os.environ.get("LSTMKIT_BACKEND")
     requested = (env or "auto").strip().lower() or "auto"
     try:
-        name = backend.get_backend()
-    except ValueError as e:  # a bad LSTMKIT_BACKEND: say so instead of failing
+        name = backend.peek_backend()  # what runs now, without starting a compilation
+    except ValueError as e:  # a bad LSTMKIT_BACKEND or LSTMKIT_COMPILE: say so instead of failing
         return {"name": None, "requested": requested, "available": False, "reason": str(e)}
+    if requested == "auto" and backend.waits_for_compilation():
+        states = {dt: compiled.state(dt) for dt in compiled.DTYPES}
+        if name == "numba":
+            ready = [dt for dt, st in states.items() if st == "ready"]
+            reason = f"auto: compiled kernels ready in the cache for {', '.join(ready)}"
+        else:
+            reason = (
+                f"auto: compiled kernels {states['float32']} (float32); the NumPy reference runs "
+                "until they are in the cache, then the compiled ones from the next fit or predict"
+            )
+        return {"name": name, "requested": requested, "available": True, "reason": reason}
     if name == "numba" and (error := _fast_import_error()):
         reason = f"LSTMKIT_BACKEND=numba, but the compiled kernels cannot run ({error})"
         return {"name": name, "requested": requested, "available": False, "reason": reason}
@@ -109,9 +125,56 @@ def _backend() -> dict:
         reason = f"LSTMKIT_BACKEND={requested}"
     elif name == "numba":
         reason = "auto: numba and SciPy import, so the compiled kernels run"
+        if compiled.mode() == "now":
+            reason += " (LSTMKIT_COMPILE=now: compiled in this process at first use)"
+    elif compiled.mode() == "off":
+        reason = "auto with LSTMKIT_COMPILE=off: NumPy reference"
+    elif compiled.toolchain_available() and (error := compiled.writable()) is not None:
+        reason = (
+            f"auto: no writable cache for the compiled kernels ({error}); NumPy reference "
+            "(set LSTMKIT_CACHE_DIR, or LSTMKIT_COMPILE=now to compile in every process)"
+        )
     else:
         reason = f"auto: the compiled kernels cannot run ({_fast_import_error()}); NumPy reference"
     return {"name": name, "requested": requested, "available": True, "reason": reason}
+
+
+def _compile(backend: dict) -> dict | None:
+    """Who compiles the kernels, where they are cached and which are ready
+    (:func:`lstmkit.ops.compiled.status`); None when the compiled path is out of the picture
+    (the NumPy backend asked for by name, or numba missing: then nothing of it is imported)."""
+    if backend["name"] is None or not compiled.toolchain_available():
+        return None
+    if backend["requested"] == "numpy":
+        return None
+    return compiled.status()
+
+
+# the kernel family each CPU level gets today (ops/fast/packed.py: one micro-kernel for all)
+_FAMILY = {
+    "avx512": "AVX2-tuned packed FMA micro-kernel (256-bit vectors: no AVX-512 variant yet)",
+    "avx2+fma": "AVX2-tuned packed FMA micro-kernel (the CPU it was tuned for)",
+    "plain": (
+        "the AVX2-tuned micro-kernel compiled without AVX2/FMA: LLVM splits its vectors "
+        "and emulates its fused multiply-adds (correct, slow)"
+    ),
+}
+
+
+def _variant(compile_: dict | None) -> dict | None:
+    """The CPU level numba compiles for (its target: ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``
+    win over the host) and the kernel family that level runs."""
+    if compile_ is None:
+        return None
+    target = compiled.cpu_target()
+    feats = {f[1:] for f in target["features"].split(",") if f.startswith("+")}
+    if "avx512f" in feats:
+        level = "avx512"
+    elif {"avx2", "fma"} <= feats:
+        level = "avx2+fma"
+    else:
+        level = "plain"
+    return {"target_cpu": target["cpu"], "level": level, "family": _FAMILY[level]}
 
 
 def _fast_import_error() -> str | None:
@@ -158,11 +221,7 @@ def _kernels(name) -> dict:
 def _numba_cache() -> dict:
     """Where numba keeps the compiled kernels and how many are there (0: the first call of each
     compiles, about 15 s in all)."""
-    from ..ops import fast
-
-    directory = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
-        os.path.dirname(fast.__file__), "__pycache__"
-    )
+    directory = str(compiled.cache_dir())
     count = 0
     for _root, _dirs, files in os.walk(directory):
         count += sum(f.endswith(".nbi") for f in files)
@@ -265,6 +324,7 @@ def format_text(r: dict) -> str:
         ("numpy", r["numpy"]),
         ("backend", f"{r['backend']['name']} ({r['backend']['reason']})"),
         *_kernel_rows(r["kernels"]),
+        *_compile_rows(r.get("compile"), r.get("variant")),
         ("cpu", _cpu_text(r["cpu"])),
         ("threads", _threads_text(r["threads"])),
         ("blas", _blas_text(r["blas"])),
@@ -290,8 +350,37 @@ def _kernel_rows(k: dict) -> list[tuple[str, str]]:
         ("  lstm", k["lstm"]),
         ("  gru, rnn", k["gru_rnn"]),
         ("  float32 tanh", k["float32_tanh"]),
-        ("  cache", f"{cache['compiled_functions']} compiled functions in {cache['directory']}"),
+        ("  cached", f"{cache['compiled_functions']} compiled functions in {cache['directory']}"),
     ]
+
+
+def _compile_rows(c: dict | None, variant: dict | None) -> list[tuple[str, str]]:
+    if c is None:
+        return []
+    states = []
+    for dt, info in c["dtypes"].items():
+        text = f"{dt} {info['state']}"
+        if info["state"] == "ready" and "seconds" in info:
+            cpu = f", {info['cpu_seconds']} s of CPU" if "cpu_seconds" in info else ""
+            text += f" ({info['functions']} functions compiled in {info['seconds']} s{cpu})"
+        elif "worker_pid" in info and info["state"] == "compiling":
+            text += f" (pid {info['worker_pid']})"
+        elif info["state"] == "failed":
+            text += f" ({info.get('error')})"
+        states.append(text)
+    if c["cache_writable"]:
+        cache = c["cache_dir"]
+    else:
+        cache = f"no cache: {c['cache_dir']} is not writable ({c['cache_error']})"
+        cache += "; set LSTMKIT_CACHE_DIR to a writable directory"
+    rows = [
+        ("  compile", f"{c['mode']} (LSTMKIT_COMPILE); {', '.join(states)}; CPU {c['cpu_key']}"),
+        ("  cache", cache),
+    ]
+    if variant:
+        level = f"CPU level {variant['level']} ({variant['target_cpu']})"
+        rows.append(("  variant", f"{level}: {variant['family']}"))
+    return rows
 
 
 def _flags_text(flags: dict | None) -> str:

@@ -365,6 +365,7 @@ class Trainable:
             penalty += regularizers_mod.activity_penalty(caches)
         return float(penalty)
 
+    @backend.one_path  # the compiled kernels, once ready, take over between calls
     def train_on_batch(self, x, y, mask=None, return_dict=False):
         """One optimisation step on one batch; returns the loss (before the update)."""
         self._require_compiled("train_on_batch")
@@ -375,12 +376,14 @@ class Trainable:
         logs = {**self._train_step(xs, ys, rng, mask, state), **state.results()}
         return logs if return_dict else _scalar_or_list(logs)
 
+    @backend.one_path
     def test_on_batch(self, x, y, mask=None, return_dict=False):
         """The loss (and metrics) on one batch, without updating anything."""
         self._require_compiled("test_on_batch")
         logs = self.evaluate(x, y, batch_size=max(1, _n_samples(x)), return_dict=True, mask=mask)
         return logs if return_dict else _scalar_or_list(logs)
 
+    @backend.one_path
     def predict_on_batch(self, x, mask=None):
         return self.predict(x, batch_size=max(1, _n_samples(x)), mask=mask)
 
@@ -416,6 +419,7 @@ class Trainable:
         return sums
 
     # -- fit ------------------------------------------------------------------------------------
+    @backend.one_path
     def fit(
         self,
         x,
@@ -525,6 +529,7 @@ class Trainable:
     def _masks(self, mask):
         return None if mask is None else [mask] + [None] * (len(self.network.inputs) - 1)
 
+    @backend.one_path
     def predict(self, x, batch_size=None, verbose=0, mask=None):
         """Outputs for ``x`` in batches of ``batch_size`` (None: 32, as Keras)."""
         batch_size = _batch_size(f"{self.name}.predict", batch_size)
@@ -552,6 +557,7 @@ class Trainable:
             penalty += regularizers_mod.activity_penalty(tape.caches)
         return preds, masks, float(penalty)
 
+    @backend.one_path
     def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False, mask=None):
         """Loss (and metrics) on ``x, y`` in batches of ``batch_size`` (None: 32, as Keras)."""
         self._require_compiled("evaluate")

@@ -6,12 +6,17 @@ Backends:
 - ``"numba"``: :mod:`lstmkit.ops.fast`, the same functions compiled with numba (whole time loop in
   one call; float32 uses a vectorised rational tanh accurate to ~2e-7, float64 is exact). Same
   signatures, return values and caches, so a cache from one backend feeds the other's backward.
-- ``"auto"`` (the default): ``"numba"`` if numba imports, else ``"numpy"``.
+- ``"auto"`` (the default): ``"numba"`` once the compiled kernels are in numba's cache for this
+  CPU, the NumPy reference until then, while a background process compiles them
+  (:mod:`lstmkit.ops.compiled`; ``LSTMKIT_COMPILE=now`` compiles in this process instead, ``off``
+  keeps the reference). The switch happens at a safe point only (:func:`one_path`), never inside
+  a ``fit``, ``predict`` or ``evaluate``. ``"numpy"`` when numba is not installed.
 
 The environment variable ``LSTMKIT_BACKEND`` (``numpy``, ``numba`` or ``auto``) sets the starting
 choice; :func:`set_backend` changes it at run time. numba stays optional: this module imports it
-only when the numba backend is first resolved, and compilation happens on the first call of each
-function for each float type (then numba's on-disk cache makes later processes start fast).
+only when the numba backend is first used. Asking for ``"numba"`` by name compiles in this process
+on the first call of each kernel for each float type (then loads it from the cache in later
+processes).
 
     ops = ops_for("lstm")
     hs, (h_T, c_T), cache = ops.forward(x, h0, c0, kernel, recurrent_kernel, bias)
@@ -31,9 +36,13 @@ import contextlib
 import functools
 import importlib
 import os
+import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
+
+from . import compiled
 
 BACKENDS = ("numpy", "numba", "auto")
 CELLS = ("lstm", "gru", "rnn")
@@ -82,12 +91,131 @@ def get_backend() -> str:
             os.environ.get("LSTMKIT_BACKEND", "auto").strip().lower() or "auto",
             "environment variable LSTMKIT_BACKEND",
         )
-    if _choice not in _resolved:
-        if _choice == "auto":
-            _resolved["auto"] = "numba" if _numba_available() else "numpy"
-        else:
-            _resolved[_choice] = _choice
-    return _resolved[_choice]
+    if _choice == "auto":
+        return _resolve_auto()
+    return _choice
+
+
+def _resolve_auto() -> str:
+    if _deferred():
+        return _auto.backend()
+    if "auto" not in _resolved:
+        _resolved["auto"] = "numba" if _auto_compiles_now() else "numpy"
+    return _resolved["auto"]
+
+
+def peek_backend() -> str:
+    """:func:`get_backend` without side effects: what runs now, and no compilation started."""
+    global _choice
+    if _choice is None:
+        _choice = _check_name(
+            os.environ.get("LSTMKIT_BACKEND", "auto").strip().lower() or "auto",
+            "environment variable LSTMKIT_BACKEND",
+        )
+    if _choice == "auto" and _deferred():
+        return "numba" if any(compiled.ready(dt) for dt in compiled.DTYPES) else "numpy"
+    return get_backend()
+
+
+def waits_for_compilation() -> bool:
+    """Whether ``"auto"`` runs the reference until a background compilation is done
+    (:mod:`lstmkit.ops.compiled`)."""
+    return _deferred()
+
+
+def _auto_compiles_now() -> bool:
+    """``"auto"`` when it does not wait for a background compilation: compiled in this process
+    with ``LSTMKIT_COMPILE=now``; else (``off``, or no writable cache to carry a background
+    compilation over) the reference."""
+    return compiled.mode() == "now" and _numba_available()
+
+
+def _deferred() -> bool:
+    """Whether ``"auto"`` waits for a background compilation (the default mode, numba and SciPy
+    installed, and a writable cache to carry the compiled kernels over to this process)."""
+    global _DEFERRED
+    if _DEFERRED is None:
+        _DEFERRED = (
+            compiled.mode() == "background"
+            and compiled.toolchain_available()
+            and compiled.writable() is None
+        )
+    return _DEFERRED
+
+
+_DEFERRED: bool | None = None
+
+
+class _AutoState:
+    """The float types whose compiled kernels this process uses under ``"auto"`` (background
+    mode). Re-read from the cache's markers only at safe points: outside every :func:`one_path`
+    scope, at most every ``RECHECK_S`` seconds (one ``stat`` per float type)."""
+
+    RECHECK_S = 0.5
+
+    def __init__(self):
+        self.ready: frozenset = frozenset()
+        self.depth = 0
+        self.checked = -float("inf")
+        self.lock = threading.RLock()
+
+    def refresh(self, force=False) -> None:
+        with self.lock:
+            now = time.monotonic()
+            if self.depth or (not force and now - self.checked < self.RECHECK_S):
+                return
+            self.checked = now
+            if len(self.ready) == len(compiled.DTYPES):
+                return
+            ready = frozenset(dt for dt in compiled.DTYPES if compiled.ready(dt))
+            if "float32" not in ready:
+                compiled.start("float32")  # the default float type comes first
+            self.ready = ready
+
+    def backend(self) -> str:
+        self.refresh()
+        return "numba" if self.ready else "numpy"
+
+    def runs(self, dtype) -> bool:
+        """Whether this float type's compiled kernels run now; starts compiling them if not."""
+        name = np.dtype(dtype).name if np.dtype(dtype) in (np.float32, np.float64) else "float64"
+        if name in self.ready:
+            return True
+        compiled.start(name)
+        return False
+
+
+_auto = _AutoState()
+
+
+@contextlib.contextmanager
+def one_path_scope():
+    """Inside, the ``"auto"`` backend does not change: the switch to the compiled kernels, once
+    they are ready, waits for the outermost scope to end. Entering the outermost scope is a safe
+    point: it looks for kernels that became ready."""
+    get_backend()  # reads LSTMKIT_BACKEND once
+    if _choice == "auto" and _deferred():
+        _auto.refresh(force=True)
+    with _auto.lock:
+        _auto.depth += 1
+    try:
+        yield
+    finally:
+        with _auto.lock:
+            _auto.depth -= 1
+
+
+def one_path(method):
+    """Decorator: the whole call runs on one implementation (:func:`one_path_scope`); for
+    ``fit``, ``predict``, ``evaluate`` and the ``*_on_batch`` methods, so that one fit is one
+    path. What this means for reproducibility: :mod:`lstmkit.ops.compiled`."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with one_path_scope():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 def _reference_infer(forward):
@@ -134,25 +262,55 @@ def ops_for(cell: str, backend: str | None = None, **options) -> SimpleNamespace
     (``"numpy"`` when the compiled kernels lack an option).
     """
     # every layer call asks: answer a request seen before with one dict lookup
-    request = (get_backend() if backend is None else backend, cell, *options.items())
+    request = (get_backend() if backend is None else backend, backend is None, cell,
+               *options.items())  # fmt: skip
     ns = _by_request.get(request)
     if ns is None:
-        ns = _by_request[request] = _lookup(cell, request[0], options)
+        auto = backend is None and _choice == "auto"
+        ns = _by_request[request] = _lookup(cell, request[0], options, auto)
     return ns
 
 
-def _lookup(cell, backend, options) -> SimpleNamespace:
+def _lookup(cell, backend, options, request_auto=False) -> SimpleNamespace:
     if cell not in CELLS:
         raise ValueError(f"ops_for: argument 'cell' must be one of {list(CELLS)}; got {cell!r}")
     opts = _options(cell, options)
     if _check_name(backend, "ops_for: argument 'backend'") == "auto":
-        backend = "numba" if _numba_available() else "numpy"
+        backend, request_auto = _resolve_auto(), True
     if backend == "numba" and not compiled_supports(cell, **dict(opts)):
         backend = "numpy"
-    key = (backend, cell, opts)
+    gated = backend == "numba" and request_auto and _deferred()
+    key = (backend, cell, opts, gated)
     if key not in _namespaces:
-        _namespaces[key] = _namespace(backend, cell, opts)
+        ns = _namespace(backend, cell, opts)
+        _namespaces[key] = _gated(ns, _namespace("numpy", cell, opts)) if gated else ns
     return _namespaces[key]
+
+
+def _first_float(args):
+    """The float type a call computes in: a cell cache's (backward), else its first array's."""
+    caches = [a for a in args if isinstance(a, tuple) and hasattr(a, "_fields")]
+    for a in caches[0] if caches else args:
+        if isinstance(a, np.ndarray):
+            return a.dtype if a.dtype in (np.float32, np.float64) else np.float64
+    return np.float64
+
+
+def _gated(fast, reference) -> SimpleNamespace:
+    """``fast``'s functions, each running ``reference``'s instead for a float type whose
+    compiled kernels are not ready yet (``"auto"``, background mode: float64 compiles only when
+    a float64 call asks for it). Either backward takes either forward's cache."""
+
+    def gate(name):
+        f, r = getattr(fast, name), getattr(reference, name)
+
+        def call(*args, **kwargs):
+            return (f if _auto.runs(_first_float(args)) else r)(*args, **kwargs)
+
+        return call
+
+    names = ("forward", "backward", "step", "infer")
+    return SimpleNamespace(**{**vars(fast), **{n: gate(n) for n in names}})
 
 
 def _namespace(backend, cell, opts) -> SimpleNamespace:

@@ -22,7 +22,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import get_cython_function_address, intrinsic
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+from ._jit import JIT as _JIT
+
 _ADDRESS: dict = {}
 
 

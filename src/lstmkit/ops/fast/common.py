@@ -16,6 +16,8 @@ import threading
 import numpy as np
 from numba import njit
 
+from ._jit import JIT
+
 _DUMMY_BOOL = np.ones((1, 1), dtype=np.bool_)
 
 
@@ -337,7 +339,7 @@ def in_parallel(slices, fn, blas_macs: float) -> list:
     return results
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=JIT["cache"], nogil=True)
 def _matmul_into(a, b, out):
     np.dot(a, b, out)  # numba's call into BLAS costs ~1 us; NumPy's matmul ~5 us on small inputs
 

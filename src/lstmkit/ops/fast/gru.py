@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from ..gru import GRUCache
+from ._jit import JIT as _JIT
 from .activations import one_, sigmoid_, tanh_
 from .common import (
     as_float,
@@ -30,8 +31,6 @@ from .common import (
     split,
     weight_gradients,
 )
-
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @njit(**_JIT)

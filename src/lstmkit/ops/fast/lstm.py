@@ -28,6 +28,7 @@ from numba import njit
 
 from ..lstm import LSTMCache
 from . import lstm_fm
+from ._jit import JIT as _JIT
 from .activations import one_, sigmoid_, tanh_
 from .common import (
     as_float,
@@ -39,8 +40,6 @@ from .common import (
     split,
     weight_gradients,
 )
-
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @njit(**_JIT)

@@ -46,12 +46,11 @@ import numpy as np
 from numba import njit, prange
 
 from ..lstm import LSTMCache
+from ._jit import JIT as _JIT
 from .activations import one_, sigmoid_, tanh_
 from .blas import gemm, gemm_address, gemm_scratch
 from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
 from .packed import LANES, MR, matmul_packed
-
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 # Steps with fewer multiply-adds than this stay on one thread: the unit chunks meet once or
 # twice per step, and each pays a step's fixed cost (BLAS call, loop set-up) whatever its size. Measured: at A (2.6e6 per step) 2 threads train in 13 ms against

@@ -31,7 +31,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+from ._jit import JIT as _JIT
 
 MR = 6  # rows of a panel (both float types)
 LANES = {4: 8, 8: 4}  # vector lanes of a 256-bit register, by item size

@@ -16,6 +16,7 @@ from numba import njit
 
 from ..activations import get_activation
 from ..rnn import RNNCache
+from ._jit import JIT as _JIT
 from .activations import one_, sigmoid_, tanh_
 from .common import (
     as_float,
@@ -29,7 +30,6 @@ from .common import (
     weight_gradients,
 )
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _CODES = {"linear": 0, None: 0, "tanh": 1, "sigmoid": 2, "relu": 3}
 
 

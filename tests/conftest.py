@@ -1,0 +1,11 @@
+"""Settings for the whole test suite.
+
+``LSTMKIT_COMPILE=now``: the ``"auto"`` backend compiles the kernels in the test process, as
+before :mod:`lstmkit.ops.compiled` existed, instead of starting a background compilation per
+test process and running the NumPy reference until it is done; the tests of that mode
+(``tests/test_first_call.py``) set their own environment in the subprocesses they run.
+"""
+
+import os
+
+os.environ.setdefault("LSTMKIT_COMPILE", "now")
