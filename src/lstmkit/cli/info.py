@@ -26,16 +26,18 @@ EXTRAS = {
     "onnxruntime": "onnx",
     "keras": "keras",
     "h5py": "keras",
+    "statsforecast": "forecast",
+    "sentencepiece": "translate",
 }
-DEPENDENCIES = ("numpy", "numba", "llvmlite", "scipy", "tqdm", "matplotlib", "safetensors")
+DEPENDENCIES = (
+    "numpy", "numba", "llvmlite", "scipy", "tqdm", "matplotlib", "safetensors", "sacrebleu",
+)  # fmt: skip
 # used by tests, benchmarks or info itself when present; listed only if installed
 OTHERS = (
     "threadpoolctl",
     "scikit-learn",
     "statsmodels",
-    "statsforecast",
     "ray",
-    "sacrebleu",
     "pytest",
     "hypothesis",
 )
