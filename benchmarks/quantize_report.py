@@ -1,6 +1,6 @@
 """int8 weights (``lstmkit.quantize``): accuracy lost, speed and file sizes on the three apps.
 
-    python benchmarks/quantize_report.py                     # all three models, ~3-6 min
+    python benchmarks/quantize_report.py                     # all three models, ~15-25 min on a busy 2-core machine
     python benchmarks/quantize_report.py --only forecast --json out.json
 
 Each model is trained small and quickly (seeded) on the shared data, then saved as a float file
@@ -39,7 +39,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
+import contextlib
 import csv
+import io
 import json
 import sys
 import tempfile
@@ -152,10 +154,17 @@ def forecast_scores(model_or_fn, extra):
 
 # -- timing ------------------------------------------------------------------------------------------
 def interleaved(fns: dict, rounds: int, repeat: int) -> dict:
-    """Median seconds per call of each function, rounds interleaved."""
+    """Median seconds per call of each function: one warm-up call each, then rounds in which
+    every function runs ``repeat`` times, in a new (seeded) random order each round, so that
+    the load of a shared machine does not always fall on the same contender."""
     times = {k: [] for k in fns}
+    for fn in fns.values():
+        fn()
+    rng = np.random.default_rng(0)
+    names = list(fns)
     for _ in range(rounds):
-        for k, fn in fns.items():
+        for k in rng.permutation(names):
+            fn = fns[k]
             t0 = time.perf_counter()
             for _ in range(repeat):
                 fn()
@@ -216,8 +225,9 @@ def measure(kind, model, x, extra, args, tmp):
     save_quantized(model, paths["q.lstmkit"])
     to_onnx(model, paths["onnx"])
     to_onnx(model, paths["q.onnx"], quantize="int8")
-    quantize_dynamic(os.fspath(paths["onnx"]), os.fspath(paths["dyn.onnx"]),
-                     weight_type=QuantType.QInt8, per_channel=True)  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the inputs it cannot quantise
+        quantize_dynamic(os.fspath(paths["onnx"]), os.fspath(paths["dyn.onnx"]),
+                         weight_type=QuantType.QInt8, per_channel=True)  # fmt: skip
     sizes = {k: os.path.getsize(p) for k, p in paths.items()}
 
     extra = {**extra, "model": model}
@@ -288,7 +298,7 @@ def print_report(name, r):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["text", "sentiment", "forecast"], action="append")
-    ap.add_argument("--lm-steps", type=int, default=300, help="char-LM updates (default 300)")
+    ap.add_argument("--lm-steps", type=int, default=1000, help="char-LM updates (default 1000)")
     ap.add_argument("--lm-chars", type=int, default=50_000, help="held-out chars scored")
     ap.add_argument("--sentiment-epochs", type=int, default=3)
     ap.add_argument("--forecast-epochs", type=int, default=150)
