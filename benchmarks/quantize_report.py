@@ -59,7 +59,7 @@ def train_text(args):
 
     text = (DATA / "shakespeare" / "corpus.txt").read_text(encoding="utf-8")
     cut = int(0.9 * len(text))
-    cfg = LMConfig(embed_dim=32, units=128, layers=1, seq_len=50, batch_size=32, epochs=1,
+    cfg = LMConfig(embed_dim=32, units=128, layers=1, seq_len=50, batch_size=32, epochs=5,
                    max_steps=args.lm_steps, val_fraction=0.05, seed=0)  # fmt: skip
     # not stateful: the ONNX export (and so the comparison) needs plain sequences
     rep = train_language_model(text[:cut], cfg, model=None)
