@@ -203,6 +203,25 @@ def _rnn_weights(layers, cell):
     return [np.stack(a) for a in (W, R, B)]
 
 
+def _embedding(g, layer, ids):
+    """``Gather`` of the embedding rows: ``(B, T, E)`` float32. Quantised, the int8 rows are
+    gathered first and only they are dequantised (scale per column, axis 2): dequantising the
+    whole ``(V, E)`` table would run on every call, since onnxruntime does not fold it."""
+    table = layer.params["embeddings"]
+    if g.quantize is None:
+        return g.op("Gather", [g.const(f"{layer.name}.embeddings", table.astype(np.float32)), ids])
+    from ..quantize import quantize_array
+
+    q, scale = quantize_array(table)
+    rows = g.op("Gather", [g.const(f"{layer.name}.embeddings.int8", q), ids], axis=0)
+    ins = [
+        rows,
+        g.const(f"{layer.name}.embeddings.scale", scale.astype(np.float32)),
+        g.const(f"{layer.name}.embeddings.zero_point", np.zeros(len(scale), np.int8)),
+    ]
+    return g.op("DequantizeLinear", ins, axis=2)
+
+
 def _rnn_matrix(g, base, w):
     """``w (dirs, G*H, n)`` as an initializer; quantised per row (dirs*G*H scales), it is
     stored 2-D for DequantizeLinear's per-axis form and reshaped back."""
@@ -346,14 +365,7 @@ def to_onnx(model, path=None, *, opset=17, streaming=False, quantize=None):
         if isinstance(layer, Embedding):
             if layer is not first:
                 raise ValueError("to_onnx: an Embedding must be the first layer")
-            x = g.op(
-                "Gather",
-                [
-                    g.matrix(f"{layer.name}.embeddings", layer.params["embeddings"], axis=1),
-                    x,
-                ],
-                axis=0,
-            )
+            x = _embedding(g, layer, x)
             if layer.mask_zero:
                 set_mask(
                     g.op("Not", [g.op("Equal", ["x", g.const("zero", np.array(0, np.int64))])])
