@@ -176,6 +176,10 @@ CASES = {
         "model.lstmkit", "out", "model.lstmkit", "model",
     ),
     "export torch": (["export", "torch", "m.pt", "./m.pt"], "m.pt", "out", "./m.pt", "model"),
+    "export lstmkit --quantize": (
+        ["export", "lstmkit", "model.lstmkit", "./model.lstmkit", "--quantize", "int8"],
+        "model.lstmkit", "out", "./model.lstmkit", "model",
+    ),
     "export keras": (
         ["export", "keras", "m.keras", "../w/m.keras"], "m.keras", "out", "../w/m.keras", "model",
     ),

@@ -66,11 +66,21 @@ def _forecaster():
     return randomize(model, 0)
 
 
-@pytest.mark.parametrize("backend_name", ["auto", "numpy"])
-def test_runtime_imports_only_numpy_and_equals_predict(tmp_path, backend_name):
+@pytest.mark.parametrize("backend_name,weights", [("auto", "float"), ("numpy", "float"),
+                                                  ("numpy", "int8")])  # fmt: skip
+def test_runtime_imports_only_numpy_and_equals_predict(tmp_path, backend_name, weights):
     model = _forecaster()
     path, xpath, ypath = tmp_path / "m.lstmkit", tmp_path / "x.npy", tmp_path / "y.npy"
-    model.save(path)
+    if weights == "int8":  # a quantised file (lstmkit.quantize); the expected output is the
+        from lstmkit.quantize import save_quantized  # model on weights dequantised here
+
+        save_quantized(model, path)
+        for name, w in model.params.items():
+            if name.endswith("kernel"):
+                s = np.abs(w).max(axis=0) / 127
+                w[...] = np.round(w / s) * s
+    else:
+        model.save(path)
     x = np.random.default_rng(1).standard_normal((5, 12, 3)).astype(np.float32)
     np.save(xpath, x)
     env = dict(os.environ, LSTMKIT_BACKEND=backend_name)

@@ -49,6 +49,7 @@ class ModelFile(NamedTuple):
     compile: dict | None
     metadata: dict
     weights: dict  # "<layer>.<role>" -> (shape, np.dtype), derived from the architecture
+    quantization: str | None = None  # lstmkit.quantize.SCHEME for an int8 file
 
 
 def open_model_file(path, who="load_model") -> ModelFile:
@@ -67,9 +68,27 @@ def open_model_file(path, who="load_model") -> ModelFile:
     metadata = _json(source, "metadata", texts["metadata"])
     _meta.check_model_spec(source, spec)
     weights, arch = architecture_weights(source, spec["config"], spec.get("class_name"))
-    check_declared_weights(source, weights, header)
+    quantization = _quantization(source, header.metadata)
+    if quantization is not None:  # int8 matrices and their scales in place of float ones
+        from . import quantize
+
+        check_declared_weights(source, quantize.expected_weights(weights), header)
+    else:
+        check_declared_weights(source, weights, header)
     metadata = _meta.check_metadata(source, metadata, arch)
-    return ModelFile(source, header, spec, comp, metadata, weights)
+    return ModelFile(source, header, spec, comp, metadata, weights, quantization)
+
+
+def _quantization(source, meta):
+    """``None`` for a float file, else the (only) known scheme, ``"int8-per-channel"``."""
+    from .quantize import SCHEME
+
+    value = meta.get("quantization")
+    if value is not None and value != SCHEME:
+        raise ModelFileError(
+            f"{source}: unsupported quantization {value!r:.40}; this lstmkit reads {SCHEME!r}"
+        )
+    return value
 
 
 def _lstmkit_texts(source, meta) -> dict:
@@ -193,12 +212,18 @@ def _code(dtype) -> str:
 
 
 def read_tensors(mf: ModelFile, prefixes=("weights/", "optimizer/")) -> dict:
-    """The tensors whose names start with one of ``prefixes`` (only these are read)."""
+    """The tensors whose names start with one of ``prefixes`` (only these are read); the
+    weights of a quantised file come back dequantised (float, the architecture's shapes)."""
     names = {e.name for e in mf.header.entries if e.name.startswith(tuple(prefixes))}
     try:
-        return stnp.read_tensors(mf.header, names)
+        tensors = stnp.read_tensors(mf.header, names)
     except stnp.SafetensorsError as e:
         raise ModelFileError(f"{mf.source} is corrupt or truncated: {e}") from None
+    if mf.quantization is not None:
+        from . import quantize
+
+        tensors = quantize.dequantize_weights(mf.source, tensors)
+    return tensors
 
 
 def parsed(mf: ModelFile) -> dict:

@@ -26,6 +26,12 @@ code (:mod:`lstmkit._modelfile`), before anything is allocated: the safetensors 
 dtypes, sizes against the file's size, JSON size and depth), the lstmkit format and version, the
 values in the architecture and metadata, and every weight key, shape and dtype against the
 architecture, with all mismatches listed in one error.
+
+A quantised file (:func:`lstmkit.quantize.save_quantized`, ``lstmkit export lstmkit MODEL OUT
+--quantize int8``: int8 weight matrices with one scale per output channel) loads the same way:
+its int8 tensors and scales are checked too (dtype, shape, scales finite and > 0) and the
+weights are dequantised at load, so ``predict`` runs the float kernels at the float speed and the
+gain is the file, about 4x smaller (``docs/deploy.md``).
 """
 
 from __future__ import annotations

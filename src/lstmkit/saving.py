@@ -8,6 +8,11 @@ Layout (``.lstmkit`` by convention; any name works)::
     tensors          "weights/<layer>.<role>"        every parameter
                      "optimizer/<slot>/<layer>.<role>" and "optimizer/iterations"
 
+A quantised file (:mod:`lstmkit.quantize`) also says ``"quantization": "int8-per-channel"`` in
+the header metadata and stores each weight matrix as ``weights/<layer>.<role>`` int8 plus
+``weights/<layer>.<role>.scale`` (one per output channel); :func:`read_model_file` checks and
+dequantises them, so every reader below gets float weights.
+
 Why safetensors: the format is a JSON header plus raw little-endian buffers, so a hostile file can
 at worst be rejected; nothing is ever unpickled. Writes go to a temporary file in the target's
 directory and are renamed into place, so a crash mid-save never leaves a broken model and a

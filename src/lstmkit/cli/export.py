@@ -1,6 +1,9 @@
-"""``lstmkit export {onnx,torch,keras} MODEL OUT``: write a saved lstmkit model for another runtime.
+"""``lstmkit export {onnx,lstmkit,torch,keras} MODEL OUT``: write a saved lstmkit model for another
+runtime.
 
     lstmkit export onnx model.lstmkit model.onnx [--opset 17] [--streaming] [--check]
+                                                 [--quantize int8]
+    lstmkit export lstmkit model.lstmkit small.lstmkit --quantize int8   # for lstmkit.runtime
     lstmkit export torch model.lstmkit weights.safetensors      # or .pt; torch state-dict keys
     lstmkit export keras model.lstmkit model.keras
 
@@ -37,7 +40,26 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the graph in onnxruntime on random input and compare with lstmkit",
     )
+    p.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="store the weight matrices as int8 with one scale per output channel "
+        "(DequantizeLinear; about 4x smaller; see docs/deploy.md)",
+    )
     p.set_defaults(func=_onnx, reads=("model",), writes=("out",))
+
+    p = sub.add_parser(
+        "lstmkit", help="lstmkit model file for lstmkit.runtime, weights quantised (no optimizer)"
+    )
+    p.add_argument("model", help="lstmkit model file")
+    p.add_argument("out", help="output model file (runtime.load and load_model read it)")
+    p.add_argument(
+        "--quantize",
+        choices=["int8"],
+        required=True,
+        help="int8 weight matrices with one scale per output channel (about 4x smaller)",
+    )
+    p.set_defaults(func=_lstmkit, reads=("model",), writes=("out",))
 
     p = sub.add_parser("torch", help="PyTorch state dict (.safetensors needs no torch; or .pt)")
     p.add_argument("model", help="lstmkit model file")
@@ -64,21 +86,23 @@ def _onnx(args) -> int:
     from ..interop.onnx import to_onnx
 
     model = _load(args.model)
-    to_onnx(model, args.out, opset=args.opset, streaming=args.streaming)
-    print(f"wrote {args.out} (opset {args.opset})")
+    to_onnx(model, args.out, opset=args.opset, streaming=args.streaming, quantize=args.quantize)
+    print(f"wrote {args.out} (opset {args.opset}{', int8 weights' if args.quantize else ''})")
     if args.check:
-        diff = _check_onnx(model, args.out, args.streaming)
+        if args.quantize:  # the reference is the model on the int8 weights, as runtime.load has
+            float_out = _dequantized(model)
+        diff = _check_onnx(model, args.out, args.streaming, exact=bool(args.quantize))
         print(f"onnxruntime vs lstmkit on random input: max abs diff {diff:.3g}")
+        if args.quantize:
+            print(f"int8 vs float weights on the same input: max abs diff {float_out:.3g}")
         if not diff <= 1e-4:
             print("error: the exported graph does not reproduce the model")
             return 1
     return 0
 
 
-def _check_onnx(model, path, streaming) -> float:
+def _check_input(model):
     import numpy as np
-
-    ort = _optional.require("onnxruntime", "lstmkit export onnx --check")
 
     from ..layers import Embedding
 
@@ -86,15 +110,52 @@ def _check_onnx(model, path, streaming) -> float:
     T = model.input_shape[1] or 8
     first = model.layers[0]
     if isinstance(first, Embedding):
-        x = rng.integers(1, first.input_dim, size=(3, T))
-    else:
-        x = rng.standard_normal((3, T) + tuple(model.input_shape[2:])).astype(np.float32)
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return rng.integers(1, first.input_dim, size=(3, T))
+    return rng.standard_normal((3, T) + tuple(model.input_shape[2:])).astype(np.float32)
+
+
+def _dequantized(model) -> float:
+    """Put the int8-then-float weights into ``model`` (as ``runtime.load`` of a quantised file
+    has them); returns how far its output moved on the check input."""
+    import numpy as np
+
+    from ..quantize import dequantize_array, quantize_model
+
+    x = _check_input(model)
+    before = model.predict(x)
+    q = quantize_model(model)
+    for name, w in model.params.items():
+        if f"{name}.scale" in q:
+            w[...] = dequantize_array(q[name], q[f"{name}.scale"], w.dtype)
+    return float(np.abs(model.predict(x) - before).max())
+
+
+def _check_onnx(model, path, streaming, exact=False) -> float:
+    """Max abs difference of onnxruntime's output and ``model.predict`` on random input.
+    ``exact`` turns off onnxruntime's fusions beyond the basic ones: with them, a
+    DequantizeLinear + MatMul becomes MatMulNBits, which also rounds the activations to int8."""
+    import numpy as np
+
+    ort = _optional.require("onnxruntime", "lstmkit export onnx --check")
+
+    x = _check_input(model)
+    opts = ort.SessionOptions()
+    if exact:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     feeds = {"x": x}
     for i in sess.get_inputs()[1:]:  # streaming state inputs start at zero
         feeds[i.name] = np.zeros([3 if d == "batch" else d for d in i.shape], np.float32)
     y = sess.run(["y"], feeds)[0]
     return float(np.abs(y - model.predict(x)).max())
+
+
+def _lstmkit(args) -> int:
+    from ..quantize import save_quantized
+
+    save_quantized(_load(args.model), args.out)
+    print(f"wrote {args.out} (int8 weights)")
+    return 0
 
 
 def _torch(args) -> int:

@@ -2,7 +2,7 @@
 
 Public name::
 
-    to_onnx(model, path=None, *, opset=17, streaming=False) -> onnx.ModelProto
+    to_onnx(model, path=None, *, opset=17, streaming=False, quantize=None) -> onnx.ModelProto
 
 Graph (float32; a float64 model is exported in float32)::
 
@@ -31,6 +31,16 @@ operator, which then stops each sequence at its length, as lstmkit's masks do. l
 unidirectional ``return_sequences`` output repeats the last valid h at padded steps, where ONNX
 writes zeros; a ``Where(mask, Y, Y_h)`` restores it.
 
+``quantize="int8"`` stores every matrix (the operators' ``W`` and ``R``, Dense kernels,
+embeddings) as an int8 initializer with one float32 scale per output channel, the scheme of
+:mod:`lstmkit.quantize` (so the int8 values equal those of ``save_quantized``'s file), each
+followed by ``DequantizeLinear`` (zero point 0, ``axis`` = the channel axis; ``W``/``R`` are
+stored as ``(dirs*G*H, D)`` and reshaped). Biases stay float32. The graph runs in any
+onnxruntime, computes in float32 and is about 4x smaller; onnxruntime dequantises the constant
+weights once, when it folds constants at session creation. (onnxruntime's own
+``quantize_dynamic`` turns LSTM into its ``DynamicQuantizeLSTM`` with uint8 activations, but
+leaves GRU and RNN float; ``benchmarks/quantize_report.py`` compares both.)
+
 ``streaming=True`` adds, for every recurrent layer ``<name>``, inputs ``<name>.h0`` (and
 ``<name>.c0`` for an LSTM) of shape ``(dirs, batch, H)`` and outputs ``<name>.h`` (``<name>.c``):
 feed chunks of any length (one step at a time, say) and pass the states on.
@@ -49,13 +59,35 @@ from .gates import ONNX
 OPSET_MIN = 13
 
 
-class _Graph:
-    """A tiny builder over ``onnx.helper``: unique names, float32 initializers."""
+#: the values of ``to_onnx``'s ``quantize``
+QUANTIZE = (None, "int8")
 
-    def __init__(self, helper, numpy_helper, opset):
-        self.h, self.nh, self.opset = helper, numpy_helper, opset
+
+class _Graph:
+    """A tiny builder over ``onnx.helper``: unique names, float32 initializers, and matrices
+    stored as float32 or (``quantize="int8"``) int8 + per-channel scale."""
+
+    def __init__(self, helper, numpy_helper, opset, quantize=None):
+        self.h, self.nh, self.opset, self.quantize = helper, numpy_helper, opset, quantize
         self.nodes, self.inits, self.inputs, self.outputs = [], [], [], []
         self.n = 0
+
+    def matrix(self, base, array, axis):
+        """A weight matrix whose output channels run along ``axis`` (0 or 1 of a 2-D array):
+        a float32 initializer, or int8 + scales + ``DequantizeLinear`` (float32 out)."""
+        if self.quantize is None:
+            return self.const(base, np.asarray(array, np.float32))
+        from ..quantize import quantize_array
+
+        a = np.asarray(array)
+        q, scale = quantize_array(a if axis == a.ndim - 1 else np.moveaxis(a, axis, -1))
+        q = q if axis == a.ndim - 1 else np.moveaxis(q, -1, axis)
+        ins = [
+            self.const(f"{base}.int8", q),
+            self.const(f"{base}.scale", scale.astype(np.float32)),
+            self.const(f"{base}.zero_point", np.zeros(len(scale), np.int8)),
+        ]
+        return self.op("DequantizeLinear", ins, axis=axis)
 
     def name(self, base):
         self.n += 1
@@ -157,7 +189,8 @@ def _bias_pair(layer, cell):
 
 
 def _rnn_weights(layers, cell):
-    """W (dirs, G*H, D), R (dirs, G*H, H), B (dirs, 2*G*H) in ONNX order, float32."""
+    """W (dirs, G*H, D), R (dirs, G*H, H), B (dirs, 2*G*H) in ONNX order, in the model's
+    dtype (each row of W and R is one output channel)."""
     W, R, B = [], [], []
     for la in layers:
         p = la.params
@@ -167,7 +200,34 @@ def _rnn_weights(layers, cell):
         B.append(
             np.concatenate([gates.to_vector(b_in, cell, ONNX), gates.to_vector(b_rec, cell, ONNX)])
         )
-    return [np.stack(a).astype(np.float32) for a in (W, R, B)]
+    return [np.stack(a) for a in (W, R, B)]
+
+
+def _embedding(g, layer, ids):
+    """``Gather`` of the embedding rows: ``(B, T, E)`` float32. Quantised, the int8 rows are
+    gathered first and only they are dequantised, by ``Cast`` and ``Mul`` with the per-column
+    scale: dequantising the whole ``(V, E)`` table would run on every call (onnxruntime does
+    not fold it), and a ``DequantizeLinear`` here, feeding the Transpose, makes onnxruntime's
+    QDQ propagation add a QuantizeLinear/DequantizeLinear pair that tripled the sentiment
+    model's time (measured with onnxruntime's profiler)."""
+    table = layer.params["embeddings"]
+    if g.quantize is None:
+        return g.op("Gather", [g.const(f"{layer.name}.embeddings", table.astype(np.float32)), ids])
+    from ..quantize import quantize_array
+
+    q, scale = quantize_array(table)
+    rows = g.op("Gather", [g.const(f"{layer.name}.embeddings.int8", q), ids], axis=0)
+    rows = g.op("Cast", [rows], to=1)  # TensorProto.FLOAT
+    return g.op("Mul", [rows, g.const(f"{layer.name}.embeddings.scale", scale.astype(np.float32))])
+
+
+def _rnn_matrix(g, base, w):
+    """``w (dirs, G*H, n)`` as an initializer; quantised per row (dirs*G*H scales), it is
+    stored 2-D for DequantizeLinear's per-axis form and reshaped back."""
+    if g.quantize is None:
+        return g.matrix(base, w, axis=1)
+    dirs, rows, n = w.shape
+    return g.reshape(g.matrix(base, w.reshape(dirs * rows, n), axis=0), [dirs, rows, n])
 
 
 def _recurrent(g, layer, x, lens, mask_tb, streaming, state_io):
@@ -199,9 +259,9 @@ def _recurrent(g, layer, x, lens, mask_tb, streaming, state_io):
     W, R, B = _rnn_weights(parts, cell)
     inputs = [
         x,
-        g.const(f"{layer.name}.W", W),
-        g.const(f"{layer.name}.R", R),
-        g.const(f"{layer.name}.B", B),
+        _rnn_matrix(g, f"{layer.name}.W", W),
+        _rnn_matrix(g, f"{layer.name}.R", R),
+        g.const(f"{layer.name}.B", B.astype(np.float32)),
     ]
     inputs.append(lens or "")
     n_state = 2 if cell == "lstm" else 1
@@ -252,12 +312,17 @@ def _recurrent(g, layer, x, lens, mask_tb, streaming, state_io):
     return y, True
 
 
-def to_onnx(model, path=None, *, opset=17, streaming=False):
+def to_onnx(model, path=None, *, opset=17, streaming=False, quantize=None):
     """Export ``model`` as an ONNX graph; also save it when ``path`` is given.
 
-    ``opset`` >= 13. ``streaming`` adds state inputs and outputs (see the module docstring).
-    The graph is checked with ``onnx.checker`` before it is returned.
+    ``opset`` >= 13. ``streaming`` adds state inputs and outputs; ``quantize="int8"`` stores
+    the weight matrices as int8 with per-channel scales (see the module docstring). The graph
+    is checked with ``onnx.checker`` before it is returned.
     """
+    if quantize not in QUANTIZE:
+        raise ValueError(
+            f"to_onnx: argument 'quantize' must be one of {QUANTIZE}; got {quantize!r}"
+        )
     onnx = _optional.require("onnx", "to_onnx")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -273,7 +338,7 @@ def to_onnx(model, path=None, *, opset=17, streaming=False):
             f"to_onnx: argument 'opset' must be an int in [{OPSET_MIN}, "
             f"{onnx.defs.onnx_opset_version()}]; got {opset!r}"
         )
-    g = _Graph(helper, numpy_helper, opset)
+    g = _Graph(helper, numpy_helper, opset, quantize)
     state_io = {"inputs": [], "outputs": []}
     first = model.layers[0]
     ids_input = isinstance(first, Embedding)
@@ -299,16 +364,7 @@ def to_onnx(model, path=None, *, opset=17, streaming=False):
         if isinstance(layer, Embedding):
             if layer is not first:
                 raise ValueError("to_onnx: an Embedding must be the first layer")
-            x = g.op(
-                "Gather",
-                [
-                    g.const(
-                        f"{layer.name}.embeddings", layer.params["embeddings"].astype(np.float32)
-                    ),
-                    x,
-                ],
-                axis=0,
-            )
+            x = _embedding(g, layer, x)
             if layer.mask_zero:
                 set_mask(
                     g.op("Not", [g.op("Equal", ["x", g.const("zero", np.array(0, np.int64))])])
@@ -324,7 +380,7 @@ def to_onnx(model, path=None, *, opset=17, streaming=False):
             set_mask(g.op("Cast", [g.squeeze(keep, 2)], to=TensorProto.BOOL))
             continue
         if isinstance(layer, Dense):
-            k = g.const(f"{layer.name}.kernel", layer.params["kernel"].astype(np.float32))
+            k = g.matrix(f"{layer.name}.kernel", layer.params["kernel"], axis=1)
             if layout == "vector":
                 ins = [x, k] + (
                     [g.const(f"{layer.name}.bias", layer.params["bias"].astype(np.float32))]
