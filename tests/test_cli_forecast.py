@@ -20,7 +20,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 N, LOOKBACK, HORIZON = 100, 12, 4
 # a few epochs of a small model: these tests are about the plumbing, not the accuracy
 FAST = ["--lookback", str(LOOKBACK), "--horizon", str(HORIZON), "--units", "6", "--epochs", "3"]
-FAST += ["--patience", "2", "--transform", "none"]
+FAST += ["--patience", "2", "--transform", "none", "--engine", "single"]  # one-series engine
 
 
 def _series(n=N):

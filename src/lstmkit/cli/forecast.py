@@ -460,21 +460,21 @@ def _demo_writes(args):
 
 
 def cmd_demo(args) -> int:
-    from ..apps.forecast_run import DEMO_CHANGES, DEMO_PANEL, evaluate, fit, plot_name
+    from ..apps import forecast_run as run
     from ..data import builtin_path
 
     start = time.perf_counter()
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"argument '--out' got {str(out)!r}, which is a file; expected a directory")
-    config = _defaults().replace(**DEMO_CHANGES, seed=args.seed)
-    print(f"{DEMO_PANEL}: the 181 yearly series of the M1 competition (packaged); settings: "
-          f"ForecastConfig().replace({DEMO_CHANGES})")  # fmt: skip
-    data = builtin_path(DEMO_PANEL)
+    config = _defaults().replace(**run.DEMO_CHANGES, seed=args.seed)
+    print(f"{run.DEMO_PANEL}: the 181 yearly series of the M1 competition (packaged); settings: "
+          f"ForecastConfig().replace({run.DEMO_CHANGES})")  # fmt: skip
+    data = builtin_path(run.DEMO_PANEL)
     panel, tcol = _read(argparse.Namespace(data=data, fill="none", season=None), config)
-    H, result = evaluate(panel, config, progress=_say(args))
+    H, result = run.evaluate(panel, config, progress=_say(args))
     _print_result(result, H, "held out: the last 6 years of each series")
-    model = fit(panel, config, _say(args))
+    model = run.fit(panel, config, _say(args))
     point, intervals = model.predict(panel, levels=config.levels)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / DEMO_MODEL)
@@ -482,7 +482,7 @@ def cmd_demo(args) -> int:
     pargs = argparse.Namespace(out=str(out / DEMO_CSV), plot=None, plot_ids=ids,
                                level=list(config.levels))  # fmt: skip
     _write_forecasts(pargs, panel, point, intervals, tcol, single=False)
-    print(f"wrote {out / DEMO_MODEL}; plots {', '.join(plot_name(pargs.out, s) for s in ids)}")
+    print(f"wrote {out / DEMO_MODEL}")
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
