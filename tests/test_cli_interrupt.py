@@ -65,7 +65,19 @@ def test_ctrl_c_while_training_prints_one_line_and_keeps_the_previous_model(tmp_
     model = Sequential([LSTM(4, input_shape=(12, 1)), Dense(4)])
     model.save(out)
     before, listing = _state(out), sorted(os.listdir(tmp_path))
-    argv = ["forecast", "train", str(data), "--column", "y", "--lookback", "12", "--horizon", "4", "--engine", "single"]
+    argv = [
+        "forecast",
+        "train",
+        str(data),
+        "--column",
+        "y",
+        "--lookback",
+        "12",
+        "--horizon",
+        "4",
+        "--engine",
+        "single",
+    ]
     argv += ["--epochs", "300", "--patience", "300", "--transform", "none", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     proc = subprocess.Popen(
@@ -97,7 +109,18 @@ def test_ctrl_c_while_training_prints_one_line_and_keeps_the_previous_model(tmp_
 @pytest.fixture
 def forecaster(tmp_path):
     data = _series_csv(tmp_path / "s.csv", 120)
-    argv = ["forecast", "train", str(data), "--column", "y", "--engine", "single", "--lookback", "12", "--horizon"]
+    argv = [
+        "forecast",
+        "train",
+        str(data),
+        "--column",
+        "y",
+        "--engine",
+        "single",
+        "--lookback",
+        "12",
+        "--horizon",
+    ]
     argv += ["4", "--units", "4", "--epochs", "1", "--transform", "none"]
     assert main([*argv, "--out", str(tmp_path / "m.lstmkit")]) == 0
     return tmp_path / "m.lstmkit", data

@@ -139,7 +139,18 @@ def _run_unprivileged(base, commands):
 
 def test_commands_refuse_a_read_only_output_directory_before_any_work(base):
     ro = str(base / "ro")
-    slow = ["--lookback", "12", "--horizon", "4", "--units", "8", "--epochs", "30", "--engine", "single"]
+    slow = [
+        "--lookback",
+        "12",
+        "--horizon",
+        "4",
+        "--units",
+        "8",
+        "--epochs",
+        "30",
+        "--engine",
+        "single",
+    ]
     slow += ["--patience", "30", "--transform", "none"]
     commands = {
         "forecast train": ["forecast", "train", "data.csv", "--column", "y", *slow, "--out",

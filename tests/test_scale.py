@@ -161,7 +161,19 @@ def test_cli_reports_reading_and_epochs_for_big_inputs(tmp_path, monkeypatch, ca
     monkeypatch.setattr(csv_rows, "PROGRESS_EVERY", 0.0)
     monkeypatch.setattr(cli_forecast, "BIG_FILE_BYTES", 1000)  # "big" without --verbose
     monkeypatch.setattr(cli_forecast, "BIG_ROWS", 1000)
-    argv = ["forecast", "train", str(path), "--column", "y", "--lookback", "8", "--horizon", "2", "--engine", "single"]
+    argv = [
+        "forecast",
+        "train",
+        str(path),
+        "--column",
+        "y",
+        "--lookback",
+        "8",
+        "--horizon",
+        "2",
+        "--engine",
+        "single",
+    ]
     argv += ["--units", "3", "--epochs", "2", "--transform", "none", "--out", str(tmp_path / "m")]
     assert main(argv) == 0
     err = capsys.readouterr().err.splitlines()
@@ -186,7 +198,20 @@ def _plain_csv(path, values):
     return path
 
 
-TINY = ["--lookback", "12", "--horizon", "3", "--units", "4", "--epochs", "2", "--patience", "1", "--engine", "single"]
+TINY = [
+    "--lookback",
+    "12",
+    "--horizon",
+    "3",
+    "--units",
+    "4",
+    "--epochs",
+    "2",
+    "--patience",
+    "1",
+    "--engine",
+    "single",
+]
 TINY += ["--batch-size", "32", "--transform", "none", "--season", "12"]
 
 

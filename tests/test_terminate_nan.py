@@ -254,7 +254,19 @@ def _diverges(capsys, argv, previous):
 
 def test_forecast_train_stops_at_the_first_nan_loss(tmp_path, previous, capsys):
     data = _series_csv(tmp_path / "s.csv")
-    argv = ["forecast", "train", str(data), "--column", "y", "--lookback", "12", "--horizon", "4", "--engine", "single"]
+    argv = [
+        "forecast",
+        "train",
+        str(data),
+        "--column",
+        "y",
+        "--lookback",
+        "12",
+        "--horizon",
+        "4",
+        "--engine",
+        "single",
+    ]
     argv += ["--units", "4", "--epochs", "300", "--patience", "300", "--transform", "none"]
     line = _diverges(capsys, [*argv, "--learning-rate", "1e30", "--out", str(previous)], previous)
     assert line.startswith("lstmkit forecast: error: training diverged: the loss became inf")

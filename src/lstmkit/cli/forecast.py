@@ -437,9 +437,9 @@ def _write_outputs(csv_path, header, rows, plots):
     from .._atomic import atomic_write
     from ..data import write_csv_atomic
 
+    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)  # created when written
     write_csv_atomic(csv_path, header, rows)
     for path, png in plots:
-        path.parent.mkdir(parents=True, exist_ok=True)
 
         def write_png(tmp, png=png):
             with open(tmp, "wb") as f:
@@ -466,7 +466,9 @@ def cmd_demo(args) -> int:
     start = time.perf_counter()
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"argument '--out' got {str(out)!r}, which is a file; expected a directory")
+        raise ValueError(
+            f"argument '--out' got {str(out)!r}, which is a file; expected a directory"
+        )
     config = _defaults().replace(**run.DEMO_CHANGES, seed=args.seed)
     print(f"{run.DEMO_PANEL}: the 181 yearly series of the M1 competition (packaged); settings: "
           f"ForecastConfig().replace({run.DEMO_CHANGES})")  # fmt: skip
@@ -485,4 +487,3 @@ def cmd_demo(args) -> int:
     print(f"wrote {out / DEMO_MODEL}")
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
-

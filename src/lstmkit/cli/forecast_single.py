@@ -114,8 +114,10 @@ def _single_settings(args):
     if args.max_rows is None:
         args.max_rows = DEFAULT_MAX_ROWS
     if args.transform not in ("auto", *TRANSFORMS):
-        raise ValueError(f"argument '--transform' got {args.transform!r}; expected one of "
-                         f"{['auto', *TRANSFORMS]} with --engine single")
+        raise ValueError(
+            f"argument '--transform' got {args.transform!r}; expected one of "
+            f"{['auto', *TRANSFORMS]} with --engine single"
+        )
 
 
 def _check_max_rows(args):
