@@ -186,16 +186,7 @@ def test_predict_with_a_file_that_is_not_a_model(tmp_path, data_csv, capsys):
 # ----------------------------------------------------------------------------- demo
 
 
-def test_demo_writes_model_forecast_and_plot(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["forecast", "demo", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert {"lstm", "naive", "seasonal_naive(m=11)"} <= _table_rows(text)
-    header, rows = _read(out / "forecast.csv")
-    assert header == ["year", "forecast"] and [r[0] for r in rows][:2] == ["2009", "2010"]
-    assert len(rows) == 12
-    assert (out / "forecast.png").read_bytes().startswith(PNG_SIGNATURE)
-    assert load_model(out / "model.lstmkit").metadata["column"] == "sunspots"
+# the demo (the M1 panel on the global engine) is tested in test_cli_forecast_panel.py
 
 
 def test_predict_with_a_model_that_is_not_a_forecaster(tmp_path, data_csv, capsys):

@@ -101,7 +101,11 @@ def _single_settings(args):
     import inspect
 
     from ..apps.forecast import DEFAULT_MAX_ROWS, TRANSFORMS, train_forecaster
+    from ..apps.forecast_config import ForecastConfig
+    from ..apps.forecast_run import time_column_of
 
+    explicit = args.time_column != ForecastConfig().time_column
+    args.time_column = time_column_of(args.data, args.time_column, explicit)
     own = inspect.signature(train_forecaster).parameters
     if len(args.lookback) > 1:
         raise ValueError(
