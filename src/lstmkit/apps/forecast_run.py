@@ -155,7 +155,12 @@ def plot_series(panel: Panel, k: int, point, intervals, levels, title="") -> byt
     from .forecast_files import plot_png
 
     labels = future_labels(panel, point.shape[1])[k].tolist()
-    return plot_png(history_labels(panel, k), panel.series(k), labels, point[k], title=title)
+    band = None
+    if levels:  # the widest interval
+        a = max(levels)
+        band = (f"{_level_name(a)}% interval", intervals[a][0][k], intervals[a][1][k])
+    history = panel.series(k)
+    return plot_png(history_labels(panel, k), history, labels, point[k], title=title, band=band)
 
 
 def series_index(panel: Panel, ids, arg="--plot-ids") -> list[int]:
