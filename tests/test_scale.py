@@ -23,7 +23,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from lstmkit.cli import forecast as cli_forecast
+from lstmkit.cli import forecast_single as cli_forecast  # the single-series engine
 from lstmkit.cli import main
 from lstmkit.data import SEASON_WINDOW, acf, detect_season, read_series_csv
 from lstmkit.data import rows as csv_rows
