@@ -59,38 +59,55 @@ def _data_options(p, d, covariates=True):
                    help="prediction intervals to write or score, in percent (e.g. 80 95)")  # fmt: skip
 
 
+class _Given(argparse.Action):
+    """Stores the value and notes that it was given (``args.given``): ``--engine single`` keeps
+    its own defaults for the settings the command line did not give."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = getattr(namespace, "given", set()) | {self.dest}
+
+
 def _model_options(p, d):
-    p.add_argument("--horizon", type=_positive_int, default=d.horizon,
+    p.add_argument("--horizon", action=_Given, type=_positive_int, default=d.horizon,
                    help="steps forecast (default: one season, 6 without a season)")  # fmt: skip
-    p.add_argument("--season", type=_positive_int, default=None,
+    p.add_argument("--season", action=_Given, type=_positive_int, default=None,
                    help="season length in steps (default: from the dates' frequency)")  # fmt: skip
-    p.add_argument("--lookback", nargs="+", type=_positive_int, default=list(d.lookbacks),
+    p.add_argument("--lookback", action=_Given, nargs="+", type=_positive_int, default=list(d.lookbacks),
                    help="input steps, one per ensemble member in turn (default: "
                    f"{list(d.lookback_factors)} x max(horizon, season))")  # fmt: skip
-    p.add_argument("--transform", choices=["auto", "log", "none", "sqrt"], default=d.transform,
+    p.add_argument("--transform", action=_Given, choices=["auto", "log", "none", "sqrt"], default=d.transform,
                    help=f"default {d.transform} (log when every value > 0); sqrt: --engine "
                    "single only")  # fmt: skip
-    p.add_argument("--units", type=_units, default=d.units, help=f"LSTM units (default {d.units})")
-    p.add_argument("--layers", type=_positive_int, default=d.layers,
+    p.add_argument(
+        "--units",
+        action=_Given,
+        type=_units,
+        default=d.units,
+        help=f"LSTM units (default {d.units})",
+    )
+    p.add_argument("--layers", action=_Given, type=_positive_int, default=d.layers,
                    help=f"stacked LSTMs (default {d.layers})")  # fmt: skip
-    p.add_argument("--embedding", type=_seed, default=d.embedding,
+    p.add_argument("--embedding", action=_Given, type=_seed, default=d.embedding,
                    help=f"series-id embedding size, 0 = none (default {d.embedding})")  # fmt: skip
-    p.add_argument("--loss", choices=["pinball", "mae", "mse"], default=d.loss,
+    p.add_argument("--loss", action=_Given, choices=["pinball", "mae", "mse"], default=d.loss,
                    help=f"default {d.loss}")  # fmt: skip
-    p.add_argument("--epochs", type=_positive_int, default=d.epochs,
+    p.add_argument("--epochs", action=_Given, type=_positive_int, default=d.epochs,
                    help=f"max epochs (default {d.epochs})")  # fmt: skip
-    p.add_argument("--patience", type=_positive_int, default=d.patience,
+    p.add_argument("--patience", action=_Given, type=_positive_int, default=d.patience,
                    help=f"early stopping (default {d.patience})")  # fmt: skip
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size,
+    p.add_argument("--batch-size", action=_Given, type=_positive_int, default=d.batch_size,
                    help=f"default {d.batch_size}")  # fmt: skip
-    p.add_argument("--learning-rate", type=_positive_float, default=d.learning_rate,
+    p.add_argument("--learning-rate", action=_Given, type=_positive_float, default=d.learning_rate,
                    help=f"Adam, > 0 (default {d.learning_rate})")  # fmt: skip
-    p.add_argument("--ensemble", type=_positive_int, default=d.ensemble,
+    p.add_argument("--ensemble", action=_Given, type=_positive_int, default=d.ensemble,
                    help=f"members (seeds seed, seed + 1, ...; default {d.ensemble})")  # fmt: skip
-    p.add_argument("--aggregate", choices=["median", "mean"], default=d.aggregate,
+    p.add_argument("--aggregate", action=_Given, choices=["median", "mean"], default=d.aggregate,
                    help=f"of the members' forecasts (default {d.aggregate})")  # fmt: skip
-    p.add_argument("--seed", type=_seed, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--max-minutes", type=_positive_float, default=d.max_minutes,
+    p.add_argument(
+        "--seed", action=_Given, type=_seed, default=d.seed, help=f"random seed (default {d.seed})"
+    )
+    p.add_argument("--max-minutes", action=_Given, type=_positive_float, default=d.max_minutes,
                    help="stop adding ensemble members after this (default: no limit)")  # fmt: skip
 
 

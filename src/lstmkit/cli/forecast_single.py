@@ -96,8 +96,9 @@ def train_single(args) -> int:
 
 
 def _single_settings(args):
-    """This engine's own defaults (``train_forecaster``'s) for what the global engine chooses
-    otherwise: one lookback (24), horizon 12, --normalize cycle, --dropout 0, --max-rows."""
+    """This engine's own defaults (``train_forecaster``'s signature) for every setting the
+    command line did not give (``args.given``): lookback 24, horizon 12, epochs 300, batch 16...
+    so that ``--engine single`` trains as ``forecast train`` did before the global engine."""
     import inspect
 
     from ..apps.forecast import DEFAULT_MAX_ROWS, TRANSFORMS, train_forecaster
@@ -112,7 +113,12 @@ def _single_settings(args):
             f"argument '--lookback' got {list(args.lookback)}; --engine single takes one lookback"
         )
     args.lookback = args.lookback[0] if args.lookback else own["lookback"].default
-    for name in ("horizon", "normalize", "dropout"):
+    given = getattr(args, "given", set())
+    for name in ("horizon", "units", "epochs", "patience", "batch_size", "learning_rate", "seed",
+                 "transform"):  # fmt: skip
+        if name not in given:
+            setattr(args, name, own[name].default)
+    for name in ("normalize", "dropout"):
         if getattr(args, name) is None:
             setattr(args, name, own[name].default)
     if args.max_rows is None:
