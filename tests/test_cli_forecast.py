@@ -197,3 +197,12 @@ def test_predict_with_a_model_that_is_not_a_forecaster(tmp_path, data_csv, capsy
     out = tmp_path / "fc.csv"
     assert main(["forecast", "predict", str(path), str(data_csv), "--out", str(out)]) == 2
     assert "is not a forecaster" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_single_engine_model_file_refuses_the_panel_options(tmp_path, model_file, data_csv,
+                                                              capsys):  # fmt: skip
+    out = tmp_path / "fc.csv"
+    argv = ["forecast", "predict", str(model_file), str(data_csv), "--out", str(out)]
+    assert main([*argv, "--level", "80"]) == 2
+    assert "is a single-series model file (--engine single)" in capsys.readouterr().err
+    assert not out.exists()
