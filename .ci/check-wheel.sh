@@ -8,7 +8,7 @@
 #      done, the next call loads them from the cache and compiles nothing (lstmkit.ops.compiled);
 #   1. the README's seed example (Sequential LSTM + Dense, compile, fit 5 epochs, predict, save,
 #      load) with the compiled path, and checks that no interop extra got installed;
-#   2. `lstmkit forecast demo --out DIR` (model, forecast.csv and forecast.png written);
+#   2. `lstmkit forecast demo --out DIR` (model, forecast.csv and forecast-<id>.png written);
 #   3. `python -m lstmkit info`;
 #   4. a missing extra: `lstmkit export onnx` must exit 2 with one line naming 'lstmkit[onnx]';
 #   5. the NumPy-only runtime: with LSTMKIT_BACKEND=numpy, `lstmkit.runtime.load(...).predict(...)`
@@ -150,9 +150,8 @@ EOF
 
 step "lstmkit forecast demo"
 "$V/lstmkit" forecast demo --out "$TMP/work/demo" | tail -n 8
-for f in forecast.csv forecast.png; do
-    test -s "$TMP/work/demo/$f" || { echo "  demo wrote no $f" >&2; exit 1; }
-done
+test -s "$TMP/work/demo/forecast.csv" || { echo "  demo wrote no forecast.csv" >&2; exit 1; }
+ls "$TMP/work/demo" | grep -q '^forecast-.*\.png$' || { echo "  demo wrote no plot" >&2; exit 1; }
 ls "$TMP/work/demo" | grep -q '\.lstmkit$' || { echo "  demo wrote no model" >&2; exit 1; }
 
 step "python -m lstmkit info"

@@ -22,7 +22,7 @@ from lstmkit import _paths
 from lstmkit.cli import build_parser, main
 
 FAST = ["--lookback", "12", "--horizon", "4", "--units", "4", "--epochs", "1", "--patience", "1"]
-FAST += ["--transform", "none"]
+FAST += ["--transform", "none", "--engine", "single"]  # the one-series engine
 TEXT_FAST = ["--epochs", "1", "--max-steps", "2", "--units", "4", "--embed-dim", "4"]
 TEXT_FAST += ["--batch-size", "2", "--seq-len", "5", "--quiet", "--no-checkpoints"]
 CLASSIFY_FAST = ["--epochs", "1", "--units", "4", "--embed-dim", "4", "--min-freq", "1"]

@@ -20,7 +20,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 N, LOOKBACK, HORIZON = 100, 12, 4
 # a few epochs of a small model: these tests are about the plumbing, not the accuracy
 FAST = ["--lookback", str(LOOKBACK), "--horizon", str(HORIZON), "--units", "6", "--epochs", "3"]
-FAST += ["--patience", "2", "--transform", "none"]
+FAST += ["--patience", "2", "--transform", "none", "--engine", "single"]  # one-series engine
 
 
 def _series(n=N):
@@ -186,16 +186,7 @@ def test_predict_with_a_file_that_is_not_a_model(tmp_path, data_csv, capsys):
 # ----------------------------------------------------------------------------- demo
 
 
-def test_demo_writes_model_forecast_and_plot(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["forecast", "demo", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert {"lstm", "naive", "seasonal_naive(m=11)"} <= _table_rows(text)
-    header, rows = _read(out / "forecast.csv")
-    assert header == ["year", "forecast"] and [r[0] for r in rows][:2] == ["2009", "2010"]
-    assert len(rows) == 12
-    assert (out / "forecast.png").read_bytes().startswith(PNG_SIGNATURE)
-    assert load_model(out / "model.lstmkit").metadata["column"] == "sunspots"
+# the demo (the M1 panel on the global engine) is tested in test_cli_forecast_panel.py
 
 
 def test_predict_with_a_model_that_is_not_a_forecaster(tmp_path, data_csv, capsys):
@@ -206,3 +197,12 @@ def test_predict_with_a_model_that_is_not_a_forecaster(tmp_path, data_csv, capsy
     out = tmp_path / "fc.csv"
     assert main(["forecast", "predict", str(path), str(data_csv), "--out", str(out)]) == 2
     assert "is not a forecaster" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_single_engine_model_file_refuses_the_panel_options(tmp_path, model_file, data_csv,
+                                                              capsys):  # fmt: skip
+    out = tmp_path / "fc.csv"
+    argv = ["forecast", "predict", str(model_file), str(data_csv), "--out", str(out)]
+    assert main([*argv, "--level", "80"]) == 2
+    assert "is a single-series model file (--engine single)" in capsys.readouterr().err
+    assert not out.exists()

@@ -95,7 +95,8 @@ def test_edge_values_that_are_allowed_pass_the_door(arg, value, parsed):
 def test_max_rows_too_few_for_lookback_and_horizon(tmp_path, capsys):
     out = tmp_path / "m.lstmkit"
     argv = ["forecast", "train", str(tmp_path / "not-read.csv"), "--column", "y"]
-    argv += ["--lookback", "24", "--horizon", "12", "--max-rows", "50", "--out", str(out)]
+    argv += ["--lookback", "24", "--horizon", "12", "--max-rows", "50", "--engine", "single"]
+    argv += ["--out", str(out)]
     assert main(argv) == 2
     # the training part (70%) needs 24 + 12 rows: 36 / 0.7 -> 52; test and validation 12 / 0.15
     assert capsys.readouterr().err.strip() == (

@@ -59,7 +59,8 @@ def _state(path):
     return path.read_bytes(), st.st_mtime_ns, st.st_ino
 
 
-def test_ctrl_c_while_training_prints_one_line_and_keeps_the_previous_model(tmp_path):
+@pytest.mark.parametrize("engine", ["single", "global"])
+def test_ctrl_c_while_training_prints_one_line_and_keeps_the_previous_model(tmp_path, engine):
     data = _series_csv(tmp_path / "long.csv", 3000)
     out = tmp_path / "model.lstmkit"
     model = Sequential([LSTM(4, input_shape=(12, 1)), Dense(4)])
@@ -67,6 +68,8 @@ def test_ctrl_c_while_training_prints_one_line_and_keeps_the_previous_model(tmp_
     before, listing = _state(out), sorted(os.listdir(tmp_path))
     argv = ["forecast", "train", str(data), "--column", "y", "--lookback", "12", "--horizon", "4"]
     argv += ["--epochs", "300", "--patience", "300", "--transform", "none", "--out", str(out)]
+    argv += ["--engine", engine]
+    first_words = "read 3000 rows" if engine == "single" else "read 3000 values"
     env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     proc = subprocess.Popen(
         [sys.executable, "-c", WARM + RUN, *argv],
@@ -78,7 +81,7 @@ def test_ctrl_c_while_training_prints_one_line_and_keeps_the_previous_model(tmp_
     )
     try:
         first = proc.stdout.readline()  # printed after reading, right before training
-        assert first.startswith("read 3000 rows"), first + proc.stderr.read()
+        assert first.startswith(first_words), first + proc.stderr.read()
         time.sleep(1.5)  # 300 epochs of 2000 windows take far longer than this
         assert proc.poll() is None, "the command ended before it was interrupted"
         proc.send_signal(signal.SIGINT)
@@ -97,7 +100,18 @@ def test_ctrl_c_while_training_prints_one_line_and_keeps_the_previous_model(tmp_
 @pytest.fixture
 def forecaster(tmp_path):
     data = _series_csv(tmp_path / "s.csv", 120)
-    argv = ["forecast", "train", str(data), "--column", "y", "--lookback", "12", "--horizon"]
+    argv = [
+        "forecast",
+        "train",
+        str(data),
+        "--column",
+        "y",
+        "--engine",
+        "single",
+        "--lookback",
+        "12",
+        "--horizon",
+    ]
     argv += ["4", "--units", "4", "--epochs", "1", "--transform", "none"]
     assert main([*argv, "--out", str(tmp_path / "m.lstmkit")]) == 0
     return tmp_path / "m.lstmkit", data

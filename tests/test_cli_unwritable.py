@@ -34,7 +34,7 @@ NOBODY = 65534
 SRC = Path(__file__).resolve().parents[1] / "src"
 FAIL_WITHIN = 5.0  # seconds; the check itself takes milliseconds
 FAST = ["--lookback", "12", "--horizon", "4", "--units", "4", "--epochs", "1"]
-FAST += ["--transform", "none"]
+FAST += ["--transform", "none", "--engine", "single"]  # the one-series engine
 WARM_UP = [["forecast", "train", "data.csv", "--column", "y", *FAST, "--out", "warm/m.lstmkit"]]
 
 CHILD = r"""
@@ -139,7 +139,18 @@ def _run_unprivileged(base, commands):
 
 def test_commands_refuse_a_read_only_output_directory_before_any_work(base):
     ro = str(base / "ro")
-    slow = ["--lookback", "12", "--horizon", "4", "--units", "8", "--epochs", "30"]
+    slow = [
+        "--lookback",
+        "12",
+        "--horizon",
+        "4",
+        "--units",
+        "8",
+        "--epochs",
+        "30",
+        "--engine",
+        "single",
+    ]
     slow += ["--patience", "30", "--transform", "none"]
     commands = {
         "forecast train": ["forecast", "train", "data.csv", "--column", "y", *slow, "--out",

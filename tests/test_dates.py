@@ -130,7 +130,18 @@ def test_unsorted_dates_are_sorted_and_the_output_says_so(tmp_path, capsys):
     assert len(sorted_notes) == 1 and "not in time order" in sorted_notes[0]
     # the CLI prints it as one line
     argv = ["forecast", "train", str(path), "--column", "y", "--time-column", "date"]
-    argv += ["--lookback", "6", "--horizon", "2", "--units", "3", "--epochs", "1"]
+    argv += [
+        "--lookback",
+        "6",
+        "--horizon",
+        "2",
+        "--units",
+        "3",
+        "--epochs",
+        "1",
+        "--engine",
+        "single",
+    ]
     assert main([*argv, "--transform", "none", "--out", str(tmp_path / "m.lstmkit")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("sorted the 80 rows by 'date'") for line in out) == 1
@@ -211,7 +222,7 @@ def test_a_cell_that_is_not_a_date_of_the_column_form(tmp_path):
 
 
 FAST = ["--lookback", "6", "--horizon", "4", "--units", "3", "--epochs", "2", "--patience", "1"]
-FAST += ["--transform", "none"]
+FAST += ["--transform", "none", "--engine", "single"]  # the one-series engine
 
 
 @pytest.mark.parametrize(

@@ -247,7 +247,19 @@ def test_forecast_train_on_mutated_files(tmp_path, capsys, data, time_column):
     path, out = tmp_path / "fuzz.csv", tmp_path / "m.lstmkit"
     path.write_bytes(data)
     out.unlink(missing_ok=True)
-    argv = ["forecast", "train", str(path), "--column", "y", "--lookback", "2", "--horizon", "1"]
+    argv = [
+        "forecast",
+        "train",
+        str(path),
+        "--column",
+        "y",
+        "--lookback",
+        "2",
+        "--horizon",
+        "1",
+        "--engine",
+        "single",
+    ]
     argv += ["--units", "2", "--epochs", "1", "--transform", "none", "--out", str(out)]
     if time_column:
         argv += ["--time-column", time_column]

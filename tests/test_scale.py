@@ -23,7 +23,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from lstmkit.cli import forecast as cli_forecast
+from lstmkit.cli import forecast_single as cli_forecast  # the single-series engine
 from lstmkit.cli import main
 from lstmkit.data import SEASON_WINDOW, acf, detect_season, read_series_csv
 from lstmkit.data import rows as csv_rows
@@ -161,7 +161,19 @@ def test_cli_reports_reading_and_epochs_for_big_inputs(tmp_path, monkeypatch, ca
     monkeypatch.setattr(csv_rows, "PROGRESS_EVERY", 0.0)
     monkeypatch.setattr(cli_forecast, "BIG_FILE_BYTES", 1000)  # "big" without --verbose
     monkeypatch.setattr(cli_forecast, "BIG_ROWS", 1000)
-    argv = ["forecast", "train", str(path), "--column", "y", "--lookback", "8", "--horizon", "2"]
+    argv = [
+        "forecast",
+        "train",
+        str(path),
+        "--column",
+        "y",
+        "--lookback",
+        "8",
+        "--horizon",
+        "2",
+        "--engine",
+        "single",
+    ]
     argv += ["--units", "3", "--epochs", "2", "--transform", "none", "--out", str(tmp_path / "m")]
     assert main(argv) == 0
     err = capsys.readouterr().err.splitlines()
@@ -186,7 +198,20 @@ def _plain_csv(path, values):
     return path
 
 
-TINY = ["--lookback", "12", "--horizon", "3", "--units", "4", "--epochs", "2", "--patience", "1"]
+TINY = [
+    "--lookback",
+    "12",
+    "--horizon",
+    "3",
+    "--units",
+    "4",
+    "--epochs",
+    "2",
+    "--patience",
+    "1",
+    "--engine",
+    "single",
+]
 TINY += ["--batch-size", "32", "--transform", "none", "--season", "12"]
 
 
@@ -258,7 +283,7 @@ def test_eleven_million_rows_train_on_a_bounded_window(tmp_path):
     assert os.path.getsize(data) > 200e6
     code = "import sys; from lstmkit.cli import main; sys.exit(main(sys.argv[1:]))"
     cmd = [sys.executable, "-u", "-c", code, "forecast", "train", str(data), "--column", "y"]
-    cmd += ["--time-column", "time", "--epochs", "1", "--units", "8"]
+    cmd += ["--time-column", "time", "--epochs", "1", "--units", "8", "--engine", "single"]
     cmd += ["--out", str(tmp_path / "m.lstmkit")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -254,21 +254,38 @@ def _diverges(capsys, argv, previous):
 
 def test_forecast_train_stops_at_the_first_nan_loss(tmp_path, previous, capsys):
     data = _series_csv(tmp_path / "s.csv")
-    argv = ["forecast", "train", str(data), "--column", "y", "--lookback", "12", "--horizon", "4"]
+    argv = [
+        "forecast",
+        "train",
+        str(data),
+        "--column",
+        "y",
+        "--lookback",
+        "12",
+        "--horizon",
+        "4",
+        "--engine",
+        "single",
+    ]
     argv += ["--units", "4", "--epochs", "300", "--patience", "300", "--transform", "none"]
     line = _diverges(capsys, [*argv, "--learning-rate", "1e30", "--out", str(previous)], previous)
     assert line.startswith("lstmkit forecast: error: training diverged: the loss became inf")
 
 
-def test_forecast_demo_stops_at_the_first_nan_loss(tmp_path, monkeypatch, capsys):
-    from lstmkit.apps import forecast
-
-    out = tmp_path / "demo"
-    out.mkdir()
-    _lstmkit_model().save(out / "model.lstmkit")
-    monkeypatch.setitem(forecast.DEMO_SETTINGS, "learning_rate", 1e30)
-    _diverges(capsys, ["forecast", "demo", "--out", str(out)], out / "model.lstmkit")
-    assert os.listdir(out) == ["model.lstmkit"]
+def test_forecast_train_global_stops_at_the_first_nan_loss(tmp_path, previous, capsys):
+    # the demo's settings cannot diverge any more (ForecastConfig refuses a learning rate >= 10):
+    # the global engine is driven to an inf loss by its data instead. Without a transform, a
+    # window of 1e-30 inputs has the level 1e-30 and targets of 1e30, 1e60 levels: inf in float32
+    data = tmp_path / "huge.csv"
+    with open(data, "w") as f:
+        f.write("unique_id,ds,y\n")
+        for sid in "AB":
+            f.writelines(
+                f"{sid},{1950 + i},{1e-30 if (i // 5) % 2 == 0 else 1e30!r}\n" for i in range(30)
+            )
+    argv = ["forecast", "train", str(data), "--transform", "none", "--ensemble", "1"]
+    line = _diverges(capsys, [*argv, "--epochs", "3", "--out", str(previous)], previous)
+    assert line.startswith("lstmkit forecast: error: training diverged: the loss became inf")
 
 
 def test_text_train_stops_at_the_first_nan_loss(tmp_path, previous, capsys):

@@ -49,9 +49,10 @@ def read_history(
     return values, index, column, time_column
 
 
-def plot_png(history_index, history, future_index, fc, actual=None, title="") -> bytes:
-    """PNG bytes of the history and the forecast (matplotlib imported here: an optional extra).
-    Rendered in memory so that callers can write every output only once all of them exist."""
+def plot_png(history_index, history, future_index, fc, actual=None, title="", band=None) -> bytes:
+    """PNG bytes of the history and the forecast (matplotlib imported here: an optional extra),
+    with ``band = (label, lo, hi)`` shaded when given. Rendered in memory so that callers can
+    write every output only once all of them exist."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,6 +66,8 @@ def plot_png(history_index, history, future_index, fc, actual=None, title="") ->
     try:
         ax.plot(hx, history[-n:], color="0.3", lw=1.2, label="history")
         ax.plot(fx, fc, color="tab:red", lw=1.8, marker="o", ms=3, label="LSTM forecast")
+        if band is not None:
+            ax.fill_between(fx, band[1], band[2], color="tab:red", alpha=0.15, label=band[0])
         if actual is not None:
             ax.plot(fx, actual, color="tab:blue", lw=1.2, ls="--", label="actual")
         ax.set_title(title)

@@ -9,7 +9,7 @@ import sys
 
 # verb -> module under lstmkit.cli (imported lazily so `lstmkit --help` stays fast)
 GROUPS = {
-    "forecast": "Train a forecaster on a CSV series, forecast, backtest.",
+    "forecast": "Forecast the series of a CSV file (one or many): train, predict, backtest, demo.",
     "text": "Character/word language models: train, generate, evaluate.",
     "classify": "Sequence classifiers (sentiment, numeric sequences): train, predict, evaluate.",
     "translate": "Encoder-decoder translation with attention: train, run, evaluate.",

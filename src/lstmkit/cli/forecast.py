@@ -1,10 +1,15 @@
-"""``lstmkit forecast train | predict | demo``: argument parsing and printing around
-``lstmkit.apps.forecast``.
+"""``lstmkit forecast train | predict | backtest | demo``: argument parsing and printing around
+``lstmkit.apps.forecast_run`` (the global forecaster on a panel).
+
+Every default comes from ``ForecastConfig`` (``default=d.x``) and every setting is checked by
+``ForecastConfig.validate``. ``train --engine single`` and ``predict`` on a model file of that
+engine run today's single-series forecaster (``lstmkit.cli.forecast_single``), so old model
+files still load and predict.
 
 Every output is written only after everything it depends on has been computed, and atomically
-(temporary file + rename), so a failed command leaves existing files as they were. Data problems
-raise ``ValueError`` with a message naming the problem; ``lstmkit.cli.main`` prints it on stderr
-and exits with status 2.
+(temporary file + rename), so a failed or interrupted command leaves existing files as they
+were. Data problems raise ``ValueError`` naming the series and the problem; ``lstmkit.cli.main``
+prints it on stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -16,141 +21,194 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_MODEL_NAME = "model.lstmkit"
-#: files at least this large report their reading progress on stderr even without --verbose
-BIG_FILE_BYTES = 32 * 2**20
-#: with at least this many rows, training reports each epoch on stderr even without --verbose
-BIG_ROWS = 20_000
 MAX_UNITS = 4096  # 4 * 4096^2 recurrent weights are 256 MiB in float32
+ENGINES = ("global", "single")
+
+
+def _defaults():
+    from ..apps.forecast_config import ForecastConfig
+
+    return ForecastConfig()
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..apps.forecast import DEFAULT_MAX_ROWS, NORMALIZE, TRANSFORMS
-
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    _register_train(sub)
+    _register_predict(sub)
+    _register_backtest(sub)
+    _register_demo(sub)
 
-    # -- train ----------------------------------------------------------------------------------
+
+# -- options ------------------------------------------------------------------------------------
+def _data_options(p, d, covariates=True):
+    p.add_argument("--id-column", default=d.id_column, help=f"series ids (default {d.id_column}; "
+                   "a file without it is one series)")  # fmt: skip
+    p.add_argument("--time-column", default=d.time_column, help=f"dates or integer steps "
+                   f"(default {d.time_column}; a file without it is read in row order)")  # fmt: skip
+    p.add_argument("--column", default=d.column, help=f"values to forecast (default {d.column})")
+    if covariates:
+        p.add_argument("--past-covariates", nargs="+", default=list(d.past_covariates),
+                       metavar="COL", help="columns known up to each series' end")  # fmt: skip
+        p.add_argument("--future-covariates", nargs="+", default=list(d.future_covariates),
+                       metavar="COL", help="columns also known over the horizon (the file's "
+                       "future rows: y empty)")  # fmt: skip
+    p.add_argument("--fill", choices=["none", "interpolate"], default="none",
+                   help="missing values and dates: none (default) makes them an error, "
+                   "interpolate fills interior gaps linearly in time")  # fmt: skip
+    p.add_argument("--level", nargs="+", type=_level, default=list(d.levels), metavar="L",
+                   help="prediction intervals to write or score, in percent (e.g. 80 95)")  # fmt: skip
+
+
+class _Given(argparse.Action):
+    """Stores the value and notes that it was given (``args.given``): ``--engine single`` keeps
+    its own defaults for the settings the command line did not give."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = getattr(namespace, "given", set()) | {self.dest}
+
+
+def _model_options(p, d):
+    p.add_argument("--horizon", action=_Given, type=_positive_int, default=d.horizon,
+                   help="steps forecast (default: one season, 6 without a season)")  # fmt: skip
+    p.add_argument("--season", action=_Given, type=_positive_int, default=None,
+                   help="season length in steps (default: from the dates' frequency)")  # fmt: skip
+    p.add_argument("--lookback", action=_Given, nargs="+", type=_positive_int, default=list(d.lookbacks),
+                   help="input steps, one per ensemble member in turn (default: "
+                   f"{list(d.lookback_factors)} x max(horizon, season))")  # fmt: skip
+    p.add_argument("--transform", action=_Given, choices=["auto", "log", "none", "sqrt"], default=d.transform,
+                   help=f"default {d.transform} (log when every value > 0); sqrt: --engine "
+                   "single only")  # fmt: skip
+    p.add_argument(
+        "--units",
+        action=_Given,
+        type=_units,
+        default=d.units,
+        help=f"LSTM units (default {d.units})",
+    )
+    p.add_argument("--layers", action=_Given, type=_positive_int, default=d.layers,
+                   help=f"stacked LSTMs (default {d.layers})")  # fmt: skip
+    p.add_argument("--embedding", action=_Given, type=_seed, default=d.embedding,
+                   help=f"series-id embedding size, 0 = none (default {d.embedding})")  # fmt: skip
+    p.add_argument("--loss", action=_Given, choices=["pinball", "mae", "mse"], default=d.loss,
+                   help=f"default {d.loss}")  # fmt: skip
+    p.add_argument("--epochs", action=_Given, type=_positive_int, default=d.epochs,
+                   help=f"max epochs (default {d.epochs})")  # fmt: skip
+    p.add_argument("--patience", action=_Given, type=_positive_int, default=d.patience,
+                   help=f"early stopping (default {d.patience})")  # fmt: skip
+    p.add_argument("--batch-size", action=_Given, type=_positive_int, default=d.batch_size,
+                   help=f"default {d.batch_size}")  # fmt: skip
+    p.add_argument("--learning-rate", action=_Given, type=_positive_float, default=d.learning_rate,
+                   help=f"Adam, > 0 (default {d.learning_rate})")  # fmt: skip
+    p.add_argument("--ensemble", action=_Given, type=_positive_int, default=d.ensemble,
+                   help=f"members (seeds seed, seed + 1, ...; default {d.ensemble})")  # fmt: skip
+    p.add_argument("--aggregate", action=_Given, choices=["median", "mean"], default=d.aggregate,
+                   help=f"of the members' forecasts (default {d.aggregate})")  # fmt: skip
+    p.add_argument(
+        "--seed", action=_Given, type=_seed, default=d.seed, help=f"random seed (default {d.seed})"
+    )
+    p.add_argument("--max-minutes", action=_Given, type=_positive_float, default=d.max_minutes,
+                   help="stop adding ensemble members after this (default: no limit)")  # fmt: skip
+
+
+def _single_options(p):
+    p.add_argument("--engine", choices=ENGINES, default="global",
+                   help="global (default): one LSTM over every series (lstmkit.apps."
+                   "forecast_global); single: the earlier one-series forecaster")  # fmt: skip
+    g = p.add_argument_group("--engine single only")
+    g.add_argument("--normalize", choices=["cycle", "window", "none"], default=None,
+                   help="per-window normalisation (default cycle)")  # fmt: skip
+    g.add_argument("--dropout", type=_dropout, default=None, help="input dropout (default 0)")
+    g.add_argument("--max-rows", type=_positive_int, default=None,
+                   help="train on at most this many of the most recent rows")  # fmt: skip
+
+
+def _register_train(sub):
+    d = _defaults()
     p = sub.add_parser(
         "train",
-        help="Train a forecaster on one column of a CSV file and save it.",
-        description="Split the series chronologically (70/15/15), fit the scaler on the training "
-        "part, train LSTM -> Dense(horizon) with early stopping on the validation part, print "
-        "MAE/RMSE/MASE on the test part next to the naive and seasonal-naive forecasts, and save "
-        "the model.",
+        help="Train a forecaster on the series of a CSV file and save it.",
+        description="Train one LSTM on every series of DATA.csv (long format: id, date, value "
+        "columns; a file without the id column is one series). First the last horizon values "
+        "of each series are held out: a model trained on the rest is scored on them beside "
+        "the naive, seasonal-naive, AutoETS and AutoTheta forecasts (the last two need "
+        "statsforecast); then the saved model is trained on every value.",
     )
     p.add_argument("data", metavar="DATA.csv", help="CSV file with a header row")
-    p.add_argument("--column", required=True, help="name of the numeric column to forecast")
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
-    _data_options(p)
-    p.add_argument("--lookback", type=_positive_int, default=24, help="input steps (default 24)")
-    p.add_argument("--horizon", type=_positive_int, default=12, help="steps forecast (default 12)")
-    p.add_argument(
-        "--season",
-        type=_positive_int,
-        default=None,
-        help="season length in steps for the seasonal-naive baseline and the normalisation "
-        "(default: detected from the training part's autocorrelation; 1 = none)",
-    )
-    p.add_argument(
-        "--transform",
-        choices=[*TRANSFORMS, "auto"],
-        default="auto",
-        help="variance-stabilising transform; auto (default) tries none, sqrt (data >= 0) and "
-        "log (data > 0) and keeps the lowest validation RMSE",
-    )
-    p.add_argument(
-        "--normalize",
-        choices=NORMALIZE,
-        default="cycle",
-        help="per-window normalisation by the mean and std of the last cycle (default), the "
-        "whole window, or none",
-    )
-    p.add_argument(
-        "--units", type=_units, default=32, help=f"LSTM units, 1 to {MAX_UNITS} (default 32)"
-    )
-    p.add_argument(
-        "--dropout", type=_dropout, default=0.0, help="input dropout, 0 <= p < 1 (default 0)"
-    )
-    p.add_argument("--epochs", type=_positive_int, default=300, help="max epochs (default 300)")
-    p.add_argument("--patience", type=_positive_int, default=30, help="early stopping (default 30)")
-    p.add_argument("--batch-size", type=_positive_int, default=16, help="default 16")
-    p.add_argument(
-        "--learning-rate", type=_positive_float, default=3e-3, help="Adam, > 0 (default 3e-3)"
-    )
-    p.add_argument("--seed", type=_seed, default=0, help="random seed, >= 0 (default 0)")
-    p.add_argument(
-        "--max-rows",
-        type=_positive_int,
-        default=DEFAULT_MAX_ROWS,
-        help=f"train on at most this many of the most recent rows (default {DEFAULT_MAX_ROWS}); "
-        "the output says when rows were left out",
-    )
-    p.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="show a progress bar per epoch and the progress of reading the file (both are "
-        "shown as plain lines anyway for large inputs)",
-    )
+    _data_options(p, d)
+    _model_options(p, d)
+    _single_options(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
     p.set_defaults(func=cmd_train, reads=("data",), writes=("--out",))
 
-    # -- predict --------------------------------------------------------------------------------
+
+def _register_predict(sub):
+    d = _defaults()
     p = sub.add_parser(
         "predict",
-        help="Forecast the steps after the last row of a CSV file (or backtest with --holdout).",
-        description="Forecast the model's horizon steps that follow the last row of DATA.csv and "
-        "write them as CSV (a label column and 'forecast') plus a PNG plot. With --holdout the "
-        "last horizon rows are held out and forecast from the rows before them instead; the CSV "
-        "gets an 'actual' column and the errors are printed next to the naive baselines.",
+        help="Forecast the steps after each series' end (or backtest with --holdout).",
+        description="Forecast the model's horizon after the end of each series of DATA.csv. A "
+        "panel gives rows 'unique_id, ds, forecast[, lo-80, hi-80, ...]' with the real future "
+        "dates; a single series keeps the columns '<time column>, forecast' (lo/hi added with "
+        "--level). With --holdout the last horizon values are held out and forecast from the "
+        "rest (an 'actual' column; the errors printed beside the baselines).",
     )
     p.add_argument("model", metavar="MODEL", help="model file written by `forecast train`")
     p.add_argument("data", metavar="DATA.csv", help="CSV file with the series to continue")
     p.add_argument("--out", required=True, metavar="FORECAST.csv", help="CSV file to write")
-    p.add_argument(
-        "--column", default=None, help="column to read (default: the one the model was trained on)"
-    )
-    _data_options(p)
-    p.add_argument(
-        "--plot", default=None, metavar="PATH", help="PNG to write (default: FORECAST.png)"
-    )
-    p.add_argument(
-        "--holdout", action="store_true", help="backtest on the last horizon rows instead"
-    )
-    p.add_argument(
-        "-v", "--verbose", action="store_true", help="show the progress of reading the file"
-    )
+    p.add_argument("--id-column", default=None, help="default: the model's")
+    p.add_argument("--time-column", default=None, help="default: the model's")
+    p.add_argument("--column", default=None, help="default: the model's")
+    p.add_argument("--fill", choices=["none", "interpolate"], default="none",
+                   help="missing values and dates (default none: an error)")  # fmt: skip
+    p.add_argument("--level", nargs="+", type=_level, default=list(d.levels), metavar="L",
+                   help="intervals to write (levels the model was trained for)")  # fmt: skip
+    p.add_argument("--plot-ids", nargs="+", default=list(d.plot_ids), metavar="ID",
+                   help="series to plot: FORECAST-<id>.png each (a single series: FORECAST.png)")  # fmt: skip
+    p.add_argument("--plot", default=None, metavar="PATH",
+                   help="single series: PNG to write (default: FORECAST.png)")  # fmt: skip
+    p.add_argument("--holdout", action="store_true",
+                   help="backtest on the last horizon values instead")  # fmt: skip
+    p.add_argument("-v", "--verbose", action="store_true", help="progress of reading the file")
     p.set_defaults(func=cmd_predict, reads=("model", "data"), writes=_predict_writes)
 
-    # -- demo -----------------------------------------------------------------------------------
-    from ..data import list_builtin
+
+def _register_backtest(sub):
+    d = _defaults()
+    p = sub.add_parser(
+        "backtest",
+        help="Rolling-origin cross-validation over the last K windows, beside the anchors.",
+        description="For each of the last K origins (horizon apart), train on every series up "
+        "to the origin and forecast the next horizon values; print MAE, RMSE, MASE, sMAPE, "
+        "the coverage and pinball loss of each --level, for lstmkit and the anchors (naive, "
+        "seasonal naive, AutoETS and AutoTheta when statsforecast is installed).",
+    )
+    p.add_argument("data", metavar="DATA.csv", help="CSV file with a header row")
+    p.add_argument("--windows", type=_positive_int, default=1, help="K origins (default 1)")
+    p.add_argument("--out", default=None, metavar="ROWS.csv",
+                   help="per-window per-series metrics of every method")  # fmt: skip
+    _data_options(p, d)
+    _model_options(p, d)
+    p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
+    p.set_defaults(func=cmd_backtest, reads=("data",), writes=("--out",))
+
+
+def _register_demo(sub):
+    from ..apps.forecast_run import DEMO_CHANGES, DEMO_PANEL
 
     p = sub.add_parser(
         "demo",
-        help="Train on a built-in series, compare with the baselines, save model, forecast, plot.",
-        description="What `make demo` runs: train with the demo settings on a built-in series "
-        "(sunspots 1700-2008 by default), print the test-part table against the naive and "
-        "seasonal-naive baselines, and write the model, the forecast CSV and its plot to DIR.",
+        help="Train on the packaged M1 yearly panel, compare with the baselines, write files.",
+        description=f"What `make demo` runs: the global forecaster on the {DEMO_PANEL} panel "
+        f"that ships in the package (ForecastConfig with {DEMO_CHANGES}); prints the held-out "
+        "table against the baselines (statsforecast's when installed) and writes the model, "
+        "the forecasts and plots of a few series to DIR.",
     )
     p.add_argument("--out", default="out/demo", metavar="DIR", help="default out/demo")
-    p.add_argument("--data", default="sunspots", choices=list_builtin(), help="built-in series")
-    p.add_argument("--seed", type=_seed, default=None, help="random seed, >= 0 (default 0)")
-    p.add_argument("-v", "--verbose", action="store_true", help="show a progress bar per epoch")
+    p.add_argument("--seed", type=_seed, default=_defaults().seed, help="random seed, >= 0")
+    p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
     p.set_defaults(func=cmd_demo, writes=_demo_writes)
-
-
-def _data_options(p):
-    p.add_argument(
-        "--time-column",
-        default=None,
-        help="column whose values label the rows (e.g. dates); used for the output and the plot",
-    )
-    p.add_argument(
-        "--fill",
-        choices=["none", "interpolate"],
-        default="none",
-        help="missing values and missing dates: none (default) makes them an error, "
-        "interpolate fills interior gaps linearly in time",
-    )
 
 
 # Argument types: argparse prints "argument --NAME: <message>" and exits with status 2, so each
@@ -178,6 +236,10 @@ def _seed(text):
     return _int_in(text, 0)
 
 
+def _level(text):
+    return _int_in(text, 1, 99)
+
+
 def _float(text):
     try:
         return float(text)
@@ -199,20 +261,46 @@ def _dropout(text):
     return v
 
 
-def _progress(args, path):
-    """Where reading progress goes: plain lines on stderr with --verbose or for a big file."""
-    try:
-        big = os.path.getsize(path) >= BIG_FILE_BYTES
-    except OSError:
-        big = False  # the reader reports a missing file
-    if not (getattr(args, "verbose", False) or big):
+def _say(args):
+    """Where progress goes: stderr lines with --verbose, else nowhere."""
+    if not getattr(args, "verbose", False):
         return None
     return lambda line: print(line, file=sys.stderr, flush=True)
 
 
-def _print_notes(index):
-    for note in getattr(index, "notes", ()):
+def _config(args):
+    """The ``ForecastConfig`` of the command line (validated: the one place that checks)."""
+    from ..apps.forecast_run import with_levels
+
+    changes = {
+        "id_column": args.id_column, "time_column": args.time_column, "column": args.column,
+        "past_covariates": tuple(args.past_covariates),
+        "future_covariates": tuple(args.future_covariates),
+        "horizon": args.horizon, "lookbacks": tuple(args.lookback), "transform": args.transform,
+        "units": args.units, "layers": args.layers, "embedding": args.embedding,
+        "loss": args.loss, "epochs": args.epochs, "patience": args.patience,
+        "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "ensemble": args.ensemble, "aggregate": args.aggregate, "seed": args.seed,
+        "max_minutes": args.max_minutes,
+    }  # fmt: skip
+    return with_levels(_defaults().replace(**changes), args.level)
+
+
+def _read(args, config):
+    from ..apps.forecast_run import read_data, time_column_of
+
+    explicit = config.time_column != _defaults().time_column
+    tcol = time_column_of(args.data, config.time_column, explicit)
+    start = time.perf_counter()
+    panel = read_data(args.data, config, time_column=tcol, fill=args.fill, season=args.season)
+    took = time.perf_counter() - start
+    print(
+        f"read {panel.values.size} values of {panel.n_series} series from {args.data} "
+        f"({took:.1f} s)"
+    )
+    for note in panel.notes:
         print(note)
+    return panel, tcol
 
 
 def _check_out_file(path, arg):
@@ -220,135 +308,58 @@ def _check_out_file(path, arg):
         raise ValueError(f"argument '{arg}' got a directory {str(path)!r}, expected a file path")
 
 
+def _print_result(result, H, what):
+    print(f"{what}: {H} steps ahead, mean over series (MASE scaled by the in-sample naive MAE)")
+    print(result.table())
+    for note in result.notes:
+        print(note)
+
+
 # -- train --------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from ..apps.forecast import allowed_transforms, train_forecaster
-    from ..data import read_series_csv
+    if args.engine == "single":
+        from .forecast_single import train_single
 
+        return train_single(args)
+    from ..apps.forecast_run import evaluate, fit
+
+    _only_single(args)
     _check_out_file(args.out, "--out")
-    _check_max_rows(args)
-    start = time.perf_counter()
-    values, index = read_series_csv(
-        args.data,
-        args.column,
-        time_column=args.time_column,
-        fill=args.fill,
-        progress=_progress(args, args.data),
-    )  # train_forecaster says how many rows lookback and horizon need
-    took = time.perf_counter() - start
-    took = f" in {took:.1f} s" if took >= 1 else ""
-    print(f"read {len(values)} rows of column {args.column!r} from {args.data}{took}")
-    _print_notes(index)
-    values, index = _most_recent(values, index, args.max_rows)
-    # long trainings say how they go: a tqdm bar with -v, else plain lines for big inputs
-    transforms = allowed_transforms(values) if args.transform == "auto" else [args.transform]
-    lines = [_epoch_lines(transforms)] if len(values) >= BIG_ROWS and not args.verbose else []
-    report = train_forecaster(
-        values,
-        lookback=args.lookback,
-        horizon=args.horizon,
-        season=args.season,
-        transform=args.transform,
-        normalize=args.normalize,
-        units=args.units,
-        dropout=args.dropout,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        patience=args.patience,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        verbose=1 if args.verbose else 0,
-        column=args.column,
-        time_column=args.time_column,
-        callbacks=lines,
-    )
-    _print_report(report, index, season_given=args.season is not None)
-    report.model.save(args.out)
-    print(f"saved model to {args.out}")
+    config = _config(args)
+    panel, _ = _read(args, config)
+    H, result = evaluate(panel, config, progress=_say(args))
+    _print_result(result, H, "held out: the last values of each series")
+    model = fit(panel, config.replace(horizon=H), _say(args))
+    model.save(args.out)
+    print(f"saved model ({len(model.members)} members) to {args.out}")
     return 0
 
 
-def _check_max_rows(args):
-    """--max-rows must leave the parts of the 70/15/15 split what lookback and horizon need."""
-    need = math.ceil(max((args.lookback + args.horizon) / 0.7, args.horizon / 0.15))
-    if args.max_rows < need:
-        raise ValueError(
-            f"argument '--max-rows' got {args.max_rows}, expected at least {need} for --lookback "
-            f"{args.lookback} and --horizon {args.horizon} (the training part, 70% of the rows, "
-            "needs lookback + horizon rows, validation and test horizon rows each)"
-        )
+def _only_single(args):
+    for name in ("normalize", "dropout", "max_rows"):
+        if getattr(args, name) is not None:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"argument '{flag}' applies to --engine single only; got "
+                             f"{getattr(args, name)!r} with --engine global")  # fmt: skip
 
 
-def _most_recent(values, index, max_rows):
-    """The last ``max_rows`` rows (a copy, so that the rest can be freed), saying so."""
-    n = len(values)
-    if n <= max_rows:
-        return values, index
-    print(
-        f"using the most recent {max_rows} of {n} rows ({index[n - max_rows]}..{index[n - 1]}); "
-        f"--max-rows sets how many"
-    )
-    return values[n - max_rows :].copy(), index[n - max_rows :]
+# -- backtest -----------------------------------------------------------------------------------
+def cmd_backtest(args) -> int:
+    from ..apps.forecast_run import evaluate
 
+    if args.out:
+        _check_out_file(args.out, "--out")
+    config = _config(args)
+    panel, _ = _read(args, config)
+    H, result = evaluate(panel, config, windows=args.windows, progress=_say(args))
+    _print_result(result, H, f"rolling origins: the last {args.windows} window(s)")
+    if args.out:
+        from ..data import write_csv_atomic
 
-def _epoch_lines(transforms):
-    """A callback printing plain lines on stderr: which network starts (one per transform in
-    ``transforms``, the order ``train_forecaster`` fits them in), then one line per epoch
-    (losses, seconds since that network began). lstmkit.callbacks is imported only now."""
-    from ..callbacks import Callback
-
-    class EpochLines(Callback):
-        fits = 0
-
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-            name = transforms[min(self.fits, len(transforms) - 1)]
-            self.fits += 1
-            print(
-                f"training with transform {name}: up to {self.params.get('epochs')} epochs of "
-                f"{self.params.get('steps')} batches",
-                file=sys.stderr,
-                flush=True,
-            )
-
-        def on_epoch_end(self, epoch, logs=None):
-            shown = ", ".join(
-                f"{k} {v:.4g}" for k, v in (logs or {}).items() if isinstance(v, float)
-            )
-            took = time.perf_counter() - self.start
-            print(
-                f"epoch {epoch + 1}/{self.params.get('epochs')}: {shown} ({took:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    return EpochLines()
-
-
-def _print_report(report, index, season_given):
-    n1, n2 = report.n_train, report.n_train + report.n_val
-
-    def span(a, b):
-        return f"{index[a]}..{index[b - 1]}"
-
-    print(
-        f"split: train {report.n_train} ({span(0, n1)}) | validation {report.n_val} "
-        f"({span(n1, n2)}) | test {report.n_test} ({span(n2, len(index))}) rows"
-    )
-    how = "given" if season_given else "detected on the training part"
-    if not season_given and 0 < report.season_rows < report.n_train:
-        how = f"detected on the last {report.season_rows} rows of the training part"
-    print(f"season: {report.season} ({how})")
-    tried = ", ".join(f"{k} {v:.3f}" for k, v in report.selection.items())
-    print(f"transform: {report.transform} (validation RMSE: {tried})")
-    print(
-        f"epochs: {report.epochs_run}, weights of epoch {report.best_epoch} kept (early stopping)"
-    )
-    print(
-        f"test part: {report.test_windows} rolling forecasts of "
-        f"{report.model.metadata['horizon']} steps"
-    )
-    print(report.format_table())
+        header = list(result.rows[0])
+        write_csv_atomic(args.out, header, [[r[c] for c in header] for r in result.rows])
+        print(f"wrote {args.out} ({len(result.rows)} rows)")
+    return 0
 
 
 # -- predict ------------------------------------------------------------------------------------
@@ -358,98 +369,116 @@ def _plot_path(out, plot):
 
 def _predict_writes(args):  # what lstmkit.cli.main checks before the command runs
     from .._paths import Output
+    from ..apps.forecast_run import plot_name
 
+    outs = [Output("--out", args.out)]
     if args.plot:
-        return [Output("--out", args.out), Output("--plot", args.plot)]
-    default = str(_plot_path(args.out, None))
-    return [Output("--out", args.out), Output("--plot (default: --out with .png)", default)]
+        outs.append(Output("--plot", args.plot))
+    else:
+        outs.append(Output("--plot (default: --out with .png)", str(_plot_path(args.out, None))))
+    outs += [Output("--plot-ids", plot_name(args.out, s)) for s in args.plot_ids]
+    return outs
 
 
 def cmd_predict(args) -> int:
-    from ..apps.forecast import backtest, forecast, forecaster_meta
-    from ..apps.forecast_files import future_labels, plot_png, read_history
-    from ..data import SeriesIndex
-    from ..saving import load_model
+    from ..apps.forecast_global import GlobalForecaster
+    from ..apps.forecast_run import is_global_file
 
-    out, plot = Path(args.out), _plot_path(args.out, args.plot)
-    _check_out_file(out, "--out")
-    _check_out_file(plot, "--plot")
-    model = load_model(args.model, compile=False)
-    horizon = forecaster_meta(model)["horizon"]
-    values, index, column, tcol = read_history(
-        args.data,
-        model,
-        column=args.column,
-        time_column=args.time_column,
-        fill=args.fill,
-        progress=_progress(args, args.data),
-    )  # forecast and backtest say how many rows they need
-    _print_notes(index)
-    label = tcol or "step"
+    if not is_global_file(args.model):
+        from .forecast_single import predict_single
+
+        if args.level or args.plot_ids or args.id_column:
+            raise ValueError(f"{args.model!r} is a single-series model file (--engine single): "
+                             "it takes no --level, --plot-ids or --id-column")  # fmt: skip
+        return predict_single(args)
+    _check_out_file(args.out, "--out")
+    model = GlobalForecaster.load(args.model)
+    cfg = model.config
+    config = cfg.replace(id_column=args.id_column or cfg.id_column,
+                         time_column=args.time_column or cfg.time_column,
+                         column=args.column or cfg.column)  # fmt: skip
+    args.season = None  # the model's own
+    panel, tcol = _read(args, config)
+    single = panel.n_series == 1 and config.id_column not in _header(args.data)
     if args.holdout:
-        table, fc, actual = backtest(model, values)
-        labels = index[-horizon:]
-        rows = [(lab, float(f), float(a)) for lab, f, a in zip(labels, fc, actual)]
-        header = [label, "forecast", "actual"]
-        png = plot_png(
-            index[:-horizon], values[:-horizon], labels, fc, actual,
-            title=f"{column}: backtest on the last {horizon} rows",
-        )  # fmt: skip
-    else:
-        fc = forecast(model, values)
-        labels = future_labels(index, horizon)
-        if tcol and SeriesIndex.from_labels(index).future_is_steps:
-            label = "step"
-            print(
-                f"{tcol!r} holds neither dates nor numbers: the forecast rows are labelled by "
-                f"step, the row positions {labels[0]}..{labels[-1]} after the {len(values)} "
-                "rows read (0-based)"
-            )
-        rows = [(lab, float(f)) for lab, f in zip(labels, fc)]
-        header = [label, "forecast"]
-        png = plot_png(index, values, labels, fc, title=f"{column}: {horizon}-step forecast")
-    _write_outputs(out, header, rows, plot, png)
-    if args.holdout:
-        print(f"backtest: the last {horizon} rows of {args.data} forecast from the rows before")
-        print(_format_table(table))
-    print(f"wrote {out} ({len(rows)} rows) and {plot}")
+        return _predict_holdout(args, model, panel, tcol, single)
+    point, intervals = model.predict(panel, levels=tuple(args.level))
+    _write_forecasts(args, panel, point, intervals, tcol, single)
     return 0
 
 
-def _write_outputs(csv_path, header, rows, png_path, png):
+def _header(path):
+    from ..apps.forecast_files import _csv_header
+
+    return _csv_header(path)
+
+
+def _write_forecasts(args, panel, point, intervals, tcol, single, actual=None):
+    from ..apps.forecast_run import forecast_table, plot_series, series_index
+
+    header, rows = forecast_table(panel, point, intervals, args.level,
+                                  time_header=tcol or "step", single=single)  # fmt: skip
+    if actual is not None:
+        header.append("actual")
+        rows = [[*r, float(a)] for r, a in zip(rows, actual.ravel())]
+    H = point.shape[1]
+    plots = []
+    if single:
+        title = f"{panel.ids[0]}: {H}-step forecast"
+        png = plot_series(panel, 0, point, intervals, args.level, title)
+        plots.append((_plot_path(args.out, args.plot), png))
+    for k, sid in zip(series_index(panel, args.plot_ids), args.plot_ids):
+        from ..apps.forecast_run import plot_name
+
+        png = plot_series(panel, k, point, intervals, args.level, f"{sid}: {H}-step forecast")
+        plots.append((Path(plot_name(args.out, sid)), png))
+    _write_outputs(args.out, header, rows, plots)
+    shown = ", ".join(str(p) for p, _ in plots)
+    print(f"wrote {args.out} ({len(rows)} rows){' and ' + shown if shown else ''}")
+
+
+def _predict_holdout(args, model, panel, tcol, single):
+    from ..apps.forecast_backtest import backtest, rolling_origins
+
+    H = model.horizon
+    levels = tuple(args.level)
+    window = rolling_origins(panel, H, 1)[0]
+    result = backtest(lambda train, h, lv: model.predict(train, h, lv), panel, H, 1, levels)
+    point, intervals = model.predict(window.train, H, levels)
+    _write_forecasts(args, window.train, point, intervals, tcol, single, actual=window.target)
+    _print_result(result, H, f"backtest: the last {H} values of each series of {args.data}")
+    return 0
+
+
+def _write_outputs(csv_path, header, rows, plots):
+    from .._atomic import atomic_write
     from ..data import write_csv_atomic
-    from ..saving import atomic_write
 
+    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)  # created when written
     write_csv_atomic(csv_path, header, rows)
+    for path, png in plots:
 
-    def write_png(tmp):
-        with open(tmp, "wb") as f:
-            f.write(png)
+        def write_png(tmp, png=png):
+            with open(tmp, "wb") as f:
+                f.write(png)
 
-    atomic_write(png_path, write_png, suffix=".png")
-
-
-def _format_table(table):
-    lines = [f"{'method':<22}{'MAE':>10}{'RMSE':>10}{'MASE':>10}"]
-    for name, row in table.items():
-        lines.append(f"{name:<22}{row['MAE']:>10.3f}{row['RMSE']:>10.3f}{row['MASE']:>10.3f}")
-    return "\n".join(lines)
+        atomic_write(path, write_png, suffix=".png")
 
 
 # -- demo ---------------------------------------------------------------------------------------
-DEMO_FILES = (DEFAULT_MODEL_NAME, "forecast.csv", "forecast.png")
+DEMO_MODEL, DEMO_CSV = "model.lstmkit", "forecast.csv"
+DEMO_PLOTS = 3  # the first series of the panel are plotted
 
 
 def _demo_writes(args):
     from .._paths import Output
 
-    return [Output("--out", os.path.join(args.out, name)) for name in DEMO_FILES]
+    return [Output("--out", args.out, names=(DEMO_MODEL, DEMO_CSV, "forecast-*.png"))]
 
 
 def cmd_demo(args) -> int:
-    from ..apps.forecast import DEMO_SETTINGS, forecast, train_forecaster
-    from ..apps.forecast_files import future_labels, plot_png
-    from ..data import load_series
+    from ..apps import forecast_run as run
+    from ..data import builtin_path
 
     start = time.perf_counter()
     out = Path(args.out)
@@ -457,36 +486,21 @@ def cmd_demo(args) -> int:
         raise ValueError(
             f"argument '--out' got {str(out)!r}, which is a file; expected a directory"
         )
-    values, index, info = load_series(args.data)
-    settings = dict(DEMO_SETTINGS)
-    if args.seed is not None:
-        settings["seed"] = args.seed
-    print(
-        f"{info['name']}: {info['description']} {info['n']} rows, {info['start']}-{info['end']}"
-        f" ({info['source']})"
-    )
-    shown = ", ".join(f"{k}={v}" for k, v in settings.items())
-    print(f"settings: {shown}")
-    report = train_forecaster(
-        values,
-        **settings,
-        verbose=1 if args.verbose else 0,
-        column=info["column"],
-        time_column=info["time_column"],
-    )
-    _print_report(report, index, season_given=False)
-    model = report.model
-    horizon = model.metadata["horizon"]
-    fc = forecast(model, values)
-    labels = future_labels(index, horizon)
-    png = plot_png(
-        index, values, labels, fc,
-        title=f"{info['name']}: LSTM forecast of {labels[0]}..{labels[-1]}",
-    )  # fmt: skip
+    config = _defaults().replace(**run.DEMO_CHANGES, seed=args.seed)
+    print(f"{run.DEMO_PANEL}: the 181 yearly series of the M1 competition (packaged); settings: "
+          f"ForecastConfig().replace({run.DEMO_CHANGES})")  # fmt: skip
+    data = builtin_path(run.DEMO_PANEL)
+    panel, tcol = _read(argparse.Namespace(data=data, fill="none", season=None), config)
+    H, result = run.evaluate(panel, config, progress=_say(args))
+    _print_result(result, H, "held out: the last 6 years of each series")
+    model = run.fit(panel, config, _say(args))
+    point, intervals = model.predict(panel, levels=config.levels)
     out.mkdir(parents=True, exist_ok=True)
-    model_path, csv_path, png_path = (out / name for name in DEMO_FILES)
-    model.save(model_path)
-    _write_outputs(csv_path, [info["time_column"], "forecast"], zip(labels, fc), png_path, png)
-    print(f"wrote {model_path}, {csv_path}, {png_path}")
+    model.save(out / DEMO_MODEL)
+    ids = [str(s) for s in panel.ids[:DEMO_PLOTS]]
+    pargs = argparse.Namespace(out=str(out / DEMO_CSV), plot=None, plot_ids=ids,
+                               level=list(config.levels))  # fmt: skip
+    _write_forecasts(pargs, panel, point, intervals, tcol, single=False)
+    print(f"wrote {out / DEMO_MODEL}")
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0

@@ -1,0 +1,199 @@
+"""The jobs behind ``lstmkit forecast train | predict | backtest | demo`` on a panel: read the
+file, train the global forecaster (``forecast_global``), score it against the classical anchors
+(``forecast_backtest``), and lay its forecasts out as CSV rows and plots.
+
+``train`` scores a model fitted on each series minus its last ``horizon`` values (the held-out
+window) against the anchors fitted on the same data, then fits the model it saves on every
+value. ``demo`` does both with ``DEMO_CHANGES`` on the packaged M1 yearly panel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from .forecast_config import ForecastConfig
+from .panel import Panel
+
+#: what ``lstmkit forecast demo`` changes in ``ForecastConfig()``: 3 ensemble members instead of
+#: 5 keep ``make demo`` under a minute on 2 cores (docs/forecast.md: ``ensemble=3`` roughly
+#: halves the time at a small cost in accuracy); M1 yearly is forecast 6 years ahead
+DEMO_PANEL = "m1_yearly"
+DEMO_CHANGES = {"horizon": 6, "ensemble": 3, "levels": (80, 95)}
+
+
+def time_column_of(path, time_column: str | None, explicit: bool) -> str | None:
+    """The time column to read: the one named; the default one only when the file has it (a
+    single series without dates is read in file order, as ``forecast train`` always did)."""
+    from .forecast_files import _csv_header
+
+    if time_column is None or explicit:
+        return time_column
+    return time_column if time_column in _csv_header(path) else None
+
+
+def read_data(path, config: ForecastConfig, *, time_column, fill="none", season=None) -> Panel:
+    """The panel of ``path`` with ``config``'s columns; ``season`` overrides the detected one."""
+    from .panel_io import read_panel
+
+    panel = read_panel(
+        path,
+        id_column=config.id_column,
+        time_column=time_column,
+        column=config.column,
+        past_covariates=config.past_covariates,
+        future_covariates=config.future_covariates,
+        horizon=config.horizon if config.future_covariates else None,
+        fill=fill,
+    )
+    if season is not None:
+        panel = dataclasses.replace(panel, season=int(season))
+    return panel
+
+
+def horizon_of(panel: Panel, config: ForecastConfig) -> int:
+    """The horizon ``fit_global`` uses on ``panel`` (``config.horizon`` or its default rule)."""
+    from .forecast_global import _facts
+
+    return int(_facts(panel, config)["horizon"])
+
+
+def with_levels(config: ForecastConfig, levels) -> ForecastConfig:
+    """``config`` training every interval of ``levels`` too (``--level 90`` trains 90%)."""
+    have = tuple(config.interval_levels)
+    extra = tuple(a for a in levels if a not in have)
+    return config.replace(levels=tuple(levels), interval_levels=have + extra)
+
+
+def _fitter(config: ForecastConfig, progress):
+    from .forecast_global import fit_global
+
+    def fit_predict(train, horizon, levels):
+        model = fit_global(train, config.replace(horizon=horizon), progress)
+        return model.predict(train, horizon, levels)
+
+    return fit_predict
+
+
+def evaluate(panel, config, *, windows=1, anchors=None, progress=None):
+    """Rolling-origin backtest of the global forecaster over the last ``windows`` windows of
+    ``panel``, beside ``anchors`` (None: naive, seasonal naive, AutoETS, AutoTheta when
+    statsforecast is installed). Returns ``(horizon, BacktestResult)``."""
+    from .forecast_backtest import backtest
+
+    H = horizon_of(panel, config)
+    result = backtest(
+        _fitter(config, progress), panel, H, windows, levels=config.levels, anchors=anchors
+    )
+    return H, result
+
+
+def fit(panel, config, progress=None):
+    """The model to save: trained on every value of ``panel``."""
+    from .forecast_global import fit_global
+
+    return fit_global(panel, config, progress)
+
+
+# -- forecasts as rows ------------------------------------------------------------------------------
+def date_labels(times: np.ndarray) -> list[str]:
+    """ISO dates (``2020-01-01``; with the time of day for sub-daily data)."""
+    unit = "D" if times.dtype == np.dtype("datetime64[D]") else "s"
+    return np.datetime_as_string(times, unit=unit).tolist()
+
+
+def future_labels(panel: Panel, horizon: int) -> np.ndarray:
+    """``(n, horizon)`` labels of the steps after each series' end: real dates
+    (``future_times``) or, without dates, the row positions after the last (0-based)."""
+    from .panel_time import future_times
+
+    if panel.times is not None and panel.freq is not None:
+        t = future_times(panel, horizon)
+        return np.asarray(date_labels(t.ravel()), dtype=object).reshape(t.shape)
+    steps = panel.lengths[:, None] + np.arange(horizon)[None, :]
+    return steps.astype(str).astype(object)
+
+
+def interval_columns(levels) -> list[str]:
+    return [f"{side}-{_level_name(a)}" for a in levels for side in ("lo", "hi")]
+
+
+def _level_name(a) -> str:
+    return str(int(a)) if float(a).is_integer() else str(a)
+
+
+def forecast_table(panel: Panel, point, intervals, levels, *, time_header, single: bool):
+    """``(header, rows)`` of the CSV ``forecast predict`` writes: ``unique_id, ds, forecast[,
+    lo-*, hi-*]`` for a panel; a single series keeps ``<time>, forecast[, lo-*, hi-*]``."""
+    H = point.shape[1]
+    labels = future_labels(panel, H)
+    header = [time_header, "forecast", *interval_columns(levels)]
+    if not single:
+        header = ["unique_id", *header]
+    rows = []
+    for k in range(panel.n_series):
+        for h in range(H):
+            row = [labels[k, h], float(point[k, h])]
+            for a in levels:
+                lo, hi = intervals[a]
+                row += [float(lo[k, h]), float(hi[k, h])]
+            rows.append(row if single else [str(panel.ids[k]), *row])
+    return header, rows
+
+
+def history_labels(panel: Panel, k: int) -> list[str]:
+    span = panel.span(k)
+    if panel.times is not None:
+        return date_labels(panel.times[span])
+    return [str(i) for i in range(span.stop - span.start)]
+
+
+def plot_series(panel: Panel, k: int, point, intervals, levels, title="") -> bytes:
+    """PNG bytes of series ``k``'s history and forecast (``forecast_files.plot_png``)."""
+    from .forecast_files import plot_png
+
+    labels = future_labels(panel, point.shape[1])[k].tolist()
+    band = None
+    if levels:  # the widest interval
+        a = max(levels)
+        band = (f"{_level_name(a)}% interval", intervals[a][0][k], intervals[a][1][k])
+    history = panel.series(k)
+    return plot_png(history_labels(panel, k), history, labels, point[k], title=title, band=band)
+
+
+def series_index(panel: Panel, ids, arg="--plot-ids") -> list[int]:
+    """Positions of ``ids`` in the panel; an unknown id is an error listing a few known ones."""
+    known = {str(s): k for k, s in enumerate(panel.ids)}
+    missing = [s for s in ids if s not in known]
+    if missing:
+        shown = list(known)[:5]
+        raise ValueError(
+            f"argument {arg!r} got {missing}, which are not series of the file; expected ids "
+            f"such as {shown} ({len(known)} series)"
+        )
+    return [known[s] for s in ids]
+
+
+def plot_name(out, series_id: str) -> str:
+    """``FORECAST-<id>.png`` beside ``out`` (characters other than letters, digits, ``._-``
+    in the id become ``_``)."""
+    import re
+
+    stem, _ = os.path.splitext(os.fspath(out))
+    return f"{stem}-{re.sub(r'[^A-Za-z0-9._-]', '_', series_id)}.png"
+
+
+def is_global_file(path) -> bool:
+    """Whether ``path`` holds a global forecaster (``GlobalForecaster.save``) rather than a
+    single-series model file: the format field of its safetensors header."""
+    from .. import _safetensors_np as stnp
+    from .._modelfile import MAX_DEPTH, MAX_HEADER
+    from .forecast_global import FORMAT
+
+    try:
+        header = stnp.read_header(os.fspath(path), MAX_HEADER, MAX_DEPTH)
+    except (OSError, stnp.SafetensorsError):
+        return False  # load_model says what is wrong with it
+    return (header.metadata or {}).get("format") == FORMAT
