@@ -31,7 +31,9 @@ class ForecastConfig:
     ``min_history`` (fewest observed inputs a training window may have).
     Normalisation per window (ES-RNN spirit): ``transform`` ("auto" = log when every value is
     > 0), ``level`` ("last" value or the mean of the last "season"), ``seasonal`` ("auto" = remove
-    the window's seasonal profile when the window holds two whole seasons).
+    the window's seasonal profile when the window holds two whole seasons), ``trend`` ("off" by
+    default; "on", or "auto" = on for seasonal data: remove the line through the level with the slope between the means of
+    the window's last two seasons, and add it back to the forecast).
     Network: ``units``, ``layers`` (stacked LSTMs), ``embedding`` (series-id embedding size, 0 =
     none), ``calendar`` (season phase as sin/cos inputs). Training: ``loss`` ("pinball" trains
     the median and the quantiles of ``interval_levels``; "mae"/"mse" give point forecasts and
@@ -60,6 +62,7 @@ class ForecastConfig:
     transform: str = "auto"
     level: str = "season"
     seasonal: str = "auto"
+    trend: str = "off"
     # network
     units: int = 32
     layers: int = 1
@@ -127,7 +130,7 @@ class ForecastConfig:
                          ("seed", 0), ("val_windows", 0)):  # fmt: skip
             _int(name, getattr(self, name), lo)
         for name, choices in (("transform", TRANSFORMS), ("level", LEVELS),
-                              ("seasonal", SWITCHES), ("loss", LOSSES),
+                              ("seasonal", SWITCHES), ("trend", SWITCHES), ("loss", LOSSES),
                               ("aggregate", AGGREGATES), ("dtype", ("float32", "float64"))):  # fmt: skip
             if getattr(self, name) not in choices:
                 _bad(name, getattr(self, name), f"one of {list(choices)}")

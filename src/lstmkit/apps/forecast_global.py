@@ -90,6 +90,7 @@ def _facts(panel, config) -> dict:
         "level": config.level, "ids": [str(i) for i in panel.ids],
         "calendar": bool(config.calendar and m >= 2),
         "seasonal": config.seasonal == "on" or (config.seasonal == "auto" and m >= 2),
+        "trend": config.trend == "on" or (config.trend == "auto" and m >= 2),
         "quantiles": quantiles_of(config),
     }  # fmt: skip
     for kind, names in (("past", config.past_covariates), ("future", config.future_covariates)):
@@ -110,7 +111,7 @@ def _facts(panel, config) -> dict:
 
 def _norm(facts):
     return {"log": facts["log"], "season": facts["season"], "level": facts["level"],
-            "seasonal": facts["seasonal"]}  # fmt: skip
+            "seasonal": facts["seasonal"], "trend": facts.get("trend", False)}  # fmt: skip
 
 
 def _cov(panel, facts, kind):
@@ -129,6 +130,11 @@ def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None):
     start, n = panel.offsets[:-1][series], panel.lengths[series]
     z, observed, zy, stats = fw.encode(panel.values, start, n, origin, L, H, _norm(facts))
     steps, fut = [z[..., None], observed[..., None].astype(np.float64)], []
+    if facts.get("trend"):
+        # the removed slope (per season, in scale units) as a constant channel: the network can
+        # learn how much of the window's trend to keep
+        _, scale, _, slope = stats
+        steps.append(np.broadcast_to((slope * max(m, 1) / scale)[:, None, None], z.shape + (1,)))
     if facts["calendar"]:
         phase0 = fw.series_phase0(panel, m)[series]
         c_past, c_fut = fw.calendar(phase0, origin, L, H, m)
