@@ -198,7 +198,7 @@ def test_load_rejects_other_files(tmp_path):
         ("loss", "huber"), ("levels", (80, 120)), ("interval_levels", ("80",)),
         ("learning_rate", -1.0), ("max_minutes", 0), ("calendar", "yes"), ("id_column", ""),
         ("past_covariates", "x"), ("dtype", "float16"), ("lookback_factors", ()),
-        ("trend", "yes"),
+        ("trend", "yes"), ("profile_seasons", -1),
     ],
 )  # fmt: skip
 def test_config_validation_names_the_setting(setting, value):
@@ -243,6 +243,25 @@ def test_trend_normalisation_continues_a_noiseless_trend_and_season(log):
         if exact:  # inputs and targets are then all zero: nothing is left for the network
             np.testing.assert_allclose(z, 0, atol=1e-9)
             np.testing.assert_allclose(zy, 0, atol=1e-9)
+
+
+def test_profile_seasons_read_more_seasons_than_the_lookback():
+    """Closed form: a noiseless season (no trend) seen through a one-season lookback has no
+    profile of its own (it needs two seasons); with ``profile_seasons=3`` the statistics read
+    three seasons and the zero output decodes to the exact continuation."""
+    from lstmkit.apps import forecast_windows as fw
+
+    t = np.arange(60, dtype=np.float64)
+    y = np.exp(2.0 + 0.3 * np.sin(2 * np.pi * t / 12) + 0.1 * np.cos(4 * np.pi * t / 12))
+    n, L, H = 48, 12, 12
+    for seasons, exact in ((0, False), (3, True)):
+        norm = {"log": True, "season": 12, "level": "season", "seasonal": True,
+                "profile_seasons": seasons}  # fmt: skip
+        z, observed, _, stats = fw.encode(y, np.array([0]), np.array([60]), np.array([n]), L, H,
+                                          norm)  # fmt: skip
+        assert z.shape == observed.shape == (1, L)  # the network still sees L steps
+        back = fw.decode(np.zeros((1, H)), stats, norm)[0]
+        assert np.allclose(back, y[n : n + H], rtol=1e-9) == exact
 
 
 @pytest.mark.slow

@@ -33,7 +33,9 @@ class ForecastConfig:
     > 0), ``level`` ("last" value or the mean of the last "season"), ``seasonal`` ("auto" = remove
     the window's seasonal profile when the window holds two whole seasons), ``trend`` ("off" by
     default; "on", or "auto" = on for seasonal data: remove the line through the level with the slope between the means of
-    the window's last two seasons, and add it back to the forecast).
+    the window's last two seasons, and add it back to the forecast), ``profile_seasons`` (the level, slope and seasonal
+    profile read this many seasons before the origin when that is longer than the lookback; 0 =
+    the lookback only).
     Network: ``units``, ``layers`` (stacked LSTMs), ``embedding`` (series-id embedding size, 0 =
     none), ``calendar`` (season phase as sin/cos inputs). Training: ``loss`` ("pinball" trains
     the median and the quantiles of ``interval_levels``; "mae"/"mse" give point forecasts and
@@ -63,6 +65,7 @@ class ForecastConfig:
     level: str = "season"
     seasonal: str = "auto"
     trend: str = "off"
+    profile_seasons: int = 0
     # network
     units: int = 32
     layers: int = 1
@@ -127,7 +130,7 @@ class ForecastConfig:
             _bad("lookback_factors", self.lookback_factors, "a non-empty tuple of numbers > 0")
         for name, lo in (("min_history", 1), ("units", 1), ("layers", 1), ("embedding", 0),
                          ("epochs", 1), ("batch_size", 1), ("patience", 1), ("ensemble", 1),
-                         ("seed", 0), ("val_windows", 0)):  # fmt: skip
+                         ("seed", 0), ("val_windows", 0), ("profile_seasons", 0)):  # fmt: skip
             _int(name, getattr(self, name), lo)
         for name, choices in (("transform", TRANSFORMS), ("level", LEVELS),
                               ("seasonal", SWITCHES), ("trend", SWITCHES), ("loss", LOSSES),

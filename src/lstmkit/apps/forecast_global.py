@@ -91,6 +91,7 @@ def _facts(panel, config) -> dict:
         "calendar": bool(config.calendar and m >= 2),
         "seasonal": config.seasonal == "on" or (config.seasonal == "auto" and m >= 2),
         "trend": config.trend == "on" or (config.trend == "auto" and m >= 2),
+        "profile_seasons": int(config.profile_seasons),
         "quantiles": quantiles_of(config),
     }  # fmt: skip
     for kind, names in (("past", config.past_covariates), ("future", config.future_covariates)):
@@ -111,7 +112,8 @@ def _facts(panel, config) -> dict:
 
 def _norm(facts):
     return {"log": facts["log"], "season": facts["season"], "level": facts["level"],
-            "seasonal": facts["seasonal"], "trend": facts.get("trend", False)}  # fmt: skip
+            "seasonal": facts["seasonal"], "trend": facts.get("trend", False),
+            "profile_seasons": facts.get("profile_seasons", 0)}  # fmt: skip
 
 
 def _cov(panel, facts, kind):

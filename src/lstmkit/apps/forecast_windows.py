@@ -105,16 +105,22 @@ def profile_at(prof, offsets):
 def encode(values, start, n, origin, L, H, norm):
     """Encode windows. ``values`` the flat raw series, ``start, n, origin (N,)`` the series'
     offsets, usable lengths and the windows' origins; ``norm`` a dict with ``log``, ``season``,
-    ``level``, ``seasonal``. Returns ``z (N, L)`` (0 at padding), ``observed (N, L)``, the
+    ``level``, ``seasonal`` (and optionally ``trend``, ``profile_seasons``: the level, slope
+    and profile then read the last ``profile_seasons`` seasons when that is longer than ``L``).
+    Returns ``z (N, L)`` (0 at padding), ``observed (N, L)``, the
     targets ``zy (N, H)`` (NaN beyond ``n``) and the statistics ``(lvl, scale, prof)``."""
-    pos = origin[:, None] + np.arange(-L, 0)[None, :]  # (N, L)
-    x = _gather(values, start, n, pos)
+    m = norm["season"]
+    # the statistics may read more seasons (``profile_seasons``) than the network sees (L)
+    S = max(L, norm.get("profile_seasons", 0) * m) if m >= 2 else L
+    pos = origin[:, None] + np.arange(-S, 0)[None, :]  # (N, S)
+    xs = _gather(values, start, n, pos)
+    lvl, slope, prof = window_stats(
+        transform_values(xs, norm["log"]), m, norm["level"], norm["seasonal"],
+        norm.get("trend", False),
+    )  # fmt: skip
+    x = xs[:, S - L :]  # (N, L): the network's window
     observed = ~np.isnan(x)
     xf = transform_values(x, norm["log"])
-    m = norm["season"]
-    lvl, slope, prof = window_stats(
-        xf, m, norm["level"], norm["seasonal"], norm.get("trend", False)
-    )
     if norm["log"]:
         scale = np.ones(len(x))
     else:
