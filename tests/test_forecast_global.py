@@ -198,7 +198,7 @@ def test_load_rejects_other_files(tmp_path):
         ("loss", "huber"), ("levels", (80, 120)), ("interval_levels", ("80",)),
         ("learning_rate", -1.0), ("max_minutes", 0), ("calendar", "yes"), ("id_column", ""),
         ("past_covariates", "x"), ("dtype", "float16"), ("lookback_factors", ()),
-        ("trend", "yes"), ("profile_seasons", -1),
+        ("trend", "yes"), ("profile_seasons", -1), ("patience_steps", -1),
     ],
 )  # fmt: skip
 def test_config_validation_names_the_setting(setting, value):
@@ -262,6 +262,17 @@ def test_profile_seasons_read_more_seasons_than_the_lookback():
         assert z.shape == observed.shape == (1, L)  # the network still sees L steps
         back = fw.decode(np.zeros((1, H)), stats, norm)[0]
         assert np.allclose(back, y[n : n + H], rtol=1e-9) == exact
+
+
+def test_patience_counts_gradient_steps_on_small_data():
+    """``patience_steps``: an epoch of ceil(180 / 64) = 3 steps needs 240 / 3 = 80 epochs of
+    patience; 5000 windows (79 steps an epoch) keep ``patience``; 0 switches it off."""
+    from lstmkit.apps.forecast_global import patience_epochs
+
+    cfg = ForecastConfig(patience=20, patience_steps=240, batch_size=64)
+    assert patience_epochs(cfg, 180) == 80
+    assert patience_epochs(cfg, 5000) == 20
+    assert patience_epochs(cfg.replace(patience_steps=0), 180) == 20
 
 
 @pytest.mark.slow

@@ -40,7 +40,8 @@ class ForecastConfig:
     none), ``calendar`` (season phase as sin/cos inputs). Training: ``loss`` ("pinball" trains
     the median and the quantiles of ``interval_levels``; "mae"/"mse" give point forecasts and
     intervals from conformal residuals), ``epochs``, ``batch_size``, ``learning_rate``,
-    ``patience`` (early stopping on the last window of each series; ``val_windows`` origins
+    ``patience`` (early stopping on the last window of each series, in epochs; at least
+    ``patience_steps`` gradient steps when that is more, for small data; ``val_windows`` origins
     per series, 0 = as many as give about 32 windows in all, at most ``horizon``), ``refit`` (train again on
     every window, the validation one included, for the best epoch count), ``conformal``
     (calibrate the intervals on the validation windows), ``ensemble`` members (seeds ``seed``,
@@ -78,6 +79,7 @@ class ForecastConfig:
     batch_size: int = 64
     learning_rate: float = 3e-3
     patience: int = 20
+    patience_steps: int = 0
     val_windows: int = 0
     refit: bool = True
     conformal: bool = True
@@ -130,7 +132,8 @@ class ForecastConfig:
             _bad("lookback_factors", self.lookback_factors, "a non-empty tuple of numbers > 0")
         for name, lo in (("min_history", 1), ("units", 1), ("layers", 1), ("embedding", 0),
                          ("epochs", 1), ("batch_size", 1), ("patience", 1), ("ensemble", 1),
-                         ("seed", 0), ("val_windows", 0), ("profile_seasons", 0)):  # fmt: skip
+                         ("seed", 0), ("val_windows", 0), ("profile_seasons", 0),
+                         ("patience_steps", 0)):  # fmt: skip
             _int(name, getattr(self, name), lo)
         for name, choices in (("transform", TRANSFORMS), ("level", LEVELS),
                               ("seasonal", SWITCHES), ("trend", SWITCHES), ("loss", LOSSES),

@@ -254,6 +254,15 @@ class _Budget:
         self.callback = Stop()
 
 
+def patience_epochs(config, n_windows) -> int:
+    """Early-stopping patience in epochs: ``patience``, or more when an epoch is only a few
+    gradient steps (a single series): at least ``patience_steps`` steps of patience."""
+    steps = max(1, math.ceil(n_windows / config.batch_size))  # gradient steps per epoch
+    if not config.patience_steps:
+        return int(config.patience)
+    return int(max(config.patience, math.ceil(config.patience_steps / steps)))
+
+
 def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
     from .. import random as _random
     from ..callbacks import EarlyStopping, TerminateOnNaN
@@ -273,7 +282,7 @@ def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
     stop = None
     if patience and val is not None:
         stop = EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
+            monitor="val_loss", patience=patience_epochs(config, len(y)), restore_best_weights=True
         )
         cbs.insert(0, stop)
     model.fit(x, y, epochs=epochs, batch_size=config.batch_size, validation_data=val,
