@@ -41,7 +41,8 @@ class ForecastConfig:
     the median and the quantiles of ``interval_levels``; "mae"/"mse" give point forecasts and
     intervals from conformal residuals), ``epochs``, ``batch_size``, ``learning_rate``,
     ``patience`` (early stopping on the last window of each series, in epochs; at least
-    ``patience_steps`` gradient steps when that is more, for small data; ``val_windows`` origins
+    ``patience_steps`` (300) gradient steps when that is more, for small data: a single
+    series gives 3-8 steps an epoch; ``val_windows`` origins
     per series, 0 = as many as give about 32 windows in all, at most ``horizon``), ``refit`` (train again on
     every window, the validation one included, for the best epoch count), ``conformal``
     (calibrate the intervals on the validation windows), ``ensemble`` members (seeds ``seed``,
@@ -79,7 +80,7 @@ class ForecastConfig:
     batch_size: int = 64
     learning_rate: float = 3e-3
     patience: int = 20
-    patience_steps: int = 0
+    patience_steps: int = 300
     val_windows: int = 0
     refit: bool = True
     conformal: bool = True
