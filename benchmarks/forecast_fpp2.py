@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python benchmarks/forecast_fpp2.py                 # last season held out
     PYTHONPATH=src python benchmarks/forecast_fpp2.py --split tune    # the season before it
+    PYTHONPATH=src python benchmarks/forecast_fpp2.py --split tune2   # two seasons before (tune3)
 
 Single series (monthly and quarterly, default settings): RMSE of the last season forecast from
 the rest, beside AutoETS, AutoTheta, AutoARIMA, Naive and SeasonalNaive. Panels: mean MASE
@@ -26,11 +27,13 @@ FPP2 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "forecas
 SINGLES = ("a10", "h02", "usmelec", "auscafe", "elecequip", "ausbeer", "qcement")
 PANELS = ("visnights", "prisonLF", "arrivals", "departures")
 SF = ("AutoETS", "AutoTheta", "AutoARIMA", "Naive", "SeasonalNaive")
+SPLITS = {"official": 0, "tune": 1, "tune2": 2, "tune3": 3}  # seasons dropped from the end
 
 
 def load(name, split="official"):
     """``(ids, train list, test (n, m), times list, freq, m)``: each series' last season held out
-    (``tune``: the season before it, the last one dropped)."""
+    (``tune``: the season before it, the last one dropped; ``tune2``/``tune3``: two/three seasons
+    before it, for a check on more than one window)."""
     import pandas as pd
 
     df = pd.read_csv(FPP2 / f"{name}.csv", parse_dates=["ds"])
@@ -41,8 +44,9 @@ def load(name, split="official"):
     out = ([], [], [], [])
     for uid, g in df.groupby("unique_id", sort=False):
         y, t = g["y"].to_numpy(np.float64), g["ds"].to_numpy()
-        if split == "tune":
-            y, t = y[:-m], t[:-m]
+        cut = SPLITS[split] * m
+        if cut:
+            y, t = y[:-cut], t[:-cut]
         for lst, v in zip(out, (str(uid), y[:-m], y[-m:], t[:-m])):
             lst.append(v)
     return out[0], out[1], np.asarray(out[2]), out[3], freq, m
@@ -118,7 +122,7 @@ def run(name, split, ensemble):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", choices=("official", "tune"), default="official")
+    ap.add_argument("--split", choices=tuple(SPLITS), default="official")
     ap.add_argument("--ensemble", type=int, default=None)
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)

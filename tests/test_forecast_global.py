@@ -198,6 +198,7 @@ def test_load_rejects_other_files(tmp_path):
         ("loss", "huber"), ("levels", (80, 120)), ("interval_levels", ("80",)),
         ("learning_rate", -1.0), ("max_minutes", 0), ("calendar", "yes"), ("id_column", ""),
         ("past_covariates", "x"), ("dtype", "float16"), ("lookback_factors", ()),
+        ("trend", "yes"), ("profile_seasons", -1), ("patience_steps", -1),
     ],
 )  # fmt: skip
 def test_config_validation_names_the_setting(setting, value):
@@ -218,6 +219,60 @@ def test_predict_argument_errors():
     with pytest.raises(ValueError, match="series '0' has NaN"):
         model.predict(bad)
     assert model.predict(train, horizon=3)[0].shape == (3, 3)
+
+
+@pytest.mark.parametrize("log", [True, False])
+def test_trend_normalisation_continues_a_noiseless_trend_and_season(log):
+    """Closed form: for ``f(y) = a + b t + s(t mod 12)`` (``s`` summing to 0 over a season) the
+    window's level, slope and profile with ``trend`` on make the zero network output decode to
+    the exact continuation; without the trend it misses by the slope."""
+    from lstmkit.apps import forecast_windows as fw
+
+    t = np.arange(60, dtype=np.float64)
+    s = 0.2 * np.sin(2 * np.pi * t / 12) + 0.05 * np.cos(4 * np.pi * t / 12)
+    f = 1.5 + 0.02 * t + s if log else 50 + 0.7 * t + 5 * s
+    y = np.exp(f) if log else f
+    n, L, H = 48, 36, 12
+    for trend, exact in ((True, True), (False, False)):
+        norm = {"log": log, "season": 12, "level": "season", "seasonal": True, "trend": trend}
+        # one window at origin n: inputs y[n-L:n], targets y[n:n+H]
+        z, _, zy, stats = fw.encode(y, np.array([0]), np.array([len(y)]), np.array([n]), L, H,
+                                    norm)  # fmt: skip
+        back = fw.decode(np.zeros((1, H)), stats, norm)[0]
+        assert np.allclose(back, y[n : n + H], rtol=1e-9) == exact
+        if exact:  # inputs and targets are then all zero: nothing is left for the network
+            np.testing.assert_allclose(z, 0, atol=1e-9)
+            np.testing.assert_allclose(zy, 0, atol=1e-9)
+
+
+def test_profile_seasons_read_more_seasons_than_the_lookback():
+    """Closed form: a noiseless season (no trend) seen through a one-season lookback has no
+    profile of its own (it needs two seasons); with ``profile_seasons=3`` the statistics read
+    three seasons and the zero output decodes to the exact continuation."""
+    from lstmkit.apps import forecast_windows as fw
+
+    t = np.arange(60, dtype=np.float64)
+    y = np.exp(2.0 + 0.3 * np.sin(2 * np.pi * t / 12) + 0.1 * np.cos(4 * np.pi * t / 12))
+    n, L, H = 48, 12, 12
+    for seasons, exact in ((0, False), (3, True)):
+        norm = {"log": True, "season": 12, "level": "season", "seasonal": True,
+                "profile_seasons": seasons}  # fmt: skip
+        z, observed, _, stats = fw.encode(y, np.array([0]), np.array([60]), np.array([n]), L, H,
+                                          norm)  # fmt: skip
+        assert z.shape == observed.shape == (1, L)  # the network still sees L steps
+        back = fw.decode(np.zeros((1, H)), stats, norm)[0]
+        assert np.allclose(back, y[n : n + H], rtol=1e-9) == exact
+
+
+def test_patience_counts_gradient_steps_on_small_data():
+    """``patience_steps``: an epoch of ceil(180 / 64) = 3 steps needs 240 / 3 = 80 epochs of
+    patience; 5000 windows (79 steps an epoch) keep ``patience``; 0 switches it off."""
+    from lstmkit.apps.forecast_global import patience_epochs
+
+    cfg = ForecastConfig(patience=20, patience_steps=240, batch_size=64)
+    assert patience_epochs(cfg, 180) == 80
+    assert patience_epochs(cfg, 5000) == 20
+    assert patience_epochs(cfg.replace(patience_steps=0), 180) == 20
 
 
 @pytest.mark.slow

@@ -31,12 +31,18 @@ class ForecastConfig:
     ``min_history`` (fewest observed inputs a training window may have).
     Normalisation per window (ES-RNN spirit): ``transform`` ("auto" = log when every value is
     > 0), ``level`` ("last" value or the mean of the last "season"), ``seasonal`` ("auto" = remove
-    the window's seasonal profile when the window holds two whole seasons).
+    the window's seasonal profile when the window holds two whole seasons), ``trend`` ("off" by
+    default; "on", or "auto" = on for seasonal data: remove the line through the level with the slope between the means of
+    the window's last two seasons, and add it back to the forecast), ``profile_seasons`` (the level, slope and seasonal
+    profile read this many seasons before the origin when that is longer than the lookback; 0 =
+    the lookback only).
     Network: ``units``, ``layers`` (stacked LSTMs), ``embedding`` (series-id embedding size, 0 =
     none), ``calendar`` (season phase as sin/cos inputs). Training: ``loss`` ("pinball" trains
     the median and the quantiles of ``interval_levels``; "mae"/"mse" give point forecasts and
     intervals from conformal residuals), ``epochs``, ``batch_size``, ``learning_rate``,
-    ``patience`` (early stopping on the last window of each series; ``val_windows`` origins
+    ``patience`` (early stopping on the last window of each series, in epochs; at least
+    ``patience_steps`` (300) gradient steps when that is more, for small data: a single
+    series gives 3-8 steps an epoch; ``val_windows`` origins
     per series, 0 = as many as give about 32 windows in all, at most ``horizon``), ``refit`` (train again on
     every window, the validation one included, for the best epoch count), ``conformal``
     (calibrate the intervals on the validation windows), ``ensemble`` members (seeds ``seed``,
@@ -60,6 +66,8 @@ class ForecastConfig:
     transform: str = "auto"
     level: str = "season"
     seasonal: str = "auto"
+    trend: str = "off"
+    profile_seasons: int = 0
     # network
     units: int = 32
     layers: int = 1
@@ -72,6 +80,7 @@ class ForecastConfig:
     batch_size: int = 64
     learning_rate: float = 3e-3
     patience: int = 20
+    patience_steps: int = 300
     val_windows: int = 0
     refit: bool = True
     conformal: bool = True
@@ -124,10 +133,11 @@ class ForecastConfig:
             _bad("lookback_factors", self.lookback_factors, "a non-empty tuple of numbers > 0")
         for name, lo in (("min_history", 1), ("units", 1), ("layers", 1), ("embedding", 0),
                          ("epochs", 1), ("batch_size", 1), ("patience", 1), ("ensemble", 1),
-                         ("seed", 0), ("val_windows", 0)):  # fmt: skip
+                         ("seed", 0), ("val_windows", 0), ("profile_seasons", 0),
+                         ("patience_steps", 0)):  # fmt: skip
             _int(name, getattr(self, name), lo)
         for name, choices in (("transform", TRANSFORMS), ("level", LEVELS),
-                              ("seasonal", SWITCHES), ("loss", LOSSES),
+                              ("seasonal", SWITCHES), ("trend", SWITCHES), ("loss", LOSSES),
                               ("aggregate", AGGREGATES), ("dtype", ("float32", "float64"))):  # fmt: skip
             if getattr(self, name) not in choices:
                 _bad(name, getattr(self, name), f"one of {list(choices)}")

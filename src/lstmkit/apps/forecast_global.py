@@ -90,6 +90,8 @@ def _facts(panel, config) -> dict:
         "level": config.level, "ids": [str(i) for i in panel.ids],
         "calendar": bool(config.calendar and m >= 2),
         "seasonal": config.seasonal == "on" or (config.seasonal == "auto" and m >= 2),
+        "trend": config.trend == "on" or (config.trend == "auto" and m >= 2),
+        "profile_seasons": int(config.profile_seasons),
         "quantiles": quantiles_of(config),
     }  # fmt: skip
     for kind, names in (("past", config.past_covariates), ("future", config.future_covariates)):
@@ -110,7 +112,8 @@ def _facts(panel, config) -> dict:
 
 def _norm(facts):
     return {"log": facts["log"], "season": facts["season"], "level": facts["level"],
-            "seasonal": facts["seasonal"]}  # fmt: skip
+            "seasonal": facts["seasonal"], "trend": facts.get("trend", False),
+            "profile_seasons": facts.get("profile_seasons", 0)}  # fmt: skip
 
 
 def _cov(panel, facts, kind):
@@ -129,6 +132,11 @@ def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None):
     start, n = panel.offsets[:-1][series], panel.lengths[series]
     z, observed, zy, stats = fw.encode(panel.values, start, n, origin, L, H, _norm(facts))
     steps, fut = [z[..., None], observed[..., None].astype(np.float64)], []
+    if facts.get("trend"):
+        # the removed slope (per season, in scale units) as a constant channel: the network can
+        # learn how much of the window's trend to keep
+        _, scale, _, slope = stats
+        steps.append(np.broadcast_to((slope * max(m, 1) / scale)[:, None, None], z.shape + (1,)))
     if facts["calendar"]:
         phase0 = fw.series_phase0(panel, m)[series]
         c_past, c_fut = fw.calendar(phase0, origin, L, H, m)
@@ -246,6 +254,15 @@ class _Budget:
         self.callback = Stop()
 
 
+def patience_epochs(config, n_windows) -> int:
+    """Early-stopping patience in epochs: ``patience``, or more when an epoch is only a few
+    gradient steps (a single series): at least ``patience_steps`` steps of patience."""
+    steps = max(1, math.ceil(n_windows / config.batch_size))  # gradient steps per epoch
+    if not config.patience_steps:
+        return int(config.patience)
+    return int(max(config.patience, math.ceil(config.patience_steps / steps)))
+
+
 def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
     from .. import random as _random
     from ..callbacks import EarlyStopping, TerminateOnNaN
@@ -265,7 +282,7 @@ def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
     stop = None
     if patience and val is not None:
         stop = EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
+            monitor="val_loss", patience=patience_epochs(config, len(y)), restore_best_weights=True
         )
         cbs.insert(0, stop)
     model.fit(x, y, epochs=epochs, batch_size=config.batch_size, validation_data=val,

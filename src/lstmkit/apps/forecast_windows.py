@@ -6,11 +6,13 @@ A window of series ``k`` at origin ``t`` reads the ``L`` values before ``t`` (po
 ``f`` (log or identity) each window is normalised by its own statistics:
 
 - level ``l``: ``f`` of the last value (``level="last"``) or the mean of ``f`` over the last
-  season (``"season"``); scale ``s``: 1 for log (differences of logs are already relative), the
+  season (``"season"``); optionally (``trend``) a slope ``d`` per step, from the means of the
+  last two seasons, continued as a line through the level; scale ``s``: 1 for log (differences of logs are already relative), the
   mean absolute value of the window for the identity;
 - seasonal profile ``p`` (``seasonal``): from the last ``c >= 2`` whole seasons of the window,
   the mean over cycles of each cycle's deviation from its own mean, continued over the horizon;
-- network units ``z = (f(y) - l) / s - p``; a forecast ``z`` is decoded as ``f^-1(l + s (z + p))``.
+- network units ``z = (f(y) - l - d k) / s - p`` (``k`` the position from the level's centre);
+  a forecast ``z`` is decoded as ``f^-1(l + d k + s (z + p))``.
 
 So the network sees the shape of the recent past whatever the series' level, and predicts a
 deseasonalised, level-free path: Smyl's ES-RNN recipe with the window's own statistics instead of
@@ -55,26 +57,42 @@ def transform_values(v, log):
     return np.log(v) if log else v
 
 
-def window_stats(xf, m, level, seasonal):
-    """Statistics of transformed windows ``xf (N, L)`` (NaN = padding): level ``(N,)``, scale
-    ``(N,)`` (None for log, filled by the caller) and the seasonal profile ``(N, m)`` indexed by
-    ``(position - L) mod m`` (zeros when not used)."""
+def window_stats(xf, m, level, seasonal, trend=False):
+    """Statistics of transformed windows ``xf (N, L)`` (NaN = padding): level ``(N,)``, slope
+    ``(N,)`` (per step; 0 unless ``trend``) and the seasonal profile ``(N, m)`` indexed by
+    ``(position - L) mod m`` (zeros when not used). The slope is the difference of the means of
+    the last two whole seasons over ``m`` (0 when the window holds fewer); the profile is taken
+    from the detrended window, so that a trend does not leak into it as a within-season ramp."""
     N, L = xf.shape
     obs = np.sum(~np.isnan(xf), axis=1)  # observed steps (the padding is on the left)
     span = max(m, 1) if level == "season" else 1
     tail = xf[:, L - span :]
     lvl = np.nanmean(tail, axis=1) if span > 1 else xf[:, -1]
+    slope = np.zeros(N)
+    if trend and m >= 2 and L >= 2 * m:
+        ok = obs >= 2 * m
+        prev = xf[ok, L - 2 * m : L - m].mean(axis=1)
+        slope[ok] = (xf[ok, L - m :].mean(axis=1) - prev) / m
     prof = np.zeros((N, max(m, 1)))
     if seasonal and m >= 2:
+        xd = xf - slope[:, None] * np.arange(L)[None, :]  # detrended (a per-row shift is harmless)
         cycles = np.minimum(obs, L) // m  # whole seasons in each window
         for c in np.unique(cycles[cycles >= 2]):
             rows = np.flatnonzero(cycles == c)
-            block = xf[rows, L - c * m :].reshape(len(rows), c, m)
+            block = xd[rows, L - c * m :].reshape(len(rows), c, m)
             dev = block - block.mean(axis=2, keepdims=True)  # each cycle minus its own mean
             # column j is window step L - c*m + j, i.e. origin-relative position j - c*m,
             # whose phase (position mod m) is j: the profile is indexed by relative position
             prof[rows] = dev.mean(axis=1)  # (rows, m); sums to 0 over a season
-    return lvl, prof
+    return lvl, slope, prof
+
+
+def trend_at(slope, offsets, m, level):
+    """The trend line at window-relative positions ``offsets (K,)``: ``(N, K)``, 0 at the
+    level's centre (position ``-(m+1)/2`` for the mean of the last season, -1 for the last
+    value)."""
+    centre = -(max(m, 1) + 1) / 2.0 if level == "season" else -1.0
+    return slope[:, None] * (np.asarray(offsets, np.float64)[None, :] - centre)
 
 
 def profile_at(prof, offsets):
@@ -87,34 +105,48 @@ def profile_at(prof, offsets):
 def encode(values, start, n, origin, L, H, norm):
     """Encode windows. ``values`` the flat raw series, ``start, n, origin (N,)`` the series'
     offsets, usable lengths and the windows' origins; ``norm`` a dict with ``log``, ``season``,
-    ``level``, ``seasonal``. Returns ``z (N, L)`` (0 at padding), ``observed (N, L)``, the
+    ``level``, ``seasonal`` (and optionally ``trend``, ``profile_seasons``: the level, slope
+    and profile then read the last ``profile_seasons`` seasons when that is longer than ``L``).
+    Returns ``z (N, L)`` (0 at padding), ``observed (N, L)``, the
     targets ``zy (N, H)`` (NaN beyond ``n``) and the statistics ``(lvl, scale, prof)``."""
-    pos = origin[:, None] + np.arange(-L, 0)[None, :]  # (N, L)
-    x = _gather(values, start, n, pos)
+    m = norm["season"]
+    # the statistics may read more seasons (``profile_seasons``) than the network sees (L)
+    S = max(L, norm.get("profile_seasons", 0) * m) if m >= 2 else L
+    pos = origin[:, None] + np.arange(-S, 0)[None, :]  # (N, S)
+    xs = _gather(values, start, n, pos)
+    lvl, slope, prof = window_stats(
+        transform_values(xs, norm["log"]), m, norm["level"], norm["seasonal"],
+        norm.get("trend", False),
+    )  # fmt: skip
+    x = xs[:, S - L :]  # (N, L): the network's window
     observed = ~np.isnan(x)
     xf = transform_values(x, norm["log"])
-    lvl, prof = window_stats(xf, norm["season"], norm["level"], norm["seasonal"])
     if norm["log"]:
         scale = np.ones(len(x))
     else:
         scale = np.maximum(np.nanmean(np.abs(x), axis=1), SCALE_FLOOR)
-    z = (xf - lvl[:, None]) / scale[:, None] - profile_at(prof, np.arange(-L, 0))
+    prof = prof / scale[:, None]  # in network units, as decode reads it (``f = ... + s p``)
+    past = np.arange(-L, 0)
+    base = lvl[:, None] + trend_at(slope, past, m, norm["level"])
+    z = (xf - base) / scale[:, None] - profile_at(prof, past)
     z = np.where(observed, z, 0.0)
     ypos = origin[:, None] + np.arange(H)[None, :]
     y = _gather(values, start, n, ypos)
-    zy = (transform_values(y, norm["log"]) - lvl[:, None]) / scale[:, None]
+    ybase = lvl[:, None] + trend_at(slope, np.arange(H), m, norm["level"])
+    zy = (transform_values(y, norm["log"]) - ybase) / scale[:, None]
     zy = zy - profile_at(prof, np.arange(H))
-    return z, observed, zy, (lvl, scale, prof)
+    return z, observed, zy, (lvl, scale, prof, slope)
 
 
 def decode(z, stats, norm):
     """Network units ``z (N, H)`` (or ``(N, Q, H)``) -> original units."""
-    lvl, scale, prof = stats
+    lvl, scale, prof, slope = stats
     H = z.shape[-1]
     p = profile_at(prof, np.arange(H))
+    base = lvl[:, None] + trend_at(slope, np.arange(H), norm["season"], norm["level"])  # (N, H)
     if z.ndim == 3:
-        lvl, scale, p = lvl[:, None], scale[:, None], p[:, None, :]
-    f = lvl[..., None] + scale[..., None] * (z + p)
+        base, scale, p = base[:, None, :], scale[:, None], p[:, None, :]
+    f = base + scale[..., None] * (z + p)
     return np.exp(np.minimum(f, 700.0)) if norm["log"] else f
 
 
