@@ -233,7 +233,8 @@ def test_ctrl_c_during_a_cold_start_gets_lstmkit_s_own_message(tmp_path):
     t = np.arange(3000)
     rows = "\n".join(f"{i},{20 + 8 * np.sin(2 * np.pi * i / 12):.6f}" for i in t)
     (tmp_path / "long.csv").write_text("t,y\n" + rows + "\n")
-    argv = ["forecast", "train", str(tmp_path / "long.csv"), "--column", "y", "--lookback", "12"]
+    argv = ["forecast", "train", str(tmp_path / "long.csv"), "--engine", "single", "--column", "y"]
+    argv += ["--lookback", "12"]
     argv += ["--horizon", "4", "--epochs", "300", "--patience", "300", "--transform", "none"]
     argv += ["--out", str(tmp_path / "m.lstmkit")]
     run = (
