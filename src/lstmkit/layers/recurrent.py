@@ -203,16 +203,23 @@ class RNNBase(Layer):
     def _ops(self):
         return backend.ops_for(self.cell, **self._cell_options())
 
+    # The adapters below are those of the one-state cells (GRU, SimpleRNN); LSTM, with its two
+    # states and its variants, overrides them.
+    def _weights(self):
+        return self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+
     def _cell_forward(self, x, states, mask, rmask):
-        raise NotImplementedError
+        hs, h, cache = self._ops().forward(x, states[0], *self._weights(), mask, rmask)
+        return hs, [h], cache
 
     def _cell_backward(self, dhs, dstates, cache, need_dx=True):
         """The cell's gradients; ``g["x"]`` may be None when ``need_dx`` is False."""
-        raise NotImplementedError
+        return self._ops().backward(dhs, dstates[0], cache)
 
     def _cell_infer(self, x, states, mask):
-        """``(hs, [final states])`` without a cache; cells with an ``infer`` kernel override."""
-        return self._cell_forward(x, states, mask, None)[:2]
+        """``(hs, [final states])`` without a cache, through the cell's ``infer`` kernel."""
+        hs, h = self._ops().infer(x, states[0], *self._weights(), mask)
+        return hs, [h]
 
     # -- forward / backward ---------------------------------------------------------------------
     def _zeros_state(self, B):
@@ -383,7 +390,7 @@ class RNNBase(Layer):
         return new[0], new
 
     def _cell_step(self, x_t, states):
-        raise NotImplementedError
+        return [self._ops().step(x_t, states[0], *self._weights())]
 
     def get_config(self):
         """Every constructor argument, in Keras 3's form (weight arguments as config dicts)."""
@@ -565,7 +572,7 @@ class LSTM(RNNBase):
         return tuple((rng.random(shape) < r).astype(self.dtype) for r in self.zoneout_rates)
 
     def _cell_forward(self, x, states, mask, rmask):
-        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+        k, u, b = self._weights()
         if self.is_variant:
             zoneout = self._zoneout(x.shape[0], x.shape[1])
             hs, (h, c), cache = lstm_variants_forward(
@@ -578,7 +585,7 @@ class LSTM(RNNBase):
     def _cell_infer(self, x, states, mask):
         if self.is_variant:
             return self._cell_forward(x, states, mask, None)[:2]
-        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+        k, u, b = self._weights()
         hs, (h, c) = self._ops().infer(x, states[0], states[1], k, u, b, mask)
         return hs, [h, c]
 
@@ -588,7 +595,7 @@ class LSTM(RNNBase):
         return self._ops().backward(dhs, dstates[0], dstates[1], cache, need_dx)
 
     def _cell_step(self, x_t, states):
-        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
+        k, u, b = self._weights()
         if self.is_variant:
             zoneout = self._zoneout(1, x_t.shape[0])  # never training here: the expectation
             h, c = lstm_variants_step(x_t, *states, k, u, b, **self._variant_args(zoneout))
@@ -640,23 +647,6 @@ class GRU(RNNBase):
     def _cell_options(self):
         return {**super()._cell_options(), "reset_after": self.reset_after}
 
-    def _cell_forward(self, x, states, mask, rmask):
-        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
-        hs, h, cache = self._ops().forward(x, states[0], k, u, b, mask, rmask)
-        return hs, [h], cache
-
-    def _cell_infer(self, x, states, mask):
-        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
-        hs, h = self._ops().infer(x, states[0], k, u, b, mask)
-        return hs, [h]
-
-    def _cell_backward(self, dhs, dstates, cache, need_dx=True):
-        return self._ops().backward(dhs, dstates[0], cache)
-
-    def _cell_step(self, x_t, states):
-        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
-        return [self._ops().step(x_t, states[0], k, u, b)]
-
     def get_config(self):
         cfg = super().get_config()
         cfg["reset_after"] = self.reset_after
@@ -683,20 +673,3 @@ class SimpleRNN(RNNBase):
 
     def _cell_options(self):
         return {"activation": self.activation}
-
-    def _cell_forward(self, x, states, mask, rmask):
-        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
-        hs, h, cache = self._ops().forward(x, states[0], k, u, b, mask, rmask)
-        return hs, [h], cache
-
-    def _cell_infer(self, x, states, mask):
-        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
-        hs, h = self._ops().infer(x, states[0], k, u, b, mask)
-        return hs, [h]
-
-    def _cell_backward(self, dhs, dstates, cache, need_dx=True):
-        return self._ops().backward(dhs, dstates[0], cache)
-
-    def _cell_step(self, x_t, states):
-        k, u, b = self.params["kernel"], self.params["recurrent_kernel"], self._bias()
-        return [self._ops().step(x_t, states[0], k, u, b)]
