@@ -618,3 +618,27 @@ def test_importing_costs_no_optional_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_header_of_many_names_is_checked_in_linear_time(tmp_path):
+    """A hostile header (300,000 names, one repeated) is refused at once: the repeated-name check
+    counts names once (it was ``header.count`` per name, 9e10 steps here, an apparent hang).
+    Run in a child process with a deadline far above the linear cost."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "wide.csv"
+    names = [f"c{i}" for i in range(300_000)] + ["c7"]
+    path.write_text(",".join(names) + "\n" + ",".join("x" * len(names)) + "\n", encoding="utf-8")
+    code = (
+        "import sys\nfrom lstmkit.apps.translate_data import read_pairs\n"
+        "try:\n    read_pairs(sys.argv[1])\nexcept ValueError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "repeated column names ['c7']" in out.stdout, out.stderr[-2000:]

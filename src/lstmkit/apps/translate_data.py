@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.csvio import DataFileNotFoundError
+from ..data.csvio import DataFileNotFoundError, _read_header
 from ..data.rows import Listed
 from ..data.utf8 import read_utf8
 from .translate_scores import copy_baseline, scores
@@ -89,25 +89,6 @@ def _open_text(path, max_bytes: int, func: str) -> str:
             f"{max_bytes:,} (max_bytes); split the file or raise max_bytes"
         )
     return read_utf8(p, arg="path", owner=func)
-
-
-def _header(reader, source: str, func: str) -> list[str]:
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            header = [cell.strip() for cell in row]
-            break
-    else:
-        raise ValueError(
-            f"{func}: argument 'path' got an empty file ({source}), expected a header row and "
-            "rows of sentence pairs"
-        )
-    dupes = sorted({n for n in header if header.count(n) > 1})
-    if dupes:
-        raise ValueError(
-            f"{func}: argument 'path' ({source}) has repeated column names {dupes}, expected "
-            "unique names"
-        )
-    return header
 
 
 def _column(header, name, arg, source, func) -> int:
@@ -203,7 +184,7 @@ def read_pairs(
         io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True
     )
     try:
-        header = _header(reader, source, func)
+        header = _read_header(reader, source, 2, func, expected="rows of sentence pairs")
         cols = (
             _column(header, source_column, "source_column", source, func),
             _column(header, target_column, "target_column", source, func),

@@ -90,15 +90,18 @@ def _interpolate_gaps(values, line_of_pos, where: str, func: str):
     return values
 
 
-def _read_header(reader, source: str, min_rows: int, func: str) -> list[str]:
+def _read_header(reader, source: str, min_rows: int, func: str, expected: str = "") -> list[str]:
+    """The first non-blank row, stripped, its names unique. ``expected`` says what the file
+    should hold after the header (default: ``min_rows`` data rows)."""
     for row in reader:
         if any(cell.strip() for cell in row):
             header = [cell.strip() for cell in row]
             break
     else:
+        expected = expected or f"at least {min_rows} data row(s)"
         raise ValueError(
-            f"{func}: argument 'path' got an empty file ({source}), expected a header row and at "
-            f"least {min_rows} data row(s)"
+            f"{func}: argument 'path' got an empty file ({source}), expected a header row and "
+            f"{expected}"
         )
     # Counter, not header.count per name: a hostile header of 10^5 cells must not take n^2 steps
     dupes = sorted(name for name, k in Counter(header).items() if k > 1)
