@@ -315,3 +315,14 @@ def test_functional_models_stream_and_trace_like_sequential():
     tr = trace(single, xa)
     h = tr["l1"].h if hasattr(tr["l1"], "h") else tr["l1"]["h"]
     np.testing.assert_allclose(h, single.get_layer("l1")(xa), atol=1e-5)
+
+
+def test_repeated_layer_names_are_refused_with_the_names():
+    """Two layers of one model sharing a name: refused, naming the repeated names (as Keras 3
+    refuses them), whatever else the graph holds."""
+    x = Input((4,))
+    a = layers.Dense(3, name="twin")(x)
+    b = layers.Dense(3, name="twin")(a)
+    c = layers.Dense(2, name="solo")(b)
+    with pytest.raises(ValueError, match=r"repeated: \['twin'\]"):
+        Model(x, c)

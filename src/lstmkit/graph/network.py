@@ -17,6 +17,7 @@ Values live in a dict keyed by tensor for the duration of one call; nothing is k
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import NamedTuple
 
 import numpy as np
@@ -53,7 +54,7 @@ class Network:
         self.layers = _keras_layer_order(self.inputs, order, first_seen)
         self._input_ids = {id(t) for t in self.inputs}
         names = [la.name for la in self.layers]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = sorted(n for n, k in Counter(names).items() if k > 1)  # linear, not names.count
         if dup:
             raise ValueError(f"{name}: layer names must be unique in a model; repeated: {dup}")
 
