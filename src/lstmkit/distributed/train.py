@@ -1,0 +1,154 @@
+"""The driver's loop of a distributed ``fit``: batches, callbacks, checkpoints, restarts."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import callbacks as callbacks_mod
+from .._atomic import atomic_write
+from ..models import training as tr
+from .strategy import CHECKPOINT_FILE, copy_into, log, model_bytes
+
+
+def _check(model, who, unsupported):
+    given = sorted(k for k, v in unsupported.items() if v is not None)
+    if given:
+        raise ValueError(
+            f"{who}: argument 'distribute' does not take {given} yet; train with "
+            f"distribute=None for those"
+        )
+    stateful = [la.name for la in model.layers if getattr(la, "non_trainable_roles", ())]
+    if stateful:
+        raise ValueError(
+            f"{who}: argument 'distribute' needs a model without moving statistics (each "
+            f"replica would update its own); layers {stateful} have non-trainable state"
+        )
+
+
+def _shards(ray, xs, ys, n):
+    """Shard r = rows r::n (sizes differ by at most one), put once in the object store."""
+    return [ray.put(([x[r::n] for x in xs], [y[r::n] for y in ys])) for r in range(n)]
+
+
+def _parts(idx, n):
+    """Global batch rows ``idx`` -> for each worker r, the positions in its shard of the rows
+    that live there (row i is row i // n of shard i % n)."""
+    return [idx[idx % n == r] // n for r in range(n)]
+
+
+class _Run:
+    """The position of a distributed fit, and the checkpoint it can go back to."""
+
+    def __init__(self, strategy, ray, model, shards, n):
+        self.s, self.ray, self.model, self.shards, self.n = strategy, ray, model, shards, n
+        self.ckpt = None  # (model file bytes, progress dict)
+
+    def save(self, progress):
+        progress = _copy(progress)
+        data = self.s.snapshot(self.ray, progress)
+        self.ckpt = (data, progress)
+        if self.s.checkpoint_dir is not None:
+            path = os.path.join(self.s.checkpoint_dir, CHECKPOINT_FILE)
+            atomic_write(path, lambda tmp: open(tmp, "wb").write(data))  # noqa: SIM115
+        return data
+
+    def restart(self, error):
+        s = self.s
+        s.restarts += 1
+        data, progress = self.ckpt
+        if s.restarts > s.max_restarts:
+            raise RuntimeError(
+                f"RayStrategy: a worker failed ({type(error).__name__}) after "
+                f"{s.max_restarts} restarts; the last checkpoint is at epoch "
+                f"{progress['epoch']} batch {progress['batch']}"
+            ) from error
+        log.warning(
+            "RayStrategy: worker failed (%s); restarting %d workers from the checkpoint at "
+            "epoch %d, batch %d (restart %d of at most %d)",
+            type(error).__name__,
+            self.n,
+            progress["epoch"],
+            progress["batch"],
+            s.restarts,
+            s.max_restarts,
+        )
+        s.start_workers(self.ray, data, self.shards, self.n)
+        return _copy(progress)
+
+
+def _copy(progress):
+    return {**progress, "sums": dict(progress["sums"])}
+
+
+def run_fit(
+    s, model, x, y, epochs, batch_size, verbose, callbacks, shuffle, initial_epoch, unsupported
+):
+    who = f"{model.name}.fit"
+    epochs, initial_epoch = tr._check_fit_args(who, epochs, initial_epoch, 0.0, None, shuffle)
+    batch_size = tr._batch_size(who, batch_size)
+    tr._check_verbose(who, verbose)
+    xs, ys = model._prepare(x, y)
+    _check(model, who, unsupported)
+    ray = s.connect()
+    n_rows, n = len(xs[0]), s.workers_wanted(ray)
+    if n > n_rows:
+        raise ValueError(
+            f"{who}: RayStrategy(num_workers={n}) needs at least {n} samples; got {n_rows}"
+        )
+    steps = -(-n_rows // batch_size)
+    history = callbacks_mod.History()
+    cbs = [history, *(callbacks or [])]
+    if verbose not in (0, False):
+        cbs.append(callbacks_mod.ProgressBar(verbose=1))
+    cb = callbacks_mod.CallbackList(
+        cbs, model=model, params={"epochs": epochs, "steps": steps, "verbose": verbose}
+    )
+    run = _Run(s, ray, model, _shards(ray, xs, ys, n), n)
+    s.restarts, model.stop_training = 0, False
+    data = model_bytes(model)
+    s.start_workers(ray, data, run.shards, n)
+    run.ckpt = (data, {"epoch": initial_epoch, "batch": 0, "sums": {}})
+    cb.on_train_begin({})
+    try:
+        _loop(run, cb, epochs, initial_epoch, batch_size, steps, shuffle, n_rows)
+    finally:
+        s.stop_workers(ray)
+    cb.on_train_end({})
+    model.history = history
+    return history
+
+
+def _loop(run, cb, epochs, initial_epoch, batch_size, steps, shuffle, n_rows):
+    s, ray, model = run.s, run.ray, run.model
+    pos = {"epoch": initial_epoch, "batch": 0, "sums": {}}
+    while pos["epoch"] < epochs:
+        epoch, b = pos["epoch"], pos["batch"]
+        if b == 0:
+            cb.on_epoch_begin(epoch, {"steps": steps})
+        order = np.random.default_rng([model.seed, epoch]).permutation(n_rows) if shuffle else None
+        lo, hi = b * batch_size, min(n_rows, (b + 1) * batch_size)
+        idx = order[lo:hi] if shuffle else np.arange(lo, hi)
+        cb.on_batch_begin(b, {})
+        try:
+            logs = s.step(ray, epoch, b, _parts(idx, run.n), hi - lo)
+        except ray.exceptions.RayActorError as e:
+            pos = run.restart(e)
+            continue
+        sums = pos["sums"]
+        for k, v in logs.items():
+            sums[k] = sums.get(k, 0.0) + v * (hi - lo)
+        pos = {"epoch": epoch, "batch": b + 1, "sums": sums}
+        seen = min(n_rows, (b + 1) * batch_size)
+        cb.on_batch_end(b, {k: v / seen for k, v in sums.items()})
+        last = b + 1 == steps or model.stop_training
+        if last:
+            pos = {"epoch": epoch + 1, "batch": 0, "sums": {}}
+            copy_into(model, run.save(pos))  # epoch-end callbacks see the current weights
+            model._epoch = epoch + 1
+            cb.on_epoch_end(epoch, {k: v / seen for k, v in sums.items()})
+            if model.stop_training:
+                break
+        elif s.checkpoint_every and (b + 1) % s.checkpoint_every == 0:
+            run.save(pos)
