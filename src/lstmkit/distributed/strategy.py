@@ -25,7 +25,7 @@ import uuid
 import numpy as np
 
 from . import reduce as reduce_mod
-from .worker import Worker, model_bytes, model_from_bytes
+from .worker import Worker, model_from_bytes
 
 log = logging.getLogger("lstmkit.distributed")
 

@@ -9,7 +9,8 @@ import numpy as np
 from .. import callbacks as callbacks_mod
 from .._atomic import atomic_write
 from ..models import training as tr
-from .strategy import CHECKPOINT_FILE, copy_into, log, model_bytes
+from .strategy import CHECKPOINT_FILE, copy_into, log
+from .worker import model_bytes
 
 
 def _check(model, who, unsupported):
