@@ -182,3 +182,111 @@ def test_missing_ray_says_how_to_install(monkeypatch):
 def test_import_lstmkit_does_not_import_ray():
     code = "import lstmkit, lstmkit.distributed, sys; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
+
+
+# -- the forecaster: data-parallel training and distributed prediction of a panel -------------
+def _seasonal_panel(n_series=12, n=72, seed=0):
+    from lstmkit.apps.panel import Panel
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    series = [
+        np.exp(rng.normal(3, 1)) * (1 + 0.02 * t) * (1 + 0.3 * np.sin(2 * np.pi * t / 12))
+        * np.exp(rng.normal(0, 0.02, n))
+        for _ in range(n_series)
+    ]  # fmt: skip
+    start = np.datetime64("2000-01", "M")
+    times = (start + np.arange(n)).astype("datetime64[D]")
+    ids = np.array([f"s{k:02d}" for k in range(n_series)])
+    return Panel.from_arrays(series, ids=ids, times=[times] * n_series, freq="MS")
+
+
+FAST = {"units": 8, "epochs": 3, "patience": 10, "ensemble": 1, "batch_size": 32}
+FAST["interval_levels"] = (80,)
+
+
+@pytest.fixture(scope="module")
+def forecaster():
+    from lstmkit.apps.forecast_config import ForecastConfig
+    from lstmkit.apps.forecast_global import fit_global
+
+    return fit_global(_seasonal_panel(), ForecastConfig(**FAST))
+
+
+def test_forecaster_trained_on_ray_predicts_as_the_local_one(ray_session, forecaster):
+    from lstmkit.apps.forecast_config import ForecastConfig
+    from lstmkit.apps.forecast_global import fit_global
+
+    panel = _seasonal_panel()
+    dist = fit_global(panel, ForecastConfig(**FAST), distribute=RayStrategy(2))
+    (p1, i1), (p2, i2) = forecaster.predict(panel, levels=(80,)), dist.predict(panel, levels=(80,))
+    np.testing.assert_allclose(p2, p1, rtol=1e-4)
+    np.testing.assert_allclose(i2[80][0], i1[80][0], rtol=1e-4)
+    assert dist.members[0].best_epoch == forecaster.members[0].best_epoch
+
+
+def _local_rows(model, panel, levels=(80,)):
+    from lstmkit.apps.forecast_run import forecast_table
+
+    point, intervals = model.predict(panel, levels=levels)
+    return forecast_table(panel, point, intervals, levels, time_header="ds", single=False)
+
+
+def _read_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        header, *rows = list(csv.reader(f))
+    return header, rows
+
+
+def _assert_rows(got, want):
+    (gh, gr), (wh, wr) = got, want
+    assert gh == wh and len(gr) == len(wr)
+    assert [r[:2] for r in gr] == [[str(c) for c in r[:2]] for r in wr]  # ids and dates
+    g = np.array([[float(c) for c in r[2:]] for r in gr])
+    np.testing.assert_allclose(g, np.array([r[2:] for r in wr], float), rtol=1e-5)
+
+
+def test_predict_panel_streams_what_local_prediction_gives(ray_session, forecaster, tmp_path):
+    from lstmkit.distributed import predict_panel
+
+    panel = _seasonal_panel()
+    out = tmp_path / "forecast.csv"
+    n = predict_panel(
+        forecaster, panel, out, levels=(80,), strategy=RayStrategy(2), series_per_task=5
+    )
+    want = _local_rows(forecaster, panel)
+    assert n == len(want[1]) == 12 * forecaster.horizon
+    _assert_rows(_read_rows(out), want)
+    assert sorted(os.listdir(tmp_path)) == ["forecast.csv"]
+
+
+def _write_shards(panel, d, groups):
+    from lstmkit.data import write_csv_atomic
+
+    d.mkdir()
+    labels = [np.datetime_as_string(panel.times[panel.span(k)], "D") for k in range(panel.n_series)]
+    for j, ks in enumerate(groups):
+        rows = [[panel.ids[k], t, v] for k in ks for t, v in zip(labels[k], panel.series(k))]
+        write_csv_atomic(d / f"shard-{j}.csv", ["unique_id", "ds", "y"], rows)
+
+
+def test_predict_panel_reads_and_writes_shard_directories(ray_session, forecaster, tmp_path):
+    from lstmkit.distributed import predict_panel
+
+    panel = _seasonal_panel()
+    _write_shards(panel, tmp_path / "in", [range(7), range(7, 12)])
+    read = (forecaster.config, "ds", "none")
+    (tmp_path / "out").mkdir()
+    s = RayStrategy(2)
+    predict_panel(forecaster, tmp_path / "in", tmp_path / "out", (80,), s, read=read)
+    assert sorted(os.listdir(tmp_path / "out")) == ["shard-0.csv", "shard-1.csv"]
+    h0, r0 = _read_rows(tmp_path / "out" / "shard-0.csv")
+    _, r1 = _read_rows(tmp_path / "out" / "shard-1.csv")
+    _assert_rows((h0, r0 + r1), _local_rows(forecaster, panel))
+    # a series split over two shards is refused, and no output file is left behind
+    _write_shards(panel, tmp_path / "split", [range(7), range(6, 12)])
+    with pytest.raises(ValueError, match=r"series \['s06'\] appear in more than one shard"):
+        predict_panel(forecaster, tmp_path / "split", tmp_path / "one.csv", (80,), s, read=read)
+    assert not (tmp_path / "one.csv").exists()

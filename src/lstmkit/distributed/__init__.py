@@ -13,6 +13,7 @@ Importing this package does not import Ray; the functions that need it do, and s
 to install when it is missing. The design, measurements and scaling model: ``docs/distributed.md``.
 """
 
+from .panel import predict_panel
 from .strategy import RayStrategy
 
-__all__ = ["RayStrategy"]
+__all__ = ["RayStrategy", "predict_panel"]

@@ -25,7 +25,7 @@ import uuid
 import numpy as np
 
 from . import reduce as reduce_mod
-from .worker import Worker, model_from_bytes
+from .worker import Worker, file_tensors
 
 log = logging.getLogger("lstmkit.distributed")
 
@@ -129,40 +129,22 @@ class RayStrategy:
         return "tree"  # measured fastest on one node (docs/distributed.md)
 
     # -- fit
-    def fit(
-        self,
-        model,
-        x,
-        y,
-        epochs,
-        batch_size,
-        verbose,
-        callbacks,
-        shuffle,
-        initial_epoch,
-        unsupported=None,
-    ):
-        """``model.fit(..., distribute=self)``: the same batches and updates as a local fit."""
+    def fit(self, model, x, y, epochs, batch_size, verbose, callbacks, shuffle, initial_epoch,
+            validation_data=None, unsupported=None):  # fmt: skip
+        """``model.fit(..., distribute=self)``: the same batches and updates as a local fit;
+        ``validation_data`` is evaluated by the driver at each epoch's end."""
         from .train import run_fit
 
-        return run_fit(
-            self,
-            model,
-            x,
-            y,
-            epochs,
-            batch_size,
-            verbose,
-            callbacks,
-            shuffle,
-            initial_epoch,
-            unsupported or {},
-        )
+        return run_fit(self, model, (x, y, validation_data), epochs, batch_size, verbose,
+                       callbacks, shuffle, initial_epoch, unsupported or {})  # fmt: skip
 
     # -- workers
-    def start_workers(self, ray, data: bytes, shards, n):
-        """``n`` new actors from the model file ``data``; ``shards[r]``: a ref to (xs, ys)."""
+    def start_workers(self, ray, data: bytes, shards, n, losses=None):
+        """``n`` new actors from the model file ``data`` and the driver's ``losses`` (None:
+        the last ones); ``shards[r]``: a ref to (xs, ys)."""
         self.stop_workers(ray)
+        if losses is not None:  # kept for the restarts
+            self._losses = list(losses)
         mode = self.resolved_reduce(n)
         group = f"lstmkit-{uuid.uuid4().hex[:12]}" if mode == "collective" else None
         # one CPU each, or an equal share when asking for more workers than the cluster has
@@ -173,7 +155,9 @@ class RayStrategy:
             runtime_env={"env_vars": {"LSTMKIT_NUM_THREADS": "1"}},
         )
         data_ref = ray.put(data)
-        self._workers = [actor.remote(data_ref, shards[r], r, n, group) for r in range(n)]
+        self._workers = [
+            actor.remote(data_ref, self._losses, shards[r], r, n, group) for r in range(n)
+        ]
         ready = [w.init_collective.remote() if group else w.pid.remote() for w in self._workers]
         wait_all(ray, ready, timeout=START_TIMEOUT, what=f"starting {n} workers")
         self._mode = mode
@@ -230,8 +214,8 @@ def wait_all(ray, refs, timeout=None, what=None):
 
 def copy_into(model, data: bytes):
     """Copy the weights and optimizer state of the model file ``data`` into ``model``."""
-    other = model_from_bytes(data)
-    params = model.params
-    for k, v in other.params.items():
-        params[k][...] = v
-    model.optimizer.set_state(other.optimizer.get_state())
+    from ..saving import assign_params
+
+    weights, state = file_tensors(data)
+    assign_params(model.params, weights, source="RayStrategy")
+    model.optimizer.set_state(state)

@@ -45,6 +45,15 @@ class _Run:
     def __init__(self, strategy, ray, model, shards, n):
         self.s, self.ray, self.model, self.shards, self.n = strategy, ray, model, shards, n
         self.ckpt = None  # (model file bytes, progress dict)
+        self.val, self.batch_size = None, None
+
+    def epoch_logs(self, sums, seen):
+        """The epoch's mean logs, and the validation ones (the driver holds the epoch's
+        weights by now)."""
+        logs = {k: v / seen for k, v in sums.items()}
+        if self.val is not None:
+            logs.update(self.model._validation_logs(self.val, self.batch_size))
+        return logs
 
     def save(self, progress):
         progress = _copy(progress)
@@ -83,11 +92,12 @@ def _copy(progress):
     return {**progress, "sums": dict(progress["sums"])}
 
 
-def run_fit(
-    s, model, x, y, epochs, batch_size, verbose, callbacks, shuffle, initial_epoch, unsupported
-):
+def run_fit(s, model, data, epochs, batch_size, verbose, callbacks, shuffle, initial_epoch,
+            unsupported):  # fmt: skip
+    """``data = (x, y, validation_data)``; the rest as ``Trainable.fit``."""
     who = f"{model.name}.fit"
-    epochs, initial_epoch = tr._check_fit_args(who, epochs, initial_epoch, 0.0, None, shuffle)
+    x, y, val = data
+    epochs, initial_epoch = tr._check_fit_args(who, epochs, initial_epoch, 0.0, val, shuffle)
     batch_size = tr._batch_size(who, batch_size)
     tr._check_verbose(who, verbose)
     xs, ys = model._prepare(x, y)
@@ -107,9 +117,10 @@ def run_fit(
         cbs, model=model, params={"epochs": epochs, "steps": steps, "verbose": verbose}
     )
     run = _Run(s, ray, model, _shards(ray, xs, ys, n), n)
+    run.val, run.batch_size = val, batch_size
     s.restarts, model.stop_training = 0, False
     data = model_bytes(model)
-    s.start_workers(ray, data, run.shards, n)
+    s.start_workers(ray, data, run.shards, n, model.losses_per_output)
     run.ckpt = (data, {"epoch": initial_epoch, "batch": 0, "sums": {}})
     cb.on_train_begin({})
     try:
@@ -148,7 +159,7 @@ def _loop(run, cb, epochs, initial_epoch, batch_size, steps, shuffle, n_rows):
             pos = {"epoch": epoch + 1, "batch": 0, "sums": {}}
             copy_into(model, run.save(pos))  # epoch-end callbacks see the current weights
             model._epoch = epoch + 1
-            cb.on_epoch_end(epoch, {k: v / seen for k, v in sums.items()})
+            cb.on_epoch_end(epoch, run.epoch_logs(sums, seen))
             if model.stop_training:
                 break
         elif s.checkpoint_every and (b + 1) % s.checkpoint_every == 0:

@@ -34,22 +34,48 @@ def model_bytes(model) -> bytes:
             return f.read()
 
 
-def model_from_bytes(data: bytes):
-    """The model of :func:`model_bytes` (read through the checked, pickle-free loader)."""
-    from ..saving import load_model
+def model_from_bytes(data: bytes, losses=None):
+    """The model of :func:`model_bytes`, read through the checked, pickle-free loader.
+
+    ``losses``: the driver model's loss objects, compiled in instead of the file's (a custom
+    loss, such as the forecaster's pinball closure, has no name a file could restore; Ray ships
+    the object itself, lstmkit's own code, never anything read from a file)."""
+    from ..saving import _restore_compile, load_model, read_model_file
 
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "model.lstmkit")
         with open(path, "wb") as f:
             f.write(data)
-        return load_model(path)
+        if losses is None:
+            return load_model(path)
+        model = load_model(path, compile=False)
+        parsed, tensors = read_model_file(path, "RayStrategy", ("optimizer/",))
+    comp = {**parsed["compile"], "loss": losses[0] if len(losses) == 1 else list(losses)}
+    _restore_compile(model, comp, tensors, "the driver's model")
+    return model
+
+
+def file_tensors(data: bytes) -> tuple[dict, dict]:
+    """``(weights, optimizer state)`` of the model file ``data``, by name."""
+    from ..saving import read_model_file
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "model.lstmkit")
+        with open(path, "wb") as f:
+            f.write(data)
+        _, tensors = read_model_file(path, "RayStrategy")
+    split = ({}, {})
+    for k, v in tensors.items():
+        kind, _, name = k.partition("/")
+        split[kind == "optimizer"][name] = v
+    return split
 
 
 class Worker:
     """A replica of rank ``rank`` of ``world``; ``shard`` = (xs, ys), rows rank::world."""
 
-    def __init__(self, data: bytes, shard, rank, world, group=None):
-        self.model = model_from_bytes(data)
+    def __init__(self, data: bytes, losses, shard, rank, world, group=None):
+        self.model = model_from_bytes(data, losses)
         self.xs, self.ys = list(shard[0]), list(shard[1])
         self.rank, self.world = rank, world
         params = self.model.trainable_params

@@ -458,21 +458,10 @@ class Trainable:
         on Ray workers, the same batches and updates as here (``docs/distributed.md``)."""
         who = f"{self.name}.fit"
         self._require_compiled("fit")
-        if distribute is not None:  # the strategy runs the same epochs and batches on workers
-            unsupported = {"tbptt": tbptt, "mask": mask, "validation_data": validation_data}
-            unsupported["validation_split"] = validation_split or None
-            return distribute.fit(
-                self,
-                x,
-                y,
-                epochs,
-                batch_size,
-                verbose,
-                callbacks,
-                shuffle,
-                initial_epoch,
-                unsupported,
-            )
+        if distribute is not None:  # the same epochs and batches, on the strategy's workers
+            refused = {"tbptt": tbptt, "mask": mask, "validation_split": validation_split or None}
+            return distribute.fit(self, x, y, epochs, batch_size, verbose, callbacks, shuffle,
+                                  initial_epoch, validation_data, refused)  # fmt: skip
         epochs, initial_epoch = _check_fit_args(
             who, epochs, initial_epoch, validation_split, validation_data, shuffle
         )
