@@ -105,6 +105,7 @@ def test_same_weights_as_one_process(ray_session, workers, reduce, shuffle):
     np.testing.assert_allclose(h.history["loss"], local.history.history["loss"], rtol=1e-5)
 
 
+@pytest.mark.slow  # each actor imports torch for gloo: ~15 s
 def test_collective_reduce(ray_session):
     """ray.util.collective's gloo allreduce (torch.distributed) between the actors."""
     x, y = _data()
@@ -290,3 +291,70 @@ def test_predict_panel_reads_and_writes_shard_directories(ray_session, forecaste
     with pytest.raises(ValueError, match=r"series \['s06'\] appear in more than one shard"):
         predict_panel(forecaster, tmp_path / "split", tmp_path / "one.csv", (80,), s, read=read)
     assert not (tmp_path / "one.csv").exists()
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+def _panel_csv(path):
+    from lstmkit.data import write_csv_atomic
+
+    panel = _seasonal_panel(n_series=8, n=60)
+    rows = [
+        [panel.ids[k], t, v]
+        for k in range(panel.n_series)
+        for t, v in zip(np.datetime_as_string(panel.times[panel.span(k)], "D"), panel.series(k))
+    ]
+    write_csv_atomic(path, ["unique_id", "ds", "y"], rows)
+    return path
+
+
+def _cli(*argv):
+    from lstmkit.cli import main
+
+    return main([str(a) for a in argv])
+
+
+@pytest.mark.slow  # two trainings and four predictions: ~25 s
+def test_cli_forecast_train_and_predict_on_ray(ray_session, tmp_path, capsys):
+    data = _panel_csv(tmp_path / "panel.csv")
+    common = ["--epochs", 2, "--units", 8, "--ensemble", 1, "--level", 80]
+    assert _cli("forecast", "train", data, "--out", tmp_path / "local.lstmkit", *common) == 0
+    ray_train = ["--engine", "ray", "--workers", 2]
+    assert (
+        _cli("forecast", "train", data, "--out", tmp_path / "ray.lstmkit", *common, *ray_train) == 0
+    )
+    for name in ("local", "ray"):  # the Ray-trained model, predicted locally and on Ray
+        model = tmp_path / f"{name}.lstmkit"
+        assert _cli("forecast", "predict", model, data, "--out", tmp_path / f"{name}.csv",
+                    "--level", 80) == 0  # fmt: skip
+        out = tmp_path / f"{name}-ray.csv"
+        assert _cli("forecast", "predict", model, data, "--out", out, "--level", 80,
+                    "--engine", "ray", "--workers", 2) == 0  # fmt: skip
+    want = _read_rows(tmp_path / "local.csv")
+    want = (want[0], [[r[0], r[1], *map(float, r[2:])] for r in want[1]])
+    for name in ("ray.csv", "local-ray.csv", "ray-ray.csv"):
+        _assert_rows(_read_rows(tmp_path / name), want)
+
+
+def test_cli_forecast_predict_on_ray(ray_session, forecaster, tmp_path):
+    data = _panel_csv(tmp_path / "panel.csv")
+    forecaster.save(tmp_path / "m.lstmkit")
+    out = tmp_path / "f.csv"
+    rc = _cli("forecast", "predict", tmp_path / "m.lstmkit", data, "--out", out, "--level", 80,
+              "--engine", "ray", "--workers", 2)  # fmt: skip
+    assert rc == 0
+    from lstmkit.apps.forecast_run import read_data
+
+    panel = read_data(data, forecaster.config, time_column="ds")
+    _assert_rows(_read_rows(out), _local_rows(forecaster, panel))
+
+
+def test_cli_engine_ray_without_the_extra(tmp_path, monkeypatch, capsys):
+    data = _panel_csv(tmp_path / "panel.csv")
+    monkeypatch.setitem(sys.modules, "ray", None)
+    rc = _cli("forecast", "train", data, "--out", tmp_path / "m.lstmkit", "--engine", "ray")
+    assert rc == 2
+    assert "pip install 'lstmkit[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "m.lstmkit").exists()
+    rc = _cli("forecast", "train", data, "--out", tmp_path / "m.lstmkit", "--workers", "2")
+    assert rc == 2
+    assert "argument '--workers' applies to --engine ray only" in capsys.readouterr().err
