@@ -30,6 +30,8 @@ from .worker import Worker, file_tensors
 log = logging.getLogger("lstmkit.distributed")
 
 CHECKPOINT_FILE = "checkpoint.lstmkit"
+#: parameters from which ``reduce="auto"`` takes the gloo allreduce over the object-store tree
+COLLECTIVE_FROM = 50_000
 #: seconds for the workers to start (and join their collective group) before giving up
 START_TIMEOUT = 300.0
 
@@ -121,12 +123,18 @@ class RayStrategy:
         ray = import_ray()
         return ray.get([w.pid.remote() for w in self._workers])
 
-    def resolved_reduce(self, n):
+    def resolved_reduce(self, n, n_params):
+        """``reduce``, or for "auto" the fastest measured here (docs/distributed.md): the gloo
+        allreduce from ``COLLECTIVE_FROM`` parameters up when torch is installed (its actors
+        import it), else the tree through the object store; one worker reduces nothing."""
         if n == 1:
             return "none"
         if self.reduce != "auto":
             return self.reduce
-        return "tree"  # measured fastest on one node (docs/distributed.md)
+        import importlib.util
+
+        torch = importlib.util.find_spec("torch") is not None
+        return "collective" if torch and n_params >= COLLECTIVE_FROM else "tree"
 
     # -- fit
     def fit(self, model, x, y, epochs, batch_size, verbose, callbacks, shuffle, initial_epoch,
@@ -139,13 +147,15 @@ class RayStrategy:
                        callbacks, shuffle, initial_epoch, unsupported or {})  # fmt: skip
 
     # -- workers
-    def start_workers(self, ray, data: bytes, shards, n, losses=None):
+    def start_workers(self, ray, data: bytes, shards, n, losses=None, n_params=0):
         """``n`` new actors from the model file ``data`` and the driver's ``losses`` (None:
-        the last ones); ``shards[r]``: a ref to (xs, ys)."""
+        the last ones) for a model of ``n_params`` trainable parameters; ``shards[r]``: a ref
+        to (xs, ys)."""
         self.stop_workers(ray)
         if losses is not None:  # kept for the restarts
             self._losses = list(losses)
-        mode = self.resolved_reduce(n)
+            self._n_params = n_params
+        mode = self.resolved_reduce(n, self._n_params)
         group = f"lstmkit-{uuid.uuid4().hex[:12]}" if mode == "collective" else None
         # one CPU each, or an equal share when asking for more workers than the cluster has
         cpus = ray.cluster_resources().get("CPU", 1.0)

@@ -120,7 +120,8 @@ def run_fit(s, model, data, epochs, batch_size, verbose, callbacks, shuffle, ini
     run.val, run.batch_size = val, batch_size
     s.restarts, model.stop_training = 0, False
     data = model_bytes(model)
-    s.start_workers(ray, data, run.shards, n, model.losses_per_output)
+    n_params = sum(p.size for p in model.trainable_params.values())
+    s.start_workers(ray, data, run.shards, n, model.losses_per_output, n_params)
     run.ckpt = (data, {"epoch": initial_epoch, "batch": 0, "sums": {}})
     cb.on_train_begin({})
     try:
