@@ -129,30 +129,51 @@ def measure_exchange(results, ks, workers, reduces, steps):
                      step_seconds=step, local_seconds=local, exchange_seconds=step - local)  # fmt: skip
 
 
-def measure_throughput(results, n, batch, reduces):
+class _Clock:
+    """The times of the first and the last batch's end."""
+
+    def __new__(cls):
+        from lstmkit.callbacks import Callback
+
+        class Clock(Callback):
+            first = last = None
+
+            def on_batch_end(self, batch, logs=None):
+                self.last = time.perf_counter()
+                self.first = self.first or self.last
+
+        return Clock()
+
+
+def measure_throughput(results, n, batch, reduces, threads):
     from lstmkit.distributed import RayStrategy
     from lstmkit.ops.fast import common
 
     x, y = charlm_data(n)
-    runs = [("local", 1, None), ("local", 2, None)] + [("ray", 2, r) for r in reduces]
+    runs = [("local", t, None) for t in threads] + [("ray", 2, r) for r in reduces]
     for engine, count, red in runs:
         m = charlm()
         m.train_on_batch(x[:2], y[:2])  # compile outside the timing
         m = charlm()
         common.set_num_threads(1 if engine == "ray" else count)  # workers: 1 thread each
         strategy = RayStrategy(count, reduce=red) if engine == "ray" else None
+        clock = _Clock()
         t = time.perf_counter()
-        m.fit(x, y, epochs=1, batch_size=batch, verbose=0, distribute=strategy)
+        m.fit(x, y, epochs=1, batch_size=batch, verbose=0, distribute=strategy, callbacks=[clock])
         took = time.perf_counter() - t
+        steady = (n - batch) / (clock.last - clock.first)  # after the first step: no start-up
         emit(results, kind="throughput", engine=engine, workers=count, reduce=red, samples=n,
-             batch=batch, seconds=took, samples_per_second=n / took)  # fmt: skip
+             batch=batch, seconds=took, samples_per_second=n / took,
+             steady_samples_per_second=steady)  # fmt: skip
     common.set_num_threads(1)
 
 
 def measure_panel(results, series, workers):
     from lstmkit.apps.forecast_config import ForecastConfig
     from lstmkit.apps.forecast_global import fit_global
+    from lstmkit.apps.forecast_run import forecast_table
     from lstmkit.apps.panel import Panel
+    from lstmkit.data import write_csv_atomic
     from lstmkit.distributed import RayStrategy, predict_panel
 
     rng = np.random.default_rng(0)
@@ -164,24 +185,30 @@ def measure_panel(results, series, workers):
         * np.exp(rng.normal(0, 0.05, (series, 60)))
     )
     panel = Panel.from_arrays(list(ys), season=12)
-    model = fit_global(panel.subset(np.arange(200)), ForecastConfig(units=32, epochs=2, ensemble=1))
+    cfg = ForecastConfig(units=32, epochs=2, ensemble=5, refit=False)  # the default ensemble
+    model = fit_global(panel.subset(np.arange(200)), cfg)
     model.predict(panel.subset(np.arange(10)))
-    start = time.perf_counter()
-    point, _ = model.predict(panel)
-    local = time.perf_counter() - start
     out = Path("out/bench/panel_forecast.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    point, intervals = model.predict(panel)
+    local = time.perf_counter() - start
+    header, rows = forecast_table(panel, point, intervals, (), time_header="step", single=False)
+    write_csv_atomic(out, header, rows)
+    local_csv = time.perf_counter() - start
     start = time.perf_counter()
     rows = predict_panel(model, panel, out, strategy=RayStrategy(workers), time_header="step")
     dist = time.perf_counter() - start
     emit(results, kind="panel", series=series, horizon=int(point.shape[1]), rows=rows,
-         local_predict_seconds=local, ray_seconds_with_csv=dist, workers=workers)  # fmt: skip
+         local_predict_seconds=local, local_seconds_with_csv=local_csv,
+         ray_seconds_with_csv=dist, workers=workers)  # fmt: skip
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", default=["compute", "exchange", "throughput", "panel"])
     ap.add_argument("--reduces", nargs="+", default=["tree", "ring", "collective"])
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="local runs")
     ap.add_argument("--samples", type=int, default=2048, help="throughput: training windows")
     ap.add_argument("--batch", type=int, default=64, help="throughput: global batch")
     ap.add_argument("--series", type=int, default=20000, help="panel: series")
@@ -196,7 +223,7 @@ def main(argv=None):
     if "exchange" in args.only:
         measure_exchange(results, [100, 316, 1000, 2000], [2, 3, 4], args.reduces, steps=20)
     if "throughput" in args.only:
-        measure_throughput(results, args.samples, args.batch, args.reduces)
+        measure_throughput(results, args.samples, args.batch, args.reduces, args.threads)
     if "panel" in args.only:
         measure_panel(results, args.series, 2)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
