@@ -5,15 +5,18 @@ model file and put in the object store once; each task reads it (a worker proces
 one it read, keyed by its SHA-256) and forecasts one part of the panel: a group of consecutive
 series of an in-memory panel, or one CSV shard of a directory, read inside the task so that no
 process ever holds the whole panel. The driver collects the parts in order, at most ``2 x
-workers`` in flight, and writes their rows as they arrive through
-:func:`lstmkit.data.write_csv_atomic`: a failure leaves no partial file and the rows are those
+workers`` in flight, and copies their CSV lines (formatted by the tasks as
+:func:`lstmkit.data.write_csv_atomic` formats them) into the output as they arrive, through
+:func:`lstmkit._atomic.atomic_write`: a failure leaves no partial file, and the rows are those
 ``lstmkit forecast predict`` writes locally, in the same order. A shard directory's series must
 not be split across shards (a repeated series id is an error).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import math
 import os
 import tempfile
@@ -36,9 +39,22 @@ def _forecaster(key: str, data: bytes):
     return _CACHE[key]
 
 
+def csv_text(rows) -> str:
+    """``rows`` as the lines :func:`lstmkit.data.write_csv_atomic` writes (floats by ``repr``):
+    the tasks format their own rows, so the driver only copies text."""
+    from ..data.csvio import _cell
+
+    stream = io.StringIO()
+    writer = csv.writer(stream, lineterminator="\n")
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+    return stream.getvalue()
+
+
 def predict_part(key, data, part, levels, read, time_header):
     """One task: ``part`` is a Panel or a CSV path (read with ``read = (config, time_column,
-    fill)``) -> ``(series ids, rows)`` as ``forecast predict`` writes them."""
+    fill)``) -> ``(series ids, number of rows, their CSV lines)`` as ``forecast predict``
+    writes them."""
     from ..apps.forecast_run import forecast_table, read_data
 
     model = _forecaster(key, data)
@@ -47,7 +63,7 @@ def predict_part(key, data, part, levels, read, time_header):
         part = read_data(part, config, time_column=tcol, fill=fill)
     point, intervals = model.predict(part, levels=tuple(levels))
     _, rows = forecast_table(part, point, intervals, levels, time_header=time_header, single=False)
-    return [str(i) for i in part.ids], rows
+    return [str(i) for i in part.ids], len(rows), csv_text(rows)
 
 
 def forecaster_bytes(forecaster) -> bytes:
@@ -103,8 +119,8 @@ def predict_panel(forecaster, data, out, levels=(), strategy=None, series_per_ta
     or an existing directory (one CSV per part, named after its shard). ``strategy``: a
     :class:`RayStrategy` (its address and number of workers; None: a local Ray instance).
     Returns the number of rows written."""
+    from .._atomic import atomic_write
     from ..apps.forecast_run import interval_columns
-    from ..data import write_csv_atomic
     from .strategy import RayStrategy
 
     strategy = strategy or RayStrategy()
@@ -121,19 +137,26 @@ def predict_panel(forecaster, data, out, levels=(), strategy=None, series_per_ta
     results = _results(ray, task, parts, args, 2 * workers)
     seen, count = set(), [0]
 
-    def rows(ids, part_rows):
+    def text(ids, n_rows, lines):
         repeated = seen.intersection(ids)
         if repeated:
             raise ValueError(f"predict_panel: series {sorted(repeated)[:5]} appear in more than "
                              "one shard; each series must be whole in one shard")  # fmt: skip
         seen.update(ids)
-        count[0] += len(part_rows)
-        return part_rows
+        count[0] += n_rows
+        return lines
+
+    def write(chunks):
+        def fn(tmp):
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                f.write(csv_text([header]))
+                f.writelines(chunks)  # consumed as the parts arrive
+
+        return fn
 
     if Path(out).is_dir():
-        for name, (ids, part_rows) in results:
-            write_csv_atomic(Path(out) / name, header, rows(ids, part_rows))
+        for name, result in results:
+            atomic_write(Path(out) / name, write([text(*result)]))
     else:
-        streamed = (r for _, (ids, part_rows) in results for r in rows(ids, part_rows))
-        write_csv_atomic(out, header, streamed)
+        atomic_write(out, write(text(*result) for _, result in results))
     return count[0]
