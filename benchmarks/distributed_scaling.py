@@ -119,10 +119,10 @@ def measure_exchange(results, ks, workers, reduces, steps):
                 s.start_workers(ray, model_bytes(m), shards, n, m.losses_per_output, k * k + k)
                 parts = _parts(np.arange(n), n)
                 for b in range(3):  # warm up
-                    s.step(ray, 0, b, parts, n)
+                    s.step(ray, 0, b, None, parts, n)
                 t = time.perf_counter()
                 for b in range(steps):
-                    s.step(ray, 0, b, parts, n)
+                    s.step(ray, 0, b, None, parts, n)
                 step = (time.perf_counter() - t) / steps
                 s.stop_workers(ray)
                 emit(results, kind="exchange", params=k * k + k, workers=n, reduce=red,

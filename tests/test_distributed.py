@@ -105,6 +105,20 @@ def test_same_weights_as_one_process(ray_session, workers, reduce, shuffle):
     np.testing.assert_allclose(h.history["loss"], local.history.history["loss"], rtol=1e-5)
 
 
+def test_learning_rate_callback_reaches_the_workers(ray_session):
+    """A LearningRateScheduler changes the driver's optimizer; the workers must follow."""
+    from lstmkit.callbacks import LearningRateScheduler
+
+    x, y = _data()
+    halve = LearningRateScheduler(lambda epoch, lr: 0.05 * 0.2**epoch)
+    local = _model()
+    local.fit(x, y, epochs=3, batch_size=10, verbose=0, callbacks=[halve])
+    dist = _model()
+    dist.fit(x, y, epochs=3, batch_size=10, verbose=0, callbacks=[halve],
+             distribute=RayStrategy(2, reduce="tree"))  # fmt: skip
+    _assert_same(local, dist)
+
+
 @pytest.mark.slow  # each actor imports torch for gloo: ~15 s
 def test_collective_reduce(ray_session):
     """ray.util.collective's gloo allreduce (torch.distributed) between the actors."""

@@ -178,9 +178,10 @@ class RayStrategy:
             ray.kill(w, no_restart=True)
         self._workers = []
 
-    def step(self, ray, epoch, b, parts, total):
-        """One synchronous step on every worker -> the batch's logs (summed weighted logs)."""
-        ws, args = self._workers, (epoch, b)
+    def step(self, ray, epoch, b, lr, parts, total):
+        """One synchronous step on every worker -> the batch's logs (summed weighted logs).
+        ``lr``: the driver's constant learning rate (None: a schedule, the workers' own)."""
+        ws, args = self._workers, (epoch, b, lr)
         if self._mode == "collective":
             logs = [w.step_collective.remote(*args, p, total) for w, p in zip(ws, parts)]
             done = []

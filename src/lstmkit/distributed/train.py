@@ -33,6 +33,14 @@ def _shards(ray, xs, ys, n):
     return [ray.put(([x[r::n] for x in xs], [y[r::n] for y in ys])) for r in range(n)]
 
 
+def _rate(model):
+    """The driver's learning rate when it is a constant (callbacks may change it), else None."""
+    from ..optimizers.schedules import LearningRateSchedule
+
+    lr = model.optimizer._learning_rate
+    return None if isinstance(lr, LearningRateSchedule) else float(lr)
+
+
 def _parts(idx, n):
     """Global batch rows ``idx`` -> for each worker r, the positions in its shard of the rows
     that live there (row i is row i // n of shard i % n)."""
@@ -145,7 +153,7 @@ def _loop(run, cb, epochs, initial_epoch, batch_size, steps, shuffle, n_rows):
         idx = order[lo:hi] if shuffle else np.arange(lo, hi)
         cb.on_batch_begin(b, {})
         try:
-            logs = s.step(ray, epoch, b, _parts(idx, run.n), hi - lo)
+            logs = s.step(ray, epoch, b, _rate(model), _parts(idx, run.n), hi - lo)
         except ray.exceptions.RayActorError as e:
             pos = run.restart(e)
             continue
