@@ -199,6 +199,32 @@ def test_import_lstmkit_does_not_import_ray():
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
 
 
+# -- stateful streams: the language model's truncated BPTT ------------------------------------
+LM = {"embed_dim": 8, "units": 16, "layers": 2, "seq_len": 10, "batch_size": 4, "epochs": 2}
+LM.update(patience=5, learning_rate=0.02)
+
+
+def _corpus():
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parents[1] / "README.md").read_text()[:1200]
+
+
+def test_language_model_streams_on_ray(ray_session):
+    """2 workers carry 2 of the 4 streams each across 27 chunks, reset at each epoch."""
+    from lstmkit.apps.text import train_language_model
+
+    local = train_language_model(_corpus(), **LM)
+    dist = train_language_model(_corpus(), distribute=RayStrategy(2, reduce="tree"), **LM)
+    for u, v in zip(local.model.get_weights(), dist.model.get_weights()):
+        np.testing.assert_allclose(v, u, **TOL)
+    for a, b in zip(local.history, dist.history):
+        assert a["steps"] == b["steps"]
+        np.testing.assert_allclose([b["loss"], b["val_loss"]], [a["loss"], a["val_loss"]], 1e-6)
+    with pytest.raises(ValueError, match=r"batch_size \(parallel streams, 3\) to be a multiple"):
+        train_language_model(_corpus(), distribute=RayStrategy(2), **{**LM, "batch_size": 3})
+
+
 # -- the forecaster: data-parallel training and distributed prediction of a panel -------------
 def _seasonal_panel(n_series=12, n=72, seed=0):
     from lstmkit.apps.panel import Panel

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._args import ray_options, ray_strategy
+
 MAX_UNITS = 4096  # 4 * 4096^2 recurrent weights are 256 MiB in float32
 ENGINES = ("global", "single", "ray")
 
@@ -122,32 +124,7 @@ def _single_options(p):
     g.add_argument("--dropout", type=_dropout, default=None, help="input dropout (default 0)")
     g.add_argument("--max-rows", type=_positive_int, default=None,
                    help="train on at most this many of the most recent rows")  # fmt: skip
-    _ray_options(p)
-
-
-def _ray_options(p):
-    g = p.add_argument_group("--engine ray only (docs/distributed.md)")
-    g.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="join a running Ray cluster ('auto' or host:port; default: start a "
-                   "local Ray instance with this machine's cores)")  # fmt: skip
-    g.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                   help="Ray workers (default: one per CPU of the cluster)")  # fmt: skip
-
-
-def _strategy(args):
-    """The ``RayStrategy`` of ``--engine ray``, else None (and --ray-address/--workers refused)."""
-    if args.engine != "ray":
-        for name in ("ray_address", "workers"):
-            if getattr(args, name) is not None:
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"argument '{flag}' applies to --engine ray only; got "
-                                 f"{getattr(args, name)!r} with --engine {args.engine}")  # fmt: skip
-        return None
-    from ..distributed import RayStrategy
-    from ..distributed.strategy import import_ray
-
-    import_ray("--engine ray")  # says which extra to install before any work is done
-    return RayStrategy(num_workers=args.workers, address=args.ray_address)
+    ray_options(p)
 
 
 def _register_train(sub):
@@ -201,7 +178,7 @@ def _register_predict(sub):
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="ray: Ray tasks forecast groups of series (DATA and --out may then be "
                    "directories of CSV shards; pip install 'lstmkit[ray]')")  # fmt: skip
-    _ray_options(p)
+    ray_options(p)
     p.set_defaults(func=cmd_predict, reads=("model", "data"), writes=_predict_writes)
 
 
@@ -223,7 +200,7 @@ def _register_backtest(sub):
     _model_options(p, d)
     p.add_argument("--engine", choices=("global", "ray"), default="global",
                    help="ray: each window's model trained data-parallel on Ray")  # fmt: skip
-    _ray_options(p)
+    ray_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
     p.set_defaults(func=cmd_backtest, reads=("data",), writes=("--out",))
 
@@ -351,7 +328,7 @@ def _print_result(result, H, what):
 
 # -- train --------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    strategy = _strategy(args)
+    strategy = ray_strategy(args)
     if args.engine == "single":
         from .forecast_single import train_single
 
@@ -384,7 +361,7 @@ def cmd_backtest(args) -> int:
 
     if args.out:
         _check_out_file(args.out, "--out")
-    strategy = _strategy(args)
+    strategy = ray_strategy(args)
     config = _config(args)
     panel, _ = _read(args, config)
     H, result = evaluate(panel, config, windows=args.windows, progress=_say(args),
@@ -433,7 +410,7 @@ def cmd_predict(args) -> int:
             raise ValueError(f"{args.model!r} is a single-series model file (--engine single): "
                              "it takes no --level, --plot-ids or --id-column")  # fmt: skip
         return predict_single(args)
-    strategy = _strategy(args)
+    strategy = ray_strategy(args)
     model = GlobalForecaster.load(args.model)
     cfg = model.config
     config = cfg.replace(id_column=args.id_column or cfg.id_column,

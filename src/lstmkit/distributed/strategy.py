@@ -138,13 +138,16 @@ class RayStrategy:
 
     # -- fit
     def fit(self, model, x, y, epochs, batch_size, verbose, callbacks, shuffle, initial_epoch,
-            validation_data=None, unsupported=None):  # fmt: skip
+            validation_data=None, unsupported=None, reset_states=False):  # fmt: skip
         """``model.fit(..., distribute=self)``: the same batches and updates as a local fit;
-        ``validation_data`` is evaluated by the driver at each epoch's end."""
+        ``validation_data`` is evaluated by the driver at each epoch's end. ``reset_states``:
+        the workers reset the recurrent states at each epoch's start (stateful streams,
+        :func:`lstmkit.apps.text.fit_tbptt`)."""
         from .train import run_fit
 
         return run_fit(self, model, (x, y, validation_data), epochs, batch_size, verbose,
-                       callbacks, shuffle, initial_epoch, unsupported or {})  # fmt: skip
+                       callbacks, shuffle, initial_epoch, unsupported or {},
+                       reset_states)  # fmt: skip
 
     # -- workers
     def start_workers(self, ray, data: bytes, shards, n, losses=None, n_params=0):
@@ -178,10 +181,11 @@ class RayStrategy:
             ray.kill(w, no_restart=True)
         self._workers = []
 
-    def step(self, ray, epoch, b, lr, parts, total):
+    def step(self, ray, epoch, b, lr, parts, total, reset=False):
         """One synchronous step on every worker -> the batch's logs (summed weighted logs).
-        ``lr``: the driver's constant learning rate (None: a schedule, the workers' own)."""
-        ws, args = self._workers, (epoch, b, lr)
+        ``lr``: the driver's constant learning rate (None: a schedule, the workers' own);
+        ``reset``: the workers reset their recurrent states first."""
+        ws, args = self._workers, (epoch, b, lr, reset)
         if self._mode == "collective":
             logs = [w.step_collective.remote(*args, p, total) for w, p in zip(ws, parts)]
             done = []

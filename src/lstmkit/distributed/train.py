@@ -53,7 +53,7 @@ class _Run:
     def __init__(self, strategy, ray, model, shards, n):
         self.s, self.ray, self.model, self.shards, self.n = strategy, ray, model, shards, n
         self.ckpt = None  # (model file bytes, progress dict)
-        self.val, self.batch_size = None, None
+        self.val, self.batch_size, self.reset_states = None, None, False
 
     def epoch_logs(self, sums, seen):
         """The epoch's mean logs, and the validation ones (the driver holds the epoch's
@@ -101,7 +101,7 @@ def _copy(progress):
 
 
 def run_fit(s, model, data, epochs, batch_size, verbose, callbacks, shuffle, initial_epoch,
-            unsupported):  # fmt: skip
+            unsupported, reset_states=False):  # fmt: skip
     """``data = (x, y, validation_data)``; the rest as ``Trainable.fit``."""
     who = f"{model.name}.fit"
     x, y, val = data
@@ -125,7 +125,7 @@ def run_fit(s, model, data, epochs, batch_size, verbose, callbacks, shuffle, ini
         cbs, model=model, params={"epochs": epochs, "steps": steps, "verbose": verbose}
     )
     run = _Run(s, ray, model, _shards(ray, xs, ys, n), n)
-    run.val, run.batch_size = val, batch_size
+    run.val, run.batch_size, run.reset_states = val, batch_size, reset_states
     s.restarts, model.stop_training = 0, False
     data = model_bytes(model)
     n_params = sum(p.size for p in model.trainable_params.values())
@@ -153,7 +153,8 @@ def _loop(run, cb, epochs, initial_epoch, batch_size, steps, shuffle, n_rows):
         idx = order[lo:hi] if shuffle else np.arange(lo, hi)
         cb.on_batch_begin(b, {})
         try:
-            logs = s.step(ray, epoch, b, _rate(model), _parts(idx, run.n), hi - lo)
+            parts = _parts(idx, run.n)
+            logs = s.step(ray, epoch, b, _rate(model), parts, hi - lo, run.reset_states and b == 0)
         except ray.exceptions.RayActorError as e:
             pos = run.restart(e)
             continue

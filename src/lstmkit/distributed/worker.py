@@ -96,7 +96,7 @@ class Worker:
         return True
 
     # -- the gradient of this worker's part of a global batch
-    def grad(self, epoch, b, lr, local, total):
+    def grad(self, epoch, b, lr, reset, local, total):
         """Fill ``buf`` with ``(n_r / total) * g_r`` for the shard rows ``local``; returns the
         part's logs, already weighted by ``n_r / total`` (the driver sums them)."""
         from ..models.training import MetricState
@@ -105,6 +105,8 @@ class Worker:
         m, n = self.model, len(local)
         if lr is not None:  # the driver's rate (a LearningRateScheduler callback sets it there)
             m.optimizer.learning_rate = lr
+        if reset:  # stateful streams (truncated BPTT) start each epoch from zero states
+            m.reset_states()
         self.buf[...] = 0
         if n == 0:  # an empty part: weight 0, contributes nothing
             return {}
@@ -123,9 +125,9 @@ class Worker:
             off += size
         return {k: v * w for k, v in {**logs, **state.results()}.items()}
 
-    def grad_flat(self, epoch, b, lr, local, total):
+    def grad_flat(self, epoch, b, lr, reset, local, total):
         """:meth:`grad`, and the weighted gradient itself (for the object-store reductions)."""
-        return self.grad(epoch, b, lr, local, total), self.buf
+        return self.grad(epoch, b, lr, reset, local, total), self.buf
 
     # -- the update, identical on every replica
     def apply(self, total=None):
@@ -139,11 +141,11 @@ class Worker:
         self.model._apply_gradients(grads)
         return True
 
-    def step_collective(self, epoch, b, lr, local, total):
+    def step_collective(self, epoch, b, lr, reset, local, total):
         """grad, allreduce (gloo, in place on ``buf``), apply: one call per worker per step."""
         from ray.util import collective
 
-        logs = self.grad(epoch, b, lr, local, total)
+        logs = self.grad(epoch, b, lr, reset, local, total)
         collective.allreduce(self.buf, self.group)
         self.apply()
         return logs
