@@ -143,34 +143,39 @@ def run_fit(s, model, data, epochs, batch_size, verbose, callbacks, shuffle, ini
 
 def _loop(run, cb, epochs, initial_epoch, batch_size, steps, shuffle, n_rows):
     s, ray, model = run.s, run.ray, run.model
-    pos = {"epoch": initial_epoch, "batch": 0, "sums": {}}
+    pos, orders = {"epoch": initial_epoch, "batch": 0, "sums": {}}, {}
     while pos["epoch"] < epochs:
         epoch, b = pos["epoch"], pos["batch"]
         if b == 0:
             cb.on_epoch_begin(epoch, {"steps": steps})
-        order = np.random.default_rng([model.seed, epoch]).permutation(n_rows) if shuffle else None
+        if shuffle and epoch not in orders:  # drawn once per epoch, as a local fit does
+            orders = {epoch: np.random.default_rng([model.seed, epoch]).permutation(n_rows)}
         lo, hi = b * batch_size, min(n_rows, (b + 1) * batch_size)
-        idx = order[lo:hi] if shuffle else np.arange(lo, hi)
+        idx = orders[epoch][lo:hi] if shuffle else np.arange(lo, hi)
         cb.on_batch_begin(b, {})
         try:
-            parts = _parts(idx, run.n)
-            logs = s.step(ray, epoch, b, _rate(model), parts, hi - lo, run.reset_states and b == 0)
+            reset = run.reset_states and b == 0
+            logs = s.step(ray, epoch, b, _rate(model), _parts(idx, run.n), hi - lo, reset)
         except ray.exceptions.RayActorError as e:
             pos = run.restart(e)
             continue
         sums = pos["sums"]
         for k, v in logs.items():
             sums[k] = sums.get(k, 0.0) + v * (hi - lo)
-        pos = {"epoch": epoch, "batch": b + 1, "sums": sums}
-        seen = min(n_rows, (b + 1) * batch_size)
+        pos, seen = {"epoch": epoch, "batch": b + 1, "sums": sums}, min(n_rows, hi)
         cb.on_batch_end(b, {k: v / seen for k, v in sums.items()})
         last = b + 1 == steps or model.stop_training
+        nxt = {"epoch": epoch + 1, "batch": 0, "sums": {}} if last else pos
+        try:  # a worker lost while saving: back to the previous checkpoint too
+            due = last or (s.checkpoint_every and (b + 1) % s.checkpoint_every == 0)
+            data = run.save(nxt) if due else None
+        except ray.exceptions.RayActorError as e:
+            pos = run.restart(e)
+            continue
+        pos = nxt
         if last:
-            pos = {"epoch": epoch + 1, "batch": 0, "sums": {}}
-            copy_into(model, run.save(pos))  # epoch-end callbacks see the current weights
+            copy_into(model, data)  # epoch-end callbacks see the current weights
             model._epoch = epoch + 1
             cb.on_epoch_end(epoch, run.epoch_logs(sums, seen))
             if model.stop_training:
                 break
-        elif s.checkpoint_every and (b + 1) % s.checkpoint_every == 0:
-            run.save(pos)
