@@ -74,12 +74,15 @@ def test_plain_install_brings_the_full_experience_and_interop_stays_optional():
     assert _names(extras["keras"]) == {"keras"}
     assert _names(extras["forecast"]) == {"statsforecast"}
     assert _names(extras["translate"]) == {"sentencepiece"}
-    assert not {"torch", "onnx", "onnxruntime", "keras", "statsforecast", "sentencepiece"} & deps
+    assert _names(extras["ray"]) == {"ray"}
+    optional = {"torch", "onnx", "onnxruntime", "keras", "statsforecast", "sentencepiece", "ray"}
+    assert not optional & deps
     # former extras still resolve, to packages that are now regular dependencies
     assert _names(extras["apps"]) | _names(extras["fast"]) <= deps
     test = extras["test"]
     assert "torch==2.13.0" in test  # unpinned, pip would fetch a multi-GB CUDA build
     assert {"scikit-learn", "statsmodels", "hypothesis", "pytest-xdist", "ruff"} <= _names(test)
+    assert "lstmkit[torch,onnx,keras,forecast,translate,ray]" in test  # CI installs Ray
     assert project["scripts"]["lstmkit"] == "lstmkit.cli:main"
     data = _pyproject()["tool"]["setuptools"]["package-data"]["lstmkit"]
     assert {"data/builtin/*.csv", "data/builtin/*.md"} <= set(data)

@@ -6,6 +6,7 @@ interop packages are extras, installed on request::
     pip install 'lstmkit[torch]'   # to_torch / from_torch, .pt state-dict files
     pip install 'lstmkit[onnx]'    # to_onnx, `lstmkit export onnx` (onnxruntime for --check)
     pip install 'lstmkit[keras]'   # to_keras / from_keras (.keras files need h5py, a Keras dependency)
+    pip install 'lstmkit[ray]'     # lstmkit.distributed, `--engine ray`
 
 A feature that needs a missing one raises :class:`MissingExtraError`, which is both an
 ``ImportError`` (what a missing module has always raised) and a ``ValueError`` (what the CLI turns
@@ -26,6 +27,7 @@ EXTRAS = {
     "keras": "keras",
     "h5py": "keras",
     "sentencepiece": "translate",
+    "ray": "ray",
 }
 
 

@@ -263,7 +263,7 @@ def patience_epochs(config, n_windows) -> int:
     return int(max(config.patience, math.ceil(config.patience_steps / steps)))
 
 
-def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
+def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True, distribute=None):
     from .. import random as _random
     from ..callbacks import EarlyStopping, TerminateOnNaN
     from ..optimizers import Adam
@@ -286,7 +286,7 @@ def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
         )
         cbs.insert(0, stop)
     model.fit(x, y, epochs=epochs, batch_size=config.batch_size, validation_data=val,
-              callbacks=cbs, verbose=0)  # fmt: skip
+              callbacks=cbs, verbose=0, distribute=distribute)  # fmt: skip
     best = stop.best_epoch + 1 if stop is not None and stop.best_weights is not None else epochs
     return model, int(best)
 
@@ -295,7 +295,7 @@ def _tile(zy, Q, dtype):
     return np.tile(zy, (1, Q)).astype(dtype)
 
 
-def _fit_member(panel, facts, config, index, deadline, id_index):
+def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None):
     seed, L = config.seed + index, facts["lookbacks"][index % len(facts["lookbacks"])]
     Q = len(facts["quantiles"])
     (ts, to), (vs, vo) = _origins(panel, facts, config, refit=False)
@@ -307,16 +307,14 @@ def _fit_member(panel, facts, config, index, deadline, id_index):
     x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index)
     xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index)
     val = (xv, _tile(zyv, Q, config.dtype)) if len(vs) else None
-    model, best = _train(
-        facts, config, x, _tile(zy, Q, config.dtype), val, seed, config.epochs, deadline
-    )
+    y = _tile(zy, Q, config.dtype)
+    model, best = _train(facts, config, x, y, val, seed, config.epochs, deadline, True, distribute)
     correction = _calibrate(model, facts, config, xv, zyv) if len(vs) else {}
     if config.refit:
         (rs, ro), _ = _origins(panel, facts, config, refit=True)
         xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index)
-        model, _ = _train(
-            facts, config, xr, _tile(zyr, Q, config.dtype), None, seed, best, None, False
-        )
+        yr = _tile(zyr, Q, config.dtype)
+        model, _ = _train(facts, config, xr, yr, None, seed, best, None, False, distribute)
     return Member(model, L, seed, best, correction)
 
 
@@ -362,10 +360,13 @@ def _bounds(facts, out, a):
     return out[:, 0], out[:, 0]
 
 
-def fit_global(panel, config: ForecastConfig | None = None, progress=None) -> GlobalForecaster:
+def fit_global(
+    panel, config: ForecastConfig | None = None, progress=None, distribute=None
+) -> GlobalForecaster:
     """Train the global forecaster on every series of ``panel`` (all of it is training data;
     the last ``horizon`` values of each series validate). ``progress(message)`` hears one line per
-    member. Deterministic for a given ``config.seed``."""
+    member. Deterministic for a given ``config.seed``. ``distribute``: a
+    ``lstmkit.distributed.RayStrategy`` that trains each member data-parallel."""
     config = (config or ForecastConfig()).validate()
     _check_panel(panel, "fit_global")
     facts = _facts(panel, config)
@@ -376,7 +377,7 @@ def fit_global(panel, config: ForecastConfig | None = None, progress=None) -> Gl
     for i in range(config.ensemble):
         if members and deadline is not None and time.monotonic() > deadline:
             break  # the budget is spent: keep the members trained so far
-        members.append(_fit_member(panel, facts, config, i, deadline, id_index))
+        members.append(_fit_member(panel, facts, config, i, deadline, id_index, distribute))
         if progress:
             m = members[-1]
             progress(f"member {i + 1}/{config.ensemble}: lookback {m.lookback}, seed {m.seed}, "

@@ -67,17 +67,17 @@ def with_levels(config: ForecastConfig, levels) -> ForecastConfig:
     return config.replace(levels=tuple(levels), interval_levels=have + extra)
 
 
-def _fitter(config: ForecastConfig, progress):
+def _fitter(config: ForecastConfig, progress, distribute=None):
     from .forecast_global import fit_global
 
     def fit_predict(train, horizon, levels):
-        model = fit_global(train, config.replace(horizon=horizon), progress)
+        model = fit_global(train, config.replace(horizon=horizon), progress, distribute)
         return model.predict(train, horizon, levels)
 
     return fit_predict
 
 
-def evaluate(panel, config, *, windows=1, anchors=None, progress=None):
+def evaluate(panel, config, *, windows=1, anchors=None, progress=None, distribute=None):
     """Rolling-origin backtest of the global forecaster over the last ``windows`` windows of
     ``panel``, beside ``anchors`` (None: naive, seasonal naive, AutoETS, AutoTheta when
     statsforecast is installed). Returns ``(horizon, BacktestResult)``."""
@@ -85,16 +85,22 @@ def evaluate(panel, config, *, windows=1, anchors=None, progress=None):
 
     H = horizon_of(panel, config)
     result = backtest(
-        _fitter(config, progress), panel, H, windows, levels=config.levels, anchors=anchors
+        _fitter(config, progress, distribute),
+        panel,
+        H,
+        windows,
+        levels=config.levels,
+        anchors=anchors,
     )
     return H, result
 
 
-def fit(panel, config, progress=None):
-    """The model to save: trained on every value of ``panel``."""
+def fit(panel, config, progress=None, distribute=None):
+    """The model to save: trained on every value of ``panel`` (``distribute``: a
+    ``lstmkit.distributed.RayStrategy``)."""
     from .forecast_global import fit_global
 
-    return fit_global(panel, config, progress)
+    return fit_global(panel, config, progress, distribute)
 
 
 # -- forecasts as rows ------------------------------------------------------------------------------

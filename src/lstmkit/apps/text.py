@@ -35,6 +35,7 @@ import numpy as np
 from .. import random as _random
 from .._meta import check_app_metadata
 from ..callbacks import (
+    Callback,
     CallbackList,
     EarlyStopping,
     LearningRateScheduler,
@@ -218,10 +219,17 @@ def lm_data(text, config: LMConfig):
     return vocab, vocab.ids(tokens[:cut]), vocab.ids(tokens[cut:])
 
 
-def fit_tbptt(model, x, y, *, epochs, validate, callbacks=(), max_steps=None, log=None):
+def fit_tbptt(
+    model, x, y, *, epochs, validate, callbacks=(), max_steps=None, log=None, distribute=None
+):
     """Truncated BPTT over ``x, y (n_chunks, B, T)`` in order, state carried between chunks and
     reset at each epoch start. ``validate()`` returns extra epoch logs (``val_loss`` ...).
-    Callbacks get Keras' hooks; returns the epoch rows with ``steps`` and ``seconds``."""
+    Callbacks get Keras' hooks; returns the epoch rows with ``steps`` and ``seconds``.
+    ``distribute``: a ``lstmkit.distributed.RayStrategy``; its workers then carry B / N streams
+    each (B must be a multiple of N), the same updates as here."""
+    if distribute is not None:
+        return _fit_tbptt_distributed(model, x, y, epochs, validate, callbacks, max_steps, log,
+                                      distribute)  # fmt: skip
     cb = CallbackList(list(callbacks), model=model, params={"epochs": epochs, "steps": len(x)})
     rows, steps, seconds = [], 0, 0.0
     model.stop_training = False
@@ -252,8 +260,58 @@ def fit_tbptt(model, x, y, *, epochs, validate, callbacks=(), max_steps=None, lo
     return rows
 
 
+def _fit_tbptt_distributed(model, x, y, epochs, validate, callbacks, max_steps, log, strategy):
+    """:func:`fit_tbptt` on Ray: chunk k of stream s is row ``k * B + s`` of one flat array, so
+    with ``B % N == 0`` stream s always lands on worker ``s % N`` (in order, no shuffle) and its
+    state is carried there; the workers reset their states at each epoch's start."""
+    n_chunks, B, T = x.shape
+    n = strategy.workers_wanted(strategy.connect())
+    if B % n or max_steps is not None:
+        raise ValueError(
+            f"fit_tbptt: distribute=RayStrategy needs batch_size (parallel streams, {B}) to be a "
+            f"multiple of the workers ({n}) and no max_steps; got max_steps={max_steps!r}"
+        )
+    rows = _EpochRows(validate, log, model)
+    strategy.fit(model, x.reshape(n_chunks * B, T), y.reshape(n_chunks * B, *y.shape[2:]),
+                 epochs, B, 0, [rows, *callbacks], False, 0, reset_states=True)  # fmt: skip
+    model.reset_states()
+    return rows.rows
+
+
+class _EpochRows(Callback):
+    """:func:`fit_tbptt`'s epoch rows and log lines, for a fit that runs elsewhere; first in
+    the callback list, it adds the validation logs the others (early stopping) read."""
+
+    def __init__(self, validate, log, model):
+        super().__init__()
+        self.validate, self.log, self.m = validate, log, model
+        self.rows, self.steps, self.seconds, self.t0 = [], 0, 0.0, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds += time.perf_counter() - self.t0
+        logs.update({**self.validate(), "lr": float(self.m.optimizer.learning_rate)})
+        self.rows.append({"epoch": epoch + 1, "steps": self.steps, "seconds": self.seconds,
+                          **logs})  # fmt: skip
+        if self.log is not None:
+            self.log("epoch {epoch:3d}  steps {steps:6d}  {seconds:8.1f}s  ".format(**self.rows[-1])
+                     + "  ".join(f"{k} {v:.4f}" for k, v in logs.items()))  # fmt: skip
+
+
 def train_language_model(
-    text, config: LMConfig | None = None, *, checkpoint_dir=None, log=None, model=None, **overrides
+    text,
+    config: LMConfig | None = None,
+    *,
+    checkpoint_dir=None,
+    log=None,
+    model=None,
+    distribute=None,
+    **overrides,
 ) -> LMReport:
     """Train ``build_language_model`` on ``text`` following the module docstring.
 
@@ -304,7 +362,7 @@ def train_language_model(
         callbacks.append(ModelCheckpoint(path, monitor="val_loss", save_best_only=True))
     rows = fit_tbptt(
         model, x, y, epochs=config.epochs, validate=validate, callbacks=callbacks,
-        max_steps=config.max_steps, log=log,
+        max_steps=config.max_steps, log=log, distribute=distribute,
     )  # fmt: skip
     best = min(rows, key=lambda r: r["val_loss"])
     model.metadata["results"] = {k: v for k, v in best.items()}

@@ -28,6 +28,8 @@ __all__ = [
     "nonneg_int",
     "positive_float",
     "positive_int",
+    "ray_options",
+    "ray_strategy",
 ]
 
 
@@ -126,3 +128,30 @@ def comma_list(item, allowed, *, unique=True):
 
     parse.__name__ = "comma_list"
     return parse
+
+
+def ray_options(p):
+    """``--ray-address`` and ``--workers``, for the commands with ``--engine ray``."""
+    g = p.add_argument_group("--engine ray only (docs/distributed.md)")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="join a running Ray cluster ('auto' or host:port; default: start a "
+                   "local Ray instance with this machine's cores)")  # fmt: skip
+    g.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="Ray workers (default: one per CPU of the cluster)")  # fmt: skip
+
+
+def ray_strategy(args):
+    """The ``RayStrategy`` of ``--engine ray``, else None (``--ray-address``/``--workers``
+    refused). Without the ``ray`` extra: the error says how to install it, before any work."""
+    if args.engine != "ray":
+        for name in ("ray_address", "workers"):
+            if getattr(args, name) is not None:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"argument '{flag}' applies to --engine ray only; got "
+                                 f"{getattr(args, name)!r} with --engine {args.engine}")  # fmt: skip
+        return None
+    from ..distributed import RayStrategy
+    from ..distributed.strategy import import_ray
+
+    import_ray("--engine ray")
+    return RayStrategy(num_workers=args.workers, address=args.ray_address)

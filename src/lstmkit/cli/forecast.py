@@ -21,8 +21,10 @@ import sys
 import time
 from pathlib import Path
 
+from ._args import ray_options, ray_strategy
+
 MAX_UNITS = 4096  # 4 * 4096^2 recurrent weights are 256 MiB in float32
-ENGINES = ("global", "single")
+ENGINES = ("global", "single", "ray")
 
 
 def _defaults():
@@ -114,13 +116,15 @@ def _model_options(p, d):
 def _single_options(p):
     p.add_argument("--engine", choices=ENGINES, default="global",
                    help="global (default): one LSTM over every series (lstmkit.apps."
-                   "forecast_global); single: the earlier one-series forecaster")  # fmt: skip
+                   "forecast_global); single: the earlier one-series forecaster; ray: the "
+                   "global one, trained data-parallel on Ray (pip install 'lstmkit[ray]')")  # fmt: skip
     g = p.add_argument_group("--engine single only")
     g.add_argument("--normalize", choices=["cycle", "window", "none"], default=None,
                    help="per-window normalisation (default cycle)")  # fmt: skip
     g.add_argument("--dropout", type=_dropout, default=None, help="input dropout (default 0)")
     g.add_argument("--max-rows", type=_positive_int, default=None,
                    help="train on at most this many of the most recent rows")  # fmt: skip
+    ray_options(p)
 
 
 def _register_train(sub):
@@ -171,6 +175,10 @@ def _register_predict(sub):
     p.add_argument("--holdout", action="store_true",
                    help="backtest on the last horizon values instead")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true", help="progress of reading the file")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: Ray tasks forecast groups of series (DATA and --out may then be "
+                   "directories of CSV shards; pip install 'lstmkit[ray]')")  # fmt: skip
+    ray_options(p)
     p.set_defaults(func=cmd_predict, reads=("model", "data"), writes=_predict_writes)
 
 
@@ -190,6 +198,9 @@ def _register_backtest(sub):
                    help="per-window per-series metrics of every method")  # fmt: skip
     _data_options(p, d)
     _model_options(p, d)
+    p.add_argument("--engine", choices=("global", "ray"), default="global",
+                   help="ray: each window's model trained data-parallel on Ray")  # fmt: skip
+    ray_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
     p.set_defaults(func=cmd_backtest, reads=("data",), writes=("--out",))
 
@@ -317,6 +328,7 @@ def _print_result(result, H, what):
 
 # -- train --------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
+    strategy = ray_strategy(args)
     if args.engine == "single":
         from .forecast_single import train_single
 
@@ -327,9 +339,9 @@ def cmd_train(args) -> int:
     _check_out_file(args.out, "--out")
     config = _config(args)
     panel, _ = _read(args, config)
-    H, result = evaluate(panel, config, progress=_say(args))
+    H, result = evaluate(panel, config, progress=_say(args), distribute=strategy)
     _print_result(result, H, "held out: the last values of each series")
-    model = fit(panel, config.replace(horizon=H), _say(args))
+    model = fit(panel, config.replace(horizon=H), _say(args), strategy)
     model.save(args.out)
     print(f"saved model ({len(model.members)} members) to {args.out}")
     return 0
@@ -349,9 +361,11 @@ def cmd_backtest(args) -> int:
 
     if args.out:
         _check_out_file(args.out, "--out")
+    strategy = ray_strategy(args)
     config = _config(args)
     panel, _ = _read(args, config)
-    H, result = evaluate(panel, config, windows=args.windows, progress=_say(args))
+    H, result = evaluate(panel, config, windows=args.windows, progress=_say(args),
+                         distribute=strategy)  # fmt: skip
     _print_result(result, H, f"rolling origins: the last {args.windows} window(s)")
     if args.out:
         from ..data import write_csv_atomic
@@ -371,6 +385,8 @@ def _predict_writes(args):  # what lstmkit.cli.main checks before the command ru
     from .._paths import Output
     from ..apps.forecast_run import plot_name
 
+    if args.engine == "ray":  # no plots; a directory --out gets one CSV per shard
+        return [Output("--out", args.out, ("*.csv",) if os.path.isdir(args.out) else ())]
     outs = [Output("--out", args.out)]
     if args.plot:
         outs.append(Output("--plot", args.plot))
@@ -387,16 +403,22 @@ def cmd_predict(args) -> int:
     if not is_global_file(args.model):
         from .forecast_single import predict_single
 
+        if args.engine == "ray":
+            raise ValueError(f"{args.model!r} is a single-series model file (--engine single): "
+                             "--engine ray predicts with global models only")  # fmt: skip
         if args.level or args.plot_ids or args.id_column:
             raise ValueError(f"{args.model!r} is a single-series model file (--engine single): "
                              "it takes no --level, --plot-ids or --id-column")  # fmt: skip
         return predict_single(args)
-    _check_out_file(args.out, "--out")
+    strategy = ray_strategy(args)
     model = GlobalForecaster.load(args.model)
     cfg = model.config
     config = cfg.replace(id_column=args.id_column or cfg.id_column,
                          time_column=args.time_column or cfg.time_column,
                          column=args.column or cfg.column)  # fmt: skip
+    if strategy is not None:
+        return _predict_ray(args, model, config, strategy)
+    _check_out_file(args.out, "--out")
     args.season = None  # the model's own
     panel, tcol = _read(args, config)
     single = panel.n_series == 1 and config.id_column not in _header(args.data)
@@ -404,6 +426,29 @@ def cmd_predict(args) -> int:
         return _predict_holdout(args, model, panel, tcol, single)
     point, intervals = model.predict(panel, levels=tuple(args.level))
     _write_forecasts(args, panel, point, intervals, tcol, single)
+    return 0
+
+
+def _predict_ray(args, model, config, strategy):
+    """``--engine ray``: DATA (a CSV file or a directory of CSV shards, each holding whole
+    series) forecast by Ray tasks into --out (a CSV file, or a directory: one per shard)."""
+    from ..apps.forecast_run import time_column_of
+    from ..distributed import predict_panel
+
+    if args.holdout or args.plot_ids or args.plot:
+        raise ValueError("--engine ray writes forecasts only: it takes no --holdout, --plot or "
+                         "--plot-ids")  # fmt: skip
+    first = args.data
+    if os.path.isdir(first):
+        shards = sorted(f for f in os.listdir(first) if f.endswith(".csv"))
+        first = os.path.join(first, shards[0]) if shards else first
+    explicit = config.time_column != _defaults().time_column
+    tcol = time_column_of(first, config.time_column, explicit)
+    start = time.perf_counter()
+    rows = predict_panel(model, args.data, args.out, tuple(args.level), strategy,
+                         read=(config, tcol, args.fill), time_header=tcol or "step")  # fmt: skip
+    took = time.perf_counter() - start
+    print(f"wrote {args.out} ({rows} rows, {took:.1f} s on Ray)")
     return 0
 
 

@@ -28,6 +28,7 @@ EXTRAS = {
     "h5py": "keras",
     "statsforecast": "forecast",
     "sentencepiece": "translate",
+    "ray": "ray",
 }
 DEPENDENCIES = (
     "numpy", "numba", "llvmlite", "scipy", "tqdm", "matplotlib", "safetensors", "sacrebleu",

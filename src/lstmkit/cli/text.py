@@ -25,6 +25,8 @@ from ._args import (
     nonneg_int,
     positive_float,
     positive_int,
+    ray_options,
+    ray_strategy,
 )
 
 
@@ -77,6 +79,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=positive_int, default=None)
     p.add_argument("--seed", type=nonneg_int, default=d.seed)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: data-parallel on Ray, --batch-size streams shared by the workers "
+                   "(a multiple of --workers; pip install 'lstmkit[ray]')")  # fmt: skip
+    ray_options(p)
     p.set_defaults(func=_train, reads=("corpus",), writes=_train_writes)
 
     p = sub.add_parser("generate", help="sample text from a trained model")
@@ -135,11 +141,11 @@ def _train(args) -> int:
         max_vocab=_default(args.max_vocab, 10000 if word else None), min_freq=args.min_freq,
         lower=args.lower, seed=args.seed, max_steps=args.max_steps,
     )  # fmt: skip
+    strategy = ray_strategy(args)
     text = _read(args.corpus, "corpus")
     out, ckpt = _train_paths(args)
-    report = train_language_model(
-        text, cfg, checkpoint_dir=ckpt, log=None if args.quiet else (lambda s: print(s, flush=True))
-    )
+    log = None if args.quiet else (lambda s: print(s, flush=True))
+    report = train_language_model(text, cfg, checkpoint_dir=ckpt, log=log, distribute=strategy)
     report.model.save(out)
     print(report.format_table())
     b = report.best

@@ -340,19 +340,31 @@ class Trainable:
 
     def _train_step(self, xs, ys, rng, mask, state):
         """One update; returns the losses of the batch (the metrics accumulate in ``state``)."""
-        net = self.network
         with backend.compute_scope():  # lstmkit's threads share the step's products
-            preds, masks, tape = net.run(xs, training=True, masks=self._masks(mask), rng=rng)
-            logs, dys, from_logits = self._losses(ys, preds, masks, state, tape=tape)
-            grads = net.backward(dys, tape, from_logits=from_logits)
-            logs["loss"] += self._regularization(grads, tape.caches)
-            params = self.trainable_params
-            for k in params.keys() - grads.keys():
-                grads[k] = np.zeros_like(params[k])  # a parameter no output depends on
-            self.optimizer.apply(params, grads)
-            constraints_mod.apply_constraints(self.layers)  # Keras: after the update
-            net.apply_state_updates(tape)
+            logs, grads, tape = self._gradients(xs, ys, rng, mask, state)
+            self._apply_gradients(grads, tape)
         return logs
+
+    def _gradients(self, xs, ys, rng, mask, state):
+        """``(logs, grads, tape)`` of one batch, nothing updated: the half of a step that
+        ``lstmkit.distributed`` runs on each worker's part of a global batch."""
+        net = self.network
+        preds, masks, tape = net.run(xs, training=True, masks=self._masks(mask), rng=rng)
+        logs, dys, from_logits = self._losses(ys, preds, masks, state, tape=tape)
+        grads = net.backward(dys, tape, from_logits=from_logits)
+        logs["loss"] += self._regularization(grads, tape.caches)
+        params = self.trainable_params
+        for k in params.keys() - grads.keys():
+            grads[k] = np.zeros_like(params[k])  # a parameter no output depends on
+        return logs, grads, tape
+
+    def _apply_gradients(self, grads, tape=None):
+        """The optimizer update from ``grads``, then constraints and (with a tape) the moving
+        statistics; the other half of a step."""
+        self.optimizer.apply(self.trainable_params, grads)
+        constraints_mod.apply_constraints(self.layers)  # Keras: after the update
+        if tape is not None:
+            self.network.apply_state_updates(tape)
 
     def _regularization(self, grads, caches):
         """The layers' regularization penalty (weights and activity), as Keras 3 adds it to the
@@ -434,14 +446,22 @@ class Trainable:
         initial_epoch=0,
         mask=None,
         tbptt=None,
+        distribute=None,
     ):
         """Keras' ``fit``. ``tbptt=K``: truncated backpropagation through time for long
         sequences: each batch is cut along time into chunks of ``K`` steps, one optimizer step
         per chunk, the recurrent state carried from chunk to chunk (gradients cut at the edge),
         so training memory depends on ``K``, not on the sequence length. Needs targets per time
-        step, ``y (batch, timesteps, ...)``; the reported loss is the mean over all steps."""
+        step, ``y (batch, timesteps, ...)``; the reported loss is the mean over all steps.
+
+        ``distribute=lstmkit.distributed.RayStrategy(num_workers=N)``: data-parallel training
+        on Ray workers, the same batches and updates as here (``docs/distributed.md``)."""
         who = f"{self.name}.fit"
         self._require_compiled("fit")
+        if distribute is not None:  # the same epochs and batches, on the strategy's workers
+            refused = {"tbptt": tbptt, "mask": mask, "validation_split": validation_split or None}
+            return distribute.fit(self, x, y, epochs, batch_size, verbose, callbacks, shuffle,
+                                  initial_epoch, validation_data, refused)  # fmt: skip
         epochs, initial_epoch = _check_fit_args(
             who, epochs, initial_epoch, validation_split, validation_data, shuffle
         )
