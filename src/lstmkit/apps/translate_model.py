@@ -35,7 +35,7 @@ import numpy as np
 from ..ops.attention import attention_forward
 from ..ops.backend import ops_for
 from ..ops.sequence import reverse_sequences
-from .translate_teacher import teacher_backward, teacher_forward
+from .translate_teacher import steps_rows, teacher_backward, teacher_forward
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 
@@ -309,12 +309,18 @@ class Translator:
                 f"Translator: arguments 'src' and 'tgt' must have the same batch size; got "
                 f"{np.shape(src)[0]} and {tgt.shape[0]}"
             )
+        # Rows by decreasing target length (the loss is a mean over tokens: the order does not
+        # matter), so that each decoder step runs only the leading rows still in a sentence.
+        lengths = (tgt[:, 1:] != PAD).sum(axis=1)
+        order = np.argsort(-lengths, kind="stable")
+        src, tgt = np.asarray(src)[order], tgt[order]
         memory, state, enc_cache = self.encode(src, rng)
         y_in, labels = tgt[:, :-1], tgt[:, 1:]
         emb, emb_drop = self._target_embeddings(y_in, rng)  # (T, B, E) time-major
         T, B = emb.shape[:2]
         h_drop = _dropout((T, B, self.config.decoder_units), self.config.dropout, rng, self.dtype)
-        tilde, dec_cache = teacher_forward(self, state.h, state.c, emb, memory, h_drop)
+        rows = steps_rows(lengths[order], T)
+        tilde, dec_cache = teacher_forward(self, state.h, state.c, emb, memory, h_drop, rows)
         valid = labels.T != PAD  # (T, B)
         rows = tilde[valid]  # (N, Hd) only the steps that are scored
         loss, d_logits = smoothed_cross_entropy(

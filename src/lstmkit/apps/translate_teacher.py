@@ -31,8 +31,10 @@ from ..ops.attention import masked_softmax
 
 
 class TeacherCache(NamedTuple):
-    """Exactly what :func:`teacher_backward` needs (time-major)."""
+    """Exactly what :func:`teacher_backward` needs (time-major). Rows ``rows[t]:`` of step ``t``
+    are never computed (their sentences have ended) and stay zero."""
 
+    rows: np.ndarray  # (T,) int: how many (leading) rows step t runs
     emb: np.ndarray  # (T, B, E) target embeddings after dropout
     hin: np.ndarray  # (T, B, 2Hd) [h~_{t-1}; h_{t-1}], the rows multiplied by [K_f; U]
     gates: np.ndarray  # (T, B, 4H) activated i, f, g, o
@@ -45,47 +47,55 @@ class TeacherCache(NamedTuple):
     drop: np.ndarray | None  # (T, B, Hd) dropout multiplier on h~, or None
 
 
-def teacher_forward(model, h0, c0, emb, memory, drop):
-    """``emb (T, B, E)`` (after dropout), the initial state, the encoder's ``memory`` and the
-    h~ dropout multiplier ``drop (T, B, Hd)`` or None -> ``h~ (T, B, Hd)``, :class:`TeacherCache`.
-    """
+def steps_rows(lengths, T: int) -> np.ndarray:
+    """``lengths (B,)`` scored steps per row, in non-increasing order -> ``(T,)`` the number of
+    rows each step must run (a sentence's steps after its last label feed nothing scored)."""
+    lengths = np.asarray(lengths)
+    if lengths.size and (np.diff(lengths) > 0).any():
+        raise ValueError(
+            f"steps_rows: argument 'lengths' must be in non-increasing order; got {lengths}"
+        )
+    return (lengths[None, :] > np.arange(T)[:, None]).sum(axis=1)
+
+
+def teacher_forward(model, h0, c0, emb, memory, drop, rows):
+    """``emb (T, B, E)`` (after dropout), the initial state, the encoder's ``memory``, the h~
+    dropout multiplier ``drop (T, B, Hd)`` or None and ``rows (T,)`` (:func:`steps_rows`) ->
+    ``h~ (T, B, Hd)`` (zero on the steps not run), :class:`TeacherCache`."""
     p, dt = model.params, model.dtype
     T, B, E = emb.shape
-    H = h0.shape[1]
+    H, M, S = h0.shape[1], memory.enc.shape[2], memory.enc.shape[1]
     kernel = p["decoder.kernel"]  # (E + Hd, 4H)
     w_rec = np.concatenate([kernel[E:], p["decoder.recurrent_kernel"]])  # (2Hd, 4H)
-    xe = (emb.reshape(T * B, E) @ kernel[:E] + p["decoder.bias"]).reshape(T, B, 4 * H)
-    M = memory.enc.shape[2]
-    hin = np.empty((T, B, 2 * H), dt)
-    gates = np.empty((T, B, 4 * H), dt)
-    c = np.empty((T + 1, B, H), dt)
-    tanh_c = np.empty((T, B, H), dt)
-    hs = np.empty((B, T, H), dt)
-    att = np.empty((B, T, memory.enc.shape[1]), dt)
-    cat = np.empty((T, B, M + H), dt)
-    tt = np.empty((T, B, H), dt)
-    tilde = np.empty((T, B, H), dt)
-    c[0], hin[0, :, :H], hin[0, :, H:] = c0, 0, h0
     w_comb = p["combine.kernel"]
-    for t in range(T):
-        z = xe[t] + hin[t] @ w_rec  # (B, 4H)
-        gates[t] = sigmoid(z)
-        a = gates[t]
+    xe = (emb.reshape(T * B, E) @ kernel[:E] + p["decoder.bias"]).reshape(T, B, 4 * H)
+    # zeros, not empty: the hoisted products of the backward read the rows not run
+    hin, gates = np.zeros((T, B, 2 * H), dt), np.zeros((T, B, 4 * H), dt)
+    c, tanh_c = np.zeros((T + 1, B, H), dt), np.zeros((T, B, H), dt)
+    hs, att = np.zeros((B, T, H), dt), np.zeros((B, T, S), dt)
+    cat, tt, tilde = np.zeros((T, B, M + H), dt), np.zeros((T, B, H), dt), np.zeros((T, B, H), dt)
+    c[0], hin[0, :, H:] = c0, h0
+    keys, enc, mask = memory.keys, memory.enc, memory.mask[:, 0]
+    for t, n in enumerate(rows):
+        z = xe[t, :n] + hin[t, :n] @ w_rec  # (n, 4H)
+        a = gates[t, :n]
+        a[...] = sigmoid(z)
         np.tanh(z[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
         i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        c[t + 1] = f * c[t] + i * g
-        np.tanh(c[t + 1], out=tanh_c[t])
-        h = hs[:, t] = o * tanh_c[t]  # (B, H)
+        c[t + 1, :n] = f * c[t, :n] + i * g
+        np.tanh(c[t + 1, :n], out=tanh_c[t, :n])
+        h = hs[:n, t] = o * tanh_c[t, :n]  # (n, H)
         # Luong "general": scores = keys · h, masked softmax over the source, context = a @ enc
-        scores = np.matmul(memory.keys, h[:, :, None])[:, :, 0]  # (B, S)
-        att[:, t] = masked_softmax(scores, memory.mask[:, 0])
-        cat[t, :, :M] = np.matmul(att[:, t, None, :], memory.enc)[:, 0]  # (B, M)
-        cat[t, :, M:] = h
-        np.tanh(cat[t] @ w_comb, out=tt[t])
-        tilde[t] = tt[t] if drop is None else tt[t] * drop[t]
+        scores = np.matmul(keys[:n], h[:, :, None])[:, :, 0]  # (n, S)
+        att[:n, t] = masked_softmax(scores, mask[:n])
+        cat[t, :n, :M] = np.matmul(att[:n, t, None, :], enc[:n])[:, 0]  # (n, M)
+        cat[t, :n, M:] = h
+        np.tanh(cat[t, :n] @ w_comb, out=tt[t, :n])
+        tilde[t, :n] = tt[t, :n] if drop is None else tt[t, :n] * drop[t, :n]
         if t + 1 < T:
-            hin[t + 1, :, :H], hin[t + 1, :, H:] = tilde[t], h
-    return tilde, TeacherCache(emb, hin, gates, c, tanh_c, att, hs, cat, tt, drop)
+            m = rows[t + 1]
+            hin[t + 1, :m, :H], hin[t + 1, :m, H:] = tilde[t, :m], h[:m]
+    return tilde, TeacherCache(rows, emb, hin, gates, c, tanh_c, att, hs, cat, tt, drop)
 
 
 def teacher_backward(model, d_tilde, memory, cache: TeacherCache, grads):
@@ -93,33 +103,33 @@ def teacher_backward(model, d_tilde, memory, cache: TeacherCache, grads):
     d_c0, d_keys (B, S, Hd), d_enc (B, S, M))``; the decoder's and the combination's parameter
     gradients go into ``grads``."""
     p = model.params
-    emb, hin, gates, c, tanh_c, att, hs, cat, tt, drop = cache
+    rows, emb, hin, gates, c, tanh_c, att, hs, cat, tt, drop = cache
     T, B, E = emb.shape
     H, M = c.shape[2], memory.enc.shape[2]
     kernel = p["decoder.kernel"]
     w_rec = np.concatenate([kernel[E:], p["decoder.recurrent_kernel"]])  # (2Hd, 4H)
     w_comb = p["combine.kernel"]
-    dz = np.empty_like(gates)  # (T, B, 4H)
-    d_pre = np.empty_like(tt)  # (T, B, Hd) through the tanh of the combination
-    d_ctx = np.empty((B, T, M), model.dtype)
-    ds = np.empty_like(att)  # (B, T, S) on the attention scores
-    d_feed = dh = dc = np.zeros((B, H), model.dtype)
+    dz, d_pre = np.zeros_like(gates), np.zeros_like(tt)  # on z (T, B, 4H); through tanh
+    d_ctx, ds = np.zeros((B, T, M), model.dtype), np.zeros_like(att)  # ds on the scores
+    # what flows back into step t from step t+1 (zero for rows whose sentence has ended)
+    d_feed, dh, dc = (np.zeros((B, H), model.dtype) for _ in range(3))
     for t in range(T - 1, -1, -1):
-        d_t = d_tilde[t] + d_feed
+        n = rows[t]
+        d_t = d_tilde[t, :n] + d_feed[:n]
         if drop is not None:
-            d_t *= drop[t]
-        d_pre[t] = d_t * (1 - tt[t] * tt[t])
-        d_cat = d_pre[t] @ w_comb.T  # (B, M + Hd)
-        d_ctx[:, t] = d_cat[:, :M]
+            d_t *= drop[t, :n]
+        d_pre[t, :n] = d_t * (1 - tt[t, :n] * tt[t, :n])
+        d_cat = d_pre[t, :n] @ w_comb.T  # (n, M + Hd)
+        d_ctx[:n, t] = d_cat[:, :M]
         # through the softmax: ds = a (da - Σ a da), da = enc · dctx
-        da = np.matmul(memory.enc, d_cat[:, :M, None])[:, :, 0]  # (B, S)
-        a = att[:, t]
-        ds[:, t] = a * (da - (a * da).sum(axis=1, keepdims=True))
-        dq = np.matmul(ds[:, t, None, :], memory.keys)[:, 0]  # (B, Hd)
-        dh = dh + d_cat[:, M:] + dq
-        dc = _cell_backward(dh, dc, gates[t], c[t], tanh_c[t], dz[t])
-        d_hin = dz[t] @ w_rec.T  # (B, 2Hd)
-        d_feed, dh = d_hin[:, :H], d_hin[:, H:]
+        da = np.matmul(memory.enc[:n], d_cat[:, :M, None])[:, :, 0]  # (n, S)
+        a = att[:n, t]
+        ds[:n, t] = a * (da - (a * da).sum(axis=1, keepdims=True))
+        dq = np.matmul(ds[:n, t, None, :], memory.keys[:n])[:, 0]  # (n, Hd)
+        dh_t = dh[:n] + d_cat[:, M:] + dq
+        dc[:n] = _cell_backward(dh_t, dc[:n], gates[t, :n], c[t, :n], tanh_c[t, :n], dz[t, :n])
+        d_hin = dz[t, :n] @ w_rec.T  # (n, 2Hd)
+        d_feed[:n], dh[:n] = d_hin[:, :H], d_hin[:, H:]
     _weight_grads(p, emb, hin, dz, cat, d_pre, grads)
     d_emb = (dz.reshape(T * B, 4 * H) @ kernel[:E].T).reshape(T, B, E)
     d_keys = np.matmul(ds.transpose(0, 2, 1), hs)  # (B, S, Hd) = Σ_t ds_t ⊗ h_t
