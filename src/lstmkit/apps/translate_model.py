@@ -35,7 +35,7 @@ import numpy as np
 from ..ops.attention import attention_forward
 from ..ops.backend import ops_for
 from ..ops.sequence import reverse_sequences
-from .translate_teacher import steps_rows, teacher_backward, teacher_forward
+from .translate_teacher import teacher_backward, teacher_forward
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 
@@ -309,40 +309,45 @@ class Translator:
                 f"Translator: arguments 'src' and 'tgt' must have the same batch size; got "
                 f"{np.shape(src)[0]} and {tgt.shape[0]}"
             )
-        # Rows by decreasing target length (the loss is a mean over tokens: the order does not
-        # matter), so that each decoder step runs only the leading rows still in a sentence.
-        lengths = (tgt[:, 1:] != PAD).sum(axis=1)
-        order = np.argsort(-lengths, kind="stable")
-        src, tgt = np.asarray(src)[order], tgt[order]
+        src, tgt, rows, valid = _sort_by_target_length(np.asarray(src), tgt)
         memory, state, enc_cache = self.encode(src, rng)
-        y_in, labels = tgt[:, :-1], tgt[:, 1:]
-        emb, emb_drop = self._target_embeddings(y_in, rng)  # (T, B, E) time-major
-        T, B = emb.shape[:2]
-        h_drop = _dropout((T, B, self.config.decoder_units), self.config.dropout, rng, self.dtype)
-        rows = steps_rows(lengths[order], T)
+        y_in, labels = tgt[:, :-1].T[valid], tgt[:, 1:].T[valid]  # (N,) packed, step-major
+        table = self.params["tgt_embedding.embeddings"]
+        emb, cfg, dt = table[y_in], self.config, self.dtype  # (N, E)
+        emb_drop = _dropout(emb.shape, cfg.dropout, rng, dt)
+        if emb_drop is not None:
+            emb *= emb_drop
+        h_drop = _dropout((len(y_in), cfg.decoder_units), cfg.dropout, rng, dt)
         tilde, dec_cache = teacher_forward(self, state.h, state.c, emb, memory, h_drop, rows)
-        valid = labels.T != PAD  # (T, B)
-        rows = tilde[valid]  # (N, Hd) only the steps that are scored
+        # the packed rows are exactly the scored steps
         loss, d_logits = smoothed_cross_entropy(
-            self.output_logits(rows), labels.T[valid], self.config.label_smoothing
+            self.output_logits(tilde), labels, self.config.label_smoothing
         )
-        grads = {"output.kernel": rows.T @ d_logits, "output.bias": d_logits.sum(0)}
-        d_tilde = np.zeros_like(tilde)
-        d_tilde[valid] = d_logits @ self.params["output.kernel"].T
+        grads = {"output.kernel": tilde.T @ d_logits, "output.bias": d_logits.sum(0)}
+        d_tilde = d_logits @ self.params["output.kernel"].T
         d_emb, d_h, d_c, d_keys, d_enc = teacher_backward(self, d_tilde, memory, dec_cache, grads)
         if emb_drop is not None:
             d_emb *= emb_drop
-        table = self.params["tgt_embedding.embeddings"]
-        grads["tgt_embedding.embeddings"] = _embedding_grad(table, y_in.T, d_emb)
+        grads["tgt_embedding.embeddings"] = _embedding_grad(table, y_in, d_emb)
         self.encode_backward(d_enc, d_keys, d_h, d_c, memory, enc_cache, grads)
-        return loss, int(valid.sum()), grads
+        return loss, len(labels), grads
 
-    def _target_embeddings(self, y_in, rng):
-        """``y_in (B, T)`` -> the embeddings ``(T, B, E)`` (after dropout) and the dropout
-        multiplier (or None)."""
-        emb = self.params["tgt_embedding.embeddings"][y_in.T]  # (T, B, E)
-        drop = _dropout(emb.shape, self.config.dropout, rng, self.dtype)
-        return (emb if drop is None else emb * drop), drop
+
+def _sort_by_target_length(src, tgt):
+    """The batch's rows by decreasing target length (the loss is a mean over tokens: the order
+    does not matter), so that decoder step ``t`` runs only the leading ``rows[t]`` rows, those
+    still in their sentence: ``-> src, tgt (sorted), rows (T,), valid (T, B)`` (the scored
+    (step, row) pairs, exactly the ones run)."""
+    valid = tgt[:, 1:] != PAD  # (B, T)
+    if (valid[:, 1:] & ~valid[:, :-1]).any():
+        bad = int(np.nonzero((valid[:, 1:] & ~valid[:, :-1]).any(axis=1))[0][0])
+        raise ValueError(
+            f"Translator: argument 'tgt' must be post-padded (no PAD id {PAD} before a token); "
+            f"got row {bad}: {tgt[bad].tolist()}"
+        )
+    order = np.argsort(-valid.sum(axis=1), kind="stable")
+    valid = valid[order].T  # (T, B)
+    return src[order], tgt[order], valid.sum(axis=1), valid
 
 
 def _embedding_grad(table, ids, d):
