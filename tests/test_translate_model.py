@@ -83,6 +83,25 @@ def test_gradients_with_dropout_match_finite_differences():
                                        atol=1e-9, err_msg=f"{name}{idx}")  # fmt: skip
 
 
+def test_initialisation_has_pytorch_default_spreads():
+    """Every parameter's spread as PyTorch's default initialisation of the same modules (the
+    witness: torch's own ``reset_parameters``; lstmkit's one LSTM bias against torch's
+    ``bias_ih + bias_hh``), to 10 % on arrays of thousands of draws."""
+    torch.manual_seed(0)
+    model = Translator(300, 200, TranslatorConfig(embedding_dim=64, encoder_units=128))
+    tm = TorchTranslator(300, 200, 64, 128, 512)
+    for w in tm.parameters():  # grads_like reads .grad: the weights under lstmkit's names
+        w.grad = w.detach().clone()
+    theirs = grads_like(tm)
+    for layer, m, tail in (("encoder_fwd", tm.enc, "_l0"), ("encoder_bwd", tm.enc, "_l0_reverse"),
+                           ("decoder", tm.dec, "")):  # fmt: skip
+        b = getattr(m, f"bias_ih{tail}") + getattr(m, f"bias_hh{tail}")
+        theirs[f"{layer}.bias"] = b.detach().numpy()
+    assert sorted(theirs) == sorted(model.params)
+    for name, p in model.params.items():
+        np.testing.assert_allclose(p.std(), theirs[name].std(), rtol=0.1, err_msg=name)
+
+
 # -- a synthetic task with a known answer: reverse a string ---------------------------------
 def _reverse_pairs(rng, n, lo=2, hi=6, vocab=14):
     src = [[int(v) for v in rng.integers(4, vocab, rng.integers(lo, hi + 1))] for _ in range(n)]

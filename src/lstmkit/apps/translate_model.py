@@ -150,7 +150,9 @@ def _init_params(shapes, dtype, rng) -> dict:
             p[PAD] = 0
         elif layer.startswith(("encoder", "decoder")):
             bound = 1 / np.sqrt(shapes[f"{layer}.recurrent_kernel"][0])
-            p = rng.uniform(-bound, bound, shape) * (2 if role == "bias" else 1)
+            p = rng.uniform(-bound, bound, shape)
+            if role == "bias":  # torch's bias_ih + bias_hh: a sum of two, not U(±2 bound)
+                p = p + rng.uniform(-bound, bound, shape)
         else:
             bound = 1 / np.sqrt(shapes[f"{layer}.kernel"][0])
             p = rng.uniform(-bound, bound, shape)
