@@ -1,14 +1,19 @@
 """The decoder of :class:`~.translate_model.Translator` over a whole teacher-forced target, forward
 and backward, arranged for speed: the same equations as ``Translator.decoder_step`` (module
 docstring of :mod:`.translate_model`), with every product that does not sit on the recurrence
-taken out of the step loop. Time-major: ``T`` steps, ``B`` rows, ``E`` embedding, ``Hd`` decoder
-units, ``M = 2He`` encoder outputs per source token, ``S`` source tokens.
+taken out of the step loop. ``T`` steps, ``B`` rows, ``E`` embedding, ``Hd`` decoder units,
+``M = 2He`` encoder outputs per source token, ``S`` source tokens.
+
+Packed steps: the batch's rows are sorted by decreasing target length (the caller does it), so
+step ``t`` runs only the first ``rows[t]`` rows, those whose sentence has a label at ``t`` (a
+step after a sentence's last label feeds nothing that is scored: skipping it is exact). Per-step
+arrays are packed, step after step, ``N = Σ rows`` rows in all, exactly the scored targets.
 
 The decoder LSTM's input is ``x_t = [e_t; h~_{t-1}]`` with ``kernel = [K_e; K_f]`` split by rows,
 so (with ``U`` the recurrent kernel)::
 
-    z_t = (e_t @ K_e + b)  +  [h~_{t-1}; h_{t-1}] @ [K_f; U]          # (B, 4H)
-          one product for all steps    the only product in the loop
+    z_t = (e_t @ K_e + b)  +  [h~_{t-1}; h_{t-1}] @ [K_f; U]          # (rows[t], 4H)
+          one product for all steps    the only LSTM product in the loop
 
 Backward, per step only what the recurrence needs (``dz_t @ [K_f; U]ᵀ`` -> ``d h~_{t-1}``,
 ``d h_{t-1}``; ``d_pre @ W_combᵀ``; the attention's ``ds @ k``); after the loop, one product each
@@ -16,8 +21,9 @@ for the gradients of ``kernel``, ``recurrent_kernel``, ``bias``, ``combine.kerne
 embeddings, and the attention's keys and values (summed over the steps as one batched product:
 ``d keys = Σ_t ds_t h_tᵀ = DSᵀ @ H``, ``d enc = Σ_t a_t dctx_tᵀ = Aᵀ @ DCTX``).
 
-Per-step products with 64 rows (the batch) use BLAS poorly; the hoisted ones have ``T * B`` rows.
-Measured with ``benchmarks/translate_speed.py`` (docs/translate.md).
+Products with at most 64 rows (one step of the batch) use BLAS poorly and spread badly over
+threads; the hoisted ones have ``N`` rows. Measured with ``benchmarks/translate_speed.py``
+(docs/translate.md, "Training speed").
 """
 
 from __future__ import annotations
