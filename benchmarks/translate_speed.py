@@ -6,7 +6,8 @@ One step = forward, backward, global-norm clipping at 1.0 and an Adam update, ba
 lengths uniform in [5, 15] (mean 10), target lengths in [6, 18] (mean 12) plus BOS/EOS,
 vocabularies 7,515 (source) and 4,484 (target), the recipe's sizes (emb 256, encoder 256 per
 direction, decoder 512), dropout 0.2, label smoothing 0.1, float32. Reported: target tokens
-per second (non-PAD labels), the median over rounds, and the ratio lstmkit / torch.
+per second (non-PAD labels), the median over rounds, and the ratio lstmkit / torch; also the
+target tokens per CPU-second of the process (steadier than wall time on a shared machine).
 
     python benchmarks/translate_speed.py --threads 2 --rounds 5 --steps 10
     python benchmarks/translate_speed.py --threads 2 --profile   # where lstmkit's step goes
@@ -107,10 +108,12 @@ def torch_stepper(args, model):
 
 
 def timed(step, data):
-    t0, tokens = time.perf_counter(), 0
+    """-> ``(tokens per wall second, tokens per CPU second of this process)``; on a shared
+    machine the second is the steadier figure (with one thread: the work per token)."""
+    t0, c0, tokens = time.perf_counter(), time.process_time(), 0
     for src, tgt in data:
         tokens += step(src, tgt)
-    return tokens / (time.perf_counter() - t0)
+    return tokens / (time.perf_counter() - t0), tokens / (time.process_time() - c0)
 
 
 def main(argv=None):
@@ -133,16 +136,22 @@ def main(argv=None):
     th = torch_stepper(args, model)
     th(*data[0])
     rates = {"lstmkit": [], "torch": []}
+    cpu = {"lstmkit": [], "torch": []}
     for r in range(args.rounds):
-        rates["lstmkit"].append(timed(lk, data))
-        rates["torch"].append(timed(th, data))
+        for name, step in (("lstmkit", lk), ("torch", th)):
+            wall, per_cpu = timed(step, data)
+            rates[name].append(wall)
+            cpu[name].append(per_cpu)
         print(f"round {r + 1}: lstmkit {rates['lstmkit'][-1]:,.0f}  torch "
-              f"{rates['torch'][-1]:,.0f} target tokens/s", flush=True)  # fmt: skip
+              f"{rates['torch'][-1]:,.0f} target tokens/s (per CPU-second: lstmkit "
+              f"{cpu['lstmkit'][-1]:,.0f}, torch {cpu['torch'][-1]:,.0f})", flush=True)  # fmt: skip
     med = {k: statistics.median(v) for k, v in rates.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     print(
         f"{args.threads} threads, batch {args.batch}, {args.rounds} rounds of {args.steps} steps: "
         f"lstmkit {med['lstmkit']:,.0f}, torch {med['torch']:,.0f} target tokens/s "
-        f"(median); ratio {med['lstmkit'] / med['torch']:.2f}"
+        f"(median); ratio {med['lstmkit'] / med['torch']:.2f}; per CPU-second lstmkit "
+        f"{med_cpu['lstmkit']:,.0f}, torch {med_cpu['torch']:,.0f}"
     )
 
 

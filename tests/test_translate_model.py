@@ -61,6 +61,47 @@ def test_loss_and_gradients_match_pytorch(dtype, rtol, atol):
         np.testing.assert_allclose(grads[k], t_grads[k], rtol=rtol, atol=atol, err_msg=k)
 
 
+def test_gradients_with_dropout_match_finite_differences():
+    """The dropout path (embeddings and h~; PyTorch's masks cannot be reproduced): the same
+    seeded rng gives the same masks, so central differences of the loss witness the gradients,
+    on a batch whose rows end at different steps (each decoder step runs fewer rows)."""
+    rng = np.random.default_rng(2)
+    model = Translator(11, 13, TranslatorConfig(**SMALL, dtype="float64", dropout=0.3, seed=3))
+    src, tgt = _batch(rng, B=5, S=6, T=7, Vs=11, Vt=13)
+    _, _, grads = model.loss_and_grads(src, tgt, np.random.default_rng(9))
+    eps = 1e-6
+    for name in ("decoder.kernel", "combine.kernel", "tgt_embedding.embeddings", "init_c.kernel"):
+        p = model.params[name]
+        for idx in zip(*np.unravel_index(rng.choice(p.size, 6, replace=False), p.shape)):
+            old = p[idx]
+            p[idx] = old + eps
+            up = model.loss_and_grads(src, tgt, np.random.default_rng(9))[0]
+            p[idx] = old - eps
+            down = model.loss_and_grads(src, tgt, np.random.default_rng(9))[0]
+            p[idx] = old
+            np.testing.assert_allclose(grads[name][idx], (up - down) / (2 * eps), rtol=1e-5,
+                                       atol=1e-9, err_msg=f"{name}{idx}")  # fmt: skip
+
+
+def test_initialisation_has_pytorch_default_spreads():
+    """Every parameter's spread as PyTorch's default initialisation of the same modules (the
+    witness: torch's own ``reset_parameters``; lstmkit's one LSTM bias against torch's
+    ``bias_ih + bias_hh``), to 10 % on arrays of thousands of draws."""
+    torch.manual_seed(0)
+    model = Translator(300, 200, TranslatorConfig(embedding_dim=64, encoder_units=128))
+    tm = TorchTranslator(300, 200, 64, 128, 512)
+    for w in tm.parameters():  # grads_like reads .grad: the weights under lstmkit's names
+        w.grad = w.detach().clone()
+    theirs = grads_like(tm)
+    for layer, m, tail in (("encoder_fwd", tm.enc, "_l0"), ("encoder_bwd", tm.enc, "_l0_reverse"),
+                           ("decoder", tm.dec, "")):  # fmt: skip
+        b = getattr(m, f"bias_ih{tail}") + getattr(m, f"bias_hh{tail}")
+        theirs[f"{layer}.bias"] = b.detach().numpy()
+    assert sorted(theirs) == sorted(model.params)
+    for name, p in model.params.items():
+        np.testing.assert_allclose(p.std(), theirs[name].std(), rtol=0.1, err_msg=name)
+
+
 # -- a synthetic task with a known answer: reverse a string ---------------------------------
 def _reverse_pairs(rng, n, lo=2, hi=6, vocab=14):
     src = [[int(v) for v in rng.integers(4, vocab, rng.integers(lo, hi + 1))] for _ in range(n)]
@@ -279,6 +320,7 @@ def test_bad_input_is_refused_with_the_argument_named():
         (lambda: model.loss_and_grads(np.array([[0, 0]]), tgt), "'src' has an empty"),
         (lambda: model.loss_and_grads(np.vstack([src, src]), tgt), "same batch size"),
         (lambda: model.loss_and_grads(src.astype(float), tgt), "'src' must be a 2-D int"),
+        (lambda: model.loss_and_grads(src, np.array([[1, 0, 5, 2]])), "'tgt' must be post-pad"),
         (lambda: TranslatorConfig(dropout=1.0), "'dropout' must be in \\[0, 1\\)"),
         (lambda: TranslatorConfig(decoder_units=0), "'decoder_units' must be a positive int"),
         (lambda: TranslatorConfig(dtype="float16"), "'dtype'"),

@@ -32,9 +32,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..ops.attention import attention_backward, attention_forward
+from ..ops.attention import attention_forward
 from ..ops.backend import ops_for
 from ..ops.sequence import reverse_sequences
+from .translate_teacher import teacher_backward, teacher_forward
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 
@@ -149,7 +150,9 @@ def _init_params(shapes, dtype, rng) -> dict:
             p[PAD] = 0
         elif layer.startswith(("encoder", "decoder")):
             bound = 1 / np.sqrt(shapes[f"{layer}.recurrent_kernel"][0])
-            p = rng.uniform(-bound, bound, shape) * (2 if role == "bias" else 1)
+            p = rng.uniform(-bound, bound, shape)
+            if role == "bias":  # torch's bias_ih + bias_hh: a sum of two, not U(±2 bound)
+                p = p + rng.uniform(-bound, bound, shape)
         else:
             bound = 1 / np.sqrt(shapes[f"{layer}.kernel"][0])
             p = rng.uniform(-bound, bound, shape)
@@ -274,7 +277,9 @@ class Translator:
     def decoder_step(self, state: DecoderState, emb, memory: Memory, rng=None, keep_cache=False):
         """One step: ``emb (B, E)`` the embedded previous token -> ``(state, h~ (B, Hd),
         attention (B, S), cache)``. With ``keep_cache`` the LSTM runs as a one-step sequence
-        (its cache feeds :meth:`decoder_step_backward`), else as the streaming step."""
+        and the cache holds its :class:`~lstmkit.ops.lstm.LSTMCache` (what ``inspect`` reads),
+        else as the streaming step. Training runs the same equations over the whole target at
+        once (:mod:`.translate_teacher`)."""
         p = self.params
         x = np.concatenate([emb, state.feed], axis=1)  # (B, E + Hd): input feeding
         w = self._w("decoder")
@@ -289,24 +294,6 @@ class Translator:
         h_tilde = t if drop is None else t * drop
         cache = (lstm_cache, att_cache, cat, t, drop) if keep_cache else None
         return DecoderState(h, c, h_tilde), h_tilde, a[:, 0], cache
-
-    def decoder_step_backward(self, d_tilde, d_h, d_c, cache, acc):
-        """Backward of one step: ``d_tilde`` on h~ (output and next input), ``d_h``/``d_c`` from
-        the next step. Returns ``(d_emb, d_feed, d_h_prev, d_c_prev, d_pre, d_keys, d_enc)``;
-        ``acc`` accumulates the decoder LSTM's weight gradients."""
-        lstm_cache, att_cache, _, t, drop = cache  # t: the tanh output, before dropout
-        p, He2 = self.params, 2 * self.config.encoder_units
-        if drop is not None:
-            d_tilde = d_tilde * drop
-        d_pre = d_tilde * (1 - t * t)  # (B, Hd) through tanh
-        d_cat = d_pre @ p["combine.kernel"].T
-        dq, dk, dv = attention_backward(d_cat[:, None, :He2], att_cache)
-        d_h = d_h + d_cat[:, He2:] + dq[:, 0]
-        g = self.lstm.backward(None, d_h, d_c, lstm_cache)
-        for role in ("kernel", "recurrent_kernel", "bias"):
-            acc[role] += g[role]
-        E = self.config.embedding_dim
-        return g["x"][0, :, :E], g["x"][0, :, E:], g["h0"], g["c0"], d_pre, dk, dv
 
     def output_logits(self, h_tilde):
         """``h~ (N, Hd)`` -> logits ``(N, Vt)``."""
@@ -324,52 +311,45 @@ class Translator:
                 f"Translator: arguments 'src' and 'tgt' must have the same batch size; got "
                 f"{np.shape(src)[0]} and {tgt.shape[0]}"
             )
+        src, tgt, rows, valid = _sort_by_target_length(np.asarray(src), tgt)
         memory, state, enc_cache = self.encode(src, rng)
-        y_in, labels = tgt[:, :-1], tgt[:, 1:]
-        emb, emb_drop = self._target_embeddings(y_in, rng)
-        B, T = y_in.shape
-        tilde, caches = np.empty((B, T, self.config.decoder_units), self.dtype), []
-        for t in range(T):
-            state, tilde[:, t], _, cache = self.decoder_step(state, emb[:, t], memory, rng, True)
-            caches.append(cache)
-        valid = labels != PAD  # (B, T)
-        rows = tilde[valid]  # (N, Hd) only the steps that are scored
+        y_in, labels = tgt[:, :-1].T[valid], tgt[:, 1:].T[valid]  # (N,) packed, step-major
+        table = self.params["tgt_embedding.embeddings"]
+        emb, cfg, dt = table[y_in], self.config, self.dtype  # (N, E)
+        emb_drop = _dropout(emb.shape, cfg.dropout, rng, dt)
+        if emb_drop is not None:
+            emb *= emb_drop
+        h_drop = _dropout((len(y_in), cfg.decoder_units), cfg.dropout, rng, dt)
+        tilde, dec_cache = teacher_forward(self, state.h, state.c, emb, memory, h_drop, rows)
+        # the packed rows are exactly the scored steps
         loss, d_logits = smoothed_cross_entropy(
-            self.output_logits(rows), labels[valid], self.config.label_smoothing
+            self.output_logits(tilde), labels, self.config.label_smoothing
         )
-        grads = {"output.kernel": rows.T @ d_logits, "output.bias": d_logits.sum(0)}
-        d_tilde = np.zeros_like(tilde)
-        d_tilde[valid] = d_logits @ self.params["output.kernel"].T
-        self._decoder_backward(d_tilde, caches, memory, enc_cache, y_in, emb_drop, grads)
-        return loss, int(valid.sum()), grads
-
-    def _target_embeddings(self, y_in, rng):
-        emb = self.params["tgt_embedding.embeddings"][y_in]  # (B, T, E)
-        drop = _dropout(emb.shape, self.config.dropout, rng, self.dtype)
-        return (emb if drop is None else emb * drop), drop
-
-    def _decoder_backward(self, d_tilde, caches, memory, enc_cache, y_in, emb_drop, grads):
-        B, T, Hd = d_tilde.shape
-        acc = {role: 0 for role in ("kernel", "recurrent_kernel", "bias")}
-        d_emb = np.empty((B, T, self.config.embedding_dim), self.dtype)
-        d_pre = np.empty((T, B, Hd), self.dtype)
-        d_keys, d_enc = np.zeros_like(memory.keys), np.zeros_like(memory.enc)
-        d_feed = d_h = d_c = np.zeros((B, Hd), self.dtype)
-        for t in range(T - 1, -1, -1):
-            d_emb[:, t], d_feed, d_h, d_c, d_pre[t], dk, dv = self.decoder_step_backward(
-                d_tilde[:, t] + d_feed, d_h, d_c, caches[t], acc
-            )
-            d_keys += dk
-            d_enc += dv
-        for role, g in acc.items():
-            grads[f"decoder.{role}"] = g
-        cats = np.stack([c[2] for c in caches])  # (T, B, 2He + Hd)
-        grads["combine.kernel"] = cats.reshape(T * B, -1).T @ d_pre.reshape(T * B, Hd)
+        grads = {"output.kernel": tilde.T @ d_logits, "output.bias": d_logits.sum(0)}
+        d_tilde = d_logits @ self.params["output.kernel"].T
+        d_emb, d_h, d_c, d_keys, d_enc = teacher_backward(self, d_tilde, memory, dec_cache, grads)
         if emb_drop is not None:
             d_emb *= emb_drop
-        table = self.params["tgt_embedding.embeddings"]
         grads["tgt_embedding.embeddings"] = _embedding_grad(table, y_in, d_emb)
         self.encode_backward(d_enc, d_keys, d_h, d_c, memory, enc_cache, grads)
+        return loss, len(labels), grads
+
+
+def _sort_by_target_length(src, tgt):
+    """The batch's rows by decreasing target length (the loss is a mean over tokens: the order
+    does not matter), so that decoder step ``t`` runs only the leading ``rows[t]`` rows, those
+    still in their sentence: ``-> src, tgt (sorted), rows (T,), valid (T, B)`` (the scored
+    (step, row) pairs, exactly the ones run)."""
+    valid = tgt[:, 1:] != PAD  # (B, T)
+    if (valid[:, 1:] & ~valid[:, :-1]).any():
+        bad = int(np.nonzero((valid[:, 1:] & ~valid[:, :-1]).any(axis=1))[0][0])
+        raise ValueError(
+            f"Translator: argument 'tgt' must be post-padded (no PAD id {PAD} before a token); "
+            f"got row {bad}: {tgt[bad].tolist()}"
+        )
+    order = np.argsort(-valid.sum(axis=1), kind="stable")
+    valid = valid[order].T  # (T, B)
+    return src[order], tgt[order], valid.sum(axis=1), valid
 
 
 def _embedding_grad(table, ids, d):
