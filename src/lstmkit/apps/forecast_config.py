@@ -62,6 +62,7 @@ class ForecastConfig:
     horizon: int | None = None
     lookbacks: tuple = ()
     lookback_factors: tuple = (1.0, 2.0)
+    seasonal_lookback_factors: tuple = (2.0, 3.0)
     min_history: int = 3
     transform: str = "auto"
     level: str = "season"
@@ -81,8 +82,10 @@ class ForecastConfig:
     learning_rate: float = 3e-3
     patience: int = 20
     patience_steps: int = 300
+    epoch_windows: int = 4096
     val_windows: int = 0
     refit: bool = True
+    refit_epochs: int = 0
     conformal: bool = True
     ensemble: int = 5
     aggregate: str = "median"
@@ -131,10 +134,14 @@ class ForecastConfig:
             or not all(_num(x) and x > 0 for x in self.lookback_factors)
         ):
             _bad("lookback_factors", self.lookback_factors, "a non-empty tuple of numbers > 0")
+        v = self.seasonal_lookback_factors
+        if not isinstance(v, tuple) or not all(_num(x) and x > 0 for x in v):
+            _bad("seasonal_lookback_factors", v, "a tuple of numbers > 0 (() = lookback_factors)")
         for name, lo in (("min_history", 1), ("units", 1), ("layers", 1), ("embedding", 0),
                          ("epochs", 1), ("batch_size", 1), ("patience", 1), ("ensemble", 1),
                          ("seed", 0), ("val_windows", 0), ("profile_seasons", 0),
-                         ("patience_steps", 0)):  # fmt: skip
+                         ("patience_steps", 0), ("epoch_windows", 0),
+                         ("refit_epochs", 0)):  # fmt: skip
             _int(name, getattr(self, name), lo)
         for name, choices in (("transform", TRANSFORMS), ("level", LEVELS),
                               ("seasonal", SWITCHES), ("trend", SWITCHES), ("loss", LOSSES),

@@ -84,7 +84,10 @@ def _facts(panel, config) -> dict:
         lookbacks = [int(v) for v in config.lookbacks]
     else:
         base = max(H, m)
-        lookbacks = [max(2, round(f * base)) for f in config.lookback_factors]
+        factors = config.lookback_factors
+        if m >= 2 and config.seasonal_lookback_factors:
+            factors = config.seasonal_lookback_factors  # at least two seasons: see the config
+        lookbacks = [max(2, round(f * base)) for f in factors]
     facts = {
         "horizon": H, "season": m, "freq": panel.freq, "log": log, "lookbacks": lookbacks,
         "level": config.level, "ids": [str(i) for i in panel.ids],
@@ -254,18 +257,61 @@ class _Budget:
         self.callback = Stop()
 
 
+class _EpochCap:
+    """Ends each epoch after ``steps`` batches (a callback), so that an epoch of a big panel
+    is a random sample of ``epoch_windows`` windows (each epoch shuffles anew) and early
+    stopping looks at the validation loss that often. Must come first among the callbacks: it
+    clears the stop it raised before the others read ``stop_training`` at the epoch's end."""
+
+    def __init__(self, steps):
+        from ..callbacks import Callback
+
+        class Cap(Callback):
+            cut = False
+
+            def on_batch_end(self, batch, logs=None):
+                if batch + 1 >= steps:
+                    self.model.stop_training = self.cut = True
+
+            def on_epoch_end(self, epoch, logs=None):
+                if self.cut:
+                    self.model.stop_training = self.cut = False
+
+        self.callback = Cap()
+
+
+def epoch_windows(config, n_windows) -> int:
+    """Windows one epoch trains on: all of them, or at most ``config.epoch_windows``."""
+    cap = int(config.epoch_windows)
+    return int(n_windows) if not cap else int(min(n_windows, cap))
+
+
 def patience_epochs(config, n_windows) -> int:
     """Early-stopping patience in epochs: ``patience``, or more when an epoch is only a few
     gradient steps (a single series): at least ``patience_steps`` steps of patience."""
+    n_windows = epoch_windows(config, n_windows)
     steps = max(1, math.ceil(n_windows / config.batch_size))  # gradient steps per epoch
     if not config.patience_steps:
         return int(config.patience)
     return int(max(config.patience, math.ceil(config.patience_steps / steps)))
 
 
+def _callbacks(config, n_windows, deadline, stop=None):
+    """The epoch cap (first: see ``_EpochCap``), early stopping, the NaN and time checks."""
+    from ..callbacks import TerminateOnNaN
+
+    cbs = [TerminateOnNaN(raise_error=True, check_weights=True), _Budget(deadline).callback]
+    if stop is not None:
+        cbs.insert(0, stop)
+    if epoch_windows(config, n_windows) < n_windows:
+        steps = math.ceil(epoch_windows(config, n_windows) / config.batch_size)
+        cbs.insert(0, _EpochCap(steps).callback)
+    return cbs
+
+
 def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
     from .. import random as _random
-    from ..callbacks import EarlyStopping, TerminateOnNaN
+    from ..callbacks import EarlyStopping
     from ..optimizers import Adam
 
     _random.set_random_seed(seed)
@@ -278,17 +324,25 @@ def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
         else config.loss
     )
     model.compile(optimizer=Adam(config.learning_rate, clipnorm=1.0), loss=loss, seed=seed)
-    cbs = [TerminateOnNaN(raise_error=True, check_weights=True), _Budget(deadline).callback]
     stop = None
     if patience and val is not None:
         stop = EarlyStopping(
             monitor="val_loss", patience=patience_epochs(config, len(y)), restore_best_weights=True
         )
-        cbs.insert(0, stop)
     model.fit(x, y, epochs=epochs, batch_size=config.batch_size, validation_data=val,
-              callbacks=cbs, verbose=0)  # fmt: skip
+              callbacks=_callbacks(config, len(y), deadline, stop), verbose=0)  # fmt: skip
     best = stop.best_epoch + 1 if stop is not None and stop.best_weights is not None else epochs
     return model, int(best)
+
+
+def _refit(facts, config, model, x, y, seed, best):
+    """Train on every window (validation included): from scratch for the best epoch count, or
+    (``refit_epochs > 0``) by continuing the early-stopped model for that many epochs."""
+    if not config.refit_epochs:
+        return _train(facts, config, x, y, None, seed, best, None, False)[0]
+    model.fit(x, y, epochs=int(config.refit_epochs), batch_size=config.batch_size,
+              callbacks=_callbacks(config, len(y), None), verbose=0)  # fmt: skip
+    return model
 
 
 def _tile(zy, Q, dtype):
@@ -314,9 +368,7 @@ def _fit_member(panel, facts, config, index, deadline, id_index):
     if config.refit:
         (rs, ro), _ = _origins(panel, facts, config, refit=True)
         xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index)
-        model, _ = _train(
-            facts, config, xr, _tile(zyr, Q, config.dtype), None, seed, best, None, False
-        )
+        model = _refit(facts, config, model, xr, _tile(zyr, Q, config.dtype), seed, best)
     return Member(model, L, seed, best, correction)
 
 
