@@ -74,6 +74,7 @@ class ForecastConfig:
     layers: int = 1
     embedding: int = 0
     calendar: bool = True
+    rescale: bool = True
     # training
     loss: str = "pinball"
     interval_levels: tuple = (80, 95)
@@ -148,7 +149,7 @@ class ForecastConfig:
                               ("aggregate", AGGREGATES), ("dtype", ("float32", "float64"))):  # fmt: skip
             if getattr(self, name) not in choices:
                 _bad(name, getattr(self, name), f"one of {list(choices)}")
-        for name in ("calendar", "refit", "conformal"):
+        for name in ("calendar", "refit", "conformal", "rescale"):
             if not isinstance(getattr(self, name), bool):
                 _bad(name, getattr(self, name), "True or False")
         if not (_num(self.learning_rate) and 0 < self.learning_rate < 10):

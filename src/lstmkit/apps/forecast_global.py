@@ -134,6 +134,8 @@ def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None):
     H, m = facts["horizon"], facts["season"]
     start, n = panel.offsets[:-1][series], panel.lengths[series]
     z, observed, zy, stats = fw.encode(panel.values, start, n, origin, L, H, _norm(facts))
+    zs = facts.get("z_scale", 1.0)  # one panel-wide scale: network values of order 1
+    z, zy = z / zs, zy / zs
     steps, fut = [z[..., None], observed[..., None].astype(np.float64)], []
     if facts.get("trend"):
         # the removed slope (per season, in scale units) as a constant channel: the network can
@@ -421,6 +423,7 @@ def fit_global(panel, config: ForecastConfig | None = None, progress=None) -> Gl
     config = (config or ForecastConfig()).validate()
     _check_panel(panel, "fit_global")
     facts = _facts(panel, config)
+    facts["z_scale"] = _z_scale(panel, facts, config)
     id_index = np.arange(1, panel.n_series + 1) if config.embedding else None
     t0 = time.monotonic()
     deadline = t0 + 60 * config.max_minutes if config.max_minutes else None
@@ -434,6 +437,23 @@ def fit_global(panel, config: ForecastConfig | None = None, progress=None) -> Gl
             progress(f"member {i + 1}/{config.ensemble}: lookback {m.lookback}, seed {m.seed}, "
                      f"best epoch {m.best_epoch}, {time.monotonic() - t0:.1f} s")  # fmt: skip
     return GlobalForecaster(config, facts, members)
+
+
+def _z_scale(panel, facts, config) -> float:
+    """The RMS of the normalised targets over (at most 20000 of) the first member's training
+    windows: log deviations of smooth series are a few hundredths, and a network fed values that
+    small may never leave its constant first solution. 1 when ``rescale`` is off."""
+    if not config.rescale:
+        return 1.0
+    (ts, to), _ = _origins(panel, facts, config, refit=False)
+    if len(ts) == 0:
+        return 1.0
+    pick = np.unique(np.linspace(0, len(ts) - 1, min(len(ts), 20000)).astype(np.int64))
+    start, n = panel.offsets[:-1][ts[pick]], panel.lengths[ts[pick]]
+    L, H = facts["lookbacks"][0], facts["horizon"]
+    zy = fw.encode(panel.values, start, n, to[pick], L, H, _norm(facts))[2]
+    rms = float(np.sqrt(np.nanmean(zy**2))) if np.isfinite(zy).any() else 1.0
+    return rms if math.isfinite(rms) and rms > 1e-6 else 1.0
 
 
 # -- the fitted forecaster -------------------------------------------------------------------------
@@ -501,16 +521,16 @@ class GlobalForecaster:
         """Forecasts of the ``horizon`` steps after each series' end: ``point (n, horizon)``
         and ``{level: (lo (n, horizon), hi (n, horizon))}`` for each of ``levels``."""
         horizon = self._check_predict(panel, horizon, levels)
-        ids, norm = self._id_index(panel), _norm(self.facts)
+        ids, norm, zs = self._id_index(panel), _norm(self.facts), self.facts.get("z_scale", 1.0)
         points, bounds = [], {a: ([], []) for a in levels}
         for member in self.members:
             out, stats = self._member_paths(member, panel, ids)
-            points.append(fw.decode(out[:, 0], stats, norm))
+            points.append(fw.decode(out[:, 0] * zs, stats, norm))
             for a in levels:
                 lo, hi = _bounds(self.facts, out, a)
                 c = np.asarray(member.correction.get(str(a), np.zeros(self.horizon)))
-                bounds[a][0].append(fw.decode(np.minimum(lo - c, out[:, 0]), stats, norm))
-                bounds[a][1].append(fw.decode(np.maximum(hi + c, out[:, 0]), stats, norm))
+                bounds[a][0].append(fw.decode(np.minimum(lo - c, out[:, 0]) * zs, stats, norm))
+                bounds[a][1].append(fw.decode(np.maximum(hi + c, out[:, 0]) * zs, stats, norm))
         agg = np.median if self.config.aggregate == "median" else np.mean
         point = agg(np.stack(points), axis=0)[:, :horizon]
         result = {}
