@@ -87,6 +87,7 @@ class ForecastConfig:
     val_windows: int = 0
     refit: bool = True
     refit_epochs: int = 0
+    refit_max_windows: int = 10000
     conformal: bool = True
     ensemble: int = 5
     aggregate: str = "median"
@@ -142,7 +143,7 @@ class ForecastConfig:
                          ("epochs", 1), ("batch_size", 1), ("patience", 1), ("ensemble", 1),
                          ("seed", 0), ("val_windows", 0), ("profile_seasons", 0),
                          ("patience_steps", 0), ("epoch_windows", 0),
-                         ("refit_epochs", 0)):  # fmt: skip
+                         ("refit_epochs", 0), ("refit_max_windows", 0)):  # fmt: skip
             _int(name, getattr(self, name), lo)
         for name, choices in (("transform", TRANSFORMS), ("level", LEVELS),
                               ("seasonal", SWITCHES), ("trend", SWITCHES), ("loss", LOSSES),

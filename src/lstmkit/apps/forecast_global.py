@@ -43,6 +43,8 @@ PER_STEP_MIN = 40
 #: origins per series for small ones, so that early stopping does not follow one window's noise
 VAL_TARGET = 32
 FORMAT = "lstmkit-forecast-global"
+#: seasons this long (monthly and finer) take ``seasonal_lookback_factors``
+LONG_SEASON = 12
 
 
 def quantiles_of(config) -> list[float]:
@@ -85,8 +87,8 @@ def _facts(panel, config) -> dict:
     else:
         base = max(H, m)
         factors = config.lookback_factors
-        if m >= 2 and config.seasonal_lookback_factors:
-            factors = config.seasonal_lookback_factors  # at least two seasons: see the config
+        if m >= LONG_SEASON and config.seasonal_lookback_factors:
+            factors = config.seasonal_lookback_factors  # two seasons at least: see the config
         lookbacks = [max(2, round(f * base)) for f in factors]
     facts = {
         "horizon": H, "season": m, "freq": panel.freq, "log": log, "lookbacks": lookbacks,
@@ -337,6 +339,14 @@ def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True):
     return model, int(best)
 
 
+def refits(config, n_windows) -> bool:
+    """Whether a member trains again on every window: ``refit``, unless the first fit had more
+    than ``refit_max_windows`` training windows (the last ``horizon`` origins of each series
+    then add little, and a second fit would double the time)."""
+    cap = config.refit_max_windows
+    return bool(config.refit and (not cap or n_windows <= cap))
+
+
 def _refit(facts, config, model, x, y, seed, best):
     """Train on every window (validation included): from scratch for the best epoch count, or
     (``refit_epochs > 0``) by continuing the early-stopped model for that many epochs."""
@@ -367,7 +377,7 @@ def _fit_member(panel, facts, config, index, deadline, id_index):
         facts, config, x, _tile(zy, Q, config.dtype), val, seed, config.epochs, deadline
     )
     correction = _calibrate(model, facts, config, xv, zyv) if len(vs) else {}
-    if config.refit:
+    if refits(config, len(ts)):
         (rs, ro), _ = _origins(panel, facts, config, refit=True)
         xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index)
         model = _refit(facts, config, model, xr, _tile(zyr, Q, config.dtype), seed, best)
