@@ -130,14 +130,14 @@ def _cov(panel, facts, kind):
 
 
 # -- network inputs ---------------------------------------------------------------------------------
-def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None):
+def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None, zs=1.0):
     """Network inputs of windows (series ``series (N,)``, origins ``origin (N,)``) and their
-    normalisation. Returns ``(inputs dict, zy (N, H), stats)``."""
+    normalisation, the values divided by the member's scale ``zs``. Returns ``(inputs dict,
+    zy (N, H), stats)``."""
     H, m = facts["horizon"], facts["season"]
     start, n = panel.offsets[:-1][series], panel.lengths[series]
     z, observed, zy, stats = fw.encode(panel.values, start, n, origin, L, H, _norm(facts))
-    zs = facts.get("z_scale", 1.0)  # one panel-wide scale: network values of order 1
-    z, zy = z / zs, zy / zs
+    z, zy = z / zs, zy / zs  # one scale per member: network values of order 1
     steps, fut = [z[..., None], observed[..., None].astype(np.float64)], []
     if facts.get("trend"):
         # the removed slope (per season, in scale units) as a constant channel: the network can
@@ -219,6 +219,7 @@ class Member:
     seed: int
     best_epoch: int
     correction: dict
+    z_scale: float = 1.0
 
 
 def val_windows(config, panel, H) -> int:
@@ -370,8 +371,9 @@ def _fit_member(panel, facts, config, index, deadline, id_index):
             f"fit_global: no training window: every series is shorter than 2 * horizon + "
             f"min_history = {2 * facts['horizon'] + config.min_history}"
         )
-    x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index)
-    xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index)
+    zs = _z_scale(panel, facts, config, L, ts, to)
+    x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index, zs=zs)
+    xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index, zs=zs)
     val = (xv, _tile(zyv, Q, config.dtype)) if len(vs) else None
     model, best = _train(
         facts, config, x, _tile(zy, Q, config.dtype), val, seed, config.epochs, deadline
@@ -379,9 +381,9 @@ def _fit_member(panel, facts, config, index, deadline, id_index):
     correction = _calibrate(model, facts, config, xv, zyv) if len(vs) else {}
     if refits(config, len(ts)):
         (rs, ro), _ = _origins(panel, facts, config, refit=True)
-        xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index)
+        xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index, zs=zs)
         model = _refit(facts, config, model, xr, _tile(zyr, Q, config.dtype), seed, best)
-    return Member(model, L, seed, best, correction)
+    return Member(model, L, seed, best, correction, zs)
 
 
 def _quantile_paths(model, facts, x):
@@ -433,7 +435,6 @@ def fit_global(panel, config: ForecastConfig | None = None, progress=None) -> Gl
     config = (config or ForecastConfig()).validate()
     _check_panel(panel, "fit_global")
     facts = _facts(panel, config)
-    facts["z_scale"] = _z_scale(panel, facts, config)
     id_index = np.arange(1, panel.n_series + 1) if config.embedding else None
     t0 = time.monotonic()
     deadline = t0 + 60 * config.max_minutes if config.max_minutes else None
@@ -449,19 +450,15 @@ def fit_global(panel, config: ForecastConfig | None = None, progress=None) -> Gl
     return GlobalForecaster(config, facts, members)
 
 
-def _z_scale(panel, facts, config) -> float:
-    """The RMS of the normalised targets over (at most 20000 of) the first member's training
-    windows: log deviations of smooth series are a few hundredths, and a network fed values that
-    small may never leave its constant first solution. 1 when ``rescale`` is off."""
-    if not config.rescale:
-        return 1.0
-    (ts, to), _ = _origins(panel, facts, config, refit=False)
-    if len(ts) == 0:
+def _z_scale(panel, facts, config, L, ts, to) -> float:
+    """The RMS of the normalised targets over (at most 20000 of) a member's training windows
+    ``(ts, to)``: log deviations of smooth series are a few hundredths, and a network fed values
+    that small may never leave its constant first solution. 1 when ``rescale`` is off."""
+    if not config.rescale or len(ts) == 0:
         return 1.0
     pick = np.unique(np.linspace(0, len(ts) - 1, min(len(ts), 20000)).astype(np.int64))
     start, n = panel.offsets[:-1][ts[pick]], panel.lengths[ts[pick]]
-    L, H = facts["lookbacks"][0], facts["horizon"]
-    zy = fw.encode(panel.values, start, n, to[pick], L, H, _norm(facts))[2]
+    zy = fw.encode(panel.values, start, n, to[pick], L, facts["horizon"], _norm(facts))[2]
     rms = float(np.sqrt(np.nanmean(zy**2))) if np.isfinite(zy).any() else 1.0
     return rms if math.isfinite(rms) and rms > 1e-6 else 1.0
 
@@ -522,8 +519,9 @@ class GlobalForecaster:
         series = np.arange(panel.n_series)
         origin = panel.lengths.astype(np.int64)
         x, _, stats = _inputs(
-            panel, self.facts, series, origin, member.lookback, panel.future_ahead, ids
-        )
+            panel, self.facts, series, origin, member.lookback, panel.future_ahead, ids,
+            member.z_scale,
+        )  # fmt: skip
         out = _quantile_paths(member.model, self.facts, x)
         return out, stats
 
@@ -531,10 +529,11 @@ class GlobalForecaster:
         """Forecasts of the ``horizon`` steps after each series' end: ``point (n, horizon)``
         and ``{level: (lo (n, horizon), hi (n, horizon))}`` for each of ``levels``."""
         horizon = self._check_predict(panel, horizon, levels)
-        ids, norm, zs = self._id_index(panel), _norm(self.facts), self.facts.get("z_scale", 1.0)
+        ids, norm = self._id_index(panel), _norm(self.facts)
         points, bounds = [], {a: ([], []) for a in levels}
         for member in self.members:
             out, stats = self._member_paths(member, panel, ids)
+            zs = member.z_scale
             points.append(fw.decode(out[:, 0] * zs, stats, norm))
             for a in levels:
                 lo, hi = _bounds(self.facts, out, a)
@@ -568,7 +567,8 @@ class GlobalForecaster:
                 {f"member{i}/{k}": np.ascontiguousarray(v) for k, v in m.model.params.items()}
             )
             members.append({"model": m.model.get_config(), "lookback": m.lookback, "seed": m.seed,
-                            "best_epoch": m.best_epoch, "correction": m.correction})  # fmt: skip
+                            "best_epoch": m.best_epoch, "correction": m.correction,
+                            "z_scale": m.z_scale})  # fmt: skip
         meta = {"format": FORMAT, "format_version": "1",
                 "config": json.dumps(self.config.to_dict()), "facts": json.dumps(self.facts),
                 "members": json.dumps(members)}  # fmt: skip
