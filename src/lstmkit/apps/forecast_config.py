@@ -26,7 +26,9 @@ class ForecastConfig:
 
     Model side: ``horizon`` (None: one season, or 6 when the data have no season);
     ``lookbacks`` (input lengths in steps; () = ``lookback_factors`` times ``max(horizon,
-    season)``; ensemble members take them in turn); a series shorter than its lookback is
+    season)``, or ``seasonal_lookback_factors`` (2, 3) for seasons of 12 or more steps (monthly):
+    the seasonal profile needs two whole seasons in the window; () there = ``lookback_factors``;
+    ensemble members take them in turn); a series shorter than its lookback is
     left-padded with zeros and an "observed" input channel says which steps are real;
     ``min_history`` (fewest observed inputs a training window may have).
     Normalisation per window (ES-RNN spirit): ``transform`` ("auto" = log when every value is
@@ -37,14 +39,22 @@ class ForecastConfig:
     profile read this many seasons before the origin when that is longer than the lookback; 0 =
     the lookback only).
     Network: ``units``, ``layers`` (stacked LSTMs), ``embedding`` (series-id embedding size, 0 =
-    none), ``calendar`` (season phase as sin/cos inputs). Training: ``loss`` ("pinball" trains
+    none), ``calendar`` (season phase as sin/cos inputs), ``rescale`` (divide the normalised
+    values by their RMS over the member's training windows, one number per member: smooth
+    series' log deviations of a few hundredths otherwise leave some seeds stuck at a constant
+    forecast). Training: ``loss`` ("pinball" trains
     the median and the quantiles of ``interval_levels``; "mae"/"mse" give point forecasts and
     intervals from conformal residuals), ``epochs``, ``batch_size``, ``learning_rate``,
     ``patience`` (early stopping on the last window of each series, in epochs; at least
     ``patience_steps`` (300) gradient steps when that is more, for small data: a single
     series gives 3-8 steps an epoch; ``val_windows`` origins
-    per series, 0 = as many as give about 32 windows in all, at most ``horizon``), ``refit`` (train again on
-    every window, the validation one included, for the best epoch count), ``conformal``
+    per series, 0 = as many as give about 32 windows in all, at most ``horizon``),
+    ``epoch_windows`` (an epoch is a fresh random sample of at most this many windows, 0 = all
+    of them: a big panel's early stopping then looks at the validation loss every few dozen
+    steps), ``refit`` (train again on every window, the validation one included, for the best
+    epoch count; skipped when the first fit had more than ``refit_max_windows`` training
+    windows, 0 = no limit; ``refit_epochs > 0``: continue the early-stopped model for that many
+    epochs instead of training anew), ``conformal``
     (calibrate the intervals on the validation windows), ``ensemble`` members (seeds ``seed``,
     ``seed + 1`` ...), ``aggregate`` ("median" or "mean" of members), ``max_minutes`` (stop
     training new members after this; at least one is trained), ``dtype``.
