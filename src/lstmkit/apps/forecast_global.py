@@ -9,13 +9,17 @@ Recipe (``fit_global``), for each ensemble member ``i`` (seed ``seed + i``, look
    lookback are left-padded with zeros and an "observed" channel;
 2. per-window normalisation: log (``transform``), level, seasonal profile (module
    ``forecast_windows``); inputs per step: the normalised value, "observed", the calendar
-   phase (sin/cos), past and future-known covariates (standardised over the panel);
+   phase (sin/cos), past and future-known covariates (standardised over the panel); the
+   normalised values divided by one number per member (``rescale``: their RMS over its
+   training windows);
 3. network (functional API): ``series (L, C) -> LSTM(units) [x layers]``, concatenated with the
    horizon's future-known inputs (``ahead``: calendar and covariates of the ``H`` target steps)
    and a series-id ``Embedding``; ``Dense(units, relu) -> Dense(Q * H)``: ``Q`` quantile paths
    (median and the bounds of ``interval_levels``) over the whole horizon at once (MIMO);
-4. Adam on the pinball loss (or MAE/MSE), early stopping on the validation windows (best
-   weights kept); optionally ``refit`` on every window for the best epoch count;
+4. Adam on the pinball loss (or MAE/MSE), epochs of at most ``epoch_windows`` random windows,
+   early stopping on the validation windows (best weights kept); optionally ``refit`` on every
+   window for the best epoch count (not when the first fit had more than
+   ``refit_max_windows``; ``refit_epochs``: continue the first fit instead);
 5. conformal calibration (CQR, Romano et al. 2019) on the validation windows: each interval is
    widened (or narrowed) by the ``ceil((n+1) a)``-th smallest score
    ``max(lo - y, y - hi)`` in network units, per horizon step when there are at least
