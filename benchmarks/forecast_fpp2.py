@@ -65,11 +65,16 @@ def fit_lstm(name, split, ensemble):
 
 
 def fit_sf(name, split, method):
+    ids, train, _, _, _, m = load(name, split)
+    return sf_forecast(ids, train, m, method)
+
+
+def sf_forecast(ids, train, m, method):
+    """``{method: forecasts (n, m)}`` of one statsforecast model, one season ahead."""
     import pandas as pd
     import statsforecast.models as sfm
     from statsforecast import StatsForecast
 
-    ids, train, _, _, _, m = load(name, split)
     df = pd.concat([pd.DataFrame({"unique_id": i, "ds": np.arange(len(y)), "y": y})
                     for i, y in zip(ids, train)], ignore_index=True)  # fmt: skip
     kw = {} if method == "Naive" else {"season_length": m}
@@ -78,12 +83,14 @@ def fit_sf(name, split, method):
     return {method: np.stack([fc.loc[fc.unique_id == i, col].to_numpy() for i in ids])}
 
 
-def timed(name, split, method, ensemble):
-    """Run one method in a fresh process; ``(forecasts dict, wall seconds)``."""
+def timed(name, split, method, ensemble, script=__file__, extra=()):
+    """Run one method in a fresh process (``script --one name method OUT --split split
+    [extra]``); ``(forecasts dict, (CPU s, wall s))``."""
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "fc.npz"
-        args = [sys.executable, "-W", "ignore", __file__, "--one", name, method, str(out),
+        args = [sys.executable, "-W", "ignore", script, "--one", name, method, str(out),
                 "--split", split] + (["--ensemble", str(ensemble)] if ensemble else [])  # fmt: skip
+        args += list(extra)
         t, c = time.perf_counter(), _child_cpu()
         subprocess.run(args, check=True)
         secs, cpu = time.perf_counter() - t, _child_cpu() - c

@@ -199,6 +199,8 @@ def test_load_rejects_other_files(tmp_path):
         ("learning_rate", -1.0), ("max_minutes", 0), ("calendar", "yes"), ("id_column", ""),
         ("past_covariates", "x"), ("dtype", "float16"), ("lookback_factors", ()),
         ("trend", "yes"), ("profile_seasons", -1), ("patience_steps", -1),
+        ("epoch_windows", -1), ("refit_epochs", 1.5), ("refit_max_windows", -1),
+        ("seasonal_lookback_factors", (2, 0)), ("rescale", 1),
     ],
 )  # fmt: skip
 def test_config_validation_names_the_setting(setting, value):
@@ -289,3 +291,65 @@ def test_m1_yearly_beats_autoets():
     scores = [np.mean(np.abs(y[-6:] - p)) / np.mean(np.abs(np.diff(y[:-6])))
               for y, p in zip(groups, point)]  # fmt: skip
     assert np.mean(scores) < 3.95, np.mean(scores)
+
+
+def _steps_panel():
+    """4 series of 60 values, no dates (no season), horizon 6: with ``val_windows=0`` the last
+    min(6, ceil(32 / 4)) = 6 origins of each series validate, so the first fit trains on origins
+    3 .. 60 - 2*6 - 6 + 1 = 43 (41 windows a series, 164 in all) and a refit on origins
+    3 .. 54 (52 a series, 208 in all)."""
+    rng = np.random.default_rng(3)
+    return Panel.from_arrays([50 + rng.normal(size=60).cumsum() for _ in range(4)])
+
+
+@pytest.mark.parametrize(
+    ("changes", "steps"),
+    [
+        ({"epoch_windows": 0}, 3 * 11),  # 3 epochs of ceil(164 / 16) steps
+        ({"epoch_windows": 64}, 3 * 4),  # an epoch capped at ceil(64 / 16) steps
+        ({"epoch_windows": 500}, 3 * 11),  # a cap above the window count changes nothing
+        ({"epoch_windows": 64, "refit": True, "refit_epochs": 2}, 3 * 4 + 2 * 4),
+        ({"epoch_windows": 0, "refit": True, "refit_epochs": 2}, 3 * 11 + 2 * 13),
+        # more training windows (164) than refit_max_windows: no refit
+        ({"epoch_windows": 0, "refit": True, "refit_epochs": 2, "refit_max_windows": 100}, 33),
+    ],
+)  # fmt: skip
+def test_epoch_windows_and_refit_count_gradient_steps(changes, steps):
+    """The optimizer's step counter against the window counts of ``_steps_panel``."""
+    base = {"horizon": 6, "lookbacks": (6,), "units": 4, "epochs": 3, "patience": 50,
+            "batch_size": 16, "ensemble": 1, "refit": False}  # fmt: skip
+    cfg = ForecastConfig(**(base | changes))
+    model = fit_global(_steps_panel(), cfg)
+    assert model.members[0].model.optimizer.iterations == steps
+
+
+def test_rescale_divides_by_the_rms_of_the_normalised_targets():
+    """Closed form: for ``y = exp(1 + s e)``, ``e`` iid N(0, 1), yearly (level = the last
+    value, log), a target in network units is ``s (e_t - e_last)``, whose RMS is ``s sqrt(2)``;
+    the forecast decodes back to about ``e`` (what an unscaled decode would miss by a factor of
+    ``exp(1)``). ``rescale=False`` keeps the scale 1."""
+    rng = np.random.default_rng(0)
+    s = 0.01
+    panel = Panel.from_arrays([np.exp(1 + s * rng.normal(size=200)) for _ in range(40)],
+                              freq="YS")  # fmt: skip
+    cfg = FAST.replace(horizon=4, lookbacks=(4,), epochs=3)
+    model = fit_global(panel, cfg)
+    assert abs(model.members[0].z_scale / (s * np.sqrt(2)) - 1) < 0.05
+    point, _ = model.predict(panel)
+    np.testing.assert_allclose(point, np.e, rtol=5 * s)
+    assert fit_global(panel, cfg.replace(rescale=False)).members[0].z_scale == 1.0
+
+
+@pytest.mark.parametrize(
+    ("freq", "horizon", "changes", "lookbacks"),
+    [
+        ("MS", None, {}, [24, 36]),  # monthly: (2, 3) x 12, two whole seasons at least
+        ("MS", None, {"seasonal_lookback_factors": ()}, [12, 24]),  # () = lookback_factors
+        ("QS", None, {}, [4, 8]),  # quarterly keeps (1, 2) x 4
+        ("YS", 6, {}, [6, 12]),  # no season: (1, 2) x horizon
+    ],
+)  # fmt: skip
+def test_default_lookbacks_by_season(freq, horizon, changes, lookbacks):
+    panel = Panel.from_arrays([np.arange(1.0, 61.0)] * 2, freq=freq)
+    cfg = FAST.replace(horizon=horizon, epochs=1, ensemble=2, **changes)
+    assert fit_global(panel, cfg).facts["lookbacks"] == lookbacks

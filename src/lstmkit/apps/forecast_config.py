@@ -26,7 +26,9 @@ class ForecastConfig:
 
     Model side: ``horizon`` (None: one season, or 6 when the data have no season);
     ``lookbacks`` (input lengths in steps; () = ``lookback_factors`` times ``max(horizon,
-    season)``; ensemble members take them in turn); a series shorter than its lookback is
+    season)``, or ``seasonal_lookback_factors`` (2, 3) for seasons of 12 or more steps (monthly):
+    the seasonal profile needs two whole seasons in the window; () there = ``lookback_factors``;
+    ensemble members take them in turn); a series shorter than its lookback is
     left-padded with zeros and an "observed" input channel says which steps are real;
     ``min_history`` (fewest observed inputs a training window may have).
     Normalisation per window (ES-RNN spirit): ``transform`` ("auto" = log when every value is
@@ -37,14 +39,22 @@ class ForecastConfig:
     profile read this many seasons before the origin when that is longer than the lookback; 0 =
     the lookback only).
     Network: ``units``, ``layers`` (stacked LSTMs), ``embedding`` (series-id embedding size, 0 =
-    none), ``calendar`` (season phase as sin/cos inputs). Training: ``loss`` ("pinball" trains
+    none), ``calendar`` (season phase as sin/cos inputs), ``rescale`` (divide the normalised
+    values by their RMS over the member's training windows, one number per member: smooth
+    series' log deviations of a few hundredths otherwise leave some seeds stuck at a constant
+    forecast). Training: ``loss`` ("pinball" trains
     the median and the quantiles of ``interval_levels``; "mae"/"mse" give point forecasts and
     intervals from conformal residuals), ``epochs``, ``batch_size``, ``learning_rate``,
     ``patience`` (early stopping on the last window of each series, in epochs; at least
     ``patience_steps`` (300) gradient steps when that is more, for small data: a single
     series gives 3-8 steps an epoch; ``val_windows`` origins
-    per series, 0 = as many as give about 32 windows in all, at most ``horizon``), ``refit`` (train again on
-    every window, the validation one included, for the best epoch count), ``conformal``
+    per series, 0 = as many as give about 32 windows in all, at most ``horizon``),
+    ``epoch_windows`` (an epoch is a fresh random sample of at most this many windows, 0 = all
+    of them: a big panel's early stopping then looks at the validation loss every few dozen
+    steps), ``refit`` (train again on every window, the validation one included, for the best
+    epoch count; skipped when the first fit had more than ``refit_max_windows`` training
+    windows, 0 = no limit; ``refit_epochs > 0``: continue the early-stopped model for that many
+    epochs instead of training anew), ``conformal``
     (calibrate the intervals on the validation windows), ``ensemble`` members (seeds ``seed``,
     ``seed + 1`` ...), ``aggregate`` ("median" or "mean" of members), ``max_minutes`` (stop
     training new members after this; at least one is trained), ``dtype``.
@@ -62,6 +72,7 @@ class ForecastConfig:
     horizon: int | None = None
     lookbacks: tuple = ()
     lookback_factors: tuple = (1.0, 2.0)
+    seasonal_lookback_factors: tuple = (2.0, 3.0)
     min_history: int = 3
     transform: str = "auto"
     level: str = "season"
@@ -73,6 +84,7 @@ class ForecastConfig:
     layers: int = 1
     embedding: int = 0
     calendar: bool = True
+    rescale: bool = True
     # training
     loss: str = "pinball"
     interval_levels: tuple = (80, 95)
@@ -81,8 +93,11 @@ class ForecastConfig:
     learning_rate: float = 3e-3
     patience: int = 20
     patience_steps: int = 300
+    epoch_windows: int = 4096
     val_windows: int = 0
     refit: bool = True
+    refit_epochs: int = 0
+    refit_max_windows: int = 10000
     conformal: bool = True
     ensemble: int = 5
     aggregate: str = "median"
@@ -131,17 +146,21 @@ class ForecastConfig:
             or not all(_num(x) and x > 0 for x in self.lookback_factors)
         ):
             _bad("lookback_factors", self.lookback_factors, "a non-empty tuple of numbers > 0")
+        v = self.seasonal_lookback_factors
+        if not isinstance(v, tuple) or not all(_num(x) and x > 0 for x in v):
+            _bad("seasonal_lookback_factors", v, "a tuple of numbers > 0 (() = lookback_factors)")
         for name, lo in (("min_history", 1), ("units", 1), ("layers", 1), ("embedding", 0),
                          ("epochs", 1), ("batch_size", 1), ("patience", 1), ("ensemble", 1),
                          ("seed", 0), ("val_windows", 0), ("profile_seasons", 0),
-                         ("patience_steps", 0)):  # fmt: skip
+                         ("patience_steps", 0), ("epoch_windows", 0),
+                         ("refit_epochs", 0), ("refit_max_windows", 0)):  # fmt: skip
             _int(name, getattr(self, name), lo)
         for name, choices in (("transform", TRANSFORMS), ("level", LEVELS),
                               ("seasonal", SWITCHES), ("trend", SWITCHES), ("loss", LOSSES),
                               ("aggregate", AGGREGATES), ("dtype", ("float32", "float64"))):  # fmt: skip
             if getattr(self, name) not in choices:
                 _bad(name, getattr(self, name), f"one of {list(choices)}")
-        for name in ("calendar", "refit", "conformal"):
+        for name in ("calendar", "refit", "conformal", "rescale"):
             if not isinstance(getattr(self, name), bool):
                 _bad(name, getattr(self, name), "True or False")
         if not (_num(self.learning_rate) and 0 < self.learning_rate < 10):

@@ -9,13 +9,17 @@ Recipe (``fit_global``), for each ensemble member ``i`` (seed ``seed + i``, look
    lookback are left-padded with zeros and an "observed" channel;
 2. per-window normalisation: log (``transform``), level, seasonal profile (module
    ``forecast_windows``); inputs per step: the normalised value, "observed", the calendar
-   phase (sin/cos), past and future-known covariates (standardised over the panel);
+   phase (sin/cos), past and future-known covariates (standardised over the panel); the
+   normalised values divided by one number per member (``rescale``: their RMS over its
+   training windows);
 3. network (functional API): ``series (L, C) -> LSTM(units) [x layers]``, concatenated with the
    horizon's future-known inputs (``ahead``: calendar and covariates of the ``H`` target steps)
    and a series-id ``Embedding``; ``Dense(units, relu) -> Dense(Q * H)``: ``Q`` quantile paths
    (median and the bounds of ``interval_levels``) over the whole horizon at once (MIMO);
-4. Adam on the pinball loss (or MAE/MSE), early stopping on the validation windows (best
-   weights kept); optionally ``refit`` on every window for the best epoch count;
+4. Adam on the pinball loss (or MAE/MSE), epochs of at most ``epoch_windows`` random windows,
+   early stopping on the validation windows (best weights kept); optionally ``refit`` on every
+   window for the best epoch count (not when the first fit had more than
+   ``refit_max_windows``; ``refit_epochs``: continue the first fit instead);
 5. conformal calibration (CQR, Romano et al. 2019) on the validation windows: each interval is
    widened (or narrowed) by the ``ceil((n+1) a)``-th smallest score
    ``max(lo - y, y - hi)`` in network units, per horizon step when there are at least
@@ -43,6 +47,8 @@ PER_STEP_MIN = 40
 #: origins per series for small ones, so that early stopping does not follow one window's noise
 VAL_TARGET = 32
 FORMAT = "lstmkit-forecast-global"
+#: seasons this long (monthly and finer) take ``seasonal_lookback_factors``
+LONG_SEASON = 12
 
 
 def quantiles_of(config) -> list[float]:
@@ -84,7 +90,10 @@ def _facts(panel, config) -> dict:
         lookbacks = [int(v) for v in config.lookbacks]
     else:
         base = max(H, m)
-        lookbacks = [max(2, round(f * base)) for f in config.lookback_factors]
+        factors = config.lookback_factors
+        if m >= LONG_SEASON and config.seasonal_lookback_factors:
+            factors = config.seasonal_lookback_factors  # two seasons at least: see the config
+        lookbacks = [max(2, round(f * base)) for f in factors]
     facts = {
         "horizon": H, "season": m, "freq": panel.freq, "log": log, "lookbacks": lookbacks,
         "level": config.level, "ids": [str(i) for i in panel.ids],
@@ -125,12 +134,14 @@ def _cov(panel, facts, kind):
 
 
 # -- network inputs ---------------------------------------------------------------------------------
-def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None):
+def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None, zs=1.0):
     """Network inputs of windows (series ``series (N,)``, origins ``origin (N,)``) and their
-    normalisation. Returns ``(inputs dict, zy (N, H), stats)``."""
+    normalisation, the values divided by the member's scale ``zs``. Returns ``(inputs dict,
+    zy (N, H), stats)``."""
     H, m = facts["horizon"], facts["season"]
     start, n = panel.offsets[:-1][series], panel.lengths[series]
     z, observed, zy, stats = fw.encode(panel.values, start, n, origin, L, H, _norm(facts))
+    z, zy = z / zs, zy / zs  # one scale per member: network values of order 1
     steps, fut = [z[..., None], observed[..., None].astype(np.float64)], []
     if facts.get("trend"):
         # the removed slope (per season, in scale units) as a constant channel: the network can
@@ -212,6 +223,7 @@ class Member:
     seed: int
     best_epoch: int
     correction: dict
+    z_scale: float = 1.0
 
 
 def val_windows(config, panel, H) -> int:
@@ -254,18 +266,61 @@ class _Budget:
         self.callback = Stop()
 
 
+class _EpochCap:
+    """Ends each epoch after ``steps`` batches (a callback), so that an epoch of a big panel
+    is a random sample of ``epoch_windows`` windows (each epoch shuffles anew) and early
+    stopping looks at the validation loss that often. Must come first among the callbacks: it
+    clears the stop it raised before the others read ``stop_training`` at the epoch's end."""
+
+    def __init__(self, steps):
+        from ..callbacks import Callback
+
+        class Cap(Callback):
+            cut = False
+
+            def on_batch_end(self, batch, logs=None):
+                if batch + 1 >= steps:
+                    self.model.stop_training = self.cut = True
+
+            def on_epoch_end(self, epoch, logs=None):
+                if self.cut:
+                    self.model.stop_training = self.cut = False
+
+        self.callback = Cap()
+
+
+def epoch_windows(config, n_windows) -> int:
+    """Windows one epoch trains on: all of them, or at most ``config.epoch_windows``."""
+    cap = int(config.epoch_windows)
+    return int(n_windows) if not cap else int(min(n_windows, cap))
+
+
 def patience_epochs(config, n_windows) -> int:
     """Early-stopping patience in epochs: ``patience``, or more when an epoch is only a few
     gradient steps (a single series): at least ``patience_steps`` steps of patience."""
+    n_windows = epoch_windows(config, n_windows)
     steps = max(1, math.ceil(n_windows / config.batch_size))  # gradient steps per epoch
     if not config.patience_steps:
         return int(config.patience)
     return int(max(config.patience, math.ceil(config.patience_steps / steps)))
 
 
+def _callbacks(config, n_windows, deadline, stop=None):
+    """The epoch cap (first: see ``_EpochCap``), early stopping, the NaN and time checks."""
+    from ..callbacks import TerminateOnNaN
+
+    cbs = [TerminateOnNaN(raise_error=True, check_weights=True), _Budget(deadline).callback]
+    if stop is not None:
+        cbs.insert(0, stop)
+    if epoch_windows(config, n_windows) < n_windows:
+        steps = math.ceil(epoch_windows(config, n_windows) / config.batch_size)
+        cbs.insert(0, _EpochCap(steps).callback)
+    return cbs
+
+
 def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True, distribute=None):
     from .. import random as _random
-    from ..callbacks import EarlyStopping, TerminateOnNaN
+    from ..callbacks import EarlyStopping
     from ..optimizers import Adam
 
     _random.set_random_seed(seed)
@@ -278,17 +333,35 @@ def _train(facts, config, x, y, val, seed, epochs, deadline, patience=True, dist
         else config.loss
     )
     model.compile(optimizer=Adam(config.learning_rate, clipnorm=1.0), loss=loss, seed=seed)
-    cbs = [TerminateOnNaN(raise_error=True, check_weights=True), _Budget(deadline).callback]
     stop = None
     if patience and val is not None:
         stop = EarlyStopping(
             monitor="val_loss", patience=patience_epochs(config, len(y)), restore_best_weights=True
         )
-        cbs.insert(0, stop)
     model.fit(x, y, epochs=epochs, batch_size=config.batch_size, validation_data=val,
-              callbacks=cbs, verbose=0, distribute=distribute)  # fmt: skip
+              callbacks=_callbacks(config, len(y), deadline, stop), verbose=0,
+              distribute=distribute)  # fmt: skip
     best = stop.best_epoch + 1 if stop is not None and stop.best_weights is not None else epochs
     return model, int(best)
+
+
+def refits(config, n_windows) -> bool:
+    """Whether a member trains again on every window: ``refit``, unless the first fit had more
+    than ``refit_max_windows`` training windows (the last ``horizon`` origins of each series
+    then add little, and a second fit would double the time)."""
+    cap = config.refit_max_windows
+    return bool(config.refit and (not cap or n_windows <= cap))
+
+
+def _refit(facts, config, model, x, y, seed, best, distribute=None):
+    """Train on every window (validation included): from scratch for the best epoch count, or
+    (``refit_epochs > 0``) by continuing the early-stopped model for that many epochs."""
+    if not config.refit_epochs:
+        return _train(facts, config, x, y, None, seed, best, None, False, distribute)[0]
+    model.fit(x, y, epochs=int(config.refit_epochs), batch_size=config.batch_size,
+              callbacks=_callbacks(config, len(y), None), verbose=0,
+              distribute=distribute)  # fmt: skip
+    return model
 
 
 def _tile(zy, Q, dtype):
@@ -304,18 +377,20 @@ def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None
             f"fit_global: no training window: every series is shorter than 2 * horizon + "
             f"min_history = {2 * facts['horizon'] + config.min_history}"
         )
-    x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index)
-    xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index)
+    zs = _z_scale(panel, facts, config, L, ts, to)
+    x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index, zs=zs)
+    xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index, zs=zs)
     val = (xv, _tile(zyv, Q, config.dtype)) if len(vs) else None
     y = _tile(zy, Q, config.dtype)
     model, best = _train(facts, config, x, y, val, seed, config.epochs, deadline, True, distribute)
     correction = _calibrate(model, facts, config, xv, zyv) if len(vs) else {}
-    if config.refit:
+    if refits(config, len(ts)):
         (rs, ro), _ = _origins(panel, facts, config, refit=True)
-        xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index)
-        yr = _tile(zyr, Q, config.dtype)
-        model, _ = _train(facts, config, xr, yr, None, seed, best, None, False, distribute)
-    return Member(model, L, seed, best, correction)
+        xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index, zs=zs)
+        model = _refit(
+            facts, config, model, xr, _tile(zyr, Q, config.dtype), seed, best, distribute
+        )
+    return Member(model, L, seed, best, correction, zs)
 
 
 def _quantile_paths(model, facts, x):
@@ -385,6 +460,19 @@ def fit_global(
     return GlobalForecaster(config, facts, members)
 
 
+def _z_scale(panel, facts, config, L, ts, to) -> float:
+    """The RMS of the normalised targets over (at most 20000 of) a member's training windows
+    ``(ts, to)``: log deviations of smooth series are a few hundredths, and a network fed values
+    that small may never leave its constant first solution. 1 when ``rescale`` is off."""
+    if not config.rescale or len(ts) == 0:
+        return 1.0
+    pick = np.unique(np.linspace(0, len(ts) - 1, min(len(ts), 20000)).astype(np.int64))
+    start, n = panel.offsets[:-1][ts[pick]], panel.lengths[ts[pick]]
+    zy = fw.encode(panel.values, start, n, to[pick], L, facts["horizon"], _norm(facts))[2]
+    rms = float(np.sqrt(np.nanmean(zy**2))) if np.isfinite(zy).any() else 1.0
+    return rms if math.isfinite(rms) and rms > 1e-6 else 1.0
+
+
 # -- the fitted forecaster -------------------------------------------------------------------------
 class GlobalForecaster:
     """A fitted global forecaster: ``predict`` the ``horizon`` values after each series' end."""
@@ -441,8 +529,9 @@ class GlobalForecaster:
         series = np.arange(panel.n_series)
         origin = panel.lengths.astype(np.int64)
         x, _, stats = _inputs(
-            panel, self.facts, series, origin, member.lookback, panel.future_ahead, ids
-        )
+            panel, self.facts, series, origin, member.lookback, panel.future_ahead, ids,
+            member.z_scale,
+        )  # fmt: skip
         out = _quantile_paths(member.model, self.facts, x)
         return out, stats
 
@@ -454,12 +543,13 @@ class GlobalForecaster:
         points, bounds = [], {a: ([], []) for a in levels}
         for member in self.members:
             out, stats = self._member_paths(member, panel, ids)
-            points.append(fw.decode(out[:, 0], stats, norm))
+            zs = member.z_scale
+            points.append(fw.decode(out[:, 0] * zs, stats, norm))
             for a in levels:
                 lo, hi = _bounds(self.facts, out, a)
                 c = np.asarray(member.correction.get(str(a), np.zeros(self.horizon)))
-                bounds[a][0].append(fw.decode(np.minimum(lo - c, out[:, 0]), stats, norm))
-                bounds[a][1].append(fw.decode(np.maximum(hi + c, out[:, 0]), stats, norm))
+                bounds[a][0].append(fw.decode(np.minimum(lo - c, out[:, 0]) * zs, stats, norm))
+                bounds[a][1].append(fw.decode(np.maximum(hi + c, out[:, 0]) * zs, stats, norm))
         agg = np.median if self.config.aggregate == "median" else np.mean
         point = agg(np.stack(points), axis=0)[:, :horizon]
         result = {}
@@ -487,7 +577,8 @@ class GlobalForecaster:
                 {f"member{i}/{k}": np.ascontiguousarray(v) for k, v in m.model.params.items()}
             )
             members.append({"model": m.model.get_config(), "lookback": m.lookback, "seed": m.seed,
-                            "best_epoch": m.best_epoch, "correction": m.correction})  # fmt: skip
+                            "best_epoch": m.best_epoch, "correction": m.correction,
+                            "z_scale": m.z_scale})  # fmt: skip
         meta = {"format": FORMAT, "format_version": "1",
                 "config": json.dumps(self.config.to_dict()), "facts": json.dumps(self.facts),
                 "members": json.dumps(members)}  # fmt: skip

@@ -9,6 +9,7 @@ copied in only when every name and shape matches. Nothing is unpickled.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -69,7 +70,9 @@ def read_forecaster(cls, path):
             model = Model.from_config(spec["model"])
         assign_params(model.params, weights, source=where)
         corr = {str(k): list(map(float, v)) for k, v in (spec.get("correction") or {}).items()}
-        members.append(
-            Member(model, int(spec["lookback"]), int(spec["seed"]), int(spec["best_epoch"]), corr)
-        )
+        zs = float(spec.get("z_scale", 1.0))  # files written before ``rescale``: 1
+        if not (math.isfinite(zs) and zs > 0):
+            raise ModelFileError(f"{where}: z_scale must be a number > 0; got {zs!r}")
+        lookback, seed, best = int(spec["lookback"]), int(spec["seed"]), int(spec["best_epoch"])
+        members.append(Member(model, lookback, seed, best, corr, zs))
     return cls(config, facts, members)

@@ -77,7 +77,8 @@ def _model_options(p, d):
                    help="season length in steps (default: from the dates' frequency)")  # fmt: skip
     p.add_argument("--lookback", action=_Given, nargs="+", type=_positive_int, default=list(d.lookbacks),
                    help="input steps, one per ensemble member in turn (default: "
-                   f"{list(d.lookback_factors)} x max(horizon, season))")  # fmt: skip
+                   f"{list(d.lookback_factors)} x max(horizon, season), "
+                   f"{list(d.seasonal_lookback_factors)} for seasons >= 12)")  # fmt: skip
     p.add_argument("--transform", action=_Given, choices=["auto", "log", "none", "sqrt"], default=d.transform,
                    help=f"default {d.transform} (log when every value > 0); sqrt: --engine "
                    "single only")  # fmt: skip
