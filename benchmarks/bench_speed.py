@@ -458,6 +458,13 @@ def print_table(results, gemm):
             )
 
 
+def _kernel_variant() -> str:
+    """The packed micro-kernel variant lstmkit runs (``LSTMKIT_KERNEL`` or the CPU's best)."""
+    from lstmkit.ops.fast import packed
+
+    return packed.variant()
+
+
 def main(argv=None):
     args = parse_args(argv)
     set_threads(args.threads)
@@ -484,6 +491,7 @@ def main(argv=None):
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
+        "kernel_variant": _kernel_variant(),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "repeats": args.repeats,
@@ -506,6 +514,7 @@ def main(argv=None):
     print(
         f"OpenBLAS kernels: {env['openblas_kernels']} (OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']})"
     )
+    print(f"lstmkit micro-kernel variant: {env['kernel_variant']} (LSTMKIT_KERNEL to force one)")
     misses = [
         f"{k} {n}: {results[n][k]:.2f} > {t}"
         for k, per in TARGETS.items()

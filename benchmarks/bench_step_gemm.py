@@ -46,11 +46,14 @@ def main(argv=None):
     out = np.empty_like(a)
     big = per_call(product, a, a, out)
     print(f"GEMM 1024^3: {2 * 1024**3 / big / 1e9:.0f} GFLOP/s, {args.threads} thread(s)")
-    from lstmkit.ops.fast.packed import MR, matmul_packed, pack_rows, panels
+    from lstmkit.ops.fast.packed import MR, kernels, matmul_packed, pack_rows, panels, variant
+
+    print(f"packed micro-kernel variant: {variant()} (LSTMKIT_KERNEL to force another)")
+    mk = kernels(np.float32)
 
     @njit
     def packed(Ap, x, z):
-        matmul_packed(Ap, 0, z.shape[0], x, z)
+        matmul_packed(Ap, 0, z.shape[0], x, z, mk)
 
     print(f"{'config':<8}{'B':>4}{'K':>5}{'4H':>5}{'xh.T @ W':>14}{'W.T @ xh':>14}{'packed':>14}")
     shapes = {"A": (32, 32, 128), "B": (1, 8, 64), "C": (64, 64, 256), "D": (16, 16, 32)}

@@ -29,7 +29,6 @@ from lstmkit.ops import backend, fast
 from lstmkit.ops import gru as ref_gru
 from lstmkit.ops import lstm as ref_lstm
 from lstmkit.ops import rnn as ref_rnn
-from lstmkit.ops.fast.activations import tanh32_reference, tanh_
 
 TOL = {np.float32: 1e-6, np.float64: 1e-12}
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu", "rnn_sigmoid")
@@ -273,50 +272,6 @@ def test_rnn_unknown_activation_is_the_reference_error():
     args, _ = problem("rnn", 2, 1, 1, 1, np.float32, None, False, 0)
     with pytest.raises(ValueError, match="'activation'"):
         fast.rnn_forward(**args, activation="swish2")
-
-
-def test_tanh32_accuracy():
-    """The float32 rational tanh against float64 tanh over [-10, 10] at spacing 2**-16 (~1.3M
-    points) plus every binade down to 2**-59: max absolute error below float32 ``np.tanh``'s own
-    (measured 5.4e-8 vs 6.0e-8), relative error < 2 ulp where |x| < 1, and never outside [-1, 1]."""
-    x = np.arange(-10, 10, 2.0**-16, dtype=np.float64).astype(np.float32)
-    x = np.concatenate([x, np.float32(2.0) ** -np.arange(1, 60, dtype=np.float32)])
-    exact = np.tanh(x.astype(np.float64))
-    np_err = np.abs(np.tanh(x).astype(np.float64) - exact)
-    small = (np.abs(x) < 1) & (x != 0)
-    for got in (tanh32_reference(x), _compiled_tanh32(x)):  # the documented and the compiled
-        err = np.abs(got.astype(np.float64) - exact)
-        assert err.max() < 6.0e-8 and err.max() <= np_err.max()
-        assert (err[small] / np.abs(exact[small])).max() < 2 * 2.0**-23
-        assert np.all(np.abs(got) <= 1)
-
-
-@numba.njit(error_model="numpy")
-def _compiled_tanh32(x):
-    out = np.empty_like(x)
-    for k in range(x.size):
-        out[k] = tanh_(x[k])
-    return out
-
-
-def test_compiled_tanh32_is_the_documented_one():
-    # One LSTM step with zero weights except the bias isolates the activations: gates = σ/tanh(b).
-    b = np.linspace(-12, 12, 4 * 64).astype(np.float32)
-    H = 64
-    zeros = np.zeros((1, H), np.float32)
-    _, _, cache = fast.lstm_forward(
-        np.zeros((1, 1, 1), np.float32),
-        zeros,
-        zeros,
-        np.zeros((1, 4 * H), np.float32),
-        np.zeros((H, 4 * H), np.float32),
-        b,
-    )
-    g = cache.gates[0, 0]
-    half = np.float32(0.5)
-    want = half * tanh32_reference(half * b) + half
-    want[2 * H : 3 * H] = tanh32_reference(b[2 * H : 3 * H])
-    np.testing.assert_allclose(g, want, rtol=0, atol=1.2e-7)
 
 
 # --- the backend switch -------------------------------------------------------------------------

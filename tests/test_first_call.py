@@ -165,6 +165,18 @@ def _cpu_level():
     return "avx2+fma" if {"avx2", "fma"} <= flags else "plain"
 
 
+def _best_variant():
+    """The micro-kernel variant lstmkit should pick here, from /proc/cpuinfo."""
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+        return "avx512"
+    return "avx2" if {"avx", "avx2", "fma"} <= flags else "generic"
+
+
 @pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="needs /proc/cpuinfo (Linux)")
 def test_info_prints_the_compile_state_the_cache_and_the_kernel_variant(tmp_path):
     r = subprocess.run(
@@ -182,6 +194,7 @@ def test_info_prints_the_compile_state_the_cache_and_the_kernel_variant(tmp_path
     assert report["backend"]["name"] == "numpy" and "pending" in report["backend"]["reason"]
     assert report["compile"]["cache_dir"].startswith(str(tmp_path / "cache"))
     assert report["variant"]["level"] == _cpu_level()
+    assert report["variant"]["kernel"] == _best_variant() and report["variant"]["forced"] is None
     text = subprocess.run(
         [sys.executable, "-m", "lstmkit", "info"],
         env=_env(tmp_path / "cache"),
@@ -191,7 +204,7 @@ def test_info_prints_the_compile_state_the_cache_and_the_kernel_variant(tmp_path
         timeout=300,
     ).stdout
     for row in (r"  compile +background \(LSTMKIT_COMPILE\); float32 pending, float64 pending",
-                rf"  cache +{re.escape(report['compile']['cache_dir'])}$", rf"  variant +CPU level {re.escape(_cpu_level())} "):  # fmt: skip
+                rf"  cache +{re.escape(report['compile']['cache_dir'])}$", rf"  variant +{_best_variant()} \(auto: .*numba targets CPU level {re.escape(_cpu_level())} "):  # fmt: skip
         assert re.search(row, text, re.MULTILINE), (row, text)
     assert re.search(r"^threads ", text, re.MULTILINE) and re.search(r"^blas ", text, re.MULTILINE)
 

@@ -153,20 +153,11 @@ def _compile(backend: dict) -> dict | None:
     return compiled.status()
 
 
-# the kernel family each CPU level gets today (ops/fast/packed.py: one micro-kernel for all)
-_FAMILY = {
-    "avx512": "AVX2-tuned packed FMA micro-kernel (256-bit vectors: no AVX-512 variant yet)",
-    "avx2+fma": "AVX2-tuned packed FMA micro-kernel (the CPU it was tuned for)",
-    "plain": (
-        "the AVX2-tuned micro-kernel compiled without AVX2/FMA: LLVM splits its vectors "
-        "and emulates its fused multiply-adds (correct, slow)"
-    ),
-}
-
-
 def _variant(compile_: dict | None) -> dict | None:
-    """The CPU level numba compiles for (its target: ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``
-    win over the host) and the kernel family that level runs."""
+    """The packed micro-kernel variant that runs (``LSTMKIT_KERNEL`` or the best the target CPU
+    has; :func:`lstmkit.ops.compiled.kernel_variant`), its register block, the variants this CPU
+    can run, and the CPU level numba compiles the rest for (``NUMBA_CPU_NAME`` /
+    ``NUMBA_CPU_FEATURES`` win over the host)."""
     if compile_ is None:
         return None
     target = compiled.cpu_target()
@@ -177,7 +168,17 @@ def _variant(compile_: dict | None) -> dict | None:
         level = "avx2+fma"
     else:
         level = "plain"
-    return {"target_cpu": target["cpu"], "level": level, "family": _FAMILY[level]}
+    forced = os.environ.get(compiled.ENV_KERNEL, "").strip().lower() or None
+    out = {"target_cpu": target["cpu"], "level": level, "forced": forced,
+           "runnable": compiled.runnable_variants()}  # fmt: skip
+    try:
+        name = compiled.kernel_variant()
+    except ValueError as e:  # a bad LSTMKIT_KERNEL: say so (the kernels would refuse to run)
+        return {**out, "kernel": None, "error": str(e)}
+    width = compiled.KERNEL_VARIANTS[name][1]
+    # the block: MR rows x 2 vectors (lstmkit.ops.fast.packed, imported only with numba)
+    return {**out, "kernel": name, "vector_bits": 8 * width,
+            "block": {"float32": f"6x{2 * width // 4}", "float64": f"6x{2 * width // 8}"}}  # fmt: skip
 
 
 def _fast_import_error() -> str | None:
@@ -202,7 +203,14 @@ def _kernels(name) -> dict:
 
     cpu_name = numba.config.CPU_NAME or llvm.get_host_cpu_name()
     features = llvm.get_host_cpu_features() if not numba.config.CPU_NAME else {}
-    nr32, nr64 = packed.block_columns(4), packed.block_columns(8)
+    try:
+        name = packed.variant()
+        block = (
+            f"{packed.MR}x{packed.block_columns(4)} float32, {packed.MR}x{packed.block_columns(8)}"
+        )
+        block = f"{name}: {block} float64, {8 * compiled.KERNEL_VARIANTS[name][1]}-bit vectors"
+    except ValueError as e:
+        block = str(e)
     return {
         "compiled": True,
         "numba": numba.__version__,
@@ -210,12 +218,14 @@ def _kernels(name) -> dict:
         "target_cpu": cpu_name,
         "target_features": {f: bool(features.get(f)) for f in CPU_FLAGS} if features else None,
         "lstm": (
-            f"batch >= 2: feature-major, one product per step through a packed FMA micro-kernel "
-            f"({packed.MR}x{nr32} float32, {packed.MR}x{nr64} float64, 256-bit vectors); "
-            "batch 1: row-major, no BLAS in inference"
+            f"batch >= 2: feature-major, one product per step through a packed micro-kernel "
+            f"({block}); batch 1: row-major, no BLAS in inference"
         ),
         "gru_rnn": "row-major time loop, one BLAS call per step (SciPy's BLAS)",
-        "float32_tanh": "rational approximation evaluated in float64 (error <= 5.4e-8)",
+        "float32_tanh": (
+            "tanh and sigmoid in float32 arithmetic, vectorised (at most 1.05 and 2.41 ulp; "
+            "lstmkit.ops.fast.activations)"
+        ),
         "threading_layer": numba.config.THREADING_LAYER,
         "cache": _numba_cache(),
     }
@@ -381,9 +391,20 @@ def _compile_rows(c: dict | None, variant: dict | None) -> list[tuple[str, str]]
         ("  cache", cache),
     ]
     if variant:
-        level = f"CPU level {variant['level']} ({variant['target_cpu']})"
-        rows.append(("  variant", f"{level}: {variant['family']}"))
+        rows.append(("  variant", _variant_text(variant)))
     return rows
+
+
+def _variant_text(v: dict) -> str:
+    numba_level = f"numba targets CPU level {v['level']} ({v['target_cpu']})"
+    if v["kernel"] is None:
+        return f"{v['error']}; {numba_level}"
+    how = f"LSTMKIT_KERNEL={v['forced']}" if v["forced"] else "auto: the best this CPU runs"
+    return (
+        f"{v['kernel']} ({how}; runnable: {', '.join(v['runnable'])}): packed micro-kernel "
+        f"{v['block']['float32']} float32, {v['block']['float64']} float64, "
+        f"{v['vector_bits']}-bit vectors; {numba_level}"
+    )
 
 
 def _flags_text(flags: dict | None) -> str:

@@ -40,6 +40,13 @@ When no cache directory is writable, nothing could carry a background compilatio
 process: ``background`` then runs the NumPy reference (``lstmkit info`` says why), ``now``
 compiles in the process without a cache.
 
+``LSTMKIT_KERNEL`` (:data:`KERNEL_VARIANTS`: ``avx512``, ``avx2``, ``generic``; default ``auto``,
+the best one numba's target CPU has) picks the variant of the packed micro-kernel
+(:mod:`lstmkit.ops.fast.packed`); a variant the CPU cannot run is refused with a ValueError. The
+variants are not in numba's cache at all: each is compiled by llvmlite for its own features at the
+first product of a process (a few ms) and called through its address, so numba's cached code is
+the same for all of them, forcing one recompiles nothing, and no variant can run another's code.
+
 This module imports neither numba nor the kernels: the foreground decides from files alone.
 """
 
@@ -161,6 +168,62 @@ def cpu_target() -> dict:
         except RuntimeError:
             features = ""
     return {"triple": llvm.get_process_triple(), "cpu": name, "features": features}
+
+
+# --- which micro-kernel variant -----------------------------------------------------------------
+ENV_KERNEL = "LSTMKIT_KERNEL"
+# The variants of the packed micro-kernel (:mod:`lstmkit.ops.fast.packed`), best first: the LLVM
+# features it is compiled with (the CPU must have every one; LLVM adds what they imply, e.g. FMA
+# with AVX-512F) and the vector register width in bytes, from which the register blocking follows.
+KERNEL_VARIANTS = {
+    "avx512": (("avx512f", "avx512bw", "avx512dq", "avx512vl"), 64),
+    "avx2": (("avx", "avx2", "fma"), 32),
+    "generic": ((), 16),  # the baseline of every 64-bit CPU (SSE2, NEON): no FMA
+}
+
+
+@functools.lru_cache(maxsize=1)
+def host_features() -> frozenset:
+    """The features this CPU has (not numba's target: a forced ``NUMBA_CPU_NAME`` cannot give
+    the CPU an instruction it lacks)."""
+    import llvmlite.binding as llvm
+
+    try:
+        return frozenset(k for k, v in llvm.get_host_cpu_features().items() if v)
+    except RuntimeError:  # llvmlite cannot tell on this platform: the baseline only
+        return frozenset()
+
+
+def runnable_variants() -> list[str]:
+    """The kernel variants this CPU can run, best first (``"generic"`` always)."""
+    have = host_features()
+    return [v for v, (needs, _) in KERNEL_VARIANTS.items() if set(needs) <= have]
+
+
+def kernel_variant() -> str:
+    """The micro-kernel variant to run: ``LSTMKIT_KERNEL`` (``avx512``, ``avx2``, ``generic``)
+    when set, refused with a ValueError if this CPU lacks its features; else (``auto``) the best
+    one that numba's target CPU (:func:`cpu_target`) has, so that a forced ``NUMBA_CPU_NAME``
+    picks the variant of that CPU too."""
+    value = os.environ.get(ENV_KERNEL, "").strip().lower() or "auto"
+    runnable = runnable_variants()
+    if value == "auto":
+        target = {f[1:] for f in cpu_target()["features"].split(",") if f.startswith("+")}
+        return next(v for v in runnable if set(KERNEL_VARIANTS[v][0]) <= target)
+    return check_variant(value, f"environment variable {ENV_KERNEL}")
+
+
+def check_variant(value: str, what: str = "argument 'variant'") -> str:
+    """``value`` if it names a variant this CPU can run, else a ValueError saying why."""
+    if value not in KERNEL_VARIANTS:
+        raise ValueError(f"{what} must be one of {['auto', *KERNEL_VARIANTS]}; got {value!r}")
+    missing = sorted(set(KERNEL_VARIANTS[value][0]) - host_features())
+    if missing:
+        raise ValueError(
+            f"{what}: kernel variant {value!r} needs CPU features {missing}, which this CPU "
+            f"lacks; it can run {runnable_variants()}"
+        )
+    return value
 
 
 def cpu_key() -> str:

@@ -50,7 +50,7 @@ from ._jit import JIT as _JIT
 from .activations import one_, sigmoid_, tanh_
 from .blas import gemm, gemm_address, gemm_scratch
 from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
-from .packed import LANES, MR, matmul_packed
+from .packed import MR, kernels, lanes, matmul_packed
 
 # Steps with fewer multiply-adds than this stay on one thread: the unit chunks meet once or
 # twice per step, and each pays a step's fixed cost (BLAS call, loop set-up) whatever its size. Measured: at A (2.6e6 per step) 2 threads train in 13 ms against
@@ -116,7 +116,7 @@ def _cells_infer(z, cp, cn, xh_next, n):
 
 
 @njit(**_JIT)
-def _forward_chunk(t, j0, j1, Ap, p0, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask):
+def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask):
     """Units j0:j1 of step t: their gate rows of ``W.T @ xh_t`` (packed from panel ``p0`` of
     ``Ap``) into ``Z``, then the pointwise pass, masked columns carried over, h_t into
     ``out (B, T, H)`` (the layer's output layout), and recurrent dropout on the h fed to the
@@ -127,7 +127,7 @@ def _forward_chunk(t, j0, j1, Ap, p0, XH, Z, G, C, TC, out, h0, rm, has_rm, mask
     r0 = K - H  # first h row of the stacked input
     hu = j1 - j0
     xh, nx = XH[t], XH[t + 1]
-    matmul_packed(Ap, p0, 4 * hu, xh, Z)
+    matmul_packed(Ap, p0, 4 * hu, xh, Z, mk)
     _cells_forward(Z.ravel(), hu * B, G[t].ravel(), H * B, j0 * B, C[t].ravel(), C[t + 1].ravel(),
                    TC[t].ravel(), nx.ravel(), r0 * B, hu * B)  # fmt: skip
     if has_mask:  # a skipped step carries h and c over unchanged
@@ -147,21 +147,22 @@ def _forward_chunk(t, j0, j1, Ap, p0, XH, Z, G, C, TC, out, h0, rm, has_rm, mask
 
 
 @njit(**_JIT)
-def _forward_serial(edges, Ap, first, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask):
+def _forward_serial(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask):
     """The whole forward pass on this thread (``edges`` = [0, H])."""
     for t in range(G.shape[0]):
-        _forward_chunk(t, 0, edges[1], Ap, 0, XH, Z[0], G, C, TC, out, h0, rm, has_rm, mask,
+        _forward_chunk(t, 0, edges[1], Ap, 0, mk, XH, Z[0], G, C, TC, out, h0, rm, has_rm, mask,
                        has_mask)  # fmt: skip
 
 
 @njit(parallel=True, **_JIT)
-def _forward_parallel(edges, Ap, first, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask):
+def _forward_parallel(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask,
+                      has_mask):  # fmt: skip
     """The whole forward pass, unit chunk p = edges[p]:edges[p+1] on thread p, all in step."""
     P = edges.shape[0] - 1
     for t in range(G.shape[0]):
         for p in prange(P):
-            _forward_chunk(t, edges[p], edges[p + 1], Ap, first[p], XH, Z[p], G, C, TC, out, h0,
-                           rm, has_rm, mask, has_mask)  # fmt: skip
+            _forward_chunk(t, edges[p], edges[p + 1], Ap, first[p], mk, XH, Z[p], G, C, TC, out,
+                           h0, rm, has_rm, mask, has_mask)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)
@@ -260,7 +261,7 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
 
     def loop(_a, _b):
         with _numba_threads(P):
-            run(edges, Ap, first, XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m)
+            run(edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m)
 
     in_parallel([(0, B)], loop, B * 4 * H * (1 + D + H))  # single-threaded BLAS when it matters
     gates = G.transpose(0, 2, 1)
@@ -362,14 +363,15 @@ def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, h
 
 
 @njit(**_JIT)
-def _backward_inputs(t, r0, r1, Wp, p0, DZ, out, dx, dh, rm, has_rm, mask, has_mask, keep_dh):
+def _backward_inputs(t, r0, r1, Wp, p0, mk, DZ, out, dx, dh, rm, has_rm, mask, has_mask,
+                     keep_dh):  # fmt: skip
     """Rows r0:r1 of ``[dx_t.T; dh_{t-1}.T] = W @ dz`` (all of dz; those rows of ``W`` packed
     from panel ``p0`` of ``Wp``) into ``out (D+H, B)``: the x rows go to ``dx (B, T, D)`` (the
     layer's layout), the h rows become dL/dh_{t-1} (recurrent dropout, masked columns passing dh
     through)."""
     H4, B = DZ.shape
     D = out.shape[0] - H4 // 4
-    matmul_packed(Wp, p0, r1 - r0, DZ, out[r0:])
+    matmul_packed(Wp, p0, r1 - r0, DZ, out[r0:], mk)
     if r0 < D:
         for b in range(B):
             row = dx[b, t]
@@ -386,20 +388,20 @@ def _backward_inputs(t, r0, r1, Wp, p0, DZ, out, dx, dh, rm, has_rm, mask, has_m
 
 
 @njit(**_JIT)
-def _backward_serial(addr, edges, rows, Wp, first, XH, G, C, TC, dhs, has_dhs, dh, dc, rm, has_rm,
-                     mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc):  # fmt: skip
+def _backward_serial(addr, edges, rows, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc, rm,
+                     has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc):  # fmt: skip
     """BPTT over the buffers of the forward pass on this thread (see :func:`_backward_parallel`)."""
     iw, fw = gemm_scratch(G)
     for t in range(G.shape[0] - 1, -1, -1):
         _backward_gates(addr, t, 0, edges[1], XH, G, C, TC, dhs, has_dhs, dh, dc, mask, has_mask,
                         DZ, dWTp, keep_dh, keep_dc, iw, fw)  # fmt: skip
-        _backward_inputs(t, rows[0], rows[1], Wp, 0, DZ, out, dx, dh, rm, has_rm, mask, has_mask,
-                         keep_dh)  # fmt: skip
+        _backward_inputs(t, rows[0], rows[1], Wp, 0, mk, DZ, out, dx, dh, rm, has_rm, mask,
+                         has_mask, keep_dh)  # fmt: skip
 
 
 @njit(parallel=True, **_JIT)
-def _backward_parallel(addr, edges, rows, Wp, first, XH, G, C, TC, dhs, has_dhs, dh, dc, rm, has_rm,
-                       mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc):  # fmt: skip
+def _backward_parallel(addr, edges, rows, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc, rm,
+                       has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc):  # fmt: skip
     """BPTT, from the last step: ``dh, dc (H, B)`` hold dL/dh_T, dL/dc_T on entry and dL/dh_0,
     dL/dc_0 on exit; ``dhs (B, T, H)``: upstream gradients of every h_t; fills
     ``dx (B, T, D)`` and accumulates ``dWTp`` (chunk-major rows of
@@ -413,8 +415,8 @@ def _backward_parallel(addr, edges, rows, Wp, first, XH, G, C, TC, dhs, has_dhs,
             _backward_gates(addr, t, edges[p], edges[p + 1], XH, G, C, TC, dhs, has_dhs, dh, dc,
                             mask, has_mask, DZ, dWTp, keep_dh, keep_dc, iw[p], fw[p])  # fmt: skip
         for p in prange(P):
-            _backward_inputs(t, rows[p], rows[p + 1], Wp, first[p], DZ, out, dx, dh, rm, has_rm,
-                             mask, has_mask, keep_dh)  # fmt: skip
+            _backward_inputs(t, rows[p], rows[p + 1], Wp, first[p], mk, DZ, out, dx, dh, rm,
+                             has_rm, mask, has_mask, keep_dh)  # fmt: skip
 
 
 def buffers_of(cache):
@@ -487,8 +489,9 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers, need_dx=True):
 
     def loop(_a, _b):
         with _numba_threads(P):
-            run(gemm_address(dt), edges, rows, Wp, first, XH, G, C, TC, dhs_, has_dhs, dh, dc, rmT,
-                has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh, keep_dc)  # fmt: skip
+            run(gemm_address(dt), edges, rows, Wp, first, kernels(dt), XH, G, C, TC, dhs_,
+                has_dhs, dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh,
+                keep_dc)  # fmt: skip
 
     in_parallel([(0, B)], loop, B * H4 * K)
     dWT = np.empty_like(dWTp)
@@ -507,7 +510,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers, need_dx=True):
 
 
 @njit(**_JIT)
-def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, xb, XH, Z, Cb, out, mask, has_mask):
+def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, mk, xb, XH, Z, Cb, out, mask, has_mask):
     """Units j0:j1 of inference step t, all batch columns: their gate rows of ``W.T @ xh_t``
     (packed from panel ``p0`` of ``Ap``), c_t and h_t, h_t into ``xh_{t+1}`` and
     ``out (B, T, H)``, and x rows d0:d1 of ``xh_{t+1}``. ``XH (2, 1+D+H, B)``, ``Cb (2, H, B)``:
@@ -517,7 +520,7 @@ def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, xb, XH, Z, Cb, out, mask, has_mask):
     r0 = 1 + D
     hu = j1 - j0
     xh, nx = XH[t % 2], XH[(t + 1) % 2]
-    matmul_packed(Ap, p0, 4 * hu, xh, Z)
+    matmul_packed(Ap, p0, 4 * hu, xh, Z, mk)
     cp, cn = Cb[t % 2], Cb[(t + 1) % 2]
     _cells_infer(Z.ravel(), cp.ravel()[j0 * B : j1 * B], cn.ravel()[j0 * B : j1 * B],
                  nx.ravel()[(r0 + j0) * B : (r0 + j1) * B], hu * B)  # fmt: skip
@@ -538,21 +541,22 @@ def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, xb, XH, Z, Cb, out, mask, has_mask):
 
 
 @njit(**_JIT)
-def _infer_serial(edges, dedges, Ap, first, xb, XH, Z, Cb, out, mask, has_mask):
+def _infer_serial(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_mask):
     """Inference on this thread (``edges`` = [0, H], ``dedges`` = [0, D])."""
     for t in range(xb.shape[1]):
-        _infer_chunk(t, 0, edges[1], 0, dedges[1], Ap, 0, xb, XH, Z[0], Cb, out, mask, has_mask)
+        _infer_chunk(t, 0, edges[1], 0, dedges[1], Ap, 0, mk, xb, XH, Z[0], Cb, out, mask,
+                     has_mask)  # fmt: skip
 
 
 @njit(parallel=True, **_JIT)
-def _infer_parallel(edges, dedges, Ap, first, xb, XH, Z, Cb, out, mask, has_mask):
+def _infer_parallel(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_mask):
     """Inference with the units split among the threads (chunk p: units ``edges[p]:edges[p+1]``
     and x rows ``dedges[p]:dedges[p+1]`` of the next step), meeting once per step."""
     P = edges.shape[0] - 1
     for t in range(xb.shape[1]):
         for p in prange(P):
-            _infer_chunk(t, edges[p], edges[p + 1], dedges[p], dedges[p + 1], Ap, first[p], xb,
-                         XH, Z[p], Cb, out, mask, has_mask)  # fmt: skip
+            _infer_chunk(t, edges[p], edges[p + 1], dedges[p], dedges[p + 1], Ap, first[p], mk,
+                         xb, XH, Z[p], Cb, out, mask, has_mask)  # fmt: skip
 
 
 def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
@@ -567,7 +571,8 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
     H = h0.shape[1]
     K = 1 + D + H
     macs = T * B * 4 * H * K
-    rows = split(B, macs, least=LANES[dt.itemsize])
+    rows = split(B, macs, least=lanes(dt.itemsize))
+    mk = kernels(dt)
     P = 1
     if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS:
         P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
@@ -591,10 +596,11 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
         m, has_m = bool_or_dummy(None if mask is None else np.ascontiguousarray(mask[:, b0:b1]))
         if P > 1:
             with _numba_threads(P):
-                _infer_parallel(edges, dedges, Ap, first, xb[b0:b1], XH, Z, Cb, out[b0:b1], m,
-                                has_m)  # fmt: skip
+                _infer_parallel(edges, dedges, Ap, first, mk, xb[b0:b1], XH, Z, Cb, out[b0:b1],
+                                m, has_m)  # fmt: skip
         else:
-            _infer_serial(edges, dedges, Ap, first, xb[b0:b1], XH, Z, Cb, out[b0:b1], m, has_m)
+            _infer_serial(edges, dedges, Ap, first, mk, xb[b0:b1], XH, Z, Cb, out[b0:b1], m,
+                          has_m)  # fmt: skip
         c_T[b0:b1] = Cb[T % 2].T
 
     in_parallel(rows, run, B * 4 * H * K)  # single-threaded BLAS when it matters

@@ -12,12 +12,14 @@ module does the same:
   stride), one ``MR x NR`` block of ``Z`` at a time, in a micro-kernel that keeps the whole block
   in vector registers for the length of ``K``: per ``k``, ``MR`` broadcasts of ``Ap[p, k, :]``,
   ``NR / lanes`` vector loads of ``X[k, n0 : n0 + NR]`` and ``MR * NR / lanes`` fused
-  multiply-adds. float32: ``MR x NR = 6 x 16`` (12 AVX2 registers of 8 lanes), float64:
-  ``6 x 8``; the shape of the Haswell kernels of OpenBLAS and BLIS.
+  multiply-adds. ``NR = NV * lanes`` follows from the variant's vector width (below): float32
+  ``6 x 32`` on AVX-512, ``6 x 16`` on AVX2 (12 registers of 8 lanes, the shape of the Haswell
+  kernels of OpenBLAS and BLIS), ``6 x 8`` generic; float64 half as wide.
 
 The micro-kernel is LLVM IR written with llvmlite (:func:`_kernel_function`): numba's vectoriser
-does not keep a 2-D accumulator in registers. A half-width kernel (``6 x 8`` float32) takes narrow
-column blocks; the last, partial panel goes through a small scratch block. Measured with
+does not keep a 2-D accumulator in registers. A half-width kernel (``MR x NR / 2``) takes narrow
+column blocks; the last, partial panel goes through a small scratch block. Measured (before the
+variants, AVX2 kernel) with
 ``benchmarks/bench_step_gemm.py`` on one core of the 2-vCPU AMD EPYC (AVX2, 1024^3 GEMM 72
 GFLOP/s) this was written on, float32, per product: config A ``(512, 161) @ (161, 32)`` 64 us
 (83 GFLOP/s) against OpenBLAS ``sgemm``'s 76 us (152 us row-major), C 539 against 638 us, D
@@ -26,66 +28,131 @@ GFLOP/s) this was written on, float32, per product: config A ``(512, 161) @ (161
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .. import compiled
 from ._jit import JIT as _JIT
 
-MR = 6  # rows of a panel (both float types)
-LANES = {4: 8, 8: 4}  # vector lanes of a 256-bit register, by item size
+MR = 6  # rows of a panel (every variant and float type)
 NV = 2  # vectors per row of a block: NR = NV * lanes columns (and a half-width kernel)
 L2_BYTES = 2**18  # packed weights per group of rows in matmul_packed
 
 
-def block_columns(itemsize: int) -> int:
+# --- the variants: one generator, compiled per CPU level ------------------------------------------
+#
+# The micro-kernel is generated once (:func:`_kernel_function`) with the vector width as a
+# parameter: ``lanes = register bytes / item size`` (avx512: 16 float32 / 8 float64, avx2: 8 / 4,
+# generic: 4 / 2) and the block ``MR x NV * lanes`` (2 * MR accumulator registers: 12 of AVX2's
+# 16, 12 of AVX-512's 32). Each variant is compiled by llvmlite for its own CPU features into
+# machine code of its own (a few ms, at the first product of the process), and the numba kernels
+# call it through its address (:func:`kernels`), like BLAS: numba's cached code is the same for
+# every variant, so forcing one (``LSTMKIT_KERNEL``, :func:`set_variant`) recompiles nothing and
+# can never pick up another variant's code.
+
+_forced: list = [None]  # set_variant's choice, else compiled.kernel_variant()
+_built: dict = {}  # variant -> (execution engine, {itemsize: int64 [full, half, NR]})
+_lock = threading.Lock()
+
+
+def set_variant(name: str | None) -> str:
+    """Run the micro-kernel variant ``name`` (``"avx512"``, ``"avx2"``, ``"generic"``; None: back
+    to ``LSTMKIT_KERNEL`` or the CPU's best) from the next call on; returns the variant in use.
+    A ValueError if this CPU cannot run it."""
+    _forced[0] = None if name is None else compiled.check_variant(name)
+    return variant()
+
+
+def variant() -> str:
+    """The micro-kernel variant the kernels run now."""
+    return _forced[0] or compiled.kernel_variant()
+
+
+def lanes(itemsize: int, name: str | None = None) -> int:
+    """Vector lanes of a variant (default: the one in use) for a float of ``itemsize`` bytes."""
+    return compiled.KERNEL_VARIANTS[name or variant()][1] // itemsize
+
+
+def block_columns(itemsize: int, name: str | None = None) -> int:
     """NR: the columns of one micro-kernel block for a float of ``itemsize`` bytes."""
-    return NV * LANES[itemsize]
+    return NV * lanes(itemsize, name)
 
 
-def _make_microkernel(NV):
-    """The micro-kernel with ``NV`` vectors per row (``NR = NV * lanes`` columns)."""
-
-    @intrinsic
-    def kernel(typingctx, like, ap, x, z, K, ldx, ldz):
-        if not isinstance(like, types.Array) or like.dtype not in (types.float32, types.float64):
-            return None
-        return types.void(like, ap, x, z, K, ldx, ldz), _codegen(like.dtype == types.float64, NV)
-
-    return kernel
+def kernels(dtype, name: str | None = None) -> np.ndarray:
+    """``int64 [address of the MR x NR kernel, of the MR x NR/2 one, NR]`` of variant ``name``
+    (default: the one in use) for ``dtype``: the argument ``mk`` of :func:`matmul_packed`."""
+    name = name or variant()
+    with _lock:
+        if name not in _built:
+            _built[name] = _build(name)
+    return _built[name][1][np.dtype(dtype).itemsize]
 
 
-def _codegen(is64, NV):
-    """Codegen of a call to the micro-kernel function (see :func:`_kernel_function`)."""
+def _build(name):
+    """Compile variant ``name``'s four kernels (float32 / float64, full / half width)."""
+    import llvmlite.binding as llvm
+
+    feats, _ = compiled.KERNEL_VARIANTS[name]
+    target = llvm.Target.from_triple(llvm.get_process_triple())
+    tm = target.create_target_machine(
+        cpu="generic", features=",".join("+" + f for f in feats), opt=3, jit=True
+    )
+    module = ir.Module(name=f"lstmkit_microkernels_{name}")
+    module.triple = llvm.get_process_triple()
+    names = {}
+    for itemsize in (4, 8):
+        n = lanes(itemsize, name)
+        names[itemsize] = [_kernel_function(module, itemsize == 8, nv, n, bool(feats)).name
+                           for nv in (NV, NV // 2)]  # fmt: skip
+    mod = llvm.parse_assembly(str(module))
+    mod.data_layout = str(tm.target_data)
+    mod.verify()
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=3))
+    pb.getModulePassManager().run(mod, pb)
+    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine.finalize_object()
+    table = {}
+    for size, fns in names.items():
+        addresses = [engine.get_function_address(f) for f in fns]
+        table[size] = np.array([*addresses, NV * lanes(size, name)], np.int64)
+        table[size].flags.writeable = False
+    return engine, table
+
+
+@intrinsic
+def _call(typingctx, fn, ap, x, z, K, ldx, ldz):
+    """Call the micro-kernel at address ``fn`` (see :func:`_kernel_function`) with six i64
+    arguments."""
+    if not all(isinstance(t, types.Integer) for t in (fn, ap, x, z, K, ldx, ldz)):
+        return None
 
     def codegen(context, builder, signature, args):
-        fn = _kernel_function(builder.module, is64, NV)
-        builder.call(fn, [builder.zext(a, ir.IntType(64)) if a.type.width < 64 else a
-                          for a in args[1:7]])  # fmt: skip
+        i64 = ir.IntType(64)
+        vals = [context.cast(builder, a, t, types.int64) for a, t in zip(args, signature.args)]
+        fnty = ir.FunctionType(ir.VoidType(), [i64] * 6)
+        builder.call(builder.inttoptr(vals[0], fnty.as_pointer()), vals[1:])
         return context.get_dummy_value()
 
-    return codegen
+    return types.void(fn, ap, x, z, K, ldx, ldz), codegen
 
 
-def _kernel_function(module, is64, NV):
+def _kernel_function(module, is64, NV, lanes, fused):
     """The LLVM function ``void (ap, x, z, K, ldx, ldz)`` (all i64) computing
-    ``z[0:MR, 0:NR] = ap_panel (MR, K) @ x[0:K, 0:NR]`` on raw addresses: ``ap`` one packed panel
-    (k-major, ``MR`` values per k), ``x`` and ``z`` row-major with row strides ``ldx`` and
-    ``ldz`` elements. Defined once per module and never inlined: inlined at every call site, the
-    loop made LLVM's optimisation of the callers (and so the first, compiling call) 3x slower."""
-    lanes = LANES[8 if is64 else 4]
+    ``z[0:MR, 0:NR] = ap_panel (MR, K) @ x[0:K, 0:NR]``, ``NR = NV * lanes``, on raw addresses:
+    ``ap`` one packed panel (k-major, ``MR`` values per k), ``x`` and ``z`` row-major with row
+    strides ``ldx`` and ``ldz`` elements. ``fused``: ``llvm.fma`` (one rounding, the CPU has
+    FMA), else ``llvm.fmuladd`` (a multiply and an add where it has not)."""
     name = f"lstmkit_microkernel_{'f64' if is64 else 'f32'}_{MR}x{NV * lanes}"
-    if name in module.globals:
-        return module.globals[name]
     i32, i64 = ir.IntType(32), ir.IntType(64)
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64] * 6), name=name)
-    fn.linkage = "internal"
-    fn.attributes.add("noinline")
     fty = ir.DoubleType() if is64 else ir.FloatType()
     vty = ir.VectorType(fty, lanes)
     fp, vp = fty.as_pointer(), vty.as_pointer()
-    fma_name = f"llvm.fma.v{lanes}{'f64' if is64 else 'f32'}"
+    fma_name = f"llvm.{'fma' if fused else 'fmuladd'}.v{lanes}{'f64' if is64 else 'f32'}"
     fma = module.globals.get(fma_name) or ir.Function(
         module, ir.FunctionType(vty, [vty] * 3), name=fma_name
     )
@@ -139,10 +206,6 @@ def _kernel_function(module, is64, NV):
     return fn
 
 
-_microkernel = _make_microkernel(NV)  # MR x NR
-_microkernel_half = _make_microkernel(NV // 2)  # MR x NR / 2
-
-
 @njit(**_JIT)
 def panels(rows):
     """Panels of ``MR`` rows that hold ``rows`` rows."""
@@ -170,9 +233,10 @@ def pack_rows(A, r0, r1, Ap, p0):
 
 
 @njit(**_JIT)
-def matmul_packed(Ap, p0, rows, X, Z):
+def matmul_packed(Ap, p0, rows, X, Z, mk):
     """``Z[:rows] = A @ X`` for ``X (K, N)``, ``Z (>= rows, N)`` (2-D arrays with unit column
-    stride), ``A``'s rows packed in panels ``p0, p0 + 1, ...`` of ``Ap`` (:func:`pack_rows`).
+    stride), ``A``'s rows packed in panels ``p0, p0 + 1, ...`` of ``Ap`` (:func:`pack_rows`),
+    by the micro-kernels of ``mk = kernels(dtype)`` (a variant's addresses and its ``NR``).
 
     Columns go in blocks of NR, then one block of NR or NR / 2 ending at column N: it may
     overlap the previous block, whose columns it computes again to the same bits (every column
@@ -184,28 +248,28 @@ def matmul_packed(Ap, p0, rows, X, Z):
     a model paid a second or more for each level."""
     K = Ap.shape[1]
     N = X.shape[1]
-    half = NV * (8 if Ap.itemsize == 4 else 4) // 2
+    half = mk[2] // 2
     if N >= half:
-        _blocks(Ap, p0, rows, X, Z)
+        _blocks(Ap, p0, rows, X, Z, mk)
         return
     xs = np.zeros((K, half), Ap.dtype)  # through a zero-padded copy
     for k in range(K):  # (loops: 2-D slice assignment is slow to compile)
         for c in range(N):
             xs[k, c] = X[k, c]
     zh = np.empty((rows, half), Ap.dtype)
-    _blocks(Ap, p0, rows, xs, zh)
+    _blocks(Ap, p0, rows, xs, zh, mk)
     for r in range(rows):
         for c in range(N):
             Z[r, c] = zh[r, c]
 
 
 @njit(**_JIT)
-def _blocks(Ap, p0, rows, X, Z):
+def _blocks(Ap, p0, rows, X, Z, mk):
     """:func:`matmul_packed` for N >= NR / 2."""
     K = Ap.shape[1]
     N = X.shape[1]
     s = Ap.itemsize
-    NR = NV * (8 if s == 4 else 4)
+    NR = mk[2]
     half = NR // 2
     # column blocks (start, width)
     starts = np.empty(N // NR + 2, np.int64)
@@ -236,18 +300,11 @@ def _blocks(Ap, p0, rows, X, Z):
         q1 = min(q0 + per, full)
         for b in range(nb):
             n0, w = starts[b], widths[b]
+            fn = mk[0] if w == NR else mk[1]
             for p in range(q0, q1):
-                if w == NR:
-                    _microkernel(Ap, a + p * step, x + n0 * s, z + (p * MR * ldz + n0) * s, K,
-                                 ldx, ldz)  # fmt: skip
-                else:
-                    _microkernel_half(Ap, a + p * step, x + n0 * s, z + (p * MR * ldz + n0) * s,
-                                      K, ldx, ldz)  # fmt: skip
+                _call(fn, a + p * step, x + n0 * s, z + (p * MR * ldz + n0) * s, K, ldx, ldz)
             if last and q0 + per > full:  # this group holds the partial panel
-                if w == NR:
-                    _microkernel(Ap, a + full * step, x + n0 * s, zs.ctypes.data, K, ldx, NR)
-                else:
-                    _microkernel_half(Ap, a + full * step, x + n0 * s, zs.ctypes.data, K, ldx, NR)
+                _call(fn, a + full * step, x + n0 * s, zs.ctypes.data, K, ldx, NR)
                 for r in range(last):
                     for c in range(w):
                         Z[full * MR + r, n0 + c] = zs[r, c]
