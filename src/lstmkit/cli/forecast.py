@@ -110,6 +110,9 @@ def _model_options(p, d):
     p.add_argument(
         "--seed", action=_Given, type=_seed, default=d.seed, help=f"random seed (default {d.seed})"
     )
+    p.add_argument("--no-rescale", dest="rescale", action="store_false",
+                   help="do not divide the network's values by their RMS over the training "
+                   "windows (ForecastConfig.rescale; on by default)")  # fmt: skip
     p.add_argument("--max-minutes", action=_Given, type=_positive_float, default=d.max_minutes,
                    help="stop adding ensemble members after this (default: no limit)")  # fmt: skip
 
@@ -293,7 +296,7 @@ def _config(args):
         "loss": args.loss, "epochs": args.epochs, "patience": args.patience,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate,
         "ensemble": args.ensemble, "aggregate": args.aggregate, "seed": args.seed,
-        "max_minutes": args.max_minutes,
+        "max_minutes": args.max_minutes, "rescale": getattr(args, "rescale", True),
     }  # fmt: skip
     return with_levels(_defaults().replace(**changes), args.level)
 
