@@ -151,8 +151,12 @@ class TranslatorSteps:
         self.stale = False  # restarted workers that have not replayed ``done`` yet
         strategy.restarts = 0
         n_params = sum(p.size for p in model.params.values())
-        strategy.start_workers(self.ray, self.start, self.shards, n, (), n_params,
-                               worker=TranslatorWorker)  # fmt: skip
+        try:
+            strategy.start_workers(self.ray, self.start, self.shards, n, (), n_params,
+                                   worker=TranslatorWorker)  # fmt: skip
+        except BaseException:  # a timeout, Ctrl-C: no actors left behind
+            strategy.stop_workers(self.ray)
+            raise
 
     def begin(self, epoch):
         self.epoch, self.done = epoch, []
