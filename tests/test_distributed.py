@@ -428,6 +428,12 @@ def _train_translator(distribute=None, progress=None):
     return model, r
 
 
+# float32 sums in another order, which Adam's m / sqrt(v) amplifies where a gradient component
+# nearly cancels: seen 5e-7 to 3.2e-6 after 6-12 steps at lr 0.02; a plain mean of the workers'
+# gradients instead of the token-weighted one: 0.08-0.15 off
+TOL_TRANSLATOR = {"rtol": 1e-4, "atol": 2e-5}
+
+
 @pytest.fixture(scope="module")
 def translator_local():
     return _train_translator()
@@ -438,7 +444,7 @@ def _assert_same_translator(local, dist):
     assert lr["best_epoch"] == 2  # so the weights compared are those after every step
     assert dr["best_epoch"] == lr["best_epoch"]
     for k, p in lm.params.items():
-        np.testing.assert_allclose(dm.params[k], p, **TOL, err_msg=k)
+        np.testing.assert_allclose(dm.params[k], p, **TOL_TRANSLATOR, err_msg=k)
     for a, b in zip(lr["history"], dr["history"], strict=True):
         assert a["target_tokens"] == b["target_tokens"] and a["batches"] == b["batches"]
         np.testing.assert_allclose([b["loss"], b["val_loss"]], [a["loss"], a["val_loss"]], 1e-5)
@@ -508,7 +514,7 @@ def test_cli_translate_train_on_ray(ray_session, tmp_path):
     local, dist = load(tmp_path / "local.lstmkit"), load(tmp_path / "ray.lstmkit")
     assert dist.metadata["source_tokenizer"] == local.metadata["source_tokenizer"]
     for k, p in local.params.items():
-        np.testing.assert_allclose(dist.params[k], p, **TOL, err_msg=k)
+        np.testing.assert_allclose(dist.params[k], p, **TOL_TRANSLATOR, err_msg=k)
 
 
 def test_cli_translate_engine_ray_without_the_extra(tmp_path, monkeypatch, capsys):
