@@ -398,3 +398,131 @@ def test_cli_engine_ray_without_the_extra(tmp_path, monkeypatch, capsys):
     rc = _cli("forecast", "train", data, "--out", tmp_path / "m.lstmkit", "--workers", "2")
     assert rc == 2
     assert "argument '--workers' applies to --engine ray only" in capsys.readouterr().err
+
+
+# -- the translator: train_translator(..., distribute=), translate train --engine ray --------
+def _translation_task(n=60, n_valid=12):
+    """Character ids of the synthetic reversal task -> (vocabulary size, train, valid)."""
+    from lstmkit.apps.translate_data import Tokenizer
+    from lstmkit.apps.translate_synthetic import synthetic_pairs
+
+    src, tgt = synthetic_pairs("reverse", n, seed=0)
+    tok = Tokenizer("char").fit(src)
+    ids = [[list(map(int, a)) for a in tok.encode(side, add_bos_eos=False)] for side in (src, tgt)]
+    cut = n - n_valid
+    return tok.vocab_size, (ids[0][:cut], ids[1][:cut]), (ids[0][cut:], ids[1][cut:])
+
+
+def _train_translator(distribute=None, progress=None):
+    """48 pairs of 2-12 letters (+ EOS), batches of 8: 6 Adam steps per epoch, 2 epochs; no
+    dropout, so the workers draw nothing the local run does not."""
+    from lstmkit.apps.translate_model import Translator, TranslatorConfig
+    from lstmkit.apps.translate_train import train_translator
+
+    vocab, train, valid = _translation_task()
+    cfg = TranslatorConfig(embedding_dim=8, encoder_units=8, decoder_units=16, dropout=0.0,
+                           learning_rate=0.02, batch_size=8, epochs=2, patience=5,
+                           pool_batches=2, seed=0)  # fmt: skip
+    model = Translator(vocab, vocab, cfg)
+    r = train_translator(model, train, valid, progress=progress, distribute=distribute)
+    return model, r
+
+
+# float32 sums in another order, which Adam's m / sqrt(v) amplifies where a gradient component
+# nearly cancels: seen 5e-7 to 3.2e-6 after 6-12 steps at lr 0.02; a plain mean of the workers'
+# gradients instead of the token-weighted one: 0.08-0.15 off
+TOL_TRANSLATOR = {"rtol": 1e-4, "atol": 2e-5}
+
+
+@pytest.fixture(scope="module")
+def translator_local():
+    return _train_translator()
+
+
+def _assert_same_translator(local, dist):
+    (lm, lr), (dm, dr) = local, dist
+    assert lr["best_epoch"] == 2  # so the weights compared are those after every step
+    assert dr["best_epoch"] == lr["best_epoch"]
+    for k, p in lm.params.items():
+        np.testing.assert_allclose(dm.params[k], p, **TOL_TRANSLATOR, err_msg=k)
+    for a, b in zip(lr["history"], dr["history"], strict=True):
+        assert a["target_tokens"] == b["target_tokens"] and a["batches"] == b["batches"]
+        np.testing.assert_allclose([b["loss"], b["val_loss"]], [a["loss"], a["val_loss"]], 1e-5)
+
+
+@pytest.mark.parametrize("workers,reduce", [(2, "tree"), (3, "ring")])
+def test_translator_same_weights_as_one_process(ray_session, translator_local, workers, reduce):
+    """Parts of a batch hold different numbers of target tokens (2-13 per pair, and 3/3/2
+    pairs on 3 workers): only the token-weighted average gives the local gradient."""
+    dist = _train_translator(RayStrategy(workers, reduce=reduce))
+    _assert_same_translator(translator_local, dist)
+
+
+def test_translator_killed_worker_replays_the_epoch(
+    ray_session, translator_local, monkeypatch, caplog
+):
+    """Worker 1 killed by PID after batch 4 of epoch 2: new workers from the epoch's start
+    replay its 4 batches and the run ends with the uninterrupted run's weights."""
+    from lstmkit.apps import translate_train
+
+    monkeypatch.setattr(translate_train, "LOG_EVERY", 2)  # a progress line every 2 batches
+    s, killed = RayStrategy(2, reduce="tree"), []
+
+    def progress(line):
+        if line.startswith("epoch 2 batch 4/") and not killed:
+            killed.append(s.worker_pids()[1])
+            os.kill(killed[0], signal.SIGKILL)
+
+    with caplog.at_level(logging.WARNING, logger="lstmkit.distributed"):
+        dist = _train_translator(s, progress)
+    assert killed and s.restarts == 1
+    said = [r.getMessage() for r in caplog.records if r.name == "lstmkit.distributed"]
+    assert any("2 workers from the start of epoch 2 and replaying 4 batches" in m for m in said)
+    _assert_same_translator(translator_local, dist)
+
+
+def test_translator_refuses_checkpoint_dir(tmp_path):
+    with pytest.raises(ValueError, match="argument 'distribute' takes no checkpoint_dir"):
+        _train_translator(RayStrategy(2, checkpoint_dir=tmp_path))
+
+
+def _pairs_csv(path, n=60):
+    import csv
+
+    from lstmkit.apps.translate_synthetic import synthetic_pairs
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "target"])
+        w.writerows(zip(*synthetic_pairs("reverse", n, seed=0)))
+    return path
+
+
+TRANSLATE_TINY = ["--embed-dim", 8, "--units", 8, "--decoder-units", 16, "--dropout", 0]
+TRANSLATE_TINY += ["--lr", 0.02, "--batch-size", 8, "--epochs", 2, "--bleu-subset", 4]
+TRANSLATE_TINY += ["--source-level", "char", "--target-level", "char", "--valid", 10]
+
+
+@pytest.mark.slow  # two trainings through the CLI with BLEU each epoch: ~20 s
+def test_cli_translate_train_on_ray(ray_session, tmp_path):
+    from lstmkit.apps.translate import load
+
+    data = _pairs_csv(tmp_path / "pairs.csv")
+    for name, engine in (("local", []), ("ray", ["--engine", "ray", "--workers", 2])):
+        out = tmp_path / f"{name}.lstmkit"
+        assert _cli("translate", "train", data, "--out", out, *TRANSLATE_TINY, *engine) == 0
+    local, dist = load(tmp_path / "local.lstmkit"), load(tmp_path / "ray.lstmkit")
+    assert dist.metadata["source_tokenizer"] == local.metadata["source_tokenizer"]
+    for k, p in local.params.items():
+        np.testing.assert_allclose(dist.params[k], p, **TOL_TRANSLATOR, err_msg=k)
+
+
+def test_cli_translate_engine_ray_without_the_extra(tmp_path, monkeypatch, capsys):
+    data = _pairs_csv(tmp_path / "pairs.csv")
+    monkeypatch.setitem(sys.modules, "ray", None)
+    out = tmp_path / "m.lstmkit"
+    assert _cli("translate", "train", data, "--out", out, "--engine", "ray") == 2
+    assert "pip install 'lstmkit[ray]'" in capsys.readouterr().err
+    assert not out.exists()
+    assert _cli("translate", "train", data, "--out", out, "--workers", "2") == 2
+    assert "argument '--workers' applies to --engine ray only" in capsys.readouterr().err

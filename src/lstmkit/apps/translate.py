@@ -250,11 +250,14 @@ def train(
     *,
     out=None,
     progress: Callable[[str], None] | None = print,
+    distribute=None,
 ) -> TrainResult:
     """Train a translator on the pairs of ``pairs_path`` (module docstring). With ``out`` the
     best checkpoint is saved there atomically whenever it improves, and the validation pairs
     to ``out + ".valid.csv"`` at the end of the first epoch, just before the first checkpoint
-    (a run stopped earlier, by Ctrl-C, leaves both files as they were)."""
+    (a run stopped earlier, by Ctrl-C, leaves both files as they were). ``distribute``: a
+    :class:`lstmkit.distributed.RayStrategy`, data-parallel steps on Ray workers (validation,
+    BLEU and checkpoints stay in this process)."""
     cfg = config or TranslateConfig()
     say = progress or (lambda _line: None)
     p = prepare(pairs_path, cfg, log=say)
@@ -281,6 +284,7 @@ def train(
         on_epoch_end=on_epoch_end,
         monitor="val_bleu",
         progress=progress,
+        distribute=distribute,
     )
     return TrainResult(
         model, p.split, r["history"], r["best_epoch"], r["best"], r["stopped"], p.copy, p.levels

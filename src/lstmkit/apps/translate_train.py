@@ -13,7 +13,10 @@
   epoch is validated like a full one;
 - the best weights are kept: restored into the model at the end and, with ``out``, saved
   atomically (:func:`~.translate_files.save_translator`) whenever they improve. A non-finite
-  loss stops training (``"diverged"``) and never reaches the file.
+  loss stops training (``"diverged"``) and never reaches the file;
+- ``distribute=RayStrategy(N)``: the same batches, each split over N Ray workers whose gradients
+  are averaged weighted by their target tokens, then the same clipping and Adam step on every
+  replica (:mod:`lstmkit.distributed.translate`); everything else stays here, on the driver.
 
 Sequences are lists of token ids; targets without BOS/EOS (added here). Pairs with a side
 longer than ``max_len`` tokens are dropped.
@@ -120,6 +123,31 @@ def train_step(model: Translator, opt, src, tgt, rng) -> tuple[float, int]:
     return loss, n
 
 
+class _LocalSteps:
+    """The steps of one process: ``begin(epoch)``, ``step(idx) -> (loss, target tokens)``,
+    ``end(model)``, ``close()`` (what :class:`lstmkit.distributed.translate.TranslatorSteps`
+    does on Ray workers)."""
+
+    def __init__(self, model, train, rng):
+        self.model, self.train, self.rng = model, train, rng
+        self.opt = Adam(learning_rate=model.config.learning_rate)
+
+    def begin(self, epoch):
+        pass
+
+    def step(self, idx):
+        src, tgt = self.train
+        s = padded([src[j] for j in idx])
+        t = padded([tgt[j] for j in idx], bos_eos=True)
+        return train_step(self.model, self.opt, s, t, self.rng)
+
+    def end(self, model):
+        pass
+
+    def close(self):
+        pass
+
+
 class _Best:
     """The best epoch so far, its weights (copies) and the early-stopping count."""
 
@@ -154,12 +182,12 @@ def train_translator(
     on_epoch_end: Callable | None = None,
     monitor: str = "val_loss",
     progress: Callable[[str], None] | None = print,
+    distribute=None,
 ) -> dict:
     """Train ``model`` in place; ``train``/``valid`` are ``(sources, targets)``. Returns
     ``{"history": [logs per epoch], "best_epoch", "best", "stopped": "epochs" | "patience" |
-    "time" | "diverged"}``."""
-    from .translate_files import save_translator
-
+    "time" | "diverged"}``. ``distribute``: a :class:`lstmkit.distributed.RayStrategy`
+    (module docstring)."""
     cfg = model.config
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
         raise ValueError(
@@ -168,12 +196,32 @@ def train_translator(
     train = _check_pairs("train", train, cfg.max_len)
     valid = _check_pairs("valid", valid, cfg.max_len)
     rng = np.random.default_rng(cfg.seed)
-    opt = Adam(learning_rate=cfg.learning_rate)
+    if distribute is None:
+        steps = _LocalSteps(model, train, rng)
+    else:
+        from ..distributed.translate import TranslatorSteps
+
+        steps = TranslatorSteps(distribute, model, train)
+    try:
+        return _train(model, steps, train, valid, rng, out, metadata, max_minutes,
+                      on_epoch_end, monitor, progress)  # fmt: skip
+    finally:
+        steps.close()
+
+
+def _train(model, steps, train, valid, rng, out, metadata, max_minutes, on_epoch_end, monitor,
+           progress):  # fmt: skip
+    """The epochs of :func:`train_translator`."""
+    from .translate_files import save_translator
+
+    cfg = model.config
     deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
     best, history, stopped = _Best(monitor, model), [], "epochs"
     say = progress or (lambda _line: None)
     for epoch in range(1, cfg.epochs + 1):
-        logs, stopped = _epoch(model, opt, train, rng, deadline, say, epoch)
+        steps.begin(epoch)
+        logs, stopped = _epoch(model, steps, train, rng, deadline, say, epoch)
+        steps.end(model)  # the driver's model now holds the epoch's weights
         if stopped != "diverged":
             logs["val_loss"] = validation_loss(model, valid)
             logs.update((on_epoch_end and on_epoch_end(model, dict(logs))) or {})
@@ -193,7 +241,7 @@ def train_translator(
     return {"history": history, "best_epoch": best.epoch, "best": best.value, "stopped": stopped}
 
 
-def _epoch(model, opt, train, rng, deadline, say, epoch):
+def _epoch(model, steps, train, rng, deadline, say, epoch):
     """One pass over the training pairs -> ``(logs, why it stopped or "epochs")``."""
     cfg = model.config
     src, tgt = train
@@ -202,9 +250,7 @@ def _epoch(model, opt, train, rng, deadline, say, epoch):
     )
     t0, loss_sum, tokens, why = time.monotonic(), 0.0, 0, "epochs"
     for i, idx in enumerate(batches, 1):
-        s = padded([src[j] for j in idx])
-        t = padded([tgt[j] for j in idx], bos_eos=True)
-        loss, n = train_step(model, opt, s, t, rng)
+        loss, n = steps.step(idx)
         if not math.isfinite(loss):
             say(f"epoch {epoch}: non-finite loss or gradients at batch {i}: training diverged")
             why = "diverged"

@@ -2,6 +2,7 @@
 
     lstmkit translate train PAIRS.csv --source-column source --target-column target --out MODEL
                                [--max-minutes N] [--valid N] [--source-level char|word|subword]
+                               [--engine ray [--ray-address ADDR] [--workers N]]
     lstmkit translate run MODEL --input FILE --out FILE [--beam K]    # one sentence a line
     lstmkit translate run MODEL --text "..."                          # prints the translation
     lstmkit translate evaluate MODEL TEST.csv [--beam K]              # or MODEL.valid.csv
@@ -25,6 +26,8 @@ from ._args import (
     nonneg_int,
     positive_float,
     positive_int,
+    ray_options,
+    ray_strategy,
 )
 
 LEVEL_CHOICES = ("char", "word", "subword")
@@ -65,6 +68,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-len", type=positive_int, default=m.max_len,
                    help="longest sentence kept for training, in tokens")  # fmt: skip
     p.add_argument("--seed", type=nonneg_int, default=m.seed)
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: data-parallel steps on Ray workers, gradients averaged by target "
+                   "tokens (pip install 'lstmkit[ray]')")  # fmt: skip
+    ray_options(p)
     p.set_defaults(func=_train, reads=("data",), writes=_train_writes)
 
     p = sub.add_parser("run", help="translate a file (one sentence a line) or one --text")
@@ -111,6 +118,7 @@ def _train(args) -> int:
     from ..apps.translate import TranslateConfig, train
     from ..apps.translate_model import TranslatorConfig
 
+    strategy = ray_strategy(args)  # before any work: without Ray, the install hint
     model_cfg = TranslatorConfig(
         embedding_dim=args.embed_dim, encoder_units=args.units, decoder_units=args.decoder_units,
         dropout=args.dropout, label_smoothing=args.label_smoothing, learning_rate=args.lr,
@@ -122,7 +130,8 @@ def _train(args) -> int:
         source_level=args.source_level, target_level=args.target_level, n_valid=args.valid,
         bleu_subset=args.bleu_subset, max_minutes=args.max_minutes, model=model_cfg,
     )  # fmt: skip
-    r = train(args.data, cfg, out=args.out, progress=lambda line: print(line, flush=True))
+    r = train(args.data, cfg, out=args.out, progress=lambda line: print(line, flush=True),
+              distribute=strategy)  # fmt: skip
     if r.best_epoch is None:
         print(f"stopped ({r.stopped}) before any epoch improved; nothing written to {args.out}")
         return 1

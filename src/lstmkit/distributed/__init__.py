@@ -6,6 +6,9 @@
   forward/backward on its part of the global batch, the gradients are averaged weighted by the
   parts' sizes, and every replica applies the same optimizer update. The result equals a local
   ``fit`` with the same batch size, to float32 rounding.
+- ``train_translator(..., distribute=RayStrategy(N))`` (``translate train --engine ray``): the
+  same for the translator, its gradients averaged weighted by target tokens
+  (:mod:`lstmkit.distributed.translate`).
 - :func:`predict_panel`: a panel's forecasts computed by Ray tasks, one per group of series,
   the model put once in the object store, the rows streamed into one CSV (written atomically).
 

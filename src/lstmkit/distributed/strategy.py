@@ -150,19 +150,21 @@ class RayStrategy:
                        reset_states)  # fmt: skip
 
     # -- workers
-    def start_workers(self, ray, data: bytes, shards, n, losses=None, n_params=0):
+    def start_workers(self, ray, data: bytes, shards, n, losses=None, n_params=0, worker=None):
         """``n`` new actors from the model file ``data`` and the driver's ``losses`` (None:
-        the last ones) for a model of ``n_params`` trainable parameters; ``shards[r]``: a ref
-        to (xs, ys)."""
+        the last ones, and the last ``worker`` class) for a model of ``n_params`` trainable
+        parameters; ``shards[r]``: a ref to (xs, ys). ``worker``: the actor class (default
+        :class:`Worker`; the translator has its own)."""
         self.stop_workers(ray)
         if losses is not None:  # kept for the restarts
             self._losses = list(losses)
             self._n_params = n_params
+            self._worker_cls = worker or Worker
         mode = self.resolved_reduce(n, self._n_params)
         group = f"lstmkit-{uuid.uuid4().hex[:12]}" if mode == "collective" else None
         # one CPU each, or an equal share when asking for more workers than the cluster has
         cpus = ray.cluster_resources().get("CPU", 1.0)
-        actor = ray.remote(Worker).options(
+        actor = ray.remote(self._worker_cls).options(
             num_cpus=min(1.0, cpus / n),
             max_restarts=0,  # the driver restarts from a checkpoint itself
             runtime_env={"env_vars": {"LSTMKIT_NUM_THREADS": "1"}},
