@@ -296,7 +296,7 @@ def _config(args):
         "loss": args.loss, "epochs": args.epochs, "patience": args.patience,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate,
         "ensemble": args.ensemble, "aggregate": args.aggregate, "seed": args.seed,
-        "max_minutes": args.max_minutes, "rescale": getattr(args, "rescale", True),
+        "max_minutes": args.max_minutes, "rescale": args.rescale,
     }  # fmt: skip
     return with_levels(_defaults().replace(**changes), args.level)
 
