@@ -322,6 +322,23 @@ def test_trend_select_fits_predicts_and_reloads(tmp_path):
     np.testing.assert_array_equal(model.predict(panel)[0], back.predict(panel)[0])
 
 
+def test_trend_hedge_is_the_mean_of_the_two_groups_of_independent_members():
+    """``trend="hedge"``: members 0 and 2 have no trend, member 1 the damped one; the forecast
+    is the mean of (the median of members 0 and 2) and member 1. Witness: the same members
+    fitted on their own (``trend="select"`` with the one choice 0, or 0.9)."""
+    train, _ = seasonal_panel(n_series=4)
+    cfg = FAST.replace(epochs=4, lookbacks=(24, 36), seed=2, trend_choices=(0.9,))
+    point, _ = fit_global(train, cfg.replace(ensemble=3, trend="hedge")).predict(train)
+
+    def alone(i, phi):
+        one = cfg.replace(ensemble=1, seed=2 + i, lookbacks=((24, 36)[i % 2],), trend="select",
+                          trend_choices=(phi,))  # fmt: skip
+        return fit_global(train, one).predict(train)[0]
+
+    off = np.median(np.stack([alone(0, 0.0), alone(2, 0.0)]), axis=0)
+    np.testing.assert_allclose(point, (off + alone(1, 0.9)) / 2, rtol=1e-12)
+
+
 def test_profile_seasons_read_more_seasons_than_the_lookback():
     """Closed form: a noiseless season (no trend) seen through a one-season lookback has no
     profile of its own (it needs two seasons); with ``profile_seasons=3`` the statistics read
