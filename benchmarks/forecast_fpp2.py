@@ -3,6 +3,7 @@
     PYTHONPATH=src python benchmarks/forecast_fpp2.py                 # last season held out
     PYTHONPATH=src python benchmarks/forecast_fpp2.py --split tune    # the season before it
     PYTHONPATH=src python benchmarks/forecast_fpp2.py --split tune2   # two seasons before (tune3)
+    PYTHONPATH=src python benchmarks/forecast_fpp2.py --split tune --set trend="'hedge'"
 
 Single series (monthly and quarterly, default settings): RMSE of the last season forecast from
 the rest, beside AutoETS, AutoTheta, AutoARIMA, Naive and SeasonalNaive. Panels: mean MASE
@@ -52,14 +53,15 @@ def load(name, split="official"):
     return out[0], out[1], np.asarray(out[2]), out[3], freq, m
 
 
-def fit_lstm(name, split, ensemble):
+def fit_lstm(name, split, ensemble, sets=None):
     from lstmkit.apps.forecast_config import ForecastConfig
     from lstmkit.apps.forecast_global import fit_global
     from lstmkit.apps.panel import Panel
 
     ids, train, _, times, freq, _ = load(name, split)
     panel = Panel.from_arrays(train, ids, times=times, freq=freq)
-    cfg = ForecastConfig() if ensemble is None else ForecastConfig(ensemble=ensemble)
+    over = dict(sets or {}) | ({"ensemble": ensemble} if ensemble else {})
+    cfg = ForecastConfig(**over).validate()
     point, iv = fit_global(panel, cfg).predict(panel, levels=(80,))
     return {"lstmkit": point, "lo80": iv[80][0], "hi80": iv[80][1]}
 
@@ -116,9 +118,18 @@ def rmse(test, fc):
     return float(np.sqrt(np.mean((test - fc) ** 2)))
 
 
-def run(name, split, ensemble):
+def _sets(items):
+    """``key=value`` settings (Python literals; tuples for lists) -> dict."""
+    import ast
+
+    out = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in items)}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in out.items()}
+
+
+def run(name, split, ensemble, sets=()):
     ids, train, test, _, _, m = load(name, split)
-    res, secs = timed(name, split, "lstmkit", ensemble)
+    extra = ["--set", *sets] if sets else []
+    res, secs = timed(name, split, "lstmkit", ensemble, extra=extra)
     times = {"lstmkit": secs}
     for method in SF:
         fc, times[method] = timed(name, split, method, None)
@@ -132,12 +143,13 @@ def main(argv=None):
     ap.add_argument("--split", choices=tuple(SPLITS), default="official")
     ap.add_argument("--ensemble", type=int, default=None)
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--set", nargs="*", default=[], help="lstmkit settings key=value (literals)")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
         name, method, out = a.one
         fc = (
-            fit_lstm(name, a.split, a.ensemble)
+            fit_lstm(name, a.split, a.ensemble, _sets(a.set))
             if method == "lstmkit"
             else fit_sf(name, a.split, method)
         )
@@ -147,14 +159,14 @@ def main(argv=None):
     print(f"fpp2, split {a.split}: single series, RMSE of the last season (ratio to AutoETS)")
     print(f"{'series':<11}" + "".join(f"{n:>14}" for n in names) + f"{'lstm/ETS':>10}{'cov80':>7}")
     for name in [s for s in SINGLES if a.only is None or s in a.only]:
-        _, _, test, _, res, _, cov = run(name, a.split, a.ensemble)
+        _, _, test, _, res, _, cov = run(name, a.split, a.ensemble, a.set)
         r = {n: rmse(test, res[n]) for n in names}
         print(f"{name:<11}" + "".join(f"{r[n]:>14.4g}" for n in names)
               + f"{r['lstmkit'] / r['AutoETS']:>10.3f}{cov:>7.2f}", flush=True)  # fmt: skip
     print(f"\nfpp2 panels, split {a.split}: mean MASE (CPU s / wall s, fresh process each)")
     print(f"{'panel':<11}" + "".join(f"{n:>24}" for n in names) + f"{'cov80':>7}")
     for name in [s for s in PANELS if a.only is None or s in a.only]:
-        _, train, test, m, res, times, cov = run(name, a.split, a.ensemble)
+        _, train, test, m, res, times, cov = run(name, a.split, a.ensemble, a.set)
         cells = "".join(f"{mase(train, test, res[n], m):>9.3f} ({times[n][0]:>5.1f}/{times[n][1]:>5.1f})"
                         for n in names)  # fmt: skip
         print(f"{name:<11}{cells}{cov:>7.2f}", flush=True)

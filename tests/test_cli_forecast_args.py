@@ -37,6 +37,7 @@ BAD = [
     ("--transform", "cube", "invalid choice: 'cube'"),
     ("--normalize", "zscore", "invalid choice: 'zscore'"),
     ("--fill", "ffill", "invalid choice: 'ffill'"),
+    ("--trend", "damped", "invalid choice: 'damped'"),
 ]
 
 
@@ -82,6 +83,8 @@ def test_predict_refuses_a_bad_fill_before_loading(tmp_path, capsys):
         ("--units", "4096", 4096),
         ("--seed", "0", 0),
         ("--max-rows", "1", 1),
+        ("--trend", "select", "select"),
+        ("--trend", "off", "off"),
     ],
 )
 def test_edge_values_that_are_allowed_pass_the_door(arg, value, parsed):
@@ -105,3 +108,11 @@ def test_max_rows_too_few_for_lookback_and_horizon(tmp_path, capsys):
         "horizon rows, validation and test horizon rows each)"
     )
     assert not out.exists()
+
+
+def test_trend_reaches_the_config():
+    from lstmkit.cli import build_parser
+    from lstmkit.cli.forecast import _config
+
+    argv = ["forecast", "train", "d.csv", "--out", "m", "--trend", "select"]
+    assert _config(build_parser().parse_args(argv)).trend == "select"

@@ -200,7 +200,8 @@ def test_load_rejects_other_files(tmp_path):
         ("past_covariates", "x"), ("dtype", "float16"), ("lookback_factors", ()),
         ("trend", "yes"), ("profile_seasons", -1), ("patience_steps", -1),
         ("epoch_windows", -1), ("refit_epochs", 1.5), ("refit_max_windows", -1),
-        ("seasonal_lookback_factors", (2, 0)), ("rescale", 1),
+        ("seasonal_lookback_factors", (2, 0)), ("rescale", 1), ("trend", "damped"),
+        ("trend_choices", ()), ("trend_choices", (0.0, 1.5)), ("trend_choices", 0.9),
     ],
 )  # fmt: skip
 def test_config_validation_names_the_setting(setting, value):
@@ -245,6 +246,97 @@ def test_trend_normalisation_continues_a_noiseless_trend_and_season(log):
         if exact:  # inputs and targets are then all zero: nothing is left for the network
             np.testing.assert_allclose(z, 0, atol=1e-9)
             np.testing.assert_allclose(zy, 0, atol=1e-9)
+
+
+@pytest.mark.parametrize("phi", [0.8, 0.95])
+def test_damped_trend_continues_a_noiseless_damped_series(phi):
+    """Closed form: a series that grows by ``b`` a month up to its last observed value and
+    then by ``b phi^h`` in month ``h`` after it (a damped trend), times a season, is continued
+    exactly by the zero network output with the window's damping ``phi``; the straight line
+    (``phi`` None) and no trend (``phi = 0``) both miss it."""
+    from lstmkit.apps import forecast_windows as fw
+
+    n, L, H, b = 48, 36, 12, 0.03
+    t = np.arange(n + H, dtype=np.float64)
+    trend = b * t.copy()
+    for h in range(1, H + 1):  # the future: increments b phi, b phi^2, ... after step n - 1
+        trend[n - 1 + h] = trend[n - 2 + h] + b * phi**h
+    y = np.exp(1.0 + trend + 0.2 * np.sin(2 * np.pi * t / 12) + 0.05 * np.cos(4 * np.pi * t / 12))
+    norm = {"log": True, "season": 12, "level": "season", "seasonal": True, "trend": True}
+    one = (np.array([0]), np.array([len(y)]), np.array([n]))
+    for damping, exact in ((np.array([phi]), True), (None, False), (np.array([0.0]), False)):
+        z, _, zy, stats = fw.encode(y, *one, L, H, norm, damping)
+        back = fw.decode(np.zeros((1, H)), stats, norm)[0]
+        assert np.allclose(back, y[n:], rtol=1e-9) == exact, damping
+        if exact:
+            np.testing.assert_allclose(z, 0, atol=1e-9)
+            np.testing.assert_allclose(zy, 0, atol=1e-9)
+    # phi = 0 is no trend at all: the same statistics as trend off
+    off = fw.encode(y, *one, L, H, {**norm, "trend": False})[3]
+    zero = fw.encode(y, *one, L, H, norm, np.array([0.0]))[3]
+    for a, c in zip(off[:4], zero[:4]):
+        np.testing.assert_allclose(a, c, atol=1e-12)
+
+
+def _trend_panel(level):
+    """One monthly series ``exp(level(t) + season)`` with a little noise, ten years."""
+    t = np.arange(120, dtype=np.float64)
+    noise = np.random.default_rng(3).normal(0, 0.005, len(t))
+    y = np.exp(2.0 + level(t) + 0.2 * np.sin(2 * np.pi * t / 12) + noise)
+    return Panel.from_arrays([y], times=[monthly_times(len(t))], freq="MS")
+
+
+@pytest.mark.parametrize(
+    ("level", "kept"),
+    [
+        (lambda t: 0.01 * t, True),  # a steady trend: keep it
+        (lambda t: 0.3 * np.sin(2 * np.pi * t / 30), False),  # it turns every 15 months: drop it
+    ],
+)
+def test_trend_select_keeps_a_steady_trend_and_drops_one_that_turns(level, kept):
+    """``trend="select"`` chooses each series' damping on its own last windows: a series that
+    grows 1% a month keeps a trend (damped or straight); one whose level swings up and down
+    (period 30 months: the slope of the last two seasons points the wrong way half the time)
+    keeps none. Witness: how the series were made (the truth says whether the trend goes on)."""
+    from lstmkit.apps import forecast_global as fg
+
+    panel = _trend_panel(level)
+    cfg = ForecastConfig(trend="select", trend_choices=(0.0, 0.9, 1.0))
+    facts = fg._facts(panel, cfg)
+    assert facts["trend"] and facts["trend_choices"] == [0.0, 0.9, 1.0]
+    phi = fg.trend_phi(panel, facts, 24)
+    assert phi.shape == (1,)
+    assert (phi[0] > 0) == kept, phi
+    # off (and "on"/"auto" without choices) choose nothing
+    assert fg.trend_phi(panel, fg._facts(panel, ForecastConfig(trend="on")), 24) is None
+
+
+def test_trend_select_fits_predicts_and_reloads(tmp_path):
+    """A model with ``trend="select"`` saves its choices' settings; the reloaded file makes the
+    same choice and forecast."""
+    panel = _trend_panel(lambda t: 0.01 * t)
+    model = fit_global(panel, FAST.replace(trend="select", epochs=2))
+    model.save(tmp_path / "t.lstmkit")
+    back = GlobalForecaster.load(tmp_path / "t.lstmkit")
+    assert back.facts["trend_choices"] == [0.0, 0.9, 1.0]
+    np.testing.assert_array_equal(model.predict(panel)[0], back.predict(panel)[0])
+
+
+def test_trend_hedge_is_the_mean_of_the_two_groups_of_independent_members():
+    """``trend="hedge"``: members 0 and 2 have no trend, member 1 the damped one; the forecast
+    is the mean of (the median of members 0 and 2) and member 1. Witness: the same members
+    fitted on their own (``trend="select"`` with the one choice 0, or 0.9)."""
+    train, _ = seasonal_panel(n_series=4)
+    cfg = FAST.replace(epochs=4, lookbacks=(24, 36), seed=2, trend_choices=(0.9,))
+    point, _ = fit_global(train, cfg.replace(ensemble=3, trend="hedge")).predict(train)
+
+    def alone(i, phi):
+        one = cfg.replace(ensemble=1, seed=2 + i, lookbacks=((24, 36)[i % 2],), trend="select",
+                          trend_choices=(phi,))  # fmt: skip
+        return fit_global(train, one).predict(train)[0]
+
+    off = np.median(np.stack([alone(0, 0.0), alone(2, 0.0)]), axis=0)
+    np.testing.assert_allclose(point, (off + alone(1, 0.9)) / 2, rtol=1e-12)
 
 
 def test_profile_seasons_read_more_seasons_than_the_lookback():

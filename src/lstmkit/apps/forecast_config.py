@@ -14,6 +14,7 @@ LEVELS = ("last", "season")
 LOSSES = ("pinball", "mae", "mse")
 AGGREGATES = ("median", "mean")
 SWITCHES = ("auto", "on", "off")
+TRENDS = ("auto", "on", "off", "select", "hedge")
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,12 @@ class ForecastConfig:
     > 0), ``level`` ("last" value or the mean of the last "season"), ``seasonal`` ("auto" = remove
     the window's seasonal profile when the window holds two whole seasons), ``trend`` ("off" by
     default; "on", or "auto" = on for seasonal data: remove the line through the level with the slope between the means of
-    the window's last two seasons, and add it back to the forecast), ``profile_seasons`` (the level, slope and seasonal
-    profile read this many seasons before the origin when that is longer than the lookback; 0 =
+    the window's last two seasons, and add it back to the forecast; "select": each series takes
+    the damping among ``trend_choices`` (0 = no trend, 0 < phi < 1 damped: step ``h`` ahead adds
+    ``phi + ... + phi^h`` slopes, 1 = the straight line) whose zero network output forecasts its
+    own last ``horizon`` origins best; "hedge": the even ensemble members have no trend, the odd
+    ones select among ``trend_choices``, and the forecast is the mean of the two groups'
+    aggregates), ``profile_seasons`` (the level, slope and seasonal profile read this many seasons before the origin when that is longer than the lookback; 0 =
     the lookback only).
     Network: ``units``, ``layers`` (stacked LSTMs), ``embedding`` (series-id embedding size, 0 =
     none), ``calendar`` (season phase as sin/cos inputs), ``rescale`` (divide the normalised
@@ -78,6 +83,7 @@ class ForecastConfig:
     level: str = "season"
     seasonal: str = "auto"
     trend: str = "off"
+    trend_choices: tuple = (0.0, 0.9, 1.0)
     profile_seasons: int = 0
     # network
     units: int = 32
@@ -156,13 +162,16 @@ class ForecastConfig:
                          ("refit_epochs", 0), ("refit_max_windows", 0)):  # fmt: skip
             _int(name, getattr(self, name), lo)
         for name, choices in (("transform", TRANSFORMS), ("level", LEVELS),
-                              ("seasonal", SWITCHES), ("trend", SWITCHES), ("loss", LOSSES),
+                              ("seasonal", SWITCHES), ("trend", TRENDS), ("loss", LOSSES),
                               ("aggregate", AGGREGATES), ("dtype", ("float32", "float64"))):  # fmt: skip
             if getattr(self, name) not in choices:
                 _bad(name, getattr(self, name), f"one of {list(choices)}")
         for name in ("calendar", "refit", "conformal", "rescale"):
             if not isinstance(getattr(self, name), bool):
                 _bad(name, getattr(self, name), "True or False")
+        v = self.trend_choices
+        if not isinstance(v, tuple) or not v or not all(_num(x) and 0 <= x <= 1 for x in v):
+            _bad("trend_choices", v, "a non-empty tuple of trend dampings in [0, 1]")
         if not (_num(self.learning_rate) and 0 < self.learning_rate < 10):
             _bad("learning_rate", self.learning_rate, "a number in (0, 10)")
         if self.max_minutes is not None and not (_num(self.max_minutes) and self.max_minutes > 0):

@@ -108,7 +108,10 @@ def _facts(panel, config) -> dict:
         "level": config.level, "ids": [str(i) for i in panel.ids],
         "calendar": bool(config.calendar and m >= 2),
         "seasonal": config.seasonal == "on" or (config.seasonal == "auto" and m >= 2),
-        "trend": config.trend == "on" or (config.trend == "auto" and m >= 2),
+        "trend": config.trend == "on" or (config.trend in ("auto", "select", "hedge") and m >= 2),
+        # trend="select": each series' damping, chosen among these on its own last windows
+        # ("hedge": the odd members only; the even ones have no trend)
+        "trend_choices": list(config.trend_choices) if config.trend in ("select", "hedge") else [],
         "profile_seasons": int(config.profile_seasons),
         "quantiles": quantiles_of(config),
     }  # fmt: skip
@@ -134,6 +137,42 @@ def _norm(facts):
             "profile_seasons": facts.get("profile_seasons", 0)}  # fmt: skip
 
 
+def trend_phi(panel, facts, L):
+    """``(n_series,)`` trend damping of each series (``trend="select"``), or None: the choice
+    among ``facts["trend_choices"]`` (0 = no trend ... 1 = the straight line) whose zero network
+    output decodes best (mean absolute error in the transformed units) over the series' last
+    ``H`` origins whose targets it holds. The first of equal choices wins (a series too short for
+    a slope scores the same with every choice). It reads only the panel it gets, so a fit and a
+    prediction on the same panel choose alike, and nothing after the series' end."""
+    choices = facts.get("trend_choices") or []
+    if not facts.get("trend") or not choices:
+        return None
+    H, k = facts["horizon"], panel.n_series
+    series = np.repeat(np.arange(k), H)
+    origin = np.repeat(panel.lengths, H) - H - np.tile(np.arange(H), k)  # (k H,)
+    ok = origin >= 1
+    series, origin = series[ok], origin[ok]
+    start, n = panel.offsets[:-1][series], panel.lengths[series]
+    err = np.zeros((len(choices), k))
+    for i, c in enumerate(choices):
+        _, _, zy, (_, scale, *_) = fw.encode(panel.values, start, n, origin, L, H, _norm(facts),
+                                             np.full(len(series), float(c)))  # fmt: skip
+        e = np.nanmean(np.abs(zy) * scale[:, None], axis=1)  # (windows,)
+        sums = np.bincount(series, weights=np.nan_to_num(e), minlength=k)
+        err[i] = sums / np.maximum(np.bincount(series, minlength=k), 1)
+    best = np.argmin(np.round(err, 12), axis=0)  # rounding: exact ties go to the first choice
+    return np.asarray(choices, np.float64)[best]
+
+
+def _encode(panel, facts, series, origin, L):
+    """``fw.encode`` of windows (series ``series (N,)``, origins ``origin (N,)``) with each
+    series' trend damping (``trend_phi``)."""
+    start, n = panel.offsets[:-1][series], panel.lengths[series]
+    phi = trend_phi(panel, facts, L)
+    phi = None if phi is None else phi[series]
+    return fw.encode(panel.values, start, n, origin, L, facts["horizon"], _norm(facts), phi)
+
+
 def _cov(panel, facts, kind):
     """Standardised covariate columns ``(N_rows, F)`` (F may be 0)."""
     spec = facts[kind]
@@ -149,13 +188,13 @@ def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None, zs=1.0):
     zy (N, H), stats)``."""
     H, m = facts["horizon"], facts["season"]
     start, n = panel.offsets[:-1][series], panel.lengths[series]
-    z, observed, zy, stats = fw.encode(panel.values, start, n, origin, L, H, _norm(facts))
+    z, observed, zy, stats = _encode(panel, facts, series, origin, L)
     z, zy = z / zs, zy / zs  # one scale per member: network values of order 1
     steps, fut = [z[..., None], observed[..., None].astype(np.float64)], []
     if facts.get("trend"):
         # the removed slope (per season, in scale units) as a constant channel: the network can
         # learn how much of the window's trend to keep
-        _, scale, _, slope = stats
+        _, scale, _, slope, _ = stats
         steps.append(np.broadcast_to((slope * max(m, 1) / scale)[:, None, None], z.shape + (1,)))
     if facts["calendar"]:
         phase0 = fw.series_phase0(panel, m)[series]
@@ -193,6 +232,7 @@ class Member:
     best_epoch: int
     correction: dict
     z_scale: float = 1.0
+    trend_choices: list | None = None  # this member's (``trend="hedge"``); None: the facts'
 
 
 def val_windows(config, panel, H) -> int:
@@ -225,8 +265,26 @@ def _tile(zy, Q, dtype):
     return np.tile(zy, (1, Q)).astype(dtype)
 
 
+def member_facts(facts, member):
+    """The facts a member reads: the panel's, with the member's own trend choices if any."""
+    if member.trend_choices is None:
+        return facts
+    return {**facts, "trend_choices": list(member.trend_choices)}
+
+
+def _member_choices(config, facts, index):
+    """``trend="hedge"``: the even members have no trend (the one choice 0), the odd ones
+    choose among ``trend_choices``; None otherwise (every member reads the facts')."""
+    if config.trend != "hedge" or not facts["trend"]:
+        return None
+    return [0.0] if index % 2 == 0 else list(facts["trend_choices"])
+
+
 def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None):
     seed, L = config.seed + index, facts["lookbacks"][index % len(facts["lookbacks"])]
+    choices = _member_choices(config, facts, index)
+    if choices is not None:
+        facts = {**facts, "trend_choices": choices}
     Q = len(facts["quantiles"])
     (ts, to), (vs, vo) = _origins(panel, facts, config, refit=False)
     if len(ts) == 0:
@@ -247,7 +305,7 @@ def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None
         model = _refit(
             facts, config, model, xr, _tile(zyr, Q, config.dtype), seed, best, distribute
         )
-    return Member(model, L, seed, best, correction, zs)
+    return Member(model, L, seed, best, correction, zs, choices)
 
 
 def _quantile_paths(model, facts, x):
@@ -324,8 +382,7 @@ def _z_scale(panel, facts, config, L, ts, to) -> float:
     if not config.rescale or len(ts) == 0:
         return 1.0
     pick = np.unique(np.linspace(0, len(ts) - 1, min(len(ts), 20000)).astype(np.int64))
-    start, n = panel.offsets[:-1][ts[pick]], panel.lengths[ts[pick]]
-    zy = fw.encode(panel.values, start, n, to[pick], L, facts["horizon"], _norm(facts))[2]
+    zy = _encode(panel, facts, ts[pick], to[pick], L)[2]
     rms = float(np.sqrt(np.nanmean(zy**2))) if np.isfinite(zy).any() else 1.0
     return rms if math.isfinite(rms) and rms > 1e-6 else 1.0
 
@@ -386,8 +443,8 @@ class GlobalForecaster:
         series = np.arange(panel.n_series)
         origin = panel.lengths.astype(np.int64)
         x, _, stats = _inputs(
-            panel, self.facts, series, origin, member.lookback, panel.future_ahead, ids,
-            member.z_scale,
+            panel, member_facts(self.facts, member), series, origin, member.lookback,
+            panel.future_ahead, ids, member.z_scale,
         )  # fmt: skip
         out = _quantile_paths(member.model, self.facts, x)
         return out, stats
@@ -407,14 +464,24 @@ class GlobalForecaster:
                 c = np.asarray(member.correction.get(str(a), np.zeros(self.horizon)))
                 bounds[a][0].append(fw.decode(np.minimum(lo - c, out[:, 0]) * zs, stats, norm))
                 bounds[a][1].append(fw.decode(np.maximum(hi + c, out[:, 0]) * zs, stats, norm))
-        agg = np.median if self.config.aggregate == "median" else np.mean
-        point = agg(np.stack(points), axis=0)[:, :horizon]
+        point = self._aggregate(points)[:, :horizon]
         result = {}
         for a in levels:
-            lo = np.minimum(agg(np.stack(bounds[a][0]), axis=0)[:, :horizon], point)
-            hi = np.maximum(agg(np.stack(bounds[a][1]), axis=0)[:, :horizon], point)
+            lo = np.minimum(self._aggregate(bounds[a][0])[:, :horizon], point)
+            hi = np.maximum(self._aggregate(bounds[a][1])[:, :horizon], point)
             result[a] = (lo, hi)
         return point, result
+
+    def _aggregate(self, paths):
+        """The members' ``paths`` (each ``(n, H)``) -> ``(n, H)``: their median (or mean); with
+        ``trend="hedge"`` that of each normalisation's members, then the mean of the two (an
+        equal-weight combination of the forecasts with and without the trend)."""
+        agg = np.median if self.config.aggregate == "median" else np.mean
+        groups = {}
+        for m, p in zip(self.members, paths):
+            key = None if m.trend_choices is None else tuple(m.trend_choices)
+            groups.setdefault(key, []).append(p)
+        return np.mean([agg(np.stack(g), axis=0) for g in groups.values()], axis=0)
 
     # -- files ------------------------------------------------------------------------------------
     def save(self, path):
@@ -435,7 +502,7 @@ class GlobalForecaster:
             )
             members.append({"model": m.model.get_config(), "lookback": m.lookback, "seed": m.seed,
                             "best_epoch": m.best_epoch, "correction": m.correction,
-                            "z_scale": m.z_scale})  # fmt: skip
+                            "z_scale": m.z_scale, "trend_choices": m.trend_choices})  # fmt: skip
         meta = {"format": FORMAT, "format_version": "1",
                 "config": json.dumps(self.config.to_dict()), "facts": json.dumps(self.facts),
                 "members": json.dumps(members)}  # fmt: skip

@@ -74,5 +74,11 @@ def read_forecaster(cls, path):
         if not (math.isfinite(zs) and zs > 0):
             raise ModelFileError(f"{where}: z_scale must be a number > 0; got {zs!r}")
         lookback, seed, best = int(spec["lookback"]), int(spec["seed"]), int(spec["best_epoch"])
-        members.append(Member(model, lookback, seed, best, corr, zs))
+        choices = spec.get("trend_choices")  # files before ``trend="hedge"``: None
+        if choices is not None and (
+            not isinstance(choices, list)
+            or not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in choices)
+        ):
+            raise ModelFileError(f"{where}: trend_choices must be a list of numbers in [0, 1]")
+        members.append(Member(model, lookback, seed, best, corr, zs, choices))
     return cls(config, facts, members)

@@ -12,7 +12,10 @@ A window of series ``k`` at origin ``t`` reads the ``L`` values before ``t`` (po
 - seasonal profile ``p`` (``seasonal``): from the last ``c >= 2`` whole seasons of the window,
   the mean over cycles of each cycle's deviation from its own mean, continued over the horizon;
 - network units ``z = (f(y) - l - d k) / s - p`` (``k`` the position from the level's centre);
-  a forecast ``z`` is decoded as ``f^-1(l + d k + s (z + p))``.
+  a forecast ``z`` is decoded as ``f^-1(l + d k + s (z + p))``. A per-window damping ``phi``
+  (``encode``'s ``phi``) bends the line after the last observed step: step ``h`` ahead of it
+  gets ``d (phi + phi^2 + ... + phi^h)`` (``phi = 1``: the straight line; ``phi = 0``: the
+  window has no trend at all, its slope is 0, as with ``trend`` off).
 
 So the network sees the shape of the recent past whatever the series' level, and predicts a
 deseasonalised, level-free path: Smyl's ES-RNN recipe with the window's own statistics instead of
@@ -59,7 +62,8 @@ def transform_values(v, log):
 
 def window_stats(xf, m, level, seasonal, trend=False):
     """Statistics of transformed windows ``xf (N, L)`` (NaN = padding): level ``(N,)``, slope
-    ``(N,)`` (per step; 0 unless ``trend``) and the seasonal profile ``(N, m)`` indexed by
+    ``(N,)`` (per step; 0 unless ``trend``: a bool, or ``(N,)`` bools, one per window) and the
+    seasonal profile ``(N, m)`` indexed by
     ``(position - L) mod m`` (zeros when not used). The slope is the difference of the means of
     the last two whole seasons over ``m`` (0 when the window holds fewer); the profile is taken
     from the detrended window, so that a trend does not leak into it as a within-season ramp."""
@@ -69,8 +73,9 @@ def window_stats(xf, m, level, seasonal, trend=False):
     tail = xf[:, L - span :]
     lvl = np.nanmean(tail, axis=1) if span > 1 else xf[:, -1]
     slope = np.zeros(N)
-    if trend and m >= 2 and L >= 2 * m:
-        ok = obs >= 2 * m
+    want = np.broadcast_to(np.asarray(trend, bool), (N,))
+    if want.any() and m >= 2 and L >= 2 * m:
+        ok = (obs >= 2 * m) & want
         prev = xf[ok, L - 2 * m : L - m].mean(axis=1)
         slope[ok] = (xf[ok, L - m :].mean(axis=1) - prev) / m
     prof = np.zeros((N, max(m, 1)))
@@ -87,12 +92,22 @@ def window_stats(xf, m, level, seasonal, trend=False):
     return lvl, slope, prof
 
 
-def trend_at(slope, offsets, m, level):
+def trend_at(slope, offsets, m, level, phi=None):
     """The trend line at window-relative positions ``offsets (K,)``: ``(N, K)``, 0 at the
     level's centre (position ``-(m+1)/2`` for the mean of the last season, -1 for the last
-    value)."""
+    value). ``phi (N,)`` damps it after the last observed step (position -1): position
+    ``h >= 0`` is ``h + 1`` steps past it and gets ``phi + ... + phi^(h+1)`` slopes (None or 1:
+    the straight line)."""
     centre = -(max(m, 1) + 1) / 2.0 if level == "season" else -1.0
-    return slope[:, None] * (np.asarray(offsets, np.float64)[None, :] - centre)
+    k = np.asarray(offsets, np.float64)[None, :]  # (1, K)
+    steps = np.broadcast_to(k - centre, (len(slope), k.shape[1])).copy()
+    if phi is not None:
+        ph = np.asarray(phi, np.float64)[:, None]  # (N, 1)
+        ahead = np.maximum(k + 1, 0)  # steps past the last observed one
+        lin = np.isclose(ph, 1.0)
+        damped = np.where(lin, ahead, ph * (1 - ph**ahead) / np.where(lin, 1.0, 1 - ph))
+        steps = np.where(k >= 0, (-1 - centre) + damped, steps)
+    return slope[:, None] * steps
 
 
 def profile_at(prof, offsets):
@@ -102,22 +117,27 @@ def profile_at(prof, offsets):
     return prof[:, np.mod(offsets, m)]
 
 
-def encode(values, start, n, origin, L, H, norm):
+def encode(values, start, n, origin, L, H, norm, phi=None):
     """Encode windows. ``values`` the flat raw series, ``start, n, origin (N,)`` the series'
     offsets, usable lengths and the windows' origins; ``norm`` a dict with ``log``, ``season``,
     ``level``, ``seasonal`` (and optionally ``trend``, ``profile_seasons``: the level, slope
     and profile then read the last ``profile_seasons`` seasons when that is longer than ``L``).
-    Returns ``z (N, L)`` (0 at padding), ``observed (N, L)``, the
-    targets ``zy (N, H)`` (NaN beyond ``n``) and the statistics ``(lvl, scale, prof)``."""
+    ``phi (N,)``: each window's trend damping when ``trend`` is on (0 = no trend for that
+    window; None = the straight line for all). Returns ``z (N, L)`` (0 at padding),
+    ``observed (N, L)``, the targets ``zy (N, H)`` (NaN beyond ``n``) and the statistics
+    ``(lvl, scale, prof, slope, phi)``."""
     m = norm["season"]
     # the statistics may read more seasons (``profile_seasons``) than the network sees (L)
     S = max(L, norm.get("profile_seasons", 0) * m) if m >= 2 else L
     pos = origin[:, None] + np.arange(-S, 0)[None, :]  # (N, S)
     xs = _gather(values, start, n, pos)
+    trend = bool(norm.get("trend", False))
+    if phi is not None:
+        phi = np.asarray(phi, np.float64)
+        trend = trend & (phi > 0)  # phi = 0: this window has no trend
     lvl, slope, prof = window_stats(
-        transform_values(xs, norm["log"]), m, norm["level"], norm["seasonal"],
-        norm.get("trend", False),
-    )  # fmt: skip
+        transform_values(xs, norm["log"]), m, norm["level"], norm["seasonal"], trend
+    )
     x = xs[:, S - L :]  # (N, L): the network's window
     observed = ~np.isnan(x)
     xf = transform_values(x, norm["log"])
@@ -132,18 +152,18 @@ def encode(values, start, n, origin, L, H, norm):
     z = np.where(observed, z, 0.0)
     ypos = origin[:, None] + np.arange(H)[None, :]
     y = _gather(values, start, n, ypos)
-    ybase = lvl[:, None] + trend_at(slope, np.arange(H), m, norm["level"])
+    ybase = lvl[:, None] + trend_at(slope, np.arange(H), m, norm["level"], phi)
     zy = (transform_values(y, norm["log"]) - ybase) / scale[:, None]
     zy = zy - profile_at(prof, np.arange(H))
-    return z, observed, zy, (lvl, scale, prof, slope)
+    return z, observed, zy, (lvl, scale, prof, slope, phi)
 
 
 def decode(z, stats, norm):
     """Network units ``z (N, H)`` (or ``(N, Q, H)``) -> original units."""
-    lvl, scale, prof, slope = stats
+    lvl, scale, prof, slope, phi = stats
     H = z.shape[-1]
     p = profile_at(prof, np.arange(H))
-    base = lvl[:, None] + trend_at(slope, np.arange(H), norm["season"], norm["level"])  # (N, H)
+    base = lvl[:, None] + trend_at(slope, np.arange(H), norm["season"], norm["level"], phi)
     if z.ndim == 3:
         base, scale, p = base[:, None, :], scale[:, None], p[:, None, :]
     f = base + scale[..., None] * (z + p)

@@ -110,6 +110,10 @@ def _model_options(p, d):
     p.add_argument(
         "--seed", action=_Given, type=_seed, default=d.seed, help=f"random seed (default {d.seed})"
     )
+    p.add_argument("--trend", action=_Given, choices=["auto", "on", "off", "select"],
+                   default=d.trend, help="seasonal data's trend in the normalisation: off, on "
+                   "(the line through the last two seasons' means), select (each series chooses "
+                   f"none, damped or straight on its last windows); default {d.trend}")  # fmt: skip
     p.add_argument("--no-rescale", dest="rescale", action="store_false",
                    help="do not divide the network's values by their RMS over the training "
                    "windows (ForecastConfig.rescale; on by default)")  # fmt: skip
@@ -296,7 +300,7 @@ def _config(args):
         "loss": args.loss, "epochs": args.epochs, "patience": args.patience,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate,
         "ensemble": args.ensemble, "aggregate": args.aggregate, "seed": args.seed,
-        "max_minutes": args.max_minutes, "rescale": args.rescale,
+        "max_minutes": args.max_minutes, "rescale": args.rescale, "trend": args.trend,
     }  # fmt: skip
     return with_levels(_defaults().replace(**changes), args.level)
 
