@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..gates import LSTM_GATES
+from ..gates import GRU_GATES, LSTM_GATES
 from ._jit import JIT as _JIT
 from .activations import one_, sigmoid_, tanh_
 
 _I, _F, _G, _O = (LSTM_GATES.index(k) for k in ("i", "f", "g", "o"))
+_Z, _R, _N = (GRU_GATES.index(k) for k in ("z", "r", "n"))
 
 
 @njit(inline="always")
@@ -95,3 +96,95 @@ def lstm_pass_grad(a, gs, o, tc, cp, dh, dc, dz, zo, zs, m):
     for k in range(m):
         di[k], df[k], dg[k], do[k], dc[k] = lstm_cell_grad(ai[k], af[k], ag[k], ao[k], tc[k],
                                                            cp[k], dh[k], dc[k])  # fmt: skip
+
+
+# --- GRU ----------------------------------------------------------------------------------------
+
+
+@njit(inline="always")
+def gru_cell(az, ar, xn, hun, h_prev):
+    """One unit's step: ``az, ar`` the whole z and r pre-activations, ``xn = (x W + b_in)_n``,
+    ``hun = (h U + b_rec)_n`` -> ``(z, r, n, h)``."""
+    z = sigmoid_(az)
+    r = sigmoid_(ar)
+    n = tanh_(xn + r * hun)
+    return z, r, n, z * h_prev + (one_(z) - z) * n
+
+
+@njit(inline="always")
+def gru_cell_grad(z, r, n, hun, h_prev, dh):
+    """One unit's derivative -> ``(dz_z, dz_r, dz_n, d(h U)_n, the part of dL/dh_{t-1} that
+    skips U)``."""
+    one = one_(dh)
+    dn = dh * (one - z) * (one - n * n)
+    dr = dn * hun * (r * (one - r))
+    return dh * (h_prev - n) * (z * (one - z)), dr, dn, dn * r, dh * z
+
+
+@njit(**_JIT)
+def gru_pass(ur, bu, xr, bi, hp, gr, hunr, hn, H):
+    """One row: ``ur = h_in @ U``, ``xr = x @ W`` and the biases -> gates z, r, n into ``gr``,
+    ``(h U + b_rec)_n`` into ``hunr``, h_t into ``hn``."""
+    z0, r0, n0 = _Z * H, _R * H, _N * H
+    for j in range(H):
+        # (x W + b_in) + (h U + b_rec), rounded in the reference's order
+        hun = ur[n0 + j] + bu[n0 + j]
+        gr[z0 + j], gr[r0 + j], gr[n0 + j], hn[j] = gru_cell(
+            (xr[z0 + j] + bi[z0 + j]) + (ur[z0 + j] + bu[z0 + j]),
+            (xr[r0 + j] + bi[r0 + j]) + (ur[r0 + j] + bu[r0 + j]),
+            xr[n0 + j] + bi[n0 + j], hun, hp[j],
+        )  # fmt: skip
+        hunr[j] = hun
+
+
+@njit(**_JIT)
+def gru_pass_grad(a, hun, hp, dh, dxw, dhu, blend, H):
+    """One row: gates ``a``, ``(h U + b_rec)_n``, h_{t-1} and dL/dh_t -> dL/d(x W + b_in) into
+    ``dxw``, dL/d(h U + b_rec) into ``dhu``, and ``dh * z`` (dL/dh_{t-1} past U) into ``blend``."""
+    z0, r0, n0 = _Z * H, _R * H, _N * H
+    for j in range(H):
+        dz, dr, dn, dun, blend[j] = gru_cell_grad(a[z0 + j], a[r0 + j], a[n0 + j], hun[j], hp[j],
+                                                  dh[j])  # fmt: skip
+        dxw[z0 + j], dxw[r0 + j], dxw[n0 + j] = dz, dr, dn
+        dhu[z0 + j], dhu[r0 + j], dhu[n0 + j] = dz, dr, dun  # n sees hu_n only through r * hu_n
+
+
+# --- simple RNN: h = φ(z), φ an integer code (0 linear, 1 tanh, 2 sigmoid, 3 relu) branched on
+# once per row, not per value (a branch inside the loop would stop it vectorising) -------------
+
+
+@njit(**_JIT)
+def rnn_pass(zr, xr, br, yr, act, H):
+    """One row: ``yr = φ((xr + br) + zr)``, the reference's rounding order (``yr`` must not
+    alias ``zr`` or ``xr``: the loops would not vectorise)."""
+    zero = one_(yr) - one_(yr)
+    if act == 1:
+        for j in range(H):
+            yr[j] = tanh_((xr[j] + br[j]) + zr[j])
+    elif act == 2:
+        for j in range(H):
+            yr[j] = sigmoid_((xr[j] + br[j]) + zr[j])
+    elif act == 3:
+        for j in range(H):
+            v = (xr[j] + br[j]) + zr[j]
+            yr[j] = v if v > 0 else zero
+    else:
+        for j in range(H):
+            yr[j] = (xr[j] + br[j]) + zr[j]
+
+
+@njit(**_JIT)
+def rnn_pass_grad(yr, dh, d, act, H):
+    """One row: ``d = dh * φ'`` from φ's output ``yr``."""
+    one = one_(dh)
+    if act == 1:
+        for j in range(H):
+            d[j] = dh[j] * (one - yr[j] * yr[j])
+    elif act == 2:
+        for j in range(H):
+            d[j] = dh[j] * (yr[j] * (one - yr[j]))
+    elif act == 3:
+        for j in range(H):
+            d[j] = dh[j] if yr[j] > 0 else one - one
+    else:
+        d[:H] = dh[:H]

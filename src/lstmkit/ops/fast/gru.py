@@ -19,7 +19,7 @@ from numba import njit
 
 from ..gru import GRUCache
 from ._jit import JIT as _JIT
-from .activations import one_, sigmoid_, tanh_
+from .cells import gru_pass, gru_pass_grad
 from .common import (
     as_float,
     bool_or_dummy,
@@ -31,24 +31,6 @@ from .common import (
     split,
     weight_gradients,
 )
-
-
-@njit(**_JIT)
-def _gru_cell_row(ur, bu, xr, bi, hp, gr, hunr, hn, H):
-    """``ur = h_in @ U`` for one row -> gates z, r, n into ``gr``, ``hu_n`` into ``hunr``, h into
-    ``hn`` (``gr`` and ``hunr`` are write-only scratch when called for inference)."""
-    one = one_(hp)
-    for j in range(H):
-        # (x W + b_in) + (h U + b_rec), rounded in the reference's order
-        z = sigmoid_((xr[j] + bi[j]) + (ur[j] + bu[j]))
-        r = sigmoid_((xr[H + j] + bi[H + j]) + (ur[H + j] + bu[H + j]))
-        hun = ur[2 * H + j] + bu[2 * H + j]
-        n = tanh_((xr[2 * H + j] + bi[2 * H + j]) + r * hun)
-        gr[j] = z
-        gr[H + j] = r
-        gr[2 * H + j] = n
-        hunr[j] = hun
-        hn[j] = z * hp[j] + (one - z) * n
 
 
 @njit(**_JIT)
@@ -69,7 +51,7 @@ def _gru_forward_loop(
             hin[:] = h[t, b0:b1]
         np.dot(hin, U, u[b0:b1])  # (nb, 3H)
         for b in range(b0, b1):
-            _gru_cell_row(u[b], bu, xw[t, b], bi, h[t, b], gates[t, b], hu_n[t, b], h[t + 1, b], H)
+            gru_pass(u[b], bu, xw[t, b], bi, h[t, b], gates[t, b], hu_n[t, b], h[t + 1, b], H)
             if has_mask and not mask[t, b]:
                 h[t + 1, b] = h[t, b]
 
@@ -84,7 +66,7 @@ def _gru_infer_loop(b0, b1, xw, bi, h0, U, bu, mask, has_mask, u, g, hun, hs):
         np.dot(hp, U, u[b0:b1])
         for b in range(b0, b1):
             hpb = h0[b] if t == 0 else hs[t - 1, b]
-            _gru_cell_row(u[b], bu, xw[t, b], bi, hpb, g[b], hun[b], hs[t, b], H)
+            gru_pass(u[b], bu, xw[t, b], bi, hpb, g[b], hun[b], hs[t, b], H)
             if has_mask and not mask[t, b]:
                 hs[t, b] = hpb
 
@@ -113,38 +95,19 @@ def _gru_backward_loop(
     (T, B, 3H); blend and dh_prev (B, H) are scratch."""
     T = gates.shape[0]
     H = dh.shape[1]
-    one = one_(dh)
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             dhr = dh[b]
             if has_dhs:
                 for j in range(H):
                     dhr[j] += dhs[t, b, j]
-            a = gates[t, b]
-            d = dxw[t, b]
-            du = dhu[t, b]
-            bl = blend[b]
             if not has_mask or mask[t, b]:
-                hp = h[t, b]
-                hun = hu_n[t, b]
-                for j in range(H):
-                    z = a[j]
-                    r = a[H + j]
-                    n = a[2 * H + j]
-                    dn = dhr[j] * (one - z) * (one - n * n)
-                    dz = dhr[j] * (hp[j] - n) * (z * (one - z))
-                    dr = dn * hun[j] * (r * (one - r))
-                    d[j] = dz
-                    d[H + j] = dr
-                    d[2 * H + j] = dn
-                    du[j] = dz
-                    du[H + j] = dr
-                    du[2 * H + j] = dn * r  # n sees hu_n only through r ⊙ hu_n
-                    bl[j] = dhr[j] * z
+                gru_pass_grad(gates[t, b], hu_n[t, b], h[t, b], dhr, dxw[t, b], dhu[t, b],
+                              blend[b], H)  # fmt: skip
             else:  # a skipped step passes its gradient straight through
-                d[:] = 0
-                du[:] = 0
-                bl[:] = dhr
+                dxw[t, b] = 0
+                dhu[t, b] = 0
+                blend[b] = dhr
         np.dot(dhu[t, b0:b1], UT, dh_prev[b0:b1])  # (nb, H)
         for b in range(b0, b1):
             if has_rmask:
