@@ -98,6 +98,17 @@ def lstm_pass_grad(a, gs, o, tc, cp, dh, dc, dz, zo, zs, m):
                                                            cp[k], dh[k], dc[k])  # fmt: skip
 
 
+@njit(inline="always")
+def carry_over(run, new, old):
+    """Around every kernel's step, forward and back: rows ``b`` of ``new (B, n)`` whose step the
+    mask skips (``run[b]`` False) take ``old``'s, so the state (h, c; dh, dc in BPTT) passes a
+    skipped step unchanged. Feature-major ``(n, B)`` blocks are passed transposed."""
+    for b in range(new.shape[0]):
+        if not run[b]:
+            for j in range(new.shape[1]):
+                new[b, j] = old[b, j]
+
+
 # --- GRU ----------------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from numba import njit
 
 from ..gru import GRUCache
 from ._jit import JIT as _JIT
-from .cells import gru_pass, gru_pass_grad
+from .cells import carry_over, gru_pass, gru_pass_grad
 from .common import (
     as_float,
     bool_or_dummy,
@@ -52,8 +52,8 @@ def _gru_forward_loop(
         np.dot(hin, U, u[b0:b1])  # (nb, 3H)
         for b in range(b0, b1):
             gru_pass(u[b], bu, xw[t, b], bi, h[t, b], gates[t, b], hu_n[t, b], h[t + 1, b], H)
-            if has_mask and not mask[t, b]:
-                h[t + 1, b] = h[t, b]
+        if has_mask:
+            carry_over(mask[t, b0:b1], h[t + 1, b0:b1], h[t, b0:b1])
 
 
 @njit(**_JIT)
@@ -65,10 +65,9 @@ def _gru_infer_loop(b0, b1, xw, bi, h0, U, bu, mask, has_mask, u, g, hun, hs):
         hp = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]
         np.dot(hp, U, u[b0:b1])
         for b in range(b0, b1):
-            hpb = h0[b] if t == 0 else hs[t - 1, b]
-            gru_pass(u[b], bu, xw[t, b], bi, hpb, g[b], hun[b], hs[t, b], H)
-            if has_mask and not mask[t, b]:
-                hs[t, b] = hpb
+            gru_pass(u[b], bu, xw[t, b], bi, hp[b - b0], g[b], hun[b], hs[t, b], H)
+        if has_mask:
+            carry_over(mask[t, b0:b1], hs[t, b0:b1], hp)
 
 
 @njit(**_JIT)

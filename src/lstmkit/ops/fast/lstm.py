@@ -29,7 +29,7 @@ from numba import njit
 from ..lstm import LSTMCache
 from . import lstm_fm
 from ._jit import JIT as _JIT
-from .cells import lstm_pass, lstm_pass_grad, lstm_pass_infer
+from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
 from .common import (
     as_float,
     bool_or_dummy,
@@ -72,9 +72,9 @@ def _lstm_forward_loop(
             _add_row(gates[t, b], xw[t, b], bias)  # activated in place by the pass below
             lstm_pass(gates[t, b], H, gates[t, b], H, 0, c[t, b], c[t + 1, b], tanh_c[t, b],
                       hs[t, b], 0, H)  # fmt: skip
-            if has_mask and not mask[t, b]:  # skipped step: carry h and c over unchanged
-                c[t + 1, b] = c[t, b]
-                hs[t, b] = h0[b] if t == 0 else hs[t - 1, b]
+        if has_mask:
+            carry_over(mask[t, b0:b1], c[t + 1, b0:b1], c[t, b0:b1])
+            carry_over(mask[t, b0:b1], hs[t, b0:b1], hp)
 
 
 @njit(**_JIT)

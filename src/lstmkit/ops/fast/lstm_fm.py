@@ -48,7 +48,7 @@ from numba import njit, prange
 from ..lstm import LSTMCache
 from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
-from .cells import lstm_pass, lstm_pass_grad, lstm_pass_infer
+from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
 from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
 from .packed import MR, kernels, lanes, matmul_packed
 
@@ -84,12 +84,10 @@ def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
     matmul_packed(Ap, p0, 4 * hu, xh, Z, mk)
     lstm_pass(Z.ravel(), hu * B, G[t].ravel(), H * B, j0 * B, C[t].ravel(), C[t + 1].ravel(),
               TC[t].ravel(), nx.ravel(), r0 * B, hu * B)  # fmt: skip
-    if has_mask:  # a skipped step carries h and c over unchanged
-        for b in range(B):
-            if not mask[t, b]:
-                for j in range(j0, j1):
-                    C[t + 1, j, b] = C[t, j, b]
-                    nx[r0 + j, b] = h0[b, j] if t == 0 else out[b, t - 1, j]
+    if has_mask:
+        carry_over(mask[t], C[t + 1, j0:j1].T, C[t, j0:j1].T)
+        hp = h0[:, j0:j1] if t == 0 else out[:, t - 1, j0:j1]  # h_{t-1} before dropout
+        carry_over(mask[t], nx[r0 + j0 : r0 + j1].T, hp)
     for b in range(B):  # (H, B) -> (B, H): strided reads, contiguous writes, ~1 us at (128, 32)
         row = out[b, t]
         for j in range(j0, j1):
@@ -272,12 +270,11 @@ def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, h
     lstm_pass_grad(G[t].ravel(), H * B, j0 * B, TC[t].ravel(), C[t].ravel(), dh.ravel(),
                    dc.ravel(), DZ.ravel(), zo, hu * B, hu * B)  # fmt: skip
     if has_mask:  # a skipped step passes dh and dc straight through, no gradient
+        carry_over(mask[t], dc[j0:j1].T, keep_dc[j0:j1].T)
         for b in range(B):
             if not mask[t, b]:
                 for r in range(4 * j0, 4 * j1):
                     DZ[r, b] = 0
-                for j in range(j0, j1):
-                    dc[j, b] = keep_dc[j, b]
     s = DZ.itemsize
     gemm(addr, False, True, 4 * hu, K, B, 1.0, DZ.ctypes.data + zo * s, B, XH[t].ctypes.data, B,
          1.0, dWTp.ctypes.data + 4 * j0 * K * s, K, iw, fw)  # fmt: skip
@@ -302,10 +299,9 @@ def _backward_inputs(t, r0, r1, Wp, p0, mk, DZ, out, dx, dh, rm, has_rm, mask, h
         j = r - D
         for b in range(B):
             dh[j, b] = out[r, b] * rm[j, b] if has_rm else out[r, b]
-        if has_mask:
-            for b in range(B):
-                if not mask[t, b]:
-                    dh[j, b] = keep_dh[j, b]
+    if has_mask:
+        j0, j1 = max(r0, D) - D, max(r1, D) - D
+        carry_over(mask[t], dh[j0:j1].T, keep_dh[j0:j1].T)
 
 
 @njit(**_JIT)
@@ -446,11 +442,8 @@ def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, mk, xb, XH, Z, Cb, out, mask, has_ma
     lstm_pass_infer(Z.ravel(), cp.ravel()[j0 * B : j1 * B], cn.ravel()[j0 * B : j1 * B],
                     nx.ravel()[(r0 + j0) * B : (r0 + j1) * B], hu * B)  # fmt: skip
     if has_mask:
-        for b in range(B):
-            if not mask[t, b]:
-                for j in range(j0, j1):
-                    cn[j, b] = cp[j, b]
-                    nx[r0 + j, b] = xh[r0 + j, b]
+        carry_over(mask[t], cn[j0:j1].T, cp[j0:j1].T)
+        carry_over(mask[t], nx[r0 + j0 : r0 + j1].T, xh[r0 + j0 : r0 + j1].T)
     for b in range(B):
         row = out[b, t]
         for j in range(j0, j1):

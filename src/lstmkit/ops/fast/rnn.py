@@ -17,7 +17,7 @@ from numba import njit
 from ..activations import get_activation
 from ..rnn import RNNCache
 from ._jit import JIT as _JIT
-from .cells import rnn_pass, rnn_pass_grad
+from .cells import carry_over, rnn_pass, rnn_pass_grad
 from .common import (
     as_float,
     bool_or_dummy,
@@ -59,10 +59,9 @@ def _rnn_forward_loop(
         np.dot(hin, U, u[b0:b1])  # (nb, H) recurrent product
         for b in range(b0, b1):
             rnn_pass(u[b], xw[t, b], bias, y[s, b], act, H)
-            if has_mask and not mask[t, b]:
-                hs[t, b] = h0[b] if t == 0 else hs[t - 1, b]
-            else:
-                hs[t, b] = y[s, b]
+            hs[t, b] = y[s, b]
+        if has_mask:
+            carry_over(mask[t, b0:b1], hs[t, b0:b1], hp)
 
 
 @njit(**_JIT)
