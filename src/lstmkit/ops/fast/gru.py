@@ -35,14 +35,16 @@ from .common import (
 
 @njit(**_JIT)
 def _gru_forward_loop(
-    b0, b1, xw, bi, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u
+    b0, b1, xw, bi, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u, store
 ):
     """Rows b0:b1. h (T+1, B, H) holds h0 in h[0] on entry; fills gates, hu_n, h[1:], h_in.
-    u (B, 3H) is scratch for the recurrent product."""
+    u (B, 3H) is scratch for the recurrent product. Without ``store`` (inference) gates, hu_n
+    and h_in are (1, B, ...) scratch reused at every step."""
     T = xw.shape[0]
     H = h.shape[2]
     for t in range(T):
-        hin = h_in[t, b0:b1]
+        s = t if store else 0
+        hin = h_in[s, b0:b1]
         if has_rmask:
             for b in range(b1 - b0):
                 for j in range(H):
@@ -51,23 +53,9 @@ def _gru_forward_loop(
             hin[:] = h[t, b0:b1]
         np.dot(hin, U, u[b0:b1])  # (nb, 3H)
         for b in range(b0, b1):
-            gru_pass(u[b], bu, xw[t, b], bi, h[t, b], gates[t, b], hu_n[t, b], h[t + 1, b], H)
+            gru_pass(u[b], bu, xw[t, b], bi, h[t, b], gates[s, b], hu_n[s, b], h[t + 1, b], H)
         if has_mask:
             carry_over(mask[t, b0:b1], h[t + 1, b0:b1], h[t, b0:b1])
-
-
-@njit(**_JIT)
-def _gru_infer_loop(b0, b1, xw, bi, h0, U, bu, mask, has_mask, u, g, hun, hs):
-    """Rows b0:b1 without a cache; u (B, 3H), g (B, 3H), hun (B, H) are scratch."""
-    T = xw.shape[0]
-    H = h0.shape[1]
-    for t in range(T):
-        hp = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]
-        np.dot(hp, U, u[b0:b1])
-        for b in range(b0, b1):
-            gru_pass(u[b], bu, xw[t, b], bi, hp[b - b0], g[b], hun[b], hs[t, b], H)
-        if has_mask:
-            carry_over(mask[t, b0:b1], hs[t, b0:b1], hp)
 
 
 @njit(**_JIT)
@@ -143,56 +131,48 @@ def _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
     )
 
 
-def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
-    """Run the GRU over ``x (T, B, D)``; returns ``(hs (T, B, H), h_T (B, H), cache)``."""
+def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, store):
     x, h0, kernel, U, bias = _prepare(
-        "gru_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask
+        fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask
     )
     dt = x.dtype
     T, B, _ = x.shape
     H = h0.shape[-1]
     xw = np.empty((T, B, 3 * H), dtype=dt)
     input_projection(x, kernel, xw)  # x @ kernel for all steps at once (bias[0]: in the loop)
-    gates = np.empty((T, B, 3 * H), dtype=dt)
-    hu_n = np.empty((T, B, H), dtype=dt)
+    n = T if store else 1
+    gates = np.empty((n, B, 3 * H), dtype=dt)
+    hu_n = np.empty((n, B, H), dtype=dt)
+    h_in = np.empty((n, B, H), dtype=dt)
     h = np.empty((T + 1, B, H), dtype=dt)
-    h_in = np.empty((T, B, H), dtype=dt)
-    u = np.empty((B, 3 * H), dtype=dt)
     h[0] = h0
+    u = np.empty((B, 3 * H), dtype=dt)
     m, has_m = bool_or_dummy(mask)
     rm, has_rm = float_or_dummy(recurrent_mask, dt)
 
     def loop(b0, b1):
         _gru_forward_loop(
-            b0, b1, xw, bias[0], U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u
+            b0, b1, xw, bias[0], U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u, store
         )
 
     in_parallel(split(B, T * B * 3 * H * H), loop, B * 3 * H * H)
+    return x, kernel, U, gates, hu_n, h, h_in
+
+
+def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
+    """Run the GRU over ``x (T, B, D)``; returns ``(hs (T, B, H), h_T (B, H), cache)``."""
+    x, kernel, U, gates, hu_n, h, h_in = _run(
+        "gru_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, True
+    )
     cache = GRUCache(x, kernel, U, gates, hu_n, h, h_in, mask, recurrent_mask)
+    T = x.shape[0]
     return h[1:].copy(), h[T].copy(), cache
 
 
 def gru_infer(x, h0, kernel, recurrent_kernel, bias, mask=None):
     """Inference only: :func:`gru_forward` without the cache. Returns ``(hs, h_T)``."""
-    x, h0, kernel, U, bias = _prepare(
-        "gru_infer", x, h0, kernel, recurrent_kernel, bias, mask, None
-    )
-    dt = x.dtype
-    T, B, _ = x.shape
-    H = h0.shape[-1]
-    xw = np.empty((T, B, 3 * H), dtype=dt)
-    input_projection(x, kernel, xw)
-    hs = np.empty((T, B, H), dtype=dt)
-    u = np.empty((B, 3 * H), dtype=dt)
-    g = np.empty((B, 3 * H), dtype=dt)  # scratch the inference path never reads back
-    hun = np.empty((B, H), dtype=dt)
-    m, has_m = bool_or_dummy(mask)
-
-    def loop(b0, b1):
-        _gru_infer_loop(b0, b1, xw, bias[0], h0, U, bias[1], m, has_m, u, g, hun, hs)
-
-    in_parallel(split(B, T * B * 3 * H * H), loop, B * 3 * H * H)
-    return hs, (hs[T - 1].copy() if T > 0 else h0.copy())
+    h = _run("gru_infer", x, h0, kernel, recurrent_kernel, bias, mask, None, False)[5]
+    return h[1:], h[-1].copy()
 
 
 def gru_step(x_t, h, kernel, recurrent_kernel, bias):

@@ -13,12 +13,12 @@ Which kernel runs (measured in ``benchmarks/bench_speed.py``, see ``docs/speed.m
   columns, one BLAS call per step, units split over threads);
 - B = 1, training: the row-major kernels below (``h @ U`` per step through numba's ``np.dot``
   into preallocated buffers, the input projection and the weight gradients as big GEMMs outside
-  the loop, bias, gates, cell update and masks fused in one vectorised pass per row);
+  the loop, then one pointwise pass per row);
 - B = 1, inference: :func:`_lstm_infer_rows`, no BLAS at all (its fixed cost is most of a step);
 - the streaming step: one compiled call with both products and the gates.
 
-Nothing is allocated inside the loops; float32 uses the rational tanh of :mod:`.activations`
-(accurate to float32 rounding), float64 the exact one.
+Every one of them runs the step and its derivative of :mod:`.cells` (one definition), with the
+mask applied around it by :func:`.cells.carry_over`. Nothing is allocated inside the loops.
 """
 
 from __future__ import annotations

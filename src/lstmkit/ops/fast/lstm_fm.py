@@ -17,8 +17,8 @@ Backward, per step from the last, with ``W (D + H, 4H) = [kernel; recurrent_kern
     [d bias | d kernel.T | d recurrent_kernel.T] += dz_t @ xh_t.T   # one product
 
 so BPTT keeps no ``dz (T, B, 4H)`` and needs no separate weight-gradient pass. The pointwise
-passes are flat loops over contiguous ``(4H, B)`` / ``(H, B)`` blocks, which numba vectorises
-(a loop per unit or per batch column does not: measured 3 vs 21-30 ns per cell).
+passes (:mod:`.cells`) are flat loops over contiguous ``(4H, B)`` / ``(H, B)`` blocks, which
+numba vectorises (a loop per unit or per batch column does not: 3 vs 21-30 ns per cell).
 
 The cache holds ``(T, B, ...)`` *views* of the feature-major buffers, so readers (the NumPy
 backward, :mod:`lstmkit.inspect`) see the usual layout; :func:`lstm_backward_fm` finds the
