@@ -19,7 +19,7 @@ from numba import njit
 
 from ..gru import GRUCache
 from ._jit import JIT as _JIT
-from .activations import one_, sigmoid_, tanh_
+from .cells import carry_over, gru_pass, gru_pass_grad
 from .common import (
     as_float,
     bool_or_dummy,
@@ -34,33 +34,17 @@ from .common import (
 
 
 @njit(**_JIT)
-def _gru_cell_row(ur, bu, xr, bi, hp, gr, hunr, hn, H):
-    """``ur = h_in @ U`` for one row -> gates z, r, n into ``gr``, ``hu_n`` into ``hunr``, h into
-    ``hn`` (``gr`` and ``hunr`` are write-only scratch when called for inference)."""
-    one = one_(hp)
-    for j in range(H):
-        # (x W + b_in) + (h U + b_rec), rounded in the reference's order
-        z = sigmoid_((xr[j] + bi[j]) + (ur[j] + bu[j]))
-        r = sigmoid_((xr[H + j] + bi[H + j]) + (ur[H + j] + bu[H + j]))
-        hun = ur[2 * H + j] + bu[2 * H + j]
-        n = tanh_((xr[2 * H + j] + bi[2 * H + j]) + r * hun)
-        gr[j] = z
-        gr[H + j] = r
-        gr[2 * H + j] = n
-        hunr[j] = hun
-        hn[j] = z * hp[j] + (one - z) * n
-
-
-@njit(**_JIT)
 def _gru_forward_loop(
-    b0, b1, xw, bi, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u
+    b0, b1, xw, bi, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u, store
 ):
     """Rows b0:b1. h (T+1, B, H) holds h0 in h[0] on entry; fills gates, hu_n, h[1:], h_in.
-    u (B, 3H) is scratch for the recurrent product."""
+    u (B, 3H) is scratch for the recurrent product. Without ``store`` (inference) gates, hu_n
+    and h_in are (1, B, ...) scratch reused at every step."""
     T = xw.shape[0]
     H = h.shape[2]
     for t in range(T):
-        hin = h_in[t, b0:b1]
+        s = t if store else 0
+        hin = h_in[s, b0:b1]
         if has_rmask:
             for b in range(b1 - b0):
                 for j in range(H):
@@ -69,24 +53,9 @@ def _gru_forward_loop(
             hin[:] = h[t, b0:b1]
         np.dot(hin, U, u[b0:b1])  # (nb, 3H)
         for b in range(b0, b1):
-            _gru_cell_row(u[b], bu, xw[t, b], bi, h[t, b], gates[t, b], hu_n[t, b], h[t + 1, b], H)
-            if has_mask and not mask[t, b]:
-                h[t + 1, b] = h[t, b]
-
-
-@njit(**_JIT)
-def _gru_infer_loop(b0, b1, xw, bi, h0, U, bu, mask, has_mask, u, g, hun, hs):
-    """Rows b0:b1 without a cache; u (B, 3H), g (B, 3H), hun (B, H) are scratch."""
-    T = xw.shape[0]
-    H = h0.shape[1]
-    for t in range(T):
-        hp = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]
-        np.dot(hp, U, u[b0:b1])
-        for b in range(b0, b1):
-            hpb = h0[b] if t == 0 else hs[t - 1, b]
-            _gru_cell_row(u[b], bu, xw[t, b], bi, hpb, g[b], hun[b], hs[t, b], H)
-            if has_mask and not mask[t, b]:
-                hs[t, b] = hpb
+            gru_pass(u[b], bu, xw[t, b], bi, h[t, b], gates[s, b], hu_n[s, b], h[t + 1, b], H)
+        if has_mask:
+            carry_over(mask[t, b0:b1], h[t + 1, b0:b1], h[t, b0:b1])
 
 
 @njit(**_JIT)
@@ -113,38 +82,19 @@ def _gru_backward_loop(
     (T, B, 3H); blend and dh_prev (B, H) are scratch."""
     T = gates.shape[0]
     H = dh.shape[1]
-    one = one_(dh)
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             dhr = dh[b]
             if has_dhs:
                 for j in range(H):
                     dhr[j] += dhs[t, b, j]
-            a = gates[t, b]
-            d = dxw[t, b]
-            du = dhu[t, b]
-            bl = blend[b]
             if not has_mask or mask[t, b]:
-                hp = h[t, b]
-                hun = hu_n[t, b]
-                for j in range(H):
-                    z = a[j]
-                    r = a[H + j]
-                    n = a[2 * H + j]
-                    dn = dhr[j] * (one - z) * (one - n * n)
-                    dz = dhr[j] * (hp[j] - n) * (z * (one - z))
-                    dr = dn * hun[j] * (r * (one - r))
-                    d[j] = dz
-                    d[H + j] = dr
-                    d[2 * H + j] = dn
-                    du[j] = dz
-                    du[H + j] = dr
-                    du[2 * H + j] = dn * r  # n sees hu_n only through r ⊙ hu_n
-                    bl[j] = dhr[j] * z
+                gru_pass_grad(gates[t, b], hu_n[t, b], h[t, b], dhr, dxw[t, b], dhu[t, b],
+                              blend[b], H)  # fmt: skip
             else:  # a skipped step passes its gradient straight through
-                d[:] = 0
-                du[:] = 0
-                bl[:] = dhr
+                dxw[t, b] = 0
+                dhu[t, b] = 0
+                blend[b] = dhr
         np.dot(dhu[t, b0:b1], UT, dh_prev[b0:b1])  # (nb, H)
         for b in range(b0, b1):
             if has_rmask:
@@ -181,56 +131,48 @@ def _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
     )
 
 
-def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
-    """Run the GRU over ``x (T, B, D)``; returns ``(hs (T, B, H), h_T (B, H), cache)``."""
+def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, store):
     x, h0, kernel, U, bias = _prepare(
-        "gru_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask
+        fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask
     )
     dt = x.dtype
     T, B, _ = x.shape
     H = h0.shape[-1]
     xw = np.empty((T, B, 3 * H), dtype=dt)
     input_projection(x, kernel, xw)  # x @ kernel for all steps at once (bias[0]: in the loop)
-    gates = np.empty((T, B, 3 * H), dtype=dt)
-    hu_n = np.empty((T, B, H), dtype=dt)
+    n = T if store else 1
+    gates = np.empty((n, B, 3 * H), dtype=dt)
+    hu_n = np.empty((n, B, H), dtype=dt)
+    h_in = np.empty((n, B, H), dtype=dt)
     h = np.empty((T + 1, B, H), dtype=dt)
-    h_in = np.empty((T, B, H), dtype=dt)
-    u = np.empty((B, 3 * H), dtype=dt)
     h[0] = h0
+    u = np.empty((B, 3 * H), dtype=dt)
     m, has_m = bool_or_dummy(mask)
     rm, has_rm = float_or_dummy(recurrent_mask, dt)
 
     def loop(b0, b1):
         _gru_forward_loop(
-            b0, b1, xw, bias[0], U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u
+            b0, b1, xw, bias[0], U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u, store
         )
 
     in_parallel(split(B, T * B * 3 * H * H), loop, B * 3 * H * H)
+    return x, kernel, U, gates, hu_n, h, h_in
+
+
+def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
+    """Run the GRU over ``x (T, B, D)``; returns ``(hs (T, B, H), h_T (B, H), cache)``."""
+    x, kernel, U, gates, hu_n, h, h_in = _run(
+        "gru_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, True
+    )
     cache = GRUCache(x, kernel, U, gates, hu_n, h, h_in, mask, recurrent_mask)
+    T = x.shape[0]
     return h[1:].copy(), h[T].copy(), cache
 
 
 def gru_infer(x, h0, kernel, recurrent_kernel, bias, mask=None):
     """Inference only: :func:`gru_forward` without the cache. Returns ``(hs, h_T)``."""
-    x, h0, kernel, U, bias = _prepare(
-        "gru_infer", x, h0, kernel, recurrent_kernel, bias, mask, None
-    )
-    dt = x.dtype
-    T, B, _ = x.shape
-    H = h0.shape[-1]
-    xw = np.empty((T, B, 3 * H), dtype=dt)
-    input_projection(x, kernel, xw)
-    hs = np.empty((T, B, H), dtype=dt)
-    u = np.empty((B, 3 * H), dtype=dt)
-    g = np.empty((B, 3 * H), dtype=dt)  # scratch the inference path never reads back
-    hun = np.empty((B, H), dtype=dt)
-    m, has_m = bool_or_dummy(mask)
-
-    def loop(b0, b1):
-        _gru_infer_loop(b0, b1, xw, bias[0], h0, U, bias[1], m, has_m, u, g, hun, hs)
-
-    in_parallel(split(B, T * B * 3 * H * H), loop, B * 3 * H * H)
-    return hs, (hs[T - 1].copy() if T > 0 else h0.copy())
+    h = _run("gru_infer", x, h0, kernel, recurrent_kernel, bias, mask, None, False)[5]
+    return h[1:], h[-1].copy()
 
 
 def gru_step(x_t, h, kernel, recurrent_kernel, bias):

@@ -13,12 +13,12 @@ Which kernel runs (measured in ``benchmarks/bench_speed.py``, see ``docs/speed.m
   columns, one BLAS call per step, units split over threads);
 - B = 1, training: the row-major kernels below (``h @ U`` per step through numba's ``np.dot``
   into preallocated buffers, the input projection and the weight gradients as big GEMMs outside
-  the loop, bias, gates, cell update and masks fused in one vectorised pass per row);
+  the loop, then one pointwise pass per row);
 - B = 1, inference: :func:`_lstm_infer_rows`, no BLAS at all (its fixed cost is most of a step);
 - the streaming step: one compiled call with both products and the gates.
 
-Nothing is allocated inside the loops; float32 uses the rational tanh of :mod:`.activations`
-(accurate to float32 rounding), float64 the exact one.
+Every one of them runs the step and its derivative of :mod:`.cells` (one definition), with the
+mask applied around it by :func:`.cells.carry_over`. Nothing is allocated inside the loops.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from numba import njit
 from ..lstm import LSTMCache
 from . import lstm_fm
 from ._jit import JIT as _JIT
-from .activations import one_, sigmoid_, tanh_
+from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
 from .common import (
     as_float,
     bool_or_dummy,
@@ -43,38 +43,10 @@ from .common import (
 
 
 @njit(**_JIT)
-def _lstm_cell_row(zr, xr, br, cp, cn, tcr, hr, H):
-    """One row of the fused pointwise part: activate ``zr = h @ U`` + ``xr = x W`` + ``br = b``
-    in place (i, f, g, o), then ``c = f c_prev + i g``, ``tanh(c)`` and ``h = o tanh(c)``."""
-    for j in range(H):
-        # (x W + b) + h U, rounded in the reference's order
-        i = sigmoid_(zr[j] + (xr[j] + br[j]))
-        f = sigmoid_(zr[H + j] + (xr[H + j] + br[H + j]))
-        g = tanh_(zr[2 * H + j] + (xr[2 * H + j] + br[2 * H + j]))
-        o = sigmoid_(zr[3 * H + j] + (xr[3 * H + j] + br[3 * H + j]))
-        zr[j] = i
-        zr[H + j] = f
-        zr[2 * H + j] = g
-        zr[3 * H + j] = o
-        c = f * cp[j] + i * g
-        tc = tanh_(c)
-        cn[j] = c
-        tcr[j] = tc
-        hr[j] = o * tc
-
-
-@njit(**_JIT)
-def _lstm_cell_row_infer(zr, xr, br, cp, cn, hr, H):
-    """:func:`_lstm_cell_row` without storing what only backward needs (gates, tanh(c))."""
-    for j in range(H):
-        # (x W + b) + h U, rounded in the reference's order
-        i = sigmoid_(zr[j] + (xr[j] + br[j]))
-        f = sigmoid_(zr[H + j] + (xr[H + j] + br[H + j]))
-        g = tanh_(zr[2 * H + j] + (xr[2 * H + j] + br[2 * H + j]))
-        o = sigmoid_(zr[3 * H + j] + (xr[3 * H + j] + br[3 * H + j]))
-        c = f * cp[j] + i * g
-        cn[j] = c
-        hr[j] = o * tanh_(c)
+def _add_row(zr, xr, br):
+    """``zr += xr + br`` for one row: ``(x W + b) + h U``, rounded in the reference's order."""
+    for k in range(zr.shape[0]):
+        zr[k] += xr[k] + br[k]
 
 
 @njit(**_JIT)
@@ -97,12 +69,12 @@ def _lstm_forward_loop(
             hin[:] = hp
         np.dot(hin, U, gates[t, b0:b1])  # (nb, 4H) recurrent product into the gate buffer
         for b in range(b0, b1):
-            _lstm_cell_row(
-                gates[t, b], xw[t, b], bias, c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], H
-            )
-            if has_mask and not mask[t, b]:  # skipped step: carry h and c over unchanged
-                c[t + 1, b] = c[t, b]
-                hs[t, b] = h0[b] if t == 0 else hs[t - 1, b]
+            _add_row(gates[t, b], xw[t, b], bias)  # activated in place by the pass below
+            lstm_pass(gates[t, b], H, gates[t, b], H, 0, c[t, b], c[t + 1, b], tanh_c[t, b],
+                      hs[t, b], 0, H)  # fmt: skip
+        if has_mask:
+            carry_over(mask[t, b0:b1], c[t + 1, b0:b1], c[t, b0:b1])
+            carry_over(mask[t, b0:b1], hs[t, b0:b1], hp)
 
 
 @njit(**_JIT)
@@ -128,33 +100,16 @@ def _lstm_backward_loop(
     exit; fills dz (T, B, 4H) with dL/d(pre-activations); dh_prev (B, H) is scratch."""
     T = gates.shape[0]
     H = dh.shape[1]
-    one = one_(dh)
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
-            a = gates[t, b]
-            d = dz[t, b]
-            tcr = tanh_c[t, b]
-            cp = c[t, b]
-            dcr = dc[b]
-            dhr = dh[b]
             if has_dhs:
                 for j in range(H):
-                    dhr[j] += dhs[t, b, j]
+                    dh[b, j] += dhs[t, b, j]
             if not has_mask or mask[t, b]:
-                for j in range(H):
-                    i = a[j]
-                    f = a[H + j]
-                    g = a[2 * H + j]
-                    o = a[3 * H + j]
-                    tc = tcr[j]
-                    dc_t = dcr[j] + dhr[j] * o * (one - tc * tc)
-                    d[j] = dc_t * g * (i * (one - i))
-                    d[H + j] = dc_t * cp[j] * (f * (one - f))
-                    d[2 * H + j] = dc_t * i * (one - g * g)
-                    d[3 * H + j] = dhr[j] * tc * (o * (one - o))
-                    dcr[j] = dc_t * f
+                lstm_pass_grad(gates[t, b], H, 0, tanh_c[t, b], c[t, b], dh[b], dc[b], dz[t, b],
+                               0, H, H)  # fmt: skip
             else:  # a skipped step passes dh and dc straight through
-                d[:] = 0
+                dz[t, b] = 0
         np.dot(dz[t, b0:b1], UT, dh_prev[b0:b1])  # (nb, H)
         for b in range(b0, b1):
             if not has_mask or mask[t, b]:
@@ -200,16 +155,9 @@ def _lstm_infer_rows(x, h0, c0, kernel, U, bias, mask, has_mask, z, h, c, hs):
                 for j in range(H):
                     hs[t, b, j] = h[j]
                 continue
-            _lstm_preact_row(x[t, b], h, kernel, U, bias, z)
-            for j in range(H):  # z holds the whole pre-activation, bias included
-                i = sigmoid_(z[j])
-                f = sigmoid_(z[H + j])
-                g = tanh_(z[2 * H + j])
-                o = sigmoid_(z[3 * H + j])
-                cj = f * c[j] + i * g
-                c[j] = cj
-                h[j] = o * tanh_(cj)
-                hs[t, b, j] = h[j]
+            _lstm_preact_row(x[t, b], h, kernel, U, bias, z)  # bias included
+            lstm_pass_infer(z, c, c, h, H)
+            hs[t, b] = h
         for j in range(H):
             c_out[b, j] = c[j]
     return c_out
@@ -320,7 +268,8 @@ def _lstm_step_kernel(x, kernel, bias, h, c, U, xw, z, h_out, c_out):
     np.dot(x, kernel, xw)  # (B, 4H)
     np.dot(h, U, z)
     for b in range(h.shape[0]):
-        _lstm_cell_row_infer(z[b], xw[b], bias, c[b], c_out[b], h_out[b], h.shape[1])
+        _add_row(z[b], xw[b], bias)
+        lstm_pass_infer(z[b], c[b], c_out[b], h_out[b], h.shape[1])
 
 
 def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):

@@ -17,8 +17,8 @@ Backward, per step from the last, with ``W (D + H, 4H) = [kernel; recurrent_kern
     [d bias | d kernel.T | d recurrent_kernel.T] += dz_t @ xh_t.T   # one product
 
 so BPTT keeps no ``dz (T, B, 4H)`` and needs no separate weight-gradient pass. The pointwise
-passes are flat loops over contiguous ``(4H, B)`` / ``(H, B)`` blocks, which numba vectorises
-(a loop per unit or per batch column does not: measured 3 vs 21-30 ns per cell).
+passes (:mod:`.cells`) are flat loops over contiguous ``(4H, B)`` / ``(H, B)`` blocks, which
+numba vectorises (a loop per unit or per batch column does not: 3 vs 21-30 ns per cell).
 
 The cache holds ``(T, B, ...)`` *views* of the feature-major buffers, so readers (the NumPy
 backward, :mod:`lstmkit.inspect`) see the usual layout; :func:`lstm_backward_fm` finds the
@@ -47,8 +47,8 @@ from numba import njit, prange
 
 from ..lstm import LSTMCache
 from ._jit import JIT as _JIT
-from .activations import one_, sigmoid_, tanh_
 from .blas import gemm, gemm_address, gemm_scratch
+from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
 from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
 from .packed import MR, kernels, lanes, matmul_packed
 
@@ -70,52 +70,6 @@ PARALLEL_STEP_MACS = 2**19
 
 
 @njit(**_JIT)
-def _cells_forward(z, zs, g, gs, o, cp, cn, tc, xh, xo, m):
-    """One chunk's pointwise pass, flat over its m = units * B values. ``z``: the chunk's
-    pre-activations, gate blocks ``zs`` apart; ``g``: the step's activations (gate blocks ``gs``
-    apart); ``cp, cn, tc``: c_{t-1}, c_t, tanh(c_t) of the step; h_t goes to ``xh``, the next
-    step's stacked input, its h rows from ``xo`` on. ``o``: the chunk's offset in every (H, B)
-    block."""
-    # Slices first: with every index an offset into the same loop the vectoriser gives up
-    # (measured 80 vs 11.5 us per step at H=128, B=32).
-    zi, zf, zg, zo = z[:m], z[zs : zs + m], z[2 * zs : 2 * zs + m], z[3 * zs : 3 * zs + m]
-    gi, gf, gg, go = (
-        g[o : o + m],
-        g[o + gs : o + gs + m],
-        g[o + 2 * gs : o + 2 * gs + m],
-        g[o + 3 * gs : o + 3 * gs + m],
-    )
-    cp, cn, tc, xh = cp[o : o + m], cn[o : o + m], tc[o : o + m], xh[xo + o : xo + o + m]
-    for k in range(m):
-        i = sigmoid_(zi[k])
-        f = sigmoid_(zf[k])
-        a = tanh_(zg[k])
-        b = sigmoid_(zo[k])
-        gi[k] = i
-        gf[k] = f
-        gg[k] = a
-        go[k] = b
-        c = f * cp[k] + i * a
-        t = tanh_(c)
-        cn[k] = c
-        tc[k] = t
-        xh[k] = b * t
-
-
-@njit(**_JIT)
-def _cells_infer(z, cp, cn, xh_next, n):
-    """The pointwise pass of inference (one chunk of units, all columns): c_t and h_t only."""
-    for k in range(n):
-        i = sigmoid_(z[k])
-        f = sigmoid_(z[n + k])
-        g = tanh_(z[2 * n + k])
-        o = sigmoid_(z[3 * n + k])
-        c = f * cp[k] + i * g
-        cn[k] = c
-        xh_next[k] = o * tanh_(c)
-
-
-@njit(**_JIT)
 def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask):
     """Units j0:j1 of step t: their gate rows of ``W.T @ xh_t`` (packed from panel ``p0`` of
     ``Ap``) into ``Z``, then the pointwise pass, masked columns carried over, h_t into
@@ -128,14 +82,12 @@ def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
     hu = j1 - j0
     xh, nx = XH[t], XH[t + 1]
     matmul_packed(Ap, p0, 4 * hu, xh, Z, mk)
-    _cells_forward(Z.ravel(), hu * B, G[t].ravel(), H * B, j0 * B, C[t].ravel(), C[t + 1].ravel(),
-                   TC[t].ravel(), nx.ravel(), r0 * B, hu * B)  # fmt: skip
-    if has_mask:  # a skipped step carries h and c over unchanged
-        for b in range(B):
-            if not mask[t, b]:
-                for j in range(j0, j1):
-                    C[t + 1, j, b] = C[t, j, b]
-                    nx[r0 + j, b] = h0[b, j] if t == 0 else out[b, t - 1, j]
+    lstm_pass(Z.ravel(), hu * B, G[t].ravel(), H * B, j0 * B, C[t].ravel(), C[t + 1].ravel(),
+              TC[t].ravel(), nx.ravel(), r0 * B, hu * B)  # fmt: skip
+    if has_mask:
+        carry_over(mask[t], C[t + 1, j0:j1].T, C[t, j0:j1].T)
+        hp = h0[:, j0:j1] if t == 0 else out[:, t - 1, j0:j1]  # h_{t-1} before dropout
+        carry_over(mask[t], nx[r0 + j0 : r0 + j1].T, hp)
     for b in range(B):  # (H, B) -> (B, H): strided reads, contiguous writes, ~1 us at (128, 32)
         row = out[b, t]
         for j in range(j0, j1):
@@ -297,39 +249,6 @@ class _numba_threads:
 
 
 @njit(**_JIT)
-def _cells_backward(a, gs, o, tc, cp, dh, dc, dz, zo, zs, m):
-    """One chunk's gate derivatives, flat over its m values: ``a`` the step's activations (gate
-    blocks ``gs`` apart), ``tc, cp`` tanh(c_t), c_{t-1}; ``dh, dc`` dL/dh_t, dL/dc_t in, dc
-    becomes dL/dc_{t-1}; ``dz`` out, from ``zo`` on, gate blocks ``zs`` apart."""
-    one = one_(dh)
-    ai, af, ag, ao = (
-        a[o : o + m],
-        a[o + gs : o + gs + m],
-        a[o + 2 * gs : o + 2 * gs + m],
-        a[o + 3 * gs : o + 3 * gs + m],
-    )
-    di, df, dg, do = (
-        dz[zo : zo + m],
-        dz[zo + zs : zo + zs + m],
-        dz[zo + 2 * zs : zo + 2 * zs + m],
-        dz[zo + 3 * zs : zo + 3 * zs + m],
-    )
-    tc, cp, dh, dc = tc[o : o + m], cp[o : o + m], dh[o : o + m], dc[o : o + m]
-    for k in range(m):
-        i = ai[k]
-        f = af[k]
-        g = ag[k]
-        og = ao[k]
-        t = tc[k]
-        d = dc[k] + dh[k] * og * (one - t * t)
-        di[k] = d * g * (i * (one - i))
-        df[k] = d * cp[k] * (f * (one - f))
-        dg[k] = d * i * (one - g * g)
-        do[k] = dh[k] * t * (og * (one - og))
-        dc[k] = d * f
-
-
-@njit(**_JIT)
 def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, has_mask, DZ,
                     dWTp, keep_dh, keep_dc, iw, fw):  # fmt: skip
     """Units j0:j1 of step t: dz of their gate rows into ``DZ`` (chunk-major), and their rows of
@@ -348,15 +267,14 @@ def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, h
                 keep_dh[j, b] = dh[j, b]
                 keep_dc[j, b] = dc[j, b]
     zo = 4 * j0 * B
-    _cells_backward(G[t].ravel(), H * B, j0 * B, TC[t].ravel(), C[t].ravel(), dh.ravel(),
-                    dc.ravel(), DZ.ravel(), zo, hu * B, hu * B)  # fmt: skip
+    lstm_pass_grad(G[t].ravel(), H * B, j0 * B, TC[t].ravel(), C[t].ravel(), dh.ravel(),
+                   dc.ravel(), DZ.ravel(), zo, hu * B, hu * B)  # fmt: skip
     if has_mask:  # a skipped step passes dh and dc straight through, no gradient
+        carry_over(mask[t], dc[j0:j1].T, keep_dc[j0:j1].T)
         for b in range(B):
             if not mask[t, b]:
                 for r in range(4 * j0, 4 * j1):
                     DZ[r, b] = 0
-                for j in range(j0, j1):
-                    dc[j, b] = keep_dc[j, b]
     s = DZ.itemsize
     gemm(addr, False, True, 4 * hu, K, B, 1.0, DZ.ctypes.data + zo * s, B, XH[t].ctypes.data, B,
          1.0, dWTp.ctypes.data + 4 * j0 * K * s, K, iw, fw)  # fmt: skip
@@ -381,10 +299,9 @@ def _backward_inputs(t, r0, r1, Wp, p0, mk, DZ, out, dx, dh, rm, has_rm, mask, h
         j = r - D
         for b in range(B):
             dh[j, b] = out[r, b] * rm[j, b] if has_rm else out[r, b]
-        if has_mask:
-            for b in range(B):
-                if not mask[t, b]:
-                    dh[j, b] = keep_dh[j, b]
+    if has_mask:
+        j0, j1 = max(r0, D) - D, max(r1, D) - D
+        carry_over(mask[t], dh[j0:j1].T, keep_dh[j0:j1].T)
 
 
 @njit(**_JIT)
@@ -522,14 +439,11 @@ def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, mk, xb, XH, Z, Cb, out, mask, has_ma
     xh, nx = XH[t % 2], XH[(t + 1) % 2]
     matmul_packed(Ap, p0, 4 * hu, xh, Z, mk)
     cp, cn = Cb[t % 2], Cb[(t + 1) % 2]
-    _cells_infer(Z.ravel(), cp.ravel()[j0 * B : j1 * B], cn.ravel()[j0 * B : j1 * B],
-                 nx.ravel()[(r0 + j0) * B : (r0 + j1) * B], hu * B)  # fmt: skip
+    lstm_pass_infer(Z.ravel(), cp.ravel()[j0 * B : j1 * B], cn.ravel()[j0 * B : j1 * B],
+                    nx.ravel()[(r0 + j0) * B : (r0 + j1) * B], hu * B)  # fmt: skip
     if has_mask:
-        for b in range(B):
-            if not mask[t, b]:
-                for j in range(j0, j1):
-                    cn[j, b] = cp[j, b]
-                    nx[r0 + j, b] = xh[r0 + j, b]
+        carry_over(mask[t], cn[j0:j1].T, cp[j0:j1].T)
+        carry_over(mask[t], nx[r0 + j0 : r0 + j1].T, xh[r0 + j0 : r0 + j1].T)
     for b in range(B):
         row = out[b, t]
         for j in range(j0, j1):

@@ -17,7 +17,7 @@ from numba import njit
 from ..activations import get_activation
 from ..rnn import RNNCache
 from ._jit import JIT as _JIT
-from .activations import one_, sigmoid_, tanh_
+from .cells import carry_over, rnn_pass, rnn_pass_grad
 from .common import (
     as_float,
     bool_or_dummy,
@@ -36,26 +36,6 @@ _CODES = {"linear": 0, None: 0, "tanh": 1, "sigmoid": 2, "relu": 3}
 def _code(activation) -> int:
     get_activation(activation)  # validates the name with the reference's error message
     return _CODES[activation]
-
-
-@njit(**_JIT)
-def _phi_row(zr, xr, br, yr, act, H):
-    """yr = φ((xr + br) + zr) for one row, the reference's rounding order (yr must not alias zr
-    or xr: the loops would not vectorise)."""
-    zero = one_(yr) - one_(yr)
-    if act == 1:
-        for j in range(H):
-            yr[j] = tanh_((xr[j] + br[j]) + zr[j])
-    elif act == 2:
-        for j in range(H):
-            yr[j] = sigmoid_((xr[j] + br[j]) + zr[j])
-    elif act == 3:
-        for j in range(H):
-            v = (xr[j] + br[j]) + zr[j]
-            yr[j] = v if v > 0 else zero
-    else:
-        for j in range(H):
-            yr[j] = (xr[j] + br[j]) + zr[j]
 
 
 @njit(**_JIT)
@@ -78,11 +58,10 @@ def _rnn_forward_loop(
             hin[:] = hp
         np.dot(hin, U, u[b0:b1])  # (nb, H) recurrent product
         for b in range(b0, b1):
-            _phi_row(u[b], xw[t, b], bias, y[s, b], act, H)
-            if has_mask and not mask[t, b]:
-                hs[t, b] = h0[b] if t == 0 else hs[t - 1, b]
-            else:
-                hs[t, b] = y[s, b]
+            rnn_pass(u[b], xw[t, b], bias, y[s, b], act, H)
+            hs[t, b] = y[s, b]
+        if has_mask:
+            carry_over(mask[t, b0:b1], hs[t, b0:b1], hp)
 
 
 @njit(**_JIT)
@@ -91,29 +70,16 @@ def _rnn_backward_loop(
 ):
     """Rows b0:b1 of BPTT; dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dz."""
     T, _, H = y.shape
-    one = one_(dh)
-    zero = one - one
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             dhr = dh[b]
             if has_dhs:
                 for j in range(H):
                     dhr[j] += dhs[t, b, j]
-            yr = y[t, b]
-            d = dz[t, b]
             if has_mask and not mask[t, b]:
-                d[:] = 0  # a skipped step passes its gradient straight through
-            elif act == 1:
-                for j in range(H):
-                    d[j] = dhr[j] * (one - yr[j] * yr[j])
-            elif act == 2:
-                for j in range(H):
-                    d[j] = dhr[j] * (yr[j] * (one - yr[j]))
-            elif act == 3:
-                for j in range(H):
-                    d[j] = dhr[j] if yr[j] > 0 else zero
+                dz[t, b] = 0  # a skipped step passes its gradient straight through
             else:
-                d[:] = dhr
+                rnn_pass_grad(y[t, b], dhr, dz[t, b], act, H)
         np.dot(dz[t, b0:b1], UT, dh_prev[b0:b1])  # (nb, H)
         for b in range(b0, b1):
             if not has_mask or mask[t, b]:
