@@ -28,6 +28,13 @@ SMALL = {
     "bidirectional_lstm_imdb": {"LSTMKIT_EXAMPLE_SCALE": "0.2", "LSTMKIT_EXAMPLE_EPOCHS": "2"},
     "text_generation": {"LSTMKIT_EXAMPLE_SCALE": "0.05", "LSTMKIT_EXAMPLE_EPOCHS": "2"},
     "encoder_decoder_forecast": {"LSTMKIT_EXAMPLE_EPOCHS": "30"},
+    "nmt_attention": {
+        "LSTMKIT_EXAMPLE_SCALE": "0.05",
+        "LSTMKIT_EXAMPLE_EPOCHS": "8",
+        "LSTMKIT_EXAMPLE_UNITS": "64",
+        "LSTMKIT_EXAMPLE_EMB": "32",
+        "LSTMKIT_EXAMPLE_DECODE": "2",
+    },
 }
 
 SWAPS = [
