@@ -89,9 +89,13 @@ def nmt(tmp_path_factory):
 
 def test_nmt_attention_learns_as_on_keras(nmt):
     h = nmt["history"].history
-    # Keras 3, same settings: KERAS_FIGURES
-    assert h["loss"][-1] < h["loss"][0]
-    assert nmt["bleu"] >= 0.0
+    # Keras 3, same settings: loss 7.053 -> 5.894, val_loss 7.042 -> 5.901 (lstmkit: 7.054 ->
+    # 5.883, 7.044 -> 5.867). At this size both still predict mostly one character: held-out
+    # BLEU 0.29 on Keras, 0.0 here, copy baseline 0.0, so BLEU is not a threshold here.
+    assert h["loss"][-1] <= 5.894 * 1.05
+    assert h["val_loss"][-1] <= 5.901 * 1.05
+    assert h["loss"][-1] < h["loss"][0] - 0.8
+    assert 0.0 <= nmt["bleu"] <= 100.0 and nmt["copy_bleu"] >= 0.0
 
 
 def test_nmt_attention_step_decoder_equals_the_teacher_forced_model(nmt):
@@ -99,19 +103,26 @@ def test_nmt_attention_step_decoder_equals_the_teacher_forced_model(nmt):
     the encoder's outputs and states of each sentence *alone* (no padding), gives the
     teacher-forced model's probabilities on the *padded* batch at every real position: the masks
     keep the padding of the short sentences out of the encoder states and of the attention."""
-    g = nmt
+    g, keras = nmt, nmt["keras"]
     lengths = np.array([len(s) for s, _, _ in g["train_pairs"]])
     rows = [int(np.argmin(lengths)), int(np.argmax(lengths)), 0]  # padded, unpadded, any
     src, tgt_in = g["src"][rows], g["tgt_in"][rows]
-    forced = g["model"].predict([src, tgt_in], verbose=0)
+    # the attention's output too: barely trained, the probabilities hardly depend on it
+    forced_model = keras.Model(g["model"].inputs, [g["outputs"], g["context"]])
+    step_model = keras.Model(
+        g["decoder_model"].inputs, [*g["decoder_model"].outputs, g["step_context"]]
+    )
+    forced, forced_ctx = forced_model.predict([src, tgt_in], verbose=0)
     for k, r in enumerate(rows):
         s = src[k][src[k] > 0][None]
         n = int((tgt_in[k] > 0).sum())
         enc_out, h, c = g["encoder_model"].predict(s, verbose=0)
-        steps = []
+        steps, ctxs = [], []
         for t in range(n):
-            p, h, c = g["decoder_model"].predict([tgt_in[k : k + 1, t : t + 1], h, c, enc_out])
+            p, h, c, ctx = step_model.predict([tgt_in[k : k + 1, t : t + 1], h, c, enc_out])
             steps.append(p[0, 0])
+            ctxs.append(ctx[0, 0])
+        np.testing.assert_allclose(np.stack(ctxs), forced_ctx[k, :n], atol=1e-5)
         np.testing.assert_allclose(np.stack(steps), forced[k, :n], atol=1e-5)
 
 
