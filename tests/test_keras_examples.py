@@ -126,10 +126,11 @@ def test_nmt_attention_step_decoder_equals_the_teacher_forced_model(nmt):
         np.testing.assert_allclose(np.stack(steps), forced[k, :n], atol=1e-5)
 
 
-def _seq2seq(kx, layers, src_vocab, tgt_vocab, units, bidirectional):
+def _seq2seq(kx, layers, src_vocab, tgt_vocab, units, bidirectional, attention):
     """The functional program of ``nmt_attention.py``, written against a Keras-like module (Keras
     3 or lstmkit: the same lines build both); ``bidirectional``: the encoder variant users write
-    with ``Bidirectional`` and the two directions' states concatenated."""
+    with ``Bidirectional`` and the two directions' states concatenated; ``attention``: the
+    layer's name (Luong's ``Attention``, Bahdanau's ``AdditiveAttention``)."""
     encoder_inputs = kx.Input(shape=(None,))
     x = layers.Embedding(src_vocab, 8, mask_zero=True)(encoder_inputs)
     if bidirectional:
@@ -144,7 +145,7 @@ def _seq2seq(kx, layers, src_vocab, tgt_vocab, units, bidirectional):
     decoder_outputs, _, _ = layers.LSTM(units, return_sequences=True, return_state=True)(
         y, initial_state=[h, c]
     )
-    context = layers.Attention()([decoder_outputs, encoder_outputs])
+    context = getattr(layers, attention)()([decoder_outputs, encoder_outputs])
     x = layers.Concatenate()([context, decoder_outputs])
     x = layers.Dense(units, activation="tanh")(x)
     outputs = layers.Dense(tgt_vocab, activation="softmax")(x)
@@ -153,8 +154,12 @@ def _seq2seq(kx, layers, src_vocab, tgt_vocab, units, bidirectional):
     return model
 
 
-@pytest.mark.parametrize("bidirectional", [False, True], ids=["lstm", "bidirectional"])
-def test_nmt_functional_model_equals_keras_with_its_weights(bidirectional):
+@pytest.mark.parametrize(
+    ("bidirectional", "attention"),
+    [(False, "Attention"), (True, "Attention"), (False, "AdditiveAttention")],
+    ids=["lstm", "bidirectional", "additive"],
+)
+def test_nmt_functional_model_equals_keras_with_its_weights(bidirectional, attention):
     """The attention seq2seq built with Keras 3 (torch backend) and with lstmkit from the same
     lines, Keras' weights copied in through ``lstmkit.interop.keras.from_keras``: the same
     probabilities and the same masked loss and accuracy on a padded batch (padding in the
@@ -168,10 +173,10 @@ def test_nmt_functional_model_equals_keras_with_its_weights(bidirectional):
     rng = np.random.default_rng(0)
     src_vocab, tgt_vocab, units = 30, 25, 6
     keras.utils.set_random_seed(0)
-    km = _seq2seq(keras, keras.layers, src_vocab, tgt_vocab, units, bidirectional)
+    km = _seq2seq(keras, keras.layers, src_vocab, tgt_vocab, units, bidirectional, attention)
     # random weights everywhere, biases included (Keras initialises them to 0 or 1)
     km.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in km.get_weights()])
-    lm = _seq2seq(lstmkit, lstmkit.layers, src_vocab, tgt_vocab, units, bidirectional)
+    lm = _seq2seq(lstmkit, lstmkit.layers, src_vocab, tgt_vocab, units, bidirectional, attention)
     from_keras(km.get_weights(), model=lm)
 
     src_len, tgt_len = np.array([7, 3, 5, 1]), np.array([6, 2, 4, 6])
