@@ -113,7 +113,7 @@ def test_nmt_attention_step_decoder_equals_the_teacher_forced_model(nmt):
         g["decoder_model"].inputs, [*g["decoder_model"].outputs, g["step_context"]]
     )
     forced, forced_ctx = forced_model.predict([src, tgt_in], verbose=0)
-    for k, r in enumerate(rows):
+    for k in range(len(rows)):
         s = src[k][src[k] > 0][None]
         n = int((tgt_in[k] > 0).sum())
         enc_out, h, c = g["encoder_model"].predict(s, verbose=0)
