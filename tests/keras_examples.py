@@ -28,6 +28,13 @@ SMALL = {
     "bidirectional_lstm_imdb": {"LSTMKIT_EXAMPLE_SCALE": "0.2", "LSTMKIT_EXAMPLE_EPOCHS": "2"},
     "text_generation": {"LSTMKIT_EXAMPLE_SCALE": "0.05", "LSTMKIT_EXAMPLE_EPOCHS": "2"},
     "encoder_decoder_forecast": {"LSTMKIT_EXAMPLE_EPOCHS": "30"},
+    "nmt_attention": {
+        "LSTMKIT_EXAMPLE_SCALE": "0.03",
+        "LSTMKIT_EXAMPLE_EPOCHS": "6",
+        "LSTMKIT_EXAMPLE_UNITS": "32",
+        "LSTMKIT_EXAMPLE_EMB": "32",
+        "LSTMKIT_EXAMPLE_DECODE": "2",
+    },
 }
 
 SWAPS = [
@@ -94,3 +101,5 @@ if __name__ == "__main__":  # calibration: python tests/keras_examples.py keras 
         print("losses", g["losses"])
     if "rmse" in g:
         print("rmse", g["rmse"])
+    if "bleu" in g:
+        print("bleu", g["bleu"], "copy", g["copy_bleu"])
