@@ -114,7 +114,7 @@ def sources_hash() -> str:
     return h.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _version(dist: str) -> str:
     """The installed version of ``dist`` (read once: ``importlib.metadata`` parses the package's
     metadata file on every call, about 0.1 ms, and :func:`ready` runs at every ``predict``)."""
