@@ -57,6 +57,7 @@ def _lstm_forward_loop(
     bias); fills gates, c (T+1, B, H), tanh_c, h_in, hs."""
     T = xw.shape[0]
     H = h0.shape[1]
+    z = np.empty(4 * H, gates.dtype)  # pre-activations apart from the activations: see below
     c[0, b0:b1] = c0[b0:b1]
     for t in range(T):
         hp = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]  # (nb, H) h_{t-1}
@@ -69,9 +70,12 @@ def _lstm_forward_loop(
             hin[:] = hp
         np.dot(hin, U, gates[t, b0:b1])  # (nb, 4H) recurrent product into the gate buffer
         for b in range(b0, b1):
-            _add_row(gates[t, b], xw[t, b], bias)  # activated in place by the pass below
-            lstm_pass(gates[t, b], H, gates[t, b], H, 0, c[t, b], c[t + 1, b], tanh_c[t, b],
-                      hs[t, b], 0, H)  # fmt: skip
+            zr, xr = gates[t, b], xw[t, b]
+            for k in range(4 * H):  # (x W + b) + h U, rounded in the reference's order
+                z[k] = zr[k] + (xr[k] + bias[k])
+            # z apart from gates: the same array as input and output of the pass would send it
+            # to LLVM's scalar loop (its run-time overlap check fails)
+            lstm_pass(z, H, gates[t, b], H, 0, c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], 0, H)
         if has_mask:
             carry_over(mask[t, b0:b1], c[t + 1, b0:b1], c[t, b0:b1])
             carry_over(mask[t, b0:b1], hs[t, b0:b1], hp)
@@ -140,26 +144,31 @@ def _lstm_preact_row(xr, hr, kernel, U, bias, z):
 
 
 @njit(**_JIT)
-def _lstm_infer_rows(x, h0, c0, kernel, U, bias, mask, has_mask, z, h, c, hs):
+def _lstm_infer_rows(x, h0, c0, kernel, U, bias, mask, has_mask, z, h, cc, hs):
     """Inference row by row without BLAS (for batches too narrow for :mod:`.lstm_fm`): ``z (4H,)``,
-    ``h, c (H,)`` scratch; writes ``hs (T, B, H)`` and returns c_T (B, H)."""
+    ``h (H,)``, ``cc (2, H)`` scratch; writes ``hs (T, B, H)`` and returns c_T (B, H).
+    c_{t-1} and c_t sit in the two rows of ``cc`` in turn: given the same array for both, the
+    pass cannot be vectorised (LLVM's run-time overlap check sends it to the scalar loop: 8x
+    slower at H = 64)."""
     T, B, _ = x.shape
     H = h0.shape[1]
     c_out = np.empty_like(c0)
     for b in range(B):
         for j in range(H):
             h[j] = h0[b, j]
-            c[j] = c0[b, j]
+            cc[0, j] = c0[b, j]
+        k = 0  # the row of cc holding c_{t-1}
         for t in range(T):
             if has_mask and not mask[t, b]:
                 for j in range(H):
                     hs[t, b, j] = h[j]
                 continue
             _lstm_preact_row(x[t, b], h, kernel, U, bias, z)  # bias included
-            lstm_pass_infer(z, c, c, h, H)
+            lstm_pass_infer(z, cc[k], cc[1 - k], h, H)
+            k = 1 - k
             hs[t, b] = h
         for j in range(H):
-            c_out[b, j] = c[j]
+            c_out[b, j] = cc[k, j]
     return c_out
 
 
@@ -256,8 +265,8 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     hs = np.empty((T, B, H), dtype=dt)
     m, has_m = bool_or_dummy(mask)
     z = np.empty(4 * H, dt)
-    h, c = np.empty(H, dt), np.empty(H, dt)
-    c_T = _lstm_infer_rows(x, h0, c0, kernel, U, bias, m, has_m, z, h, c, hs)
+    h, cc = np.empty(H, dt), np.empty((2, H), dt)
+    c_T = _lstm_infer_rows(x, h0, c0, kernel, U, bias, m, has_m, z, h, cc, hs)
     if T == 0:
         return hs, (h0, c0)
     return hs, (hs[T - 1].copy(), c_T)
