@@ -359,3 +359,37 @@ def test_the_safe_point_reads_the_package_versions_once_per_process(monkeypatch)
         compiled.ready("float32")
         compiled.ready("float64")
     assert sorted(calls) == ["llvmlite", "numba"]
+
+
+def test_calls_in_quick_succession_look_at_the_markers_at_most_every_recheck_interval(
+    monkeypatch,
+):
+    """The safe point at the start of every ``predict``/``fit`` call looks for newly compiled
+    kernels at most every ``RECHECK_S`` seconds, not at every call (each look is file-system
+    work, about 0.1 ms: most of a small model's predict when done every time); a look after
+    the interval still finds a float type that became ready."""
+    from lstmkit.ops import backend, compiled
+
+    looks, ready = [], {"float32"}
+
+    def fake_ready(dt):
+        looks.append(dt)
+        return dt in ready
+
+    monkeypatch.setattr(compiled, "ready", fake_ready)
+    monkeypatch.setattr(compiled, "start", lambda dt: None)
+    for name, value in (("_choice", "auto"), ("_DEFERRED", True), ("_auto", backend._AutoState())):
+        monkeypatch.setattr(backend, name, value)
+    clock = [1000.0]
+    monkeypatch.setattr(backend.time, "monotonic", lambda: clock[0])
+    for _ in range(200):  # 200 calls within 0.2 s
+        with backend.one_path_scope():
+            pass
+        clock[0] += 0.001
+    assert len(looks) == len(compiled.DTYPES)  # one look, at the first call
+    assert backend._auto.ready == frozenset({"float32"})
+    ready.add("float64")
+    clock[0] += backend._AutoState.RECHECK_S
+    with backend.one_path_scope():
+        pass
+    assert backend._auto.ready == frozenset({"float32", "float64"})

@@ -159,10 +159,10 @@ class _AutoState:
         self.checked = -float("inf")
         self.lock = threading.RLock()
 
-    def refresh(self, force=False) -> None:
+    def refresh(self) -> None:
         with self.lock:
             now = time.monotonic()
-            if self.depth or (not force and now - self.checked < self.RECHECK_S):
+            if self.depth or now - self.checked < self.RECHECK_S:
                 return
             self.checked = now
             if len(self.ready) == len(compiled.DTYPES):
@@ -192,10 +192,11 @@ _auto = _AutoState()
 def one_path_scope():
     """Inside, the ``"auto"`` backend does not change: the switch to the compiled kernels, once
     they are ready, waits for the outermost scope to end. Entering the outermost scope is a safe
-    point: it looks for kernels that became ready."""
+    point: it looks for kernels that became ready, at most every ``RECHECK_S`` seconds (a look
+    is a few file-system calls, 0.1 ms: at every call it was most of a small model's predict)."""
     get_backend()  # reads LSTMKIT_BACKEND once
     if _choice == "auto" and _deferred():
-        _auto.refresh(force=True)
+        _auto.refresh()
     with _auto.lock:
         _auto.depth += 1
     try:
