@@ -105,15 +105,14 @@ def test_training_kernels_match_reference(T, B, D, H, mask, rmask, dtype, thread
     hs, (h_T, c_T), cache = lstm_fm.lstm_forward_fm(
         *positional(args), args.get("mask"), args.get("recurrent_mask"), threads=threads
     )
-    buffers = lstm_fm.buffers_of(cache)
-    assert buffers is not None
+    assert lstm_fm.buffers_of(cache) is not None
     got = {"hs": hs, "h_T": h_T, "c_T": c_T}
-    got.update(lstm_fm.lstm_backward_fm(*upstream, cache, buffers))
+    got.update(lstm_fm.lstm_backward_fm(*upstream, cache))
     assert set(got) == set(want)
     for k in want:
         assert_close(got[k], want[k], tol[k], k)
     # Without dx (a first layer): the rows of W @ dz from D on, split among the threads alike.
-    no_dx = lstm_fm.lstm_backward_fm(*upstream, cache, buffers, need_dx=False)
+    no_dx = lstm_fm.lstm_backward_fm(*upstream, cache, need_dx=False)
     assert no_dx.pop("x") is None and set(no_dx) == set(want) - {"hs", "h_T", "c_T", "x"}
     for k in no_dx:
         assert_close(no_dx[k], want[k], tol[k], f"need_dx=False: {k}")
@@ -178,34 +177,78 @@ def test_training_splits_units_over_threads_when_steps_are_big(monkeypatch):
             _, _, cache = fast.lstm_forward(**args)
             want = ref.lstm_backward(*upstream, ref.lstm_forward(**args)[2])
             got = fast.lstm_backward(*upstream, cache)
-            assert seen[-1] == expected and lstm_fm.buffers_of(cache)[-1] == expected
+            assert seen[-1] == expected and lstm_fm.buffers_of(cache).threads == expected
             for k in want:
                 assert_close(got[k], want[k], 1e-5, k)
     finally:
         common.set_num_threads(None)
 
 
-def test_buffers_only_for_the_cache_they_belong_to():
-    args, upstream = problem(4, 3, 2, 5, np.float64, None, False)
-    _, _, cache = lstm_fm.lstm_forward_fm(*positional(args))
-    _, _, ref_cache = ref.lstm_forward(**args)
-    assert lstm_fm.buffers_of(cache) is not None
-    assert lstm_fm.buffers_of(ref_cache) is None
-    # a cache rebuilt around other arrays must not pick up these buffers
-    mixed = cache._replace(h_in=ref_cache.h_in.copy())
-    assert lstm_fm.buffers_of(mixed) is None
-    got = fast.lstm_backward(*upstream, mixed)  # the row-major backward, still right
-    want = ref.lstm_backward(*upstream, ref_cache)
-    for k in want:
-        assert_close(got[k], want[k], 1e-12, k)
-    # the registry forgets a cache once it is gone
-    key = id(cache.gates)
-    assert key in lstm_fm._BUFFERS
-    del cache, mixed
-    import gc
+def spy_backward_fm(monkeypatch):
+    """The list of calls of the feature-major backward through the dispatch."""
+    calls = []
+    real = lstm_fm.lstm_backward_fm
+    monkeypatch.setattr(
+        lstm_fm, "lstm_backward_fm", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    return calls
 
-    gc.collect()
-    assert key not in lstm_fm._BUFFERS
+
+def test_each_backward_reads_the_buffers_of_its_own_forward(monkeypatch):
+    """Two caches of the same shapes alive at once (pooled buffers: the gates alone are 80 KiB):
+    each backward runs the feature-major kernels on its own forward's buffers, in any order."""
+    calls = spy_backward_fm(monkeypatch)
+    problems = [problem(10, 8, 5, 32, np.float64, "holes", True, seed=s) for s in (1, 2)]
+    caches = [fast.lstm_forward(**args)[2] for args, _ in problems]
+    for k in (1, 0, 1):  # the older cache between two calls on the newer one
+        (args, upstream), cache = problems[k], caches[k]
+        got = fast.lstm_backward(*upstream, cache)
+        want = ref.lstm_backward(*upstream, ref.lstm_forward(**args)[2])
+        for name in want:
+            assert_close(got[name], want[name], 1e-12, f"cache {k}: {name}")
+    assert len(calls) == 3
+
+
+def test_a_cache_from_elsewhere_takes_the_row_major_backward(monkeypatch):
+    """The reference's cache, and a feature-major cache rebuilt around other arrays (one step cut
+    out of it, its buffers field left in), give the reference's gradients without the
+    feature-major backward; ``inspect``'s one-step caches drop the buffers."""
+    from lstmkit.inspect.gradflow import step_cache
+
+    calls = spy_backward_fm(monkeypatch)
+    args, upstream = problem(5, 3, 2, 6, np.float64, "holes", True)
+    _, _, cache = fast.lstm_forward(**args)
+    _, _, ref_cache = ref.lstm_forward(**args)
+    t = 2
+    cut = {"x": slice(t, t + 1), "gates": slice(t, t + 1), "c": slice(t, t + 2)}
+    cut.update(tanh_c=cut["x"], h_in=cut["x"], mask=cut["x"])
+
+    def one_step(c):
+        return c._replace(**{name: getattr(c, name)[s] for name, s in cut.items()})
+
+    up = [upstream[0][t : t + 1], upstream[1], upstream[2]]
+    cases = (  # (name, cache given, its upstream gradients, the reference's cache of the same)
+        ("reference", ref_cache, upstream, ref_cache),
+        ("one step", one_step(cache), up, one_step(ref_cache)),
+    )
+    for name, c, u, witness in cases:
+        got = fast.lstm_backward(*u, c)
+        want = ref.lstm_backward(*u, witness)
+        for k in want:
+            assert_close(got[k], want[k], 1e-12, f"{name}: {k}")
+    assert calls == []
+    assert cache.buffers is not None and step_cache(cache, t).buffers is None
+
+
+def test_buffers_go_back_to_the_pool_with_their_cache():
+    """Nothing but the cache holds its buffers: once it and the outputs are gone, the next call
+    of the same shapes reuses them (no garbage collection needed)."""
+    args, _ = problem(10, 8, 5, 32, np.float64, None, False)  # gates: 80 KiB, pooled
+    common.clear_workspace()  # no idle buffers of these shapes left by earlier tests
+    outputs = fast.lstm_forward(**args)
+    address = outputs[2].buffers.G.ctypes.data
+    del outputs
+    assert fast.lstm_forward(**args)[2].buffers.G.ctypes.data == address
 
 
 def test_empty_sequence():
@@ -215,7 +258,7 @@ def test_empty_sequence():
     assert hs.shape == (0, 3, 4)
     np.testing.assert_array_equal(h_T, args["h0"])
     np.testing.assert_array_equal(c_T, args["c0"])
-    g = lstm_fm.lstm_backward_fm(None, None, None, cache, lstm_fm.buffers_of(cache))
+    g = lstm_fm.lstm_backward_fm(None, None, None, cache)
     assert g["x"].shape == (0, 3, 2) and not g["kernel"].any()
     hs, (h_T, c_T) = lstm_fm.lstm_infer_fm(*positional(args))
     assert hs.shape == (0, 3, 4)

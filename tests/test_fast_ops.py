@@ -144,6 +144,8 @@ def test_fast_matches_reference(cell, T, B, D, H, dtype, mask, rmask, seed):
     # Same cache type and contents, so the two backwards are interchangeable.
     assert type(fast_cache) is type(ref_cache)
     for field, a, b in zip(ref_cache._fields, fast_cache, ref_cache):
+        if field == "buffers":  # the compiled LSTM forward's own buffers; None from the reference
+            continue
         if isinstance(b, np.ndarray) and b.dtype.kind == "f":
             close(a, b, dtype, f"{cell} cache.{field}", max(own.values()))
         else:

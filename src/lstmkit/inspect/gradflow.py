@@ -139,6 +139,8 @@ def step_cache(cache, t):
     T = cache.x.shape[0]
     parts = {}
     for name, v in cache._asdict().items():
+        if name == "buffers":  # the whole sequence's compiled buffers: left at None
+            continue
         if v is None or name in _STATIC:
             parts[name] = v
         elif name in _PLUS_ONE:

@@ -51,12 +51,15 @@ class LSTMCache(NamedTuple):
     h_in: np.ndarray  # (T, B, H) the h that entered the recurrent product (after recurrent dropout)
     mask: np.ndarray | None  # (T, B) bool
     recurrent_mask: np.ndarray | None  # (B, H)
+    # The compiled forward's own buffers behind these arrays (``ops.fast.lstm_fm.FMBuffers``),
+    # which its backward reads; None from every other forward. Everyone else ignores it.
+    buffers: object = None
 
 
 class LSTMActCache(NamedTuple):
     """:class:`LSTMCache` for activations other than (tanh, sigmoid): the same first nine fields
     (``act_c = φ(c)`` where the default cache has ``tanh_c``), then the activation names and the
-    pre-activations."""
+    pre-activations (no ``buffers``: only the default pair runs compiled)."""
 
     x: np.ndarray  # (T, B, D)
     kernel: np.ndarray  # (D, 4H)

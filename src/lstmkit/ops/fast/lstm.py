@@ -322,14 +322,13 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache, need_dx=True):
     Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias``; ``x`` is
     None with ``need_dx=False``.
     """
-    x, kernel, U, gates, c, tanh_c, h_in, mask, rmask = cache
+    x, kernel, U, gates, c, tanh_c, h_in, mask, rmask = cache[:9]
     dt = gates.dtype
     T, B, _ = x.shape
     H = c.shape[-1]
     check_shapes("lstm_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)), dc_T=(dc_T, (B, H)))
-    buffers = lstm_fm.buffers_of(cache)
-    if buffers is not None:
-        return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers, need_dx)
+    if lstm_fm.buffers_of(cache) is not None:  # the feature-major forward's own cache
+        return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx)
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
     gates, c, tanh_c, h_in = (as_float(a, dt) for a in (gates, c, tanh_c, h_in))
     dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, order="C")

@@ -21,8 +21,8 @@ passes (:mod:`.cells`) are flat loops over contiguous ``(4H, B)`` / ``(H, B)`` b
 numba vectorises (a loop per unit or per batch column does not: 3 vs 21-30 ns per cell).
 
 The cache holds ``(T, B, ...)`` *views* of the feature-major buffers, so readers (the NumPy
-backward, :mod:`lstmkit.inspect`) see the usual layout; :func:`lstm_backward_fm` finds the
-buffers behind a cache this module made through a registry keyed on the cache's arrays.
+backward, :mod:`lstmkit.inspect`) see the usual layout, and the buffers themselves in its last
+field (:class:`FMBuffers`), which :func:`lstm_backward_fm` reads.
 
 Threads: in training each step's hidden units are split among them (see "forward" below: they meet
 once per step forward, twice in BPTT). Inference splits the batch instead when every thread gets at
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-import weakref
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -185,8 +185,15 @@ def _stacked_input(x, h0, rm):
     return XH
 
 
-# Buffers behind the caches made here, keyed by id of the cache's gates view (removed with it).
-_BUFFERS: dict[int, tuple] = {}
+class FMBuffers(NamedTuple):
+    """The ``buffers`` field of a cache of :func:`lstm_forward_fm`: what its backward reads."""
+
+    XH: np.ndarray  # (T+1, 1+D+H, B) stacked inputs [1; x_t.T; h_in_t.T]
+    G: np.ndarray  # (T, 4H, B) gates
+    C: np.ndarray  # (T+1, H, B)
+    TC: np.ndarray  # (T, H, B) tanh(c_t)
+    threads: int  # the forward's unit chunks, which the backward shares alike
+    views: tuple  # the cache's (x, gates, c, tanh_c, h_in) that these buffers stand for
 
 
 def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, threads=1):
@@ -216,15 +223,9 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
             run(edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m)
 
     in_parallel([(0, B)], loop, B * 4 * H * (1 + D + H))  # single-threaded BLAS when it matters
-    gates = G.transpose(0, 2, 1)
-    h_in = XH[:T, 1 + D :].transpose(0, 2, 1)
-    cache = LSTMCache(
-        x, kernel, U, gates, C.transpose(0, 2, 1), TC.transpose(0, 2, 1), h_in, mask,
-        recurrent_mask,
-    )  # fmt: skip
-    key = id(gates)
-    _BUFFERS[key] = (weakref.ref(gates), weakref.ref(h_in), XH, G, C, TC, P)
-    weakref.finalize(gates, _BUFFERS.pop, key, None)
+    views = (x, *(a.transpose(0, 2, 1) for a in (G, C, TC, XH[:T, 1 + D :])))  # (T, B, ...)
+    fm = FMBuffers(XH, G, C, TC, P, views)
+    cache = LSTMCache(x, kernel, U, *views[1:], mask, recurrent_mask, fm)
     h_T = out[:, T - 1].copy() if T > 0 else h0
     return out.transpose(1, 0, 2), (h_T, np.ascontiguousarray(C[T].T)), cache
 
@@ -337,11 +338,11 @@ def _backward_parallel(addr, edges, rows, Wp, first, mk, XH, G, C, TC, dhs, has_
 
 
 def buffers_of(cache):
-    """The feature-major buffers behind ``cache`` if :func:`lstm_forward_fm` made it, else None."""
-    entry = _BUFFERS.get(id(cache.gates))
-    if entry is None or entry[0]() is not cache.gates or entry[1]() is not cache.h_in:
-        return None
-    return entry[2:]
+    """``cache.buffers`` if they stand behind this very cache's arrays, else None (another
+    forward's cache, or one rebuilt around other arrays, e.g. ``inspect``'s one-step caches)."""
+    fm = getattr(cache, "buffers", None)
+    same = fm is not None and all(a is b for a, b in zip(fm.views, (cache.x, *cache[3:7])))
+    return fm if same else None
 
 
 def _packed_input_weights(kernel, U, perm, rows):
@@ -372,12 +373,12 @@ def _pack_W(kernel, U, perm, rows, first, Wp):
                         panel[k, r] = 0
 
 
-def lstm_backward_fm(dhs, dh_T, dc_T, cache, buffers, need_dx=True):
-    """:func:`lstmkit.ops.fast.lstm.lstm_backward` for a cache of :func:`lstm_forward_fm`
-    (``buffers = buffers_of(cache)``), on as many threads as its forward; shapes already checked
-    by the caller. ``need_dx=False`` leaves out the x rows of every step's ``W @ dz``."""
-    XH, G, C, TC, P = buffers
-    x, kernel, U, _, _, _, _, mask, rmask = cache
+def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True):
+    """:func:`lstmkit.ops.fast.lstm.lstm_backward` from the buffers a :func:`lstm_forward_fm`
+    cache carries, on as many threads as its forward; shapes already checked by the caller.
+    ``need_dx=False`` leaves out the x rows of every step's ``W @ dz``."""
+    XH, G, C, TC, P, _ = cache.buffers
+    x, kernel, U, _, _, _, _, mask, rmask, _ = cache
     dt = G.dtype
     T, H4, B = G.shape
     H = H4 // 4
