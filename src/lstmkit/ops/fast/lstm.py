@@ -43,10 +43,11 @@ from .common import (
 
 
 @njit(**_JIT)
-def _add_row(zr, xr, br):
-    """``zr += xr + br`` for one row: ``(x W + b) + h U``, rounded in the reference's order."""
+def _add_row(out, zr, xr, br):
+    """``out = zr + (xr + br)`` for one row: ``(x W + b) + h U``, rounded in the reference's
+    order (``out`` may be ``zr``)."""
     for k in range(zr.shape[0]):
-        zr[k] += xr[k] + br[k]
+        out[k] = zr[k] + (xr[k] + br[k])
 
 
 @njit(**_JIT)
@@ -70,11 +71,9 @@ def _lstm_forward_loop(
             hin[:] = hp
         np.dot(hin, U, gates[t, b0:b1])  # (nb, 4H) recurrent product into the gate buffer
         for b in range(b0, b1):
-            zr, xr = gates[t, b], xw[t, b]
-            for k in range(4 * H):  # (x W + b) + h U, rounded in the reference's order
-                z[k] = zr[k] + (xr[k] + bias[k])
             # z apart from gates: the same array as input and output of the pass would send it
             # to LLVM's scalar loop (its run-time overlap check fails)
+            _add_row(z, gates[t, b], xw[t, b], bias)
             lstm_pass(z, H, gates[t, b], H, 0, c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], 0, H)
         if has_mask:
             carry_over(mask[t, b0:b1], c[t + 1, b0:b1], c[t, b0:b1])
@@ -277,7 +276,7 @@ def _lstm_step_kernel(x, kernel, bias, h, c, U, xw, z, h_out, c_out):
     np.dot(x, kernel, xw)  # (B, 4H)
     np.dot(h, U, z)
     for b in range(h.shape[0]):
-        _add_row(z[b], xw[b], bias)
+        _add_row(z[b], z[b], xw[b], bias)
         lstm_pass_infer(z[b], c[b], c_out[b], h_out[b], h.shape[1])
 
 
