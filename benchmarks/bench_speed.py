@@ -55,9 +55,9 @@ CONFIGS = {
     "D": (200, 16, 16, 32, 1),
     "E": (100, 32, 32, 128, 2),  # two stacked bidirectional layers
 }
-TARGETS = {  # issue 4: train vs PyTorch, infer vs onnxruntime
-    "train_vs_torch": {"A": 1.0, "B": 1.0, "C": 1.0, "D": 1.0},
-    "infer_vs_ort": {"A": 1.0, "B": 1.5, "C": 1.0, "D": 1.5},
+TARGETS = {  # issue 20 (was issue 4's 1.0 / 1.5): train vs PyTorch, infer vs onnxruntime
+    "train_vs_torch": {"A": 0.9, "B": 0.9, "C": 0.9, "D": 0.9, "E": 0.9},
+    "infer_vs_ort": {"A": 1.0, "B": 1.25, "C": 1.0, "D": 1.25},
 }
 
 
