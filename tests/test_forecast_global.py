@@ -322,6 +322,28 @@ def test_trend_select_fits_predicts_and_reloads(tmp_path):
     np.testing.assert_array_equal(model.predict(panel)[0], back.predict(panel)[0])
 
 
+def test_trend_select_chooses_once_per_member(monkeypatch):
+    """The per-series trend choice encodes every series' last windows for each choice: it is
+    made once per member (and once per member at prediction), not again by every encode of the
+    member's training, validation, scale and refit windows."""
+    from lstmkit.apps import forecast_global as fg
+
+    calls = []
+    real = fg.trend_phi
+
+    def counting(panel, facts, L):
+        calls.append(L)
+        return real(panel, facts, L)
+
+    monkeypatch.setattr(fg, "trend_phi", counting)
+    panel = _trend_panel(lambda t: 0.01 * t)
+    cfg = FAST.replace(trend="select", epochs=2, ensemble=2, lookbacks=(24, 36))
+    model = fit_global(panel, cfg)
+    assert calls == [24, 36]
+    model.predict(panel)
+    assert calls == [24, 36, 24, 36]
+
+
 def test_trend_hedge_is_the_mean_of_the_two_groups_of_independent_members():
     """``trend="hedge"``: members 0 and 2 have no trend, member 1 the damped one; the forecast
     is the mean of (the median of members 0 and 2) and member 1. Witness: the same members

@@ -164,11 +164,12 @@ def trend_phi(panel, facts, L):
     return np.asarray(choices, np.float64)[best]
 
 
-def _encode(panel, facts, series, origin, L):
+def _encode(panel, facts, series, origin, L, phi=None):
     """``fw.encode`` of windows (series ``series (N,)``, origins ``origin (N,)``) with each
-    series' trend damping (``trend_phi``)."""
+    series' trend damping ``phi (n_series,)`` (``trend_phi`` of the same panel, facts and
+    lookback, computed once by the caller: it encodes every series' last windows; None = no
+    choice)."""
     start, n = panel.offsets[:-1][series], panel.lengths[series]
-    phi = trend_phi(panel, facts, L)
     phi = None if phi is None else phi[series]
     return fw.encode(panel.values, start, n, origin, L, facts["horizon"], _norm(facts), phi)
 
@@ -182,13 +183,13 @@ def _cov(panel, facts, kind):
 
 
 # -- network inputs ---------------------------------------------------------------------------------
-def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None, zs=1.0):
+def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None, zs=1.0, phi=None):
     """Network inputs of windows (series ``series (N,)``, origins ``origin (N,)``) and their
-    normalisation, the values divided by the member's scale ``zs``. Returns ``(inputs dict,
-    zy (N, H), stats)``."""
+    normalisation (``phi``: each series' trend damping, see ``_encode``), the values divided by
+    the member's scale ``zs``. Returns ``(inputs dict, zy (N, H), stats)``."""
     H, m = facts["horizon"], facts["season"]
     start, n = panel.offsets[:-1][series], panel.lengths[series]
-    z, observed, zy, stats = _encode(panel, facts, series, origin, L)
+    z, observed, zy, stats = _encode(panel, facts, series, origin, L, phi)
     z, zy = z / zs, zy / zs  # one scale per member: network values of order 1
     steps, fut = [z[..., None], observed[..., None].astype(np.float64)], []
     if facts.get("trend"):
@@ -292,16 +293,17 @@ def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None
             f"fit_global: no training window: every series is shorter than 2 * horizon + "
             f"min_history = {2 * facts['horizon'] + config.min_history}"
         )
-    zs = _z_scale(panel, facts, config, L, ts, to)
-    x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index, zs=zs)
-    xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index, zs=zs)
+    phi = trend_phi(panel, facts, L)  # once per member: the same for all its windows
+    zs = _z_scale(panel, facts, config, L, ts, to, phi)
+    x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index, zs=zs, phi=phi)
+    xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index, zs=zs, phi=phi)
     val = (xv, _tile(zyv, Q, config.dtype)) if len(vs) else None
     y = _tile(zy, Q, config.dtype)
     model, best = _train(facts, config, x, y, val, seed, config.epochs, deadline, True, distribute)
     correction = _calibrate(model, facts, config, xv, zyv) if len(vs) else {}
     if refits(config, len(ts)):
         (rs, ro), _ = _origins(panel, facts, config, refit=True)
-        xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index, zs=zs)
+        xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index, zs=zs, phi=phi)
         model = _refit(
             facts, config, model, xr, _tile(zyr, Q, config.dtype), seed, best, distribute
         )
@@ -375,14 +377,14 @@ def fit_global(
     return GlobalForecaster(config, facts, members)
 
 
-def _z_scale(panel, facts, config, L, ts, to) -> float:
+def _z_scale(panel, facts, config, L, ts, to, phi=None) -> float:
     """The RMS of the normalised targets over (at most 20000 of) a member's training windows
     ``(ts, to)``: log deviations of smooth series are a few hundredths, and a network fed values
     that small may never leave its constant first solution. 1 when ``rescale`` is off."""
     if not config.rescale or len(ts) == 0:
         return 1.0
     pick = np.unique(np.linspace(0, len(ts) - 1, min(len(ts), 20000)).astype(np.int64))
-    zy = _encode(panel, facts, ts[pick], to[pick], L)[2]
+    zy = _encode(panel, facts, ts[pick], to[pick], L, phi)[2]
     rms = float(np.sqrt(np.nanmean(zy**2))) if np.isfinite(zy).any() else 1.0
     return rms if math.isfinite(rms) and rms > 1e-6 else 1.0
 
@@ -442,9 +444,10 @@ class GlobalForecaster:
     def _member_paths(self, member, panel, ids):
         series = np.arange(panel.n_series)
         origin = panel.lengths.astype(np.int64)
+        facts, L = member_facts(self.facts, member), member.lookback
         x, _, stats = _inputs(
-            panel, member_facts(self.facts, member), series, origin, member.lookback,
-            panel.future_ahead, ids, member.z_scale,
+            panel, facts, series, origin, L, panel.future_ahead, ids, member.z_scale,
+            trend_phi(panel, facts, L),
         )  # fmt: skip
         out = _quantile_paths(member.model, self.facts, x)
         return out, stats
