@@ -349,7 +349,9 @@ def test_trend_hedge_is_the_mean_of_the_two_groups_of_independent_members():
     is the mean of (the median of members 0 and 2) and member 1. Witness: the same members
     fitted on their own (``trend="select"`` with the one choice 0, or 0.9)."""
     train, _ = seasonal_panel(n_series=4)
-    cfg = FAST.replace(epochs=4, lookbacks=(24, 36), seed=2, trend_choices=(0.9,))
+    # validate_members=3: every member early-stops itself, as each one fitted alone does
+    cfg = FAST.replace(epochs=4, lookbacks=(24, 36), seed=2, trend_choices=(0.9,),
+                       validate_members=3)  # fmt: skip
     point, _ = fit_global(train, cfg.replace(ensemble=3, trend="hedge")).predict(train)
 
     def alone(i, phi):
@@ -467,3 +469,47 @@ def test_default_lookbacks_by_season(freq, horizon, changes, lookbacks):
     panel = Panel.from_arrays([np.arange(1.0, 61.0)] * 2, freq=freq)
     cfg = FAST.replace(horizon=horizon, epochs=1, ensemble=2, **changes)
     assert fit_global(panel, cfg).facts["lookbacks"] == lookbacks
+
+
+@pytest.mark.parametrize(
+    ("changes", "networks", "peers"),
+    [
+        # one lookback: member 0 early-stops (fit + refit), members 1 and 2 train once on
+        # every window for member 0's best epoch count, with its conformal correction
+        ({"lookbacks": (6,)}, 2 + 1 + 1, [None, 0, 0]),
+        # two lookbacks: one early-stopped member each; 2 follows 0 and 3 follows 1
+        ({"lookbacks": (6, 8), "ensemble": 4}, 2 + 2 + 1 + 1, [None, None, 0, 1]),
+        # validate_members=3: every member early-stops itself (the schedule before)
+        ({"lookbacks": (6,), "validate_members": 3}, 3 * 2, [None, None, None]),
+        # no refit: a member needs its own validation fit
+        ({"lookbacks": (6,), "refit": False}, 3, [None, None, None]),
+        # more training windows (164) than refit_max_windows: no refit, so no reuse
+        ({"lookbacks": (6,), "refit_max_windows": 100}, 3, [None, None, None]),
+    ],
+)  # fmt: skip
+def test_members_reuse_the_schedule_of_an_early_stopped_peer(monkeypatch, changes, networks,
+                                                             peers):  # fmt: skip
+    """``validate_members``: a member whose lookback an earlier early-stopped member shares
+    skips the early-stopped fit (networks built: 2 for a fit and its refit, 1 for a member that
+    only trains on every window), takes that peer's best epoch count (its optimizer counts
+    ``best * ceil(208 / 16)`` steps: every window of ``_steps_panel``) and conformal correction,
+    and keeps its own seed (another forecast)."""
+    from lstmkit.apps import forecast_network as fn
+
+    built = []
+    real = fn.build_network
+    monkeypatch.setattr(fn, "build_network", lambda *a: built.append(1) or real(*a))
+    base = {"horizon": 6, "units": 4, "epochs": 4, "patience": 50, "batch_size": 16,
+            "ensemble": 3, "refit": True, "levels": (80,)}  # fmt: skip
+    model = fit_global(_steps_panel(), ForecastConfig(**(base | changes)))
+    assert len(built) == networks
+    ms = model.members
+    for m, p in zip(ms, peers):
+        if p is None:
+            continue
+        assert (m.best_epoch, m.correction, m.lookback) == (
+            ms[p].best_epoch, ms[p].correction, ms[p].lookback)  # fmt: skip
+        assert m.model.optimizer.iterations == m.best_epoch * 13
+        assert m.seed != ms[p].seed
+        first = [next(iter(x.model.params.values())) for x in (m, ms[p])]  # the LSTM kernels
+        assert first[0].shape == first[1].shape and not np.array_equal(*first)

@@ -59,7 +59,14 @@ class ForecastConfig:
     steps), ``refit`` (train again on every window, the validation one included, for the best
     epoch count; skipped when the first fit had more than ``refit_max_windows`` training
     windows, 0 = no limit; ``refit_epochs > 0``: continue the early-stopped model for that many
-    epochs instead of training anew), ``conformal``
+    epochs instead of training anew), ``validate_members`` (with a refit from scratch, only
+    the first member of each lookback (and trend group) early-stops on the validation windows
+    and is calibrated there; a later member of that lookback trains once, on every window, for
+    its peer's best epoch count, and takes its conformal correction: on small panels the
+    early-stopped fit and its patience were half of a member's time and, judged on the tune
+    splits, bought nothing the peer's schedule does not (docs/forecast.md, "fpp2 panels"); the
+    first ``validate_members`` members early-stop whatever their lookback, so a value >=
+    ``ensemble`` early-stops every member, the schedule before), ``conformal``
     (calibrate the intervals on the validation windows), ``ensemble`` members (seeds ``seed``,
     ``seed + 1`` ...), ``aggregate`` ("median" or "mean" of members), ``max_minutes`` (stop
     training new members after this; at least one is trained), ``dtype``.
@@ -104,6 +111,7 @@ class ForecastConfig:
     refit: bool = True
     refit_epochs: int = 0
     refit_max_windows: int = 10000
+    validate_members: int = 0
     conformal: bool = True
     ensemble: int = 5
     aggregate: str = "median"
@@ -159,7 +167,8 @@ class ForecastConfig:
                          ("epochs", 1), ("batch_size", 1), ("patience", 1), ("ensemble", 1),
                          ("seed", 0), ("val_windows", 0), ("profile_seasons", 0),
                          ("patience_steps", 0), ("epoch_windows", 0),
-                         ("refit_epochs", 0), ("refit_max_windows", 0)):  # fmt: skip
+                         ("refit_epochs", 0), ("refit_max_windows", 0),
+                         ("validate_members", 0)):  # fmt: skip
             _int(name, getattr(self, name), lo)
         for name, choices in (("transform", TRANSFORMS), ("level", LEVELS),
                               ("seasonal", SWITCHES), ("trend", TRENDS), ("loss", LOSSES),

@@ -19,7 +19,10 @@ Recipe (``fit_global``), for each ensemble member ``i`` (seed ``seed + i``, look
 4. Adam on the pinball loss (or MAE/MSE), epochs of at most ``epoch_windows`` random windows,
    early stopping on the validation windows (best weights kept); optionally ``refit`` on every
    window for the best epoch count (not when the first fit had more than
-   ``refit_max_windows``; ``refit_epochs``: continue the first fit instead);
+   ``refit_max_windows``; ``refit_epochs``: continue the first fit instead). With a refit from
+   scratch, a member whose lookback an earlier early-stopped member shares skips the
+   early-stopped fit and step 5: it trains on every window for that peer's best epoch count
+   and takes its corrections (``validate_members``);
 5. conformal calibration (CQR, Romano et al. 2019) on the validation windows: each interval is
    widened (or narrowed) by the ``ceil((n+1) a)``-th smallest score
    ``max(lo - y, y - hi)`` in network units, per horizon step when there are at least
@@ -281,7 +284,12 @@ def _member_choices(config, facts, index):
     return [0.0] if index % 2 == 0 else list(facts["trend_choices"])
 
 
-def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None):
+def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None, peers=()):
+    """Member ``index``: early-stopped on the validation windows, calibrated on them, then
+    (``refit``) trained again on every window for its best epoch count. With ``peers`` (earlier
+    early-stopped members of the same lookback and trend group, see ``_peers``) and a refit from
+    scratch due, the first fit is skipped: the member trains on every window for the peers'
+    (median) best epoch count and takes their conformal correction."""
     seed, L = config.seed + index, facts["lookbacks"][index % len(facts["lookbacks"])]
     choices = _member_choices(config, facts, index)
     if choices is not None:
@@ -295,19 +303,53 @@ def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None
         )
     phi = trend_phi(panel, facts, L)  # once per member: the same for all its windows
     zs = _z_scale(panel, facts, config, L, ts, to, phi)
+    refit = refits(config, len(ts))
+    if peers and refit and not config.refit_epochs:
+        best = int(np.median([m.best_epoch for m in peers]))
+        model = _train_on_all(panel, facts, config, L, seed, best, zs, phi, id_index, distribute)
+        return Member(model, L, seed, best, _mean_correction(peers), zs, choices)
     x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index, zs=zs, phi=phi)
     xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index, zs=zs, phi=phi)
     val = (xv, _tile(zyv, Q, config.dtype)) if len(vs) else None
     y = _tile(zy, Q, config.dtype)
     model, best = _train(facts, config, x, y, val, seed, config.epochs, deadline, True, distribute)
     correction = _calibrate(model, facts, config, xv, zyv) if len(vs) else {}
-    if refits(config, len(ts)):
-        (rs, ro), _ = _origins(panel, facts, config, refit=True)
-        xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index, zs=zs, phi=phi)
-        model = _refit(
-            facts, config, model, xr, _tile(zyr, Q, config.dtype), seed, best, distribute
-        )
+    if refit:
+        if config.refit_epochs:
+            xr, zyr, _ = _inputs(panel, facts, *_origins(panel, facts, config, True)[0], L,
+                                 id_index=id_index, zs=zs, phi=phi)  # fmt: skip
+            model = _refit(facts, config, model, xr, _tile(zyr, Q, config.dtype), seed, best,
+                           distribute)  # fmt: skip
+        else:
+            model = _train_on_all(panel, facts, config, L, seed, best, zs, phi, id_index,
+                                  distribute)  # fmt: skip
     return Member(model, L, seed, best, correction, zs, choices)
+
+
+def _train_on_all(panel, facts, config, L, seed, epochs, zs, phi, id_index, distribute):
+    """A fresh network trained on every window (validation ones included) for ``epochs``."""
+    (rs, ro), _ = _origins(panel, facts, config, refit=True)
+    xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index, zs=zs, phi=phi)
+    y = _tile(zyr, len(facts["quantiles"]), config.dtype)
+    return _refit(facts, config, None, xr, y, seed, epochs, distribute)
+
+
+def _mean_correction(peers) -> dict:
+    """The peers' conformal corrections (``level -> (H,)``, network units), averaged."""
+    levels = peers[0].correction.keys()
+    return {a: np.mean([m.correction[a] for m in peers], axis=0).tolist() for a in levels}
+
+
+def _peers(config, facts, members, stopped, index) -> list:
+    """The early-stopped members whose schedule member ``index`` reuses (``_fit_member``):
+    none among the first ``validate_members``; else those of ``stopped`` (indices) with its
+    lookback and trend group. Empty: the member early-stops itself."""
+    if index < config.validate_members:
+        return []
+    L = facts["lookbacks"][index % len(facts["lookbacks"])]
+    choices = _member_choices(config, facts, index)
+    return [members[j] for j in stopped
+            if members[j].lookback == L and members[j].trend_choices == choices]  # fmt: skip
 
 
 def _quantile_paths(model, facts, x):
@@ -365,11 +407,14 @@ def fit_global(
     id_index = np.arange(1, panel.n_series + 1) if config.embedding else None
     t0 = time.monotonic()
     deadline = t0 + 60 * config.max_minutes if config.max_minutes else None
-    members = []
+    members, stopped = [], []  # stopped: the members that early-stopped themselves
     for i in range(config.ensemble):
         if members and deadline is not None and time.monotonic() > deadline:
             break  # the budget is spent: keep the members trained so far
-        members.append(_fit_member(panel, facts, config, i, deadline, id_index, distribute))
+        peers = _peers(config, facts, members, stopped, i)
+        members.append(_fit_member(panel, facts, config, i, deadline, id_index, distribute, peers))
+        if not peers:
+            stopped.append(i)
         if progress:
             m = members[-1]
             progress(f"member {i + 1}/{config.ensemble}: lookback {m.lookback}, seed {m.seed}, "
