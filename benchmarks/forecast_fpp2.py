@@ -9,7 +9,9 @@ Single series (monthly and quarterly, default settings): RMSE of the last season
 the rest, beside AutoETS, AutoTheta, AutoARIMA, Naive and SeasonalNaive. Panels: mean MASE
 (scaled by the in-sample seasonal-naive MAE) and the wall-clock time of each method run as a user
 meets it: a fresh Python process that imports, fits and forecasts (statsforecast's numba
-compilation included, lstmkit's too). Also the 80% interval coverage of lstmkit.
+compilation included, lstmkit's too; lstmkit's process reads the CSV with its own reader, as
+``lstmkit forecast train`` does, statsforecast's with pandas, which its API takes). Also the 80%
+interval coverage of lstmkit.
 The data are GPL-3 (fpp2): read from ``../shared/data``, never copied into the repository.
 """
 
@@ -53,13 +55,27 @@ def load(name, split="official"):
     return out[0], out[1], np.asarray(out[2]), out[3], freq, m
 
 
+def lstmkit_panel(name, split):
+    """The training panel of ``load(name, split)`` read as ``lstmkit forecast train`` reads the
+    file (``read_panel``: lstmkit's own CSV reader; a user of lstmkit does not import pandas),
+    then cut the same way."""
+    from lstmkit.apps.panel import Panel
+    from lstmkit.apps.panel_io import read_panel
+
+    full = read_panel(FPP2 / f"{name}.csv")
+    m = int(full.season)
+    cut = (SPLITS[split] + 1) * m  # the dropped seasons and the held-out one
+    ids = [str(i) for i in full.ids] if name in PANELS else [name]
+    train = [full.series(k)[:-cut] for k in range(full.n_series)]
+    times = [full.times[full.span(k)][:-cut] for k in range(full.n_series)]
+    return Panel.from_arrays(train, ids, times=times, freq=full.freq)
+
+
 def fit_lstm(name, split, ensemble, sets=None):
     from lstmkit.apps.forecast_config import ForecastConfig
     from lstmkit.apps.forecast_global import fit_global
-    from lstmkit.apps.panel import Panel
 
-    ids, train, _, times, freq, _ = load(name, split)
-    panel = Panel.from_arrays(train, ids, times=times, freq=freq)
+    panel = lstmkit_panel(name, split)
     over = dict(sets or {}) | ({"ensemble": ensemble} if ensemble else {})
     cfg = ForecastConfig(**over).validate()
     point, iv = fit_global(panel, cfg).predict(panel, levels=(80,))
