@@ -202,6 +202,7 @@ def test_load_rejects_other_files(tmp_path):
         ("epoch_windows", -1), ("refit_epochs", 1.5), ("refit_max_windows", -1),
         ("seasonal_lookback_factors", (2, 0)), ("rescale", 1), ("trend", "damped"),
         ("trend_choices", ()), ("trend_choices", (0.0, 1.5)), ("trend_choices", 0.9),
+        ("validate_members", -1), ("validate_members", 1.5),
     ],
 )  # fmt: skip
 def test_config_validation_names_the_setting(setting, value):

@@ -63,8 +63,9 @@ class ForecastConfig:
     the first member of each lookback (and trend group) early-stops on the validation windows
     and is calibrated there; a later member of that lookback trains once, on every window, for
     its peer's best epoch count, and takes its conformal correction: on small panels the
-    early-stopped fit and its patience were half of a member's time and, judged on the tune
-    splits, bought nothing the peer's schedule does not (docs/forecast.md, "fpp2 panels"); the
+    early-stopped fit and its patience were half of a member's time, and on the four fpp2
+    panels' tune splits the peer's schedule did as well (geometric-mean MASE 1.133 against
+    1.136, 29% less CPU; docs/forecast.md, "fpp2 panels"); the
     first ``validate_members`` members early-stop whatever their lookback, so a value >=
     ``ensemble`` early-stops every member, the schedule before), ``conformal``
     (calibrate the intervals on the validation windows), ``ensemble`` members (seeds ``seed``,
