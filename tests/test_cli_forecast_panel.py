@@ -263,3 +263,36 @@ def test_demo_trains_on_the_packaged_panel_and_writes_model_forecasts_plots(
         "forecast-T1.png", "forecast-T2.png", "forecast-T3.png"]  # fmt: skip
     model = forecast_global.GlobalForecaster.load(out / "model.lstmkit")
     assert model.horizon == 6 and len(model.members) == 1
+
+
+def test_train_no_evaluate_skips_the_held_out_fit_and_saves_the_same_model(work, panel_csv,
+                                                                           panel_model, capsys,
+                                                                           monkeypatch):  # fmt: skip
+    import lstmkit.apps.forecast_run as run
+
+    def no_backtest(*a, **k):
+        raise AssertionError("--no-evaluate must not run the held-out backtest")
+
+    monkeypatch.setattr(run, "evaluate", no_backtest)
+    out = work / "noeval.lstmkit"
+    argv = ["forecast", "train", str(panel_csv), *FAST, "--level", "80", "95", "--no-evaluate"]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "AutoETS" not in text and "held out" not in text
+    # the flag changes nothing else: same forecasts as the model trained after the table
+    fcs = []
+    for model in (panel_model, out):
+        path = work / f"fc-{model.stem}.csv"
+        assert main(["forecast", "predict", str(model), str(panel_csv), "--out", str(path)]) == 0
+        fcs.append(pd.read_csv(path))
+    pd.testing.assert_frame_equal(fcs[0], fcs[1])
+
+
+def test_no_evaluate_is_refused_by_the_single_engine(work, panel_csv, capsys):
+    out = work / "single-noeval.lstmkit"
+    argv = ["forecast", "train", str(panel_csv), "--engine", "single", "--column", "y",
+            "--no-evaluate", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    assert "argument '--no-evaluate' applies to --engine global only" in capsys.readouterr().err
+    assert not out.exists()

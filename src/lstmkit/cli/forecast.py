@@ -151,6 +151,9 @@ def _register_train(sub):
     _data_options(p, d)
     _model_options(p, d)
     _single_options(p)
+    p.add_argument("--no-evaluate", dest="evaluate", action="store_false",
+                   help="skip the held-out table: train the saved model only (about half the "
+                   "time; global engine)")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
     p.set_defaults(func=cmd_train, reads=("data",), writes=("--out",))
 
@@ -340,15 +343,22 @@ def cmd_train(args) -> int:
     if args.engine == "single":
         from .forecast_single import train_single
 
+        if not args.evaluate:
+            raise ValueError("argument '--no-evaluate' applies to --engine global only (the "
+                             "single engine's validation is part of its training); got it with "
+                             "--engine single")  # fmt: skip
         return train_single(args)
-    from ..apps.forecast_run import evaluate, fit
+    from ..apps.forecast_run import evaluate, fit, horizon_of
 
     _only_single(args)
     _check_out_file(args.out, "--out")
     config = _config(args)
     panel, _ = _read(args, config)
-    H, result = evaluate(panel, config, progress=_say(args), distribute=strategy)
-    _print_result(result, H, "held out: the last values of each series")
+    if args.evaluate:
+        H, result = evaluate(panel, config, progress=_say(args), distribute=strategy)
+        _print_result(result, H, "held out: the last values of each series")
+    else:
+        H = horizon_of(panel, config)
     model = fit(panel, config.replace(horizon=H), _say(args), strategy)
     model.save(args.out)
     print(f"saved model ({len(model.members)} members) to {args.out}")
