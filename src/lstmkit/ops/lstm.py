@@ -59,7 +59,8 @@ class LSTMCache(NamedTuple):
 class LSTMActCache(NamedTuple):
     """:class:`LSTMCache` for activations other than (tanh, sigmoid): the same first nine fields
     (``act_c = φ(c)`` where the default cache has ``tanh_c``), then the activation names and the
-    pre-activations (no ``buffers``: only the default pair runs compiled)."""
+    pre-activations. The compiled kernels (which run the activations whose derivative is a
+    function of their output) leave ``z`` None and may fill ``buffers``."""
 
     x: np.ndarray  # (T, B, D)
     kernel: np.ndarray  # (D, 4H)
@@ -71,7 +72,8 @@ class LSTMActCache(NamedTuple):
     mask: np.ndarray | None  # (T, B) bool
     recurrent_mask: np.ndarray | None  # (B, H)
     activations: tuple  # (activation, recurrent_activation) names
-    z: np.ndarray  # (T, B, 4H) pre-activations
+    z: np.ndarray | None  # (T, B, 4H) pre-activations; None from the compiled kernels
+    buffers: object = None  # as in LSTMCache: the compiled forward's own buffers
 
 
 def _pair(activations):

@@ -100,8 +100,8 @@ def rnn_backward(dhs, dh_T, cache):
     """
     x, kernel, U, y, h_in, mask, rmask, activation = cache[:8]
     # An RNNCache's φ has a derivative that is a function of its output alone (relu: y > 0
-    # exactly when z > 0), so the stored output stands in for the pre-activation.
-    z = cache.z if isinstance(cache, RNNActCache) else y
+    # exactly when z > 0; the compiled kernels' softsign: 1 - |y| = 1 / (1 + |z|)): no z then.
+    z = cache.z if isinstance(cache, RNNActCache) else None
     _, dphi = get_elementwise(activation)
     T, B, _ = x.shape
     H = y.shape[-1]
@@ -110,7 +110,7 @@ def rnn_backward(dhs, dh_T, cache):
     for t in range(T - 1, -1, -1):
         if dhs is not None:
             dh = dh + dhs[t]
-        d = dh * dphi(y[t], z[t])
+        d = dh * dphi(y[t], None if z is None else z[t])
         if mask is not None:  # a skipped step passes its gradient straight through
             m = mask[t][:, None]
             d *= m
