@@ -256,3 +256,13 @@ def test_a_pair_not_yet_compiled_runs_the_reference_and_asks_for_its_own_job(mon
     assert cache2.z is None  # the compiled kernels ran
     np.testing.assert_allclose(hs2, want, rtol=1e-5, atol=1e-6)
     assert backend.compile_job("rnn", (("activation", "elu"),)) == "rnn-elu"
+
+
+def test_the_layer_says_which_kernels_run_and_why(monkeypatch):
+    monkeypatch.setattr(backend, "_choice", "numba")
+    assert LSTM(3, activation="relu", recurrent_activation="hard_sigmoid").kernel_report() == (
+        "compiled kernels (numba)"
+    )
+    report = GRU(3, recurrent_activation="swish").kernel_report()
+    assert report.startswith("NumPy reference: recurrent_activation='swish' has a derivative")
+    assert "reset_after=False" in GRU(3, reset_after=False).kernel_report()

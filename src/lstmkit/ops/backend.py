@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import logging
 import os
 import threading
 import time
@@ -46,6 +47,7 @@ import numpy as np
 
 from . import activations, compiled
 
+log = logging.getLogger("lstmkit.ops.backend")
 BACKENDS = ("numpy", "numba", "auto")
 CELLS = ("lstm", "gru", "rnn")
 
@@ -263,6 +265,36 @@ def compiled_supports(cell: str, **options) -> bool:
     return all(activations.compiles(name) for name in opts.values())
 
 
+def why_reference(cell: str, **options) -> str | None:
+    """Why the compiled kernels do not run ``cell`` with these options, or None when they do."""
+    opts = dict(_options(cell, options))
+    if opts.pop("reset_after", True) is not True:
+        return "reset_after=False has no compiled kernel"
+    for arg, name in opts.items():
+        if not activations.compiles(name):
+            return (
+                f"{arg}={name!r} has a derivative that needs its pre-activation; the compiled "
+                f"kernels run {list(activations.OUTPUT_DERIVED)}"
+            )
+    return None
+
+
+def describe(cell: str, dtype, **options) -> str:
+    """Which implementation runs ``cell`` with these options for ``dtype`` now, and why, without
+    side effects (no compilation started): what a layer's ``kernel_report`` prints."""
+    why = why_reference(cell, **options)
+    if why is not None:
+        return f"NumPy reference: {why}"
+    if peek_backend() == "numpy":
+        return "NumPy reference (the backend in use)"
+    job = compile_job(cell, _options(cell, options))
+    if _choice == "auto" and _deferred():
+        name = np.dtype(dtype).name + ("" if job is None else f"-{job}")
+        if not compiled.ready(name):
+            return f"NumPy reference until the background compilation {name!r} is done"
+    return "compiled kernels (numba)"
+
+
 def compile_job(cell: str, opts: tuple) -> str | None:
     """The name of the background compilation that covers ``cell`` with options ``opts`` (as
     :func:`_options` gives them) beside the default one: None for Keras' defaults, which the
@@ -301,6 +333,7 @@ def _lookup(cell, backend, options, request_auto=False) -> SimpleNamespace:
     if _check_name(backend, "ops_for: argument 'backend'") == "auto":
         backend, request_auto = _resolve_auto(), True
     if backend == "numba" and not compiled_supports(cell, **dict(opts)):
+        log.debug("%s: NumPy reference: %s", cell, why_reference(cell, **dict(opts)))
         backend = "numpy"
     gated = backend == "numba" and request_auto and _deferred()
     key = (backend, cell, opts, gated)
