@@ -1,7 +1,11 @@
 """Each cell's pointwise step and its derivative, written once; every compiled kernel inlines them.
 
+Every step takes ``acts``, the layer's activation pair (:mod:`.elementwise`: φ = ``activation``,
+tanh by default; ρ = ``recurrent_activation``, sigmoid), resolved when numba compiles the caller,
+so each pair has its own machine code and the default pair's is what it was before pairs existed.
 LSTM, gate blocks in the order of :data:`lstmkit.ops.gates.LSTM_GATES`, from the whole
-pre-activation ``z`` (bias included); backward from the stored activations and ``tanh(c)``::
+pre-activation ``z`` (bias included); backward from the stored activations and ``φ(c)`` (written
+here for the defaults; ``ρ'`` and ``φ'`` from the outputs in general)::
 
     i = σ(z_i)   f = σ(z_f)   g = tanh(z_g)   o = σ(z_o)
     c = f * c_prev + i * g        h = o * tanh(c)
