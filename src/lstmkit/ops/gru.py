@@ -29,7 +29,8 @@ there is no recurrent bias: ``bias (3H,)``)::
 
 One loop serves every combination; with the defaults (tanh, sigmoid, reset_after=True) the cache
 is :class:`GRUCache` (what the compiled kernels also produce and consume), otherwise
-:class:`GRUActCache`, which adds the names, the convention and the pre-activations.
+:class:`GRUActCache`, which adds the names, the convention and the pre-activations (``z``
+None from the compiled kernels, which run output-derivable activations with reset_after=True).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import numpy as np
 
 from .activations import get_elementwise
 
-#: Keras' defaults ``(activation, recurrent_activation)``: the pair the compiled kernels run
+#: Keras' defaults ``(activation, recurrent_activation)``: the pair whose cache is GRUCache
 DEFAULT_ACTIVATIONS = ("tanh", "sigmoid")
 
 

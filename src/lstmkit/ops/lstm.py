@@ -24,7 +24,9 @@ Other activations (Keras' ``activation`` φ for g and for the cell output, ``rec
 The same loop serves every pair; with the defaults (tanh, sigmoid) the cache is
 :class:`LSTMCache` (what the compiled kernels also produce and consume), otherwise
 :class:`LSTMActCache`, which adds the names and the pre-activations ``z``: a derivative such as
-gelu's or swish's is not a function of the output alone.
+gelu's or swish's is not a function of the output alone. The compiled kernels produce both
+(:class:`LSTMActCache` with ``z`` None for pairs of output-derivable activations, whose
+derivatives this backward then also takes from the outputs) and consume both.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 
 from .activations import get_elementwise
 
-#: Keras' defaults ``(activation, recurrent_activation)``: the pair the compiled kernels run
+#: Keras' defaults ``(activation, recurrent_activation)``: the pair whose cache is LSTMCache
 DEFAULT_ACTIVATIONS = ("tanh", "sigmoid")
 
 

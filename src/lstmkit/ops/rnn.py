@@ -7,8 +7,9 @@ Equations (time-major, ``x (T, B, D)``; Keras ``SimpleRNN``)::
 ``kernel (D, H)``, ``recurrent_kernel (H, H)``, ``bias (H,)``; ``φ`` is any element-wise name
 :func:`get_elementwise` knows (``"tanh"`` by default). The input projection ``x @ kernel + bias``
 is one product for all steps. For tanh, relu, sigmoid and linear the derivative is a function
-of the output, and the cache is :class:`RNNCache` (what the compiled kernels also produce and
-consume); any other φ gets :class:`RNNActCache`, which adds the pre-activations.
+of the output, and the cache is :class:`RNNCache`; any other φ gets :class:`RNNActCache`, which
+adds the pre-activations. The compiled kernels give an :class:`RNNCache` for every activation
+they run (all whose derivative is a function of the output), and consume both.
 
 Masking (Keras semantics): where ``mask[t, b]`` is False, step t of sequence b is skipped: h is
 carried over unchanged and the step's output is the carried h.
