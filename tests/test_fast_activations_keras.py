@@ -266,3 +266,35 @@ def test_the_layer_says_which_kernels_run_and_why(monkeypatch):
     report = GRU(3, recurrent_activation="swish").kernel_report()
     assert report.startswith("NumPy reference: recurrent_activation='swish' has a derivative")
     assert "reset_after=False" in GRU(3, reset_after=False).kernel_report()
+
+
+def test_a_pair_job_starts_a_worker_for_that_pair_only(monkeypatch, tmp_path):
+    """``compiled.start`` of a pair's job runs the worker with the float type and the pair, which
+    ``main`` parses back into the job name (markers ``ready-float32-lstm-relu-hard_sigmoid-*``)."""
+    import subprocess
+
+    from lstmkit.ops import compiled
+
+    monkeypatch.setenv("LSTMKIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(compiled, "_started", {})
+    argv, jobs = [], []
+
+    class Popen:
+        pid = 1
+
+        def __init__(self, args, **kw):
+            argv.append(args)
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(subprocess, "Popen", Popen)
+    assert compiled.start("float32-lstm-relu-hard_sigmoid") == 1
+    assert argv[0][-3:] == ["--dtype", "float32", "lstm-relu-hard_sigmoid"]
+    assert compiled.state("float32-lstm-relu-hard_sigmoid") == "compiling"
+    monkeypatch.setattr(compiled, "_worker", jobs.append)
+    compiled.main(argv[0][-3:])
+    compiled.main(["--dtype", "float64"])
+    assert jobs == ["float32-lstm-relu-hard_sigmoid", "float64"]
+    assert compiled.job_parts(jobs[0]) == ("float32", ("lstm", "relu", "hard_sigmoid"))
+    assert compiled.job_parts("float64") == ("float64", None)
