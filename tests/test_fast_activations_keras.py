@@ -202,10 +202,12 @@ def test_compiled_activations_match_torch(compiled_only, cell, act, rec, dtype):
 
 
 @pytest.mark.parametrize(
-    "cell,act,rec", [("LSTM", "relu", "hard_sigmoid"), ("GRU", "elu", "hard_sigmoid")]
+    "cell,act,rec",
+    [("LSTM", "relu", "hard_sigmoid"), ("GRU", "elu", "hard_sigmoid"), ("SimpleRNN", "selu", None)],
 )
 def test_batch_of_one_and_no_mask(compiled_only, cell, act, rec):
-    """B = 1: the LSTM's row-major training kernels and its BLAS-free inference rows."""
+    """B = 1: the LSTM's row-major training kernels and its BLAS-free inference rows; without a
+    mask, the streaming ``step`` of every cell too."""
     check(cell, act, rec, "float32", 1, None)
 
 
