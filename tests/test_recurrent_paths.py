@@ -2,8 +2,9 @@
 the numbers (``unroll``, ``seed``), and the export paths for the new arguments.
 
 - Dispatch: Keras' defaults (and ``use_bias=False``, a zero bias) stay on the compiled kernels,
-  the very functions (not wrappers) as before; other activations and GRU ``reset_after=False``
-  run on the NumPy reference whatever the backend; the reference with the defaults is bit for bit
+  the very functions (not wrappers) as before; activations whose derivative needs the
+  pre-activation (gelu, swish, mish) and GRU ``reset_after=False`` run on the NumPy reference
+  whatever the backend; the reference with the defaults is bit for bit
   what it was (its cache is the one the compiled backward reads).
 - ``unroll=True`` gives bit-identical outputs; ``seed`` makes the dropout masks reproducible and
   is the layer's own stream (Keras' SeedGenerator).
@@ -63,12 +64,12 @@ COMPILED = [
     (SimpleRNN, {"activation": "sigmoid", "use_bias": False}),
     (SimpleRNN, {"activation": None}),
 ]
-REFERENCE = [
-    (LSTM, {"activation": "relu"}),
-    (LSTM, {"recurrent_activation": "hard_sigmoid"}),
+REFERENCE = [  # the compiled kernels run the rest: tests/test_fast_activations_keras.py
+    (LSTM, {"activation": "swish"}),
+    (LSTM, {"recurrent_activation": "gelu"}),
     (GRU, {"reset_after": False}),
     (GRU, {"activation": "gelu"}),
-    (SimpleRNN, {"activation": "elu"}),
+    (SimpleRNN, {"activation": "mish"}),
 ]
 
 
@@ -120,7 +121,7 @@ def test_no_bias_on_the_compiled_path_equals_the_reference(numba_backend, cls):
 
 def test_option_validation():
     assert backend.compiled_supports("lstm") and not backend.compiled_supports(
-        "lstm", activation="relu"
+        "lstm", activation="gelu"
     )
     assert backend.compiled_supports("rnn", activation="relu")
     assert not backend.compiled_supports("gru", reset_after=False)

@@ -19,9 +19,15 @@ Every Keras 3 constructor argument is accepted (see :mod:`lstmkit.layers.rnn_opt
 ``activation``/``recurrent_activation`` (any element-wise Keras activation), ``use_bias``,
 initializers, regularizers (their penalties join the training loss, see
 :mod:`lstmkit.regularizers`), constraints (applied after each optimizer step), ``seed``,
-``unroll``, GRU ``reset_after``. Which kernels run: Keras' defaults (and ``use_bias=False``, a
-zero bias) on the compiled ones, other activations and ``reset_after=False`` on the NumPy
-reference (:func:`lstmkit.ops.backend.compiled_supports`).
+``unroll``, GRU ``reset_after``. Which kernels run (:meth:`RNNBase.kernel_report` says, for a
+layer): the compiled ones for Keras' defaults, ``use_bias=False`` (a zero bias) and every
+activation whose derivative is a function of its output, in either role (linear, relu, relu6,
+leaky_relu, elu, selu, sigmoid, hard_sigmoid, tanh, hard_tanh, softplus, softsign, exponential,
+log_sigmoid: :mod:`lstmkit.ops.fast.elementwise`; a pair other than tanh/sigmoid compiles on its
+first use, see ``docs/speed.md``); the NumPy reference for those whose derivative needs the
+pre-activation (gelu, swish/silu, hard_silu, mish, tanh_shrink, celu, squareplus, the shrinks,
+sparse_plus, sparse_sigmoid) and GRU ``reset_after=False``
+(:func:`lstmkit.ops.backend.compiled_supports`).
 
 ``seed``: the initial weights are drawn from ``default_rng([seed, 0, go_backwards])`` (so the
 two directions of a Bidirectional differ), and the dropout masks from the layer's own stream
@@ -202,6 +208,13 @@ class RNNBase(Layer):
     # -- cell adapters: uniform (hs, [states], cache) whatever the cell -------------------------
     def _ops(self):
         return backend.ops_for(self.cell, **self._cell_options())
+
+    def kernel_report(self) -> str:
+        """Which implementation runs this layer's cell now, and why not the compiled kernels
+        when it is the NumPy reference."""
+        if getattr(self, "is_variant", False):
+            return "NumPy reference: the LSTM variants (lstmkit.ops.lstm_variants) have no kernel"
+        return backend.describe(self.cell, self.dtype, **self._cell_options())
 
     # The adapters below are those of the one-state cells (GRU, SimpleRNN); LSTM, with its two
     # states and its variants, overrides them.

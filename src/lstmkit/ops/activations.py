@@ -204,6 +204,9 @@ def _dlog_sigmoid(y, z):
 
 
 def _dsoftsign(y, z):
+    if z is None:  # from the output, as the compiled kernels store it: 1 - |y| = 1 / (1 + |z|)
+        d = 1 - np.abs(y)
+        return d * d
     d = 1 + np.abs(z)
     return 1 / (d * d)
 
@@ -312,7 +315,7 @@ _MORE_ACTIVATIONS = {
     ),
     "hard_tanh": (
         lambda z: np.clip(z, -1, 1).astype(z.dtype, copy=False),
-        lambda y, z: _where((z > -1) & (z < 1), 1.0, 0.0, y),
+        lambda y, z: _where(np.abs(y if z is None else z) < 1, 1.0, 0.0, y),  # z None: from y
     ),
     "tanh_shrink": (lambda z: z - np.tanh(z), lambda y, z: np.tanh(z) ** 2),
     "squareplus": (
@@ -336,6 +339,21 @@ _MORE_ACTIVATIONS = {
         lambda y, z: _where((z > -1) & (z < 1), 0.5, 0.0, y),
     ),
 }
+
+
+#: the element-wise activations whose derivative is a function of their output (softsign:
+#: ``(1 - |y|)^2``, hard_tanh: ``|y| < 1``): the compiled kernels run these
+#: (:mod:`lstmkit.ops.fast.elementwise` writes each once); the others need the pre-activation and
+#: run on the NumPy reference
+OUTPUT_DERIVED = (
+    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "sigmoid", "hard_sigmoid", "tanh",
+    "hard_tanh", "softplus", "softsign", "exponential", "log_sigmoid",
+)  # fmt: skip
+
+
+def compiles(name) -> bool:
+    """Whether the compiled kernels run activation ``name`` (``None`` is linear)."""
+    return ("linear" if name is None else name) in OUTPUT_DERIVED
 
 
 def get_elementwise(name: str | None):

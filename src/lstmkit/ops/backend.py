@@ -24,10 +24,12 @@ processes).
 
 Cell options (Keras' ``activation``, ``recurrent_activation``, GRU ``reset_after``) are bound
 into the functions ``ops_for`` returns. The compiled kernels run Keras' defaults (LSTM and GRU:
-tanh and sigmoid, reset_after=True) and SimpleRNN with tanh, relu, sigmoid or linear; any other
-option runs on the NumPy reference, whatever the backend, until the kernels learn it
-(:func:`compiled_supports` says which). A layer without bias passes a zero bias: exact, and the
-compiled kernels stay in use.
+tanh and sigmoid, reset_after=True) and every activation whose derivative is a function of its
+output (relu, hard_sigmoid, elu, selu, softsign, linear, ...: :func:`compiled_supports`); the
+others (gelu, swish, mish, ...) and GRU ``reset_after=False`` run on the NumPy reference, whatever
+the backend. A pair other than the defaults is compiled on its first use (under ``"auto"`` in the
+background, the reference running meanwhile: :func:`compile_job`). A layer without bias passes a
+zero bias: exact, and the compiled kernels stay in use.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import logging
 import os
 import threading
 import time
@@ -42,8 +45,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import compiled
+from . import activations, compiled
 
+log = logging.getLogger("lstmkit.ops.backend")
 BACKENDS = ("numpy", "numba", "auto")
 CELLS = ("lstm", "gru", "rnn")
 
@@ -155,6 +159,8 @@ class _AutoState:
 
     def __init__(self):
         self.ready: frozenset = frozenset()
+        self.jobs: set = set()  # the activation pairs' compilations asked for ("float32-lstm-...")
+        self.jobs_ready: frozenset = frozenset()
         self.depth = 0
         self.checked = -float("inf")
         self.lock = threading.RLock()
@@ -165,6 +171,7 @@ class _AutoState:
             if self.depth or now - self.checked < self.RECHECK_S:
                 return
             self.checked = now
+            self.jobs_ready = frozenset(j for j in self.jobs if compiled.ready(j))
             if len(self.ready) == len(compiled.DTYPES):
                 return
             ready = frozenset(dt for dt in compiled.DTYPES if compiled.ready(dt))
@@ -176,11 +183,15 @@ class _AutoState:
         self.refresh()
         return "numba" if self.ready else "numpy"
 
-    def runs(self, dtype) -> bool:
-        """Whether this float type's compiled kernels run now; starts compiling them if not."""
+    def runs(self, dtype, job=None) -> bool:
+        """Whether this float type's compiled kernels (with ``job``: those of an activation pair,
+        :func:`compile_job`) run now; starts compiling them if not. Seen ready at safe points only."""
         name = np.dtype(dtype).name if np.dtype(dtype) in (np.float32, np.float64) else "float64"
-        if name in self.ready:
+        name = name if job is None else f"{name}-{job}"
+        if name in (self.ready if job is None else self.jobs_ready):
             return True
+        if job is not None:
+            self.jobs.add(name)
         compiled.start(name)
         return False
 
@@ -232,8 +243,6 @@ _DEFAULTS = {
     "gru": {"activation": "tanh", "recurrent_activation": "sigmoid", "reset_after": True},
     "rnn": {"activation": "tanh"},
 }
-#: SimpleRNN activations the compiled kernels have (their derivative is a function of the output)
-_COMPILED_RNN = (None, "linear", "tanh", "sigmoid", "relu")
 
 
 def _options(cell, options) -> tuple:
@@ -247,11 +256,56 @@ def _options(cell, options) -> tuple:
 
 
 def compiled_supports(cell: str, **options) -> bool:
-    """Whether the compiled kernels run ``cell`` with these options (else the reference does)."""
+    """Whether the compiled kernels run ``cell`` with these options (else the reference does):
+    activations whose derivative is a function of their output
+    (:data:`lstmkit.ops.activations.OUTPUT_DERIVED`), and GRU ``reset_after=True``."""
     opts = dict(_options(cell, options))
-    if cell == "rnn":
-        return opts.get("activation", "tanh") in _COMPILED_RNN
-    return not opts
+    if opts.pop("reset_after", True) is not True:
+        return False
+    return all(activations.compiles(name) for name in opts.values())
+
+
+def why_reference(cell: str, **options) -> str | None:
+    """Why the compiled kernels do not run ``cell`` with these options, or None when they do."""
+    opts = dict(_options(cell, options))
+    if opts.pop("reset_after", True) is not True:
+        return "reset_after=False has no compiled kernel"
+    for arg, name in opts.items():
+        if not activations.compiles(name):
+            return (
+                f"{arg}={name!r} has a derivative that needs its pre-activation; the compiled "
+                f"kernels run {list(activations.OUTPUT_DERIVED)}"
+            )
+    return None
+
+
+def describe(cell: str, dtype, **options) -> str:
+    """Which implementation runs ``cell`` with these options for ``dtype`` now, and why, without
+    side effects (no compilation started): what a layer's ``kernel_report`` prints."""
+    why = why_reference(cell, **options)
+    if why is not None:
+        return f"NumPy reference: {why}"
+    if peek_backend() == "numpy":
+        return "NumPy reference (the backend in use)"
+    job = compile_job(cell, _options(cell, options))
+    if _choice == "auto" and _deferred():
+        name = np.dtype(dtype).name + ("" if job is None else f"-{job}")
+        if not compiled.ready(name):
+            return f"NumPy reference until the background compilation {name!r} is done"
+    return "compiled kernels (numba)"
+
+
+def compile_job(cell: str, opts: tuple) -> str | None:
+    """The name of the background compilation that covers ``cell`` with options ``opts`` (as
+    :func:`_options` gives them) beside the default one: None for Keras' defaults, which the
+    float type's own compilation covers; else ``"<cell>-<activation>-<recurrent_activation>"``.
+    Each pair's kernels are compiled on the first use of the pair (in the background under
+    ``"auto"``) and numba's cache keeps them."""
+    if not opts:
+        return None
+    o = {**_DEFAULTS[cell], **dict(opts)}
+    names = [o["activation"]] + ([] if cell == "rnn" else [o["recurrent_activation"]])
+    return "-".join([cell, *("linear" if n is None else n for n in names)])
 
 
 def ops_for(cell: str, backend: str | None = None, **options) -> SimpleNamespace:
@@ -279,12 +333,15 @@ def _lookup(cell, backend, options, request_auto=False) -> SimpleNamespace:
     if _check_name(backend, "ops_for: argument 'backend'") == "auto":
         backend, request_auto = _resolve_auto(), True
     if backend == "numba" and not compiled_supports(cell, **dict(opts)):
+        log.debug("%s: NumPy reference: %s", cell, why_reference(cell, **dict(opts)))
         backend = "numpy"
     gated = backend == "numba" and request_auto and _deferred()
     key = (backend, cell, opts, gated)
     if key not in _namespaces:
         ns = _namespace(backend, cell, opts)
-        _namespaces[key] = _gated(ns, _namespace("numpy", cell, opts)) if gated else ns
+        if gated:
+            ns = _gated(ns, _namespace("numpy", cell, opts), compile_job(cell, opts))
+        _namespaces[key] = ns
     return _namespaces[key]
 
 
@@ -297,16 +354,20 @@ def _first_float(args):
     return np.float64
 
 
-def _gated(fast, reference) -> SimpleNamespace:
+def _gated(fast, reference, job=None) -> SimpleNamespace:
     """``fast``'s functions, each running ``reference``'s instead for a float type whose
     compiled kernels are not ready yet (``"auto"``, background mode: float64 compiles only when
-    a float64 call asks for it). Either backward takes either forward's cache."""
+    a float64 call asks for it), and for activations other than Keras' defaults, until their own
+    background compilation ``job`` (:func:`compile_job`) is done. Either backward takes either
+    forward's cache."""
 
     def gate(name):
         f, r = getattr(fast, name), getattr(reference, name)
 
         def call(*args, **kwargs):
-            return (f if _auto.runs(_first_float(args)) else r)(*args, **kwargs)
+            dt = _first_float(args)
+            fast_now = _auto.runs(dt) and (job is None or _auto.runs(dt, job))
+            return (f if fast_now else r)(*args, **kwargs)
 
         return call
 

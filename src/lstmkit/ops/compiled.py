@@ -296,7 +296,9 @@ def state(dtype: str) -> str:
 
 def start(dtype: str) -> int | None:
     """Start compiling ``dtype``'s kernels in the background unless they are ready, being
-    compiled, failed before, or cannot be cached; returns the worker's pid when one started."""
+    compiled, failed before, or cannot be cached; returns the worker's pid when one started.
+    ``dtype`` may name a job of an activation pair, ``"float32-lstm-relu-hard_sigmoid"``
+    (:func:`lstmkit.ops.backend.compile_job`): that cell's kernels for that pair only."""
     if dtype in _started or state(dtype) != "pending":
         return None
     import lstmkit
@@ -313,7 +315,7 @@ def start(dtype: str) -> int | None:
         return None
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, "--dtype", dtype],
+            [sys.executable, "-c", _WORKER, "--dtype", *dtype.split("-", 1)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -436,7 +438,7 @@ def _worker(dtype: str) -> int:
         table = _compile_recorder()
         from .fast import warmup
 
-        warmup.run(dtype)
+        warmup.run(*job_parts(dtype))
         times = table()
     except Exception as e:  # recorded, so that the next process does not start again
         info = {"error": f"{type(e).__name__}: {e}", "cpu": cpu_target()}
@@ -467,12 +469,21 @@ def wait(dtype: str, timeout: float) -> bool:
     return True
 
 
+def job_parts(job: str) -> tuple:
+    """``"float32"`` -> ``("float32", None)``; ``"float32-lstm-relu-hard_sigmoid"`` ->
+    ``("float32", ("lstm", "relu", "hard_sigmoid"))``."""
+    dtype, _, rest = job.partition("-")
+    return dtype, (tuple(rest.split("-")) if rest else None)
+
+
 def main(argv=None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="lstmkit.ops.compiled.main", description=__doc__)
     p.add_argument("--dtype", choices=DTYPES, default="float32")
-    return _worker(p.parse_args(argv).dtype)
+    p.add_argument("pair", nargs="?", help="an activation pair's job: cell-activation[-recurrent]")
+    args = p.parse_args(argv)
+    return _worker(args.dtype if args.pair is None else f"{args.dtype}-{args.pair}")
 
 
 if __name__ == "__main__":

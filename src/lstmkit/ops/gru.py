@@ -29,7 +29,8 @@ there is no recurrent bias: ``bias (3H,)``)::
 
 One loop serves every combination; with the defaults (tanh, sigmoid, reset_after=True) the cache
 is :class:`GRUCache` (what the compiled kernels also produce and consume), otherwise
-:class:`GRUActCache`, which adds the names, the convention and the pre-activations.
+:class:`GRUActCache`, which adds the names, the convention and the pre-activations (``z``
+None from the compiled kernels, which run output-derivable activations with reset_after=True).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import numpy as np
 
 from .activations import get_elementwise
 
-#: Keras' defaults ``(activation, recurrent_activation)``: the pair the compiled kernels run
+#: Keras' defaults ``(activation, recurrent_activation)``: the pair whose cache is GRUCache
 DEFAULT_ACTIVATIONS = ("tanh", "sigmoid")
 
 
@@ -74,7 +75,7 @@ class GRUActCache(NamedTuple):
     recurrent_mask: np.ndarray | None  # (B, H)
     activations: tuple  # (activation, recurrent_activation) names
     reset_after: bool
-    z: np.ndarray  # (T, B, 3H) pre-activations
+    z: np.ndarray | None  # (T, B, 3H) pre-activations; None from the compiled kernels
 
 
 def split_bias(bias, reset_after=True):
@@ -212,7 +213,8 @@ def gru_backward(dhs, dh_T, cache):
     for t in range(T - 1, -1, -1):
         if dhs is not None:
             dh = dh + dhs[t]
-        d, du, dh_in_r = _gate_grads(dh, t, cache, cache.z[t] if general else None, U, H)
+        pre_t = cache.z[t] if general and cache.z is not None else None  # None: compiled forward
+        d, du, dh_in_r = _gate_grads(dh, t, cache, pre_t, U, H)
         dh_blend = dh * gates[t][:, :H]  # dh * z
         if mask is not None:  # a skipped step passes its gradient straight through
             m = mask[t][:, None]

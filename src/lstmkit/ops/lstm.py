@@ -24,7 +24,9 @@ Other activations (Keras' ``activation`` φ for g and for the cell output, ``rec
 The same loop serves every pair; with the defaults (tanh, sigmoid) the cache is
 :class:`LSTMCache` (what the compiled kernels also produce and consume), otherwise
 :class:`LSTMActCache`, which adds the names and the pre-activations ``z``: a derivative such as
-gelu's or swish's is not a function of the output alone.
+gelu's or swish's is not a function of the output alone. The compiled kernels produce both
+(:class:`LSTMActCache` with ``z`` None for pairs of output-derivable activations, whose
+derivatives this backward then also takes from the outputs) and consume both.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 
 from .activations import get_elementwise
 
-#: Keras' defaults ``(activation, recurrent_activation)``: the pair the compiled kernels run
+#: Keras' defaults ``(activation, recurrent_activation)``: the pair whose cache is LSTMCache
 DEFAULT_ACTIVATIONS = ("tanh", "sigmoid")
 
 
@@ -59,7 +61,8 @@ class LSTMCache(NamedTuple):
 class LSTMActCache(NamedTuple):
     """:class:`LSTMCache` for activations other than (tanh, sigmoid): the same first nine fields
     (``act_c = φ(c)`` where the default cache has ``tanh_c``), then the activation names and the
-    pre-activations (no ``buffers``: only the default pair runs compiled)."""
+    pre-activations. The compiled kernels (which run the activations whose derivative is a
+    function of their output) leave ``z`` None and may fill ``buffers``."""
 
     x: np.ndarray  # (T, B, D)
     kernel: np.ndarray  # (D, 4H)
@@ -71,7 +74,8 @@ class LSTMActCache(NamedTuple):
     mask: np.ndarray | None  # (T, B) bool
     recurrent_mask: np.ndarray | None  # (B, H)
     activations: tuple  # (activation, recurrent_activation) names
-    z: np.ndarray  # (T, B, 4H) pre-activations
+    z: np.ndarray | None  # (T, B, 4H) pre-activations; None from the compiled kernels
+    buffers: object = None  # as in LSTMCache: the compiled forward's own buffers
 
 
 def _pair(activations):

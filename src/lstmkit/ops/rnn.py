@@ -7,8 +7,9 @@ Equations (time-major, ``x (T, B, D)``; Keras ``SimpleRNN``)::
 ``kernel (D, H)``, ``recurrent_kernel (H, H)``, ``bias (H,)``; ``φ`` is any element-wise name
 :func:`get_elementwise` knows (``"tanh"`` by default). The input projection ``x @ kernel + bias``
 is one product for all steps. For tanh, relu, sigmoid and linear the derivative is a function
-of the output, and the cache is :class:`RNNCache` (what the compiled kernels also produce and
-consume); any other φ gets :class:`RNNActCache`, which adds the pre-activations.
+of the output, and the cache is :class:`RNNCache`; any other φ gets :class:`RNNActCache`, which
+adds the pre-activations. The compiled kernels give an :class:`RNNCache` for every activation
+they run (all whose derivative is a function of the output), and consume both.
 
 Masking (Keras semantics): where ``mask[t, b]`` is False, step t of sequence b is skipped: h is
 carried over unchanged and the step's output is the carried h.
@@ -100,8 +101,8 @@ def rnn_backward(dhs, dh_T, cache):
     """
     x, kernel, U, y, h_in, mask, rmask, activation = cache[:8]
     # An RNNCache's φ has a derivative that is a function of its output alone (relu: y > 0
-    # exactly when z > 0), so the stored output stands in for the pre-activation.
-    z = cache.z if isinstance(cache, RNNActCache) else y
+    # exactly when z > 0; the compiled kernels' softsign: 1 - |y| = 1 / (1 + |z|)): no z then.
+    z = cache.z if isinstance(cache, RNNActCache) else None
     _, dphi = get_elementwise(activation)
     T, B, _ = x.shape
     H = y.shape[-1]
@@ -110,7 +111,7 @@ def rnn_backward(dhs, dh_T, cache):
     for t in range(T - 1, -1, -1):
         if dhs is not None:
             dh = dh + dhs[t]
-        d = dh * dphi(y[t], z[t])
+        d = dh * dphi(y[t], None if z is None else z[t])
         if mask is not None:  # a skipped step passes its gradient straight through
             m = mask[t][:, None]
             d *= m

@@ -1,7 +1,11 @@
 """Each cell's pointwise step and its derivative, written once; every compiled kernel inlines them.
 
+Every step takes ``acts``, the layer's activation pair (:mod:`.elementwise`: φ = ``activation``,
+tanh by default; ρ = ``recurrent_activation``, sigmoid), resolved when numba compiles the caller,
+so each pair has its own machine code and the default pair's is what it was before pairs existed.
 LSTM, gate blocks in the order of :data:`lstmkit.ops.gates.LSTM_GATES`, from the whole
-pre-activation ``z`` (bias included); backward from the stored activations and ``tanh(c)``::
+pre-activation ``z`` (bias included); backward from the stored activations and ``φ(c)`` (written
+here for the defaults; ``ρ'`` and ``φ'`` from the outputs in general)::
 
     i = σ(z_i)   f = σ(z_f)   g = tanh(z_g)   o = σ(z_o)
     c = f * c_prev + i * g        h = o * tanh(c)
@@ -25,32 +29,34 @@ from numba import njit
 
 from ..gates import GRU_GATES, LSTM_GATES
 from ._jit import JIT as _JIT
-from .activations import one_, sigmoid_, tanh_
+from .activations import one_
+from .elementwise import dphi, drho, phi, rho
 
 _I, _F, _G, _O = (LSTM_GATES.index(k) for k in ("i", "f", "g", "o"))
 _Z, _R, _N = (GRU_GATES.index(k) for k in ("z", "r", "n"))
 
 
 @njit(inline="always")
-def lstm_cell(zi, zf, zg, zo, c_prev):
-    """One unit's step: pre-activations and c_{t-1} -> ``(i, f, g, o, c, tanh(c), h)``."""
-    i = sigmoid_(zi)
-    f = sigmoid_(zf)
-    g = tanh_(zg)
-    o = sigmoid_(zo)
+def lstm_cell(acts, zi, zf, zg, zo, c_prev):
+    """One unit's step: pre-activations and c_{t-1} -> ``(i, f, g, o, c, φ(c), h)``; ``acts``
+    the pair (φ, ρ), default (tanh, sigmoid)."""
+    i = rho(acts, zi)
+    f = rho(acts, zf)
+    g = phi(acts, zg)
+    o = rho(acts, zo)
     c = f * c_prev + i * g
-    tc = tanh_(c)
+    tc = phi(acts, c)
     return i, f, g, o, c, tc, o * tc
 
 
 @njit(inline="always")
-def lstm_cell_grad(i, f, g, o, tc, c_prev, dh, dc):
+def lstm_cell_grad(acts, i, f, g, o, tc, c_prev, dh, dc):
     """One unit's derivative: the step's cached values and dL/dh_t, dL/dc_t (the latter from
-    the step after) -> ``(dz_i, dz_f, dz_g, dz_o, dL/dc_{t-1})``."""
-    one = one_(dh)
-    d = dc + dh * o * (one - tc * tc)
-    return (d * g * (i * (one - i)), d * c_prev * (f * (one - f)), d * i * (one - g * g),
-            dh * tc * (o * (one - o)), d * f)  # fmt: skip
+    the step after) -> ``(dz_i, dz_f, dz_g, dz_o, dL/dc_{t-1})``; derivatives from the outputs
+    (``ρ'(i) = i (1 - i)``, ``φ'(g) = 1 - g^2`` for the defaults)."""
+    d = dc + dh * o * dphi(acts, tc)
+    return (d * g * drho(acts, i), d * c_prev * drho(acts, f), d * i * dphi(acts, g),
+            dh * tc * drho(acts, o), d * f)  # fmt: skip
 
 
 @njit(inline="always")
@@ -61,7 +67,7 @@ def lstm_blocks(a, o, s, m):
 
 
 @njit(**_JIT)
-def lstm_pass(z, zs, a, gs, o, cp, cn, tc, h, ho, m):
+def lstm_pass(z, zs, a, gs, o, cp, cn, tc, h, ho, m, acts):
     """Training forward over one chunk: pre-activations ``z`` (gate blocks ``zs`` apart) ->
     activations into ``a`` (blocks ``gs`` apart, from ``o``; ``a`` may be ``z``), c_t into
     ``cn``, tanh(c_t) into ``tc`` (c_{t-1} ``cp`` read, all from ``o``), h_t into ``h`` from
@@ -70,23 +76,23 @@ def lstm_pass(z, zs, a, gs, o, cp, cn, tc, h, ho, m):
     ai, af, ag, ao = lstm_blocks(a, o, gs, m)
     cp, cn, tc, h = cp[o : o + m], cn[o : o + m], tc[o : o + m], h[ho + o : ho + o + m]
     for k in range(m):
-        ai[k], af[k], ag[k], ao[k], cn[k], tc[k], h[k] = lstm_cell(zi[k], zf[k], zg[k], zo[k],
-                                                                   cp[k])  # fmt: skip
+        ai[k], af[k], ag[k], ao[k], cn[k], tc[k], h[k] = lstm_cell(acts, zi[k], zf[k], zg[k],
+                                                                   zo[k], cp[k])  # fmt: skip
 
 
 @njit(**_JIT)
-def lstm_pass_infer(z, cp, cn, h, m):
+def lstm_pass_infer(z, cp, cn, h, m, acts):
     """Inference over one chunk: pre-activations ``z`` (gate blocks ``m`` apart) and c_{t-1}
     -> c_t and h_t only (``cn`` may be ``cp``)."""
     zi, zf, zg, zo = lstm_blocks(z, 0, m, m)
     for k in range(m):
-        _, _, _, _, c, _, hk = lstm_cell(zi[k], zf[k], zg[k], zo[k], cp[k])
+        _, _, _, _, c, _, hk = lstm_cell(acts, zi[k], zf[k], zg[k], zo[k], cp[k])
         cn[k] = c
         h[k] = hk
 
 
 @njit(**_JIT)
-def lstm_pass_grad(a, gs, o, tc, cp, dh, dc, dz, zo, zs, m):
+def lstm_pass_grad(a, gs, o, tc, cp, dh, dc, dz, zo, zs, m, acts):
     """Backward over one chunk: activations ``a`` (gate blocks ``gs`` apart), tanh(c_t) ``tc``
     and c_{t-1} ``cp``, all from ``o``; dL/dh_t, dL/dc_t in ``dh, dc`` (from ``o``), dc becomes
     dL/dc_{t-1}; dL/dz out into ``dz`` from ``zo``, gate blocks ``zs`` apart."""
@@ -94,8 +100,8 @@ def lstm_pass_grad(a, gs, o, tc, cp, dh, dc, dz, zo, zs, m):
     di, df, dg, do = lstm_blocks(dz, zo, zs, m)
     tc, cp, dh, dc = tc[o : o + m], cp[o : o + m], dh[o : o + m], dc[o : o + m]
     for k in range(m):
-        di[k], df[k], dg[k], do[k], dc[k] = lstm_cell_grad(ai[k], af[k], ag[k], ao[k], tc[k],
-                                                           cp[k], dh[k], dc[k])  # fmt: skip
+        di[k], df[k], dg[k], do[k], dc[k] = lstm_cell_grad(acts, ai[k], af[k], ag[k], ao[k],
+                                                           tc[k], cp[k], dh[k], dc[k])  # fmt: skip
 
 
 @njit(inline="always")
@@ -113,27 +119,26 @@ def carry_over(run, new, old):
 
 
 @njit(inline="always")
-def gru_cell(az, ar, xn, hun, h_prev):
+def gru_cell(acts, az, ar, xn, hun, h_prev):
     """One unit's step: ``az, ar`` the whole z and r pre-activations, ``xn = (x W + b_in)_n``,
-    ``hun = (h U + b_rec)_n`` -> ``(z, r, n, h)``."""
-    z = sigmoid_(az)
-    r = sigmoid_(ar)
-    n = tanh_(xn + r * hun)
+    ``hun = (h U + b_rec)_n`` -> ``(z, r, n, h)``; ``acts`` the pair (φ, ρ)."""
+    z = rho(acts, az)
+    r = rho(acts, ar)
+    n = phi(acts, xn + r * hun)
     return z, r, n, z * h_prev + (one_(z) - z) * n
 
 
 @njit(inline="always")
-def gru_cell_grad(z, r, n, hun, h_prev, dh):
+def gru_cell_grad(acts, z, r, n, hun, h_prev, dh):
     """One unit's derivative -> ``(dz_z, dz_r, dz_n, d(h U)_n, the part of dL/dh_{t-1} that
     skips U)``."""
-    one = one_(dh)
-    dn = dh * (one - z) * (one - n * n)
-    dr = dn * hun * (r * (one - r))
-    return dh * (h_prev - n) * (z * (one - z)), dr, dn, dn * r, dh * z
+    dn = dh * (one_(dh) - z) * dphi(acts, n)
+    dr = dn * hun * drho(acts, r)
+    return dh * (h_prev - n) * drho(acts, z), dr, dn, dn * r, dh * z
 
 
 @njit(**_JIT)
-def gru_pass(ur, bu, xr, bi, hp, gr, hunr, hn, H):
+def gru_pass(ur, bu, xr, bi, hp, gr, hunr, hn, H, acts):
     """One row: ``ur = h_in @ U``, ``xr = x @ W`` and the biases -> gates z, r, n into ``gr``,
     ``(h U + b_rec)_n`` into ``hunr``, h_t into ``hn``."""
     z0, r0, n0 = _Z * H, _R * H, _N * H
@@ -141,7 +146,7 @@ def gru_pass(ur, bu, xr, bi, hp, gr, hunr, hn, H):
         # (x W + b_in) + (h U + b_rec), rounded in the reference's order
         hun = ur[n0 + j] + bu[n0 + j]
         gr[z0 + j], gr[r0 + j], gr[n0 + j], hn[j] = gru_cell(
-            (xr[z0 + j] + bi[z0 + j]) + (ur[z0 + j] + bu[z0 + j]),
+            acts, (xr[z0 + j] + bi[z0 + j]) + (ur[z0 + j] + bu[z0 + j]),
             (xr[r0 + j] + bi[r0 + j]) + (ur[r0 + j] + bu[r0 + j]),
             xr[n0 + j] + bi[n0 + j], hun, hp[j],
         )  # fmt: skip
@@ -149,53 +154,30 @@ def gru_pass(ur, bu, xr, bi, hp, gr, hunr, hn, H):
 
 
 @njit(**_JIT)
-def gru_pass_grad(a, hun, hp, dh, dxw, dhu, blend, H):
+def gru_pass_grad(a, hun, hp, dh, dxw, dhu, blend, H, acts):
     """One row: gates ``a``, ``(h U + b_rec)_n``, h_{t-1} and dL/dh_t -> dL/d(x W + b_in) into
     ``dxw``, dL/d(h U + b_rec) into ``dhu``, and ``dh * z`` (dL/dh_{t-1} past U) into ``blend``."""
     z0, r0, n0 = _Z * H, _R * H, _N * H
     for j in range(H):
-        dz, dr, dn, dun, blend[j] = gru_cell_grad(a[z0 + j], a[r0 + j], a[n0 + j], hun[j], hp[j],
-                                                  dh[j])  # fmt: skip
+        dz, dr, dn, dun, blend[j] = gru_cell_grad(acts, a[z0 + j], a[r0 + j], a[n0 + j], hun[j],
+                                                  hp[j], dh[j])  # fmt: skip
         dxw[z0 + j], dxw[r0 + j], dxw[n0 + j] = dz, dr, dn
         dhu[z0 + j], dhu[r0 + j], dhu[n0 + j] = dz, dr, dun  # n sees hu_n only through r * hu_n
 
 
-# --- simple RNN: h = φ(z), φ an integer code (0 linear, 1 tanh, 2 sigmoid, 3 relu) branched on
-# once per row, not per value (a branch inside the loop would stop it vectorising) -------------
+# --- simple RNN: h = φ(z) -------------------------------------------------------------------------
 
 
 @njit(**_JIT)
-def rnn_pass(zr, xr, br, yr, act, H):
+def rnn_pass(zr, xr, br, yr, acts, H):
     """One row: ``yr = φ((xr + br) + zr)``, the reference's rounding order (``yr`` must not
     alias ``zr`` or ``xr``: the loops would not vectorise)."""
-    zero = one_(yr) - one_(yr)
-    if act == 1:
-        for j in range(H):
-            yr[j] = tanh_((xr[j] + br[j]) + zr[j])
-    elif act == 2:
-        for j in range(H):
-            yr[j] = sigmoid_((xr[j] + br[j]) + zr[j])
-    elif act == 3:
-        for j in range(H):
-            v = (xr[j] + br[j]) + zr[j]
-            yr[j] = v if v > 0 else zero
-    else:
-        for j in range(H):
-            yr[j] = (xr[j] + br[j]) + zr[j]
+    for j in range(H):
+        yr[j] = phi(acts, (xr[j] + br[j]) + zr[j])
 
 
 @njit(**_JIT)
-def rnn_pass_grad(yr, dh, d, act, H):
+def rnn_pass_grad(yr, dh, d, acts, H):
     """One row: ``d = dh * φ'`` from φ's output ``yr``."""
-    one = one_(dh)
-    if act == 1:
-        for j in range(H):
-            d[j] = dh[j] * (one - yr[j] * yr[j])
-    elif act == 2:
-        for j in range(H):
-            d[j] = dh[j] * (yr[j] * (one - yr[j]))
-    elif act == 3:
-        for j in range(H):
-            d[j] = dh[j] if yr[j] > 0 else one - one
-    else:
-        d[:H] = dh[:H]
+    for j in range(H):
+        d[j] = dh[j] * dphi(acts, yr[j])

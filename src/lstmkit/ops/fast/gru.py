@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..gru import GRUCache
+from .. import gru as _reference
+from ..gru import GRUActCache, GRUCache
 from ._jit import JIT as _JIT
 from .cells import carry_over, gru_pass, gru_pass_grad
 from .common import (
@@ -31,11 +32,13 @@ from .common import (
     split,
     weight_gradients,
 )
+from .elementwise import DEFAULT, acts_for
+from .elementwise import compiles as compiles_name
 
 
 @njit(**_JIT)
 def _gru_forward_loop(
-    b0, b1, xw, bi, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u, store
+    b0, b1, xw, bi, U, bu, mask, has_mask, rmask, has_rmask, gates, hu_n, h, h_in, u, store, acts
 ):
     """Rows b0:b1. h (T+1, B, H) holds h0 in h[0] on entry; fills gates, hu_n, h[1:], h_in.
     u (B, 3H) is scratch for the recurrent product. Without ``store`` (inference) gates, hu_n
@@ -53,7 +56,8 @@ def _gru_forward_loop(
             hin[:] = h[t, b0:b1]
         np.dot(hin, U, u[b0:b1])  # (nb, 3H)
         for b in range(b0, b1):
-            gru_pass(u[b], bu, xw[t, b], bi, h[t, b], gates[s, b], hu_n[s, b], h[t + 1, b], H)
+            gru_pass(u[b], bu, xw[t, b], bi, h[t, b], gates[s, b], hu_n[s, b], h[t + 1, b], H,
+                     acts)  # fmt: skip
         if has_mask:
             carry_over(mask[t, b0:b1], h[t + 1, b0:b1], h[t, b0:b1])
 
@@ -77,6 +81,7 @@ def _gru_backward_loop(
     dhu,
     blend,
     dh_prev,
+    acts,
 ):
     """Rows b0:b1 of BPTT; dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dxw and dhu
     (T, B, 3H); blend and dh_prev (B, H) are scratch."""
@@ -90,7 +95,7 @@ def _gru_backward_loop(
                     dhr[j] += dhs[t, b, j]
             if not has_mask or mask[t, b]:
                 gru_pass_grad(gates[t, b], hu_n[t, b], h[t, b], dhr, dxw[t, b], dhu[t, b],
-                              blend[b], H)  # fmt: skip
+                              blend[b], H, acts)  # fmt: skip
             else:  # a skipped step passes its gradient straight through
                 dxw[t, b] = 0
                 dhu[t, b] = 0
@@ -131,7 +136,13 @@ def _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
     )
 
 
-def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, store):
+def _acts(fn, activation, recurrent_activation):
+    """The kernels' :class:`.elementwise.Acts` (Keras' ``None`` is linear for both)."""
+    rec = "linear" if recurrent_activation is None else recurrent_activation
+    return acts_for(activation, rec, fn)
+
+
+def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, store, acts):
     x, h0, kernel, U, bias = _prepare(
         fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask
     )
@@ -152,44 +163,65 @@ def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, store)
 
     def loop(b0, b1):
         _gru_forward_loop(
-            b0, b1, xw, bias[0], U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u, store
-        )
+            b0, b1, xw, bias[0], U, bias[1], m, has_m, rm, has_rm, gates, hu_n, h, h_in, u, store,
+            acts,
+        )  # fmt: skip
 
     in_parallel(split(B, T * B * 3 * H * H), loop, B * 3 * H * H)
     return x, kernel, U, gates, hu_n, h, h_in
 
 
-def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
-    """Run the GRU over ``x (T, B, D)``; returns ``(hs (T, B, H), h_T (B, H), cache)``."""
+def gru_forward(
+    x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
+    recurrent_activation="sigmoid",
+):  # fmt: skip
+    """Run the GRU over ``x (T, B, D)``; returns ``(hs (T, B, H), h_T (B, H), cache)``. Any pair
+    of :data:`.elementwise.COMPILED` activations: the cache is then a :class:`GRUActCache`
+    without pre-activations (the derivatives read the outputs)."""
+    acts = _acts("gru_forward", activation, recurrent_activation)
     x, kernel, U, gates, hu_n, h, h_in = _run(
-        "gru_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, True
+        "gru_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, True, acts
     )
-    cache = GRUCache(x, kernel, U, gates, hu_n, h, h_in, mask, recurrent_mask)
+    fields = (x, kernel, U, gates, hu_n, h, h_in, mask, recurrent_mask)
+    pair = (acts.act, acts.rec)
+    cache = GRUCache(*fields) if pair == DEFAULT else GRUActCache(*fields, pair, True, None)
     T = x.shape[0]
     return h[1:].copy(), h[T].copy(), cache
 
 
-def gru_infer(x, h0, kernel, recurrent_kernel, bias, mask=None):
+def gru_infer(
+    x, h0, kernel, recurrent_kernel, bias, mask=None, activation="tanh",
+    recurrent_activation="sigmoid",
+):  # fmt: skip
     """Inference only: :func:`gru_forward` without the cache. Returns ``(hs, h_T)``."""
-    h = _run("gru_infer", x, h0, kernel, recurrent_kernel, bias, mask, None, False)[5]
+    acts = _acts("gru_infer", activation, recurrent_activation)
+    h = _run("gru_infer", x, h0, kernel, recurrent_kernel, bias, mask, None, False, acts)[5]
     return h[1:], h[-1].copy()
 
 
-def gru_step(x_t, h, kernel, recurrent_kernel, bias):
+def gru_step(
+    x_t, h, kernel, recurrent_kernel, bias, activation="tanh", recurrent_activation="sigmoid"
+):
     """One time step for streaming inference: ``(B, D), (B, H) -> h (B, H)``."""
     x_t, h, kernel, U, bias = _prepare(
         "gru_step", np.asarray(x_t)[None], h, kernel, recurrent_kernel, bias, None, None
     )
     with serial():  # one step is too little work to share between threads
-        return gru_infer(x_t, h, kernel, U, bias)[1]
+        return gru_infer(x_t, h, kernel, U, bias, None, activation, recurrent_activation)[1]
 
 
-def gru_backward(dhs, dh_T, cache: GRUCache):
+def gru_backward(dhs, dh_T, cache):
     """BPTT through :func:`gru_forward` (or the reference's forward: same cache).
 
-    Returns a dict of fresh arrays: ``x, h0, kernel, recurrent_kernel, bias``.
+    Returns a dict of fresh arrays: ``x, h0, kernel, recurrent_kernel, bias``. A cache of options
+    the kernels lack (``reset_after=False``, other activations) goes to the reference's backward.
     """
-    x, kernel, U, gates, hu_n, h, h_in, mask, rmask = cache
+    general = isinstance(cache, GRUActCache)
+    pair = cache.activations if general else DEFAULT
+    if (general and not cache.reset_after) or not all(map(compiles_name, pair)):
+        return _reference.gru_backward(dhs, dh_T, cache)
+    acts = _acts("gru_backward", *pair)
+    x, kernel, U, gates, hu_n, h, h_in, mask, rmask = cache[:9]
     dt = gates.dtype
     T, B, _ = x.shape
     H = h.shape[-1]
@@ -226,6 +258,7 @@ def gru_backward(dhs, dh_T, cache: GRUCache):
             dhu,
             blend,
             dh_prev,
+            acts,
         )
 
     in_parallel(split(B, T * B * 3 * H * H), loop, B * 3 * H * H)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..lstm import LSTMCache
+from .. import lstm as _reference
+from ..lstm import LSTMActCache
 from . import lstm_fm
 from ._jit import JIT as _JIT
 from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
@@ -40,6 +41,8 @@ from .common import (
     split,
     weight_gradients,
 )
+from .elementwise import DEFAULT, acts_for
+from .elementwise import compiles as compiles_name
 
 
 @njit(**_JIT)
@@ -52,7 +55,7 @@ def _add_row(out, zr, xr, br):
 
 @njit(**_JIT)
 def _lstm_forward_loop(
-    b0, b1, xw, bias, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c, tanh_c, h_in, hs
+    b0, b1, xw, bias, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c, tanh_c, h_in, hs, acts
 ):
     """Rows b0:b1 of the whole forward pass. xw (T, B, 4H) is x @ kernel (the row pass adds the
     bias); fills gates, c (T+1, B, H), tanh_c, h_in, hs."""
@@ -74,7 +77,8 @@ def _lstm_forward_loop(
             # z apart from gates: the same array as input and output of the pass would send it
             # to LLVM's scalar loop (its run-time overlap check fails)
             _add_row(z, gates[t, b], xw[t, b], bias)
-            lstm_pass(z, H, gates[t, b], H, 0, c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], 0, H)
+            lstm_pass(z, H, gates[t, b], H, 0, c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], 0, H,
+                      acts)  # fmt: skip
         if has_mask:
             carry_over(mask[t, b0:b1], c[t + 1, b0:b1], c[t, b0:b1])
             carry_over(mask[t, b0:b1], hs[t, b0:b1], hp)
@@ -98,6 +102,7 @@ def _lstm_backward_loop(
     has_rmask,
     dz,
     dh_prev,
+    acts,
 ):
     """Rows b0:b1 of BPTT. dh, dc (B, H) hold dL/dh_T, dL/dc_T on entry and dL/dh0, dL/dc0 on
     exit; fills dz (T, B, 4H) with dL/d(pre-activations); dh_prev (B, H) is scratch."""
@@ -110,7 +115,7 @@ def _lstm_backward_loop(
                     dh[b, j] += dhs[t, b, j]
             if not has_mask or mask[t, b]:
                 lstm_pass_grad(gates[t, b], H, 0, tanh_c[t, b], c[t, b], dh[b], dc[b], dz[t, b],
-                               0, H, H)  # fmt: skip
+                               0, H, H, acts)  # fmt: skip
             else:  # a skipped step passes dh and dc straight through
                 dz[t, b] = 0
         np.dot(dz[t, b0:b1], UT, dh_prev[b0:b1])  # (nb, H)
@@ -143,7 +148,7 @@ def _lstm_preact_row(xr, hr, kernel, U, bias, z):
 
 
 @njit(**_JIT)
-def _lstm_infer_rows(x, h0, c0, kernel, U, bias, mask, has_mask, z, h, cc, hs):
+def _lstm_infer_rows(x, h0, c0, kernel, U, bias, mask, has_mask, z, h, cc, hs, acts):
     """Inference row by row without BLAS (for batches too narrow for :mod:`.lstm_fm`): ``z (4H,)``,
     ``h (H,)``, ``cc (2, H)`` scratch; writes ``hs (T, B, H)`` and returns c_T (B, H).
     c_{t-1} and c_t sit in the two rows of ``cc`` in turn: given the same array for both, the
@@ -163,7 +168,7 @@ def _lstm_infer_rows(x, h0, c0, kernel, U, bias, mask, has_mask, z, h, cc, hs):
                     hs[t, b, j] = h[j]
                 continue
             _lstm_preact_row(x[t, b], h, kernel, U, bias, z)  # bias included
-            lstm_pass_infer(z, cc[k], cc[1 - k], h, H)
+            lstm_pass_infer(z, cc[k], cc[1 - k], h, H, acts)
             k = 1 - k
             hs[t, b] = h
         for j in range(H):
@@ -213,8 +218,27 @@ def _fm_threads(T, B, D, H):
     return len(split(H, T * step))
 
 
-def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None):
-    """Run the LSTM over ``x (T, B, D)``; returns ``(hs (T, B, H), (h_T, c_T), cache)``."""
+def _acts(fn, activation, recurrent_activation):
+    """The kernels' :class:`.elementwise.Acts` (Keras' ``None`` is linear for both)."""
+    rec = "linear" if recurrent_activation is None else recurrent_activation
+    return acts_for(activation, rec, fn)
+
+
+def lstm_forward(
+    x,
+    h0,
+    c0,
+    kernel,
+    recurrent_kernel,
+    bias,
+    mask=None,
+    recurrent_mask=None,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+):
+    """Run the LSTM over ``x (T, B, D)``; returns ``(hs (T, B, H), (h_T, c_T), cache)``. Any pair
+    of :data:`.elementwise.COMPILED` activations."""
+    acts = _acts("lstm_forward", activation, recurrent_activation)
     x, h0, c0, kernel, U, bias = _prepare(
         "lstm_forward", x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask
     )
@@ -223,7 +247,7 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
     H = h0.shape[-1]
     if B >= FM_MIN_BATCH:
         P = _fm_threads(T, B, kernel.shape[0], H)
-        return lstm_fm.lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, P)
+        return lstm_fm.lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, P, acts)
     x = np.ascontiguousarray(x)
     slices = split(B, _loop_macs(T, B, H))
     xw = np.empty((T, B, 4 * H), dtype=dt)
@@ -238,20 +262,32 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
 
     def loop(b0, b1):
         _lstm_forward_loop(
-            b0, b1, xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs
+            b0, b1, xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs, acts
         )
 
     in_parallel(slices, loop, B * 4 * H * H)
-    cache = LSTMCache(x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
+    fields = (x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
+    cache = lstm_fm.make_cache(fields, (acts.act, acts.rec))
     h_T = hs[T - 1].copy() if T > 0 else h0
     return hs, (h_T, c[T]), cache
 
 
-def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
+def lstm_infer(
+    x,
+    h0,
+    c0,
+    kernel,
+    recurrent_kernel,
+    bias,
+    mask=None,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+):
     """Inference only: :func:`lstm_forward` without building the cache (less memory traffic).
 
     Returns ``(hs (T, B, H), (h_T, c_T))``.
     """
+    acts = _acts("lstm_infer", activation, recurrent_activation)
     x, h0, c0, kernel, U, bias = _prepare(
         "lstm_infer", x, h0, c0, kernel, recurrent_kernel, bias, mask, None
     )
@@ -259,32 +295,35 @@ def lstm_infer(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     T, B, _ = x.shape
     H = h0.shape[-1]
     if B >= FM_MIN_BATCH:
-        return lstm_fm.lstm_infer_fm(x, h0, c0, kernel, U, bias, mask)
+        return lstm_fm.lstm_infer_fm(x, h0, c0, kernel, U, bias, mask, acts)
     x = np.ascontiguousarray(x)
     hs = np.empty((T, B, H), dtype=dt)
     m, has_m = bool_or_dummy(mask)
     z = np.empty(4 * H, dt)
     h, cc = np.empty(H, dt), np.empty((2, H), dt)
-    c_T = _lstm_infer_rows(x, h0, c0, kernel, U, bias, m, has_m, z, h, cc, hs)
+    c_T = _lstm_infer_rows(x, h0, c0, kernel, U, bias, m, has_m, z, h, cc, hs, acts)
     if T == 0:
         return hs, (h0, c0)
     return hs, (hs[T - 1].copy(), c_T)
 
 
 @njit(**_JIT)
-def _lstm_step_kernel(x, kernel, bias, h, c, U, xw, z, h_out, c_out):
+def _lstm_step_kernel(x, kernel, bias, h, c, U, xw, z, h_out, c_out, acts):
     np.dot(x, kernel, xw)  # (B, 4H)
     np.dot(h, U, z)
     for b in range(h.shape[0]):
         _add_row(z[b], z[b], xw[b], bias)
-        lstm_pass_infer(z[b], c[b], c_out[b], h_out[b], h.shape[1])
+        lstm_pass_infer(z[b], c[b], c_out[b], h_out[b], h.shape[1], acts)
 
 
-def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):
+def lstm_step(
+    x_t, h, c, kernel, recurrent_kernel, bias, activation="tanh", recurrent_activation="sigmoid"
+):
     """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``.
 
     One compiled call with both products and the gates; no threads (too little work to share).
     """
+    acts = _acts("lstm_step", activation, recurrent_activation)
     x_t = as_float(x_t)
     dt = x_t.dtype
     h, c, kernel, U, bias = (as_float(a, dt) for a in (h, c, kernel, recurrent_kernel, bias))
@@ -309,25 +348,30 @@ def lstm_step(x_t, h, c, kernel, recurrent_kernel, bias):
     c_out = np.empty((B, H), dtype=dt)
 
     def step(_a, _b):
-        _lstm_step_kernel(x_t, kernel, bias, h, c, U, xw, z, h_out, c_out)
+        _lstm_step_kernel(x_t, kernel, bias, h, c, U, xw, z, h_out, c_out, acts)
 
     in_parallel([(0, B)], step, B * 4 * H * max(D, H))  # BLAS single-threaded when it matters
     return h_out, c_out
 
 
-def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache, need_dx=True):
+def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True):
     """BPTT through :func:`lstm_forward` (or the reference's forward: same cache).
 
     Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias``; ``x`` is
-    None with ``need_dx=False``.
+    None with ``need_dx=False``. A cache of activations the kernels lack (the reference's forward
+    ran them) goes to the reference's backward.
     """
+    pair = cache.activations if isinstance(cache, LSTMActCache) else DEFAULT
+    if not all(map(compiles_name, pair)):
+        return _reference.lstm_backward(dhs, dh_T, dc_T, cache, need_dx)
+    acts = _acts("lstm_backward", *pair)
     x, kernel, U, gates, c, tanh_c, h_in, mask, rmask = cache[:9]
     dt = gates.dtype
     T, B, _ = x.shape
     H = c.shape[-1]
     check_shapes("lstm_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)), dc_T=(dc_T, (B, H)))
     if lstm_fm.buffers_of(cache) is not None:  # the feature-major forward's own cache
-        return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx)
+        return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts)
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
     gates, c, tanh_c, h_in = (as_float(a, dt) for a in (gates, c, tanh_c, h_in))
     dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, order="C")
@@ -342,8 +386,9 @@ def lstm_backward(dhs, dh_T, dc_T, cache: LSTMCache, need_dx=True):
 
     def loop(b0, b1):
         _lstm_backward_loop(
-            b0, b1, dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm, has_rm, dz, dh_prev
-        )
+            b0, b1, dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm, has_rm, dz, dh_prev,
+            acts,
+        )  # fmt: skip
 
     in_parallel(split(B, _loop_macs(T, B, H)), loop, B * 4 * H * H)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.

@@ -45,11 +45,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ..lstm import LSTMCache
+from ..lstm import LSTMActCache, LSTMCache
 from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
 from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
 from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
+from .elementwise import DEFAULT, acts_for
 from .packed import MR, kernels, lanes, matmul_packed
 
 # Steps with fewer multiply-adds than this stay on one thread: the unit chunks meet once or
@@ -70,7 +71,8 @@ PARALLEL_STEP_MACS = 2**19
 
 
 @njit(**_JIT)
-def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask):
+def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask,
+                   acts):  # fmt: skip
     """Units j0:j1 of step t: their gate rows of ``W.T @ xh_t`` (packed from panel ``p0`` of
     ``Ap``) into ``Z``, then the pointwise pass, masked columns carried over, h_t into
     ``out (B, T, H)`` (the layer's output layout), and recurrent dropout on the h fed to the
@@ -83,7 +85,7 @@ def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
     xh, nx = XH[t], XH[t + 1]
     matmul_packed(Ap, p0, 4 * hu, xh, Z, mk)
     lstm_pass(Z.ravel(), hu * B, G[t].ravel(), H * B, j0 * B, C[t].ravel(), C[t + 1].ravel(),
-              TC[t].ravel(), nx.ravel(), r0 * B, hu * B)  # fmt: skip
+              TC[t].ravel(), nx.ravel(), r0 * B, hu * B, acts)  # fmt: skip
     if has_mask:
         carry_over(mask[t], C[t + 1, j0:j1].T, C[t, j0:j1].T)
         hp = h0[:, j0:j1] if t == 0 else out[:, t - 1, j0:j1]  # h_{t-1} before dropout
@@ -99,22 +101,23 @@ def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
 
 
 @njit(**_JIT)
-def _forward_serial(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask):
+def _forward_serial(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask,
+                    acts):  # fmt: skip
     """The whole forward pass on this thread (``edges`` = [0, H])."""
     for t in range(G.shape[0]):
         _forward_chunk(t, 0, edges[1], Ap, 0, mk, XH, Z[0], G, C, TC, out, h0, rm, has_rm, mask,
-                       has_mask)  # fmt: skip
+                       has_mask, acts)  # fmt: skip
 
 
 @njit(parallel=True, **_JIT)
 def _forward_parallel(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask,
-                      has_mask):  # fmt: skip
+                      has_mask, acts):  # fmt: skip
     """The whole forward pass, unit chunk p = edges[p]:edges[p+1] on thread p, all in step."""
     P = edges.shape[0] - 1
     for t in range(G.shape[0]):
         for p in prange(P):
             _forward_chunk(t, edges[p], edges[p + 1], Ap, first[p], mk, XH, Z[p], G, C, TC, out,
-                           h0, rm, has_rm, mask, has_mask)  # fmt: skip
+                           h0, rm, has_rm, mask, has_mask, acts)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)
@@ -196,9 +199,21 @@ class FMBuffers(NamedTuple):
     views: tuple  # the cache's (x, gates, c, tanh_c, h_in) that these buffers stand for
 
 
-def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, threads=1):
+def make_cache(fields, pair, buffers=None):
+    """The cache of a forward with activations ``pair``: :class:`LSTMCache` for the defaults, else
+    :class:`LSTMActCache` without pre-activations (``z`` None: the kernels' derivatives read the
+    outputs, and so does the reference's backward when ``z`` is None)."""
+    if pair == DEFAULT:
+        return LSTMCache(*fields, buffers)
+    return LSTMActCache(*fields, pair, None, buffers)
+
+
+def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, threads=1,
+                    acts=None):  # fmt: skip
     """:func:`lstmkit.ops.fast.lstm.lstm_forward`, feature-major, on ``threads`` threads (unit
-    chunks). Arguments already checked and cast by the caller (one C-contiguous float type)."""
+    chunks). Arguments already checked and cast by the caller (one C-contiguous float type);
+    ``acts`` the activation pair (:mod:`.elementwise`, default tanh and sigmoid)."""
+    acts = acts_for(*DEFAULT) if acts is None else acts
     dt = x.dtype
     T, B, D = x.shape
     H = h0.shape[1]
@@ -220,12 +235,13 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
 
     def loop(_a, _b):
         with _numba_threads(P):
-            run(edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m)
+            run(edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m,
+                acts)  # fmt: skip
 
     in_parallel([(0, B)], loop, B * 4 * H * (1 + D + H))  # single-threaded BLAS when it matters
     views = (x, *(a.transpose(0, 2, 1) for a in (G, C, TC, XH[:T, 1 + D :])))  # (T, B, ...)
     fm = FMBuffers(XH, G, C, TC, P, views)
-    cache = LSTMCache(x, kernel, U, *views[1:], mask, recurrent_mask, fm)
+    cache = make_cache((x, kernel, U, *views[1:], mask, recurrent_mask), (acts.act, acts.rec), fm)
     h_T = out[:, T - 1].copy() if T > 0 else h0
     return out.transpose(1, 0, 2), (h_T, np.ascontiguousarray(C[T].T)), cache
 
@@ -251,7 +267,7 @@ class _numba_threads:
 
 @njit(**_JIT)
 def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, has_mask, DZ,
-                    dWTp, keep_dh, keep_dc, iw, fw):  # fmt: skip
+                    dWTp, keep_dh, keep_dc, iw, fw, acts):  # fmt: skip
     """Units j0:j1 of step t: dz of their gate rows into ``DZ`` (chunk-major), and their rows of
     the weight gradient ``dWTp += dz @ xh_t.T``."""
     _, H4, B = G.shape
@@ -269,7 +285,7 @@ def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, h
                 keep_dc[j, b] = dc[j, b]
     zo = 4 * j0 * B
     lstm_pass_grad(G[t].ravel(), H * B, j0 * B, TC[t].ravel(), C[t].ravel(), dh.ravel(),
-                   dc.ravel(), DZ.ravel(), zo, hu * B, hu * B)  # fmt: skip
+                   dc.ravel(), DZ.ravel(), zo, hu * B, hu * B, acts)  # fmt: skip
     if has_mask:  # a skipped step passes dh and dc straight through, no gradient
         carry_over(mask[t], dc[j0:j1].T, keep_dc[j0:j1].T)
         for b in range(B):
@@ -307,19 +323,21 @@ def _backward_inputs(t, r0, r1, Wp, p0, mk, DZ, out, dx, dh, rm, has_rm, mask, h
 
 @njit(**_JIT)
 def _backward_serial(addr, edges, rows, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc, rm,
-                     has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc):  # fmt: skip
+                     has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc,
+                     acts):  # fmt: skip
     """BPTT over the buffers of the forward pass on this thread (see :func:`_backward_parallel`)."""
     iw, fw = gemm_scratch(G)
     for t in range(G.shape[0] - 1, -1, -1):
         _backward_gates(addr, t, 0, edges[1], XH, G, C, TC, dhs, has_dhs, dh, dc, mask, has_mask,
-                        DZ, dWTp, keep_dh, keep_dc, iw, fw)  # fmt: skip
+                        DZ, dWTp, keep_dh, keep_dc, iw, fw, acts)  # fmt: skip
         _backward_inputs(t, rows[0], rows[1], Wp, 0, mk, DZ, out, dx, dh, rm, has_rm, mask,
                          has_mask, keep_dh)  # fmt: skip
 
 
 @njit(parallel=True, **_JIT)
 def _backward_parallel(addr, edges, rows, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc, rm,
-                       has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc):  # fmt: skip
+                       has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc,
+                       acts):  # fmt: skip
     """BPTT, from the last step: ``dh, dc (H, B)`` hold dL/dh_T, dL/dc_T on entry and dL/dh_0,
     dL/dc_0 on exit; ``dhs (B, T, H)``: upstream gradients of every h_t; fills
     ``dx (B, T, D)`` and accumulates ``dWTp`` (chunk-major rows of
@@ -331,7 +349,8 @@ def _backward_parallel(addr, edges, rows, Wp, first, mk, XH, G, C, TC, dhs, has_
     for t in range(G.shape[0] - 1, -1, -1):
         for p in prange(P):
             _backward_gates(addr, t, edges[p], edges[p + 1], XH, G, C, TC, dhs, has_dhs, dh, dc,
-                            mask, has_mask, DZ, dWTp, keep_dh, keep_dc, iw[p], fw[p])  # fmt: skip
+                            mask, has_mask, DZ, dWTp, keep_dh, keep_dc, iw[p], fw[p],
+                            acts)  # fmt: skip
         for p in prange(P):
             _backward_inputs(t, rows[p], rows[p + 1], Wp, first[p], mk, DZ, out, dx, dh, rm,
                              has_rm, mask, has_mask, keep_dh)  # fmt: skip
@@ -373,12 +392,14 @@ def _pack_W(kernel, U, perm, rows, first, Wp):
                         panel[k, r] = 0
 
 
-def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True):
+def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None):
     """:func:`lstmkit.ops.fast.lstm.lstm_backward` from the buffers a :func:`lstm_forward_fm`
     cache carries, on as many threads as its forward; shapes already checked by the caller.
     ``need_dx=False`` leaves out the x rows of every step's ``W @ dz``."""
+    acts = acts_for(*DEFAULT) if acts is None else acts
     XH, G, C, TC, P, _ = cache.buffers
-    x, kernel, U, _, _, _, _, mask, rmask, _ = cache
+    x, kernel, U = cache[:3]
+    mask, rmask = cache.mask, cache.recurrent_mask
     dt = G.dtype
     T, H4, B = G.shape
     H = H4 // 4
@@ -409,7 +430,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True):
         with _numba_threads(P):
             run(gemm_address(dt), edges, rows, Wp, first, kernels(dt), XH, G, C, TC, dhs_,
                 has_dhs, dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh,
-                keep_dc)  # fmt: skip
+                keep_dc, acts)  # fmt: skip
 
     in_parallel([(0, B)], loop, B * H4 * K)
     dWT = np.empty_like(dWTp)
@@ -428,7 +449,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True):
 
 
 @njit(**_JIT)
-def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, mk, xb, XH, Z, Cb, out, mask, has_mask):
+def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, mk, xb, XH, Z, Cb, out, mask, has_mask, acts):
     """Units j0:j1 of inference step t, all batch columns: their gate rows of ``W.T @ xh_t``
     (packed from panel ``p0`` of ``Ap``), c_t and h_t, h_t into ``xh_{t+1}`` and
     ``out (B, T, H)``, and x rows d0:d1 of ``xh_{t+1}``. ``XH (2, 1+D+H, B)``, ``Cb (2, H, B)``:
@@ -441,7 +462,7 @@ def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, mk, xb, XH, Z, Cb, out, mask, has_ma
     matmul_packed(Ap, p0, 4 * hu, xh, Z, mk)
     cp, cn = Cb[t % 2], Cb[(t + 1) % 2]
     lstm_pass_infer(Z.ravel(), cp.ravel()[j0 * B : j1 * B], cn.ravel()[j0 * B : j1 * B],
-                    nx.ravel()[(r0 + j0) * B : (r0 + j1) * B], hu * B)  # fmt: skip
+                    nx.ravel()[(r0 + j0) * B : (r0 + j1) * B], hu * B, acts)  # fmt: skip
     if has_mask:
         carry_over(mask[t], cn[j0:j1].T, cp[j0:j1].T)
         carry_over(mask[t], nx[r0 + j0 : r0 + j1].T, xh[r0 + j0 : r0 + j1].T)
@@ -456,31 +477,32 @@ def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, mk, xb, XH, Z, Cb, out, mask, has_ma
 
 
 @njit(**_JIT)
-def _infer_serial(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_mask):
+def _infer_serial(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_mask, acts):
     """Inference on this thread (``edges`` = [0, H], ``dedges`` = [0, D])."""
     for t in range(xb.shape[1]):
         _infer_chunk(t, 0, edges[1], 0, dedges[1], Ap, 0, mk, xb, XH, Z[0], Cb, out, mask,
-                     has_mask)  # fmt: skip
+                     has_mask, acts)  # fmt: skip
 
 
 @njit(parallel=True, **_JIT)
-def _infer_parallel(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_mask):
+def _infer_parallel(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_mask, acts):
     """Inference with the units split among the threads (chunk p: units ``edges[p]:edges[p+1]``
     and x rows ``dedges[p]:dedges[p+1]`` of the next step), meeting once per step."""
     P = edges.shape[0] - 1
     for t in range(xb.shape[1]):
         for p in prange(P):
             _infer_chunk(t, edges[p], edges[p + 1], dedges[p], dedges[p + 1], Ap, first[p], mk,
-                         xb, XH, Z[p], Cb, out, mask, has_mask)  # fmt: skip
+                         xb, XH, Z[p], Cb, out, mask, has_mask, acts)  # fmt: skip
 
 
-def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
+def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None):
     """:func:`lstmkit.ops.fast.lstm.lstm_infer`, feature-major (no cache: one step's buffers,
     used in turn); arguments already checked and cast by the caller.
 
     Threads: a batch of at least one vector width per thread (8 float32 columns) is split
     among them, each running the whole time loop on its own rows with its own buffers, so they
     never meet; a smaller batch with big steps has its units split as in training."""
+    acts = acts_for(*DEFAULT) if acts is None else acts
     dt = x.dtype
     T, B, D = x.shape
     H = h0.shape[1]
@@ -512,10 +534,10 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
         if P > 1:
             with _numba_threads(P):
                 _infer_parallel(edges, dedges, Ap, first, mk, xb[b0:b1], XH, Z, Cb, out[b0:b1],
-                                m, has_m)  # fmt: skip
+                                m, has_m, acts)  # fmt: skip
         else:
             _infer_serial(edges, dedges, Ap, first, mk, xb[b0:b1], XH, Z, Cb, out[b0:b1], m,
-                          has_m)  # fmt: skip
+                          has_m, acts)  # fmt: skip
         c_T[b0:b1] = Cb[T % 2].T
 
     in_parallel(rows, run, B * 4 * H * K)  # single-threaded BLAS when it matters

@@ -5,8 +5,8 @@ NumPy reference :mod:`lstmkit.ops.rnn`, so either backward consumes either forwa
 
     h_t = φ(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)      # (B, H)
 
-``φ`` is any name :func:`lstmkit.ops.activations.get_activation` knows; inside the kernels it is
-an integer code, branched on once per row, not per element.
+``φ`` is any activation of :data:`.elementwise.COMPILED`, bound at compile time (one machine
+code per activation, no branch in the loops).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..activations import get_activation
+from .. import rnn as _reference
 from ..rnn import RNNCache
 from ._jit import JIT as _JIT
 from .cells import carry_over, rnn_pass, rnn_pass_grad
@@ -29,18 +29,12 @@ from .common import (
     split,
     weight_gradients,
 )
-
-_CODES = {"linear": 0, None: 0, "tanh": 1, "sigmoid": 2, "relu": 3}
-
-
-def _code(activation) -> int:
-    get_activation(activation)  # validates the name with the reference's error message
-    return _CODES[activation]
+from .elementwise import acts_for, compiles
 
 
 @njit(**_JIT)
 def _rnn_forward_loop(
-    b0, b1, xw, bias, h0, U, act, mask, has_mask, rmask, has_rmask, y, h_in, hs, u, store
+    b0, b1, xw, bias, h0, U, acts, mask, has_mask, rmask, has_rmask, y, h_in, hs, u, store
 ):
     """Rows b0:b1. Fills y (φ's output), h_in (if store) and hs; u (B, H) is scratch for the
     recurrent product. Without ``store`` h_in and y are (1, B, H) scratch reused at every step."""
@@ -58,7 +52,7 @@ def _rnn_forward_loop(
             hin[:] = hp
         np.dot(hin, U, u[b0:b1])  # (nb, H) recurrent product
         for b in range(b0, b1):
-            rnn_pass(u[b], xw[t, b], bias, y[s, b], act, H)
+            rnn_pass(u[b], xw[t, b], bias, y[s, b], acts, H)
             hs[t, b] = y[s, b]
         if has_mask:
             carry_over(mask[t, b0:b1], hs[t, b0:b1], hp)
@@ -66,7 +60,7 @@ def _rnn_forward_loop(
 
 @njit(**_JIT)
 def _rnn_backward_loop(
-    b0, b1, dhs, has_dhs, dh, UT, y, act, mask, has_mask, rmask, has_rmask, dz, dh_prev
+    b0, b1, dhs, has_dhs, dh, UT, y, acts, mask, has_mask, rmask, has_rmask, dz, dh_prev
 ):
     """Rows b0:b1 of BPTT; dh (B, H) holds dL/dh_T on entry and dL/dh0 on exit; fills dz."""
     T, _, H = y.shape
@@ -79,7 +73,7 @@ def _rnn_backward_loop(
             if has_mask and not mask[t, b]:
                 dz[t, b] = 0  # a skipped step passes its gradient straight through
             else:
-                rnn_pass_grad(y[t, b], dhr, dz[t, b], act, H)
+                rnn_pass_grad(y[t, b], dhr, dz[t, b], acts, H)
         np.dot(dz[t, b0:b1], UT, dh_prev[b0:b1])  # (nb, H)
         for b in range(b0, b1):
             if not has_mask or mask[t, b]:
@@ -117,7 +111,7 @@ def _prepare(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
 
 
 def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activation, store):
-    act = _code(activation)
+    act = acts_for(activation, None, fn)
     x, h0, kernel, U, bias = _prepare(
         fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask
     )
@@ -183,8 +177,10 @@ def rnn_backward(dhs, dh_T, cache: RNNCache):
 
     Returns a dict of fresh arrays: ``x, h0, kernel, recurrent_kernel, bias``.
     """
-    x, kernel, U, y, h_in, mask, rmask, activation = cache
-    act = _code(activation)
+    x, kernel, U, y, h_in, mask, rmask, activation = cache[:8]
+    if not compiles(activation):  # the reference's forward ran an activation the kernels lack
+        return _reference.rnn_backward(dhs, dh_T, cache)
+    act = acts_for(activation, None, "rnn_backward")
     dt = y.dtype
     T, B, _ = x.shape
     H = y.shape[-1]

@@ -42,44 +42,58 @@ def _inputs(rng, dt, T, B, D, H, G, bias_rows):
     }
 
 
-def _lstm(a):
+def _lstm(a, **acts):
     c0 = a["h0"] * 0.5
     for x in (a["x"], a["x_view"]):
         for mask, rmask in ((None, None), (a["mask"], a["rmask"])):
             _, (h, c), cache = lstm_forward(x, a["h0"], c0, a["kernel"], a["U"], a["bias"], mask,
-                                            rmask)  # fmt: skip
+                                            rmask, **acts)  # fmt: skip
             for dhs in (a["dhs"], a["dhs_view"], None):
                 for need_dx in (True, False):
                     lstm_backward(dhs, h, c, cache, need_dx=need_dx)
             lstm_backward(a["dhs"], None, None, cache)
-            lstm_infer(x, a["h0"], c0, a["kernel"], a["U"], a["bias"], mask)
-    lstm_step(a["x"][0], a["h0"], c0, a["kernel"], a["U"], a["bias"])
+            lstm_infer(x, a["h0"], c0, a["kernel"], a["U"], a["bias"], mask, **acts)
+    lstm_step(a["x"][0], a["h0"], c0, a["kernel"], a["U"], a["bias"], **acts)
 
 
-def _gru(a):
+def _gru(a, **acts):
     for x in (a["x"], a["x_view"]):
         for mask, rmask in ((None, None), (a["mask"], a["rmask"])):
-            _, h, cache = gru_forward(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, rmask)
+            _, h, cache = gru_forward(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, rmask,
+                                      **acts)  # fmt: skip
             for dhs in (a["dhs"], a["dhs_view"], None):
                 gru_backward(dhs, h, cache)
             gru_backward(a["dhs"], None, cache)
-            gru_infer(x, a["h0"], a["kernel"], a["U"], a["bias"], mask)
-    gru_step(a["x"][0], a["h0"], a["kernel"], a["U"], a["bias"])
+            gru_infer(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, **acts)
+    gru_step(a["x"][0], a["h0"], a["kernel"], a["U"], a["bias"], **acts)
 
 
-def _rnn(a):
+def _rnn(a, **acts):
     for x in (a["x"], a["x_view"]):
         for mask, rmask in ((None, None), (a["mask"], a["rmask"])):
-            _, h, cache = rnn_forward(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, rmask)
+            _, h, cache = rnn_forward(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, rmask,
+                                      **acts)  # fmt: skip
             for dhs in (a["dhs"], a["dhs_view"], None):
                 rnn_backward(dhs, h, cache)
             rnn_backward(a["dhs"], None, cache)
-            rnn_infer(x, a["h0"], a["kernel"], a["U"], a["bias"], mask)
-    rnn_step(a["x"][0], a["h0"], a["kernel"], a["U"], a["bias"])
+            rnn_infer(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, **acts)
+    rnn_step(a["x"][0], a["h0"], a["kernel"], a["U"], a["bias"], **acts)
 
 
-def run(dtype: str) -> None:
-    """Compile every kernel for ``dtype`` (``"float32"`` or ``"float64"``)."""
+def _cells(pair):
+    """``(call, gates, bias rows, activation kwargs)`` of the cells to compile: all three with
+    Keras' defaults, or the one cell of ``pair = (cell, activation[, recurrent_activation])``."""
+    # GRU (reset_after): an input and a recurrent bias, (2, 3H)
+    cells = {"lstm": (_lstm, 4, ()), "gru": (_gru, 3, (2,)), "rnn": (_rnn, 1, ())}
+    if pair is None:
+        return [(*c, {}) for c in cells.values()]
+    names = dict(zip(("activation", "recurrent_activation"), pair[1:]))
+    return [(*cells[pair[0]], names)]
+
+
+def run(dtype: str, pair: tuple | None = None) -> None:
+    """Compile every kernel for ``dtype`` (``"float32"`` or ``"float64"``), or those of one
+    activation pair (:func:`lstmkit.ops.compiled.job_parts`)."""
     dt = np.dtype(dtype)
     rng = np.random.default_rng(0)
     saved = (common.PARALLEL_MIN_MACS, lstm_fm.PARALLEL_STEP_MACS, common._THREADS)
@@ -89,9 +103,10 @@ def run(dtype: str) -> None:
         for B, threads in _SHAPES:
             common.set_num_threads(threads)
             T, D, H = 4, 3, 8
-            # GRU (reset_after): an input and a recurrent bias, (2, 3H)
-            for cell, G, rows in ((_lstm, 4, ()), (_gru, 3, (2,)), (_rnn, 1, ())):
-                cell(_inputs(rng, dt, T, B, D, H, G, rows))
+            for cell, G, rows, acts in _cells(pair):
+                cell(_inputs(rng, dt, T, B, D, H, G, rows), **acts)
+        if pair is not None:
+            return
         common.matmul(
             rng.standard_normal((5, 4)).astype(dt), rng.standard_normal((4, 3)).astype(dt)
         )
