@@ -256,8 +256,8 @@ class Trainable:
         return xs, [self._target_array(yi, n, i) for i, yi in enumerate(ys)]
 
     def _input_array(self, t, x):
-        dtype = np.dtype(t.dtype) if np.dtype(t.dtype).kind == "f" else None
-        if dtype is not None:
+        dtype = np.dtype(t.dtype)
+        if dtype.kind == "f":
             x = _as_float(x, dtype)
         if x.dtype.kind == "f" and not np.isfinite(x).all():
             raise ValueError(f"{self.name}: argument 'x' contains NaN or Inf")
