@@ -314,38 +314,26 @@ def test_single_row_inference_matches_reference(T, D, H, mask, dtype):
         assert_close(v, want[k], tol[k], k)
 
 
-def test_inference_threads_take_slices_a_narrower_kernel_fills(monkeypatch):
-    """The rule of :func:`lstm_fm.infer_plan` (not its timing), on a pretend AVX-512 CPU: a
-    batch is split when each thread gets at least one vector of the narrowest kernel that may
-    run (AVX2: 8 float32 / 4 float64 columns), and each slice runs the widest kernel whose
-    vector it fills; a forced variant runs alone."""
-    from lstmkit.ops import compiled
+def test_inference_threads_take_slices_of_at_least_one_vector(monkeypatch):
+    """The rule of :func:`lstm_fm.infer_rows` (not its timing): a batch is split among the
+    threads only when each gets at least one vector of the micro-kernel in use (16 float32 / 8
+    float64 columns on AVX-512, 8 / 4 on AVX2), and only when there is enough work."""
     from lstmkit.ops.fast import packed
 
-    monkeypatch.setattr(packed, "variant", lambda: "avx512")
-    monkeypatch.setattr(compiled, "runnable_variants", lambda: ["avx512", "avx2", "generic"])
-    monkeypatch.setattr(packed, "_forced", [None])
-    monkeypatch.delenv("LSTMKIT_KERNEL", raising=False)
     big, small = 1e9, 1e3  # multiply-adds of the whole call
+    rows = lstm_fm.infer_rows
     common.set_num_threads(2)
     try:
-        plan = lstm_fm.infer_plan
-        assert plan(16, big, 4) == [(0, 8, "avx2"), (8, 16, "avx2")]  # config D
-        assert plan(32, big, 4) == [(0, 16, "avx512"), (16, 32, "avx512")]  # config A
-        assert plan(20, big, 4) == [(0, 10, "avx2"), (10, 20, "avx2")]
-        assert plan(12, big, 4) == [(0, 12, "avx2")]  # 6 columns a thread: too few
-        assert plan(16, big, 8) == [(0, 8, "avx512"), (8, 16, "avx512")]  # float64: 8 lanes
-        assert plan(16, small, 4) == [(0, 16, "avx512")]  # too little work to share
-        monkeypatch.setenv("LSTMKIT_KERNEL", "avx512")  # forced: that kernel, its own width
-        assert plan(16, big, 4) == [(0, 16, "avx512")]
-        assert plan(12, big, 4) == [(0, 12, "avx512")]
-        monkeypatch.setenv("LSTMKIT_KERNEL", "auto")
-        monkeypatch.setattr(packed, "variant", lambda: "generic")  # no FMA: never mixed
-        assert plan(16, big, 4) == [(0, 8, "generic"), (8, 16, "generic")]
-        assert plan(6, big, 4) == [(0, 6, "generic")]
-        common.set_num_threads(1)
         monkeypatch.setattr(packed, "variant", lambda: "avx512")
-        assert plan(16, big, 4) == [(0, 16, "avx512")]
-        assert plan(9, big, 4) == [(0, 9, "avx2")]  # one thread: the block it fills
+        assert rows(16, big, 4) == [(0, 16)]  # config D: one thread
+        assert rows(32, big, 4) == [(0, 16), (16, 32)]  # config A
+        assert rows(33, big, 4) == [(0, 16), (16, 33)]
+        assert rows(16, big, 8) == [(0, 8), (8, 16)]  # float64: 8 lanes
+        assert rows(64, small, 4) == [(0, 64)]  # too little work to share
+        monkeypatch.setattr(packed, "variant", lambda: "avx2")
+        assert rows(16, big, 4) == [(0, 8), (8, 16)]
+        assert rows(15, big, 4) == [(0, 15)]
+        common.set_num_threads(1)
+        assert rows(64, big, 4) == [(0, 64)]
     finally:
         common.set_num_threads(None)

@@ -50,7 +50,7 @@ from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
 from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
 from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
-from .packed import MR, kernels, lanes, matmul_packed, narrow_variants, variant_for
+from .packed import MR, kernels, lanes, matmul_packed
 
 # Steps with fewer multiply-adds than this stay on one thread: the unit chunks meet once or
 # twice per step, and each pays a step's fixed cost (BLAS call, loop set-up) whatever its size. Measured: at A (2.6e6 per step) 2 threads train in 13 ms against
@@ -474,16 +474,16 @@ def _infer_parallel(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_
                          xb, XH, Z[p], Cb, out, mask, has_mask)  # fmt: skip
 
 
-def infer_plan(B, macs, itemsize) -> list[tuple[int, int, str]]:
+def infer_rows(B, macs, itemsize) -> list[tuple[int, int]]:
     """How inference shares a batch of ``B`` columns (``macs`` multiply-adds in all) among the
-    threads: ``[(b0, b1, variant)]``, one slice per thread, each running its own time loop with
-    the micro-kernel ``variant``. A slice needs at least one vector of the narrowest kernel that
-    may run (:func:`.packed.narrow_variants`): on an AVX-512 CPU (16 float32 lanes) the 16
-    columns of config D split into two of 8 on AVX2's 6 x 8 block, where AVX-512 alone kept them
-    on one thread (and 8 columns of its block went through a zero-padded copy every step)."""
-    narrowest = narrow_variants()[-1]
-    rows = split(B, macs, least=lanes(itemsize, narrowest))
-    return [(b0, b1, variant_for(b1 - b0, itemsize)) for b0, b1 in rows]
+    threads: one slice ``(b0, b1)`` per thread, each running its own time loop, and each at
+    least one vector of the micro-kernel in use (16 float32 columns on AVX-512, 8 on AVX2), so
+    that no thread's product goes through the zero-padded copy of :func:`.packed.matmul_packed`.
+    At config D on AVX-512 (16 columns) that is one thread. Tried and dropped (docs/speed.md):
+    two slices of 8 on AVX2's narrower kernel, 18 % slower than one AVX-512 slice whenever the
+    second thread does not get a core (measured on the loaded 2-vCPU machine: 1.64 against
+    1.39 ms), which breaks "two threads never slower than one"."""
+    return split(B, macs, least=lanes(itemsize))
 
 
 def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
@@ -498,9 +498,8 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
     H = h0.shape[1]
     K = 1 + D + H
     macs = T * B * 4 * H * K
-    plan = infer_plan(B, macs, dt.itemsize)
-    rows = [(b0, b1) for b0, b1, _ in plan]
-    mks = {b0: kernels(dt, v) for b0, _, v in plan}
+    rows = infer_rows(B, macs, dt.itemsize)
+    mk = kernels(dt)
     P = 1
     if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS:
         P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
@@ -522,7 +521,6 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None):
         Cb[0] = c0[b0:b1].T
         Z = np.empty((P, 4 * widest, b1 - b0), dt)
         m, has_m = bool_or_dummy(None if mask is None else np.ascontiguousarray(mask[:, b0:b1]))
-        mk = mks[b0]
         if P > 1:
             with _numba_threads(P):
                 _infer_parallel(edges, dedges, Ap, first, mk, xb[b0:b1], XH, Z, Cb, out[b0:b1],

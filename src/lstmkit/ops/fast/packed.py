@@ -28,7 +28,6 @@ GFLOP/s) this was written on, float32, per product: config A ``(512, 161) @ (161
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -71,28 +70,6 @@ def set_variant(name: str | None) -> str:
 def variant() -> str:
     """The micro-kernel variant the kernels run now."""
     return _forced[0] or compiled.kernel_variant()
-
-
-def narrow_variants() -> list[str]:
-    """The variants a product of few columns may run instead of the one in use, widest first:
-    under the automatic choice, the one in use and every narrower runnable one with fused
-    multiply-adds (AVX-512, AVX2: the same chain of FMAs per column, so the same bits); with a
-    variant forced (``LSTMKIT_KERNEL``, :func:`set_variant`), that one alone."""
-    name = variant()
-    forced = _forced[0] or os.environ.get(compiled.ENV_KERNEL, "auto").strip().lower() != "auto"
-    if forced or not compiled.KERNEL_VARIANTS[name][0]:
-        return [name]
-    runnable = compiled.runnable_variants()
-    below = runnable[runnable.index(name) :] if name in runnable else [name]
-    return [v for v in below if compiled.KERNEL_VARIANTS[v][0]]
-
-
-def variant_for(columns: int, itemsize: int) -> str:
-    """The variant for a product of ``columns`` columns: the widest of :func:`narrow_variants`
-    whose vector those columns fill (on an AVX-512 CPU, 8 to 15 float32 columns take AVX2's
-    6 x 8 block instead of going through a zero-padded copy into AVX-512's 6 x 16)."""
-    options = narrow_variants()
-    return next((v for v in options if lanes(itemsize, v) <= columns), options[-1])
 
 
 def lanes(itemsize: int, name: str | None = None) -> int:
