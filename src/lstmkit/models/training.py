@@ -559,7 +559,7 @@ class Trainable:
         mask = _check_mask(f"{self.name}.predict", mask, xs[0])
         net, n = self.network, len(xs[0])
         outs = []
-        with backend.compute_scope():
+        with backend.compute_scope(rows=min(n, batch_size)):
             for i in range(0, n, batch_size):
                 m = None if mask is None else mask[i : i + batch_size]
                 part = [v[i : i + batch_size] for v in xs] if n > batch_size else xs
