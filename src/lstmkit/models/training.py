@@ -23,7 +23,6 @@ from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .. import random as _random
 from .. import regularizers as regularizers_mod
-from ..layers.base import all_finite
 from ..ops import backend
 
 #: Keras' batch size when ``batch_size=None``
@@ -260,7 +259,7 @@ class Trainable:
         dtype = np.dtype(t.dtype)
         if dtype.kind == "f":
             x = _as_float(x, dtype)
-        if x.dtype.kind == "f" and not all_finite(x):
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
             raise ValueError(f"{self.name}: argument 'x' contains NaN or Inf")
         return x
 
