@@ -218,8 +218,8 @@ def kernel_variant() -> str:
 @functools.lru_cache(maxsize=8)
 def _best_variant(features: str, runnable: tuple) -> str:
     """The first of ``runnable`` whose features are all in numba's ``features`` string. Cached:
-    parsing the string (about 120 features) cost 24 us, and every LSTM call of the fast path
-    asks twice (about 5 % of a predict at config D)."""
+    parsing the string (about 120 features) cost 24 us, and every call of the feature-major LSTM
+    kernels asks twice (predict at config D takes about 1 ms)."""
     target = {f[1:] for f in features.split(",") if f.startswith("+")}
     return next(v for v in runnable if set(KERNEL_VARIANTS[v][0]) <= target)
 
