@@ -312,3 +312,28 @@ def test_single_row_inference_matches_reference(T, D, H, mask, dtype):
     hs, (h_T, c_T) = fast.lstm_infer(*positional(args), args.get("mask"))
     for k, v in (("hs", hs), ("h_T", h_T), ("c_T", c_T)):
         assert_close(v, want[k], tol[k], k)
+
+
+def test_inference_threads_take_slices_of_at_least_one_vector(monkeypatch):
+    """The rule of :func:`lstm_fm.infer_rows` (not its timing): a batch is split among the
+    threads only when each gets at least one vector of the micro-kernel in use (16 float32 / 8
+    float64 columns on AVX-512, 8 / 4 on AVX2), and only when there is enough work."""
+    from lstmkit.ops.fast import packed
+
+    big, small = 1e9, 1e3  # multiply-adds of the whole call
+    rows = lstm_fm.infer_rows
+    common.set_num_threads(2)
+    try:
+        monkeypatch.setattr(packed, "variant", lambda: "avx512")
+        assert rows(16, big, 4) == [(0, 16)]  # config D: one thread
+        assert rows(32, big, 4) == [(0, 16), (16, 32)]  # config A
+        assert rows(33, big, 4) == [(0, 16), (16, 33)]
+        assert rows(16, big, 8) == [(0, 8), (8, 16)]  # float64: 8 lanes
+        assert rows(64, small, 4) == [(0, 64)]  # too little work to share
+        monkeypatch.setattr(packed, "variant", lambda: "avx2")
+        assert rows(16, big, 4) == [(0, 8), (8, 16)]
+        assert rows(15, big, 4) == [(0, 15)]
+        common.set_num_threads(1)
+        assert rows(64, big, 4) == [(0, 64)]
+    finally:
+        common.set_num_threads(None)

@@ -64,6 +64,34 @@ def test_compute_scope_makes_blas_single_threaded_and_restores_it(fast_threads):
 
 
 @numba_only
+def test_predict_switches_blas_threads_only_for_batches_of_two_or_more(fast_threads, monkeypatch):
+    """The rule (not its timing): with two lstmkit threads, ``predict`` makes BLAS
+    single-threaded around a batch of 2 or more, and leaves it alone for a batch of one (whose
+    recurrent kernels run on the calling thread); the outputs are the same either way."""
+    from lstmkit.ops.fast import common
+
+    fast_threads(2)
+    switches = []
+    real = common._set_local_threads
+    monkeypatch.setattr(common, "_set_local_threads", lambda n: switches.append(n) or real(n))
+    lstmkit.set_random_seed(0)
+    model = lstmkit.Sequential([LSTM(5, input_shape=(4, 3)), Dense(2)])
+    model.build()
+    x = np.random.default_rng(0).standard_normal((3, 4, 3)).astype("float32")
+    one = model.predict(x[:1])
+    assert switches == []
+    with backend.compute_scope(rows=1):
+        assert switches == []
+    both = model.predict(x[:2], batch_size=2)
+    assert switches[0] == 1 and len(switches) >= 2  # set to 1 on entry, restored on exit
+    switches.clear()
+    singles = model.predict(x[:2], batch_size=1)  # batches of one row each
+    assert switches == []
+    np.testing.assert_allclose(one, both[:1], rtol=1e-6, atol=1e-6)  # row and batch kernels
+    np.testing.assert_array_equal(singles[:1], one)
+
+
+@numba_only
 def test_training_is_the_same_with_one_or_two_threads(fast_threads):
     """A char-LM-like model (Embedding, LSTM, Dense over a sequence): three Adam steps give the
     same weights whatever the thread count (threads split rows; no sum changes order)."""

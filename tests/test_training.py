@@ -609,6 +609,16 @@ def test_inf_in_x_is_rejected_and_nothing_trains():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predict_names_any_non_finite_x_in_the_models_own_words(bad, dtype):
+    """The model's check (before any layer's), for each kind of non-finite value."""
+    x = X.astype(dtype)
+    x[3, 9, 2] = bad
+    with pytest.raises(ValueError, match=re.escape("sequential: argument 'x' contains NaN or Inf")):
+        compiled().predict(x)
+
+
 # -- determinism --------------------------------------------------------------------------------
 def seeded_run(seed):
     lstmkit.set_random_seed(seed)

@@ -256,8 +256,8 @@ class Trainable:
         return xs, [self._target_array(yi, n, i) for i, yi in enumerate(ys)]
 
     def _input_array(self, t, x):
-        dtype = np.dtype(t.dtype) if np.dtype(t.dtype).kind == "f" else None
-        if dtype is not None:
+        dtype = np.dtype(t.dtype)
+        if dtype.kind == "f":
             x = _as_float(x, dtype)
         if x.dtype.kind == "f" and not np.isfinite(x).all():
             raise ValueError(f"{self.name}: argument 'x' contains NaN or Inf")
@@ -558,7 +558,7 @@ class Trainable:
         mask = _check_mask(f"{self.name}.predict", mask, xs[0])
         net, n = self.network, len(xs[0])
         outs = []
-        with backend.compute_scope():
+        with backend.compute_scope(rows=min(n, batch_size)):
             for i in range(0, n, batch_size):
                 m = None if mask is None else mask[i : i + batch_size]
                 part = [v[i : i + batch_size] for v in xs] if n > batch_size else xs

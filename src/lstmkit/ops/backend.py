@@ -407,15 +407,21 @@ def _fast_threads() -> int:
 
 
 @contextlib.contextmanager
-def compute_scope():
+def compute_scope(rows=None):
     """Run a whole training step or prediction inside: when the fast path spreads its work over
     its own threads (numba backend, ``LSTMKIT_NUM_THREADS`` > 1, the default on a multi-core
     machine), BLAS is made single-threaded for the duration, process-wide, and every product of
     the step is shared out by lstmkit instead (cell ops, :func:`matmul`). Two thread pools on the
     same cores fight: OpenBLAS's workers spin after each product while lstmkit's run, which made
     a 2-core training step 1.9x slower (measured: 45.6 ms against 24.4 ms, char LM of
-    ``docs/text.md``). Otherwise a no-op."""
-    if _fast_threads() < 2:
+    ``docs/text.md``). Otherwise a no-op.
+
+    ``rows``: the batch rows of an inference call, when known. A batch of one runs its recurrent
+    layers on the calling thread alone (their kernels share out rows), and any other op that
+    does use lstmkit's threads makes BLAS single-threaded around itself (:func:`.fast.common.
+    in_parallel`), so there is nothing to fight and the switch (four library calls, 5 us: 3 % of
+    a batch-1 predict at config B, which made two threads slower than one) is skipped."""
+    if (rows is not None and rows < 2) or _fast_threads() < 2:
         yield
         return
     from .fast import common

@@ -495,6 +495,18 @@ def _infer_parallel(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_
                          xb, XH, Z[p], Cb, out, mask, has_mask, acts)  # fmt: skip
 
 
+def infer_rows(B, macs, itemsize) -> list[tuple[int, int]]:
+    """How inference shares a batch of ``B`` columns (``macs`` multiply-adds in all) among the
+    threads: one slice ``(b0, b1)`` per thread, each running its own time loop, and each at
+    least one vector of the micro-kernel in use (16 float32 columns on AVX-512, 8 on AVX2), so
+    that no thread's product goes through the zero-padded copy of :func:`.packed.matmul_packed`.
+    At config D on AVX-512 (16 columns) that is one thread. Tried and dropped (docs/speed.md):
+    two slices of 8 on AVX2's narrower kernel, 18 % slower than one AVX-512 slice whenever the
+    second thread does not get a core (measured on the loaded 2-vCPU machine: 1.64 against
+    1.39 ms), which breaks "two threads never slower than one"."""
+    return split(B, macs, least=lanes(itemsize))
+
+
 def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None):
     """:func:`lstmkit.ops.fast.lstm.lstm_infer`, feature-major (no cache: one step's buffers,
     used in turn); arguments already checked and cast by the caller.
@@ -508,7 +520,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None):
     H = h0.shape[1]
     K = 1 + D + H
     macs = T * B * 4 * H * K
-    rows = split(B, macs, least=lanes(dt.itemsize))
+    rows = infer_rows(B, macs, dt.itemsize)
     mk = kernels(dt)
     P = 1
     if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS:
