@@ -19,6 +19,7 @@ pytest.importorskip("numba")  # an optional dependency, like the rest of the fas
 pytest.importorskip("torch")
 
 from lstmkit.ops.fast import lstm as fast
+from lstmkit.ops.fast.elementwise import acts_for
 from oracles import torch_cell_run
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
@@ -87,7 +88,8 @@ def test_row_kernel_runs_each_row_of_a_batch(masked, dtype):
     args, b_hh, mask = problem(T, B, D, H, dtype, masked, seed=1)
     x, h0, c0, kernel, U, bias = args
     m = np.ones((1, 1), bool) if mask is None else mask
-    hs, h_T, c_T = fast._lstm_infer_rows(x, h0, c0, kernel, U, bias, m, masked)
+    acts = acts_for("tanh", "sigmoid")  # the default pair, as lstm_infer passes it
+    hs, h_T, c_T = fast._lstm_infer_rows(x, h0, c0, kernel, U, bias, m, masked, acts)
     want_hs, want_h, want_c = torch_outputs(args, b_hh, mask)
     assert_close(hs, want_hs, dtype, "hs")
     assert_close(h_T, want_h, dtype, "h_T")
