@@ -120,15 +120,18 @@ def lstm_state(i, f, g, c_prev, out=None):
     return c
 
 
-def lstm_state_backward(dc, i, f, g, c_prev):
+def lstm_state_backward(dc, i, f, g, c_prev, out=(None, None, None)):
     """The derivative of :func:`lstm_state`: ``dc = dLoss/dc`` -> ``(di, df, dg, dc_prev)``,
-    dLoss/d of the activated gates and of ``c_prev``."""
-    return dc * g, dc * c_prev, dc * i, dc * f
+    dLoss/d of the activated gates and of ``c_prev``; ``di, df, dg`` into ``out`` when given."""
+    di = np.multiply(dc, g, out=out[0])
+    df = np.multiply(dc, c_prev, out=out[1])
+    return di, df, np.multiply(dc, i, out=out[2]), dc * f
 
 
-def lstm_output_backward(dh, o, act_c):
-    """The derivative of ``h = o ⊙ φ(c)``: ``dh`` -> ``(do, dLoss/dφ(c))``."""
-    return dh * act_c, dh * o
+def lstm_output_backward(dh, o, act_c, out=None):
+    """The derivative of ``h = o ⊙ φ(c)``: ``dh`` -> ``(do, dLoss/dφ(c))``; ``do`` into ``out``
+    when given."""
+    return np.multiply(dh, act_c, out=out), dh * o
 
 
 def lstm_cell(a, c_prev, act=np.tanh, out=(None, None, None)):
@@ -153,15 +156,17 @@ def lstm_cell_backward(dh, dc, a, c_prev, c, act_c, derivs=DEFAULT_DERIVATIVES, 
     dact, drec = derivs
     i, f, g, o = split(a, 4)
     zi, zf, zg, zo = split(z, 4)
-    do, d_act_c = lstm_output_backward(dh, o, act_c)
-    dc_t = dc + d_act_c * dact(act_c, c)  # dLoss/dc through both paths
-    di, df, dg, dc_prev = lstm_state_backward(dc_t, i, f, g, c_prev)
     d = np.empty_like(a) if out is None else out
     dzi, dzf, dzg, dzo = split(d, 4)
-    np.multiply(di, drec(i, zi), out=dzi)
-    np.multiply(df, drec(f, zf), out=dzf)
-    np.multiply(dg, dact(g, zg), out=dzg)
-    np.multiply(do, drec(o, zo), out=dzo)
+    # first dLoss/d(activated gates) into d's blocks, then times the activations' derivatives
+    dc_t = lstm_output_backward(dh, o, act_c, out=dzo)[1]
+    dc_t *= dact(act_c, c)
+    dc_t += dc  # dLoss/dc through both paths
+    dc_prev = lstm_state_backward(dc_t, i, f, g, c_prev, out=(dzi, dzf, dzg))[3]
+    dzi *= drec(i, zi)
+    dzf *= drec(f, zf)
+    dzg *= dact(g, zg)
+    dzo *= drec(o, zo)
     return dc_prev
 
 
