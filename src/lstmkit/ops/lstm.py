@@ -10,6 +10,12 @@ Equations (time-major, ``x (T, B, D)``, gate order i, f, g, o as Keras stores th
 ``kernel (D, 4H)``, ``recurrent_kernel (H, 4H)``, ``bias (4H,)``. The input projection
 ``x @ kernel + bias`` is one product for all steps; only ``h @ recurrent_kernel`` is in the loop.
 
+The pointwise step (activated gates and ``c_{t-1}`` -> ``c_t, φ(c_t), h_t``) is written once,
+:func:`lstm_cell` (from :func:`lstm_state`), and so is its derivative, :func:`lstm_cell_backward`
+(from :func:`lstm_state_backward` and :func:`lstm_output_backward`); this module's forward, step
+and backward, :mod:`lstmkit.ops.lstm_variants` (around its extra terms) and the translation
+decoder's packed loop (``apps/translate_teacher``) all call them, on blocks of any leading shape.
+
 Masking (Keras semantics): where ``mask[t, b]`` is False, step t of sequence b is skipped: h and c
 are carried over unchanged and the step's output is the carried h.
 
