@@ -399,6 +399,7 @@ def align(model: Translator, text: str, max_len: int | None = None) -> Alignment
     gates i, f, g, o and the cell state, as ``lstmkit.ops.lstm`` computed them) and the
     attention weights. No dropout."""
     from ..inspect.trace import LayerTrace
+    from ..ops.gates import LSTM_GATES, split
     from .translate_model import BOS, EOS, UNK
 
     if not isinstance(text, str) or not text.strip():
@@ -409,7 +410,6 @@ def align(model: Translator, text: str, max_len: int | None = None) -> Alignment
         raise ValueError(f"inspect: argument '--text' has no token; got {text!r}")
     max_len = model.config.decode_max_len if max_len is None else max_len
     memory, state, _ = model.encode(ids[None])
-    H = model.config.decoder_units
     y, emitted, atts, caches = BOS, [], [], []
     h0, c0 = state.h, state.c
     for _ in range(max_len):
@@ -422,7 +422,7 @@ def align(model: Translator, text: str, max_len: int | None = None) -> Alignment
         if y == EOS:
             break
     gates = np.concatenate([c.gates for c in caches], axis=0)  # (T, 1, 4H) i, f, g, o
-    arrays = {n: np.swapaxes(gates[..., k * H : (k + 1) * H], 0, 1) for k, n in enumerate("ifgo")}
+    arrays = {n: np.swapaxes(b, 0, 1) for n, b in zip(LSTM_GATES, split(gates, 4))}
     arrays["c"] = np.swapaxes(np.concatenate([c.c[1:] for c in caches]), 0, 1)
     arrays["h"] = arrays["o"] * np.tanh(arrays["c"])
     lt = LayerTrace("decoder", "lstm", arrays, {"h": h0, "c": c0}, None, False, "time")

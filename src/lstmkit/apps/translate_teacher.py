@@ -32,8 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..ops.activations import sigmoid
 from ..ops.attention import masked_softmax
+from ..ops.lstm import lstm_cell, lstm_cell_backward, lstm_gates
 
 
 class TeacherCache(NamedTuple):
@@ -86,13 +86,8 @@ def teacher_forward(model, h0, c0, emb, memory, drop, rows):
     for t in range(T):
         n, sl = rows[t], slice(off[t], off[t + 1])
         z = xe[sl] + hin[sl] @ w_rec  # (n, 4H)
-        a = gates[sl]
-        a[...] = sigmoid(z)
-        np.tanh(z[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        c[t + 1, :n] = f * c[t, :n] + i * g
-        np.tanh(c[t + 1, :n], out=tanh_c[sl])
-        h = hs[:n, t] = o * tanh_c[sl]  # (n, H)
+        a = lstm_gates(z, H, out=gates[sl])
+        h = lstm_cell(a, c[t, :n], out=(c[t + 1, :n], tanh_c[sl], hs[:n, t]))[2]  # (n, H)
         # Luong "general": scores = keys · h, masked softmax over the source, context = a @ enc
         scores = np.matmul(keys[:n], h[:, :, None])[:, :, 0]  # (n, S)
         att[:n, t] = masked_softmax(scores, mask[:n])
@@ -136,7 +131,9 @@ def teacher_backward(model, d_tilde, memory, cache: TeacherCache, grads):
         ds[:n, t] = a * (da - (a * da).sum(axis=1, keepdims=True))
         dq = np.matmul(ds[:n, t, None, :], memory.keys[:n])[:, 0]  # (n, Hd)
         dh_t = dh[:n] + d_cat[:, M:] + dq
-        dc[:n] = _cell_backward(dh_t, dc[:n], gates[sl], c[t, :n], tanh_c[sl], dz[sl])
+        dc[:n] = lstm_cell_backward(
+            dh_t, dc[:n], gates[sl], c[t, :n], c[t + 1, :n], tanh_c[sl], out=dz[sl]
+        )
         d_hin = dz[sl] @ w_rec.T  # (n, 2Hd)
         d_feed[:n], dh[:n] = d_hin[:, :H], d_hin[:, H:]
     _weight_grads(p, emb, hin, dz, cat, d_pre, grads)
@@ -144,19 +141,6 @@ def teacher_backward(model, d_tilde, memory, cache: TeacherCache, grads):
     d_keys = np.matmul(ds.transpose(0, 2, 1), hs)  # (B, S, Hd) = Σ_t ds_t ⊗ h_t
     d_enc = np.matmul(att.transpose(0, 2, 1), d_ctx)  # (B, S, M) = Σ_t a_t ⊗ dctx_t
     return d_emb, dh, dc, d_keys, d_enc
-
-
-def _cell_backward(dh, dc, a, c_prev, tanh_c, d):
-    """The LSTM cell's pointwise backward (sigmoid i, f, o; tanh g; ``c = f c_prev + i g``,
-    ``h = o tanh(c)``): writes ``dz`` into ``d (B, 4H)``, returns ``d c_prev``."""
-    H = c_prev.shape[1]
-    i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-    dc_t = dc + dh * o * (1 - tanh_c * tanh_c)
-    d[:, :H] = dc_t * g * i * (1 - i)
-    d[:, H : 2 * H] = dc_t * c_prev * f * (1 - f)
-    d[:, 2 * H : 3 * H] = dc_t * i * (1 - g * g)
-    d[:, 3 * H :] = dh * tanh_c * o * (1 - o)
-    return dc_t * f
 
 
 def _weight_grads(p, emb, hin, dz, cat, d_pre, grads):

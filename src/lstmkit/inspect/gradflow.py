@@ -41,8 +41,10 @@ import numpy as np
 
 from .. import losses as losses_mod
 from ..layers import Bidirectional, RNNBase
+from ..ops.activations import dtanh
+from ..ops.gates import split
 from ..ops.gru import GRUCache
-from ..ops.lstm import LSTMCache
+from ..ops.lstm import LSTMCache, lstm_output_backward
 from ..ops.lstm_variants import LSTMVariantCache
 from ..ops.rnn import RNNCache
 from .trace import ORDERS, prepare_input, recurrent_parts, run_layers
@@ -176,8 +178,9 @@ def step_gradients(layer, dhs, dstates, ops_cache):
     for t in range(T - 1, -1, -1):
         dh_all[t] = carry[0] if dhs is None else carry[0] + dhs[t]
         if plain_lstm:
-            o = ops_cache.gates[t][:, 3 * H :]
-            through_h = dh_all[t] * o * (1 - ops_cache.tanh_c[t] ** 2)
+            tanh_c = ops_cache.tanh_c[t]
+            _, d_tanh_c = lstm_output_backward(dh_all[t], split(ops_cache.gates[t], 4)[3], tanh_c)
+            through_h = d_tanh_c * dtanh(tanh_c)
             if ops_cache.mask is not None:  # a skipped step computed no c
                 through_h = through_h * ops_cache.mask[t][:, None]
             dc_all[t] = carry[1] + through_h

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..layers import Bidirectional, RNNBase
+from ..ops.gates import LSTM_GATES, split
 from ..ops.gru import GRUCache
 from ..ops.lstm import LSTMCache
 from ..ops.lstm_variants import LSTMVariantCache
@@ -210,8 +211,7 @@ def _state_sequence(h_in, h_final):
 
 def _lstm_arrays(c, H):
     """Plain LSTM cache -> (gates by name, c (T, B, H), initial c)."""
-    a = c.gates
-    gates = {n: a[..., k * H : (k + 1) * H] for k, n in enumerate(("i", "f", "g", "o"))}
+    gates = dict(zip(LSTM_GATES, split(c.gates, 4)))
     return gates, c.c[1:], c.c[0]
 
 

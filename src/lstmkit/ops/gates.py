@@ -17,3 +17,12 @@ GRU_GATES = ("z", "r", "n")
 def block(k: int, units: int) -> slice:
     """Slice of gate block ``k`` along the last axis of a stacked (..., G*H) array."""
     return slice(k * units, (k + 1) * units)
+
+
+def split(a, n: int) -> tuple:
+    """The ``n`` gate blocks of a stacked ``(..., n*H)`` array, in storage order, as views (or
+    ``(None,) * n`` for ``a`` None: a cache that did not store it)."""
+    if a is None:
+        return (None,) * n
+    units = a.shape[-1] // n
+    return tuple(a[..., block(k, units)] for k in range(n))

@@ -10,6 +10,12 @@ Equations (time-major, ``x (T, B, D)``, gate order i, f, g, o as Keras stores th
 ``kernel (D, 4H)``, ``recurrent_kernel (H, 4H)``, ``bias (4H,)``. The input projection
 ``x @ kernel + bias`` is one product for all steps; only ``h @ recurrent_kernel`` is in the loop.
 
+The pointwise step (activated gates and ``c_{t-1}`` -> ``c_t, φ(c_t), h_t``) is written once,
+:func:`lstm_cell` (from :func:`lstm_state`), and so is its derivative, :func:`lstm_cell_backward`
+(from :func:`lstm_state_backward` and :func:`lstm_output_backward`); this module's forward, step
+and backward, :mod:`lstmkit.ops.lstm_variants` (around its extra terms) and the translation
+decoder's packed loop (``apps/translate_teacher``) all call them, on blocks of any leading shape.
+
 Masking (Keras semantics): where ``mask[t, b]`` is False, step t of sequence b is skipped: h and c
 are carried over unchanged and the step's output is the carried h.
 
@@ -36,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import get_elementwise
+from .gates import block, split
 
 #: Keras' defaults ``(activation, recurrent_activation)``: the pair whose cache is LSTMCache
 DEFAULT_ACTIVATIONS = ("tanh", "sigmoid")
@@ -85,34 +92,97 @@ def _pair(activations):
     return act, dact, rec, drec
 
 
-def _blocks(z, n, H):
-    """The ``n`` gate blocks of pre-activations ``z (B, n*H)``; ``None``s when not stored (the
-    default activations' derivatives read only the outputs)."""
-    if z is None:
-        return (None,) * n
-    return tuple(z[:, k * H : (k + 1) * H] for k in range(n))
+def _apply(fn, x, out):
+    """``fn(x)``, written into ``out`` when given (a ufunc such as np.tanh writes it directly)."""
+    if out is None:
+        return fn(x)
+    if isinstance(fn, np.ufunc):
+        return fn(x, out=out)
+    out[...] = fn(x)
+    return out
 
 
-def lstm_gates(z: np.ndarray, H: int, activations=DEFAULT_ACTIVATIONS) -> np.ndarray:
-    """Activate pre-activations ``z (..., 4H)`` into a fresh array: ρ on i, f, o; φ on g."""
+def lstm_gates(z: np.ndarray, H: int, activations=DEFAULT_ACTIVATIONS, out=None) -> np.ndarray:
+    """Activate pre-activations ``z (..., 4H)``: ρ on i, f, o; φ on g. Into ``out`` when given,
+    else into a fresh array."""
     act, _, rec, _ = _pair(activations)
-    a = rec(z)
-    if np.shares_memory(a, z):  # "linear" returns its argument
-        a = a.copy()
-    a[..., 2 * H : 3 * H] = act(z[..., 2 * H : 3 * H])
-    return a
+    if out is None:
+        out = rec(z)
+        if np.shares_memory(out, z):  # "linear" returns its argument
+            out = out.copy()
+    else:
+        out[...] = rec(z)
+    _apply(act, z[..., block(2, H)], out[..., block(2, H)])
+    return out
+
+
+# -- the pointwise step and its derivative: every NumPy LSTM (this module, the variants, the
+# translation decoder) runs these; the compiled kernels inline ops.fast.cells' copy of them
+def lstm_state(i, f, g, c_prev, out=None):
+    """``c = f ⊙ c_prev + i ⊙ g`` on blocks of any shape (``f`` may be the scalar 1 and ``i``
+    ``1 - f``: the variants); into ``out`` when given."""
+    c = np.multiply(f, c_prev, out=out)
+    c += i * g
+    return c
+
+
+def lstm_state_backward(dc, i, f, g, c_prev, out=(None, None, None)):
+    """The derivative of :func:`lstm_state`: ``dc = dLoss/dc`` -> ``(di, df, dg, dc_prev)``,
+    dLoss/d of the activated gates and of ``c_prev``; ``di, df, dg`` into ``out`` when given."""
+    di = np.multiply(dc, g, out=out[0])
+    df = np.multiply(dc, c_prev, out=out[1])
+    return di, df, np.multiply(dc, i, out=out[2]), dc * f
+
+
+def lstm_output_backward(dh, o, act_c, out=None):
+    """The derivative of ``h = o ⊙ φ(c)``: ``dh`` -> ``(do, dLoss/dφ(c))``; ``do`` into ``out``
+    when given."""
+    return np.multiply(dh, act_c, out=out), dh * o
+
+
+def lstm_cell(a, c_prev, act=np.tanh, out=(None, None, None)):
+    """One pointwise step: activated gates ``a (..., 4H)`` (i, f, g, o) and ``c_prev (..., H)``
+    -> ``(c, act_c = φ(c), h = o ⊙ act_c)``, each ``(..., H)``, written into ``out`` (three
+    arrays or Nones) when given."""
+    i, f, g, o = split(a, 4)
+    c = lstm_state(i, f, g, c_prev, out[0])
+    act_c = _apply(act, c, out[1])
+    return c, act_c, np.multiply(o, act_c, out=out[2])
+
+
+#: ``(φ', ρ')`` of the default pair: what :func:`lstm_cell_backward` takes unless told
+DEFAULT_DERIVATIVES = (_pair(DEFAULT_ACTIVATIONS)[1], _pair(DEFAULT_ACTIVATIONS)[3])
+
+
+def lstm_cell_backward(dh, dc, a, c_prev, c, act_c, derivs=DEFAULT_DERIVATIVES, z=None, out=None):
+    """The derivative of :func:`lstm_cell` from its stored values: ``dh``, ``dc`` (dLoss/d of
+    the step's h and c from later on, ``(..., H)``) -> ``dc_prev``; dLoss/d(pre-activations)
+    ``(..., 4H)`` goes into ``out`` (fresh when None). ``derivs = (φ', ρ')`` read the outputs
+    and, when stored, the pre-activations ``z (..., 4H)`` (and ``c``, the argument of φ)."""
+    dact, drec = derivs
+    i, f, g, o = split(a, 4)
+    zi, zf, zg, zo = split(z, 4)
+    d = np.empty_like(a) if out is None else out
+    dzi, dzf, dzg, dzo = split(d, 4)
+    # first dLoss/d(activated gates) into d's blocks, then times the activations' derivatives
+    dc_t = lstm_output_backward(dh, o, act_c, out=dzo)[1]
+    dc_t *= dact(act_c, c)
+    dc_t += dc  # dLoss/dc through both paths
+    dc_prev = lstm_state_backward(dc_t, i, f, g, c_prev, out=(dzi, dzf, dzg))[3]
+    dzi *= drec(i, zi)
+    dzf *= drec(f, zf)
+    dzg *= dact(g, zg)
+    dzo *= drec(o, zo)
+    return dc_prev
 
 
 def lstm_step(
     x_t, h, c, kernel, recurrent_kernel, bias, activation="tanh", recurrent_activation="sigmoid"
 ):
     """One time step for streaming inference: ``(B, D), (B, H), (B, H) -> (h, c)``."""
-    H = h.shape[-1]
     pair = (activation, recurrent_activation)
-    a = lstm_gates(x_t @ kernel + bias + h @ recurrent_kernel, H, pair)
-    i, f, g, o = a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
-    c = f * c + i * g
-    h = o * _pair(pair)[0](c)
+    a = lstm_gates(x_t @ kernel + bias + h @ recurrent_kernel, h.shape[-1], pair)
+    c, _, h = lstm_cell(a, c, _pair(pair)[0])
     return h, c
 
 
@@ -152,20 +222,16 @@ def lstm_forward(
         z_t = xw[t] + h_in[t] @ recurrent_kernel
         if general:
             z[t] = z_t
-        a = gates[t] = lstm_gates(z_t, H, pair)
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        c_t = f * c[t] + i * g
-        act_c[t] = act(c_t)
-        h_t = o * act_c[t]
+        a = lstm_gates(z_t, H, pair, out=gates[t])
+        lstm_cell(a, c[t], act, out=(c[t + 1], act_c[t], hs[t]))
         if mask is not None:  # skipped steps carry h and c over unchanged
-            m = mask[t][:, None]
-            c_t = np.where(m, c_t, c[t])
-            h_t = np.where(m, h_t, h)
-        c[t + 1] = c_t
-        hs[t] = h = h_t
+            skip = ~mask[t][:, None]
+            np.copyto(c[t + 1], c[t], where=skip)
+            np.copyto(hs[t], h, where=skip)
+        h = hs[t]
     fields = (x, kernel, recurrent_kernel, gates, c, act_c, h_in, mask, recurrent_mask)
     cache = LSTMActCache(*fields, pair, z) if general else LSTMCache(*fields)
-    return hs, (h, c[T]), cache
+    return hs, (h.copy(), c[T]), cache  # h_T apart from hs, as callers may write into hs
 
 
 def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True):
@@ -177,7 +243,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True):
     """
     x, kernel, U, gates, c, act_c, h_in, mask, rmask = cache[:9]
     general = isinstance(cache, LSTMActCache)
-    _, dact, _, drec = _pair(cache.activations if general else DEFAULT_ACTIVATIONS)
+    derivs = _pair(cache.activations)[1::2] if general else DEFAULT_DERIVATIVES
     z = cache.z if general else None
     T, B, _ = x.shape
     H = c.shape[-1]
@@ -187,17 +253,10 @@ def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True):
     for t in range(T - 1, -1, -1):
         if dhs is not None:
             dh = dh + dhs[t]
-        a = gates[t]
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        zi, zf, zg, zo = _blocks(None if z is None else z[t], 4, H)
         # c[t + 1] is c_t on every valid step (skipped steps get d = 0 below)
-        dc_t = dc + dh * o * dact(act_c[t], c[t + 1])
+        z_t = None if z is None else z[t]
         d = dz[t]
-        d[:, :H] = dc_t * g * drec(i, zi)
-        d[:, H : 2 * H] = dc_t * c[t] * drec(f, zf)
-        d[:, 2 * H : 3 * H] = dc_t * i * dact(g, zg)
-        d[:, 3 * H :] = dh * act_c[t] * drec(o, zo)
-        dc_prev = dc_t * f
+        dc_prev = lstm_cell_backward(dh, dc, gates[t], c[t], c[t + 1], act_c[t], derivs, z_t, d)
         if mask is not None:  # a skipped step passes its gradients straight through
             m = mask[t][:, None]
             d *= m

@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import dsigmoid, dtanh, sigmoid
+from .lstm import lstm_output_backward, lstm_state, lstm_state_backward
 
 LN_EPSILON = 1e-5
 
@@ -132,7 +133,7 @@ def _cell(z, c_prev, variant, H, peephole, ln):
     a[:, sg] = np.tanh(z[:, sg])
     f = a[:, sf] if sf is not None else 1.0
     i = a[:, si] if si is not None else 1.0 - f
-    c_new = f * c_prev + i * a[:, sg]
+    c_new = lstm_state(i, f, a[:, sg], c_prev)
     z_o = z[:, so] if peephole is None else z[:, so] + peephole[2] * c_new
     a[:, so] = o = sigmoid(z_o)
     c_hat = c_rstd = None
@@ -313,11 +314,12 @@ def lstm_variants_backward(dhs, dh_T, dc_T, cache: LSTMVariantCache):
             dh_new, dc_new = dh_step, dc_step
         a = gates[t]
         o, g = a[:, so], a[:, sg]
-        f = a[:, sf] if sf is not None else None
+        f = a[:, sf] if sf is not None else 1.0
         i = a[:, si] if si is not None else (1.0 - f)
         d = dz[t]
-        dtc = dh_new * o * dtanh(tanh_c[t])  # dLoss/d(the argument of tanh)
-        d[:, so] = dz_o = dh_new * tanh_c[t] * dsigmoid(o)
+        do, dtc = lstm_output_backward(dh_new, o, tanh_c[t])
+        dtc *= dtanh(tanh_c[t])  # dLoss/d(the argument of tanh)
+        d[:, so] = dz_o = do * dsigmoid(o)
         if ln is not None:
             dgamma_c += (dtc * c_hat[t]).sum(axis=0)
             dbeta_c += dtc.sum(axis=0)
@@ -327,14 +329,13 @@ def lstm_variants_backward(dhs, dh_T, dc_T, cache: LSTMVariantCache):
             dcn = dcn + dz_o * peep[2]
             dpeep[2] += (dz_o * c_new[t]).sum(axis=0)
         c_prev = c[t]
-        di = dcn * g
-        d[:, sg] = dcn * i * dtanh(g)
+        di, df, dg, dc_cell = lstm_state_backward(dcn, i, f, g, c_prev)
+        d[:, sg] = dg * dtanh(g)
+        dc_prev += dc_cell
         if sf is not None:
-            df = dcn * c_prev - (di if si is None else 0.0)  # cifg: i = 1 - f
+            if si is None:  # cifg: i = 1 - f
+                df -= di
             d[:, sf] = dz_f = df * dsigmoid(f)
-            dc_prev += dcn * f
-        else:
-            dc_prev += dcn  # f = 1
         if si is not None:
             d[:, si] = dz_i = di * dsigmoid(i)
         if peep is not None:
