@@ -481,14 +481,38 @@ def rate_columns(row, gemm, fma):
     return row
 
 
+ORDER = ("forward", "forward.product", "forward.recurrence", "backward", "backward.product",
+         "backward.recurrence", "weight_grads", "infer", "input_projection")  # fmt: skip
+
+
+def is_part(r):
+    """A part of the forward or backward listed above it (batch 1: the input projection too)."""
+    batch1_projection = r["kernel"] == "input_projection" and r["shape"][1] < FM_MIN_BATCH
+    return "." in r["kernel"] or r["kernel"] == "weight_grads" or batch1_projection
+
+
+def _rank(r):
+    if r["kernel"] == "input_projection" and r["shape"][1] < FM_MIN_BATCH:
+        return ORDER.index("forward") + 0.5  # batch 1: part of the forward
+    return ORDER.index(r["kernel"])
+
+
+def ordered(rows):
+    """Config by config (as run), layer by layer, each kernel's parts under it."""
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    return sorted(rows, key=lambda r: (r["layer"] in ("GRU", "RNN"), configs.index(r["config"]),
+                                       layers.index(r["layer"]), _rank(r)))  # fmt: skip
+
+
 def print_rows(rows):
     head = (f"{'cfg':<4}{'variant':<8}{'kernel':<26}{'(T, B, D, H)':<20}{'thr':>4}{'calls':>6}"
             f"{'ms':>10}{'cpu ms':>10}{'GFLOP':>9}{'GFLOP/s':>9}{'%GEMM':>7}{'%FMA':>6}"
             f"{'%step':>7}")  # fmt: skip
     print(head)
-    for r in rows:
+    for r in ordered(rows):
         name = (f"{r['layer']}." if r["layer"] else "") + r["kernel"]
-        if "." in r["kernel"] or r["kernel"] == "weight_grads":
+        if is_part(r):
             name = "  " + name  # a part of the forward or backward above it
         share = "-" if r["share"] is None else f"{100 * r['share']:.0f}"
         fma = "-" if r["pct_fma"] is None else f"{r['pct_fma']:.0f}"
@@ -510,6 +534,8 @@ def parse_args(argv=None):
     p.add_argument("--cell-config", default="A", help="the config of the GRU and RNN rows")
     p.add_argument("--quick", action="store_true", help="tiny sizes and 3 repeats (a smoke test)")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--markdown", default=None, help="also write the table as Markdown here")
+    p.add_argument("--from-json", default=None, help="no timing: print the Markdown of a --json")
     return p.parse_args(argv)
 
 
@@ -531,6 +557,9 @@ def pick_variants(arg):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.from_json:
+        print(markdown(json.loads(Path(args.from_json).read_text())))
+        return
     bench_speed.set_threads(args.threads)  # before NumPy, SciPy or numba load
     if args.quick:
         args.repeats, args.cooldown = 3, 0.0
@@ -592,6 +621,43 @@ def main(argv=None):
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))
         print(f"wrote {args.json}")
+    if args.markdown:
+        res = {"environment": env, "kernels": rows}
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(markdown(json.loads(json.dumps(res))) + "\n")
+        print(f"wrote {args.markdown}")
+
+
+def markdown(res):
+    """The kernels of a ``--json`` result as one Markdown table, the variants side by side."""
+    rows = res["kernels"]
+    variants = res["environment"]["variants_timed"]
+    cols = " | ".join(f"{v} ms / GFLOP/s / % GEMM / % FMA" for v in variants)
+    out = [f"| config | kernel | (T, B, D, H) | thr | {cols} | % step |",
+           "|" + "---|" * (5 + len(variants))]  # fmt: skip
+    seen = {}
+    for r in ordered(rows):  # one line per (config, layer, kernel); variants in their columns
+        seen.setdefault((r["config"], r["layer"], r["kernel"]), {})[r["variant"]] = r
+
+    def cell(r):
+        fma = "-" if r["pct_fma"] is None else f"{r['pct_fma']:.0f}"
+        return f"{r['ms']:.3g} / {r['gflops']:.1f} / {r['pct_gemm']:.0f} / {fma}"
+
+    for (cfg, layer, kernel), by in seen.items():
+        first = next(iter(by.values()))
+        name = (f"{layer}." if layer else "") + kernel
+        if is_part(first):
+            name = "↳ " + name  # a part of the forward or backward above it
+        if first["calls"] > 1:
+            name += f" (x{first['calls']})"
+        cells = [cell(by[v]) if v in by else "" for v in variants]
+        if None in by:  # the same for every variant: once, in the first column
+            cells = [cell(by[None])] + ["same"] * (len(variants) - 1)
+        shares = [f"{100 * r['share']:.0f}" for r in by.values() if r["share"] is not None]
+        shape = ", ".join(str(n) for n in first["shape"])
+        out.append(f"| {cfg} | {name} | ({shape}) | {first['threads']} | " + " | ".join(cells)
+                   + f" | {' / '.join(shares) or '-'} |")  # fmt: skip
+    return "\n".join(out)
 
 
 def report(env, gemm, fma, per_cycle, why, rows, steps):
