@@ -473,11 +473,30 @@ def _build(name, configs):
 
 
 # --- report -----------------------------------------------------------------------------------
-def rate_columns(row, gemm, fma):
+def gemm_cpu_rate(repeats=10):
+    """``bench_speed.gemm_rate`` per CPU second of the process (all its threads): on a busy
+    machine wall time also counts the waits for a core, CPU time does not."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    b = a.T.copy()
+    a @ b
+    ts = []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        a @ b
+        ts.append(time.process_time() - c0)
+    return 2 * 1024**3 / float(np.median(ts)) / 1e9
+
+
+def rate_columns(row, gemm, gemm_cpu, fma):
+    """GFLOP/s from wall time and per CPU second, and their shares of the peaks."""
     g = row["flops"] / (row["ms"] * 1e-3) / 1e9
     row["gflops"] = g
     row["pct_gemm"] = 100 * g / gemm
     row["pct_fma"] = 100 * g / fma if fma else None
+    row["gflops_cpu"] = row["flops"] / (max(row["cpu_ms"], 1e-6) * 1e-3) / 1e9
+    row["pct_gemm_cpu"] = 100 * row["gflops_cpu"] / gemm_cpu
     return row
 
 
@@ -508,7 +527,7 @@ def ordered(rows):
 def print_rows(rows):
     head = (f"{'cfg':<4}{'variant':<8}{'kernel':<26}{'(T, B, D, H)':<20}{'thr':>4}{'calls':>6}"
             f"{'ms':>10}{'cpu ms':>10}{'GFLOP':>9}{'GFLOP/s':>9}{'%GEMM':>7}{'%FMA':>6}"
-            f"{'%step':>7}")  # fmt: skip
+            f"{'%GEMMcpu':>9}{'%step':>7}")  # fmt: skip
     print(head)
     for r in ordered(rows):
         name = (f"{r['layer']}." if r["layer"] else "") + r["kernel"]
@@ -519,7 +538,7 @@ def print_rows(rows):
         print(f"{r['config']:<4}{r['variant'] or '-':<8}{name:<26}{r['shape']!s:<20}"
               f"{r['threads']:>4}{r['calls']:>6}{r['ms']:>10.3f}{r['cpu_ms']:>10.3f}"
               f"{r['flops'] / 1e9:>9.4f}{r['gflops']:>9.1f}{r['pct_gemm']:>7.0f}{fma:>6}"
-              f"{share:>7}")  # fmt: skip
+              f"{r['pct_gemm_cpu']:>9.0f}{share:>7}")  # fmt: skip
 
 
 def parse_args(argv=None):
@@ -558,7 +577,8 @@ def pick_variants(arg):
 def main(argv=None):
     args = parse_args(argv)
     if args.from_json:
-        print(markdown(json.loads(Path(args.from_json).read_text())))
+        only = None if args.kernel in ("auto", "all") else args.kernel.split(",")
+        print(markdown(json.loads(Path(args.from_json).read_text()), only))
         return
     bench_speed.set_threads(args.threads)  # before NumPy, SciPy or numba load
     if args.quick:
@@ -593,6 +613,7 @@ def main(argv=None):
         "load_average_before": os.getloadavg(),
     }
     gemm = bench_speed.gemm_rate(3 if args.quick else 10)
+    gemm_cpu = gemm_cpu_rate(3 if args.quick else 10)
     fma, per_cycle, why = fma_peak(cpu, args.threads)
     drivers = _drivers()
     rows, steps = [], {}
@@ -611,11 +632,12 @@ def main(argv=None):
                      "shape": (T, B, D, H), "need_dx": True, "calls": 0, "threads": threads,
                      "flops": fl_, "ms": ms, "cpu_ms": cpu_ms, "step": None, "step_ms": None,
                      "share": None})  # fmt: skip
-    rows = [rate_columns(r, gemm, fma) for r in rows]
+    rows = [rate_columns(r, gemm, gemm_cpu, fma) for r in rows]
     env["load_average_after"] = os.getloadavg()
-    report(env, gemm, fma, per_cycle, why, rows, steps)
+    report(env, (gemm, gemm_cpu), fma, per_cycle, why, rows, steps)
     if args.json:
-        out = {"environment": env, "gemm_gflops": gemm, "fma_peak_gflops": fma,
+        out = {"environment": env, "gemm_gflops": gemm, "gemm_gflops_per_cpu_s": gemm_cpu,
+               "fma_peak_gflops": fma,
                "fma_flops_per_cycle": per_cycle, "fma_peak_basis": why, "steps_ms": steps,
                "kernels": rows}  # fmt: skip
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -628,11 +650,12 @@ def main(argv=None):
         print(f"wrote {args.markdown}")
 
 
-def markdown(res):
-    """The kernels of a ``--json`` result as one Markdown table, the variants side by side."""
-    rows = res["kernels"]
-    variants = res["environment"]["variants_timed"]
-    cols = " | ".join(f"{v} ms / GFLOP/s / % GEMM / % FMA" for v in variants)
+def markdown(res, only=None):
+    """The kernels of a ``--json`` result as one Markdown table, the variants side by side
+    (``only``: these variants)."""
+    variants = [v for v in res["environment"]["variants_timed"] if not only or v in only]
+    rows = [r for r in res["kernels"] if r["variant"] is None or r["variant"] in variants]
+    cols = " | ".join(f"{v}: ms (CPU ms) / GFLOP/s / % GEMM (CPU) / % FMA" for v in variants)
     out = [f"| config | kernel | (T, B, D, H) | thr | {cols} | % step |",
            "|" + "---|" * (5 + len(variants))]  # fmt: skip
     seen = {}
@@ -641,7 +664,8 @@ def markdown(res):
 
     def cell(r):
         fma = "-" if r["pct_fma"] is None else f"{r['pct_fma']:.0f}"
-        return f"{r['ms']:.3g} / {r['gflops']:.1f} / {r['pct_gemm']:.0f} / {fma}"
+        return (f"{r['ms']:.3g} ({r['cpu_ms']:.3g}) / {r['gflops']:.0f} / {r['pct_gemm']:.0f} "
+                f"({r['pct_gemm_cpu']:.0f}) / {fma}")  # fmt: skip
 
     for (cfg, layer, kernel), by in seen.items():
         first = next(iter(by.values()))
@@ -660,15 +684,17 @@ def markdown(res):
     return "\n".join(out)
 
 
-def report(env, gemm, fma, per_cycle, why, rows, steps):
+def report(env, gemms, fma, per_cycle, why, rows, steps):
     cpu = env["cpu"]
+    gemm, gemm_cpu = gemms
     print(f"\nCPU: {cpu['model']} ({cpu['vendor']}, family {cpu['family']}); vector flags: "
           f"{' '.join(cpu['flags']) or 'none'}")  # fmt: skip
     print(f"lstmkit micro-kernel variant picked: {env['kernel_variant_picked']} (runnable: "
           f"{', '.join(env['variants_runnable'])}; timed: {', '.join(env['variants_timed'])})")  # fmt: skip
     print(f"OpenBLAS kernels: {env['openblas_kernels']} (OPENBLAS_CORETYPE="
           f"{env['OPENBLAS_CORETYPE']})")  # fmt: skip
-    print(f"threads {env['threads']}; float32 GEMM 1024^3 in this run: {gemm:.0f} GFLOP/s")
+    print(f"threads {env['threads']}; float32 GEMM 1024^3 in this run: {gemm:.0f} GFLOP/s wall, "
+          f"{gemm_cpu:.0f} per CPU second")  # fmt: skip
     if fma:
         print(f"theoretical FMA peak: {fma:.0f} GFLOP/s = {env['threads']} x "
               f"{cpu['mhz']:.0f} MHz (nominal, /proc/cpuinfo) x {per_cycle} FLOP/cycle ({why})")  # fmt: skip
