@@ -3,6 +3,7 @@
     python benchmarks/kernel_share.py --threads 1 --json out/bench/kshare_t1.json
     python benchmarks/kernel_share.py --threads 2 --kernel all      # every variant this CPU runs
     python benchmarks/kernel_share.py --quick                       # tiny sizes, seconds
+    python benchmarks/kernel_share.py --from-json out/bench/kshare_t1.json --kernel avx512,avx2
 
 For configs A-E of ``bench_speed.py`` (its ``CONFIGS``; E is two stacked bidirectional layers,
 so its kernels run at two input widths, twice each) and one GRU and one SimpleRNN at A, each
@@ -13,6 +14,9 @@ the FLOPs of its products, GFLOP/s, and
 
 - % GEMM: the share of the float32 1024^3 ``np.matmul`` rate measured in the same run at the
   same thread count (``bench_speed.gemm_rate``): what this machine's best product reaches;
+- % GEMM (CPU): the same from process CPU time, the kernel's FLOPs per CPU second over the
+  GEMM's (all threads counted; a thread spinning at a barrier counts as spent): on a busy
+  machine wall time also counts the waits for a core, CPU time does not;
 - % FMA: the share of the theoretical peak, ``threads x clock x FLOP/cycle``, with the nominal
   clock of ``/proc/cpuinfo`` (boost clocks run higher, so a measured rate may pass it) and
   FLOP/cycle = 2 (multiply + add) x float32 lanes x FMA pipes (see :func:`fma_peak`);
@@ -644,7 +648,7 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(out, indent=1))
         print(f"wrote {args.json}")
     if args.markdown:
-        res = {"environment": env, "kernels": rows}
+        res = {"environment": env, "kernels": rows, "steps_ms": steps}
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(markdown(json.loads(json.dumps(res))) + "\n")
         print(f"wrote {args.markdown}")
@@ -656,11 +660,19 @@ def markdown(res, only=None):
     variants = [v for v in res["environment"]["variants_timed"] if not only or v in only]
     rows = [r for r in res["kernels"] if r["variant"] is None or r["variant"] in variants]
     cols = " | ".join(f"{v}: ms (CPU ms) / GFLOP/s / % GEMM (CPU) / % FMA" for v in variants)
-    out = [f"| config | kernel | (T, B, D, H) | thr | {cols} | % step |",
+    out = [f"| config | kernel | (T, B, D, H) | thr | {cols} | % step (CPU) |",
            "|" + "---|" * (5 + len(variants))]  # fmt: skip
     seen = {}
     for r in ordered(rows):  # one line per (config, layer, kernel); variants in their columns
         seen.setdefault((r["config"], r["layer"], r["kernel"]), {})[r["variant"]] = r
+
+    def share(r):  # of the step's wall time (and of its CPU time)
+        if r["share"] is None:
+            return None
+        steps = res["steps_ms"][r["config"]]
+        key = f"{r['variant']}/{r['step']}"
+        key = key if key in steps else next(k for k in steps if k.endswith(f"/{r['step']}"))
+        return f"{100 * r['share']:.0f} ({100 * r['calls'] * r['cpu_ms'] / steps[key][1]:.0f})"
 
     def cell(r):
         fma = "-" if r["pct_fma"] is None else f"{r['pct_fma']:.0f}"
@@ -677,7 +689,7 @@ def markdown(res, only=None):
         cells = [cell(by[v]) if v in by else "" for v in variants]
         if None in by:  # the same for every variant: once, in the first column
             cells = [cell(by[None])] + ["same"] * (len(variants) - 1)
-        shares = [f"{100 * r['share']:.0f}" for r in by.values() if r["share"] is not None]
+        shares = [share(r) for r in by.values() if r["share"] is not None]
         shape = ", ".join(str(n) for n in first["shape"])
         out.append(f"| {cfg} | {name} | ({shape}) | {first['threads']} | " + " | ".join(cells)
                    + f" | {' / '.join(shares) or '-'} |")  # fmt: skip

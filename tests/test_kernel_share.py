@@ -82,8 +82,9 @@ def _run(*args, timeout=300):
 
 def test_quick_run_times_every_kernel_of_every_variant(tmp_path):
     out = tmp_path / "kshare.json"
+    md = tmp_path / "kshare.md"
     r = _run("--quick", "--threads", "1", "--configs", "A,B,E", "--kernel", "all",
-             "--json", str(out))  # fmt: skip
+             "--json", str(out), "--markdown", str(md))  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(out.read_text())
     env = res["environment"]
@@ -93,7 +94,9 @@ def test_quick_run_times_every_kernel_of_every_variant(tmp_path):
     assert f"micro-kernel variant picked: {env['kernel_variant_picked']}" in r.stdout
     rows = res["kernels"]
     for row in rows:
-        assert row["ms"] > 0 and math.isfinite(row["gflops"]), row
+        assert row["ms"] > 0 and math.isfinite(row["gflops"] + row["pct_gemm_cpu"]), row
+    head = md.read_text().splitlines()[0]  # the variants side by side
+    assert all(f"| {v}: ms" in head for v in env["variants_runnable"]), head
     got = {(r["config"], r["layer"], r["kernel"], r["variant"]) for r in rows}
     fm = ("forward", "forward.product", "backward", "backward.product", "infer")
     for v in env["variants_runnable"]:  # the micro-kernel's users, once per variant
