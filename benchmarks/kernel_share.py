@@ -160,7 +160,6 @@ def _drivers():
     from lstmkit.ops.fast.blas import gemm
     from lstmkit.ops.fast.packed import matmul_packed
 
-    @njit(parallel=True, nogil=True)
     def products(Ap, first, counts, offs, X, Z, mk, steps):
         """Per step t: ``Z[offs[p]:][:counts[p]] = rows of chunk p (panels from first[p]) @
         X[t % len(X)]``, chunk p on thread p."""
@@ -169,7 +168,6 @@ def _drivers():
             for p in prange(counts.shape[0]):
                 matmul_packed(Ap, first[p], counts[p], x, Z[offs[p] :], mk)
 
-    @njit(parallel=True, nogil=True)
     def weight_grads(addr, edges, DZ, XH, dWTp, steps):
         """Per step, from the last: ``dWTp[4 j0 : 4 j1] += DZ[4 j0 : 4 j1] @ XH[t].T`` for the
         unit chunk ``j0:j1`` of each thread (``sgemm``/``dgemm``)."""
@@ -187,7 +185,13 @@ def _drivers():
                      XH[t].ctypes.data, B, 1.0, dWTp.ctypes.data + 4 * j0 * K * s, K, iw[p],
                      fw[p])  # fmt: skip
 
-    return products, weight_grads
+    # one thread: compiled without ``parallel`` (a prange region costs ~1 us a step), as the
+    # kernels' ``_serial`` loops are; several: in step, as their ``_parallel`` loops
+    return {
+        parallel: (njit(parallel=parallel, nogil=True)(products),
+                   njit(parallel=parallel, nogil=True)(weight_grads))
+        for parallel in (False, True)
+    }  # fmt: skip
 
 
 def _problem(T, B, D, H, seed=0):
@@ -264,9 +268,9 @@ def _fm_parts(T, B, D, H, need_dx, p, drivers):
     from lstmkit.ops.fast import lstm as fl
     from lstmkit.ops.fast.packed import kernels
 
-    products, weight_grads = drivers
     rng = np.random.default_rng(1)
     P = fl._fm_threads(T, B, D, H)
+    products, weight_grads = drivers[P > 1]
     K = 1 + D + H
     edges, perm = lstm_fm._chunks(H, P)
     Ap, first = lstm_fm._packed_weights(p["kernel"], p["U"], p["bias"], perm, edges)
