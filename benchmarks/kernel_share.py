@@ -605,7 +605,10 @@ def main(argv=None):
     from lstmkit.ops.fast import lstm as fl
 
     assert fl.FM_MIN_BATCH == FM_MIN_BATCH, "lstmkit's batch threshold moved: update this file"
-    variants = pick_variants(args.kernel)
+    try:
+        variants = pick_variants(args.kernel)
+    except ValueError as e:  # a variant this CPU cannot run, or no such variant
+        raise SystemExit(f"kernel_share.py: {e}") from None
     cpu = cpu_info()
     env = {
         "cpu": cpu,
