@@ -24,8 +24,19 @@ MERGE_MODES = ("concat", "sum", "ave", "mul", None)
 class BidirectionalCache(NamedTuple):
     fwd: object
     bwd: object
+    # each direction's output, the backward one aligned with forward time order; with
+    # merge_mode="concat", views of the merged output's halves, so that the directions' own
+    # output buffers (pooled by the fast path) are free for the next layer once merged
     y_fwd: np.ndarray
-    y_bwd: np.ndarray  # aligned with forward time order
+    y_bwd: np.ndarray
+
+
+def _sum_fresh(a, b):
+    """``a + b`` as a C-contiguous array, written into whichever of the two fresh gradients
+    (:meth:`RNNBase.backward_strided`) is contiguous: no third ``(B, T, D)`` array, and no
+    contiguous copy of the time-reversed one."""
+    out = a if a.flags.c_contiguous else b if b.flags.c_contiguous else None
+    return np.add(a, b, out=out)
 
 
 class Bidirectional(Layer):
@@ -155,6 +166,9 @@ class Bidirectional(Layer):
         if self.return_sequences:
             yb = yb[:, ::-1]
         y = self._merge(yf, yb)
+        if self.merge_mode == "concat":
+            H = yf.shape[-1]
+            yf, yb = y[..., :H], y[..., H:]
         cache = BidirectionalCache(cf, cb, yf, yb)
         if self.return_state:  # Keras: merge_mode=None gives (y_fwd, y_bwd, *states), flat
             return ([*y, *states] if self.merge_mode is None else [y, *states]), cache
@@ -197,11 +211,11 @@ class Bidirectional(Layer):
         if self.return_state:
             n = len(self.forward_layer.state_names)
             dyf, dyb = [dyf, *dstates[:n]], [dyb, *dstates[n:]]
-        dxf, gf, sf = self.forward_layer.backward_with_state(dyf, cache.fwd, need_dx)
-        dxb, gb, sb = self.backward_layer.backward_with_state(dyb, cache.bwd, need_dx)
+        dxf, gf, sf = self.forward_layer.backward_strided(dyf, cache.fwd, need_dx)
+        dxb, gb, sb = self.backward_layer.backward_strided(dyb, cache.bwd, need_dx)
         grads = {f"forward.{k}": v for k, v in gf.items()}
         grads.update({f"backward.{k}": v for k, v in gb.items()})
-        return (dxf + dxb if need_dx else None), grads, sf + sb
+        return (_sum_fresh(dxf, dxb) if need_dx else None), grads, sf + sb
 
     def backward(self, dy, cache):
         dx, grads, _ = self.backward_with_state(dy, cache)

@@ -358,6 +358,13 @@ class RNNBase(Layer):
     def backward_with_state(self, dy, cache: RecurrentCache, need_dx=True):
         """Backward returning ``(dx, grads, dinitial_states)``; ``dx`` is None when
         ``need_dx`` is False and the cell can skip it (see :meth:`param_grads`)."""
+        dx, g, dinit = self.backward_strided(dy, cache, need_dx)
+        return (None if dx is None else np.ascontiguousarray(dx)), g, dinit
+
+    def backward_strided(self, dy, cache: RecurrentCache, need_dx=True):
+        """:meth:`backward_with_state` with ``dx (B, T, D)`` possibly a strided view (time
+        reversed with ``go_backwards``) of a fresh array that nothing else refers to: a caller
+        that sums it into another gradient (``Bidirectional``) saves the contiguous copy."""
         dy = self._activity_grads(dy, cache)
         if self.return_state:
             dout, *dstates = dy
@@ -384,7 +391,7 @@ class RNNBase(Layer):
         dx = dx.transpose(1, 0, 2)  # (B, T, D)
         if cache.input_dropout is not None:
             dx = dx * cache.input_dropout[:, None, :]
-        return np.ascontiguousarray(dx), g, dinit
+        return dx, g, dinit
 
     def backward(self, dy, cache):
         dx, grads, _ = self.backward_with_state(dy, cache)
