@@ -408,9 +408,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None):
     dh = np.zeros((H, B), dt) if dh_T is None else np.array(np.asarray(dh_T, dt).T, order="C")
     dc = np.zeros((H, B), dt) if dc_T is None else np.array(np.asarray(dc_T, dt).T, order="C")
     has_dhs = dhs is not None
-    dhs_ = np.zeros((1, 1, 1), dt)
-    if has_dhs:  # (B, T, H): a view when it comes from the layer's (B, T, H) gradient
-        dhs_ = np.ascontiguousarray(np.asarray(dhs).transpose(1, 0, 2), dt)
+    dhs_ = np.zeros((1, 1, 1), dt) if not has_dhs else _batch_major(dhs, dt)
     rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
@@ -433,16 +431,32 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None):
                 keep_dc, acts)  # fmt: skip
 
     in_parallel([(0, B)], loop, B * H4 * K)
-    dWT = np.empty_like(dWTp)
-    dWT[perm] = dWTp
+    # dWTp's rows are in the chunk-major order perm: each gradient scattered back straight
+    # from it, without an unpermuted (4H, K) copy
+    dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
+    dW[:, perm] = dWTp[:, 1 : 1 + D].T
+    dU[:, perm] = dWTp[:, 1 + D :].T
+    db[perm] = dWTp[:, 0]
     return {
         "x": dx.transpose(1, 0, 2) if need_dx else None,  # a view of the layer's (B, T, D)
         "h0": np.ascontiguousarray(dh.T),
         "c0": np.ascontiguousarray(dc.T),
-        "kernel": np.ascontiguousarray(dWT[:, 1 : 1 + D].T),
-        "recurrent_kernel": np.ascontiguousarray(dWT[:, 1 + D :].T),
-        "bias": dWT[:, 0].copy(),
+        "kernel": dW,
+        "recurrent_kernel": dU,
+        "bias": db,
     }
+
+
+def _batch_major(dhs, dt):
+    """``dhs (T, B, H)`` as the C-contiguous ``(B, T, H)`` the kernels read: a view when it is
+    one of the layer's ``(B, T, H)`` gradient, else a copy into a pooled buffer (a half of a
+    ``Bidirectional``'s gradient is strided), which lives only for this call."""
+    d = np.asarray(dhs).transpose(1, 0, 2)
+    if d.dtype == dt and d.flags.c_contiguous:
+        return d
+    out = workspace(d.shape, dt)
+    np.copyto(out, d)
+    return out
 
 
 # --- inference ----------------------------------------------------------------------------------
