@@ -152,6 +152,15 @@ def test_bidirectional_each_merge_mode(merge_mode):
     gradcheck(layer, data(B, T, D), initial_state=states("lstm", 2), mask=MASK)
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_bidirectional_of_a_go_backwards_layer(dropout):
+    """The forward layer reads backwards (its dx is a time-reversed view) and the backward copy
+    forwards: the two dx are summed into the contiguous one, whichever that is."""
+    inner = LSTM(H, return_sequences=True, go_backwards=True, dropout=dropout)
+    layer = randomized(Bidirectional(inner), (T, D))
+    gradcheck(layer, data(B, T, D), training=True, mask=MASK, seed=5)
+
+
 @pytest.mark.parametrize("cell", ["gru", "rnn_tanh"])
 def test_bidirectional_last_output_with_dropout(cell):
     cls, extra = RECURRENT[cell]
