@@ -31,6 +31,13 @@ class BidirectionalCache(NamedTuple):
     y_bwd: np.ndarray
 
 
+def _backward_strided(layer, dy, cache, need_dx):
+    """``RNNBase.backward_strided``; a wrapped layer without it (``CellRNN``) gives a
+    contiguous dx through ``backward_with_state``, fresh all the same."""
+    run = getattr(layer, "backward_strided", None) or layer.backward_with_state
+    return run(dy, cache, need_dx)
+
+
 def _sum_fresh(a, b):
     """``a + b`` as a C-contiguous array, written into whichever of the two fresh gradients
     (:meth:`RNNBase.backward_strided`) is contiguous: no third ``(B, T, D)`` array, and no
@@ -211,8 +218,8 @@ class Bidirectional(Layer):
         if self.return_state:
             n = len(self.forward_layer.state_names)
             dyf, dyb = [dyf, *dstates[:n]], [dyb, *dstates[n:]]
-        dxf, gf, sf = self.forward_layer.backward_strided(dyf, cache.fwd, need_dx)
-        dxb, gb, sb = self.backward_layer.backward_strided(dyb, cache.bwd, need_dx)
+        dxf, gf, sf = _backward_strided(self.forward_layer, dyf, cache.fwd, need_dx)
+        dxb, gb, sb = _backward_strided(self.backward_layer, dyb, cache.bwd, need_dx)
         grads = {f"forward.{k}": v for k, v in gf.items()}
         grads.update({f"backward.{k}": v for k, v in gb.items()})
         return (_sum_fresh(dxf, dxb) if need_dx else None), grads, sf + sb
