@@ -13,18 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstmkit.layers import (
-    GRU,
-    LSTM,
-    Bidirectional,
-    Dense,
-    Dropout,
-    Embedding,
-    LSTMCell,
-    Masking,
-    SimpleRNN,
-)
-from lstmkit.layers.cells import RNN
+from lstmkit.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN
 
 EPS = 1e-6
 RTOL = 1e-6
@@ -170,12 +159,6 @@ def test_bidirectional_of_a_go_backwards_layer(dropout):
     inner = LSTM(H, return_sequences=True, go_backwards=True, dropout=dropout)
     layer = randomized(Bidirectional(inner), (T, D))
     gradcheck(layer, data(B, T, D), training=True, mask=MASK, seed=5)
-
-
-def test_bidirectional_of_a_cell_rnn():
-    """A wrapped layer without ``backward_strided`` (``RNN(cell)``) keeps working."""
-    layer = randomized(Bidirectional(RNN(LSTMCell(H), return_sequences=True)), (T, D))
-    gradcheck(layer, data(B, T, D), mask=MASK)
 
 
 @pytest.mark.parametrize("cell", ["gru", "rnn_tanh"])
