@@ -481,22 +481,6 @@ def _build(name, configs):
 
 
 # --- report -----------------------------------------------------------------------------------
-def gemm_cpu_rate(repeats=10):
-    """``bench_speed.gemm_rate`` per CPU second of the process (all its threads): on a busy
-    machine wall time also counts the waits for a core, CPU time does not."""
-    import numpy as np
-
-    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
-    b = a.T.copy()
-    a @ b
-    ts = []
-    for _ in range(repeats):
-        c0 = time.process_time()
-        a @ b
-        ts.append(time.process_time() - c0)
-    return 2 * 1024**3 / float(np.median(ts)) / 1e9
-
-
 def rate_columns(row, gemm, gemm_cpu, fma):
     """GFLOP/s from wall time and per CPU second, and their shares of the peaks."""
     g = row["flops"] / (row["ms"] * 1e-3) / 1e9
@@ -624,7 +608,8 @@ def main(argv=None):
         "load_average_before": os.getloadavg(),
     }
     gemm = bench_speed.gemm_rate(3 if args.quick else 10)
-    gemm_cpu = gemm_cpu_rate(3 if args.quick else 10)
+    # per CPU second: on a busy machine wall time also counts the waits for a core
+    gemm_cpu = bench_speed.gemm_rate(3 if args.quick else 10, clock=time.process_time)
     fma, per_cycle, why = fma_peak(cpu, args.threads)
     drivers = _drivers()
     rows, steps = [], {}
