@@ -6,23 +6,16 @@ pair. Its numba type carries the two names, so numba compiles one machine code p
 first use, then keeps it in the cache like every kernel) and :func:`phi`, :func:`rho` and their
 derivatives resolve to one scalar function each *at compile time*: the vectorised inner loops hold
 no branch on the activation, and the default pair (tanh, sigmoid) compiles to the code it had
-before the pair existed. ``COMPILED`` lists the activations the kernels have::
+before the pair existed. ``COMPILED`` lists the activations the kernels have; their definitions
+are those of :mod:`lstmkit.ops.activations` (its table; hard_tanh: ``min(max(z, -1), 1)``), and the
+derivative each one here takes
+from the output ``y = φ(z)``::
 
-    name          φ(z)                             φ' from y = φ(z)
-    linear        z                                1
-    relu          max(z, 0)                        y > 0
-    relu6         min(max(z, 0), 6)                0 < y < 6
-    leaky_relu    z if z > 0 else 0.2 z            1 if y > 0 else 0.2
-    elu           z if z > 0 else e^z - 1          1 if y > 0 else y + 1
-    selu          s z if z > 0 else s a (e^z - 1)  s if y > 0 else y + s a
-    sigmoid       σ(z)                             y (1 - y)
-    hard_sigmoid  min(max(z + 3, 0), 6) / 6        1/6 if 0 < y < 1 else 0   (Keras 3, PyTorch)
-    tanh          tanh(z)                          1 - y^2
-    hard_tanh     min(max(z, -1), 1)               -1 < y < 1
-    softplus      log(1 + e^z)                     1 - e^-y
-    softsign      z / (1 + |z|)                    (1 - |y|)^2
-    exponential   e^z                              y
-    log_sigmoid   -softplus(-z)                    -(e^y - 1)
+    linear 1            relu y > 0          relu6 0 < y < 6       leaky_relu 1 if y > 0 else 0.2
+    elu 1 if y > 0 else y + 1               selu s if y > 0 else y + s a
+    sigmoid y (1 - y)   hard_sigmoid 1/6 if 0 < y < 1 else 0      tanh 1 - y^2
+    hard_tanh -1 < y < 1                    softplus 1 - e^-y     softsign (1 - |y|)^2
+    exponential y       log_sigmoid -(e^y - 1)
 
 The others (gelu, swish/silu, hard_silu, mish, tanh_shrink, celu, squareplus, the shrinks,
 sparse_plus, sparse_sigmoid) need the pre-activation or were left out; they run on the NumPy
