@@ -6,10 +6,9 @@ pair. Its numba type carries the two names, so numba compiles one machine code p
 first use, then keeps it in the cache like every kernel) and :func:`phi`, :func:`rho` and their
 derivatives resolve to one scalar function each *at compile time*: the vectorised inner loops hold
 no branch on the activation, and the default pair (tanh, sigmoid) compiles to the code it had
-before the pair existed. ``COMPILED`` lists the activations the kernels have; their definitions
-are those of :mod:`lstmkit.ops.activations` (its table; hard_tanh: ``min(max(z, -1), 1)``), and the
-derivative each one here takes
-from the output ``y = φ(z)``::
+before the pair existed. ``COMPILED`` lists the activations the kernels have. Their definitions
+are those of :mod:`lstmkit.ops.activations` (its table; hard_tanh: ``min(max(z, -1), 1)``);
+the derivative each one takes here from the output ``y = φ(z)``::
 
     linear 1            relu y > 0          relu6 0 < y < 6       leaky_relu 1 if y > 0 else 0.2
     elu 1 if y > 0 else y + 1               selu s if y > 0 else y + s a
