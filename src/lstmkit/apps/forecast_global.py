@@ -314,24 +314,20 @@ def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None
     y = _tile(zy, Q, config.dtype)
     model, best = _train(facts, config, x, y, val, seed, config.epochs, deadline, True, distribute)
     correction = _calibrate(model, facts, config, xv, zyv) if len(vs) else {}
-    if refit:
-        if config.refit_epochs:
-            xr, zyr, _ = _inputs(panel, facts, *_origins(panel, facts, config, True)[0], L,
-                                 id_index=id_index, zs=zs, phi=phi)  # fmt: skip
-            model = _refit(facts, config, model, xr, _tile(zyr, Q, config.dtype), seed, best,
-                           distribute)  # fmt: skip
-        else:
-            model = _train_on_all(panel, facts, config, L, seed, best, zs, phi, id_index,
-                                  distribute)  # fmt: skip
+    if refit:  # _refit: a fresh network, or (refit_epochs) the early-stopped one continued
+        model = _train_on_all(panel, facts, config, L, seed, best, zs, phi, id_index,
+                              distribute, model)  # fmt: skip
     return Member(model, L, seed, best, correction, zs, choices)
 
 
-def _train_on_all(panel, facts, config, L, seed, epochs, zs, phi, id_index, distribute):
-    """A fresh network trained on every window (validation ones included) for ``epochs``."""
+def _train_on_all(panel, facts, config, L, seed, epochs, zs, phi, id_index, distribute,
+                  model=None):  # fmt: skip
+    """``_refit`` on every window (validation ones included) for ``epochs``: a fresh network,
+    or with ``refit_epochs`` the early-stopped ``model`` continued."""
     (rs, ro), _ = _origins(panel, facts, config, refit=True)
     xr, zyr, _ = _inputs(panel, facts, rs, ro, L, id_index=id_index, zs=zs, phi=phi)
     y = _tile(zyr, len(facts["quantiles"]), config.dtype)
-    return _refit(facts, config, None, xr, y, seed, epochs, distribute)
+    return _refit(facts, config, model, xr, y, seed, epochs, distribute)
 
 
 def _mean_correction(peers) -> dict:
