@@ -259,10 +259,7 @@ def compiled_supports(cell: str, **options) -> bool:
     """Whether the compiled kernels run ``cell`` with these options (else the reference does):
     activations whose derivative is a function of their output
     (:data:`lstmkit.ops.activations.OUTPUT_DERIVED`), and GRU ``reset_after=True``."""
-    opts = dict(_options(cell, options))
-    if opts.pop("reset_after", True) is not True:
-        return False
-    return all(activations.compiles(name) for name in opts.values())
+    return why_reference(cell, **options) is None
 
 
 def why_reference(cell: str, **options) -> str | None:
