@@ -337,3 +337,55 @@ def test_inference_threads_take_slices_of_at_least_one_vector(monkeypatch):
         assert rows(64, big, 4) == [(0, 64)]
     finally:
         common.set_num_threads(None)
+
+
+def test_threads_that_cannot_meet_fall_back_to_one_thread(monkeypatch):
+    """The unit split's threads meet at a spin barrier inside one parallel region
+    (:mod:`lstmkit.ops.fast.sync`). If the runtime runs the P parties one after the other (here:
+    numba given one thread for a 2-chunk region), the first would wait for ever: it must give up
+    after the timeout, and the call be redone on one thread, forward, backward and inference,
+    with the reference's results; later calls then stay on one thread."""
+    import numba
+
+    from lstmkit.ops.fast import sync
+
+    class _one_thread:  # numba's team of one for the region of P = 2 chunks
+        def __init__(self, n):
+            pass
+
+        def __enter__(self):
+            self.previous = numba.get_num_threads()
+            numba.set_num_threads(1)
+
+        def __exit__(self, *exc):
+            numba.set_num_threads(self.previous)
+
+    args, upstream = problem(8, 4, 3, 10, np.float64, "holes", True)
+    want, _ = reference(args, upstream)
+    fwd = (*positional(args), args["mask"], args["recurrent_mask"])
+    _, _, cache2 = lstm_fm.lstm_forward_fm(*fwd, threads=2)  # the threads meet: a P = 2 cache
+    assert lstm_fm.buffers_of(cache2).threads == 2
+    monkeypatch.setattr(lstm_fm, "_numba_threads", _one_thread)
+    monkeypatch.setattr(sync, "TIMEOUT_CYCLES", 2**22)  # a few ms
+    monkeypatch.setattr(lstm_fm, "_SYNC_FAILED", [False])
+    hs, (h_T, c_T), cache = lstm_fm.lstm_forward_fm(*fwd, threads=2)
+    assert lstm_fm._SYNC_FAILED[0]
+    assert lstm_fm.buffers_of(cache).threads == 1  # redone on one thread
+    got = {"hs": hs, "h_T": h_T, "c_T": c_T}
+    monkeypatch.setattr(lstm_fm, "_SYNC_FAILED", [False])
+    got.update(lstm_fm.lstm_backward_fm(*upstream, cache2))  # a 2-thread cache, redone on one
+    assert lstm_fm._SYNC_FAILED[0]
+    for k in want:
+        assert_close(got[k], want[k], 1e-12, k)
+    monkeypatch.setattr(lstm_fm, "_SYNC_FAILED", [False])
+    monkeypatch.setattr(lstm_fm, "PARALLEL_STEP_MACS", 0)
+    monkeypatch.setattr(common, "PARALLEL_MIN_MACS", 0)  # units split even at this size
+    common.set_num_threads(2)
+    try:
+        hs_i, (h_i, c_i) = lstm_fm.lstm_infer_fm(*fwd[:6], args["mask"])
+    finally:
+        common.set_num_threads(None)
+    assert lstm_fm._SYNC_FAILED[0]
+    want_i = ref.lstm_forward(**{k: v for k, v in args.items() if k != "recurrent_mask"})
+    assert_close(hs_i, want_i[0], 1e-12, "infer hs")
+    assert_close(c_i, want_i[1][1], 1e-12, "infer c_T")

@@ -46,12 +46,14 @@ import numpy as np
 from numba import njit, prange
 
 from ..lstm import LSTMActCache, LSTMCache
+from . import sync
 from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
 from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
 from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
 from .elementwise import DEFAULT, acts_for
 from .packed import MR, kernels, lanes, matmul_packed
+from .sync import wait
 
 # Steps with fewer multiply-adds than this stay on one thread: the unit chunks meet once or
 # twice per step, and each pays a step's fixed cost (BLAS call, loop set-up) whatever its size. Measured: at A (2.6e6 per step) 2 threads train in 13 ms against
@@ -111,13 +113,16 @@ def _forward_serial(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
 
 @njit(parallel=True, **_JIT)
 def _forward_parallel(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask,
-                      has_mask, acts):  # fmt: skip
-    """The whole forward pass, unit chunk p = edges[p]:edges[p+1] on thread p, all in step."""
+                      has_mask, acts, state, yield_addr, timeout):  # fmt: skip
+    """The whole forward pass, unit chunk p = edges[p]:edges[p+1] on thread p, all in step:
+    one parallel region, the threads meeting after each step (:mod:`.sync`)."""
     P = edges.shape[0] - 1
-    for t in range(G.shape[0]):
-        for p in prange(P):
+    for p in prange(P):
+        for t in range(G.shape[0]):
             _forward_chunk(t, edges[p], edges[p + 1], Ap, first[p], mk, XH, Z[p], G, C, TC, out,
                            h0, rm, has_rm, mask, has_mask, acts)  # fmt: skip
+            if not wait(state, P, t + 1, yield_addr, timeout):
+                break
 
 
 @functools.lru_cache(maxsize=64)
@@ -231,19 +236,39 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     edges, perm = _chunks(H, P)
     Ap, first = _packed_weights(kernel, U, bias, perm, edges)  # chunk-major rows
     Z = workspace((P, 4 * int(np.diff(edges).max()), B), dt)
-    run = _forward_parallel if P > 1 else _forward_serial
-
-    def loop(_a, _b):
-        with _numba_threads(P):
-            run(edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m,
-                acts)  # fmt: skip
-
-    in_parallel([(0, B)], loop, B * 4 * H * (1 + D + H))  # single-threaded BLAS when it matters
+    args = (edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts)
+    if not _in_step(P, _forward_serial, _forward_parallel, args, B * 4 * H * (1 + D + H)):
+        return lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, 1, acts)
     views = (x, *(a.transpose(0, 2, 1) for a in (G, C, TC, XH[:T, 1 + D :])))  # (T, B, ...)
     fm = FMBuffers(XH, G, C, TC, P, views)
     cache = make_cache((x, kernel, U, *views[1:], mask, recurrent_mask), (acts.act, acts.rec), fm)
     h_T = out[:, T - 1].copy() if T > 0 else h0
     return out.transpose(1, 0, 2), (h_T, np.ascontiguousarray(C[T].T)), cache
+
+
+_SYNC_FAILED = [False]  # a parallel region whose threads could not all meet (see .sync)
+
+
+def _in_step(P, serial, parallel, args, macs) -> bool:
+    """Run ``serial(*args)`` or, for ``P > 1``, ``parallel(*args, state, ...)`` (P threads in one
+    region meeting at every step, :mod:`.sync`); False when the threads could not all meet (the
+    caller redoes the call on one thread, and later calls stay on one)."""
+    if P > 1 and _SYNC_FAILED[0]:
+        return False
+    state = sync.new_state()
+
+    def loop(_a, _b):
+        if P == 1:
+            serial(*args)
+            return
+        with _numba_threads(P):
+            parallel(*args, state, sync.YIELD, sync.TIMEOUT_CYCLES)
+
+    in_parallel([(0, 1)], loop, macs)  # single-threaded BLAS when it matters
+    if sync.aborted(state):
+        _SYNC_FAILED[0] = True
+        return False
+    return True
 
 
 class _numba_threads:
@@ -336,24 +361,29 @@ def _backward_serial(addr, edges, rows, Wp, first, mk, XH, G, C, TC, dhs, has_dh
 
 @njit(parallel=True, **_JIT)
 def _backward_parallel(addr, edges, rows, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc, rm,
-                       has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc,
-                       acts):  # fmt: skip
+                       has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc, acts, state,
+                       yield_addr, timeout):  # fmt: skip
     """BPTT, from the last step: ``dh, dc (H, B)`` hold dL/dh_T, dL/dc_T on entry and dL/dh_0,
     dL/dc_0 on exit; ``dhs (B, T, H)``: upstream gradients of every h_t; fills
     ``dx (B, T, D)`` and accumulates ``dWTp`` (chunk-major rows of
     [d bias | d kernel.T | d recurrent_kernel.T], zero on entry). Thread p: the gate rows of
-    unit chunk ``edges[p]:edges[p+1]``, then rows ``rows[p]:rows[p+1]`` of ``W @ dz``."""
+    unit chunk ``edges[p]:edges[p+1]``, then rows ``rows[p]:rows[p+1]`` of ``W @ dz`` (all of
+    dz: the threads meet between the two, and after the second, whose dh rows cross chunks)."""
     P = edges.shape[0] - 1
-    iw = np.zeros((P, 8), np.int32)
-    fw = np.zeros((P, 2), G.dtype)
-    for t in range(G.shape[0] - 1, -1, -1):
-        for p in prange(P):
+    T = G.shape[0]
+    for p in prange(P):
+        iw, fw = gemm_scratch(G)
+        for t in range(T - 1, -1, -1):
+            g = 2 * (T - t)
             _backward_gates(addr, t, edges[p], edges[p + 1], XH, G, C, TC, dhs, has_dhs, dh, dc,
-                            mask, has_mask, DZ, dWTp, keep_dh, keep_dc, iw[p], fw[p],
+                            mask, has_mask, DZ, dWTp, keep_dh, keep_dc, iw, fw,
                             acts)  # fmt: skip
-        for p in prange(P):
+            if not wait(state, P, g - 1, yield_addr, timeout):
+                break
             _backward_inputs(t, rows[p], rows[p + 1], Wp, first[p], mk, DZ, out, dx, dh, rm,
                              has_rm, mask, has_mask, keep_dh)  # fmt: skip
+            if not wait(state, P, g, yield_addr, timeout):
+                break
 
 
 def buffers_of(cache):
@@ -392,12 +422,13 @@ def _pack_W(kernel, U, perm, rows, first, Wp):
                         panel[k, r] = 0
 
 
-def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None):
+def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, threads=None):
     """:func:`lstmkit.ops.fast.lstm.lstm_backward` from the buffers a :func:`lstm_forward_fm`
-    cache carries, on as many threads as its forward; shapes already checked by the caller.
-    ``need_dx=False`` leaves out the x rows of every step's ``W @ dz``."""
+    cache carries, on as many threads as its forward (or ``threads``); shapes already checked by
+    the caller. ``need_dx=False`` leaves out the x rows of every step's ``W @ dz``."""
     acts = acts_for(*DEFAULT) if acts is None else acts
     XH, G, C, TC, P, _ = cache.buffers
+    P = P if threads is None else threads
     x, kernel, U = cache[:3]
     mask, rmask = cache.mask, cache.recurrent_mask
     dt = G.dtype
@@ -422,15 +453,10 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None):
     dWTp.fill(0)
     keep_dh = np.empty((H, B), dt)
     keep_dc = np.empty((H, B), dt)
-    run = _backward_parallel if P > 1 else _backward_serial
-
-    def loop(_a, _b):
-        with _numba_threads(P):
-            run(gemm_address(dt), edges, rows, Wp, first, kernels(dt), XH, G, C, TC, dhs_,
-                has_dhs, dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh,
-                keep_dc, acts)  # fmt: skip
-
-    in_parallel([(0, B)], loop, B * H4 * K)
+    args = (gemm_address(dt), edges, rows, Wp, first, kernels(dt), XH, G, C, TC, dhs_, has_dhs,
+            dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh, keep_dc, acts)  # fmt: skip
+    if not _in_step(P, _backward_serial, _backward_parallel, args, B * H4 * K):
+        return lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts, threads=1)
     # dWTp's rows are in the chunk-major order perm: each gradient scattered back straight
     # from it, without an unpermuted (4H, K) copy
     dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
@@ -499,14 +525,18 @@ def _infer_serial(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_ma
 
 
 @njit(parallel=True, **_JIT)
-def _infer_parallel(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_mask, acts):
+def _infer_parallel(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_mask, acts,
+                    state, yield_addr, timeout):  # fmt: skip
     """Inference with the units split among the threads (chunk p: units ``edges[p]:edges[p+1]``
-    and x rows ``dedges[p]:dedges[p+1]`` of the next step), meeting once per step."""
+    and x rows ``dedges[p]:dedges[p+1]`` of the next step), meeting once per step (the
+    ping-pong buffers of step t + 1 are those step t - 1 read)."""
     P = edges.shape[0] - 1
-    for t in range(xb.shape[1]):
-        for p in prange(P):
+    for p in prange(P):
+        for t in range(xb.shape[1]):
             _infer_chunk(t, edges[p], edges[p + 1], dedges[p], dedges[p + 1], Ap, first[p], mk,
                          xb, XH, Z[p], Cb, out, mask, has_mask, acts)  # fmt: skip
+            if not wait(state, P, t + 1, yield_addr, timeout):
+                break
 
 
 def infer_rows(B, macs, itemsize) -> list[tuple[int, int]]:
@@ -537,7 +567,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None):
     rows = infer_rows(B, macs, dt.itemsize)
     mk = kernels(dt)
     P = 1
-    if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS:
+    if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS and not _SYNC_FAILED[0]:
         P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
     edges, perm = _chunks(H, P)
     dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)
@@ -557,16 +587,13 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None):
         Cb[0] = c0[b0:b1].T
         Z = np.empty((P, 4 * widest, b1 - b0), dt)
         m, has_m = bool_or_dummy(None if mask is None else np.ascontiguousarray(mask[:, b0:b1]))
-        if P > 1:
-            with _numba_threads(P):
-                _infer_parallel(edges, dedges, Ap, first, mk, xb[b0:b1], XH, Z, Cb, out[b0:b1],
-                                m, has_m, acts)  # fmt: skip
-        else:
-            _infer_serial(edges, dedges, Ap, first, mk, xb[b0:b1], XH, Z, Cb, out[b0:b1], m,
-                          has_m, acts)  # fmt: skip
+        args = (edges, dedges, Ap, first, mk, xb[b0:b1], XH, Z, Cb, out[b0:b1], m, has_m, acts)
+        met = _in_step(P, _infer_serial, _infer_parallel, args, 0)
         c_T[b0:b1] = Cb[T % 2].T
+        return met
 
-    in_parallel(rows, run, B * 4 * H * K)  # single-threaded BLAS when it matters
+    if not all(in_parallel(rows, run, B * 4 * H * K)):  # single-threaded BLAS when it matters
+        return lstm_infer_fm(x, h0, c0, kernel, U, bias, mask, acts)  # on one thread now
     if T == 0:
         return out.transpose(1, 0, 2), (h0, c0)
     return out.transpose(1, 0, 2), (out[:, T - 1].copy(), c_T)

@@ -1,0 +1,142 @@
+"""A spin barrier for threads that run a whole time loop inside one parallel region.
+
+The feature-major kernels split each step's hidden units among P threads, and a step needs all
+of the previous one (:mod:`.lstm_fm`). Opening a numba ``prange`` region per step to get that
+meeting point costs about 4.5 us a region with the OpenMP layer on a quiet machine (10-30 us
+loaded; measured on the 2-vCPU AMD EPYC Zen 4, a region with an empty body), and a training step
+at config A opens 300 of them (100 forward, 200 backward). Here the region is opened once per
+call: thread p runs chunk p of every step and the threads meet at :func:`wait`, an atomic counter
+and generation number in a small int64 array (0.1-0.8 us a meeting, same machine).
+
+A barrier can only be passed if all P parties run at the same time. numba gives each of the P
+iterations of a ``prange(P)`` its own thread when it has P threads, but a runtime that runs them
+one after the other (a nested region, a task-based layer) would leave the first party waiting for
+ever. So a party that waits longer than ``TIMEOUT_CYCLES`` of the CPU's cycle counter (about a
+second) raises the *abort* flag; every party gives up at its next meeting, and the caller redoes
+the call on one thread (:func:`run_parallel`). A waiting party spins with ``pause`` for a few
+microseconds, then gives its time slice back (``sched_yield``) so that a descheduled partner on a
+busy machine gets the core.
+
+State layout, ``state (4,) int64``: ``[arrived, generation, abort, spare]``; a fresh state is
+zeros. Party p's g-th meeting (g = 1, 2, ...) waits until the generation reaches g.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+from ._jit import JIT as _JIT
+
+TIMEOUT_CYCLES = (
+    2**31
+)  # ~0.5-1 s of the cycle counter: only a party that can never be met waits so long
+SPINS = 256  # pause instructions before the first yield (a few us)
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+def _yield_address() -> int:
+    """Address of the OS call that gives up the time slice (0 where none is found)."""
+    for lib, name in ((None, "sched_yield"), ("kernel32", "SwitchToThread")):
+        try:
+            fn = getattr(ctypes.CDLL(lib) if lib is None else ctypes.WinDLL(lib), name)
+        except (OSError, AttributeError):
+            continue
+        return ctypes.cast(fn, ctypes.c_void_p).value or 0
+    return 0
+
+
+YIELD = _yield_address()
+
+
+@intrinsic
+def _atomic_add(typingctx, arr, idx, val):
+    """``arr[idx] += val`` atomically (sequentially consistent); returns the old value."""
+    sig = types.int64(arr, idx, val)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.atomic_rmw("add", builder.gep(ary.data, [args[1]]), args[2], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_load(typingctx, arr, idx):
+    """``arr[idx]`` read with acquire ordering (never hoisted out of a loop)."""
+    sig = types.int64(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.load_atomic(builder.gep(ary.data, [args[1]]), "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _cycles(typingctx):
+    """The CPU's cycle counter (``llvm.readcyclecounter``: TSC on x86)."""
+    sig = types.int64()
+
+    def codegen(context, builder, signature, args):
+        fn = builder.module.declare_intrinsic(
+            "llvm.readcyclecounter", fnty=ir.FunctionType(ir.IntType(64), [])
+        )
+        return builder.call(fn, [])
+
+    return sig, codegen
+
+
+@intrinsic
+def _relax(typingctx, addr, spin):
+    """``pause`` (x86) while ``spin`` is true, else the call ``void f(void)`` at ``addr``."""
+    sig = types.void(addr, spin)
+
+    def codegen(context, builder, signature, args):
+        with builder.if_else(args[1]) as (then, otherwise):
+            with then:
+                if _X86:
+                    pause = builder.module.declare_intrinsic(
+                        "llvm.x86.sse2.pause", fnty=ir.FunctionType(ir.VoidType(), [])
+                    )
+                    builder.call(pause, [])
+            with otherwise:
+                fnty = ir.FunctionType(ir.VoidType(), [])
+                with builder.if_then(builder.icmp_unsigned("!=", args[0], args[0].type(0))):
+                    builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(**_JIT)
+def wait(state, P, g, yield_addr, timeout):
+    """Party's g-th meeting of P parties; False once any party has given up (the caller stops)."""
+    if _atomic_add(state, 0, 1) == P - 1:  # the last to arrive opens the next generation
+        _atomic_add(state, 0, -P)
+        _atomic_add(state, 1, 1)
+        return _atomic_load(state, 2) == 0
+    start = _cycles()
+    n = 0
+    while _atomic_load(state, 1) < g:
+        if _atomic_load(state, 2) != 0:
+            return False
+        _relax(yield_addr, n < SPINS)
+        n += 1
+        if (n & 63) == 0 and _cycles() - start > timeout:
+            _atomic_add(state, 2, 1)
+            return False
+    return _atomic_load(state, 2) == 0
+
+
+def new_state() -> np.ndarray:
+    return np.zeros(4, np.int64)
+
+
+def aborted(state) -> bool:
+    return bool(state[2])
