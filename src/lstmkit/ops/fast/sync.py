@@ -11,8 +11,8 @@ and generation number in a small int64 array (0.1-0.8 us a meeting, same machine
 A barrier can only be passed if all P parties run at the same time. numba gives each of the P
 iterations of a ``prange(P)`` its own thread when it has P threads, but a runtime that runs them
 one after the other (a nested region, a task-based layer) would leave the first party waiting for
-ever. So a party that waits longer than ``TIMEOUT_CYCLES`` of the CPU's cycle counter (about a
-second) raises the *abort* flag; every party gives up at its next meeting, and the caller redoes
+ever. So a party that waits longer than ``TIMEOUT_CYCLES`` of the CPU's time-stamp counter (about
+a second; on other CPUs ``MAX_WAITS`` turns, several seconds) raises the *abort* flag; every party gives up at its next meeting, and the caller redoes
 the call on one thread (:func:`run_parallel`). A waiting party spins with ``pause`` for a few
 microseconds, then gives its time slice back (``sched_yield``) so that a descheduled partner on a
 busy machine gets the core.
@@ -37,6 +37,7 @@ TIMEOUT_CYCLES = (
     2**31
 )  # ~0.5-1 s of the cycle counter: only a party that can never be met waits so long
 SPINS = 256  # pause instructions before the first yield (a few us)
+MAX_WAITS = 2**24  # without a cycle counter: as many yields (several seconds)
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 
@@ -80,10 +81,14 @@ def _atomic_load(typingctx, arr, idx):
 
 @intrinsic
 def _cycles(typingctx):
-    """The CPU's cycle counter (``llvm.readcyclecounter``: TSC on x86)."""
+    """The CPU's time-stamp counter on x86 (``llvm.readcyclecounter``); 0 elsewhere, where that
+    intrinsic may read a register user code is not allowed to (AArch64's PMCCNTR_EL0): there
+    only the count of waits bounds the wait."""
     sig = types.int64()
 
     def codegen(context, builder, signature, args):
+        if not _X86:
+            return ir.Constant(ir.IntType(64), 0)
         fn = builder.module.declare_intrinsic(
             "llvm.readcyclecounter", fnty=ir.FunctionType(ir.IntType(64), [])
         )
@@ -128,7 +133,7 @@ def wait(state, P, g, yield_addr, timeout):
             return False
         _relax(yield_addr, n < SPINS)
         n += 1
-        if (n & 63) == 0 and _cycles() - start > timeout:
+        if (n & 63) == 0 and (_cycles() - start > timeout or n > MAX_WAITS):
             _atomic_add(state, 2, 1)
             return False
     return _atomic_load(state, 2) == 0
