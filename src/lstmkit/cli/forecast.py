@@ -354,12 +354,15 @@ def cmd_train(args) -> int:
     _check_out_file(args.out, "--out")
     config = _config(args)
     panel, _ = _read(args, config)
+    fitted = []  # the held-out fit, whose epoch counts and corrections the saved model reuses
     if args.evaluate:
-        H, result = evaluate(panel, config, progress=_say(args), distribute=strategy)
+        H, result = evaluate(panel, config, progress=_say(args), distribute=strategy,
+                             fitted=fitted, apart=True)  # fmt: skip
         _print_result(result, H, "held out: the last values of each series")
     else:
         H = horizon_of(panel, config)
-    model = fit(panel, config.replace(horizon=H), _say(args), strategy)
+    schedule = fitted[-1].members if fitted else None
+    model = fit(panel, config.replace(horizon=H), _say(args), strategy, schedule)
     model.save(args.out)
     print(f"saved model ({len(model.members)} members) to {args.out}")
     return 0
@@ -383,7 +386,7 @@ def cmd_backtest(args) -> int:
     config = _config(args)
     panel, _ = _read(args, config)
     H, result = evaluate(panel, config, windows=args.windows, progress=_say(args),
-                         distribute=strategy)  # fmt: skip
+                         distribute=strategy, apart=args.windows == 1)  # fmt: skip
     _print_result(result, H, f"rolling origins: the last {args.windows} window(s)")
     if args.out:
         from ..data import write_csv_atomic
@@ -554,9 +557,10 @@ def cmd_demo(args) -> int:
           f"ForecastConfig().replace({run.DEMO_CHANGES})")  # fmt: skip
     data = builtin_path(run.DEMO_PANEL)
     panel, tcol = _read(argparse.Namespace(data=data, fill="none", season=None), config)
-    H, result = run.evaluate(panel, config, progress=_say(args))
+    fitted = []
+    H, result = run.evaluate(panel, config, progress=_say(args), fitted=fitted, apart=True)
     _print_result(result, H, "held out: the last 6 years of each series")
-    model = run.fit(panel, config, _say(args))
+    model = run.fit(panel, config, _say(args), schedule=fitted[-1].members)
     point, intervals = model.predict(panel, levels=config.levels)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / DEMO_MODEL)
