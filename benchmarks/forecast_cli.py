@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python benchmarks/forecast_cli.py                        # every panel, 3 rounds
     PYTHONPATH=src python benchmarks/forecast_cli.py --only arrivals --rounds 5
+    PYTHONPATH=src python benchmarks/forecast_cli.py --before /tmp/base/src   # old vs new
     PYTHONPATH=src python benchmarks/forecast_cli.py --train-args --no-evaluate
 
 Each panel's training part (the last season held out, ``forecast_fpp2.load``; M1: the last 6
@@ -56,14 +57,15 @@ def write_csv(path, ids, train, times):
     pd.concat(frames).to_csv(path, index=False, date_format="%Y-%m-%d")
 
 
-def run_cli(data, d, train_args=()):
-    """``forecast train`` + ``forecast predict`` in fresh processes: ``(point, CPU s, wall s)``
-    (point in the file's series order)."""
+def run_cli(data, d, train_args=(), src=None):
+    """``forecast train`` + ``forecast predict`` in fresh processes: ``(forecast rows, CPU s,
+    wall s)``; ``src``: the lstmkit source tree to run (default: the one on the path)."""
     import pandas as pd
 
     model, out = Path(d) / "m.lstmkit", Path(d) / "fc.csv"
     cli = [sys.executable, "-W", "ignore", "-m", "lstmkit", "forecast"]
-    quiet = {"stdout": subprocess.DEVNULL}
+    env = dict(os.environ) | ({"PYTHONPATH": str(src)} if src else {})
+    quiet = {"stdout": subprocess.DEVNULL, "env": env}
     t, c = time.perf_counter(), fpp2._child_cpu()
     subprocess.run(
         [*cli, "train", str(data), "--out", str(model), *train_args], check=True, **quiet
@@ -89,24 +91,34 @@ def mase(train, test, fc, m):
     return fpp2.mase(train, test, fc, m)
 
 
-def bench(name, rounds, train_args):
+def bench(name, rounds, train_args, before=None):
+    """``rounds`` interleaved rounds: [the CLI of ``before``,] the CLI, AutoARIMA."""
     ids, train, test, times, m = load(name)
-    cli, arima = [], []
+    runs = {"before": [], "cli": [], "arima": []}
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / f"{name}.csv"
         write_csv(data, ids, train, times)
         for _ in range(rounds):
+            if before:
+                fc_b, *secs = run_cli(data, d, train_args, before)
+                runs["before"].append(secs)
             fc, *secs = run_cli(data, d, train_args)
-            cli.append(secs)
+            runs["cli"].append(secs)
             point_a, *secs = run_arima(name, ids, train, m, d)
-            arima.append(secs)
+            runs["arima"].append(secs)
     point = np.stack([fc.loc[fc.unique_id == i, "forecast"].to_numpy() for i in ids])
-    c, a = np.median(cli, axis=0), np.median(arima, axis=0)
+    c, a = np.median(runs["cli"], axis=0), np.median(runs["arima"], axis=0)
     print(f"{name:<11}{c[0]:>9.2f}{c[1]:>9.2f}{a[0]:>9.2f}{a[1]:>9.2f}{c[0] / a[0]:>8.2f}"
           f"{mase(train, test, point, m):>9.3f}{mase(train, test, point_a, m):>9.3f}"
           f"   load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
-    print("  rounds (cli CPU/wall, arima CPU/wall): " + "; ".join(
-        f"{x[0]:.2f}/{x[1]:.2f}, {y[0]:.2f}/{y[1]:.2f}" for x, y in zip(cli, arima)), flush=True)  # fmt: skip
+    if before:
+        b = np.median(runs["before"], axis=0)
+        point_b = np.stack([fc_b.loc[fc_b.unique_id == i, "forecast"].to_numpy() for i in ids])
+        print(f"{'  before':<11}{b[0]:>9.2f}{b[1]:>9.2f}{'':>18}{b[0] / a[0]:>8.2f}"
+              f"{mase(train, test, point_b, m):>9.3f}", flush=True)  # fmt: skip
+    for key, secs in runs.items():
+        if secs:
+            print(f"  {key} rounds CPU/wall: " + "; ".join(f"{x:.2f}/{y:.2f}" for x, y in secs))
 
 
 def main(argv=None):
@@ -115,6 +127,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                     help="extra arguments of `forecast train` (last on the line)")  # fmt: skip
+    ap.add_argument("--before", default=None, metavar="SRC",
+                    help="also time this lstmkit source tree's CLI, interleaved (e.g. a `git "
+                    "archive` of an earlier commit's src/)")  # fmt: skip
     ap.add_argument("--arima", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.arima:
@@ -125,7 +140,7 @@ def main(argv=None):
     print(f"{'panel':<11}{'CLI CPU':>9}{'CLI wall':>9}{'ARIMA C':>9}{'ARIMA w':>9}{'C ratio':>8}"
           f"{'MASE cli':>9}{'MASE ari':>9}   (medians of {a.rounds} interleaved rounds)")  # fmt: skip
     for name in [p for p in PANELS if a.only is None or p in a.only]:
-        bench(name, a.rounds, a.train_args)
+        bench(name, a.rounds, a.train_args, a.before)
 
 
 if __name__ == "__main__":
