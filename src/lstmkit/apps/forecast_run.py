@@ -104,13 +104,12 @@ def evaluate(panel, config, *, windows=1, anchors=None, progress=None, distribut
     return H, result
 
 
-def fit(panel, config, progress=None, distribute=None, schedule=None):
+def fit(panel, config, progress=None, distribute=None):
     """The model to save: trained on every value of ``panel`` (``distribute``: a
-    ``lstmkit.distributed.RayStrategy``; ``schedule``: the members of the held-out fit, whose
-    epoch counts and conformal corrections each member reuses, ``fit_global``)."""
+    ``lstmkit.distributed.RayStrategy``)."""
     from .forecast_global import fit_global
 
-    return fit_global(panel, config, progress, distribute, schedule)
+    return fit_global(panel, config, progress, distribute)
 
 
 # -- forecasts as rows ------------------------------------------------------------------------------

@@ -354,15 +354,12 @@ def cmd_train(args) -> int:
     _check_out_file(args.out, "--out")
     config = _config(args)
     panel, _ = _read(args, config)
-    fitted = []  # the held-out fit, whose epoch counts and corrections the saved model reuses
-    if args.evaluate:
-        H, result = evaluate(panel, config, progress=_say(args), distribute=strategy,
-                             fitted=fitted, apart=True)  # fmt: skip
+    if args.evaluate:  # the anchors' table in a child process while the LSTM trains
+        H, result = evaluate(panel, config, progress=_say(args), distribute=strategy, apart=True)
         _print_result(result, H, "held out: the last values of each series")
     else:
         H = horizon_of(panel, config)
-    schedule = fitted[-1].members if fitted else None
-    model = fit(panel, config.replace(horizon=H), _say(args), strategy, schedule)
+    model = fit(panel, config.replace(horizon=H), _say(args), strategy)
     model.save(args.out)
     print(f"saved model ({len(model.members)} members) to {args.out}")
     return 0
@@ -557,10 +554,9 @@ def cmd_demo(args) -> int:
           f"ForecastConfig().replace({run.DEMO_CHANGES})")  # fmt: skip
     data = builtin_path(run.DEMO_PANEL)
     panel, tcol = _read(argparse.Namespace(data=data, fill="none", season=None), config)
-    fitted = []
-    H, result = run.evaluate(panel, config, progress=_say(args), fitted=fitted, apart=True)
+    H, result = run.evaluate(panel, config, progress=_say(args), apart=True)
     _print_result(result, H, "held out: the last 6 years of each series")
-    model = run.fit(panel, config, _say(args), schedule=fitted[-1].members)
+    model = run.fit(panel, config, _say(args))
     point, intervals = model.predict(panel, levels=config.levels)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / DEMO_MODEL)
