@@ -134,8 +134,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.arima:
         name, out = a.arima
-        ids, train, _, _, m = load(name)
-        np.savez(out, **fpp2.sf_forecast(ids, train, m, "AutoARIMA"))
+        ids, train, test, _, m = load(name)
+        np.savez(out, **fpp2.sf_forecast(ids, train, m, "AutoARIMA", h=test.shape[1]))
         return
     print(f"{'panel':<11}{'CLI CPU':>9}{'CLI wall':>9}{'ARIMA C':>9}{'ARIMA w':>9}{'C ratio':>8}"
           f"{'MASE cli':>9}{'MASE ari':>9}   (medians of {a.rounds} interleaved rounds)")  # fmt: skip
