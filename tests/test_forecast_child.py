@@ -167,3 +167,10 @@ def test_ctrl_c_during_training_leaves_no_child_and_the_old_model(tmp_path):
     assert proc.returncode == 130, (proc.returncode, stderr)
     assert not any(_alive(k) for k in kids)
     assert out.read_bytes() == b"the previous model"
+
+
+def test_no_child_without_statsforecast_models(monkeypatch):
+    monkeypatch.setattr(forecast_child, "CHILD", (sys.executable, "-c", "raise SystemExit(1)"))
+    result = backtest(_naive_fit, _panel(), 4, levels=(80,), anchors=("naive",),
+                      start_anchors=forecast_child.anchors_apart)  # fmt: skip
+    assert list(result.summary) == ["lstmkit", "naive"] and result.notes == []
