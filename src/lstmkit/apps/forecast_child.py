@@ -1,10 +1,10 @@
 """The anchors' forecasts in a child process, while the LSTM trains in this one.
 
 ``forecast train`` scores its held-out fit beside naive, seasonal naive, AutoETS and AutoTheta.
-statsforecast's part (importing pandas and statsforecast, compiling its numba functions, fitting)
-is a few CPU seconds of one thread that the LSTM does not need: run apart, it takes the second
-core while the LSTM trains, and this process never imports statsforecast (its numba compilation
-is paid once, in the child).
+statsforecast's part (importing pandas, statsforecast and the statsmodels it imports, then
+fitting; statsforecast 2.1.1 compiles nothing with numba: its ETS and ARIMA are C++) is about
+two CPU seconds of one thread that the LSTM does not need: run apart, it can take the second
+core while the LSTM trains, and the training process never imports pandas or statsforecast.
 
 ``anchors_apart`` is a ``start_anchors`` of ``forecast_backtest.backtest``: a context manager
 that starts ``python -m lstmkit.apps.forecast_child IN.npz OUT.npz`` on the window's training
