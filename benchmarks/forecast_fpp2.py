@@ -87,8 +87,9 @@ def fit_sf(name, split, method):
     return sf_forecast(ids, train, m, method)
 
 
-def sf_forecast(ids, train, m, method):
-    """``{method: forecasts (n, m)}`` of one statsforecast model, one season ahead."""
+def sf_forecast(ids, train, m, method, h=None):
+    """``{method: forecasts (n, h)}`` of one statsforecast model, ``h`` steps (default one
+    season, ``m``) ahead."""
     import pandas as pd
     import statsforecast.models as sfm
     from statsforecast import StatsForecast
@@ -96,7 +97,8 @@ def sf_forecast(ids, train, m, method):
     df = pd.concat([pd.DataFrame({"unique_id": i, "ds": np.arange(len(y)), "y": y})
                     for i, y in zip(ids, train)], ignore_index=True)  # fmt: skip
     kw = {} if method == "Naive" else {"season_length": m}
-    fc = StatsForecast(models=[getattr(sfm, method)(**kw)], freq=1, n_jobs=1).forecast(df=df, h=m)
+    sf = StatsForecast(models=[getattr(sfm, method)(**kw)], freq=1, n_jobs=1)
+    fc = sf.forecast(df=df, h=h or m)
     col = next(c for c in fc.columns if c not in ("unique_id", "ds"))
     return {method: np.stack([fc.loc[fc.unique_id == i, col].to_numpy() for i in ids])}
 

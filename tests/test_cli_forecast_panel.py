@@ -296,3 +296,33 @@ def test_no_evaluate_is_refused_by_the_single_engine(work, panel_csv, capsys):
     assert main(argv) == 2
     assert "argument '--no-evaluate' applies to --engine global only" in capsys.readouterr().err
     assert not out.exists()
+
+
+PREDICT_IMPORTS = """
+import sys
+from lstmkit.cli import main
+assert main(sys.argv[1:]) == 0
+heavy = ("pandas", "statsforecast", "matplotlib", "torch", "lstmkit.apps.text",
+         "lstmkit.apps.translate", "lstmkit.apps.lab", "lstmkit.cli.text")
+print(sorted(m for m in heavy if m in sys.modules))
+"""
+
+
+def test_forecast_predict_imports_neither_the_other_apps_nor_pandas(tmp_path):
+    """``forecast predict`` without plots: only the forecast group's command module is imported
+    (``build_parser(only=)``), and nothing of pandas, statsforecast, matplotlib or torch. The
+    witness is a fresh interpreter's ``sys.modules``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data, model = tmp_path / "p.csv", tmp_path / "m.lstmkit"
+    _frame().to_csv(data, index=False)
+    assert main(["forecast", "train", str(data), "--out", str(model), "--no-evaluate", *FAST]) == 0
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "MPLBACKEND": "Agg"}
+    argv = ["forecast", "predict", str(model), str(data), "--out", str(tmp_path / "f.csv")]
+    out = subprocess.run([sys.executable, "-c", PREDICT_IMPORTS, *argv], env=env,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert out.splitlines()[-1] == "[]", out

@@ -473,6 +473,44 @@ def test_default_lookbacks_by_season(freq, horizon, changes, lookbacks):
 
 
 @pytest.mark.parametrize(
+    ("changes", "networks"),
+    [
+        # one lookback: each member trains once, on every window (3 networks, not 2 + 1 + 1)
+        ({"lookbacks": (6,)}, 3),
+        # two lookbacks: the same, each member following its own counterpart
+        ({"lookbacks": (6, 8), "ensemble": 4}, 4),
+    ],
+)  # fmt: skip
+def test_a_schedule_makes_each_member_train_once_for_the_earlier_fits_epochs(
+    monkeypatch, changes, networks
+):
+    """``fit_global(..., schedule=)`` (``forecast train``'s saved fit after its held-out one):
+    member ``i`` trains once on every window of the longer panel for the held-out member ``i``'s
+    best epoch count (its optimizer counts ``best * ceil(208 / 16)`` steps, ``_steps_panel``'s
+    refit windows) and takes its conformal correction; nothing early-stops again."""
+    from lstmkit.apps import forecast_network as fn
+    from lstmkit.apps.forecast_backtest import rolling_origins
+
+    base = {"horizon": 6, "units": 4, "epochs": 4, "patience": 50, "batch_size": 16,
+            "ensemble": 3, "refit": True, "levels": (80,)}  # fmt: skip
+    cfg = ForecastConfig(**(base | changes))
+    panel = _steps_panel()
+    held_out = fit_global(rolling_origins(panel, 6, 1)[0].train, cfg)  # 6 values fewer a series
+    built = []
+    real = fn.build_network
+    monkeypatch.setattr(fn, "build_network", lambda *a: built.append(1) or real(*a))
+    model = fit_global(panel, cfg, schedule=held_out.members)
+    assert len(built) == networks
+    for m, e in zip(model.members, held_out.members, strict=True):
+        assert (m.best_epoch, m.correction, m.lookback, m.seed) == (
+            e.best_epoch, e.correction, e.lookback, e.seed)  # fmt: skip
+        assert m.model.optimizer.iterations == e.best_epoch * 13
+    # a member whose scheduled counterpart has another lookback early-stops itself
+    fit_global(panel, cfg.replace(lookbacks=(7,)), schedule=held_out.members)
+    assert len(built) == networks + 2 + cfg.ensemble - 1  # member 0: fit + refit; the rest follow
+
+
+@pytest.mark.parametrize(
     ("changes", "networks", "peers"),
     [
         # one lookback: member 0 early-stops (fit + refit), members 1 and 2 train once on

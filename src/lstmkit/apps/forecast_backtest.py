@@ -15,6 +15,7 @@ by each series' training part of that window.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,6 +158,18 @@ def _score(result, per_model, window: Window, name: str, point, intervals, scale
         result.rows.append(row)
 
 
+@contextmanager
+def _anchors_here(train, horizon, models, levels):
+    """The anchors computed in this process when collected (after the forecaster)."""
+
+    def collect():
+        notes: list[str] = []
+        fc = anchor_forecasts(train, horizon, models=models, levels=levels, notes=notes)
+        return fc, notes
+
+    yield collect
+
+
 def backtest(
     fit_predict: Callable,
     panel: Panel,
@@ -168,6 +181,7 @@ def backtest(
     step: int | None = None,
     min_train: int = 2,
     name: str = "lstmkit",
+    start_anchors=None,
 ) -> BacktestResult:
     """Rolling-origin cross-validation of ``fit_predict`` over the last ``windows`` origins.
 
@@ -179,6 +193,10 @@ def backtest(
             ``DEFAULT_ANCHORS`` (statsforecast's left out with a note when not installed),
             ``()`` for none, or names (a missing extra is then an error).
         name: the forecaster's row label.
+        start_anchors: how the anchors run: None here, after the forecaster; else a context
+            manager factory ``(train, horizon, models, levels)`` entered before the forecaster
+            fits and yielding ``collect() -> (forecasts, notes)`` (``forecast_child.
+            anchors_apart``: a child process on the other core).
 
     Returns:
         ``BacktestResult`` (per-window per-series rows, the summary, ``table()``).
@@ -190,11 +208,11 @@ def backtest(
         train, n = window.train, window.train.n_series
         result.notes += [nt for nt in train.notes if nt.startswith("window ")]
         scale = naive_scales(train)
-        out = _checked(fit_predict(train, horizon, levels), n, horizon, levels, name)
-        _score(result, per_model, window, name, *out, scale)
         models = None if anchors is None else tuple(anchors)
-        notes: list[str] = []
-        fc = anchor_forecasts(train, horizon, models=models, levels=levels, notes=notes)
+        with (start_anchors or _anchors_here)(train, horizon, models, levels) as collect:
+            out = _checked(fit_predict(train, horizon, levels), n, horizon, levels, name)
+            fc, notes = collect()
+        _score(result, per_model, window, name, *out, scale)
         result.notes += [nt for nt in notes if nt not in result.notes]
         for anchor, (point, intervals) in fc.items():
             _score(result, per_model, window, anchor, point, intervals, scale)

@@ -22,7 +22,9 @@ Recipe (``fit_global``), for each ensemble member ``i`` (seed ``seed + i``, look
    ``refit_max_windows``; ``refit_epochs``: continue the first fit instead). With a refit from
    scratch, a member whose lookback an earlier early-stopped member shares skips the
    early-stopped fit and step 5: it trains on every window for that peer's best epoch count
-   and takes its corrections (``validate_members``);
+   and takes its corrections (``validate_members``). ``fit_global(..., schedule=)`` makes
+   each member such a follower of the same member of an earlier fit (``forecast train``'s
+   held-out one);
 5. conformal calibration (CQR, Romano et al. 2019) on the validation windows: each interval is
    widened (or narrowed) by the ``ceil((n+1) a)``-th smallest score
    ``max(lo - y, y - hi)`` in network units, per horizon step when there are at least
@@ -348,6 +350,17 @@ def _peers(config, facts, members, stopped, index) -> list:
             if members[j].lookback == L and members[j].trend_choices == choices]  # fmt: skip
 
 
+def _scheduled(facts, config, schedule, index) -> list:
+    """``[schedule[index]]`` when that earlier member has member ``index``'s lookback and trend
+    group (the same settings give the same ones); else empty."""
+    if not schedule or index >= len(schedule) or index < config.validate_members:
+        return []
+    peer = schedule[index]
+    L = facts["lookbacks"][index % len(facts["lookbacks"])]
+    same = peer.lookback == L and peer.trend_choices == _member_choices(config, facts, index)
+    return [peer] if same else []
+
+
 def _quantile_paths(model, facts, x):
     """Network output ``(N, Q, H)`` in network units, quantiles sorted (no crossing)."""
     out = np.asarray(model.predict(x, batch_size=1024), np.float64)
@@ -391,12 +404,18 @@ def _bounds(facts, out, a):
 
 
 def fit_global(
-    panel, config: ForecastConfig | None = None, progress=None, distribute=None
+    panel, config: ForecastConfig | None = None, progress=None, distribute=None, schedule=None
 ) -> GlobalForecaster:
     """Train the global forecaster on every series of ``panel`` (all of it is training data;
     the last ``horizon`` values of each series validate). ``progress(message)`` hears one line per
     member. Deterministic for a given ``config.seed``. ``distribute``: a
-    ``lstmkit.distributed.RayStrategy`` that trains each member data-parallel."""
+    ``lstmkit.distributed.RayStrategy`` that trains each member data-parallel.
+
+    ``schedule``: the members of an earlier fit with the same settings on a shorter panel (the
+    held-out fit of ``forecast train``). Member ``i`` then takes ``schedule[i]``'s best epoch
+    count and conformal correction as from a peer (``_fit_member``): when a refit from scratch
+    is due, it trains once on every window for that many epochs instead of early-stopping again.
+    A member without a scheduled peer of its lookback and trend group early-stops as usual."""
     config = (config or ForecastConfig()).validate()
     _check_panel(panel, "fit_global")
     facts = _facts(panel, config)
@@ -407,7 +426,7 @@ def fit_global(
     for i in range(config.ensemble):
         if members and deadline is not None and time.monotonic() > deadline:
             break  # the budget is spent: keep the members trained so far
-        peers = _peers(config, facts, members, stopped, i)
+        peers = _scheduled(facts, config, schedule, i) or _peers(config, facts, members, stopped, i)
         members.append(_fit_member(panel, facts, config, i, deadline, id_index, distribute, peers))
         if not peers:
             stopped.append(i)

@@ -67,30 +67,39 @@ def with_levels(config: ForecastConfig, levels) -> ForecastConfig:
     return config.replace(levels=tuple(levels), interval_levels=have + extra)
 
 
-def _fitter(config: ForecastConfig, progress, distribute=None):
+def _fitter(config: ForecastConfig, progress, distribute=None, fitted=None):
     from .forecast_global import fit_global
 
     def fit_predict(train, horizon, levels):
         model = fit_global(train, config.replace(horizon=horizon), progress, distribute)
+        if fitted is not None:
+            fitted.append(model)
         return model.predict(train, horizon, levels)
 
     return fit_predict
 
 
-def evaluate(panel, config, *, windows=1, anchors=None, progress=None, distribute=None):
+def evaluate(panel, config, *, windows=1, anchors=None, progress=None, distribute=None,
+             fitted=None, apart=False):  # fmt: skip
     """Rolling-origin backtest of the global forecaster over the last ``windows`` windows of
     ``panel``, beside ``anchors`` (None: naive, seasonal naive, AutoETS, AutoTheta when
-    statsforecast is installed). Returns ``(horizon, BacktestResult)``."""
+    statsforecast is installed). Returns ``(horizon, BacktestResult)``. ``fitted``: a list that
+    receives each window's fitted ``GlobalForecaster``. ``apart``: the anchors run in a child
+    process while the LSTM trains (``forecast_child.anchors_apart``: the second core's work)."""
     from .forecast_backtest import backtest
 
     H = horizon_of(panel, config)
+    start = None
+    if apart:
+        from .forecast_child import anchors_apart as start
     result = backtest(
-        _fitter(config, progress, distribute),
+        _fitter(config, progress, distribute, fitted),
         panel,
         H,
         windows,
         levels=config.levels,
         anchors=anchors,
+        start_anchors=start,
     )
     return H, result
 

@@ -20,7 +20,11 @@ GROUPS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only`` (a verb of ``GROUPS``) only that group's module is
+    imported and its subcommands registered (the others keep their one-line help): ``lstmkit
+    forecast predict`` does not pay for importing the text, translate and lab apps (about a
+    second of a short command)."""
     from .. import __version__
     from ._args import Parser
 
@@ -31,9 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"lstmkit {__version__}")
     sub = p.add_subparsers(dest="group", metavar="COMMAND", required=True)
     for name, help_text in GROUPS.items():
-        mod = importlib.import_module(f"lstmkit.cli.{name}")
-        mod.register(sub.add_parser(name, help=help_text, description=help_text))
+        group = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or name == only:
+            importlib.import_module(f"lstmkit.cli.{name}").register(group)
     return p
+
+
+def _group(argv) -> str | None:
+    """The verb group the command line names first (None: none, e.g. ``--help``)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return args[0] if args and args[0] in GROUPS else None
 
 
 def main(argv=None) -> int:
@@ -45,7 +56,7 @@ def main(argv=None) -> int:
 
     prog, before = "lstmkit", {}
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_group(argv)).parse_args(argv)
         prog = f"lstmkit {args.group}"
         try:
             before = _paths.snapshot(_paths.check_args(args))

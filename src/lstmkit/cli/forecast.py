@@ -354,8 +354,8 @@ def cmd_train(args) -> int:
     _check_out_file(args.out, "--out")
     config = _config(args)
     panel, _ = _read(args, config)
-    if args.evaluate:
-        H, result = evaluate(panel, config, progress=_say(args), distribute=strategy)
+    if args.evaluate:  # the anchors' table in a child process while the LSTM trains
+        H, result = evaluate(panel, config, progress=_say(args), distribute=strategy, apart=True)
         _print_result(result, H, "held out: the last values of each series")
     else:
         H = horizon_of(panel, config)
@@ -383,7 +383,7 @@ def cmd_backtest(args) -> int:
     config = _config(args)
     panel, _ = _read(args, config)
     H, result = evaluate(panel, config, windows=args.windows, progress=_say(args),
-                         distribute=strategy)  # fmt: skip
+                         distribute=strategy, apart=args.windows == 1)  # fmt: skip
     _print_result(result, H, f"rolling origins: the last {args.windows} window(s)")
     if args.out:
         from ..data import write_csv_atomic
@@ -554,7 +554,7 @@ def cmd_demo(args) -> int:
           f"ForecastConfig().replace({run.DEMO_CHANGES})")  # fmt: skip
     data = builtin_path(run.DEMO_PANEL)
     panel, tcol = _read(argparse.Namespace(data=data, fill="none", season=None), config)
-    H, result = run.evaluate(panel, config, progress=_say(args))
+    H, result = run.evaluate(panel, config, progress=_say(args), apart=True)
     _print_result(result, H, "held out: the last 6 years of each series")
     model = run.fit(panel, config, _say(args))
     point, intervals = model.predict(panel, levels=config.levels)
