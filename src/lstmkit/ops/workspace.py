@@ -115,7 +115,11 @@ class Workspace:
     def reset(self) -> None:
         """End this generation: every buffer it handed out is free again, to be taken in the same
         order. Per shape, the pool keeps as many buffers as the generation held at once at most
-        (the ones it used: takes go in creation order) and releases the others."""
+        (the ones it used: takes go in creation order) and releases the others; a generation
+        that took nothing (a step on the reference backend, a second reset) releases nothing."""
+        self.generation += 1
+        if not self._peak:
+            return
         for key, kept in list(self._all.items()):
             n = self._peak.get(key, 0)
             for a in kept[n:]:
@@ -128,7 +132,6 @@ class Workspace:
             self._free[key] = kept[::-1]  # popped from the end: first made, first taken
         self._used.clear()
         self._peak.clear()
-        self.generation += 1
 
     def clear(self) -> None:
         """Release every buffer (the next takes allocate afresh)."""
