@@ -205,18 +205,20 @@ def _torch_outputs(model, x, b_hh):
 
 
 @pytest.mark.parametrize(
-    ("return_sequences", "batch_size"), [(True, None), (True, 12), (False, 32)]
+    ("return_sequences", "batch_size"), [(True, None), (True, 24), (False, 32)]
 )
 def test_predictions_held_by_the_user_survive_later_calls(fm_calls, return_sequences, batch_size):
+    """One batch (returned as it is), batches of 24 rows (pooled, the first two of one shape),
+    and the final state alone."""
     model = _sequence_model(return_sequences)
     rng = np.random.default_rng(3)
-    x1, x2 = (rng.standard_normal((B, T, D)).astype(np.float32) for _ in range(2))
+    x1, x2 = (rng.standard_normal((2 * B, T, D)).astype(np.float32) for _ in range(2))
     b_hh = np.full(4 * H, 0.05, np.float32)
     want = _torch_outputs(model, x1, b_hh)
     want = want if return_sequences else want[:, -1]
     p1 = model.predict(x1, batch_size=batch_size)
     p2 = model.predict(x2, batch_size=batch_size)
-    model.train_on_batch(x2, np.zeros_like(p2))  # a training step of the same shapes too
+    model.train_on_batch(x2[:B], np.zeros_like(p2[:B]))  # a training step of the same shapes
     model.predict(x2, batch_size=batch_size)
     np.testing.assert_allclose(p1, want, rtol=1e-5, atol=1e-6)
     assert not np.shares_memory(p1, p2)
@@ -230,12 +232,17 @@ def test_direct_calls_get_fresh_arrays_whatever_the_model_does():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((B, T, D)).astype(np.float32)
     want = _torch_outputs(model, x, np.full(4 * H, 0.05, np.float32))
+    weights = [w.copy() for w in model.get_weights()]
+    model.predict(2 * x)  # a scope opened and closed before: leaves no workspace in effect
+    model.train_on_batch(2 * x, np.zeros((B, T, H), np.float32))
+    model.set_weights(weights)
     direct = model.layers[0](x)
     run = model.network.run([x])[0][0]
+    kept = model._idle_workspaces("train") + model._idle_workspaces("infer")
+    assert len(kept) == 2 and not any(ws.holds(a) for ws in kept for a in (direct, run))
     for _ in range(2):
         model.predict(2 * x)
         model.train_on_batch(2 * x, np.zeros((B, T, H), np.float32))
-    model.set_weights(model.get_weights())
     np.testing.assert_allclose(direct, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(run, want, rtol=1e-5, atol=1e-6)
 
