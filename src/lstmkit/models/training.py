@@ -12,9 +12,10 @@ generator) that is saved with the model. Epoch e's shuffle order is drawn from
 run resumed from a checkpoint continues exactly the loss curve of an uninterrupted run.
 
 Buffers: a model owns the :class:`lstmkit.ops.workspace.Workspace` objects its compiled ops take
-their large buffers from, one per training step or prediction in progress (:meth:`Trainable.
-_scope`): checked out by the calling thread for the step, reset at its start, handed to the ops
-through ``backend.compute_scope(workspace=...)``. What ``predict`` returns is detached from it.
+their large buffers from, one per training step or prediction in progress
+(:meth:`Trainable._scope`): checked out by the calling thread for the step, reset at its start,
+handed to the ops through ``backend.compute_scope(workspace=...)``. What ``predict`` returns is
+detached from it.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ back at once::
   ``np.empty`` (correct, just not reused).
 
 Who owns one: the trainer and ``predict`` (:class:`lstmkit.models.training.Trainable`), one per
-model and purpose, checked out for one step or one predicted batch at a time, so two threads never
-share one; the kernels receive it as an argument (``ws=None``: every buffer fresh). Nothing here
+model and purpose, checked out for one training step or one ``predict``/``evaluate`` call (reset
+before each of its batches), so two threads never share one; the kernels receive it as an argument (``ws=None``: every buffer fresh). Nothing here
 is global or thread-local, and no reference count decides anything: what a generation handed out
 stays valid until its owner resets it, and an array that must outlive the generation (a
 prediction returned to the user) is handed over by the owner (:meth:`~Workspace.detach`).
