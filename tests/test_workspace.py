@@ -324,3 +324,53 @@ def test_a_forked_child_does_not_take_its_parents_workspace():
     os.close(r)
     os.waitpid(pid, 0)
     assert answer == b"1"
+
+
+# -- outputs their consumer drops at once go back to the step's workspace -----------------------
+def _step_buffers(model, shape):
+    """How many buffers of ``shape`` (float32) one training step of ``model`` holds."""
+    x = np.random.default_rng(10).standard_normal((B, T, D)).astype(np.float32)
+    y = np.zeros((B, *model.output_shape[1:]), np.float32)
+    model.compile("sgd", "mse", seed=0)
+    model.train_on_batch(x, y)
+    (ws,) = model._idle_workspaces("train")
+    return len(ws._all.get((shape, np.dtype(np.float32).str), []))
+
+
+def test_merged_and_unused_outputs_are_reused_within_the_step():
+    """A ``Bidirectional`` concatenates its directions into a new array, and a recurrent layer
+    returning its last state leaves its sequence unread: their buffers serve the next take
+    (as the old reference-counted pool found out by itself), so a stack of bidirectional layers
+    holds two ``(B, T, H)`` outputs at once, not four."""
+    stacked = lstmkit.Sequential(
+        [layers.Bidirectional(layers.LSTM(H, return_sequences=True), input_shape=(T, D))]
+        + [layers.Bidirectional(layers.LSTM(H, return_sequences=True))]
+    )
+    assert _step_buffers(stacked, (B, T, H)) == 2
+    last = lstmkit.Sequential([layers.Bidirectional(layers.LSTM(H), input_shape=(T, D))])
+    assert _step_buffers(last, (B, T, H)) == 1
+
+
+def test_outputs_an_activity_regularizer_keeps_are_not_given_back():
+    """With an activity regularizer the inner layers' caches keep their outputs: two passes in
+    one generation (the second taking buffers the first gave back, if it gave them) must give
+    the first pass the gradients it gets with fresh arrays, bit for bit."""
+    layer = layers.Bidirectional(
+        layers.LSTM(H, return_sequences=True, activity_regularizer="l2"), merge_mode="concat"
+    )
+    layer.build((T, D))
+    _randomize(lstmkit.Sequential([layer]), 11)
+    rng = np.random.default_rng(12)
+    xa, xb = (rng.standard_normal((B, T, D)).astype(np.float32) for _ in range(2))
+    dy = rng.standard_normal((B, T, 2 * H)).astype(np.float32)
+
+    def first_pass_grads(ws):
+        with backend.compute_scope(workspace=ws):
+            _, cache_a = layer.forward(xa, training=True)
+            layer.forward(xb, training=True)
+            return layer.backward(dy, cache_a)
+
+    fresh, pooled = first_pass_grads(None), first_pass_grads(Workspace())
+    np.testing.assert_array_equal(pooled[0], fresh[0])
+    for k, g in fresh[1].items():
+        np.testing.assert_array_equal(pooled[1][k], g, err_msg=k)

@@ -449,6 +449,18 @@ def compute_scope(rows=None, workspace=None):
         _WORKSPACE.reset(token)
 
 
+def give_back(*arrays) -> None:
+    """Tell the workspace of the scope this runs in (if any) that nothing reads the buffers
+    behind ``arrays`` (an op's outputs, or views of them) again in this step, so that a later op
+    of the step may take them: for a layer that drops an op's output at once (``Bidirectional``
+    after merging its directions, a recurrent layer that returns its last state only). What the
+    reference counts of the old global pool found out by themselves. A no-op outside a scope and
+    for arrays the workspace did not hand out."""
+    ws = _WORKSPACE.get()
+    if ws is not None:
+        ws.give_back(*arrays)
+
+
 def _in_workspace(fn):
     """``fn`` (a compiled op taking ``ws``) given the workspace of the scope it runs in."""
 

@@ -20,7 +20,9 @@ back at once::
   does not keep the old shapes' buffers).
 - Scratch that does not outlive a kernel call (packed weights, one step's gradient) goes back
   with :meth:`~Workspace.give_back`, and a later take of the same shape in the same generation
-  gets it again: the layers of a stack share one set, as they would with ``np.empty``.
+  gets it again: the layers of a stack share one set, as they would with ``np.empty``. So do
+  outputs that their consumer drops at once (:func:`lstmkit.ops.backend.give_back`: a
+  ``Bidirectional`` merging its directions, a recurrent layer returning its last state only).
 - Bounded: at most ``max_bytes`` (``LSTMKIT_WORKSPACE_MB``, default 512; ``0`` keeps nothing)
   are kept; a take beyond that, or one smaller than :data:`SMALL_BYTES`, is a plain
   ``np.empty`` (correct, just not reused).
@@ -103,9 +105,13 @@ class Workspace:
         return a
 
     def give_back(self, *arrays) -> None:
-        """Return scratch that no longer matters (nothing reads it again) to this generation:
-        the next take of its shape gets it. Arrays the pool does not keep are ignored."""
+        """Return buffers that nothing reads again in this generation (scratch, an output its
+        consumer has merged away): the next take of their shape gets them. ``arrays`` are the
+        buffers or views of them; arrays the pool does not keep are ignored."""
         for a in arrays:
+            a = a if a.base is None else a.base  # a view: its buffer
+            if not isinstance(a, np.ndarray):
+                continue
             key = (a.shape, a.dtype.str)
             kept = self._all.get(key, ())
             if any(a is b for b in kept) and not any(a is b for b in self._free.get(key, ())):
