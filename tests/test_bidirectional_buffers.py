@@ -1,6 +1,7 @@
-"""Stacked ``Bidirectional(LSTM)`` layers on the compiled path, where the large buffers are pooled
-(:func:`lstmkit.ops.fast.common.workspace`) and reused once nothing refers to them: the merged
-output, ``dx``, the gradients and a training cache of one pass must survive the next pass.
+"""Stacked ``Bidirectional(LSTM)`` layers on the compiled path: the merged output, ``dx``, the
+gradients and a training cache of one pass must survive the next pass, both without a workspace
+(fresh arrays) and with both passes in one generation of a
+:class:`lstmkit.ops.workspace.Workspace` (the buffers are pooled and every take is distinct).
 
 Sizes are above the pool's 64 KiB threshold. Witness: PyTorch's two-layer bidirectional LSTM with
 the same weights (both of its bias vectors non-zero), checked after another pass over other data
@@ -10,8 +11,11 @@ has run through the same layers, and the first pass's caches run backward once m
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lstmkit.layers import LSTM, Bidirectional
+from lstmkit.ops import backend
+from lstmkit.ops.workspace import Workspace
 from test_layers_torch import close, close_grads, params_of, randomize, torch_reference
 
 B, T, D, H = 8, 40, 5, 64  # (B, T, H) float64 = 160 KiB: above the pool's threshold
@@ -60,7 +64,15 @@ def check(layers, y, caches, dx, grads, witness):
         close_grads(g, t_grads[2 * k + 1], DT, "backward.")
 
 
-def test_a_pass_survives_the_next_one():
+@pytest.mark.parametrize("pooled", [False, True])
+def test_a_pass_survives_the_next_one(pooled):
+    ws = Workspace() if pooled else None
+    with backend.compute_scope(workspace=ws):
+        two_passes()
+    assert ws is None or ws.bytes > 2**20
+
+
+def two_passes():
     rng = np.random.default_rng(20)
     layers = stacked(rng)
     assert layers[0].forward_layer.kernel_report() == "compiled kernels (numba)"

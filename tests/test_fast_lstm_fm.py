@@ -20,6 +20,7 @@ pytest.importorskip("numba")  # an optional dependency, like the rest of the fas
 from lstmkit.ops import lstm as ref
 from lstmkit.ops.fast import common, lstm_fm
 from lstmkit.ops.fast import lstm as fast
+from lstmkit.ops.workspace import Workspace
 
 SHAPES = [  # (T, B, D, H)
     (1, 1, 1, 1),
@@ -240,15 +241,19 @@ def test_a_cache_from_elsewhere_takes_the_row_major_backward(monkeypatch):
     assert cache.buffers is not None and step_cache(cache, t).buffers is None
 
 
-def test_buffers_go_back_to_the_pool_with_their_cache():
-    """Nothing but the cache holds its buffers: once it and the outputs are gone, the next call
-    of the same shapes reuses them (no garbage collection needed)."""
-    args, _ = problem(10, 8, 5, 32, np.float64, None, False)  # gates: 80 KiB, pooled
-    common.clear_workspace()  # no idle buffers of these shapes left by earlier tests
-    outputs = fast.lstm_forward(**args)
-    address = outputs[2].buffers.G.ctypes.data
-    del outputs
-    assert fast.lstm_forward(**args)[2].buffers.G.ctypes.data == address
+def test_a_reset_workspace_gives_the_next_call_the_same_buffers():
+    """A training loop touches the same pages every step: after ``reset()`` the same calls get
+    the same buffers, and the results stay those of the reference."""
+    args, upstream = problem(10, 8, 5, 32, np.float64, None, False)  # gates: 80 KiB, pooled
+    want, _ = reference(args, upstream)
+    ws = Workspace()
+    addresses = []
+    for _ in range(2):
+        ws.reset()
+        hs, _, cache = fast.lstm_forward(**args, ws=ws)
+        assert_close(hs, want["hs"], 1e-12, "hs")
+        addresses.append(cache.buffers.G.ctypes.data)  # (hs: 20 KiB, not pooled)
+    assert addresses[0] == addresses[1]
 
 
 def test_empty_sequence():
@@ -265,37 +270,25 @@ def test_empty_sequence():
     np.testing.assert_array_equal(c_T, args["c0"])
 
 
-def test_workspace_reuses_a_buffer_only_once_nothing_refers_to_it():
-    shape = (64, 1024)  # 256 KiB: pooled
-    a = common.workspace(shape, np.float32)
-    view = a[3:].T
-    del a
-    b = common.workspace(shape, np.float32)
-    assert not np.shares_memory(b, view)  # a view keeps its buffer out of reuse
-    del view
-    c = common.workspace(shape, np.float32)  # a's buffer is free again (b is still held)
-    assert not np.shares_memory(c, b)
-    ptr = c.__array_interface__["data"][0]
-    del c
-    d = common.workspace(shape, np.float32)
-    assert d.__array_interface__["data"][0] == ptr
-
-
-def test_outputs_and_caches_survive_later_calls():
-    """Buffers are reused across calls: what an earlier call returned must not change."""
+@pytest.mark.parametrize("ws", [None, "one generation"])
+def test_outputs_and_caches_survive_later_calls(ws):
+    """What an earlier call returned must not change: fresh arrays without a workspace, distinct
+    buffers within one generation of one (a layer shared twice in a graph: two forwards, then
+    two backwards)."""
+    ws = Workspace() if ws else None
     args, upstream = problem(30, 8, 16, 64, np.float64, None, False, seed=1)
     other, _ = problem(30, 8, 16, 64, np.float64, None, False, seed=2)
-    hs, (h_T, c_T), cache = fast.lstm_forward(**args)
-    out_inf, _ = fast.lstm_infer(*positional(args))
+    hs, (h_T, c_T), cache = fast.lstm_forward(**args, ws=ws)
+    out_inf, _ = fast.lstm_infer(*positional(args), ws=ws)
     live = (hs, h_T, c_T, out_inf, cache.gates, cache.c, cache.tanh_c, cache.h_in)
     kept = [np.array(a) for a in live]
     for _ in range(3):  # later calls of the same shapes, with other numbers
-        _, _, c2 = fast.lstm_forward(**other)
-        fast.lstm_backward(*upstream, c2)
-        fast.lstm_infer(*positional(other))
+        _, _, c2 = fast.lstm_forward(**other, ws=ws)
+        fast.lstm_backward(*upstream, c2, ws=ws)
+        fast.lstm_infer(*positional(other), ws=ws)
     for a, b in zip(kept, live):
         np.testing.assert_array_equal(a, b)
-    got = fast.lstm_backward(*upstream, cache)
+    got = fast.lstm_backward(*upstream, cache, ws=ws)
     want = ref.lstm_backward(*upstream, ref.lstm_forward(**args)[2])
     for k in want:
         assert_close(got[k], want[k], 1e-12, k)
@@ -388,4 +381,5 @@ def test_threads_that_cannot_meet_fall_back_to_one_thread(monkeypatch):
     assert lstm_fm._SYNC_FAILED[0]
     want_i = ref.lstm_forward(**{k: v for k, v in args.items() if k != "recurrent_mask"})
     assert_close(hs_i, want_i[0], 1e-12, "infer hs")
+    assert_close(h_i, want_i[1][0], 1e-12, "infer h_T")
     assert_close(c_i, want_i[1][1], 1e-12, "infer c_T")

@@ -114,15 +114,19 @@ class Worker:
         # masks then differ from a local run: equivalence is exact for deterministic models)
         key = [m.seed, epoch, b] if self.world == 1 else [m.seed, epoch, b, self.rank]
         state = MetricState(m._metric_specs)
-        with backend.one_path_scope(), backend.compute_scope():
+        # the model's workspace for the step, as in a local fit; the gradients are copied out
+        # inside its scope (they are fresh arrays, but nothing read after it may come from it)
+        with backend.one_path_scope(), m._scope("train"):
             xs = [x[local] for x in self.xs]
             ys = [y[local] for y in self.ys]
             logs, grads, _ = m._gradients(xs, ys, np.random.default_rng(key), None, state)
-        w = n / total
-        off = 0
-        for k, size in zip(self.names, self.sizes):
-            np.multiply(grads[k].ravel(), self.buf.dtype.type(w), out=self.buf[off : off + size])
-            off += size
+            w = n / total
+            off = 0
+            for k, size in zip(self.names, self.sizes):
+                np.multiply(
+                    grads[k].ravel(), self.buf.dtype.type(w), out=self.buf[off : off + size]
+                )
+                off += size
         return {k: v * w for k, v in {**logs, **state.results()}.items()}
 
     def grad_flat(self, epoch, b, lr, reset, local, total):

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..ops import backend
 from .base import Layer
 
 MERGE_MODES = ("concat", "sum", "ave", "mul", None)
@@ -142,6 +143,8 @@ class Bidirectional(Layer):
         if self.return_sequences:
             yb = yb[:, ::-1]
         y = self._merge(yf, yb)
+        if self.merge_mode is not None:  # the directions' outputs are merged into a new array
+            backend.give_back(yf, yb)
         if self.return_state:
             return [*y, *sf, *sb] if self.merge_mode is None else [y, *sf, *sb]
         return y
@@ -173,6 +176,10 @@ class Bidirectional(Layer):
         if self.return_sequences:
             yb = yb[:, ::-1]
         y = self._merge(yf, yb)
+        if self.merge_mode == "concat" and not _activity(cf, cb):
+            # concatenated into a new array (which the cache keeps views of): nothing reads the
+            # directions' own outputs again
+            backend.give_back(yf, yb)
         if self.merge_mode == "concat":
             H = yf.shape[-1]
             yf, yb = y[..., :H], y[..., H:]
@@ -248,3 +255,8 @@ class Bidirectional(Layer):
                 "config": bcfg,
             }
         return cfg
+
+
+def _activity(*caches) -> bool:
+    """Whether an inner layer's cache keeps its outputs (for its activity regularizer)."""
+    return any(getattr(c, "activity", None) is not None for c in caches)

@@ -296,6 +296,7 @@ class RNNBase(Layer):
             out = hs.transpose(1, 0, 2)  # (B, T, H)
         else:
             out = final[0]
+            backend.give_back(hs)  # (a copy of its last step is out: nothing reads hs again)
         returned = [out, *final] if self.return_state else [out]
         activity, penalty = self._activity(returned)
         cache = RecurrentCache(

@@ -10,9 +10,18 @@ Reproducibility: ``compile`` draws one integer ``seed`` (from ``lstmkit.set_rand
 generator) that is saved with the model. Epoch e's shuffle order is drawn from
 ``default_rng([seed, e])`` and batch b's dropout masks from ``default_rng([seed, e, b])``, so a
 run resumed from a checkpoint continues exactly the loss curve of an uninterrupted run.
+
+Buffers: a model owns the :class:`lstmkit.ops.workspace.Workspace` objects its compiled ops take
+their large buffers from, one per training step or prediction in progress
+(:meth:`Trainable._scope`): checked out by the calling thread for the step, reset at its start,
+handed to the ops through ``backend.compute_scope(workspace=...)``. What ``predict`` returns is
+detached from it.
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
 
 import numpy as np
 
@@ -24,6 +33,7 @@ from .. import optimizers as optimizers_mod
 from .. import random as _random
 from .. import regularizers as regularizers_mod
 from ..ops import backend
+from ..ops.workspace import Workspace
 
 #: Keras' batch size when ``batch_size=None``
 DEFAULT_BATCH_SIZE = 32
@@ -338,9 +348,46 @@ class Trainable:
             state.update(i, yv, pv)
         return {"loss": float(total), **logs}, dys, from_logits
 
+    # -- buffers --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _scope(self, purpose, rows=None):
+        """``backend.compute_scope`` (lstmkit's threads share the products) with one of this
+        model's workspaces for ``purpose`` (``"train"``; ``"infer"``: predict, evaluate),
+        reset, checked out by this thread for the duration and yielded. Every array the ops
+        return inside stays valid until the scope's end or the next ``reset()``; two threads (or
+        a nested call) never get the same workspace, and a forked child makes its own."""
+        ws = self._checkout(purpose)
+        ws.reset()
+        try:
+            with backend.compute_scope(rows=rows, workspace=ws):
+                yield ws
+        finally:
+            self._idle_workspaces(purpose).append(ws)  # list.append/pop: atomic, no lock
+
+    def _idle_workspaces(self, purpose) -> list:
+        pools = self.__dict__.setdefault("_workspaces", {"train": [], "infer": []})
+        return pools[purpose]
+
+    def _checkout(self, purpose) -> Workspace:
+        idle, pid = self._idle_workspaces(purpose), os.getpid()
+        while True:
+            try:
+                ws = idle.pop()
+            except IndexError:
+                return Workspace()
+            if ws.pid == pid:  # (one made before a fork belongs to the parent: dropped)
+                return ws
+
+    def release_buffers(self) -> None:
+        """Release the buffers this model keeps between training steps and predictions (the
+        next step allocates them again). Workspaces in use by a running step are left alone."""
+        for idle in self.__dict__.get("_workspaces", {}).values():
+            for ws in list(idle):
+                ws.clear()
+
     def _train_step(self, xs, ys, rng, mask, state):
         """One update; returns the losses of the batch (the metrics accumulate in ``state``)."""
-        with backend.compute_scope():  # lstmkit's threads share the step's products
+        with self._scope("train"):  # the step's buffers, reused by the next step
             logs, grads, tape = self._gradients(xs, ys, rng, mask, state)
             self._apply_gradients(grads, tape)
         return logs
@@ -558,11 +605,13 @@ class Trainable:
         mask = _check_mask(f"{self.name}.predict", mask, xs[0])
         net, n = self.network, len(xs[0])
         outs = []
-        with backend.compute_scope(rows=min(n, batch_size)):
+        with self._scope("infer", rows=min(n, batch_size)) as ws:
             for i in range(0, n, batch_size):
+                if i:
+                    ws.reset()  # one generation per batch
                 m = None if mask is None else mask[i : i + batch_size]
                 part = [v[i : i + batch_size] for v in xs] if n > batch_size else xs
-                outs.append(net.run(part, masks=self._masks(m), keep_cache=False)[0])
+                outs.append(_detached(ws, net.run(part, masks=self._masks(m), keep_cache=False)[0]))
         ys = outs[0] if len(outs) == 1 else [_concat(parts) for parts in zip(*outs)]
         return self._restructure_outputs(ys)
 
@@ -570,8 +619,7 @@ class Trainable:
         """``(outputs, output masks, regularization penalty)``: Keras 3's evaluated loss
         includes the penalties too. Layers with an activity regularizer need the caches."""
         activity = regularizers_mod.has_activity(self.layers)
-        with backend.compute_scope():
-            preds, masks, tape = self.network.run(xs, masks=self._masks(mask), keep_cache=activity)
+        preds, masks, tape = self.network.run(xs, masks=self._masks(mask), keep_cache=activity)
         penalty = regularizers_mod.weight_penalty(self.layers)[0]
         if activity:
             penalty += regularizers_mod.activity_penalty(tape.caches)
@@ -586,18 +634,26 @@ class Trainable:
         xs, ys = self._prepare(x, y)
         mask = _check_mask(f"{self.name}.evaluate", mask, xs[0])
         sums, seen, n, state = {}, 0, len(xs[0]), MetricState(self._metric_specs)
-        for i in range(0, n, batch_size):
-            m = None if mask is None else mask[i : i + batch_size]
-            bx, by = [v[i : i + batch_size] for v in xs], [v[i : i + batch_size] for v in ys]
-            preds, masks, penalty = self._evaluate_batch(bx, m)
-            logs, _, _ = self._losses(by, preds, masks, state, with_grad=False)
-            logs["loss"] += penalty
-            w = int(masks[0].sum()) if masks[0] is not None and preds[0].ndim == 3 else len(bx[0])
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v * w
-            seen += w
+        with self._scope("infer") as ws:  # the outputs are read inside only
+            for i in range(0, n, batch_size):
+                if i:
+                    ws.reset()
+                logs, w = self._evaluate_rows(xs, ys, mask, i, batch_size, state)
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v * w
+                seen += w
         out = {**{k: s / seen for k, s in sums.items()}, **state.results()}
         return out if return_dict else _scalar_or_list(out)
+
+    def _evaluate_rows(self, xs, ys, mask, i, batch_size, state):
+        """``(logs, weight)`` of the rows ``i : i + batch_size``."""
+        m = None if mask is None else mask[i : i + batch_size]
+        bx, by = [v[i : i + batch_size] for v in xs], [v[i : i + batch_size] for v in ys]
+        preds, masks, penalty = self._evaluate_batch(bx, m)
+        logs, _, _ = self._losses(by, preds, masks, state, with_grad=False)
+        logs["loss"] += penalty
+        w = int(masks[0].sum()) if masks[0] is not None and preds[0].ndim == 3 else len(bx[0])
+        return logs, w
 
 
 class MetricState:
@@ -643,6 +699,18 @@ def _metric_name(m):
 
 def _scalar_or_list(logs):
     return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+
+def _detached(ws, out):
+    """``out`` (an array, or lists of them) with every buffer behind it handed over from the
+    workspace ``ws`` to the caller (:meth:`.Workspace.detach`): a later batch or call never
+    overwrites what ``predict`` returned."""
+    if isinstance(out, (list, tuple)):
+        for a in out:
+            _detached(ws, a)
+    else:
+        ws.detach(out)
+    return out
 
 
 def _concat(parts):

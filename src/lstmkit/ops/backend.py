@@ -35,6 +35,7 @@ zero bias: exact, and the compiled kernels stay in use.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import importlib
 import logging
@@ -380,6 +381,9 @@ def _namespace(backend, cell, opts) -> SimpleNamespace:
         mod = importlib.import_module(f"lstmkit.ops.{cell}")
         infer = None
     forward, step = getattr(mod, f"{cell}_forward"), getattr(mod, f"{cell}_step")
+    backward = getattr(mod, f"{cell}_backward")
+    if backend == "numba" and getattr(mod, "TAKES_WORKSPACE", False):
+        forward, infer, backward = map(_in_workspace, (forward, infer, backward))
     if opts:  # the backward reads what it needs from the cache
         forward = functools.partial(forward, **dict(opts))
         step = functools.partial(step, **dict(opts))
@@ -388,7 +392,7 @@ def _namespace(backend, cell, opts) -> SimpleNamespace:
         backend=backend,
         cell=cell,
         forward=forward,
-        backward=getattr(mod, f"{cell}_backward"),
+        backward=backward,
         step=step,
         infer=infer or _reference_infer(forward),
     )
@@ -403,31 +407,68 @@ def _fast_threads() -> int:
     return common.get_num_threads()
 
 
+# The workspace of the step or prediction running on this thread (or asyncio task): set by its
+# owner through compute_scope(workspace=...), read by the compiled LSTM ops when they are called
+# (the layers stay unaware of it). A context variable: another thread never sees it.
+_WORKSPACE: contextvars.ContextVar = contextvars.ContextVar("lstmkit_workspace", default=None)
+
+
 @contextlib.contextmanager
-def compute_scope(rows=None):
+def compute_scope(rows=None, workspace=None):
     """Run a whole training step or prediction inside: when the fast path spreads its work over
     its own threads (numba backend, ``LSTMKIT_NUM_THREADS`` > 1, the default on a multi-core
     machine), BLAS is made single-threaded for the duration, process-wide, and every product of
     the step is shared out by lstmkit instead (cell ops, :func:`matmul`). Two thread pools on the
     same cores fight: OpenBLAS's workers spin after each product while lstmkit's run, which made
     a 2-core training step 1.9x slower (measured: 45.6 ms against 24.4 ms, char LM of
-    ``docs/text.md``). Otherwise a no-op.
+    ``docs/text.md``).
 
     ``rows``: the batch rows of an inference call, when known. A batch of one runs its recurrent
     layers on the calling thread alone (their kernels share out rows), and any other op that
     does use lstmkit's threads makes BLAS single-threaded around itself (:func:`.fast.common.
     in_parallel`), so there is nothing to fight and the switch (four library calls, 5 us: 3 % of
-    a batch-1 predict at config B, which made two threads slower than one) is skipped."""
-    if (rows is not None and rows < 2) or _fast_threads() < 2:
-        yield
-        return
-    from .fast import common
+    a batch-1 predict at config B, which made two threads slower than one) is skipped.
 
-    previous = common._set_local_threads(1)
+    ``workspace``: a :class:`lstmkit.ops.workspace.Workspace` that the compiled ops called inside
+    (on this thread) take their buffers from, its owner resetting it between steps; what they
+    return is valid until that reset. None (the default, and outside every scope): fresh arrays.
+    """
+    token = _WORKSPACE.set(workspace)
     try:
-        yield
+        if (rows is not None and rows < 2) or _fast_threads() < 2:
+            yield
+            return
+        from .fast import common
+
+        previous = common._set_local_threads(1)
+        try:
+            yield
+        finally:
+            common._set_local_threads(previous)
     finally:
-        common._set_local_threads(previous)
+        _WORKSPACE.reset(token)
+
+
+def give_back(*arrays) -> None:
+    """Tell the workspace of the scope this runs in (if any) that nothing reads the buffers
+    behind ``arrays`` (an op's outputs, or views of them) again in this step, so that a later op
+    of the step may take them: for a layer that drops an op's output at once (``Bidirectional``
+    after merging its directions, a recurrent layer that returns its last state only). What the
+    reference counts of the old global pool found out by themselves. A no-op outside a scope and
+    for arrays the workspace did not hand out."""
+    ws = _WORKSPACE.get()
+    if ws is not None:
+        ws.give_back(*arrays)
+
+
+def _in_workspace(fn):
+    """``fn`` (a compiled op taking ``ws``) given the workspace of the scope it runs in."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return fn(*args, ws=_WORKSPACE.get(), **kwargs)
+
+    return call
 
 
 def matmul(a, b):

@@ -4,13 +4,12 @@
   check), and every optional array passed as a real array plus a flag, so each kernel compiles
   once per float type instead of once per combination of ``None`` arguments.
 - Threads: batch rows for the time loops, time chunks for the big GEMMs (see below).
+- Buffers are not kept here: the caller passes a :class:`lstmkit.ops.workspace.Workspace`.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import sys
 import threading
 
 import numpy as np
@@ -157,64 +156,6 @@ def openblas_kernels() -> dict[str, str]:
                 out[os.path.basename(path)] = fn().decode()
                 break
     return out
-
-
-# --- workspace ----------------------------------------------------------------------------------
-#
-# The feature-major kernels need a few large buffers per call (at C, 50 x 64 x 1024 gates: 13 MB).
-# Fresh from ``np.empty`` each call, their pages fault in on first touch, which cost 8-11 ms of a
-# 25 ms forward pass at C (measured, 1 thread). So buffers are reused across calls: a buffer goes
-# back into use only when nothing outside this pool refers to it, neither the array nor any view
-# of it (an output or cache still alive keeps its buffer out of reuse), which is what the
-# reference count of a base array tells.
-
-_WS_LOCK = threading.Lock()
-_WS: dict = {}  # (shape, dtype) -> [arrays], most recently used last
-_WS_BYTES = 0
-WORKSPACE_MAX_BYTES = int(os.environ.get("LSTMKIT_WORKSPACE_MB", "512")) * 2**20
-_WS_PER_KEY = 8  # stacked and bidirectional layers of one shape each hold a set per step
-_IDLE = None  # measured reference count of an array only the pool refers to
-
-
-def workspace(shape, dtype) -> np.ndarray:
-    """An uninitialised C-contiguous array like ``np.empty(shape, dtype)``, reused from an
-    earlier call when no array or view outside the pool still refers to it. Set
-    ``LSTMKIT_WORKSPACE_MB=0`` to disable (every call then allocates)."""
-    global _WS_BYTES, _IDLE
-    shape = tuple(int(n) for n in shape)
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < 2**16 or nbytes > WORKSPACE_MAX_BYTES:
-        return np.empty(shape, dtype)
-    key = (shape, dtype.str)
-    with _WS_LOCK:
-        if _IDLE is None:
-            probe = [np.empty(1)]
-            _IDLE = _idle_refcount(probe)
-        arrays = _WS.setdefault(key, [])
-        for i in range(len(arrays)):
-            if sys.getrefcount(arrays[i]) == _IDLE:
-                a = arrays.pop(i)
-                arrays.append(a)
-                return a
-        a = np.empty(shape, dtype)
-        if len(arrays) < _WS_PER_KEY and _WS_BYTES + nbytes <= WORKSPACE_MAX_BYTES:
-            arrays.append(a)
-            _WS_BYTES += nbytes
-        return a
-
-
-def _idle_refcount(arrays) -> int:
-    # the same expression as in workspace(): list slot + getrefcount's argument
-    return sys.getrefcount(arrays[0])
-
-
-def clear_workspace() -> None:
-    """Drop every pooled buffer (they are freed once nothing else refers to them)."""
-    global _WS_BYTES
-    with _WS_LOCK:
-        _WS.clear()
-        _WS_BYTES = 0
 
 
 _SETTERS = None

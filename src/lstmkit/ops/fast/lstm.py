@@ -45,6 +45,10 @@ from .common import (
 from .elementwise import DEFAULT, acts_for
 from .elementwise import compiles as compiles_name
 
+# forward, infer and backward take ``ws`` (a :class:`lstmkit.ops.workspace.Workspace`): the ops
+# namespace (:func:`lstmkit.ops.backend.ops_for`) passes the one of the compute scope they run in
+TAKES_WORKSPACE = True
+
 
 @njit(**_JIT)
 def _add_row(out, zr, xr, br):
@@ -259,9 +263,12 @@ def lstm_forward(
     recurrent_mask=None,
     activation="tanh",
     recurrent_activation="sigmoid",
+    ws=None,
 ):
     """Run the LSTM over ``x (T, B, D)``; returns ``(hs (T, B, H), (h_T, c_T), cache)``. Any pair
-    of :data:`.elementwise.COMPILED` activations."""
+    of :data:`.elementwise.COMPILED` activations. ``ws``: the
+    :class:`~lstmkit.ops.workspace.Workspace` that ``hs`` and the cache's buffers come from, valid
+    until its owner resets it (None: fresh arrays)."""
     acts = _acts("lstm_forward", activation, recurrent_activation)
     x, h0, c0, kernel, U, bias = _prepare(
         "lstm_forward", x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask
@@ -271,7 +278,9 @@ def lstm_forward(
     H = h0.shape[-1]
     if B >= FM_MIN_BATCH:
         P = _fm_threads(T, B, kernel.shape[0], H)
-        return lstm_fm.lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, P, acts)
+        return lstm_fm.lstm_forward_fm(
+            x, h0, c0, kernel, U, bias, mask, recurrent_mask, P, acts, ws
+        )
     x = np.ascontiguousarray(x)
     slices = split(B, _loop_macs(T, B, H))
     xw = np.empty((T, B, 4 * H), dtype=dt)
@@ -306,10 +315,11 @@ def lstm_infer(
     mask=None,
     activation="tanh",
     recurrent_activation="sigmoid",
+    ws=None,
 ):
     """Inference only: :func:`lstm_forward` without building the cache (less memory traffic).
 
-    Returns ``(hs (T, B, H), (h_T, c_T))``.
+    Returns ``(hs (T, B, H), (h_T, c_T))``; ``hs`` from ``ws`` as in :func:`lstm_forward`.
     """
     acts = _acts("lstm_infer", activation, recurrent_activation)
     x, h0, c0, kernel, U, bias = _prepare(
@@ -317,7 +327,7 @@ def lstm_infer(
     )
     T, B, _ = x.shape
     if B >= FM_MIN_BATCH:
-        return lstm_fm.lstm_infer_fm(x, h0, c0, kernel, U, bias, mask, acts)
+        return lstm_fm.lstm_infer_fm(x, h0, c0, kernel, U, bias, mask, acts, ws)
     m, has_m = bool_or_dummy(mask)
     hs, h_T, c_T = _lstm_infer_rows(
         np.ascontiguousarray(x), h0, c0, kernel, U, bias, m, has_m, acts
@@ -372,12 +382,13 @@ def lstm_step(
     return h_out, c_out
 
 
-def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True):
+def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True, ws=None):
     """BPTT through :func:`lstm_forward` (or the reference's forward: same cache).
 
     Returns a dict of fresh arrays: ``x, h0, c0, kernel, recurrent_kernel, bias``; ``x`` is
     None with ``need_dx=False``. A cache of activations the kernels lack (the reference's forward
-    ran them) goes to the reference's backward.
+    ran them) goes to the reference's backward. ``ws``: where the scratch of the feature-major
+    backward comes from (None: fresh arrays).
     """
     pair = cache.activations if isinstance(cache, LSTMActCache) else DEFAULT
     if not all(map(compiles_name, pair)):
@@ -389,7 +400,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True):
     H = c.shape[-1]
     check_shapes("lstm_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)), dc_T=(dc_T, (B, H)))
     if lstm_fm.buffers_of(cache) is not None:  # the feature-major forward's own cache
-        return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts)
+        return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts, ws)
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
     gates, c, tanh_c, h_in = (as_float(a, dt) for a in (gates, c, tanh_c, h_in))
     dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, order="C")

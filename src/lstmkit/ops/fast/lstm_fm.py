@@ -31,8 +31,12 @@ own buffers and they never meet (at A, 2 threads, ``benchmarks/bench_speed.py``:
 onnxruntime against 1.48 x with the unit split, which meets once per step); smaller batches with
 big steps fall back to the unit split. The per-step products use the packed weights of
 :mod:`.packed` (packed once per call), except the weight gradient, whose operands both change every
-step (OpenBLAS through :mod:`.blas`). Large buffers come from :func:`.common.workspace` and are
-reused across calls once nothing refers to them.
+step (OpenBLAS through :mod:`.blas`).
+
+Buffers: every entry point takes ``ws``, a :class:`lstmkit.ops.workspace.Workspace` whose owner
+(the trainer, ``predict``) resets it between steps, or None for fresh ``np.empty`` arrays. What a
+call returns and its cache live in buffers taken from it (valid until the owner's next reset); its
+own scratch (packed weights, the backward's per-step gradient) goes back to it when the call ends.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from . import sync
 from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
 from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
-from .common import bool_or_dummy, float_or_dummy, in_parallel, split, workspace
+from .common import bool_or_dummy, float_or_dummy, in_parallel, split
 from .elementwise import DEFAULT, acts_for
 from .packed import MR, kernels, lanes, matmul_packed
 from .sync import wait
@@ -59,6 +63,16 @@ from .sync import wait
 # twice per step, and each pays a step's fixed cost (BLAS call, loop set-up) whatever its size. Measured: at A (2.6e6 per step) 2 threads train in 13 ms against
 # 20 ms on one; at D (1e5) they took 5 ms against 2.6 ms, and inference 1.12 against 0.91 ms.
 PARALLEL_STEP_MACS = 2**19
+
+
+def _take(ws, shape, dtype) -> np.ndarray:
+    """A buffer from the workspace ``ws``, or a fresh one without."""
+    return np.empty(shape, dtype) if ws is None else ws.take(shape, dtype)
+
+
+def _give_back(ws, *arrays) -> None:
+    if ws is not None:
+        ws.give_back(*arrays)
 
 
 # --- forward ------------------------------------------------------------------------------------
@@ -147,13 +161,13 @@ def _panel_starts(counts):
     return first
 
 
-def _packed_weights(kernel, U, bias, perm, edges):
+def _packed_weights(kernel, U, bias, perm, edges, ws):
     """The rows ``perm`` of ``W.T = [bias | kernel.T | recurrent_kernel.T]`` packed for
     :func:`.packed.matmul_packed`, unit chunk by unit chunk: chunk p's gate rows
     ``4 * edges[p] : 4 * edges[p + 1]`` of the permuted order from panel ``first[p]`` on.
     Returns ``(Ap, first)``."""
     first = _panel_starts(tuple(4 * int(e1 - e0) for e0, e1 in itertools.pairwise(edges)))
-    Ap = workspace((int(first[-1]), 1 + kernel.shape[0] + U.shape[0], MR), kernel.dtype)
+    Ap = _take(ws, (int(first[-1]), 1 + kernel.shape[0] + U.shape[0], MR), kernel.dtype)
     _pack_stacked_T(kernel, U, bias, perm, edges, first, Ap)
     return Ap, first
 
@@ -182,11 +196,11 @@ def _pack_stacked_T(kernel, U, bias, perm, edges, first, Ap):
                     dst[k * MR + r] = 0
 
 
-def _stacked_input(x, h0, rm):
+def _stacked_input(x, h0, rm, ws):
     """``XH (T+1, 1+D+H, B)``: ones, x.T per step, and h_0 (after dropout) at t = 0."""
     T, B, D = x.shape
     H = h0.shape[1]
-    XH = workspace((T + 1, 1 + D + H, B), x.dtype)
+    XH = _take(ws, (T + 1, 1 + D + H, B), x.dtype)
     XH[:, 0] = 1
     XH[:T, 1 : 1 + D] = x.transpose(0, 2, 1)
     XH[T, 1 : 1 + D] = 0
@@ -215,36 +229,40 @@ def make_cache(fields, pair, buffers=None):
 
 
 def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, threads=1,
-                    acts=None):  # fmt: skip
+                    acts=None, ws=None):  # fmt: skip
     """:func:`lstmkit.ops.fast.lstm.lstm_forward`, feature-major, on ``threads`` threads (unit
     chunks). Arguments already checked and cast by the caller (one C-contiguous float type);
-    ``acts`` the activation pair (:mod:`.elementwise`, default tanh and sigmoid)."""
+    ``acts`` the activation pair (:mod:`.elementwise`, default tanh and sigmoid); ``ws`` the
+    :class:`~lstmkit.ops.workspace.Workspace` that the output and the cache's buffers come from
+    (None: fresh arrays)."""
     acts = acts_for(*DEFAULT) if acts is None else acts
     dt = x.dtype
     T, B, D = x.shape
     H = h0.shape[1]
     P = max(1, min(threads, H, numba.config.NUMBA_NUM_THREADS))
     rm = recurrent_mask
-    XH = _stacked_input(x, h0, rm)
-    G = workspace((T, 4 * H, B), dt)
-    C = workspace((T + 1, H, B), dt)
+    XH = _stacked_input(x, h0, rm, ws)
+    G = _take(ws, (T, 4 * H, B), dt)
+    C = _take(ws, (T + 1, H, B), dt)
     C[0] = c0.T
-    TC = workspace((T, H, B), dt)
-    out = workspace((B, T, H), dt)  # h_t in the layout the layer returns
+    TC = _take(ws, (T, H, B), dt)
+    out = _take(ws, (B, T, H), dt)  # h_t in the layout the layer returns
     rmT, has_rm = float_or_dummy(None if rm is None else rm.T, dt)
     m, has_m = bool_or_dummy(mask)
     h0 = np.ascontiguousarray(h0)
     edges, perm = _chunks(H, P)
-    Ap, first = _packed_weights(kernel, U, bias, perm, edges)  # chunk-major rows
-    Z = workspace((P, 4 * int(np.diff(edges).max()), B), dt)
+    Ap, first = _packed_weights(kernel, U, bias, perm, edges, ws)  # chunk-major rows
+    Z = _take(ws, (P, 4 * int(np.diff(edges).max()), B), dt)
     args = (edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts)
-    if not _in_step(P, _forward_serial, _forward_parallel, args, B * 4 * H * (1 + D + H)):
-        return lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, 1, acts)
+    met = _in_step(P, _forward_serial, _forward_parallel, args, B * 4 * H * (1 + D + H))
+    _give_back(ws, Ap, Z)  # scratch of this call only
+    if not met:  # the threads could not all meet: on one thread
+        return lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, 1, acts, ws)
     views = (x, *(a.transpose(0, 2, 1) for a in (G, C, TC, XH[:T, 1 + D :])))  # (T, B, ...)
     fm = FMBuffers(XH, G, C, TC, P, views)
     cache = make_cache((x, kernel, U, *views[1:], mask, recurrent_mask), (acts.act, acts.rec), fm)
     h_T = out[:, T - 1].copy() if T > 0 else h0
-    return out.transpose(1, 0, 2), (h_T, np.ascontiguousarray(C[T].T)), cache
+    return out.transpose(1, 0, 2), (h_T, C[T].T.copy()), cache  # final states never alias C
 
 
 _SYNC_FAILED = [False]  # a parallel region whose threads could not all meet (see .sync)
@@ -395,12 +413,12 @@ def buffers_of(cache):
     return fm if same else None
 
 
-def _packed_input_weights(kernel, U, perm, rows):
+def _packed_input_weights(kernel, U, perm, rows, ws):
     """Rows ``rows[p]:rows[p+1]`` of ``W = [kernel; recurrent_kernel] (D + H, 4H)``, columns in
     the chunk-major order ``perm``, packed for :func:`.packed.matmul_packed` chunk by chunk
     (chunk p from panel ``first[p]`` on). Returns ``(Wp, first)``."""
     first = _panel_starts(tuple(int(r1 - r0) for r0, r1 in itertools.pairwise(rows)))
-    Wp = workspace((int(first[-1]), kernel.shape[1], MR), kernel.dtype)
+    Wp = _take(ws, (int(first[-1]), kernel.shape[1], MR), kernel.dtype)
     _pack_W(kernel, U, perm, rows, first, Wp)
     return Wp, first
 
@@ -423,10 +441,11 @@ def _pack_W(kernel, U, perm, rows, first, Wp):
                         panel[k, r] = 0
 
 
-def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, threads=None):
+def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, threads=None):
     """:func:`lstmkit.ops.fast.lstm.lstm_backward` from the buffers a :func:`lstm_forward_fm`
     cache carries, on as many threads as its forward (or ``threads``); shapes already checked by
-    the caller. ``need_dx=False`` leaves out the x rows of every step's ``W @ dz``."""
+    the caller. ``need_dx=False`` leaves out the x rows of every step's ``W @ dz``. ``ws``: where
+    its scratch comes from (None: fresh arrays); the gradients it returns are fresh arrays."""
     acts = acts_for(*DEFAULT) if acts is None else acts
     XH, G, C, TC, P, _ = cache.buffers
     P = P if threads is None else threads
@@ -440,30 +459,32 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, threads=No
     dh = np.zeros((H, B), dt) if dh_T is None else np.array(np.asarray(dh_T, dt).T, order="C")
     dc = np.zeros((H, B), dt) if dc_T is None else np.array(np.asarray(dc_T, dt).T, order="C")
     has_dhs = dhs is not None
-    dhs_ = np.zeros((1, 1, 1), dt) if not has_dhs else _batch_major(dhs, dt)
+    dhs_ = np.zeros((1, 1, 1), dt) if not has_dhs else _batch_major(dhs, dt, ws)
     rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
     r0 = 0 if need_dx else D  # the rows of W @ dz to compute, shared among the threads
     rows = np.array([r0 + round((D + H - r0) * p / P) for p in range(P + 1)], np.int64)
-    Wp, first = _packed_input_weights(kernel, U, perm, rows)
-    DZ = workspace((H4, B), dt)
+    Wp, first = _packed_input_weights(kernel, U, perm, rows, ws)
+    DZ = _take(ws, (H4, B), dt)
     out = np.empty((D + H, B), dt)  # one step's W @ dz
     dx = np.empty((B, T, D) if need_dx else (1, 1, 1), dt)
-    dWTp = workspace((H4, K), dt)
+    dWTp = _take(ws, (H4, K), dt)
     dWTp.fill(0)
     keep_dh = np.empty((H, B), dt)
     keep_dc = np.empty((H, B), dt)
     args = (gemm_address(dt), edges, rows, Wp, first, kernels(dt), XH, G, C, TC, dhs_, has_dhs,
             dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh, keep_dc, acts)  # fmt: skip
     if not _in_step(P, _backward_serial, _backward_parallel, args, B * H4 * K):
-        return lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts, threads=1)
+        _give_back(ws, Wp, DZ, dWTp, dhs_)
+        return lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts, ws, threads=1)
     # dWTp's rows are in the chunk-major order perm: each gradient scattered back straight
     # from it, without an unpermuted (4H, K) copy
     dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
     dW[:, perm] = dWTp[:, 1 : 1 + D].T
     dU[:, perm] = dWTp[:, 1 + D :].T
     db[perm] = dWTp[:, 0]
+    _give_back(ws, Wp, DZ, dWTp, dhs_)  # scratch of this call only (dhs_ only if taken here)
     return {
         "x": dx.transpose(1, 0, 2) if need_dx else None,  # a view of the layer's (B, T, D)
         "h0": np.ascontiguousarray(dh.T),
@@ -474,14 +495,14 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, threads=No
     }
 
 
-def _batch_major(dhs, dt):
+def _batch_major(dhs, dt, ws):
     """``dhs (T, B, H)`` as the C-contiguous ``(B, T, H)`` the kernels read: a view when it is
-    one of the layer's ``(B, T, H)`` gradient, else a copy into a pooled buffer (a half of a
+    one of the layer's ``(B, T, H)`` gradient, else a copy into a buffer of ``ws`` (a half of a
     ``Bidirectional``'s gradient is strided), which lives only for this call."""
     d = np.asarray(dhs).transpose(1, 0, 2)
     if d.dtype == dt and d.flags.c_contiguous:
         return d
-    out = workspace(d.shape, dt)
+    out = _take(ws, d.shape, dt)
     np.copyto(out, d)
     return out
 
@@ -552,9 +573,10 @@ def infer_rows(B, macs, itemsize) -> list[tuple[int, int]]:
     return split(B, macs, least=lanes(itemsize))
 
 
-def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None):
+def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None, ws=None):
     """:func:`lstmkit.ops.fast.lstm.lstm_infer`, feature-major (no cache: one step's buffers,
-    used in turn); arguments already checked and cast by the caller.
+    used in turn); arguments already checked and cast by the caller. ``ws``: the
+    :class:`~lstmkit.ops.workspace.Workspace` that the output comes from (None: fresh arrays).
 
     Threads: a batch of at least one vector width per thread (8 float32 columns) is split
     among them, each running the whole time loop on its own rows with its own buffers, so they
@@ -572,9 +594,9 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None):
         P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
     edges, perm = _chunks(H, P)
     dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)
-    Ap, first = _packed_weights(kernel, U, bias, perm, edges)  # chunk-major rows
+    Ap, first = _packed_weights(kernel, U, bias, perm, edges, ws)  # chunk-major rows
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))  # (B, T, D): a view of the layer's input
-    out = workspace((B, T, H), dt)  # the layer's layout
+    out = _take(ws, (B, T, H), dt)  # the layer's layout
     c_T = np.empty((B, H), dt)
     widest = max(int(e1 - e0) for e0, e1 in itertools.pairwise(edges))  # units
 
@@ -593,8 +615,10 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None):
         c_T[b0:b1] = Cb[T % 2].T
         return met
 
-    if not all(in_parallel(rows, run, B * 4 * H * K)):  # single-threaded BLAS when it matters
-        return lstm_infer_fm(x, h0, c0, kernel, U, bias, mask, acts)  # on one thread now
+    met = all(in_parallel(rows, run, B * 4 * H * K))  # single-threaded BLAS when it matters
+    _give_back(ws, Ap)
+    if not met:  # the threads could not all meet: on one thread
+        return lstm_infer_fm(x, h0, c0, kernel, U, bias, mask, acts, ws)
     if T == 0:
         return out.transpose(1, 0, 2), (h0, c0)
     return out.transpose(1, 0, 2), (out[:, T - 1].copy(), c_T)

@@ -1,0 +1,180 @@
+"""Buffers for the compiled kernels, owned by an object that the caller passes in.
+
+The feature-major LSTM kernels (:mod:`.fast.lstm_fm`) need a few large buffers per call: at
+config C of ``benchmarks/bench_speed.py`` (T 50, B 64, H 256) about 13 MB. Fresh from
+``np.empty`` every call, their pages fault in on first touch, which cost 8-11 ms of a 25 ms
+forward pass (measured, 1 thread). A :class:`Workspace` hands them out instead and takes them all
+back at once::
+
+    ws = Workspace()
+    for batch in batches:          # one generation per training step
+        ws.reset()                 # every buffer handed out before is free again
+        a = ws.take((T, 4 * H, B), np.float32)   # the same buffer as last step's first take
+        ...
+
+- Within one generation every :meth:`~Workspace.take` is a distinct buffer, so two forwards of a
+  layer shared twice in a graph keep both caches intact until their backwards.
+- :meth:`~Workspace.reset` ends a generation. The same sequence of takes after a reset gets the
+  same buffers back in the same order, so a training loop touches the same pages every step.
+  Buffers that the generation just ended did not take are released (a model fed other shapes
+  does not keep the old shapes' buffers).
+- Scratch that does not outlive a kernel call (packed weights, one step's gradient) goes back
+  with :meth:`~Workspace.give_back`, and a later take of the same shape in the same generation
+  gets it again: the layers of a stack share one set, as they would with ``np.empty``. So do
+  outputs that their consumer drops at once (:func:`lstmkit.ops.backend.give_back`: a
+  ``Bidirectional`` merging its directions, a recurrent layer returning its last state only).
+- Bounded: at most ``max_bytes`` (``LSTMKIT_WORKSPACE_MB``, default 512; ``0`` keeps nothing)
+  are kept; a take beyond that, or one smaller than :data:`SMALL_BYTES`, is a plain
+  ``np.empty`` (correct, just not reused).
+
+Who owns one: the trainer and ``predict`` (:class:`lstmkit.models.training.Trainable`), one per
+model and purpose, checked out for one training step or one ``predict``/``evaluate`` call (reset
+before each of its batches), so two threads never share one; the kernels receive it as an argument (``ws=None``: every buffer fresh). Nothing here
+is global or thread-local, and no reference count decides anything: what a generation handed out
+stays valid until its owner resets it, and an array that must outlive the generation (a
+prediction returned to the user) is handed over by the owner (:meth:`~Workspace.detach`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+#: Buffers smaller than this come straight from ``np.empty`` (malloc serves them from memory
+#: already mapped, so reuse gains nothing).
+SMALL_BYTES = 2**16
+
+
+def default_max_bytes() -> int:
+    """``LSTMKIT_WORKSPACE_MB`` (default 512) in bytes."""
+    raw = os.environ.get("LSTMKIT_WORKSPACE_MB", "").strip() or "512"
+    try:
+        mb = int(raw)
+    except ValueError:
+        mb = -1
+    if mb < 0:
+        raise ValueError(
+            f"environment variable LSTMKIT_WORKSPACE_MB must be a non-negative int; got {raw!r}"
+        )
+    return mb * 2**20
+
+
+class Workspace:
+    """Reusable C-contiguous buffers, handed out by ``(shape, dtype)`` for one generation at a
+    time (see the module docstring). Not thread-safe: one owner, one thread at a time."""
+
+    def __init__(self, max_bytes: int | None = None):
+        if max_bytes is None:
+            max_bytes = default_max_bytes()
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+            raise ValueError(
+                f"Workspace: argument 'max_bytes' must be a non-negative int; got {max_bytes!r}"
+            )
+        self.max_bytes = max_bytes
+        self.pid = os.getpid()  # the process that made it (a forked child makes its own)
+        self.generation = 0
+        self.bytes = 0  # kept in the pool
+        self._all: dict = {}  # (shape, dtype.str) -> [buffers], in the order first taken
+        self._free: dict = {}  # the same keys -> buffers not taken this generation (a stack)
+        self._used: dict = {}  # keys -> how many of its buffers are out now
+        self._peak: dict = {}  # keys -> the most that were out at once in this generation
+
+    def take(self, shape, dtype) -> np.ndarray:
+        """An uninitialised C-contiguous array like ``np.empty(shape, dtype)``, distinct from
+        every other array taken in this generation (until given back)."""
+        shape = tuple(int(n) for n in shape)
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes < SMALL_BYTES:
+            return np.empty(shape, dtype)
+        key = (shape, dtype.str)
+        free = self._free.get(key)
+        if free:
+            a = free.pop()
+        else:
+            a = np.empty(shape, dtype)
+            if self.bytes + nbytes > self.max_bytes:
+                return a  # beyond the cap: a plain array, not kept
+            self._all.setdefault(key, []).append(a)
+            self.bytes += nbytes
+        n = self._used[key] = self._used.get(key, 0) + 1
+        if n > self._peak.get(key, 0):
+            self._peak[key] = n
+        return a
+
+    def give_back(self, *arrays) -> None:
+        """Return buffers that nothing reads again in this generation (scratch, an output its
+        consumer has merged away): the next take of their shape gets them. ``arrays`` are the
+        buffers or views of them; arrays the pool does not keep are ignored."""
+        for a in arrays:
+            a = a if a.base is None else a.base  # a view: its buffer
+            if not isinstance(a, np.ndarray):
+                continue
+            key = (a.shape, a.dtype.str)
+            kept = self._all.get(key, ())
+            if any(a is b for b in kept) and not any(a is b for b in self._free.get(key, ())):
+                self._free.setdefault(key, []).append(a)
+                self._used[key] -= 1
+
+    def reset(self) -> None:
+        """End this generation: every buffer it handed out is free again, to be taken in the same
+        order. Per shape, the pool keeps as many buffers as the generation held at once at most
+        (the ones it used: takes go in creation order) and releases the others; a generation
+        that took nothing (a step on the reference backend, a second reset) releases nothing."""
+        self.generation += 1
+        if not self._peak:
+            return
+        for key, kept in list(self._all.items()):
+            n = self._peak.get(key, 0)
+            for a in kept[n:]:
+                self.bytes -= a.nbytes
+            if n == 0:
+                del self._all[key]
+                self._free.pop(key, None)
+                continue
+            del kept[n:]
+            self._free[key] = kept[::-1]  # popped from the end: first made, first taken
+        self._used.clear()
+        self._peak.clear()
+
+    def clear(self) -> None:
+        """Release every buffer (the next takes allocate afresh)."""
+        self._all.clear()
+        self._free.clear()
+        self._used.clear()
+        self._peak.clear()
+        self.bytes = 0
+
+    def detach(self, a) -> None:
+        """Hand the buffers behind ``a`` (an array taken from here, or a view of one) over to
+        whoever keeps ``a``: the pool forgets them, so no later take returns them, and a later
+        generation takes new ones instead. What ``predict`` does with the arrays it returns: no
+        copy, and nothing of the user's is ever overwritten."""
+        if not isinstance(a, np.ndarray) or a.nbytes == 0:
+            return
+        for key, kept in list(self._all.items()):
+            for b in [b for b in kept if np.may_share_memory(a, b)]:
+                _remove(kept, b)
+                self.bytes -= b.nbytes
+                if not _remove(self._free.get(key, []), b):  # it was out: one fewer out
+                    self._used[key] -= 1
+                    self._peak[key] -= 1
+
+    def holds(self, a) -> bool:
+        """Whether ``a`` may share memory with a buffer kept here (which a later generation
+        overwrites)."""
+        if not isinstance(a, np.ndarray) or a.nbytes == 0:
+            return False
+        return any(np.may_share_memory(a, b) for bs in self._all.values() for b in bs)
+
+
+def _remove(arrays: list, a) -> bool:
+    """Remove ``a`` from ``arrays`` by identity (``list.remove`` would compare arrays with
+    ``==``); whether it was there."""
+    for i, b in enumerate(arrays):
+        if b is a:
+            del arrays[i]
+            return True
+    return False
