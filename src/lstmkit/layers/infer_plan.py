@@ -16,6 +16,8 @@ mask and have no side effects (a stateful layer gets none).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .bidirectional import Bidirectional
@@ -51,8 +53,8 @@ def _settings(layer) -> tuple:
 
 
 class RecurrentStep:
-    __slots__ = ("checked", "dtype", "layer", "lstm", "ops", "output_shape", "settings", "states",
-                 "weights")  # fmt: skip
+    __slots__ = ("checked", "dtype", "fast", "layer", "lstm", "ops", "output_shape", "settings",
+                 "states", "weights")  # fmt: skip
 
     @classmethod
     def make(cls, layer, shape, dtype, checked):
@@ -71,6 +73,18 @@ class RecurrentStep:
         self.lstm = isinstance(layer, LSTM)  # two states (h, c)
         self.states = (B, H)  # the zero initial states' shape
         self.output_shape = (B, T, H) if layer.return_sequences else (B, H)
+        self.fast = self._fast_lstm((T, B, shape[2])) if self.lstm else None
+
+    def _fast_lstm(self, shape):
+        """The compiled LSTM's checks made once (``lstm_infer_plan``), when the namespace's
+        ``infer`` is ``lstm_infer`` itself (not the reference, not gated by a background
+        compilation, Keras' default activations)."""
+        fast = sys.modules.get("lstmkit.ops.fast.lstm")
+        if fast is None or self.ops.infer is not fast.lstm_infer:
+            return None
+        layer = self.layer
+        act, rec = layer.activation, layer.recurrent_activation
+        return fast.lstm_infer_plan(shape, *self.weights, act, rec)
 
     def __call__(self, x):
         layer = self.layer
@@ -88,7 +102,9 @@ class RecurrentStep:
         if layer.go_backwards:
             xt = xt[::-1]
         h0 = np.zeros(self.states, self.dtype)
-        if self.lstm:
+        if self.fast is not None:
+            hs, (h, _) = self.fast(xt, h0, np.zeros(self.states, self.dtype))
+        elif self.lstm:
             hs, (h, _) = self.ops.infer(xt, h0, np.zeros(self.states, self.dtype), k, u, b, None)
         else:
             hs, h = self.ops.infer(xt, h0, k, u, b, None)
