@@ -56,8 +56,7 @@ class PredictPlans:
             return None
         key = (x.shape, x.dtype, batch_size)
         plan = self.plans.get(key)
-        # finite: one pass, no temporary (an overflowing sum only sends x the general way)
-        if plan is None or not np.isfinite(np.add.reduce(x, None)):
+        if plan is None or not np.isfinite(x).all():  # (a sum is no faster: 2-10x slower at A)
             return None
         y = plan.run(x)
         if y is None:  # a layer changed since the plan was made
