@@ -49,6 +49,7 @@ def _settings(layer) -> tuple:
         layer.activation,
         layer.recurrent_activation,
         getattr(layer, "reset_after", None),
+        getattr(layer, "is_variant", False),
     )
 
 
