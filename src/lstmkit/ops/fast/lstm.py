@@ -335,10 +335,23 @@ def lstm_infer_plan(
     ):
         return None
 
-    def infer(x, h0, c0):
-        return lstm_infer_checked(x, h0, c0, kernel, recurrent_kernel, bias, None, acts)
+    if shape[1] >= FM_MIN_BATCH:
 
-    return infer
+        def infer(x, h0, c0):
+            return lstm_infer_checked(x, h0, c0, kernel, recurrent_kernel, bias, None, acts)
+
+        return infer
+
+    def infer_rows(x, h0, c0):  # lstm_infer_checked's row branch, T > 0, no mask
+        hs, h_T, c_T = _lstm_infer_rows(
+            np.ascontiguousarray(x), h0, c0, kernel, recurrent_kernel, bias, _NO_MASK, False, acts
+        )
+        return hs, (h_T, c_T)
+
+    return infer_rows if shape[0] > 0 else None
+
+
+_NO_MASK = bool_or_dummy(None)[0]
 
 
 def lstm_infer_checked(x, h0, c0, kernel, U, bias, mask, acts):
