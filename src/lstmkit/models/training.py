@@ -551,7 +551,8 @@ class Trainable:
     @backend.one_path
     def predict(self, x, batch_size=None, verbose=0, mask=None):
         """Outputs for ``x`` in batches of ``batch_size`` (None: 32, as Keras)."""
-        if type(verbose) is not int or verbose != 0:
+        if type(verbose) is not int or verbose != 0:  # checked in the order of the arguments
+            _batch_size(f"{self.name}.predict", batch_size)
             _check_verbose(f"{self.name}.predict", verbose)
         plans = self.__dict__.get("_predict_plans")
         if plans is None:
