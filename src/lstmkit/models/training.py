@@ -34,9 +34,8 @@ from .. import random as _random
 from .. import regularizers as regularizers_mod
 from ..ops import backend
 from ..ops.workspace import Workspace
+from .predict_plan import DEFAULT_BATCH_SIZE, PredictPlans
 
-#: Keras' batch size when ``batch_size=None``
-DEFAULT_BATCH_SIZE = 32
 #: Keras' verbosity values: "auto" (= 1 here), 0 silent, 1 progress bar, 2 one line per epoch
 VERBOSE = ("auto", 0, 1, 2)
 
@@ -599,8 +598,18 @@ class Trainable:
     @backend.one_path
     def predict(self, x, batch_size=None, verbose=0, mask=None):
         """Outputs for ``x`` in batches of ``batch_size`` (None: 32, as Keras)."""
+        if type(verbose) is not int or verbose != 0:  # checked in the order of the arguments
+            _batch_size(f"{self.name}.predict", batch_size)
+            _check_verbose(f"{self.name}.predict", verbose)
+        plans = self.__dict__.get("_predict_plans")
+        if plans is None:
+            plans = self._predict_plans = PredictPlans()
+        elif mask is None:  # the same call as before, its checks made then: predict_plan.py
+            ys = plans.run(self, x, batch_size)
+            if ys is not None:
+                return ys
+        given = batch_size
         batch_size = _batch_size(f"{self.name}.predict", batch_size)
-        _check_verbose(f"{self.name}.predict", verbose)
         xs, _ = self._prepare(x)
         mask = _check_mask(f"{self.name}.predict", mask, xs[0])
         net, n = self.network, len(xs[0])
@@ -613,6 +622,7 @@ class Trainable:
                 part = [v[i : i + batch_size] for v in xs] if n > batch_size else xs
                 outs.append(_detached(ws, net.run(part, masks=self._masks(m), keep_cache=False)[0]))
         ys = outs[0] if len(outs) == 1 else [_concat(parts) for parts in zip(*outs)]
+        plans.learn(self, x, xs, given, mask)
         return self._restructure_outputs(ys)
 
     def _evaluate_batch(self, xs, mask):

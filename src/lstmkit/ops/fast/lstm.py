@@ -325,6 +325,50 @@ def lstm_infer(
     x, h0, c0, kernel, U, bias = _prepare(
         "lstm_infer", x, h0, c0, kernel, recurrent_kernel, bias, mask, None
     )
+    return lstm_infer_checked(x, h0, c0, kernel, U, bias, mask, acts, ws)
+
+
+def lstm_infer_plan(
+    shape, kernel, recurrent_kernel, bias, activation="tanh", recurrent_activation="sigmoid"
+):
+    """For many calls of :func:`lstm_infer` on ``x`` of ``shape (T, B, D)`` and of the weights'
+    float type, states ``(B, H)`` of that type, C-contiguous, no mask, and these weight arrays
+    (``Model.predict``'s plan, :mod:`lstmkit.layers.infer_plan`; it holds the caller to that):
+    ``infer(x, h0, c0)`` without the checks, made here once. None when the weights would need
+    a cast or a copy, or their shapes do not fit (``lstm_infer`` then says why)."""
+    acts = _acts("lstm_infer", activation, recurrent_activation)
+    D = shape[2]  # x (T, B, D)
+    dt, H = kernel.dtype, recurrent_kernel.shape[0]
+    fits = zip((kernel, recurrent_kernel, bias), ((D, 4 * H), (H, 4 * H), (4 * H,)))
+    if dt not in (np.float32, np.float64) or not all(
+        a.dtype == dt and a.flags.c_contiguous and a.shape == want for a, want in fits
+    ):
+        return None
+
+    if shape[1] >= FM_MIN_BATCH:
+
+        def infer(x, h0, c0):
+            return lstm_infer_checked(x, h0, c0, kernel, recurrent_kernel, bias, None, acts)
+
+        return infer
+
+    def infer_rows(x, h0, c0):  # lstm_infer_checked's row branch, T > 0, no mask
+        hs, h_T, c_T = _lstm_infer_rows(
+            np.ascontiguousarray(x), h0, c0, kernel, recurrent_kernel, bias, _NO_MASK, False, acts
+        )
+        return hs, (h_T, c_T)
+
+    return infer_rows if shape[0] > 0 else None
+
+
+_NO_MASK = bool_or_dummy(None)[0]
+
+
+def lstm_infer_checked(x, h0, c0, kernel, U, bias, mask, acts, ws=None):
+    """:func:`lstm_infer` after its checks: every array as ``_prepare`` returns it (one float
+    type, C-contiguous but for ``x``, the shapes it checks), ``acts`` from :func:`_acts`, ``ws``
+    as there. The compiled loops do not bounds check: only callers that made those checks call
+    this."""
     T, B, _ = x.shape
     if B >= FM_MIN_BATCH:
         return lstm_fm.lstm_infer_fm(x, h0, c0, kernel, U, bias, mask, acts, ws)
