@@ -25,7 +25,10 @@ gives up (measured 80 vs 11.5 us per step at H=128, B=32).
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 from numba import njit
+from numba.extending import overload
 
 from ..gates import GRU_GATES, LSTM_GATES
 from ._jit import JIT as _JIT
@@ -102,6 +105,14 @@ def lstm_pass_grad(a, gs, o, tc, cp, dh, dc, dz, zo, zs, m, acts):
     for k in range(m):
         di[k], df[k], dg[k], do[k], dc[k] = lstm_cell_grad(acts, ai[k], af[k], ag[k], ao[k],
                                                            tc[k], cp[k], dh[k], dc[k])  # fmt: skip
+
+
+@njit(**_JIT)
+def add_row(out, zr, xr, br):
+    """``out = zr + (xr + br)`` for one row: ``(x W + b) + h U``, rounded in the reference's
+    order (``out`` may be ``zr``)."""
+    for k in range(zr.shape[0]):
+        out[k] = zr[k] + (xr[k] + br[k])
 
 
 @njit(inline="always")
@@ -181,3 +192,98 @@ def rnn_pass_grad(yr, dh, d, acts, H):
     """One row: ``d = dh * φ'`` from φ's output ``yr``."""
     for j in range(H):
         d[j] = dh[j] * dphi(acts, yr[j])
+
+
+# --- each cell's row for the row-major time loops of :mod:`.rows` ---------------------------------
+#
+# What a cell's forward keeps per step (``(n, B, ...)``: n = T, or 1 reused at inference) and what
+# its BPTT reads and fills: ``dzx`` dL/d(x W + b_in) and ``dzr`` dL/d(h U + b_rec), ``(T, B, G)``,
+# one array but for the GRU. The tuple's type picks the cell's row functions below when numba
+# compiles the loop, so each cell has its own machine code and the loop holds no branch on it.
+LSTMRows = namedtuple("LSTMRows", "gates c tanh_c")  # (T, B, 4H), (T+1, B, H), (T, B, H)
+LSTMGrads = namedtuple("LSTMGrads", "gates c tanh_c dc dzx dzr")  # dc (B, H): dL/dc_t in place
+GRURows = namedtuple("GRURows", "gates hu_n")  # (n, B, 3H), (n, B, H): (h U + b_rec)_n
+GRUGrads = namedtuple("GRUGrads", "gates hu_n h dzx dzr")  # h (T+1, B, H), h0 first
+RNNRows = namedtuple("RNNRows", "y")  # (n, B, H): φ's output before the mask
+RNNGrads = namedtuple("RNNGrads", "y dzx dzr")
+
+
+def row_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
+    """Row ``b`` of step ``t`` (stored at ``s``): ``u = (h_in U)[b]`` and ``xw = (x W)[t, b]``
+    ``(G,)``, the bias, h_{t-1} ``hp`` -> the cell's buffers and h_t into ``h``; ``z (G,)``
+    scratch."""
+
+
+def row_grad(cell, acts, t, b, dh, blend):
+    """Row ``b`` of step ``t`` of BPTT from dL/dh_t ``dh``: fills the cell's ``dzx``, ``dzr``
+    (LSTM: dc becomes dL/dc_{t-1}) and ``blend``, the part of dL/dh_{t-1} that skips U (the GRU's
+    ``dh * z``; left zero by the others)."""
+
+
+def carry_state(cell, run, t, b0, b1):
+    """Masked rows (``run`` False) of the state besides h carried over (the LSTM's c)."""
+
+
+def _lstm_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
+    # z apart from the gates: the same array as input and output of the pass would send it to
+    # LLVM's scalar loop (its run-time overlap check fails)
+    add_row(z, u, xw, bias)
+    H = h.shape[0]
+    lstm_pass(z, H, cell.gates[s, b], H, 0, cell.c[t, b], cell.c[t + 1, b], cell.tanh_c[s, b], h,
+              0, H, acts)  # fmt: skip
+
+
+def _lstm_grad(cell, acts, t, b, dh, blend):
+    H = dh.shape[0]
+    lstm_pass_grad(cell.gates[t, b], H, 0, cell.tanh_c[t, b], cell.c[t, b], dh, cell.dc[b],
+                   cell.dzx[t, b], 0, H, H, acts)  # fmt: skip
+
+
+def _lstm_carry(cell, run, t, b0, b1):
+    carry_over(run, cell.c[t + 1, b0:b1], cell.c[t, b0:b1])
+
+
+def _gru_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
+    gru_pass(u, bias[1], xw, bias[0], hp, cell.gates[s, b], cell.hu_n[s, b], h, h.shape[0], acts)
+
+
+def _gru_grad(cell, acts, t, b, dh, blend):
+    gru_pass_grad(cell.gates[t, b], cell.hu_n[t, b], cell.h[t, b], dh, cell.dzx[t, b],
+                  cell.dzr[t, b], blend, dh.shape[0], acts)  # fmt: skip
+
+
+def _rnn_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
+    rnn_pass(u, xw, bias, cell.y[s, b], acts, h.shape[0])
+    h[:] = cell.y[s, b]
+
+
+def _rnn_grad(cell, acts, t, b, dh, blend):
+    rnn_pass_grad(cell.y[t, b], dh, cell.dzx[t, b], acts, dh.shape[0])
+
+
+def _no_carry(cell, run, t, b0, b1):
+    pass
+
+
+_STEP = {LSTMRows: _lstm_step, GRURows: _gru_step, RNNRows: _rnn_step}
+_GRAD = {LSTMGrads: _lstm_grad, GRUGrads: _gru_grad, RNNGrads: _rnn_grad}
+_CARRY = {LSTMRows: _lstm_carry, GRURows: _no_carry, RNNRows: _no_carry}
+
+
+def _cell_of(cell):
+    return getattr(cell, "instance_class", None)
+
+
+@overload(row_step, inline="always")
+def _ov_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
+    return _STEP.get(_cell_of(cell))
+
+
+@overload(row_grad, inline="always")
+def _ov_grad(cell, acts, t, b, dh, blend):
+    return _GRAD.get(_cell_of(cell))
+
+
+@overload(carry_state, inline="always")
+def _ov_carry(cell, run, t, b0, b1):
+    return _CARRY.get(_cell_of(cell))
