@@ -323,7 +323,6 @@ def _row_parts(T, B, D, H, p, cache):
 
     from lstmkit.ops.fast import common
     from lstmkit.ops.fast import rows as fl
-    from lstmkit.ops.fast.cells import LSTMGrads, LSTMRows
     from lstmkit.ops.fast.elementwise import acts_for
 
     acts = acts_for("tanh", "sigmoid")
@@ -338,20 +337,19 @@ def _row_parts(T, B, D, H, p, cache):
     dz = np.empty((T, B, 4 * H), np.float32)
     UT = np.ascontiguousarray(p["U"].T)
     dh_prev = np.empty((B, H), np.float32)
-    blend = np.full((B, H), -0.0, np.float32)
     u = np.empty((B, 4 * H), np.float32)
     cg, cc, ctc, chin = cache.gates, cache.c, cache.tanh_c, cache.h_in
     c[0] = p["c0"]
 
     def fwd_loop():
-        fl.forward_rows(0, B, LSTMRows(gates, c, tanh_c), acts, xw, p["bias"], p["h0"], p["U"], m,
+        fl.forward_rows(0, B, (gates, c, tanh_c), acts, xw, p["bias"], p["h0"], p["U"], m,
                         False, rm, False, h_in, u, hs, True)  # fmt: skip
 
     def bwd_loop():
         dh = np.zeros((B, H), np.float32)
         dc = np.zeros((B, H), np.float32)
-        fl.backward_rows(0, B, LSTMGrads(cg, cc, ctc, dc, dz, dz), acts, dhs, True, dh, UT, m,
-                         False, rm, False, blend, dh_prev)  # fmt: skip
+        fl.backward_rows(0, B, (cg, cc, ctc, dc, dz, dz), acts, dhs, True, dh, UT, m, False, rm,
+                         False, dh_prev)  # fmt: skip
 
     bwd_loop()  # fills dz for the weight gradients
     return {

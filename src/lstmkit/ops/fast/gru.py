@@ -18,7 +18,6 @@ import numpy as np
 
 from .. import gru as _reference
 from ..gru import GRUActCache, GRUCache
-from .cells import GRUGrads, GRURows
 from .common import as_float, check_shapes, serial, weight_gradients
 from .elementwise import DEFAULT, gated_acts
 from .elementwise import compiles as compiles_name
@@ -26,19 +25,19 @@ from .rows import backward, forward, prepare
 
 
 def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, store, acts):
-    x, h0, kernel, U, bias = prepare(
-        fn, x, {"h0": h0}, kernel, recurrent_kernel, bias, mask, recurrent_mask, 3, (2,)
+    x, h0, _, kernel, U, bias = prepare(
+        fn, x, h0, None, kernel, recurrent_kernel, bias, mask, recurrent_mask, 3, (2,)
     )
     dt = x.dtype
     T, B, _ = x.shape
     H = h0.shape[-1]
     n = T if store else 1
-    cell = GRURows(np.empty((n, B, 3 * H), dtype=dt), np.empty((n, B, H), dtype=dt))
+    gates, hu_n = np.empty((n, B, 3 * H), dtype=dt), np.empty((n, B, H), dtype=dt)
     h_in = np.empty((n, B, H), dtype=dt)
     h = np.empty((T + 1, B, H), dtype=dt)  # h0 first, as the reference's cache holds it
     h[0] = h0
-    forward(cell, acts, x, kernel, bias, h[0], U, mask, recurrent_mask, h[1:], h_in, store)
-    return x, kernel, U, cell.gates, cell.hu_n, h, h_in
+    forward((gates, hu_n), acts, x, kernel, bias, h[0], U, mask, recurrent_mask, h[1:], h_in, store)
+    return x, kernel, U, gates, hu_n, h, h_in
 
 
 def gru_forward(
@@ -73,8 +72,8 @@ def gru_step(
     x_t, h, kernel, recurrent_kernel, bias, activation="tanh", recurrent_activation="sigmoid"
 ):
     """One time step for streaming inference: ``(B, D), (B, H) -> h (B, H)``."""
-    x_t, h, kernel, U, bias = prepare(
-        "gru_step", np.asarray(x_t)[None], {"h0": h}, kernel, recurrent_kernel, bias, None, None,
+    x_t, h, _, kernel, U, bias = prepare(
+        "gru_step", np.asarray(x_t)[None], h, None, kernel, recurrent_kernel, bias, None, None,
         3, (2,),
     )  # fmt: skip
     with serial():  # one step is too little work to share between threads
@@ -99,10 +98,10 @@ def gru_backward(dhs, dh_T, cache):
     check_shapes("gru_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)))
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
     gates, hu_n, h, h_in = (as_float(a, dt) for a in (gates, hu_n, h, h_in))
-    cell = GRUGrads(gates, hu_n, h, *(np.empty((T, B, 3 * H), dtype=dt) for _ in range(2)))
-    dh = backward(cell, acts, dhs, dh_T, U, mask, rmask)
+    dxw, dhu = np.empty((T, B, 3 * H), dtype=dt), np.empty((T, B, 3 * H), dtype=dt)
+    dh = backward((gates, hu_n, h, dxw, dhu), acts, dhs, dh_T, U, mask, rmask)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
-    dx, dW, dU, db_in, db_rec = weight_gradients(x, kernel, h_in, cell.dzx, cell.dzr)
+    dx, dW, dU, db_in, db_rec = weight_gradients(x, kernel, h_in, dxw, dhu)
     return {
         "x": dx,
         "h0": dh,

@@ -31,7 +31,7 @@ from ..lstm import LSTMActCache
 from . import lstm_fm
 from ._jit import JIT as _JIT
 from .activations import _fma
-from .cells import LSTMGrads, LSTMRows, add_row, lstm_pass_infer
+from .cells import add_row, lstm_pass_infer
 from .common import as_float, bool_or_dummy, check_shapes, in_parallel, split, weight_gradients
 from .elementwise import DEFAULT, gated_acts
 from .elementwise import compiles as compiles_name
@@ -137,7 +137,7 @@ def lstm_forward(
     of :data:`.elementwise.COMPILED` activations."""
     acts = gated_acts("lstm_forward", activation, recurrent_activation)
     x, h0, c0, kernel, U, bias = prepare(
-        "lstm_forward", x, {"h0": h0, "c0": c0}, kernel, recurrent_kernel, bias, mask,
+        "lstm_forward", x, h0, c0, kernel, recurrent_kernel, bias, mask,
         recurrent_mask, 4, contiguous=False,
     )  # fmt: skip
     dt = x.dtype
@@ -150,10 +150,8 @@ def lstm_forward(
     gates = np.empty((T, B, 4 * H), dtype=dt)
     c = np.empty((T + 1, B, H), dtype=dt)
     c[0] = c0
-    tanh_c, h_in, hs = (np.empty((T, B, H), dtype=dt) for _ in range(3))
-    forward(
-        LSTMRows(gates, c, tanh_c), acts, x, kernel, bias, h0, U, mask, recurrent_mask, hs, h_in
-    )
+    tanh_c, h_in, hs = np.empty((T, B, H), dt), np.empty((T, B, H), dt), np.empty((T, B, H), dt)
+    forward((gates, c, tanh_c), acts, x, kernel, bias, h0, U, mask, recurrent_mask, hs, h_in)
     fields = (x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
     cache = lstm_fm.make_cache(fields, (acts.act, acts.rec))
     h_T = hs[T - 1].copy() if T > 0 else h0
@@ -177,7 +175,7 @@ def lstm_infer(
     """
     acts = gated_acts("lstm_infer", activation, recurrent_activation)
     x, h0, c0, kernel, U, bias = prepare(
-        "lstm_infer", x, {"h0": h0, "c0": c0}, kernel, recurrent_kernel, bias, mask, None, 4,
+        "lstm_infer", x, h0, c0, kernel, recurrent_kernel, bias, mask, None, 4,
         contiguous=False,
     )  # fmt: skip
     T, B, _ = x.shape
@@ -259,7 +257,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True):
     gates, c, tanh_c, h_in = (as_float(a, dt) for a in (gates, c, tanh_c, h_in))
     dc = np.zeros((B, H), dt) if dc_T is None else np.array(dc_T, dtype=dt, order="C")
     dz = np.empty((T, B, 4 * H), dtype=dt)
-    dh = backward(LSTMGrads(gates, c, tanh_c, dc, dz, dz), acts, dhs, dh_T, U, mask, rmask)
+    dh = backward((gates, c, tanh_c, dc, dz, dz), acts, dhs, dh_T, U, mask, rmask)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
     dx, dW, dU, db, _ = weight_gradients(x, kernel, h_in, dz)
     dx = dx if need_dx else None  # (B = 1 here: the products it would save are small)

@@ -15,7 +15,6 @@ import numpy as np
 
 from .. import rnn as _reference
 from ..rnn import RNNCache
-from .cells import RNNGrads, RNNRows
 from .common import as_float, check_shapes, serial, weight_gradients
 from .elementwise import acts_for, compiles
 from .rows import backward, forward, prepare
@@ -23,8 +22,8 @@ from .rows import backward, forward, prepare
 
 def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activation, store):
     act = acts_for(activation, None, fn)
-    x, h0, kernel, U, bias = prepare(
-        fn, x, {"h0": h0}, kernel, recurrent_kernel, bias, mask, recurrent_mask, 1
+    x, h0, _, kernel, U, bias = prepare(
+        fn, x, h0, None, kernel, recurrent_kernel, bias, mask, recurrent_mask, 1
     )
     dt = x.dtype
     T, B, _ = x.shape
@@ -32,7 +31,7 @@ def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activa
     n = T if store else 1
     y, h_in = np.empty((n, B, H), dtype=dt), np.empty((n, B, H), dtype=dt)
     hs = np.empty((T, B, H), dtype=dt)
-    forward(RNNRows(y), act, x, kernel, bias, h0, U, mask, recurrent_mask, hs, h_in, store)
+    forward((y,), act, x, kernel, bias, h0, U, mask, recurrent_mask, hs, h_in, store)
     h_T = hs[T - 1].copy() if T > 0 else h0.copy()
     return x, kernel, U, y, h_in, hs, h_T
 
@@ -88,7 +87,7 @@ def rnn_backward(dhs, dh_T, cache: RNNCache):
     check_shapes("rnn_backward", dhs=(dhs, (T, B, H)), dh_T=(dh_T, (B, H)))
     x, kernel, U, y, h_in = (as_float(a, dt) for a in (x, kernel, U, y, h_in))
     dz = np.empty((T, B, H), dtype=dt)
-    dh = backward(RNNGrads(y, dz, dz), act, dhs, dh_T, U, mask, rmask)
+    dh = backward((y, dz, dz), act, dhs, dh_T, U, mask, rmask)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
     dx, dW, dU, db, _ = weight_gradients(x, kernel, h_in, dz)
     return {"x": dx, "h0": dh, "kernel": dW, "recurrent_kernel": dU, "bias": db}
