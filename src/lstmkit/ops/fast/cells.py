@@ -212,7 +212,7 @@ def rnn_pass_grad(yr, dh, d, acts, H):
 
 def row_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
     """Row ``b`` of step ``t`` (stored at ``s``): ``u = (h_in U)[b]`` and ``xw = (x W)[t, b]``
-    ``(G,)``, the bias, h_{t-1} ``hp`` -> the cell's buffers and h_t into ``h``; ``z (G,)``
+    ``(G,)``, the bias (the GRU's: a tuple of its two rows), h_{t-1} ``hp`` -> the cell's buffers and h_t into ``h``; ``z (G,)``
     scratch."""
 
 
@@ -247,7 +247,8 @@ def _lstm_carry(cell, run, t, b0, b1):
 
 def _gru_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
     gates, hu_n = cell
-    gru_pass(u, bias[1], xw, bias[0], hp, gates[s, b], hu_n[s, b], h, h.shape[0], acts)
+    b_in, b_rec = bias
+    gru_pass(u, b_rec, xw, b_in, hp, gates[s, b], hu_n[s, b], h, h.shape[0], acts)
 
 
 def _gru_grad(cell, acts, t, b, dh, blend):

@@ -36,7 +36,20 @@ def _run(fn, x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, store,
     h_in = np.empty((n, B, H), dtype=dt)
     h = np.empty((T + 1, B, H), dtype=dt)  # h0 first, as the reference's cache holds it
     h[0] = h0
-    forward((gates, hu_n), acts, x, kernel, bias, h[0], U, mask, recurrent_mask, h[1:], h_in, store)
+    forward(
+        (gates, hu_n),
+        acts,
+        x,
+        kernel,
+        (bias[0], bias[1]),
+        h[0],
+        U,
+        mask,
+        recurrent_mask,
+        h[1:],
+        h_in,
+        store,
+    )
     return x, kernel, U, gates, hu_n, h, h_in
 
 
