@@ -122,17 +122,9 @@ def _fm_threads(T, B, D, H):
 
 
 def lstm_forward(
-    x,
-    h0,
-    c0,
-    kernel,
-    recurrent_kernel,
-    bias,
-    mask=None,
-    recurrent_mask=None,
-    activation="tanh",
+    x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
     recurrent_activation="sigmoid",
-):
+):  # fmt: skip
     """Run the LSTM over ``x (T, B, D)``; returns ``(hs (T, B, H), (h_T, c_T), cache)``. Any pair
     of :data:`.elementwise.COMPILED` activations."""
     acts = gated_acts("lstm_forward", activation, recurrent_activation)
@@ -159,16 +151,9 @@ def lstm_forward(
 
 
 def lstm_infer(
-    x,
-    h0,
-    c0,
-    kernel,
-    recurrent_kernel,
-    bias,
-    mask=None,
-    activation="tanh",
+    x, h0, c0, kernel, recurrent_kernel, bias, mask=None, activation="tanh",
     recurrent_activation="sigmoid",
-):
+):  # fmt: skip
     """Inference only: :func:`lstm_forward` without building the cache (less memory traffic).
 
     Returns ``(hs (T, B, H), (h_T, c_T))``.

@@ -41,16 +41,7 @@ def rnn_forward(
 ):
     """Run the RNN over ``x (T, B, D)``; returns ``(hs (T, B, H), h_T (B, H), cache)``."""
     x, kernel, U, y, h_in, hs, h_T = _run(
-        "rnn_forward",
-        x,
-        h0,
-        kernel,
-        recurrent_kernel,
-        bias,
-        mask,
-        recurrent_mask,
-        activation,
-        True,
+        "rnn_forward", x, h0, kernel, recurrent_kernel, bias, mask, recurrent_mask, activation, True
     )
     cache = RNNCache(x, kernel, U, y, h_in, mask, recurrent_mask, activation)
     return hs, h_T, cache
