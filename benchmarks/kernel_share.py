@@ -42,8 +42,8 @@ The kernels, LSTM, batch of 2 or more (``lstmkit/ops/fast/lstm_fm.py``, feature-
   this path does not call it (the product above folds the input in), shown as a reference.
 
 Batch 1 (config B, ``lstmkit/ops/fast/lstm.py``, row-major): ``forward`` = the input projection
-plus the recurrence (``forward.recurrence``: ``_lstm_forward_loop``, ``h @ U`` per step through
-numba's ``np.dot``); ``backward`` = ``backward.recurrence`` (``_lstm_backward_loop``) plus
+plus the recurrence (``forward.recurrence``: ``rows.forward_rows``, ``h @ U`` per step through
+numba's ``np.dot``); ``backward`` = ``backward.recurrence`` (``rows.backward_rows``) plus
 ``weight_grads`` (``common.weight_gradients``: dx, d kernel, d recurrent_kernel as big GEMMs);
 ``infer`` = ``_lstm_infer_rows`` (BLAS-free axpy rows). GRU and SimpleRNN (row-major, whole
 sequence): ``gru_forward`` / ``gru_backward``, ``rnn_forward`` / ``rnn_backward``.
@@ -322,7 +322,7 @@ def _row_parts(T, B, D, H, p, cache):
     import numpy as np
 
     from lstmkit.ops.fast import common
-    from lstmkit.ops.fast import lstm as fl
+    from lstmkit.ops.fast import rows as fl
     from lstmkit.ops.fast.elementwise import acts_for
 
     acts = acts_for("tanh", "sigmoid")
@@ -337,17 +337,19 @@ def _row_parts(T, B, D, H, p, cache):
     dz = np.empty((T, B, 4 * H), np.float32)
     UT = np.ascontiguousarray(p["U"].T)
     dh_prev = np.empty((B, H), np.float32)
+    u = np.empty((B, 4 * H), np.float32)
     cg, cc, ctc, chin = cache.gates, cache.c, cache.tanh_c, cache.h_in
+    c[0] = p["c0"]
 
     def fwd_loop():
-        fl._lstm_forward_loop(0, B, xw, p["bias"], p["h0"], p["c0"], p["U"], m, False, rm, False,
-                              gates, c, tanh_c, h_in, hs, acts)  # fmt: skip
+        fl.forward_rows(0, B, (gates, c, tanh_c), acts, xw, p["bias"], p["h0"], p["U"], m,
+                        False, rm, False, h_in, u, hs, True)  # fmt: skip
 
     def bwd_loop():
         dh = np.zeros((B, H), np.float32)
         dc = np.zeros((B, H), np.float32)
-        fl._lstm_backward_loop(0, B, dhs, True, dh, dc, UT, cg, cc, ctc, m, False, rm, False, dz,
-                               dh_prev, acts)  # fmt: skip
+        fl.backward_rows(0, B, (cg, cc, ctc, dc, dz, dz), acts, dhs, True, dh, UT, m, False, rm,
+                         False, dh_prev)  # fmt: skip
 
     bwd_loop()  # fills dz for the weight gradients
     return {

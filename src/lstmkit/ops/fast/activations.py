@@ -219,19 +219,18 @@ def _dtype_of(x):
     return x.dtype if isinstance(x, types.Array) else x
 
 
-@overload(one_, inline="always")
-def _ov_one(x):
-    if _dtype_of(x) == types.float32:
-        return lambda x: _ONE32
-    if isinstance(_dtype_of(x), types.Float):
-        return lambda x: 1.0
-    return None
+def _constant(value, value32):
+    """The overload of a constant in the float type of its argument (``value32`` for float32)."""
+
+    def resolve(x):
+        if _dtype_of(x) == types.float32:
+            return lambda x: value32
+        if isinstance(_dtype_of(x), types.Float):
+            return lambda x: value
+        return None
+
+    return resolve
 
 
-@overload(half_, inline="always")
-def _ov_half(x):
-    if _dtype_of(x) == types.float32:
-        return lambda x: _HALF32
-    if isinstance(_dtype_of(x), types.Float):
-        return lambda x: 0.5
-    return None
+overload(one_, inline="always")(_constant(1.0, _ONE32))
+overload(half_, inline="always")(_constant(0.5, _HALF32))

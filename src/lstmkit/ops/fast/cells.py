@@ -25,7 +25,8 @@ gives up (measured 80 vs 11.5 us per step at H=128, B=32).
 
 from __future__ import annotations
 
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from ..gates import GRU_GATES, LSTM_GATES
 from ._jit import JIT as _JIT
@@ -102,6 +103,14 @@ def lstm_pass_grad(a, gs, o, tc, cp, dh, dc, dz, zo, zs, m, acts):
     for k in range(m):
         di[k], df[k], dg[k], do[k], dc[k] = lstm_cell_grad(acts, ai[k], af[k], ag[k], ao[k],
                                                            tc[k], cp[k], dh[k], dc[k])  # fmt: skip
+
+
+@njit(**_JIT)
+def add_row(out, zr, xr, br):
+    """``out = zr + (xr + br)`` for one row: ``(x W + b) + h U``, rounded in the reference's
+    order (``out`` may be ``zr``)."""
+    for k in range(zr.shape[0]):
+        out[k] = zr[k] + (xr[k] + br[k])
 
 
 @njit(inline="always")
@@ -181,3 +190,107 @@ def rnn_pass_grad(yr, dh, d, acts, H):
     """One row: ``d = dh * φ'`` from φ's output ``yr``."""
     for j in range(H):
         d[j] = dh[j] * dphi(acts, yr[j])
+
+
+# --- each cell's row for the row-major time loops of :mod:`.rows` ---------------------------------
+#
+# A cell's buffers travel as a plain tuple (numba types it about 1 us faster per call than a
+# namedtuple). Forward: what the cell keeps per step, ``(n, B, ...)`` with n = T, or 1 reused at
+# inference; BPTT: those it reads, then ``dzx`` dL/d(x W + b_in) and ``dzr`` dL/d(h U + b_rec)
+# ``(T, B, G)``, last (one array twice but for the GRU)::
+#
+#     forward   LSTM (gates, c, tanh_c)                GRU (gates, hu_n)   RNN (y,)
+#     BPTT      LSTM (gates, c, tanh_c, dc, dzx, dzr)  GRU (gates, hu_n, h, dzx, dzr)
+#               RNN (y, dzx, dzr)
+#
+# gates (n, B, G); LSTM c (T+1, B, H) with c0 first, tanh_c (T, B, H), dc (B, H) dL/dc_t in
+# place; GRU hu_n (n, B, H) = (h U + b_rec)_n, h (T+1, B, H) with h0 first; RNN y (n, B, H),
+# φ's output before the mask. The length tells the cells apart (it differs between the cells in
+# each direction) and picks the cell's row functions below when numba compiles the loop: each
+# cell has its own machine code and the loop holds no branch on it.
+
+
+def row_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
+    """Row ``b`` of step ``t`` (stored at ``s``): ``u = (h_in U)[b]`` and ``xw = (x W)[t, b]``
+    ``(G,)``, the bias (the GRU's: a tuple of its two rows), h_{t-1} ``hp`` -> the cell's buffers and h_t into ``h``; ``z (G,)``
+    scratch."""
+
+
+def row_grad(cell, acts, t, b, dh, blend):
+    """Row ``b`` of step ``t`` of BPTT from dL/dh_t ``dh``: fills the cell's ``dzx``, ``dzr``
+    (LSTM: dc becomes dL/dc_{t-1}) and ``blend``, the part of dL/dh_{t-1} that skips U (the GRU's
+    ``dh * z``; left as it is by the others)."""
+
+
+def carry_state(cell, run, t, b0, b1):
+    """Masked rows (``run`` False) of the state besides h carried over (the LSTM's c)."""
+
+
+def _lstm_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
+    gates, c, tanh_c = cell
+    # z apart from the gates: the same array as input and output of the pass would send it to
+    # LLVM's scalar loop (its run-time overlap check fails)
+    add_row(z, u, xw, bias)
+    H = h.shape[0]
+    lstm_pass(z, H, gates[s, b], H, 0, c[t, b], c[t + 1, b], tanh_c[s, b], h, 0, H, acts)
+
+
+def _lstm_grad(cell, acts, t, b, dh, blend):
+    gates, c, tanh_c, dc, dz, _ = cell
+    H = dh.shape[0]
+    lstm_pass_grad(gates[t, b], H, 0, tanh_c[t, b], c[t, b], dh, dc[b], dz[t, b], 0, H, H, acts)
+
+
+def _lstm_carry(cell, run, t, b0, b1):
+    carry_over(run, cell[1][t + 1, b0:b1], cell[1][t, b0:b1])  # c
+
+
+def _gru_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
+    gates, hu_n = cell
+    b_in, b_rec = bias
+    gru_pass(u, b_rec, xw, b_in, hp, gates[s, b], hu_n[s, b], h, h.shape[0], acts)
+
+
+def _gru_grad(cell, acts, t, b, dh, blend):
+    gates, hu_n, h, dxw, dhu = cell
+    gru_pass_grad(gates[t, b], hu_n[t, b], h[t, b], dh, dxw[t, b], dhu[t, b], blend, dh.shape[0],
+                  acts)  # fmt: skip
+
+
+def _rnn_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
+    y = cell[0]
+    rnn_pass(u, xw, bias, y[s, b], acts, h.shape[0])
+    h[:] = y[s, b]
+
+
+def _rnn_grad(cell, acts, t, b, dh, blend):
+    rnn_pass_grad(cell[0][t, b], dh, cell[1][t, b], acts, dh.shape[0])
+
+
+def _no_carry(cell, run, t, b0, b1):
+    pass
+
+
+# by the length of the cell's tuple
+_STEP = {3: _lstm_step, 2: _gru_step, 1: _rnn_step}
+_GRAD = {6: _lstm_grad, 5: _gru_grad, 3: _rnn_grad}
+_CARRY = {3: _lstm_carry, 2: _no_carry, 1: _no_carry}
+
+
+def _length(cell):
+    return len(cell) if isinstance(cell, types.BaseTuple) else None
+
+
+@overload(row_step, inline="always")
+def _ov_step(cell, acts, t, s, b, u, xw, bias, hp, h, z):
+    return _STEP.get(_length(cell))
+
+
+@overload(row_grad, inline="always")
+def _ov_grad(cell, acts, t, b, dh, blend):
+    return _GRAD.get(_length(cell))
+
+
+@overload(carry_state, inline="always")
+def _ov_carry(cell, run, t, b0, b1):
+    return _CARRY.get(_length(cell))

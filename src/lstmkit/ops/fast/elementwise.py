@@ -288,6 +288,12 @@ def acts_for(activation="tanh", recurrent_activation=None, who="ops") -> Acts:
     return Acts(act, recurrent_activation)
 
 
+def gated_acts(who, activation, recurrent_activation) -> Acts:
+    """The :class:`Acts` of a gated cell (LSTM, GRU): Keras' ``None`` is linear for both."""
+    rec = "linear" if recurrent_activation is None else recurrent_activation
+    return acts_for(activation, rec, who)
+
+
 # --- what the cells call: resolved at compile time from the Acts type --------------------------
 def phi(acts, x):
     """``activation(x)``."""

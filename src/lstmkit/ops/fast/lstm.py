@@ -11,9 +11,9 @@ Which kernel runs (measured in ``benchmarks/bench_speed.py``, see ``docs/speed.m
 
 - batches of 2 or more: the feature-major kernels of :mod:`.lstm_fm` (state as ``(H, B)``
   columns, one BLAS call per step, units split over threads);
-- B = 1, training: the row-major kernels below (``h @ U`` per step through numba's ``np.dot``
-  into preallocated buffers, the input projection and the weight gradients as big GEMMs outside
-  the loop, then one pointwise pass per row);
+- B = 1, training: the row-major time loops of :mod:`.rows`, shared with the GRU and the RNN
+  (``h @ U`` per step through numba's ``np.dot`` into preallocated buffers, the input
+  projection and the weight gradients as big GEMMs outside the loop, one pass per row);
 - B = 1, inference: :func:`_lstm_infer_rows`, no BLAS at all (its fixed cost is most of a step);
 - the streaming step: one compiled call with both products and the gates.
 
@@ -31,107 +31,15 @@ from ..lstm import LSTMActCache
 from . import lstm_fm
 from ._jit import JIT as _JIT
 from .activations import _fma
-from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
-from .common import (
-    as_float,
-    bool_or_dummy,
-    check_shapes,
-    float_or_dummy,
-    in_parallel,
-    input_projection,
-    split,
-    weight_gradients,
-)
-from .elementwise import DEFAULT, acts_for
+from .cells import add_row, lstm_pass_infer
+from .common import as_float, bool_or_dummy, check_shapes, in_parallel, split, weight_gradients
+from .elementwise import DEFAULT, gated_acts
 from .elementwise import compiles as compiles_name
+from .rows import backward, forward, prepare
 
 # forward, infer and backward take ``ws`` (a :class:`lstmkit.ops.workspace.Workspace`): the ops
 # namespace (:func:`lstmkit.ops.backend.ops_for`) passes the one of the compute scope they run in
 TAKES_WORKSPACE = True
-
-
-@njit(**_JIT)
-def _add_row(out, zr, xr, br):
-    """``out = zr + (xr + br)`` for one row: ``(x W + b) + h U``, rounded in the reference's
-    order (``out`` may be ``zr``)."""
-    for k in range(zr.shape[0]):
-        out[k] = zr[k] + (xr[k] + br[k])
-
-
-@njit(**_JIT)
-def _lstm_forward_loop(
-    b0, b1, xw, bias, h0, c0, U, mask, has_mask, rmask, has_rmask, gates, c, tanh_c, h_in, hs, acts
-):
-    """Rows b0:b1 of the whole forward pass. xw (T, B, 4H) is x @ kernel (the row pass adds the
-    bias); fills gates, c (T+1, B, H), tanh_c, h_in, hs."""
-    T = xw.shape[0]
-    H = h0.shape[1]
-    z = np.empty(4 * H, gates.dtype)  # pre-activations apart from the activations: see below
-    c[0, b0:b1] = c0[b0:b1]
-    for t in range(T):
-        hp = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]  # (nb, H) h_{t-1}
-        hin = h_in[t, b0:b1]
-        if has_rmask:
-            for b in range(b1 - b0):
-                for j in range(H):
-                    hin[b, j] = hp[b, j] * rmask[b0 + b, j]
-        else:
-            hin[:] = hp
-        np.dot(hin, U, gates[t, b0:b1])  # (nb, 4H) recurrent product into the gate buffer
-        for b in range(b0, b1):
-            # z apart from gates: the same array as input and output of the pass would send it
-            # to LLVM's scalar loop (its run-time overlap check fails)
-            _add_row(z, gates[t, b], xw[t, b], bias)
-            lstm_pass(z, H, gates[t, b], H, 0, c[t, b], c[t + 1, b], tanh_c[t, b], hs[t, b], 0, H,
-                      acts)  # fmt: skip
-        if has_mask:
-            carry_over(mask[t, b0:b1], c[t + 1, b0:b1], c[t, b0:b1])
-            carry_over(mask[t, b0:b1], hs[t, b0:b1], hp)
-
-
-@njit(**_JIT)
-def _lstm_backward_loop(
-    b0,
-    b1,
-    dhs,
-    has_dhs,
-    dh,
-    dc,
-    UT,
-    gates,
-    c,
-    tanh_c,
-    mask,
-    has_mask,
-    rmask,
-    has_rmask,
-    dz,
-    dh_prev,
-    acts,
-):
-    """Rows b0:b1 of BPTT. dh, dc (B, H) hold dL/dh_T, dL/dc_T on entry and dL/dh0, dL/dc0 on
-    exit; fills dz (T, B, 4H) with dL/d(pre-activations); dh_prev (B, H) is scratch."""
-    T = gates.shape[0]
-    H = dh.shape[1]
-    for t in range(T - 1, -1, -1):
-        for b in range(b0, b1):
-            if has_dhs:
-                for j in range(H):
-                    dh[b, j] += dhs[t, b, j]
-            if not has_mask or mask[t, b]:
-                lstm_pass_grad(gates[t, b], H, 0, tanh_c[t, b], c[t, b], dh[b], dc[b], dz[t, b],
-                               0, H, H, acts)  # fmt: skip
-            else:  # a skipped step passes dh and dc straight through
-                dz[t, b] = 0
-        np.dot(dz[t, b0:b1], UT, dh_prev[b0:b1])  # (nb, H)
-        for b in range(b0, b1):
-            if not has_mask or mask[t, b]:
-                if has_rmask:
-                    for j in range(H):
-                        dh[b, j] = dh_prev[b, j] * rmask[b, j]
-                else:
-                    dh[b] = dh_prev[b]
-            # else: dh[b] carries over unchanged (its dz row is zero)
 
 
 @njit(**_JIT)
@@ -204,35 +112,6 @@ def _lstm_infer_rows(x, h0, c0, kernel, U, bias, mask, has_mask, acts):
     return hs, h_out, c_out
 
 
-def _prepare(fn, x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask):
-    """Check shapes (the compiled loops do not) and cast to one float type, C-contiguous but
-    for ``x``, which the feature-major kernels read in either layout (the layer passes a
-    ``(T, B, D)`` view of its ``(B, T, D)`` input)."""
-    x = np.asarray(x)
-    x = x.astype(x.dtype if x.dtype in (np.float32, np.float64) else np.float64, copy=False)
-    dt = x.dtype
-    if x.ndim != 3:
-        raise ValueError(f"{fn}: argument 'x' must have shape (T, B, D); got {x.shape}")
-    h0, c0, kernel, U, bias = (as_float(a, dt) for a in (h0, c0, kernel, recurrent_kernel, bias))
-    T, B, D = x.shape
-    H = h0.shape[-1] if h0.ndim == 2 else U.shape[0]
-    check_shapes(
-        fn,
-        h0=(h0, (B, H)),
-        c0=(c0, (B, H)),
-        kernel=(kernel, (D, 4 * H)),
-        recurrent_kernel=(U, (H, 4 * H)),
-        bias=(bias, (4 * H,)),
-        mask=(mask, (T, B)),
-        recurrent_mask=(recurrent_mask, (B, H)),
-    )
-    return x, h0, c0, kernel, U, bias
-
-
-def _loop_macs(T, B, H):
-    return T * B * 4 * H * H  # the recurrent products, which the row threads share
-
-
 # Batches at least this wide take the feature-major kernels (:mod:`.lstm_fm`): on one thread
 # 1.2-2x faster from B = 2 on, 2-4x slower at B = 1, where OpenBLAS's gemm with a single column
 # is slower than the row-major product (measured at H = 16..256, T = 50).
@@ -246,33 +125,20 @@ def _fm_threads(T, B, D, H):
     return len(split(H, T * step))
 
 
-def _acts(fn, activation, recurrent_activation):
-    """The kernels' :class:`.elementwise.Acts` (Keras' ``None`` is linear for both)."""
-    rec = "linear" if recurrent_activation is None else recurrent_activation
-    return acts_for(activation, rec, fn)
-
-
 def lstm_forward(
-    x,
-    h0,
-    c0,
-    kernel,
-    recurrent_kernel,
-    bias,
-    mask=None,
-    recurrent_mask=None,
-    activation="tanh",
+    x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
     recurrent_activation="sigmoid",
     ws=None,
-):
+):  # fmt: skip
     """Run the LSTM over ``x (T, B, D)``; returns ``(hs (T, B, H), (h_T, c_T), cache)``. Any pair
     of :data:`.elementwise.COMPILED` activations. ``ws``: the
     :class:`~lstmkit.ops.workspace.Workspace` that ``hs`` and the cache's buffers come from, valid
     until its owner resets it (None: fresh arrays)."""
-    acts = _acts("lstm_forward", activation, recurrent_activation)
-    x, h0, c0, kernel, U, bias = _prepare(
-        "lstm_forward", x, h0, c0, kernel, recurrent_kernel, bias, mask, recurrent_mask
-    )
+    acts = gated_acts("lstm_forward", activation, recurrent_activation)
+    x, h0, c0, kernel, U, bias = prepare(
+        "lstm_forward", x, h0, c0, kernel, recurrent_kernel, bias, mask,
+        recurrent_mask, 4, contiguous=False,
+    )  # fmt: skip
     dt = x.dtype
     T, B, _ = x.shape
     H = h0.shape[-1]
@@ -282,23 +148,11 @@ def lstm_forward(
             x, h0, c0, kernel, U, bias, mask, recurrent_mask, P, acts, ws
         )
     x = np.ascontiguousarray(x)
-    slices = split(B, _loop_macs(T, B, H))
-    xw = np.empty((T, B, 4 * H), dtype=dt)
-    input_projection(x, kernel, xw)  # x @ kernel for all steps at once: one GEMM (per thread)
     gates = np.empty((T, B, 4 * H), dtype=dt)
     c = np.empty((T + 1, B, H), dtype=dt)
-    tanh_c = np.empty((T, B, H), dtype=dt)
-    h_in = np.empty((T, B, H), dtype=dt)
-    hs = np.empty((T, B, H), dtype=dt)
-    m, has_m = bool_or_dummy(mask)
-    rm, has_rm = float_or_dummy(recurrent_mask, dt)
-
-    def loop(b0, b1):
-        _lstm_forward_loop(
-            b0, b1, xw, bias, h0, c0, U, m, has_m, rm, has_rm, gates, c, tanh_c, h_in, hs, acts
-        )
-
-    in_parallel(slices, loop, B * 4 * H * H)
+    c[0] = c0
+    tanh_c, h_in, hs = np.empty((T, B, H), dt), np.empty((T, B, H), dt), np.empty((T, B, H), dt)
+    forward((gates, c, tanh_c), acts, x, kernel, bias, h0, U, mask, recurrent_mask, hs, h_in)
     fields = (x, kernel, U, gates, c, tanh_c, h_in, mask, recurrent_mask)
     cache = lstm_fm.make_cache(fields, (acts.act, acts.rec))
     h_T = hs[T - 1].copy() if T > 0 else h0
@@ -306,25 +160,19 @@ def lstm_forward(
 
 
 def lstm_infer(
-    x,
-    h0,
-    c0,
-    kernel,
-    recurrent_kernel,
-    bias,
-    mask=None,
-    activation="tanh",
+    x, h0, c0, kernel, recurrent_kernel, bias, mask=None, activation="tanh",
     recurrent_activation="sigmoid",
     ws=None,
-):
+):  # fmt: skip
     """Inference only: :func:`lstm_forward` without building the cache (less memory traffic).
 
     Returns ``(hs (T, B, H), (h_T, c_T))``; ``hs`` from ``ws`` as in :func:`lstm_forward`.
     """
-    acts = _acts("lstm_infer", activation, recurrent_activation)
-    x, h0, c0, kernel, U, bias = _prepare(
-        "lstm_infer", x, h0, c0, kernel, recurrent_kernel, bias, mask, None
-    )
+    acts = gated_acts("lstm_infer", activation, recurrent_activation)
+    x, h0, c0, kernel, U, bias = prepare(
+        "lstm_infer", x, h0, c0, kernel, recurrent_kernel, bias, mask, None, 4,
+        contiguous=False,
+    )  # fmt: skip
     return lstm_infer_checked(x, h0, c0, kernel, U, bias, mask, acts, ws)
 
 
@@ -336,7 +184,7 @@ def lstm_infer_plan(
     (``Model.predict``'s plan, :mod:`lstmkit.layers.infer_plan`; it holds the caller to that):
     ``infer(x, h0, c0)`` without the checks, made here once. None when the weights would need
     a cast or a copy, or their shapes do not fit (``lstm_infer`` then says why)."""
-    acts = _acts("lstm_infer", activation, recurrent_activation)
+    acts = gated_acts("lstm_infer", activation, recurrent_activation)
     D = shape[2]  # x (T, B, D)
     dt, H = kernel.dtype, recurrent_kernel.shape[0]
     fits = zip((kernel, recurrent_kernel, bias), ((D, 4 * H), (H, 4 * H), (4 * H,)))
@@ -365,10 +213,10 @@ _NO_MASK = bool_or_dummy(None)[0]
 
 
 def lstm_infer_checked(x, h0, c0, kernel, U, bias, mask, acts, ws=None):
-    """:func:`lstm_infer` after its checks: every array as ``_prepare`` returns it (one float
-    type, C-contiguous but for ``x``, the shapes it checks), ``acts`` from :func:`_acts`, ``ws``
-    as there. The compiled loops do not bounds check: only callers that made those checks call
-    this."""
+    """:func:`lstm_infer` after its checks: every array as :func:`.rows.prepare` returns it (one
+    float type, C-contiguous but for ``x``, the shapes it checks), ``acts`` from
+    :func:`.elementwise.gated_acts`, ``ws`` as there. The compiled loops do not bounds check:
+    only callers that made those checks call this."""
     T, B, _ = x.shape
     if B >= FM_MIN_BATCH:
         return lstm_fm.lstm_infer_fm(x, h0, c0, kernel, U, bias, mask, acts, ws)
@@ -384,7 +232,7 @@ def _lstm_step_kernel(x, kernel, bias, h, c, U, xw, z, h_out, c_out, acts):
     np.dot(x, kernel, xw)  # (B, 4H)
     np.dot(h, U, z)
     for b in range(h.shape[0]):
-        _add_row(z[b], z[b], xw[b], bias)
+        add_row(z[b], z[b], xw[b], bias)
         lstm_pass_infer(z[b], c[b], c_out[b], h_out[b], h.shape[1], acts)
 
 
@@ -395,7 +243,7 @@ def lstm_step(
 
     One compiled call with both products and the gates; no threads (too little work to share).
     """
-    acts = _acts("lstm_step", activation, recurrent_activation)
+    acts = gated_acts("lstm_step", activation, recurrent_activation)
     x_t = as_float(x_t)
     dt = x_t.dtype
     h, c, kernel, U, bias = (as_float(a, dt) for a in (h, c, kernel, recurrent_kernel, bias))
@@ -437,7 +285,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True, ws=None):
     pair = cache.activations if isinstance(cache, LSTMActCache) else DEFAULT
     if not all(map(compiles_name, pair)):
         return _reference.lstm_backward(dhs, dh_T, dc_T, cache, need_dx)
-    acts = _acts("lstm_backward", *pair)
+    acts = gated_acts("lstm_backward", *pair)
     x, kernel, U, gates, c, tanh_c, h_in, mask, rmask = cache[:9]
     dt = gates.dtype
     T, B, _ = x.shape
@@ -447,23 +295,9 @@ def lstm_backward(dhs, dh_T, dc_T, cache, need_dx=True, ws=None):
         return lstm_fm.lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts, ws)
     x, kernel, U = as_float(x, dt), as_float(kernel, dt), as_float(U, dt)
     gates, c, tanh_c, h_in = (as_float(a, dt) for a in (gates, c, tanh_c, h_in))
-    dh = np.zeros((B, H), dt) if dh_T is None else np.array(dh_T, dtype=dt, order="C")
     dc = np.zeros((B, H), dt) if dc_T is None else np.array(dc_T, dtype=dt, order="C")
-    has_dhs = dhs is not None
-    dhs_ = as_float(dhs, dt) if has_dhs else np.zeros((1, 1, 1), dt)
-    m, has_m = bool_or_dummy(mask)
-    rm, has_rm = float_or_dummy(rmask, dt)
     dz = np.empty((T, B, 4 * H), dtype=dt)
-    UT = np.ascontiguousarray(U.T)  # (4H, H) so the loop's product is a plain row-major GEMM
-    dh_prev = np.empty((B, H), dtype=dt)
-
-    def loop(b0, b1):
-        _lstm_backward_loop(
-            b0, b1, dhs_, has_dhs, dh, dc, UT, gates, c, tanh_c, m, has_m, rm, has_rm, dz, dh_prev,
-            acts,
-        )  # fmt: skip
-
-    in_parallel(split(B, _loop_macs(T, B, H)), loop, B * 4 * H * H)
+    dh = backward((gates, c, tanh_c, dc, dz, dz), acts, dhs, dh_T, U, mask, rmask)
     # Weight gradients: sums over every step and row, so big GEMMs after the loop.
     dx, dW, dU, db, _ = weight_gradients(x, kernel, h_in, dz)
     dx = dx if need_dx else None  # (B = 1 here: the products it would save are small)

@@ -56,28 +56,25 @@ def _lstm(a, **acts):
     lstm_step(a["x"][0], a["h0"], c0, a["kernel"], a["U"], a["bias"], **acts)
 
 
-def _gru(a, **acts):
-    for x in (a["x"], a["x_view"]):
-        for mask, rmask in ((None, None), (a["mask"], a["rmask"])):
-            _, h, cache = gru_forward(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, rmask,
+def _gru_or_rnn(forward, backward, infer, step):
+    """The warm-up calls of a cell with one state (GRU, SimpleRNN), like :func:`_lstm`'s."""
+
+    def run(a, **acts):
+        for x in (a["x"], a["x_view"]):
+            for mask, rmask in ((None, None), (a["mask"], a["rmask"])):
+                _, h, cache = forward(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, rmask,
                                       **acts)  # fmt: skip
-            for dhs in (a["dhs"], a["dhs_view"], None):
-                gru_backward(dhs, h, cache)
-            gru_backward(a["dhs"], None, cache)
-            gru_infer(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, **acts)
-    gru_step(a["x"][0], a["h0"], a["kernel"], a["U"], a["bias"], **acts)
+                for dhs in (a["dhs"], a["dhs_view"], None):
+                    backward(dhs, h, cache)
+                backward(a["dhs"], None, cache)
+                infer(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, **acts)
+        step(a["x"][0], a["h0"], a["kernel"], a["U"], a["bias"], **acts)
+
+    return run
 
 
-def _rnn(a, **acts):
-    for x in (a["x"], a["x_view"]):
-        for mask, rmask in ((None, None), (a["mask"], a["rmask"])):
-            _, h, cache = rnn_forward(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, rmask,
-                                      **acts)  # fmt: skip
-            for dhs in (a["dhs"], a["dhs_view"], None):
-                rnn_backward(dhs, h, cache)
-            rnn_backward(a["dhs"], None, cache)
-            rnn_infer(x, a["h0"], a["kernel"], a["U"], a["bias"], mask, **acts)
-    rnn_step(a["x"][0], a["h0"], a["kernel"], a["U"], a["bias"], **acts)
+_gru = _gru_or_rnn(gru_forward, gru_backward, gru_infer, gru_step)
+_rnn = _gru_or_rnn(rnn_forward, rnn_backward, rnn_infer, rnn_step)
 
 
 def _cells(pair):
