@@ -273,14 +273,14 @@ def _fm_parts(T, B, D, H, need_dx, p, drivers):
     products, weight_grads = drivers[P > 1]
     K = 1 + D + H
     edges, perm = lstm_fm._chunks(H, P)
-    Ap, first = lstm_fm._packed_weights(p["kernel"], p["U"], p["bias"], perm, edges)
+    Ap, first = lstm_fm._packed_weights(p["kernel"], p["U"], p["bias"], perm, edges, None)
     XH = rng.standard_normal((T + 1, K, B)).astype(np.float32)
     XH[:, 0] = 1
     Z = np.empty((4 * H, B), np.float32)
     fwd_counts, fwd_offs = 4 * np.diff(edges), 4 * edges[:-1]
     r0 = 0 if need_dx else D
     rows = np.array([r0 + round((D + H - r0) * q / P) for q in range(P + 1)], np.int64)
-    Wp, wfirst = lstm_fm._packed_input_weights(p["kernel"], p["U"], perm, rows)
+    Wp, wfirst = lstm_fm._packed_input_weights(p["kernel"], p["U"], perm, rows, None)
     DZ = rng.standard_normal((1, 4 * H, B)).astype(np.float32)  # one buffer, every step
     dout = np.empty((D + H, B), np.float32)
     dWTp = np.zeros((4 * H, K), np.float32)
