@@ -383,3 +383,30 @@ def test_threads_that_cannot_meet_fall_back_to_one_thread(monkeypatch):
     assert_close(hs_i, want_i[0], 1e-12, "infer hs")
     assert_close(h_i, want_i[1][0], 1e-12, "infer h_T")
     assert_close(c_i, want_i[1][1], 1e-12, "infer c_T")
+
+
+def test_inference_splits_units_from_smaller_steps_than_training(monkeypatch):
+    """The rule (not a timing): on two threads, a batch too narrow for two slices of rows splits
+    its units from steps of ``PARALLEL_STEP_MACS // 8`` multiply-adds on (config D: T 200, B 16,
+    D 16, H 32, 1e5 per step), where training stays on one thread; smaller steps stay on one."""
+    seen = []
+    real = lstm_fm._in_step
+
+    def spy(P, *rest):
+        seen.append(P)
+        return real(P, *rest)
+
+    monkeypatch.setattr(lstm_fm, "_in_step", spy)
+    monkeypatch.setattr(lstm_fm, "_SYNC_FAILED", [False])
+    common.set_num_threads(2)
+    try:
+        for D, H, want in ((16, 32, 2), (4, 8, 1)):
+            args, _ = problem(30, 16, D, H, np.float32, None, False)
+            seen.clear()
+            lstm_fm.lstm_infer_fm(*positional(args))
+            assert seen == [want], (D, H, seen)
+            seen.clear()
+            fast.lstm_forward(*positional(args))
+            assert seen == [1], (D, H, seen)  # training: one thread below PARALLEL_STEP_MACS
+    finally:
+        common.set_num_threads(None)

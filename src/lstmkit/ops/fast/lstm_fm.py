@@ -62,6 +62,10 @@ from .sync import wait
 # Steps with fewer multiply-adds than this stay on one thread: the unit chunks meet once or
 # twice per step, and each pays a step's fixed cost (BLAS call, loop set-up) whatever its size. Measured: at A (2.6e6 per step) 2 threads train in 13 ms against
 # 20 ms on one; at D (1e5) they took 5 ms against 2.6 ms, and inference 1.12 against 0.91 ms.
+# Inference takes the unit split from an eighth of that: a step meets once, and with the spin
+# barrier of .sync that costs well under a us (config D, 2 threads, predict: 0.74 against 0.89 ms
+# on one thread; training at D stays faster on one, 2.69 against 2.78 ms; measured 2026-12-06,
+# quiet, AMD EPYC Zen 4).
 PARALLEL_STEP_MACS = 2**19
 
 
@@ -590,7 +594,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None, ws=None):
     rows = infer_rows(B, macs, dt.itemsize)
     mk = kernels(dt)
     P = 1
-    if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS and not _SYNC_FAILED[0]:
+    if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS // 8 and not _SYNC_FAILED[0]:
         P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
     edges, perm = _chunks(H, P)
     dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)
