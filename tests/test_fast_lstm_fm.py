@@ -410,3 +410,29 @@ def test_inference_splits_units_from_smaller_steps_than_training(monkeypatch):
             assert seen == [1], (D, H, seen)  # training: one thread below PARALLEL_STEP_MACS
     finally:
         common.set_num_threads(None)
+
+
+def test_barrier_without_an_os_yield(monkeypatch):
+    """Where no ``sched_yield``/``SwitchToThread`` is found (``sync.YIELD`` 0), the waiting
+    threads only spin: the two-thread kernels still give the reference's results."""
+    import ctypes
+
+    from lstmkit.ops.fast import sync
+
+    def no_library(*args, **kwargs):
+        raise TypeError("no library")  # what CDLL(None) raises on Windows
+
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    monkeypatch.setattr(ctypes, "WinDLL", no_library, raising=False)
+    assert sync._yield_address() == 0
+    monkeypatch.setattr(sync, "YIELD", 0)
+    monkeypatch.setattr(lstm_fm, "_SYNC_FAILED", [False])
+    args, upstream = problem(9, 33, 7, 13, np.float64, "holes", True)
+    want, _ = reference(args, upstream)
+    hs, (h_T, c_T), cache = lstm_fm.lstm_forward_fm(
+        *positional(args), args["mask"], args["recurrent_mask"], threads=2
+    )
+    assert lstm_fm.buffers_of(cache).threads == 2 and not lstm_fm._SYNC_FAILED[0]
+    got = {"hs": hs, "h_T": h_T, "c_T": c_T, **lstm_fm.lstm_backward_fm(*upstream, cache)}
+    for k in want:
+        assert_close(got[k], want[k], 1e-12, k)

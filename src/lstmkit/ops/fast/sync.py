@@ -46,7 +46,7 @@ def _yield_address() -> int:
     for lib, name in ((None, "sched_yield"), ("kernel32", "SwitchToThread")):
         try:
             fn = getattr(ctypes.CDLL(lib) if lib is None else ctypes.WinDLL(lib), name)
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):  # TypeError: CDLL(None) on Windows
             continue
         return ctypes.cast(fn, ctypes.c_void_p).value or 0
     return 0
