@@ -9,3 +9,19 @@ test process and running the NumPy reference until it is done; the tests of that
 import os
 
 os.environ.setdefault("LSTMKIT_COMPILE", "now")
+
+import pytest
+
+from lstmkit.ops import backend
+
+#: the backends a test parametrised with ``use_backend`` runs on
+BACKENDS = ["numpy"] + (["numba"] if backend._numba_available() else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def use_backend(request):
+    """The test runs once per backend, set for its duration (restored after)."""
+    before = backend.get_backend()
+    backend.set_backend(request.param)
+    yield request.param
+    backend.set_backend(before)

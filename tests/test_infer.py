@@ -6,17 +6,6 @@ import pytest
 
 import lstmkit
 from lstmkit.layers import GRU, LSTM, Bidirectional, Dense, Masking, SimpleRNN
-from lstmkit.ops import backend
-
-BACKENDS = ["numpy"] + (["numba"] if backend._numba_available() else [])
-
-
-@pytest.fixture(params=BACKENDS)
-def use_backend(request):
-    before = backend.get_backend()
-    backend.set_backend(request.param)
-    yield request.param
-    backend.set_backend(before)
 
 
 def _data(B=5, T=7, D=3, seed=0, dtype="float64"):

@@ -23,15 +23,6 @@ from oracles import torch_module
 
 TOL = {np.float32: 1e-5, np.float64: 1e-10}
 T, D, H = 9, 5, 7
-BACKENDS = ["numpy"] + (["numba"] if backend._numba_available() else [])
-
-
-@pytest.fixture(params=BACKENDS)
-def on_backend(request):
-    before = backend.get_backend()
-    backend.set_backend(request.param)
-    yield request.param
-    backend.set_backend(before)
 
 
 def lstm_model(dtype=np.float32, seed=0, steps=T):
@@ -97,7 +88,7 @@ def graph_walks(monkeypatch):
 # -- the plan is used, and agrees with PyTorch -----------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B", [1, 4])
-def test_second_call_takes_the_plan_and_matches_torch(on_backend, graph_walks, dtype, B):
+def test_second_call_takes_the_plan_and_matches_torch(use_backend, graph_walks, dtype, B):
     model = lstm_model(dtype)
     x = data(B, dtype)
     first = model.predict(x)
@@ -110,7 +101,7 @@ def test_second_call_takes_the_plan_and_matches_torch(on_backend, graph_walks, d
         assert_close(got, want, dtype)
 
 
-def test_a_chain_with_dense_takes_the_plan(on_backend, graph_walks):
+def test_a_chain_with_dense_takes_the_plan(use_backend, graph_walks):
     lstmkit.set_random_seed(0)
     model = lstmkit.Sequential([LSTM(H, input_shape=(T, D)), Dense(3)])
     model.build()
@@ -124,7 +115,7 @@ def test_a_chain_with_dense_takes_the_plan(on_backend, graph_walks):
 
 
 # -- what makes a plan stale ------------------------------------------------------------------------
-def test_set_weights_between_calls(on_backend):
+def test_set_weights_between_calls(use_backend):
     model = lstm_model()
     x = data(1)
     model.predict(x)
@@ -134,7 +125,7 @@ def test_set_weights_between_calls(on_backend):
     assert_close(model.predict(x), want)
 
 
-def test_load_weights_between_calls(on_backend, tmp_path):
+def test_load_weights_between_calls(use_backend, tmp_path):
     other = lstm_model(seed=7)
     path = tmp_path / "w.lstmkit"
     other.save_weights(path)
@@ -147,7 +138,7 @@ def test_load_weights_between_calls(on_backend, tmp_path):
     assert_close(model.predict(x), want)
 
 
-def test_a_replaced_parameter_array_between_calls(on_backend):
+def test_a_replaced_parameter_array_between_calls(use_backend):
     model = lstm_model()
     x = data(1)
     model.predict(x)
@@ -158,7 +149,7 @@ def test_a_replaced_parameter_array_between_calls(on_backend):
     assert_close(model.predict(x), want)
 
 
-def test_input_dtype_and_shape_changes(on_backend):
+def test_input_dtype_and_shape_changes(use_backend):
     model = lstm_model(steps=None)  # any number of time steps
     x = data(1)
     model.predict(x)
@@ -174,7 +165,7 @@ def test_input_dtype_and_shape_changes(on_backend):
             assert_close(model.predict(x2), want)
 
 
-@pytest.mark.skipif("numba" not in BACKENDS, reason="needs numba (the fast path)")
+@pytest.mark.skipif(not backend._numba_available(), reason="needs numba (the fast path)")
 def test_backend_switch_between_calls(monkeypatch):
     from lstmkit.ops.fast import lstm as fast
 
@@ -205,7 +196,7 @@ def test_backend_switch_between_calls(monkeypatch):
     assert_close(again, want)
 
 
-def test_stateful_within_carried_states(on_backend):
+def test_stateful_within_carried_states(use_backend):
     """``carried_states`` makes the layers stateful for a while: each call then starts where
     the previous one ended, which a plan made outside must not skip."""
     model = lstm_model()
@@ -222,7 +213,7 @@ def test_stateful_within_carried_states(on_backend):
     assert_close(model.predict(x2), fresh)  # stateless again afterwards
 
 
-def test_added_layer_between_calls(on_backend):
+def test_added_layer_between_calls(use_backend):
     model = lstm_model()
     x = data(1)
     model.predict(x)
@@ -235,7 +226,7 @@ def test_added_layer_between_calls(on_backend):
 
 # -- bad input still gets its error --------------------------------------------------------------
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_input_after_a_plan(on_backend, bad):
+def test_non_finite_input_after_a_plan(use_backend, bad):
     model = lstm_model()
     x = data(1)
     model.predict(x)
@@ -245,7 +236,7 @@ def test_non_finite_input_after_a_plan(on_backend, bad):
         model.predict(x)
 
 
-def test_bad_arguments_after_a_plan(on_backend):
+def test_bad_arguments_after_a_plan(use_backend):
     model = lstm_model()
     x = data(1)
     model.predict(x)
