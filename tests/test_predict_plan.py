@@ -196,6 +196,36 @@ def test_backend_switch_between_calls(monkeypatch):
     assert_close(again, want)
 
 
+@pytest.mark.skipif(not backend._numba_available(), reason="needs numba (the fast path)")
+def test_the_plan_calls_the_compiled_row_kernel_straight(monkeypatch):
+    """At a batch of one the plan calls the compiled row kernel itself, its checks made once
+    (``lstm_infer_plan``), not ``lstm_infer`` and its checks again: the namespace's ``infer`` is
+    wrapped (the workspace), and the plan must see through the wrapper."""
+    from lstmkit.ops.fast import lstm as fast
+
+    checked = []
+    real = fast.lstm_infer_checked
+
+    def counted(*a, **k):
+        checked.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(fast, "lstm_infer_checked", counted)
+    before = backend.get_backend()
+    try:
+        backend.set_backend("numba")
+        model = lstm_model()
+        x = data(1)
+        model.predict(x)  # the general path, which makes the plan
+        assert len(checked) == 1
+        got = model.predict(x)
+    finally:
+        backend.set_backend(before)
+    assert len(checked) == 1
+    want, _ = torch_hs(model.layers[0], x)
+    assert_close(got, want)
+
+
 def test_stateful_within_carried_states(use_backend):
     """``carried_states`` makes the layers stateful for a while: each call then starts where
     the previous one ended, which a plan made outside must not skip."""

@@ -81,7 +81,8 @@ class RecurrentStep:
         ``infer`` is ``lstm_infer`` itself (not the reference, not gated by a background
         compilation, Keras' default activations)."""
         fast = sys.modules.get("lstmkit.ops.fast.lstm")
-        if fast is None or self.ops.infer is not fast.lstm_infer:
+        infer = getattr(self.ops.infer, "__wrapped__", self.ops.infer)  # the workspace wrapper's
+        if fast is None or infer is not fast.lstm_infer:
             return None
         layer = self.layer
         act, rec = layer.activation, layer.recurrent_activation
