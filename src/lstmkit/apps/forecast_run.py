@@ -104,6 +104,38 @@ def evaluate(panel, config, *, windows=1, anchors=None, progress=None, distribut
     return H, result
 
 
+def default_jobs() -> int:
+    """``forecast train``'s processes by default: 2 (the held-out fit in a child beside the
+    saved fit) when this process may use 2 CPUs or more, else 1 (one fit after the other)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return 2 if cpus >= 2 else 1
+
+
+def evaluate_and_fit(panel, config, *, progress=None, distribute=None, jobs=1):
+    """``forecast train``'s two fits: the held-out table (``evaluate``) and the model to save
+    (``fit``). Returns ``(H, BacktestResult, GlobalForecaster)``.
+
+    ``jobs >= 2`` (and no ``distribute``): the held-out fit and its evaluation run in a child
+    process on one thread (``forecast_heldout``) while this one fits the saved model on one
+    thread; the table is the one ``jobs=1`` gives. A failed child leaves the result without
+    rows, its note saying why; the saved model stands. ``jobs=1``: the held-out fit (its
+    anchors in a child, ``evaluate(..., apart=True)``), then the saved fit."""
+    if jobs < 2 or distribute is not None:
+        H, result = evaluate(panel, config, progress=progress, distribute=distribute, apart=True)
+        return H, result, fit(panel, config.replace(horizon=H), progress, distribute)
+    from .forecast_heldout import heldout_apart, one_thread
+
+    H = horizon_of(panel, config)
+    with heldout_apart(panel, config) as collect:
+        with one_thread():
+            model = fit(panel, config.replace(horizon=H), progress)
+        _, result = collect()
+    return H, result, model
+
+
 def fit(panel, config, progress=None, distribute=None):
     """The model to save: trained on every value of ``panel`` (``distribute``: a
     ``lstmkit.distributed.RayStrategy``)."""

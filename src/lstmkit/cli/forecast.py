@@ -154,6 +154,10 @@ def _register_train(sub):
     p.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                    help="skip the held-out table: train the saved model only (about half the "
                    "time; global engine)")  # fmt: skip
+    p.add_argument("--jobs", type=_positive_int, default=None,
+                   help="processes for the two fits: 2 or more trains the held-out one in a "
+                   "child process beside the saved one, each on one thread; 1 one after the "
+                   "other (default: 2 on 2 or more CPUs, else 1; global engine)")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
     p.set_defaults(func=cmd_train, reads=("data",), writes=("--out",))
 
@@ -331,8 +335,10 @@ def _check_out_file(path, arg):
 
 
 def _print_result(result, H, what):
-    print(f"{what}: {H} steps ahead, mean over series (MASE scaled by the in-sample naive MAE)")
-    print(result.table())
+    if result.summary:  # none when the held-out fit's process failed (its note says why)
+        print(f"{what}: {H} steps ahead, mean over series (MASE scaled by the in-sample naive "
+              "MAE)")  # fmt: skip
+        print(result.table())
     for note in result.notes:
         print(note)
 
@@ -343,23 +349,27 @@ def cmd_train(args) -> int:
     if args.engine == "single":
         from .forecast_single import train_single
 
+        if args.jobs is not None:
+            raise ValueError(f"argument '--jobs' applies to --engine global only; got "
+                             f"{args.jobs} with --engine single")  # fmt: skip
         if not args.evaluate:
             raise ValueError("argument '--no-evaluate' applies to --engine global only (the "
                              "single engine's validation is part of its training); got it with "
                              "--engine single")  # fmt: skip
         return train_single(args)
-    from ..apps.forecast_run import evaluate, fit, horizon_of
+    from ..apps.forecast_run import default_jobs, evaluate_and_fit, fit, horizon_of
 
     _only_single(args)
     _check_out_file(args.out, "--out")
     config = _config(args)
     panel, _ = _read(args, config)
-    if args.evaluate:  # the anchors' table in a child process while the LSTM trains
-        H, result = evaluate(panel, config, progress=_say(args), distribute=strategy, apart=True)
+    if args.evaluate:  # the held-out fit in a child process beside the saved one (--jobs)
+        jobs = default_jobs() if args.jobs is None else args.jobs
+        H, result, model = evaluate_and_fit(panel, config, progress=_say(args),
+                                            distribute=strategy, jobs=jobs)  # fmt: skip
         _print_result(result, H, "held out: the last values of each series")
     else:
-        H = horizon_of(panel, config)
-    model = fit(panel, config.replace(horizon=H), _say(args), strategy)
+        model = fit(panel, config.replace(horizon=horizon_of(panel, config)), _say(args), strategy)
     model.save(args.out)
     print(f"saved model ({len(model.members)} members) to {args.out}")
     return 0
@@ -554,9 +564,9 @@ def cmd_demo(args) -> int:
           f"ForecastConfig().replace({run.DEMO_CHANGES})")  # fmt: skip
     data = builtin_path(run.DEMO_PANEL)
     panel, tcol = _read(argparse.Namespace(data=data, fill="none", season=None), config)
-    H, result = run.evaluate(panel, config, progress=_say(args), apart=True)
+    H, result, model = run.evaluate_and_fit(panel, config, progress=_say(args),
+                                            jobs=run.default_jobs())  # fmt: skip
     _print_result(result, H, "held out: the last 6 years of each series")
-    model = run.fit(panel, config, _say(args))
     point, intervals = model.predict(panel, levels=config.levels)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / DEMO_MODEL)

@@ -1,0 +1,170 @@
+"""``forecast train``'s held-out fit in a child process, beside the saved fit in this one.
+
+``forecast train`` fits two independent ensembles: one on each series minus its last ``horizon``
+values, scored against the anchors (the held-out table), and the one it saves, on every value.
+On small panels each is bound by Python (steps of a few milliseconds): a second thread does not
+speed it up, a second process does. With two CPUs or more (``forecast_run.default_jobs``) the
+held-out fit and its evaluation (the anchors included, after the LSTM) run in ``python -m
+lstmkit.apps.forecast_heldout DIR`` on one thread (``LSTMKIT_NUM_THREADS=1``) while this process
+fits the saved model on one thread too (``one_thread``): each fit keeps one core.
+
+The results are those of the same evaluation in this process: the child receives the panel as
+arrays (``.npz``, read with ``allow_pickle=False``) and the settings as JSON, and returns the
+table's rows, summary and notes as JSON (nothing unpickled either way). The training kernels give
+the same numbers on one thread as on two (their threads split rows, never a sum).
+
+The child never outlives the block (``heldout_apart``): leaving it by an error or Ctrl-C kills
+and reaps a child still running. A failed child loses only the table (a note says why), never
+the saved model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .forecast_backtest import BacktestResult
+from .forecast_child import ONE_THREAD
+from .forecast_config import ForecastConfig
+from .panel import Panel
+
+#: the child's command line before its directory argument
+CHILD = (sys.executable, "-m", "lstmkit.apps.forecast_heldout")
+#: one thread in the child: lstmkit's kernels, BLAS, numba (``forecast_child.ONE_THREAD``)
+CHILD_ENV = {**ONE_THREAD, "LSTMKIT_NUM_THREADS": "1"}
+#: what the child reads and writes inside its directory
+IN, OUT, ERR = "input.npz", "table.json", "stderr.txt"
+
+
+@contextlib.contextmanager
+def heldout_apart(panel: Panel, config: ForecastConfig, *, anchors=None):
+    """Start the child on ``panel``; yield ``collect``, which waits for it and returns ``(H,
+    BacktestResult)`` as ``forecast_run.evaluate(panel, config, anchors=anchors)`` would on one
+    thread, or ``(None, BacktestResult(notes=[why]))`` when the child failed."""
+    with tempfile.TemporaryDirectory(prefix="lstmkit-heldout-") as d:
+        d = Path(d)
+        write_input(d / IN, panel, config, anchors)
+        with open(d / ERR, "wb") as log:
+            proc = subprocess.Popen(
+                [*CHILD, str(d)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=log, env={**os.environ, **CHILD_ENV},
+            )  # fmt: skip
+        try:
+
+            def collect():
+                status = proc.wait()
+                if status == 0 and (d / OUT).exists():
+                    return read_output(d / OUT)
+                return None, BacktestResult(notes=[_failure_note(status, d / ERR)])
+
+            collect.process = proc  # (tests: its pid and exit status)
+            yield collect
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def one_thread():
+    """lstmkit's kernels and this thread's BLAS on one thread for the block (the other core is
+    the child's); as before afterwards."""
+    from ..ops.backend import get_backend
+
+    if get_backend() != "numba":
+        yield
+        return
+    from ..ops.fast import common
+
+    threads = common._THREADS  # None (the environment's default) or set_num_threads's value
+    common.set_num_threads(1)
+    blas = common._set_local_threads(1)
+    try:
+        yield
+    finally:
+        common._set_local_threads(blas)
+        common.set_num_threads(threads)
+
+
+def _failure_note(status, err: Path) -> str:
+    lines = [s for s in err.read_text(errors="replace").splitlines() if s.strip()]
+    why = f": {lines[-1].strip()}" if lines else ""
+    return f"the held-out table is left out: its process ended with status {status}{why}"
+
+
+# -- the files between the two processes ----------------------------------------------------------
+#: Panel fields that may be None, written only when present
+OPTIONAL = ("times", "past", "future", "future_ahead")
+
+
+def panel_arrays(panel: Panel) -> dict:
+    """Every field of ``panel`` as arrays ``np.savez`` writes without pickling."""
+    arrays = {
+        "values": panel.values, "offsets": panel.offsets,
+        "ids": np.asarray([str(s) for s in panel.ids], dtype=str),
+        "season": np.int64(panel.season),
+        "past_names": np.asarray(panel.past_names, dtype=str),
+        "future_names": np.asarray(panel.future_names, dtype=str),
+        "notes": np.asarray(panel.notes, dtype=str),
+    }  # fmt: skip
+    arrays.update({k: getattr(panel, k) for k in OPTIONAL if getattr(panel, k) is not None})
+    if panel.freq is not None:
+        arrays["freq"] = np.asarray(panel.freq, dtype=str)
+    return arrays
+
+
+def panel_of(z) -> Panel:
+    """The panel of ``panel_arrays`` read back (``z``: an opened ``.npz``)."""
+
+    def names(key):
+        return tuple(str(s) for s in z[key])
+
+    return Panel(
+        z["values"], z["offsets"], z["ids"], z.get("times"),
+        str(z["freq"]) if "freq" in z else None, int(z["season"]),
+        z.get("past"), names("past_names"),
+        z.get("future"), names("future_names"),
+        z.get("future_ahead"), names("notes"),
+    )  # fmt: skip
+
+
+def write_input(path, panel: Panel, config: ForecastConfig, anchors=None) -> None:
+    np.savez(
+        path, **panel_arrays(panel), config=np.asarray(json.dumps(config.to_dict())),
+        default_anchors=np.bool_(anchors is None), anchors=np.asarray(anchors or (), dtype=str),
+    )  # fmt: skip
+
+
+def read_output(path):
+    """``(H, BacktestResult)`` of the child's JSON."""
+    d = json.loads(Path(path).read_text())
+    return int(d["horizon"]), BacktestResult(d["rows"], d["summary"], d["notes"])
+
+
+def run(directory) -> None:
+    """The child: ``forecast_run.evaluate`` of the panel in ``directory/input.npz`` (the anchors
+    after the LSTM, in this process), its table written to ``directory/table.json``."""
+    from .forecast_run import evaluate
+
+    d = Path(directory)
+    with np.load(d / IN, allow_pickle=False) as z:
+        panel = panel_of(z)
+        config = ForecastConfig.from_dict(json.loads(str(z["config"])))
+        anchors = None if bool(z["default_anchors"]) else tuple(str(s) for s in z["anchors"])
+    H, result = evaluate(panel, config, anchors=anchors)
+    text = json.dumps({"horizon": H, "rows": result.rows, "summary": result.summary,
+                       "notes": result.notes})  # fmt: skip
+    tmp = d / (OUT + ".part")
+    tmp.write_text(text)
+    os.replace(tmp, d / OUT)  # the parent reads a whole file or none
+
+
+if __name__ == "__main__":
+    run(sys.argv[1])
