@@ -54,7 +54,7 @@ def heldout_apart(panel: Panel, config: ForecastConfig, *, anchors=None):
         with open(d / ERR, "wb") as log:
             proc = subprocess.Popen(
                 [*CHILD, str(d)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=log, env={**os.environ, **CHILD_ENV},
+                stderr=log, env=child_env(),
             )  # fmt: skip
         try:
 
@@ -70,6 +70,14 @@ def heldout_apart(panel: Panel, config: ForecastConfig, *, anchors=None):
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+
+
+def child_env() -> dict:
+    """This environment, one thread (``CHILD_ENV``), and this process's lstmkit first on the
+    path: the child runs the same code as its parent, wherever that was imported from."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, **CHILD_ENV, "PYTHONPATH": path}
 
 
 @contextlib.contextmanager
