@@ -8,10 +8,13 @@ held-out fit and its evaluation (the anchors included, after the LSTM) run in ``
 lstmkit.apps.forecast_heldout DIR`` on one thread (``LSTMKIT_NUM_THREADS=1``) while this process
 fits the saved model on one thread too (``one_thread``): each fit keeps one core.
 
-The results are those of the same evaluation in this process: the child receives the panel as
-arrays (``.npz``, read with ``allow_pickle=False``) and the settings as JSON, and returns the
-table's rows, summary and notes as JSON (nothing unpickled either way). The training kernels give
-the same numbers on one thread as on two (their threads split rows, never a sum).
+The table is the one the same evaluation gives in this process on one thread
+(``tests/test_forecast_heldout.py``): the child receives the whole panel as arrays (``.npz``,
+read with ``allow_pickle=False``) and the settings as JSON, and returns the table's rows, summary
+and notes as JSON (nothing unpickled either way). The saved model is trained on one thread
+meanwhile; a second thread may only change the order of the kernels' weight-gradient sums (two
+time chunks instead of one), and changed no forecast of the benchmark panels (docs/forecast.md,
+"The whole CLI against AutoARIMA").
 
 The child never outlives the block (``heldout_apart``): leaving it by an error or Ctrl-C kills
 and reaps a child still running. A failed child loses only the table (a note says why), never

@@ -3,8 +3,9 @@ file, train the global forecaster (``forecast_global``), score it against the cl
 (``forecast_backtest``), and lay its forecasts out as CSV rows and plots.
 
 ``train`` scores a model fitted on each series minus its last ``horizon`` values (the held-out
-window) against the anchors fitted on the same data, then fits the model it saves on every
-value. ``demo`` does both with ``DEMO_CHANGES`` on the packaged M1 yearly panel.
+window) against the anchors fitted on the same data, and fits the model it saves on every
+value (``evaluate_and_fit``: the two fits at once, in two processes, with ``jobs >= 2``).
+``demo`` does both with ``DEMO_CHANGES`` on the packaged M1 yearly panel.
 """
 
 from __future__ import annotations

@@ -144,7 +144,8 @@ def _register_train(sub):
         "columns; a file without the id column is one series). First the last horizon values "
         "of each series are held out: a model trained on the rest is scored on them beside "
         "the naive, seasonal-naive, AutoETS and AutoTheta forecasts (the last two need "
-        "statsforecast); then the saved model is trained on every value.",
+        "statsforecast); the saved model is trained on every value (at the same time, in two "
+        "processes, with --jobs 2: the default on 2 or more CPUs).",
     )
     p.add_argument("data", metavar="DATA.csv", help="CSV file with a header row")
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
