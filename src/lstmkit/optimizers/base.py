@@ -103,6 +103,8 @@ class Optimizer:
         return ()
 
     def _slot(self, slot, name, p, initial_value=0.0):
+        if name is _ALL:  # the update of every parameter at once (_FlatStep)
+            return self._flat.slot(self, slot, initial_value)
         arrays = self._slots.setdefault(slot, {})
         a = arrays.get(name)
         if a is None:
@@ -122,8 +124,12 @@ class Optimizer:
         lr = self.learning_rate
         self._decay(params, lr)
         self._prepare_step()
-        for name, p in params.items():
-            self._update(name, p, np.asarray(grads[name]).astype(p.dtype, copy=False), lr)
+        flat = self._flat_step(params)
+        if flat is not None:  # one update for all parameters (see _FlatStep)
+            flat.run(self, params, grads, lr)
+        else:
+            for name, p in params.items():
+                self._update(name, p, np.asarray(grads[name]).astype(p.dtype, copy=False), lr)
         self.iterations += 1
 
     def _prepare_step(self):
@@ -131,6 +137,18 @@ class Optimizer:
 
     def _update(self, name, p, g, lr):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _flat_step(self, params):
+        """The :class:`_FlatStep` for ``params`` (made or remade when the parameters' names,
+        shapes or dtype changed), or None when the update goes parameter by parameter: an
+        ``_update`` that is not one of lstmkit's own (a subclass's may depend on ``name``), or
+        parameters of mixed dtypes."""
+        if type(self)._update not in ELEMENTWISE_UPDATES:
+            return None
+        flat = self.__dict__.get("_flat")
+        if flat is None or not flat.fits(params):
+            flat = self._flat = _FlatStep.make(params)
+        return flat if flat.dtype is not None and flat.ready(self) else None
 
     # -- decoupled weight decay (Keras: every optimizer takes ``weight_decay``)
     def exclude_from_weight_decay(self, var_names=None):
@@ -248,3 +266,105 @@ class Optimizer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+#: what ``_slot`` is given as the parameter name by the one update of every parameter
+_ALL = object()
+
+#: the ``_update`` methods that work element by element, the same on any array (filled in by the
+#: modules that define them)
+ELEMENTWISE_UPDATES: set = set()
+
+
+class _FlatStep:
+    """Every parameter updated by one call of the optimizer's ``_update`` instead of one call per
+    array: a small model's step (the forecaster's: 7 arrays) spent more in the per-array Python
+    and NumPy call overhead than in the arithmetic.
+
+    The parameters and gradients are gathered into one flat vector each (C order, parameters in
+    ``params`` order), ``_update`` runs once on them (``name`` is ``_ALL``: its slots are one
+    flat vector per slot, see :meth:`slot`) and the parameters get their parts back. Every
+    update rule is element by element, so each element goes through exactly the same float
+    operations as in the per-array update: the weights are bit-identical.
+
+    The optimizer's slots stay per parameter in ``_slots`` (``get_state``, ``_slot``), as views
+    of the flat slot vectors. Made again when the parameter names, shapes or dtype change; a flat
+    slot is made again from ``_slots`` when an entry there is no longer its view (``set_state``,
+    or a caller's assignment). A slot of another dtype than the parameters (state restored from
+    a float64 run) sends the step the per-array way, which computes in the slot's dtype.
+    """
+
+    __slots__ = ("dtype", "flat_slots", "g", "key", "p", "spans", "views")
+
+    def __init__(self, key, dtype, spans):
+        self.key, self.dtype, self.spans = key, dtype, spans  # spans: [(name, shape, a, b)]
+        n = spans[-1][3] if spans else 0
+        self.p = None if dtype is None else np.empty(n, dtype)
+        self.g = None if dtype is None else np.empty(n, dtype)
+        self.flat_slots, self.views = {}, {}  # slot -> flat vector, its views in _slots
+
+    @classmethod
+    def make(cls, params):
+        dtypes = {p.dtype for p in params.values()}
+        dtype = dtypes.pop() if len(dtypes) == 1 else None
+        spans, a = [], 0
+        for name, p in params.items():
+            spans.append((name, p.shape, a, a + p.size))
+            a += p.size
+        return cls(_key(params), dtype, spans)
+
+    def fits(self, params) -> bool:
+        return _key(params) == self.key
+
+    def ready(self, opt) -> bool:
+        """Whether every slot ``opt`` keeps is (or can be made) a flat vector of this dtype."""
+        for slot in opt.slot_names():
+            arrays = opt._slots.get(slot)
+            stale = arrays and not self._current(slot, arrays)
+            if stale and any(a.dtype != self.dtype for a in arrays.values()):
+                return False
+        return True
+
+    def run(self, opt, params, grads, lr):
+        """``opt._update`` once over every parameter; each gets its part back."""
+        ps = [params[name] for name, *_ in self.spans]
+        np.concatenate([p.ravel() for p in ps], out=self.p)
+        # astype(p.dtype) of each gradient, as the per-array update does ("unsafe" is astype's)
+        np.concatenate([np.ravel(grads[name]) for name, *_ in self.spans], out=self.g,
+                       casting="unsafe")  # fmt: skip
+        opt._update(_ALL, self.p, self.g, lr)
+        for p, (_, shape, a, b) in zip(ps, self.spans):
+            p[...] = self.p[a:b].reshape(shape)
+
+    def slot(self, opt, slot, initial_value):
+        """The flat vector of ``slot``, whose parts are ``opt._slots[slot][name]``."""
+        arrays = opt._slots.setdefault(slot, {})
+        if not self._current(slot, arrays):
+            self._gather(opt, slot, arrays, initial_value)
+        return self.flat_slots[slot]
+
+    def _current(self, slot, arrays) -> bool:
+        views = self.views.get(slot)
+        return views is not None and all(arrays.get(n) is v for n, v in views.items())
+
+    def _gather(self, opt, slot, arrays, initial_value):
+        """A new flat vector for ``slot`` holding what ``_slots`` holds (``initial_value`` for
+        parameters without a slot yet), and ``_slots`` pointed at its parts."""
+        flat = np.full(self.p.size, initial_value, dtype=self.dtype)
+        for name, shape, a, b in self.spans:
+            old = arrays.get(name)
+            if old is not None:
+                if old.shape != shape:
+                    raise ValueError(
+                        f"{type(opt).__name__}: slot '{slot}/{name}' has shape {old.shape} but "
+                        f"parameter {name!r} has shape {shape}; expected equal shapes (state from "
+                        "another model?)"
+                    )
+                flat[a:b] = old.ravel()
+        views = {name: flat[a:b].reshape(shape) for name, shape, a, b in self.spans}
+        arrays.update(views)
+        self.flat_slots[slot], self.views[slot] = flat, views
+
+
+def _key(params) -> tuple:
+    return tuple((name, p.shape, p.dtype) for name, p in params.items())
