@@ -172,6 +172,14 @@ class Optimizer:
                 p -= p * p.dtype.type(self.weight_decay) * p.dtype.type(lr)
 
     def _check(self, params, grads):
+        if params.keys() == grads.keys():  # the common case first, in one loop
+            for k, p in params.items():
+                g = grads[k]
+                fine = type(p) is np.ndarray and p.dtype.kind == "f"  # (kind "f": floating)
+                if not (fine and type(g) is np.ndarray and g.shape == p.shape):
+                    break
+            else:
+                return
         where = f"{type(self).__name__}.apply"
         missing = sorted(set(params) - set(grads))
         extra = sorted(set(grads) - set(params))
@@ -195,9 +203,10 @@ class Optimizer:
     def _clip(self, grads):
         norm_limit = self.clipnorm if self.clipnorm is not None else self.global_clipnorm
         if norm_limit is not None:
-            norm = math.sqrt(
-                sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())
-            )
+            total = 0  # (np.add.reduce is np.sum without its Python wrapper: the same sums)
+            for g in grads.values():
+                total += float(np.add.reduce(np.square(g, dtype=np.float64), axis=None))
+            norm = math.sqrt(total)
             if norm > norm_limit:
                 scale = norm_limit / norm
                 grads = {
@@ -320,9 +329,10 @@ class _FlatStep:
         """Whether every slot ``opt`` keeps is (or can be made) a flat vector of this dtype."""
         for slot in opt.slot_names():
             arrays = opt._slots.get(slot)
-            stale = arrays and not self._current(slot, arrays)
-            if stale and any(a.dtype != self.dtype for a in arrays.values()):
-                return False
+            if arrays and not self._current(slot, arrays):
+                for a in arrays.values():
+                    if a.dtype != self.dtype:
+                        return False
         return True
 
     def run(self, opt, params, grads, lr):
@@ -345,7 +355,12 @@ class _FlatStep:
 
     def _current(self, slot, arrays) -> bool:
         views = self.views.get(slot)
-        return views is not None and all(arrays.get(n) is v for n, v in views.items())
+        if views is None:
+            return False
+        for name, v in views.items():  # (a loop: a generator is one Python call per item)
+            if arrays.get(name) is not v:
+                return False
+        return True
 
     def _gather(self, opt, slot, arrays, initial_value):
         """A new flat vector for ``slot`` holding what ``_slots`` holds (``initial_value`` for
@@ -366,5 +381,5 @@ class _FlatStep:
         self.flat_slots[slot], self.views[slot] = flat, views
 
 
-def _key(params) -> tuple:
-    return tuple((name, p.shape, p.dtype) for name, p in params.items())
+def _key(params) -> list:
+    return [(name, p.shape, p.dtype) for name, p in params.items()]
