@@ -429,7 +429,7 @@ class Trainable:
         self._require_compiled("train_on_batch")
         xs, ys = self._prepare(x, y)
         mask = _check_mask(f"{self.name}.train_on_batch", mask, xs[0])
-        rng = np.random.default_rng([self.seed, self.optimizer.iterations])
+        rng = _random.SeededLater([self.seed, self.optimizer.iterations])
         state = MetricState(self._metric_specs)
         logs = {**self._train_step(xs, ys, rng, mask, state), **state.results()}
         return logs if return_dict else _scalar_or_list(logs)
@@ -564,7 +564,7 @@ class Trainable:
             lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
             # in order: a slice (views, no copy of the batch); shuffled: an index array
             idx = order[lo:hi] if shuffle else slice(lo, hi)
-            rng = np.random.default_rng([self.seed, epoch, b])
+            rng = _random.SeededLater([self.seed, epoch, b])  # seeded when a layer draws
             cb.on_batch_begin(b, {})
             bx, by = [x[idx] for x in xs], [y[idx] for y in ys]
             if tbptt is not None:
