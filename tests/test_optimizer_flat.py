@@ -44,16 +44,19 @@ def _params(dtype=np.float32, shapes=SHAPES, seed=0):
     return {k: rng.normal(size=s).astype(dtype) for k, s in shapes.items()}
 
 
-def _grads(params, step):
+def _grads(params, step, cast=False):
     rng = np.random.default_rng(100 + step)
-    # F-ordered, float64 and list gradients too: each is cast as the per-array update casts it
+    # F-ordered and float64 gradients too: each is cast as the per-array update casts it;
+    # ``cast``: of the parameters' dtype (then the flat step applies the clipnorm scale itself)
     out = {k: rng.normal(size=p.shape) for k, p in params.items()}
+    if cast:
+        out = {k: g.astype(params[k].dtype) for k, g in out.items()}
     return {k: np.asfortranarray(g) if g.ndim == 2 else g for k, g in out.items()}
 
 
-def _run(opt, params, steps, start=0):
+def _run(opt, params, steps, start=0, cast=False):
     for t in range(start, start + steps):
-        opt.apply(params, _grads(params, t))
+        opt.apply(params, _grads(params, t, cast))
     return params
 
 
@@ -65,9 +68,10 @@ def _assert_same(a, b):
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_flat_update_is_bit_identical_to_per_array(name, dtype):
+@pytest.mark.parametrize("cast", [False, True])
+def test_flat_update_is_bit_identical_to_per_array(name, dtype, cast):
     flat, ref = MAKERS[name](), _per_array(MAKERS[name]())
-    a, b = _run(flat, _params(dtype), 7), _run(ref, _params(dtype), 7)
+    a, b = _run(flat, _params(dtype), 7, cast=cast), _run(ref, _params(dtype), 7, cast=cast)
     _assert_same(a, b)
     _assert_same(flat.get_state(), ref.get_state())
     assert flat.__dict__.get("_flat") is not None  # the flat path did run

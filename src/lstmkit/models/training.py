@@ -387,13 +387,19 @@ class Trainable:
     def _train_step(self, xs, ys, rng, mask, state):
         """One update; returns the losses of the batch (the metrics accumulate in ``state``)."""
         with self._scope("train"):  # the step's buffers, reused by the next step
-            logs, grads, tape = self._gradients(xs, ys, rng, mask, state)
-            self._apply_gradients(grads, tape)
+            logs, grads, tape, params = self._step_gradients(xs, ys, rng, mask, state)
+            self._apply_gradients(grads, tape, params)
         return logs
 
     def _gradients(self, xs, ys, rng, mask, state):
         """``(logs, grads, tape)`` of one batch, nothing updated: the half of a step that
         ``lstmkit.distributed`` runs on each worker's part of a global batch."""
+        return self._step_gradients(xs, ys, rng, mask, state)[:3]
+
+    def _step_gradients(self, xs, ys, rng, mask, state):
+        """``_gradients`` and the ``trainable_params`` it read after the backward pass (a
+        layer may build in its first forward), for the update: a dict built anew at each read,
+        once per step so."""
         net = self.network
         preds, masks, tape = net.run(xs, training=True, masks=self._masks(mask), rng=rng)
         logs, dys, from_logits = self._losses(ys, preds, masks, state, tape=tape)
@@ -402,12 +408,13 @@ class Trainable:
         params = self.trainable_params
         for k in params.keys() - grads.keys():
             grads[k] = np.zeros_like(params[k])  # a parameter no output depends on
-        return logs, grads, tape
+        return logs, grads, tape, params
 
-    def _apply_gradients(self, grads, tape=None):
+    def _apply_gradients(self, grads, tape=None, params=None):
         """The optimizer update from ``grads``, then constraints and (with a tape) the moving
-        statistics; the other half of a step."""
-        self.optimizer.apply(self.trainable_params, grads)
+        statistics; the other half of a step. ``params``: ``trainable_params``, when the caller
+        has it already."""
+        self.optimizer.apply(self.trainable_params if params is None else params, grads)
         constraints_mod.apply_constraints(self.layers)  # Keras: after the update
         if tape is not None:
             self.network.apply_state_updates(tape)
@@ -566,7 +573,10 @@ class Trainable:
             idx = order[lo:hi] if shuffle else slice(lo, hi)
             rng = _random.SeededLater([self.seed, epoch, b])  # seeded when a layer draws
             cb.on_batch_begin(b, {})
-            bx, by = [x[idx] for x in xs], [y[idx] for y in ys]
+            if shuffle:  # ndarray.take: the rows x[idx] gives, 3-4x faster on a small batch
+                bx, by = [x.take(idx, axis=0) for x in xs], [y.take(idx, axis=0) for y in ys]
+            else:
+                bx, by = [x[idx] for x in xs], [y[idx] for y in ys]
             if tbptt is not None:
                 logs = self._train_tbptt(bx[0], by[0], tbptt, [self.seed, epoch, b], state)
             else:

@@ -119,14 +119,16 @@ class Optimizer:
     # -- the update
     def apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """Update every array in ``params`` in place from ``grads``; ``iterations += 1``."""
-        self._check(params, grads)
-        grads = self._clip(grads)
+        same = self._check(params, grads)  # every gradient an ndarray of its parameter's dtype
+        flat = self._flat_step(params)
+        # with a flat step whose gradients need no cast, the clipnorm scale is applied to the
+        # gathered gradients (the same products, one array)
+        grads, scale = self._clip(grads, defer=flat is not None and same)
         lr = self.learning_rate
         self._decay(params, lr)
         self._prepare_step()
-        flat = self._flat_step(params)
         if flat is not None:  # one update for all parameters (see _FlatStep)
-            flat.run(self, params, grads, lr)
+            flat.run(self, params, grads, lr, scale)
         else:
             for name, p in params.items():
                 self._update(name, p, np.asarray(grads[name]).astype(p.dtype, copy=False), lr)
@@ -172,14 +174,18 @@ class Optimizer:
                 p -= p * p.dtype.type(self.weight_decay) * p.dtype.type(lr)
 
     def _check(self, params, grads):
+        """Raises for bad arguments; True when every gradient is an ndarray of its parameter's
+        shape and dtype."""
         if params.keys() == grads.keys():  # the common case first, in one loop
+            same = True
             for k, p in params.items():
                 g = grads[k]
                 fine = type(p) is np.ndarray and p.dtype.kind == "f"  # (kind "f": floating)
                 if not (fine and type(g) is np.ndarray and g.shape == p.shape):
                     break
+                same = same and g.dtype == p.dtype
             else:
-                return
+                return same
         where = f"{type(self).__name__}.apply"
         missing = sorted(set(params) - set(grads))
         extra = sorted(set(grads) - set(params))
@@ -199,8 +205,11 @@ class Optimizer:
                 )
         if bad:
             raise ValueError(f"{where}: " + "; ".join(bad))
+        return False
 
-    def _clip(self, grads):
+    def _clip(self, grads, defer=False):
+        """``(clipped grads, None)``; with ``defer``: ``(grads, clipnorm scale or None)``, the
+        scale for the caller to apply."""
         norm_limit = self.clipnorm if self.clipnorm is not None else self.global_clipnorm
         if norm_limit is not None:
             total = 0  # (np.add.reduce is np.sum without its Python wrapper: the same sums)
@@ -209,13 +218,15 @@ class Optimizer:
             norm = math.sqrt(total)
             if norm > norm_limit:
                 scale = norm_limit / norm
+                if defer:
+                    return grads, scale
                 grads = {
                     k: np.asarray(g) * np.asarray(scale, np.asarray(g).dtype)
                     for k, g in grads.items()
                 }
         if self.clipvalue is not None:
             grads = {k: np.clip(g, -self.clipvalue, self.clipvalue) for k, g in grads.items()}
-        return grads
+        return grads, None
 
     # -- state (resume exactly)
     def get_state(self) -> dict[str, np.ndarray]:
@@ -335,13 +346,16 @@ class _FlatStep:
                         return False
         return True
 
-    def run(self, opt, params, grads, lr):
-        """``opt._update`` once over every parameter; each gets its part back."""
+    def run(self, opt, params, grads, lr, scale=None):
+        """``opt._update`` once over every parameter (``scale``: the clipnorm factor the
+        gradients still need); each parameter gets its part back."""
         ps = [params[name] for name, *_ in self.spans]
         np.concatenate([p.ravel() for p in ps], out=self.p)
         # astype(p.dtype) of each gradient, as the per-array update does ("unsafe" is astype's)
         np.concatenate([np.ravel(grads[name]) for name, *_ in self.spans], out=self.g,
                        casting="unsafe")  # fmt: skip
+        if scale is not None:  # g * scale in g's dtype, as _clip computes it
+            self.g *= np.asarray(scale, self.g.dtype)
         opt._update(_ALL, self.p, self.g, lr)
         for p, (_, shape, a, b) in zip(ps, self.spans):
             p[...] = self.p[a:b].reshape(shape)
