@@ -352,8 +352,9 @@ class _FlatStep:
         ps = [params[name] for name, *_ in self.spans]
         np.concatenate([p.ravel() for p in ps], out=self.p)
         # astype(p.dtype) of each gradient, as the per-array update does ("unsafe" is astype's)
-        np.concatenate([np.ravel(grads[name]) for name, *_ in self.spans], out=self.g,
-                       casting="unsafe")  # fmt: skip
+        gs = [grads[name] for name, *_ in self.spans]
+        np.concatenate([g.ravel() if type(g) is np.ndarray else np.ravel(g) for g in gs],
+                       out=self.g, casting="unsafe")  # fmt: skip
         if scale is not None:  # g * scale in g's dtype, as _clip computes it
             self.g *= np.asarray(scale, self.g.dtype)
         opt._update(_ALL, self.p, self.g, lr)
