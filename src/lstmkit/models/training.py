@@ -532,6 +532,8 @@ class Trainable:
         if verbose not in (0, False):
             cbs.append(callbacks_mod.ProgressBar(verbose=1))
         steps = (n + batch_size - 1) // batch_size
+        # the validation data checked (and cast) once, not at every epoch's end
+        val = None if validation_data is None else self._checked_validation(validation_data)
         # callbacks read params (ProgressBar's "Epoch e/E", Keras' callback.params)
         params = {"epochs": epochs, "steps": steps, "verbose": verbose}
         cb = callbacks_mod.CallbackList([history, *cbs], model=self, params=params)
@@ -540,8 +542,8 @@ class Trainable:
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {"steps": steps})
             logs = self._fit_epoch(xs, ys, mask, epoch, batch_size, steps, shuffle, tbptt, cb)
-            if validation_data is not None:
-                logs.update(self._validation_logs(validation_data, batch_size))
+            if val is not None:
+                logs.update(self._checked_validation_logs(val, batch_size))
             self._epoch = epoch + 1
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -591,6 +593,10 @@ class Trainable:
         return {**{k: s / seen for k, s in sums.items()}, **state.results()}
 
     def _validation_logs(self, validation_data, batch_size):
+        return self._checked_validation_logs(self._checked_validation(validation_data), batch_size)
+
+    def _checked_validation(self, validation_data):
+        """``(xs, ys, mask)`` of ``validation_data`` as ``evaluate`` checks and casts them."""
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError(
                 f"{self.name}.fit: argument 'validation_data' must be (x_val, y_val) or "
@@ -598,8 +604,13 @@ class Trainable:
             )
         vx, vy = validation_data[0], validation_data[1]
         vm = validation_data[2] if len(validation_data) > 2 else None
-        val = self.evaluate(vx, vy, batch_size=batch_size, return_dict=True, mask=vm)
-        return {f"val_{k}": v for k, v in val.items()}
+        xs, ys = self._prepare(vx, vy)
+        return xs, ys, _check_mask(f"{self.name}.evaluate", vm, xs[0])
+
+    def _checked_validation_logs(self, val, batch_size):
+        """``evaluate`` on checked validation data, its keys prefixed ``val_``."""
+        logs = self._evaluate_checked(*val, batch_size)
+        return {f"val_{k}": v for k, v in logs.items()}
 
     # -- inference ------------------------------------------------------------------------------
     def _masks(self, mask):
@@ -653,6 +664,12 @@ class Trainable:
         _check_verbose(f"{self.name}.evaluate", verbose)
         xs, ys = self._prepare(x, y)
         mask = _check_mask(f"{self.name}.evaluate", mask, xs[0])
+        out = self._evaluate_checked(xs, ys, mask, batch_size)
+        return out if return_dict else _scalar_or_list(out)
+
+    @backend.one_path
+    def _evaluate_checked(self, xs, ys, mask, batch_size) -> dict:
+        """``evaluate``'s logs once its arguments are checked (and cast)."""
         sums, seen, n, state = {}, 0, len(xs[0]), MetricState(self._metric_specs)
         with self._scope("infer") as ws:  # the outputs are read inside only
             for i in range(0, n, batch_size):
@@ -662,8 +679,7 @@ class Trainable:
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v * w
                 seen += w
-        out = {**{k: s / seen for k, s in sums.items()}, **state.results()}
-        return out if return_dict else _scalar_or_list(out)
+        return {**{k: s / seen for k, s in sums.items()}, **state.results()}
 
     def _evaluate_rows(self, xs, ys, mask, i, batch_size, state):
         """``(logs, weight)`` of the rows ``i : i + batch_size``."""
