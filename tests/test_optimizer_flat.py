@@ -9,6 +9,8 @@ has to notice: ``set_state``, parameters added or reshaped, slots of another dty
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -157,3 +159,17 @@ def test_lstm_dense_model_with_adam_clipnorm_trains_bit_identically():
         weights.append(model.get_weights())
     for a, b in zip(*weights):
         assert np.array_equal(a, b)
+
+
+def test_a_deep_copy_of_the_optimizer_updates_its_own_slots():
+    """``copy.deepcopy`` copies the slot views as plain arrays: the copy's flat slots must be
+    made again from them, and its ``get_state`` follow its own updates."""
+    opt, params = MAKERS["adam_clipnorm"](), _params()
+    _run(opt, params, 3)
+    twin, twin_params = copy.deepcopy(opt), {k: v.copy() for k, v in params.items()}
+    ref = _per_array(MAKERS["adam_clipnorm"]())
+    ref_params = _run(ref, _params(), 3)
+    _run(twin, twin_params, 2, start=3)
+    _run(ref, ref_params, 2, start=3)
+    _assert_same(twin_params, ref_params)
+    _assert_same(twin.get_state(), ref.get_state())

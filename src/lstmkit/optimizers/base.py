@@ -369,11 +369,11 @@ class _FlatStep:
         return self.flat_slots[slot]
 
     def _current(self, slot, arrays) -> bool:
-        views = self.views.get(slot)
+        views, flat = self.views.get(slot), self.flat_slots.get(slot)
         if views is None:
             return False
         for name, v in views.items():  # (a loop: a generator is one Python call per item)
-            if arrays.get(name) is not v:
+            if arrays.get(name) is not v or v.base is not flat:  # (base: not a deep copy's)
                 return False
         return True
 
