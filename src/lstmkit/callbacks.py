@@ -59,6 +59,9 @@ class Callback:
         pass
 
 
+_NO_BATCH_BEGIN, _NO_BATCH_END = Callback.on_batch_begin, Callback.on_batch_end
+
+
 class CallbackList(Callback):
     """Forwards every hook to each callback in order."""
 
@@ -114,13 +117,17 @@ class CallbackList(Callback):
         for c in self.callbacks:
             c.on_epoch_end(epoch, logs)
 
+    # the batch hooks run at every training step: a callback that keeps Callback's no-op (its
+    # class does not override it, nor its instance replace it) is not called
     def on_batch_begin(self, batch, logs=None):
         for c in self.callbacks:
-            c.on_batch_begin(batch, logs)
+            if type(c).on_batch_begin is not _NO_BATCH_BEGIN or "on_batch_begin" in c.__dict__:
+                c.on_batch_begin(batch, logs)
 
     def on_batch_end(self, batch, logs=None):
         for c in self.callbacks:
-            c.on_batch_end(batch, logs)
+            if type(c).on_batch_end is not _NO_BATCH_END or "on_batch_end" in c.__dict__:
+                c.on_batch_end(batch, logs)
 
 
 class History(Callback):
@@ -361,7 +368,8 @@ class TerminateOnNaN(Callback):
             return f"the loss became {loss}"
         if self.check_weights:
             for name, v in self.model.params.items():  # O(parameters): small next to a batch
-                if not np.isfinite(v).all():
+                # (ufunc reduce: ndarray.all() without its two Python wrapper calls)
+                if not np.logical_and.reduce(np.isfinite(v), axis=None):
                     return f"parameter '{name}' became NaN or Inf"
         return None
 

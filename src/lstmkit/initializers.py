@@ -56,6 +56,7 @@ class Initializer(Configurable):
     """Base class: subclasses define ``_draw(shape, rng, dtype)`` and ``get_config()``."""
 
     def __call__(self, shape, rng=None, dtype=None):
+        rng = _random.as_generator(rng)
         if dtype is None and not (rng is None or isinstance(rng, np.random.Generator)):
             rng, dtype = None, rng  # Keras' positional init(shape, dtype)
         shape = tuple(int(s) for s in shape)

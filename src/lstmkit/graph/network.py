@@ -139,7 +139,7 @@ class Network:
 
     def _node_backward(self, node, dy, cache, grads_t):
         layer = node.layer
-        need_dx = any(id(t) not in self._input_ids for t in node.inputs)
+        need_dx = _reads_computed(node.inputs, self._input_ids)
         if node.initial_state:
             dx, g, dinit = layer.backward_with_state(dy, cache, need_dx=need_dx)
             for s, d in zip(node.initial_state, dinit):
@@ -228,7 +228,10 @@ def _accumulate(grads_t, t, d):
 
 def _node_output_grads(node, grads_t, batch):
     ds = [grads_t.pop(id(t), None) for t in node.outputs]
-    if all(d is None for d in ds):
+    for d in ds:  # (a loop, not all() over a generator: one Python call per item)
+        if d is not None:
+            break
+    else:
         return None
     if not node.listed:
         return ds[0]
@@ -302,3 +305,12 @@ def _keras_layer_order(inputs, order, first_seen):
             layer_depth[layer] = 0
             first_seen[layer] = -1
     return sorted(layer_depth, key=lambda la: (-layer_depth[la], first_seen.get(la, 0)))
+
+
+def _reads_computed(tensors, input_ids) -> bool:
+    """Whether any of ``tensors`` is computed by a node (not a model input): its gradient is
+    needed. A loop: ``any`` over a generator is one Python call per item, each training step."""
+    for t in tensors:
+        if id(t) not in input_ids:
+            return True
+    return False

@@ -361,7 +361,7 @@ def check_array(layer, x, arg="x", rank=None, last_dim=None, kind="float", finit
             raise ValueError(
                 f"{who}: argument '{arg}' must hold integer token ids; got dtype {x.dtype}"
             )
-    if any(s == 0 for s in x.shape):
+    if 0 in x.shape:
         raise ValueError(f"{who}: argument '{arg}' must not be empty; got shape {x.shape}")
     if last_dim is not None and x.shape[-1] != last_dim:
         names = {2: ["batch"], 3: ["batch", "timesteps"]}.get(x.ndim, ["..."] * (x.ndim - 1))

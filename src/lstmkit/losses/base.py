@@ -11,7 +11,7 @@ EPSILON = 1e-7  # keras.config.epsilon()
 
 
 def float_dtype(a):
-    return a.dtype if np.issubdtype(a.dtype, np.floating) else np.dtype(np.float64)
+    return a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)  # (kind f: np.floating)
 
 
 def sigmoid(x):

@@ -34,6 +34,10 @@ import numpy as np
 
 from .base import Loss
 
+#: the dtype kinds of np.number (np.issubdtype(dtype, np.number), without its Python calls: the
+#: loss of every training step checks two arrays)
+_NUMBER = "iufcm"
+
 
 class LossFunctionWrapper(Loss):
     """A loss from ``fn(y_true, y_pred) -> values`` and ``grad(y_true, y_pred) -> d sum(values)
@@ -67,7 +71,7 @@ class LossFunctionWrapper(Loss):
         values = self._user_values(y_true, y_pred)
         w = self._user_weights(sample_weight, values)
         g = np.asarray(self.gradient_fn(y_true, y_pred, **self.fn_kwargs))
-        if g.shape != y_pred.shape or not np.issubdtype(g.dtype, np.number):
+        if g.shape != y_pred.shape or g.dtype.kind not in _NUMBER:
             raise ValueError(
                 f"{self.name}: the gradient function must return an array of the shape of "
                 f"'y_pred' {y_pred.shape}; got {g.shape} of {g.dtype}"
@@ -78,9 +82,7 @@ class LossFunctionWrapper(Loss):
 
     def _user_values(self, y_true, y_pred):
         values = np.asarray(self.fn(y_true, y_pred, **self.fn_kwargs))
-        if values.shape != y_pred.shape[: values.ndim] or not np.issubdtype(
-            values.dtype, np.number
-        ):
+        if values.shape != y_pred.shape[: values.ndim] or values.dtype.kind not in _NUMBER:
             raise ValueError(
                 f"{self.name}: the loss function must return numbers of shape (), (batch,), ... "
                 f"up to 'y_pred' {y_pred.shape} (a prefix of it); got {values.shape} of "

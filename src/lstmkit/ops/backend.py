@@ -426,7 +426,15 @@ def _namespace(backend, cell, opts) -> SimpleNamespace:
 
 
 def _fast_threads() -> int:
-    """lstmkit's own thread count when the fast path is in use, else 0."""
+    """lstmkit's own thread count when the fast path is in use, else 0. Inside a
+    :func:`compute_scope`, the count the scope read at its start (what it set BLAS for): a
+    training step asked ~7 times (each :func:`matmul`), ~20 Python calls each (the backend, an
+    environment variable), about 8 % of a small model's step."""
+    n = _SCOPE_THREADS.get()
+    return _read_threads() if n is None else n
+
+
+def _read_threads() -> int:
     if get_backend() != "numba":
         return 0
     from .fast import common
@@ -438,6 +446,8 @@ def _fast_threads() -> int:
 # owner through compute_scope(workspace=...), read by the compiled LSTM ops when they are called
 # (the layers stay unaware of it). A context variable: another thread never sees it.
 _WORKSPACE: contextvars.ContextVar = contextvars.ContextVar("lstmkit_workspace", default=None)
+# _fast_threads() as the innermost compute_scope read it at its start (None: not read)
+_SCOPE_THREADS: contextvars.ContextVar = contextvars.ContextVar("lstmkit_threads", default=None)
 
 
 @contextlib.contextmanager
@@ -456,13 +466,18 @@ def compute_scope(rows=None, workspace=None):
     in_parallel`), so there is nothing to fight and the switch (four library calls, 5 us: 3 % of
     a batch-1 predict at config B, which made two threads slower than one) is skipped.
 
+    The thread count is read once, at the start (``set_num_threads`` inside a scope counts from
+    the next scope): the products of one step are shared out as the scope set BLAS up for.
+
     ``workspace``: a :class:`lstmkit.ops.workspace.Workspace` that the compiled ops called inside
     (on this thread) take their buffers from, its owner resetting it between steps; what they
     return is valid until that reset. None (the default, and outside every scope): fresh arrays.
     """
     token = _WORKSPACE.set(workspace)
+    threads = None if rows is not None and rows < 2 else _read_threads()
+    threads_token = _SCOPE_THREADS.set(threads)  # read once for the scope (see _fast_threads)
     try:
-        if (rows is not None and rows < 2) or _fast_threads() < 2:
+        if threads is None or threads < 2:
             yield
             return
         from .fast import common
@@ -473,6 +488,7 @@ def compute_scope(rows=None, workspace=None):
         finally:
             common._set_local_threads(previous)
     finally:
+        _SCOPE_THREADS.reset(threads_token)
         _WORKSPACE.reset(token)
 
 

@@ -84,7 +84,7 @@ class Workspace:
     def take(self, shape, dtype) -> np.ndarray:
         """An uninitialised C-contiguous array like ``np.empty(shape, dtype)``, distinct from
         every other array taken in this generation (until given back)."""
-        shape = tuple(int(n) for n in shape)
+        shape = tuple(map(int, shape))  # (no generator: this runs ~10 times a training step)
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes < SMALL_BYTES:
@@ -114,7 +114,7 @@ class Workspace:
                 continue
             key = (a.shape, a.dtype.str)
             kept = self._all.get(key, ())
-            if any(a is b for b in kept) and not any(a is b for b in self._free.get(key, ())):
+            if _holds(kept, a) and not _holds(self._free.get(key, ()), a):
                 self._free.setdefault(key, []).append(a)
                 self._used[key] -= 1
 
@@ -176,5 +176,14 @@ def _remove(arrays: list, a) -> bool:
     for i, b in enumerate(arrays):
         if b is a:
             del arrays[i]
+            return True
+    return False
+
+
+def _holds(arrays, a) -> bool:
+    """Whether ``a`` itself (not an equal array) is in ``arrays`` (a loop: ``any`` over a
+    generator is one Python call per item)."""
+    for b in arrays:
+        if b is a:
             return True
     return False

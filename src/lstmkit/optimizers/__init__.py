@@ -56,7 +56,7 @@ from __future__ import annotations
 from . import schedules
 from .adagrad import Adagrad
 from .adam import Adam, AdamW, Nadam
-from .base import Optimizer
+from .base import ELEMENTWISE_UPDATES, Optimizer
 from .rmsprop import RMSprop
 from .schedules import (
     SCHEDULES,
@@ -75,6 +75,10 @@ OPTIMIZERS = {
     "adagrad": Adagrad,
     "rmsprop": RMSprop,
 }
+
+# every rule above works element by element on any array: one call updates all parameters at
+# once (base._FlatStep), bit-identical to one call per array
+ELEMENTWISE_UPDATES.update(cls._update for cls in OPTIMIZERS.values())
 
 __all__ = [
     "SCHEDULES",

@@ -103,6 +103,8 @@ class Optimizer:
         return ()
 
     def _slot(self, slot, name, p, initial_value=0.0):
+        if name is _ALL:  # the update of every parameter at once (_FlatStep)
+            return self._flat.slot(self, slot, initial_value)
         arrays = self._slots.setdefault(slot, {})
         a = arrays.get(name)
         if a is None:
@@ -117,13 +119,19 @@ class Optimizer:
     # -- the update
     def apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """Update every array in ``params`` in place from ``grads``; ``iterations += 1``."""
-        self._check(params, grads)
-        grads = self._clip(grads)
+        same = self._check(params, grads)  # every gradient an ndarray of its parameter's dtype
+        flat = self._flat_step(params)
+        # with a flat step whose gradients need no cast, the clipnorm scale is applied to the
+        # gathered gradients (the same products, one array)
+        grads, scale = self._clip(grads, defer=flat is not None and same)
         lr = self.learning_rate
         self._decay(params, lr)
         self._prepare_step()
-        for name, p in params.items():
-            self._update(name, p, np.asarray(grads[name]).astype(p.dtype, copy=False), lr)
+        if flat is not None:  # one update for all parameters (see _FlatStep)
+            flat.run(self, params, grads, lr, scale)
+        else:
+            for name, p in params.items():
+                self._update(name, p, np.asarray(grads[name]).astype(p.dtype, copy=False), lr)
         self.iterations += 1
 
     def _prepare_step(self):
@@ -131,6 +139,18 @@ class Optimizer:
 
     def _update(self, name, p, g, lr):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _flat_step(self, params):
+        """The :class:`_FlatStep` for ``params`` (made or remade when the parameters' names,
+        shapes or dtype changed), or None when the update goes parameter by parameter: an
+        ``_update`` that is not one of lstmkit's own (a subclass's may depend on ``name``), or
+        parameters of mixed dtypes."""
+        if type(self)._update not in ELEMENTWISE_UPDATES:
+            return None
+        flat = self.__dict__.get("_flat")
+        if flat is None or not flat.fits(params):
+            flat = self._flat = _FlatStep.make(params)
+        return flat if flat.dtype is not None and flat.ready(self) else None
 
     # -- decoupled weight decay (Keras: every optimizer takes ``weight_decay``)
     def exclude_from_weight_decay(self, var_names=None):
@@ -154,6 +174,18 @@ class Optimizer:
                 p -= p * p.dtype.type(self.weight_decay) * p.dtype.type(lr)
 
     def _check(self, params, grads):
+        """Raises for bad arguments; True when every gradient is an ndarray of its parameter's
+        shape and dtype."""
+        if params.keys() == grads.keys():  # the common case first, in one loop
+            same = True
+            for k, p in params.items():
+                g = grads[k]
+                fine = type(p) is np.ndarray and p.dtype.kind == "f"  # (kind "f": floating)
+                if not (fine and type(g) is np.ndarray and g.shape == p.shape):
+                    break
+                same = same and g.dtype == p.dtype
+            else:
+                return same
         where = f"{type(self).__name__}.apply"
         missing = sorted(set(params) - set(grads))
         extra = sorted(set(grads) - set(params))
@@ -173,22 +205,28 @@ class Optimizer:
                 )
         if bad:
             raise ValueError(f"{where}: " + "; ".join(bad))
+        return False
 
-    def _clip(self, grads):
+    def _clip(self, grads, defer=False):
+        """``(clipped grads, None)``; with ``defer``: ``(grads, clipnorm scale or None)``, the
+        scale for the caller to apply."""
         norm_limit = self.clipnorm if self.clipnorm is not None else self.global_clipnorm
         if norm_limit is not None:
-            norm = math.sqrt(
-                sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())
-            )
+            total = 0  # (np.add.reduce is np.sum without its Python wrapper: the same sums)
+            for g in grads.values():
+                total += float(np.add.reduce(np.square(g, dtype=np.float64), axis=None))
+            norm = math.sqrt(total)
             if norm > norm_limit:
                 scale = norm_limit / norm
+                if defer:
+                    return grads, scale
                 grads = {
                     k: np.asarray(g) * np.asarray(scale, np.asarray(g).dtype)
                     for k, g in grads.items()
                 }
         if self.clipvalue is not None:
             grads = {k: np.clip(g, -self.clipvalue, self.clipvalue) for k, g in grads.items()}
-        return grads
+        return grads, None
 
     # -- state (resume exactly)
     def get_state(self) -> dict[str, np.ndarray]:
@@ -248,3 +286,115 @@ class Optimizer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+#: what ``_slot`` is given as the parameter name by the one update of every parameter
+_ALL = object()
+
+#: the ``_update`` methods that work element by element, the same on any array (filled in by the
+#: modules that define them)
+ELEMENTWISE_UPDATES: set = set()
+
+
+class _FlatStep:
+    """Every parameter updated by one call of the optimizer's ``_update`` instead of one call per
+    array: a small model's step (the forecaster's: 7 arrays) spent more in the per-array Python
+    and NumPy call overhead than in the arithmetic.
+
+    The parameters and gradients are gathered into one flat vector each (C order, parameters in
+    ``params`` order), ``_update`` runs once on them (``name`` is ``_ALL``: its slots are one
+    flat vector per slot, see :meth:`slot`) and the parameters get their parts back. Every
+    update rule is element by element, so each element goes through exactly the same float
+    operations as in the per-array update: the weights are bit-identical.
+
+    The optimizer's slots stay per parameter in ``_slots`` (``get_state``, ``_slot``), as views
+    of the flat slot vectors. Made again when the parameter names, shapes or dtype change; a flat
+    slot is made again from ``_slots`` when an entry there is no longer its view (``set_state``,
+    or a caller's assignment). A slot of another dtype than the parameters (state restored from
+    a float64 run) sends the step the per-array way, which computes in the slot's dtype.
+    """
+
+    __slots__ = ("dtype", "flat_slots", "g", "key", "p", "spans", "views")
+
+    def __init__(self, key, dtype, spans):
+        self.key, self.dtype, self.spans = key, dtype, spans  # spans: [(name, shape, a, b)]
+        n = spans[-1][3] if spans else 0
+        self.p = None if dtype is None else np.empty(n, dtype)
+        self.g = None if dtype is None else np.empty(n, dtype)
+        self.flat_slots, self.views = {}, {}  # slot -> flat vector, its views in _slots
+
+    @classmethod
+    def make(cls, params):
+        dtypes = {p.dtype for p in params.values()}
+        dtype = dtypes.pop() if len(dtypes) == 1 else None
+        spans, a = [], 0
+        for name, p in params.items():
+            spans.append((name, p.shape, a, a + p.size))
+            a += p.size
+        return cls(_key(params), dtype, spans)
+
+    def fits(self, params) -> bool:
+        return _key(params) == self.key
+
+    def ready(self, opt) -> bool:
+        """Whether every slot ``opt`` keeps is (or can be made) a flat vector of this dtype."""
+        for slot in opt.slot_names():
+            arrays = opt._slots.get(slot)
+            if arrays and not self._current(slot, arrays):
+                for a in arrays.values():
+                    if a.dtype != self.dtype:
+                        return False
+        return True
+
+    def run(self, opt, params, grads, lr, scale=None):
+        """``opt._update`` once over every parameter (``scale``: the clipnorm factor the
+        gradients still need); each parameter gets its part back."""
+        ps = [params[name] for name, *_ in self.spans]
+        np.concatenate([p.ravel() for p in ps], out=self.p)
+        # astype(p.dtype) of each gradient, as the per-array update does ("unsafe" is astype's)
+        gs = [grads[name] for name, *_ in self.spans]
+        np.concatenate([g.ravel() if type(g) is np.ndarray else np.ravel(g) for g in gs],
+                       out=self.g, casting="unsafe")  # fmt: skip
+        if scale is not None:  # g * scale in g's dtype, as _clip computes it
+            self.g *= np.asarray(scale, self.g.dtype)
+        opt._update(_ALL, self.p, self.g, lr)
+        for p, (_, shape, a, b) in zip(ps, self.spans):
+            p[...] = self.p[a:b].reshape(shape)
+
+    def slot(self, opt, slot, initial_value):
+        """The flat vector of ``slot``, whose parts are ``opt._slots[slot][name]``."""
+        arrays = opt._slots.setdefault(slot, {})
+        if not self._current(slot, arrays):
+            self._gather(opt, slot, arrays, initial_value)
+        return self.flat_slots[slot]
+
+    def _current(self, slot, arrays) -> bool:
+        views, flat = self.views.get(slot), self.flat_slots.get(slot)
+        if views is None:
+            return False
+        for name, v in views.items():  # (a loop: a generator is one Python call per item)
+            if arrays.get(name) is not v or v.base is not flat:  # (base: not a deep copy's)
+                return False
+        return True
+
+    def _gather(self, opt, slot, arrays, initial_value):
+        """A new flat vector for ``slot`` holding what ``_slots`` holds (``initial_value`` for
+        parameters without a slot yet), and ``_slots`` pointed at its parts."""
+        flat = np.full(self.p.size, initial_value, dtype=self.dtype)
+        for name, shape, a, b in self.spans:
+            old = arrays.get(name)
+            if old is not None:
+                if old.shape != shape:
+                    raise ValueError(
+                        f"{type(opt).__name__}: slot '{slot}/{name}' has shape {old.shape} but "
+                        f"parameter {name!r} has shape {shape}; expected equal shapes (state from "
+                        "another model?)"
+                    )
+                flat[a:b] = old.ravel()
+        views = {name: flat[a:b].reshape(shape) for name, shape, a, b in self.spans}
+        arrays.update(views)
+        self.flat_slots[slot], self.views[slot] = flat, views
+
+
+def _key(params) -> list:
+    return [(name, p.shape, p.dtype) for name, p in params.items()]
