@@ -123,9 +123,19 @@ def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
 
 
 @njit(**_JIT)
+def _pack_chunk(p, W, edges, Ap, first):
+    """Chunk p's panels of ``Ap`` (:func:`_packed_weights`), ``W = (kernel, U, bias, perm)``:
+    each thread packs its own at the start of a parallel forward, which reads no other's."""
+    fr = np.zeros(2, np.int64)
+    fr[1] = first[p + 1] - first[p]
+    _pack_stacked_T(W[0], W[1], W[2], W[3], edges[p : p + 2], fr, Ap[first[p] : first[p + 1]])
+
+
+@njit(**_JIT)
 def _forward_serial(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask,
-                    acts):  # fmt: skip
+                    acts, W):  # fmt: skip
     """The whole forward pass on this thread (``edges`` = [0, H])."""
+    _pack_chunk(0, W, edges, Ap, first)
     for t in range(G.shape[0]):
         _forward_chunk(t, 0, edges[1], Ap, 0, mk, XH, Z[0], G, C, TC, out, h0, rm, has_rm, mask,
                        has_mask, acts)  # fmt: skip
@@ -133,11 +143,13 @@ def _forward_serial(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
 
 @njit(parallel=True, **_JIT)
 def _forward_parallel(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask,
-                      has_mask, acts, state, yield_addr, timeout):  # fmt: skip
+                      has_mask, acts, W, state, yield_addr, timeout):  # fmt: skip
     """The whole forward pass, unit chunk p = edges[p]:edges[p+1] on thread p, all in step:
-    one parallel region, the threads meeting after each step (:mod:`.sync`)."""
+    one parallel region, the threads meeting after each step (:mod:`.sync`); thread p packs
+    its chunk's weights first (``W``: :func:`_pack_chunk`)."""
     P = edges.shape[0] - 1
     for p in prange(P):
+        _pack_chunk(p, W, edges, Ap, first)
         for t in range(G.shape[0]):
             _forward_chunk(t, edges[p], edges[p + 1], Ap, first[p], mk, XH, Z[p], G, C, TC, out,
                            h0, rm, has_rm, mask, has_mask, acts)  # fmt: skip
@@ -171,9 +183,15 @@ def _packed_weights(kernel, U, bias, perm, edges, ws):
     :func:`.packed.matmul_packed`, unit chunk by unit chunk: chunk p's gate rows
     ``4 * edges[p] : 4 * edges[p + 1]`` of the permuted order from panel ``first[p]`` on.
     Returns ``(Ap, first)``."""
+    Ap, first = _weight_panels(kernel, U, edges, ws)
+    _pack_stacked_T(kernel, U, bias, perm, edges, first, Ap)
+    return Ap, first
+
+
+def _weight_panels(kernel, U, edges, ws):
+    """The panels of :func:`_packed_weights`, not filled: ``(Ap, first)``."""
     first = _panel_starts(tuple(4 * int(e1 - e0) for e0, e1 in itertools.pairwise(edges)))
     Ap = _take(ws, (int(first[-1]), 1 + kernel.shape[0] + U.shape[0], MR), kernel.dtype)
-    _pack_stacked_T(kernel, U, bias, perm, edges, first, Ap)
     return Ap, first
 
 
@@ -256,9 +274,11 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     m, has_m = bool_or_dummy(mask)
     h0 = np.ascontiguousarray(h0)
     edges, perm = _chunks(H, P)
-    Ap, first = _packed_weights(kernel, U, bias, perm, edges, ws)  # chunk-major rows
+    Ap, first = _weight_panels(kernel, U, edges, ws)  # chunk-major rows, packed by the kernel
     Z = _take(ws, (P, 4 * int(np.diff(edges).max()), B), dt)
-    args = (edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts)
+    W = (kernel, U, bias, perm)
+    args = (edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts,
+            W)  # fmt: skip
     met = _in_step(P, _forward_serial, _forward_parallel, args, B * 4 * H * (1 + D + H))
     _give_back(ws, Ap, Z)  # scratch of this call only
     if not met:  # the threads could not all meet: on one thread
@@ -403,8 +423,9 @@ def _unpermute(dWTp, perm, q0, q1, dW, dU, db):
 @njit(**_JIT)
 def _backward_serial(addr, edges, lo, hi, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc, rm,
                      has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc, perm, dW, dU,
-                     db, acts):  # fmt: skip
+                     db, acts, W):  # fmt: skip
     """BPTT over the buffers of the forward pass on this thread (see :func:`_backward_parallel`)."""
+    _pack_W(W[0], W[1], perm, lo, hi, first, Wp)
     iw, fw = gemm_scratch(G)
     for t in range(G.shape[0] - 1, -1, -1):
         _backward_gates(addr, t, 0, edges[1], XH, G, C, TC, dhs, has_dhs, dh, dc, mask, has_mask,
@@ -417,7 +438,7 @@ def _backward_serial(addr, edges, lo, hi, Wp, first, mk, XH, G, C, TC, dhs, has_
 @njit(parallel=True, **_JIT)
 def _backward_parallel(addr, edges, lo, hi, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc,
                        rm, has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc, perm, dW,
-                       dU, db, acts, state, yield_addr, timeout):  # fmt: skip
+                       dU, db, acts, W, state, yield_addr, timeout):  # fmt: skip
     """BPTT, from the last step: ``dh, dc (H, B)`` hold dL/dh_T, dL/dc_T on entry and dL/dh_0,
     dL/dc_0 on exit; ``dhs (B, T, H)``: upstream gradients of every h_t; fills
     ``dx (B, T, D)`` and ``dWTp`` (chunk-major rows of [d bias | d kernel.T |
@@ -428,10 +449,13 @@ def _backward_parallel(addr, edges, lo, hi, Wp, first, mk, XH, G, C, TC, dhs, ha
     own units, so dL/dh_{t-1} of its units is its own work and the next step's gate pass needs
     no second meeting. dz alternates between ``DZ[0]`` and ``DZ[1]``: a thread may write step
     t - 1's while the other still reads step t's (it cannot be two steps ahead: it would have
-    passed a meeting the other has not reached). One meeting per step (was two)."""
+    passed a meeting the other has not reached). One meeting per step (was two). Each thread
+    packs its own rows of ``W`` first (``W = (kernel, U)``), which no other reads."""
     P = edges.shape[0] - 1
     T = G.shape[0]
     for p in prange(P):
+        _pack_W(W[0], W[1], perm, lo[2 * p : 2 * p + 2], hi[2 * p : 2 * p + 2],
+                first[2 * p : 2 * p + 2], Wp)  # fmt: skip
         iw, fw = gemm_scratch(G)
         for t in range(T - 1, -1, -1):
             dz = DZ[t % 2]
@@ -457,15 +481,17 @@ def _packed_input_weights(kernel, U, perm, rows, ws):
     """Rows ``rows[p]:rows[p+1]`` of ``W = [kernel; recurrent_kernel] (D + H, 4H)``, columns in
     the chunk-major order ``perm``, packed for :func:`.packed.matmul_packed` chunk by chunk
     (chunk p from panel ``first[p]`` on). Returns ``(Wp, first)``."""
-    return _packed_row_ranges(kernel, U, perm, rows[:-1], rows[1:], ws)
+    lo, hi = rows[:-1], rows[1:]
+    Wp, first = _row_panels(kernel, lo, hi, ws)
+    _pack_W(kernel, U, perm, lo, hi, first, Wp)
+    return Wp, first
 
 
-def _packed_row_ranges(kernel, U, perm, lo, hi, ws):
-    """Rows ``lo[i]:hi[i]`` of ``W`` (as above) for every range i, range i from panel
-    ``first[i]`` on. Returns ``(Wp, first)``."""
+def _row_panels(kernel, lo, hi, ws):
+    """Panels for rows ``lo[i]:hi[i]`` of ``W`` (as above), range i from panel ``first[i]``
+    on, not filled (:func:`_pack_W` fills them). Returns ``(Wp, first)``."""
     first = _panel_starts(tuple(int(r1 - r0) for r0, r1 in zip(lo, hi)))
     Wp = _take(ws, (int(first[-1]), kernel.shape[1], MR), kernel.dtype)
-    _pack_W(kernel, U, perm, lo, hi, first, Wp)
     return Wp, first
 
 
@@ -525,7 +551,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
     lo, hi = _row_ranges(D, edges, need_dx)
-    Wp, first = _packed_row_ranges(kernel, U, perm, lo, hi, ws)
+    Wp, first = _row_panels(kernel, lo, hi, ws)  # packed by the kernel, each thread its rows
     DZ = _take(ws, (2, H4, B), dt)  # dz of steps t (even) and t (odd), in turn
     out = np.empty((D + H, B), dt)  # one step's W @ dz
     dx = np.empty((B, T, D) if need_dx else (1, 1, 1), dt)
@@ -539,7 +565,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
     args = (gemm_address(dt), edges, lo, hi, Wp, first, kernels(dt), XH, G, C, TC, dhs_,
             has_dhs, dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh, keep_dc, perm,
-            dW, dU, db, acts)  # fmt: skip
+            dW, dU, db, acts, (kernel, U))  # fmt: skip
     if not _in_step(P, _backward_serial, _backward_parallel, args, B * H4 * K):
         _give_back(ws, Wp, DZ, dWTp, dhs_)
         return lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts, ws, threads=1)
