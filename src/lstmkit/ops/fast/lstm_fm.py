@@ -552,14 +552,14 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     edges, perm = _chunks(H, P)
     lo, hi = _row_ranges(D, edges, need_dx)
     Wp, first = _row_panels(kernel, lo, hi, ws)  # packed by the kernel, each thread its rows
-    DZ = _take(ws, (2, H4, B), dt)  # dz of steps t (even) and t (odd), in turn
+    DZ = _take(ws, (min(P, 2), H4, B), dt)  # threads: dz of even and odd steps, in turn
     out = np.empty((D + H, B), dt)  # one step's W @ dz
     dx = np.empty((B, T, D) if need_dx else (1, 1, 1), dt)
     dWTp = _take(ws, (H4, K), dt)  # the first step's product overwrites it ...
     if T == 0:
         dWTp.fill(0)  # ... unless there is none
-    keep_dh = np.empty((H, B), dt)
-    keep_dc = np.empty((H, B), dt)
+    keep_dh = np.empty((H, B) if has_m else (1, 1), dt)  # read only with a mask
+    keep_dc = np.empty((H, B) if has_m else (1, 1), dt)
     # dWTp's rows are in the chunk-major order perm: each thread scatters its own back into
     # the gradients, without an unpermuted (4H, K) copy
     dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
