@@ -263,8 +263,7 @@ def test_scratch_is_written_before_it_is_read(mask, need_dx, threads, monkeypatc
     """Every buffer the kernels take (packed weights, dz, the weight gradient the first step's
     product overwrites rather than adds to, ...) is filled with NaN when taken: nothing of it
     may reach the results, on one thread or with the units split (each thread packs, fills and
-    scatters only its own part, and writes its share of the x rows of every next step's stacked
-    input)."""
+    scatters only its own part)."""
     monkeypatch.setattr(lstm_fm, "_take", lambda ws, shape, dtype: np.full(shape, np.nan, dtype))
     args, upstream = problem(11, 5, 6, 13, np.float64, mask, True)
     want, _ = reference(args, upstream)

@@ -94,12 +94,11 @@ def _give_back(ws, *arrays) -> None:
 
 @njit(**_JIT)
 def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask,
-                   acts, xb, d0, d1):  # fmt: skip
+                   acts):  # fmt: skip
     """Units j0:j1 of step t: their gate rows of ``W.T @ xh_t`` (packed from panel ``p0`` of
     ``Ap``) into ``Z``, then the pointwise pass, masked columns carried over, h_t into
     ``out (B, T, H)`` (the layer's output layout), and recurrent dropout on the h fed to the
-    next step; and x rows d0:d1 of the next step's stacked input from ``xb (B, T, D)`` (the
-    layer's layout; step 0's are filled before the loop)."""
+    next step."""
     _, H4, B = G.shape
     H = H4 // 4
     K = XH.shape[1]
@@ -121,11 +120,6 @@ def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
         for j in range(j0, j1):
             for b in range(B):
                 nx[r0 + j, b] *= rm[j, b]
-    if t + 1 < G.shape[0]:
-        for b in range(B):  # (B, D) -> (D, B), as the h rows above
-            row = xb[b, t + 1]
-            for d in range(d0, d1):
-                nx[1 + d, b] = row[d]
 
 
 @njit(**_JIT)
@@ -142,10 +136,9 @@ def _forward_serial(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
                     acts, W):  # fmt: skip
     """The whole forward pass on this thread (``edges`` = [0, H])."""
     _pack_chunk(0, W, edges, Ap, first)
-    xb, dedges = W[4], W[5]
     for t in range(G.shape[0]):
         _forward_chunk(t, 0, edges[1], Ap, 0, mk, XH, Z[0], G, C, TC, out, h0, rm, has_rm, mask,
-                       has_mask, acts, xb, 0, dedges[1])  # fmt: skip
+                       has_mask, acts)  # fmt: skip
 
 
 @njit(parallel=True, **_JIT)
@@ -153,16 +146,13 @@ def _forward_parallel(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm
                       has_mask, acts, W, state, yield_addr, timeout):  # fmt: skip
     """The whole forward pass, unit chunk p = edges[p]:edges[p+1] on thread p, all in step:
     one parallel region, the threads meeting after each step (:mod:`.sync`); thread p packs
-    its chunk's weights first (``W``: :func:`_pack_chunk`), and writes x rows
-    ``dedges[p]:dedges[p+1]`` of every next step's stacked input (``W[4:]``: ``xb, dedges``)."""
+    its chunk's weights first (``W``: :func:`_pack_chunk`)."""
     P = edges.shape[0] - 1
-    xb, dedges = W[4], W[5]
     for p in prange(P):
         _pack_chunk(p, W, edges, Ap, first)
         for t in range(G.shape[0]):
             _forward_chunk(t, edges[p], edges[p + 1], Ap, first[p], mk, XH, Z[p], G, C, TC, out,
-                           h0, rm, has_rm, mask, has_mask, acts, xb, dedges[p],
-                           dedges[p + 1])  # fmt: skip
+                           h0, rm, has_rm, mask, has_mask, acts)  # fmt: skip
             if not wait(state, P, t + 1, yield_addr, timeout):
                 break
 
@@ -230,13 +220,12 @@ def _pack_stacked_T(kernel, U, bias, perm, edges, first, Ap):
 
 
 def _stacked_input(x, h0, rm, ws):
-    """``XH (T+1, 1+D+H, B)``: ones, x_0.T and h_0 (after dropout) at t = 0; the forward kernels
-    write x_t.T of the later steps, their threads a share of the rows each."""
+    """``XH (T+1, 1+D+H, B)``: ones, x.T per step, and h_0 (after dropout) at t = 0."""
     T, B, D = x.shape
     H = h0.shape[1]
     XH = _take(ws, (T + 1, 1 + D + H, B), x.dtype)
     XH[:, 0] = 1
-    XH[: min(T, 1), 1 : 1 + D] = x[:1].transpose(0, 2, 1)
+    XH[:T, 1 : 1 + D] = x.transpose(0, 2, 1)
     XH[T, 1 : 1 + D] = 0
     XH[0, 1 + D :] = (h0 if rm is None else h0 * rm).T
     return XH
@@ -287,8 +276,7 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     edges, perm = _chunks(H, P)
     Ap, first = _weight_panels(kernel, U, edges, ws)  # chunk-major rows, packed by the kernel
     Z = _take(ws, (P, 4 * int(np.diff(edges).max()), B), dt)
-    dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)  # x rows per thread
-    W = (kernel, U, bias, perm, np.ascontiguousarray(x.transpose(1, 0, 2)), dedges)
+    W = (kernel, U, bias, perm)
     args = (edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts,
             W)  # fmt: skip
     met = _in_step(P, _forward_serial, _forward_parallel, args, B * 4 * H * (1 + D + H))
