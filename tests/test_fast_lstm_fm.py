@@ -256,6 +256,30 @@ def test_a_reset_workspace_gives_the_next_call_the_same_buffers():
     assert addresses[0] == addresses[1]
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("mask", [None, "holes"])
+def test_scratch_is_written_before_it_is_read(mask, need_dx, threads, monkeypatch):
+    """Every buffer the kernels take (packed weights, dz, the weight gradient the first step's
+    product overwrites rather than adds to, ...) is filled with NaN when taken: nothing of it
+    may reach the results, on one thread or with the units split (each thread packs, fills and
+    scatters only its own part)."""
+    monkeypatch.setattr(lstm_fm, "_take", lambda ws, shape, dtype: np.full(shape, np.nan, dtype))
+    args, upstream = problem(11, 5, 6, 13, np.float64, mask, True)
+    want, _ = reference(args, upstream)
+    hs, (h_T, c_T), cache = lstm_fm.lstm_forward_fm(
+        *positional(args), args.get("mask"), args["recurrent_mask"], threads=threads
+    )
+    assert lstm_fm.buffers_of(cache).threads == threads
+    got = {"hs": hs, "h_T": h_T, "c_T": c_T}
+    got.update(lstm_fm.lstm_backward_fm(*upstream, cache, need_dx=need_dx))
+    if not need_dx:
+        assert got.pop("x") is None
+        want.pop("x")
+    for k in want:
+        assert_close(got[k], want[k], 1e-12, k)
+
+
 def test_empty_sequence():
     args, _ = problem(1, 3, 2, 4, np.float32, None, False)
     args["x"] = args["x"][:0]

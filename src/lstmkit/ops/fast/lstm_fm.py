@@ -25,7 +25,7 @@ backward, :mod:`lstmkit.inspect`) see the usual layout, and the buffers themselv
 field (:class:`FMBuffers`), which :func:`lstm_backward_fm` reads.
 
 Threads: in training each step's hidden units are split among them (see "forward" below: they meet
-once per step forward, twice in BPTT). Inference splits the batch instead when every thread gets at
+once per step, forward and BPTT). Inference splits the batch instead when every thread gets at
 least one vector width of columns (8 float32): each runs the whole time loop on its rows with its
 own buffers and they never meet (at A, 2 threads, ``benchmarks/bench_speed.py``: predict 1.17 x
 onnxruntime against 1.48 x with the unit split, which meets once per step); smaller batches with
@@ -59,8 +59,8 @@ from .elementwise import DEFAULT, acts_for
 from .packed import MR, kernels, lanes, matmul_packed
 from .sync import wait
 
-# Steps with fewer multiply-adds than this stay on one thread: the unit chunks meet once or
-# twice per step, and each pays a step's fixed cost (BLAS call, loop set-up) whatever its size. Measured: at A (2.6e6 per step) 2 threads train in 13 ms against
+# Steps with fewer multiply-adds than this stay on one thread: the unit chunks meet once per
+# step, and each pays a step's fixed cost (BLAS call, loop set-up) whatever its size. Measured: at A (2.6e6 per step) 2 threads train in 13 ms against
 # 20 ms on one; at D (1e5) they took 5 ms against 2.6 ms, and inference 1.12 against 0.91 ms.
 # Inference takes the unit split from an eighth of that: a step meets once, and with the spin
 # barrier of .sync that costs well under a us (config D, 2 threads, predict: 0.74 against 0.89 ms
@@ -85,7 +85,8 @@ def _give_back(ws, *arrays) -> None:
 # its chunk's rows of every step: one product for the 4 gate blocks of its units (the rows of
 # W.T permuted once so that they are adjacent: "chunk-major" order) and the pointwise pass over
 # its units, which are contiguous rows of every (H, B) block. A step needs all of h_{t-1}, so the
-# threads meet once per step in forward and twice in backward (dz of every unit feeds ``W @ dz``).
+# threads meet once per step, forward and backward (dz of every unit feeds ``W @ dz``; see
+# :func:`_backward_parallel`).
 # They run the whole time loop in one numba ``prange`` region and meet at the spin barrier of
 # :mod:`.sync` (0.1-0.8 us a meeting; a region per step cost ~4.5 us quiet, 10-30 us loaded). The
 # buffers and the cache are the same as on one thread.
@@ -122,9 +123,19 @@ def _forward_chunk(t, j0, j1, Ap, p0, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
 
 
 @njit(**_JIT)
+def _pack_chunk(p, W, edges, Ap, first):
+    """Chunk p's panels of ``Ap`` (:func:`_packed_weights`), ``W = (kernel, U, bias, perm)``:
+    each thread packs its own at the start of a parallel forward, which reads no other's."""
+    fr = np.zeros(2, np.int64)
+    fr[1] = first[p + 1] - first[p]
+    _pack_stacked_T(W[0], W[1], W[2], W[3], edges[p : p + 2], fr, Ap[first[p] : first[p + 1]])
+
+
+@njit(**_JIT)
 def _forward_serial(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask, has_mask,
-                    acts):  # fmt: skip
+                    acts, W):  # fmt: skip
     """The whole forward pass on this thread (``edges`` = [0, H])."""
+    _pack_chunk(0, W, edges, Ap, first)
     for t in range(G.shape[0]):
         _forward_chunk(t, 0, edges[1], Ap, 0, mk, XH, Z[0], G, C, TC, out, h0, rm, has_rm, mask,
                        has_mask, acts)  # fmt: skip
@@ -132,11 +143,13 @@ def _forward_serial(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, 
 
 @njit(parallel=True, **_JIT)
 def _forward_parallel(edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rm, has_rm, mask,
-                      has_mask, acts, state, yield_addr, timeout):  # fmt: skip
+                      has_mask, acts, W, state, yield_addr, timeout):  # fmt: skip
     """The whole forward pass, unit chunk p = edges[p]:edges[p+1] on thread p, all in step:
-    one parallel region, the threads meeting after each step (:mod:`.sync`)."""
+    one parallel region, the threads meeting after each step (:mod:`.sync`); thread p packs
+    its chunk's weights first (``W``: :func:`_pack_chunk`)."""
     P = edges.shape[0] - 1
     for p in prange(P):
+        _pack_chunk(p, W, edges, Ap, first)
         for t in range(G.shape[0]):
             _forward_chunk(t, edges[p], edges[p + 1], Ap, first[p], mk, XH, Z[p], G, C, TC, out,
                            h0, rm, has_rm, mask, has_mask, acts)  # fmt: skip
@@ -170,9 +183,15 @@ def _packed_weights(kernel, U, bias, perm, edges, ws):
     :func:`.packed.matmul_packed`, unit chunk by unit chunk: chunk p's gate rows
     ``4 * edges[p] : 4 * edges[p + 1]`` of the permuted order from panel ``first[p]`` on.
     Returns ``(Ap, first)``."""
+    Ap, first = _weight_panels(kernel, U, edges, ws)
+    _pack_stacked_T(kernel, U, bias, perm, edges, first, Ap)
+    return Ap, first
+
+
+def _weight_panels(kernel, U, edges, ws):
+    """The panels of :func:`_packed_weights`, not filled: ``(Ap, first)``."""
     first = _panel_starts(tuple(4 * int(e1 - e0) for e0, e1 in itertools.pairwise(edges)))
     Ap = _take(ws, (int(first[-1]), 1 + kernel.shape[0] + U.shape[0], MR), kernel.dtype)
-    _pack_stacked_T(kernel, U, bias, perm, edges, first, Ap)
     return Ap, first
 
 
@@ -255,9 +274,11 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     m, has_m = bool_or_dummy(mask)
     h0 = np.ascontiguousarray(h0)
     edges, perm = _chunks(H, P)
-    Ap, first = _packed_weights(kernel, U, bias, perm, edges, ws)  # chunk-major rows
+    Ap, first = _weight_panels(kernel, U, edges, ws)  # chunk-major rows, packed by the kernel
     Z = _take(ws, (P, 4 * int(np.diff(edges).max()), B), dt)
-    args = (edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts)
+    W = (kernel, U, bias, perm)
+    args = (edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts,
+            W)  # fmt: skip
     met = _in_step(P, _forward_serial, _forward_parallel, args, B * 4 * H * (1 + D + H))
     _give_back(ws, Ap, Z)  # scratch of this call only
     if not met:  # the threads could not all meet: on one thread
@@ -317,7 +338,8 @@ class _numba_threads:
 def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, has_mask, DZ,
                     dWTp, keep_dh, keep_dc, iw, fw, acts):  # fmt: skip
     """Units j0:j1 of step t: dz of their gate rows into ``DZ`` (chunk-major), and their rows of
-    the weight gradient ``dWTp += dz @ xh_t.T``."""
+    the weight gradient ``dWTp += dz @ xh_t.T`` (``=`` at the last step, the first done: no
+    zeroing pass over ``dWTp``)."""
     _, H4, B = G.shape
     H = H4 // 4
     K = XH.shape[1]
@@ -341,8 +363,9 @@ def _backward_gates(addr, t, j0, j1, XH, G, C, TC, dhs, has_dhs, dh, dc, mask, h
                 for r in range(4 * j0, 4 * j1):
                     DZ[r, b] = 0
     s = DZ.itemsize
+    beta = 0.0 if t == G.shape[0] - 1 else 1.0
     gemm(addr, False, True, 4 * hu, K, B, 1.0, DZ.ctypes.data + zo * s, B, XH[t].ctypes.data, B,
-         1.0, dWTp.ctypes.data + 4 * j0 * K * s, K, iw, fw)  # fmt: skip
+         beta, dWTp.ctypes.data + 4 * j0 * K * s, K, iw, fw)  # fmt: skip
 
 
 @njit(**_JIT)
@@ -370,43 +393,80 @@ def _backward_inputs(t, r0, r1, Wp, p0, mk, DZ, out, dx, dh, rm, has_rm, mask, h
 
 
 @njit(**_JIT)
-def _backward_serial(addr, edges, rows, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc, rm,
-                     has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc,
-                     acts):  # fmt: skip
+def _backward_rows(t, p, lo, hi, Wp, first, mk, DZ, out, dx, dh, rm, has_rm, mask, has_mask,
+                   keep_dh):  # fmt: skip
+    """Thread p's rows of ``W @ dz``: its ranges ``lo[2p + i]:hi[2p + i]`` (i = 0, 1: x rows,
+    then the h rows of its own units)."""
+    for i in range(2 * p, 2 * p + 2):
+        if hi[i] > lo[i]:
+            _backward_inputs(t, lo[i], hi[i], Wp, first[i], mk, DZ, out, dx, dh, rm, has_rm,
+                             mask, has_mask, keep_dh)  # fmt: skip
+
+
+@njit(**_JIT)
+def _unpermute(dWTp, perm, q0, q1, dW, dU, db):
+    """Rows ``q0:q1`` of ``dWTp`` (chunk-major ``[d bias | d kernel.T | d recurrent_kernel.T]``)
+    into their columns ``perm[q]`` of ``dW (D, 4H)``, ``dU (H, 4H)``, ``db (4H,)``."""
+    D = dW.shape[0]
+    for a in range(q0, q1, 16):  # tiles of 16 rows: their lines stay in L1 across the columns
+        b = min(a + 16, q1)
+        for q in range(a, b):
+            db[perm[q]] = dWTp[q, 0]
+        for d in range(D):
+            for q in range(a, b):
+                dW[d, perm[q]] = dWTp[q, 1 + d]
+        for j in range(dU.shape[0]):
+            for q in range(a, b):
+                dU[j, perm[q]] = dWTp[q, 1 + D + j]
+
+
+@njit(**_JIT)
+def _backward_serial(addr, edges, lo, hi, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc, rm,
+                     has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc, perm, dW, dU,
+                     db, acts, W):  # fmt: skip
     """BPTT over the buffers of the forward pass on this thread (see :func:`_backward_parallel`)."""
+    _pack_W(W[0], W[1], perm, lo, hi, first, Wp)
     iw, fw = gemm_scratch(G)
     for t in range(G.shape[0] - 1, -1, -1):
         _backward_gates(addr, t, 0, edges[1], XH, G, C, TC, dhs, has_dhs, dh, dc, mask, has_mask,
-                        DZ, dWTp, keep_dh, keep_dc, iw, fw, acts)  # fmt: skip
-        _backward_inputs(t, rows[0], rows[1], Wp, 0, mk, DZ, out, dx, dh, rm, has_rm, mask,
-                         has_mask, keep_dh)  # fmt: skip
+                        DZ[0], dWTp, keep_dh, keep_dc, iw, fw, acts)  # fmt: skip
+        _backward_rows(t, 0, lo, hi, Wp, first, mk, DZ[0], out, dx, dh, rm, has_rm, mask,
+                       has_mask, keep_dh)  # fmt: skip
+    _unpermute(dWTp, perm, 0, 4 * edges[1], dW, dU, db)
 
 
 @njit(parallel=True, **_JIT)
-def _backward_parallel(addr, edges, rows, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc, rm,
-                       has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc, acts, state,
-                       yield_addr, timeout):  # fmt: skip
+def _backward_parallel(addr, edges, lo, hi, Wp, first, mk, XH, G, C, TC, dhs, has_dhs, dh, dc,
+                       rm, has_rm, mask, has_mask, DZ, out, dx, dWTp, keep_dh, keep_dc, perm, dW,
+                       dU, db, acts, W, state, yield_addr, timeout):  # fmt: skip
     """BPTT, from the last step: ``dh, dc (H, B)`` hold dL/dh_T, dL/dc_T on entry and dL/dh_0,
     dL/dc_0 on exit; ``dhs (B, T, H)``: upstream gradients of every h_t; fills
-    ``dx (B, T, D)`` and accumulates ``dWTp`` (chunk-major rows of
-    [d bias | d kernel.T | d recurrent_kernel.T], zero on entry). Thread p: the gate rows of
-    unit chunk ``edges[p]:edges[p+1]``, then rows ``rows[p]:rows[p+1]`` of ``W @ dz`` (all of
-    dz: the threads meet between the two, and after the second, whose dh rows cross chunks)."""
+    ``dx (B, T, D)`` and ``dWTp`` (chunk-major rows of [d bias | d kernel.T |
+    d recurrent_kernel.T]), then scatters ``dWTp`` into ``dW``, ``dU``, ``db``.
+
+    Thread p: the gate rows of unit chunk ``edges[p]:edges[p+1]``, then (all of dz: the threads
+    meet between the two) its rows of ``W @ dz``: a share of the x rows and the h rows of its
+    own units, so dL/dh_{t-1} of its units is its own work and the next step's gate pass needs
+    no second meeting. dz alternates between ``DZ[0]`` and ``DZ[1]``: a thread may write step
+    t - 1's while the other still reads step t's (it cannot be two steps ahead: it would have
+    passed a meeting the other has not reached). One meeting per step (was two). Each thread
+    packs its own rows of ``W`` first (``W = (kernel, U)``), which no other reads."""
     P = edges.shape[0] - 1
     T = G.shape[0]
     for p in prange(P):
+        _pack_W(W[0], W[1], perm, lo[2 * p : 2 * p + 2], hi[2 * p : 2 * p + 2],
+                first[2 * p : 2 * p + 2], Wp)  # fmt: skip
         iw, fw = gemm_scratch(G)
         for t in range(T - 1, -1, -1):
-            g = 2 * (T - t)
+            dz = DZ[t % 2]
             _backward_gates(addr, t, edges[p], edges[p + 1], XH, G, C, TC, dhs, has_dhs, dh, dc,
-                            mask, has_mask, DZ, dWTp, keep_dh, keep_dc, iw, fw,
+                            mask, has_mask, dz, dWTp, keep_dh, keep_dc, iw, fw,
                             acts)  # fmt: skip
-            if not wait(state, P, g - 1, yield_addr, timeout):
+            if not wait(state, P, T - t, yield_addr, timeout):
                 break
-            _backward_inputs(t, rows[p], rows[p + 1], Wp, first[p], mk, DZ, out, dx, dh, rm,
-                             has_rm, mask, has_mask, keep_dh)  # fmt: skip
-            if not wait(state, P, g, yield_addr, timeout):
-                break
+            _backward_rows(t, p, lo, hi, Wp, first, mk, dz, out, dx, dh, rm, has_rm, mask,
+                           has_mask, keep_dh)  # fmt: skip
+        _unpermute(dWTp, perm, 4 * edges[p], 4 * edges[p + 1], dW, dU, db)
 
 
 def buffers_of(cache):
@@ -421,28 +481,51 @@ def _packed_input_weights(kernel, U, perm, rows, ws):
     """Rows ``rows[p]:rows[p+1]`` of ``W = [kernel; recurrent_kernel] (D + H, 4H)``, columns in
     the chunk-major order ``perm``, packed for :func:`.packed.matmul_packed` chunk by chunk
     (chunk p from panel ``first[p]`` on). Returns ``(Wp, first)``."""
-    first = _panel_starts(tuple(int(r1 - r0) for r0, r1 in itertools.pairwise(rows)))
+    lo, hi = rows[:-1], rows[1:]
+    Wp, first = _row_panels(kernel, lo, hi, ws)
+    _pack_W(kernel, U, perm, lo, hi, first, Wp)
+    return Wp, first
+
+
+def _row_panels(kernel, lo, hi, ws):
+    """Panels for rows ``lo[i]:hi[i]`` of ``W`` (as above), range i from panel ``first[i]``
+    on, not filled (:func:`_pack_W` fills them). Returns ``(Wp, first)``."""
+    first = _panel_starts(tuple(int(r1 - r0) for r0, r1 in zip(lo, hi)))
     Wp = _take(ws, (int(first[-1]), kernel.shape[1], MR), kernel.dtype)
-    _pack_W(kernel, U, perm, rows, first, Wp)
     return Wp, first
 
 
 @njit(**_JIT)
-def _pack_W(kernel, U, perm, rows, first, Wp):
+def _pack_W(kernel, U, perm, lo, hi, first, Wp):
     D = kernel.shape[0]
     H4 = kernel.shape[1]
-    for p in range(rows.shape[0] - 1):
-        for q in range(rows[p], rows[p + 1], MR):
-            panel = Wp[first[p] + (q - rows[p]) // MR]
+    for p in range(lo.shape[0]):
+        for q in range(lo[p], hi[p], MR):
+            panel = Wp[first[p] + (q - lo[p]) // MR]
             for r in range(MR):
                 i = q + r
-                if i < rows[p + 1]:
+                if i < hi[p]:
                     src = kernel[i] if i < D else U[i - D]
                     for k in range(H4):
                         panel[k, r] = src[perm[k]]
                 else:
                     for k in range(H4):
                         panel[k, r] = 0
+
+
+def _row_ranges(D, edges, need_dx):
+    """Each thread's rows of ``W @ dz``, ``(lo, hi)`` of ``2P`` ranges: thread p's are
+    ``2p`` (its share of the D x rows, none without dx) and ``2p + 1`` (the h rows of its unit
+    chunk). One thread: a single range, all rows it needs."""
+    P = len(edges) - 1
+    H = int(edges[-1])
+    r0 = 0 if need_dx else D
+    if P == 1:
+        return np.array([r0, D + H], np.int64), np.array([D + H, D + H], np.int64)
+    xe = [round(D * p / P) if need_dx else 0 for p in range(P + 1)]
+    lo = np.array([v for p in range(P) for v in (xe[p], D + edges[p])], np.int64)
+    hi = np.array([v for p in range(P) for v in (xe[p + 1], D + edges[p + 1])], np.int64)
+    return lo, hi
 
 
 def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, threads=None):
@@ -467,27 +550,25 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
-    r0 = 0 if need_dx else D  # the rows of W @ dz to compute, shared among the threads
-    rows = np.array([r0 + round((D + H - r0) * p / P) for p in range(P + 1)], np.int64)
-    Wp, first = _packed_input_weights(kernel, U, perm, rows, ws)
-    DZ = _take(ws, (H4, B), dt)
+    lo, hi = _row_ranges(D, edges, need_dx)
+    Wp, first = _row_panels(kernel, lo, hi, ws)  # packed by the kernel, each thread its rows
+    DZ = _take(ws, (min(P, 2), H4, B), dt)  # threads: dz of even and odd steps, in turn
     out = np.empty((D + H, B), dt)  # one step's W @ dz
     dx = np.empty((B, T, D) if need_dx else (1, 1, 1), dt)
-    dWTp = _take(ws, (H4, K), dt)
-    dWTp.fill(0)
-    keep_dh = np.empty((H, B), dt)
-    keep_dc = np.empty((H, B), dt)
-    args = (gemm_address(dt), edges, rows, Wp, first, kernels(dt), XH, G, C, TC, dhs_, has_dhs,
-            dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh, keep_dc, acts)  # fmt: skip
+    dWTp = _take(ws, (H4, K), dt)  # the first step's product overwrites it ...
+    if T == 0:
+        dWTp.fill(0)  # ... unless there is none
+    keep_dh = np.empty((H, B) if has_m else (1, 1), dt)  # read only with a mask
+    keep_dc = np.empty((H, B) if has_m else (1, 1), dt)
+    # dWTp's rows are in the chunk-major order perm: each thread scatters its own back into
+    # the gradients, without an unpermuted (4H, K) copy
+    dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
+    args = (gemm_address(dt), edges, lo, hi, Wp, first, kernels(dt), XH, G, C, TC, dhs_,
+            has_dhs, dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh, keep_dc, perm,
+            dW, dU, db, acts, (kernel, U))  # fmt: skip
     if not _in_step(P, _backward_serial, _backward_parallel, args, B * H4 * K):
         _give_back(ws, Wp, DZ, dWTp, dhs_)
         return lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts, ws, threads=1)
-    # dWTp's rows are in the chunk-major order perm: each gradient scattered back straight
-    # from it, without an unpermuted (4H, K) copy
-    dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
-    dW[:, perm] = dWTp[:, 1 : 1 + D].T
-    dU[:, perm] = dWTp[:, 1 + D :].T
-    db[perm] = dWTp[:, 0]
     _give_back(ws, Wp, DZ, dWTp, dhs_)  # scratch of this call only (dhs_ only if taken here)
     return {
         "x": dx.transpose(1, 0, 2) if need_dx else None,  # a view of the layer's (B, T, D)
