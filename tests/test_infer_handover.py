@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("numba")
-from lstmkit.ops.fast import lstm_fm, packed
+from lstmkit.ops.fast import lstm_fm
 from lstmkit.ops.fast.elementwise import DEFAULT, acts_for
 from oracles import torch_cell_run, torch_run
 
@@ -51,13 +51,10 @@ def split_run(x, h0, c0, params, mask, rows, launch, out=None):
     """``_infer_batch_split`` on the batch slices ``rows``; returns ``(hs (T, B, H), c_T)``."""
     T, B, _ = x.shape
     H = h0.shape[1]
-    edges, perm = lstm_fm._chunks(H, 1)
-    Ap, _ = lstm_fm._packed_weights(*params, perm, edges, None)
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))
     out = np.full((B, T, H), np.nan, x.dtype) if out is None else out
     acts = acts_for(*DEFAULT)
-    mk = packed.kernels(x.dtype)
-    c_T = lstm_fm._infer_batch_split(rows, Ap, mk, xb, h0, c0, out, mask, acts, launch)
+    c_T = lstm_fm._infer_batch_split(rows, params, xb, h0, c0, out, mask, acts, launch=launch)
     return out.transpose(1, 0, 2), c_T
 
 

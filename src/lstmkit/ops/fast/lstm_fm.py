@@ -671,35 +671,43 @@ def _pool_helpers(helper, n) -> None:
         pool.submit(helper)
 
 
-def _infer_batch_split(rows, Ap, mk, xb, h0, c0, out, mask, acts, launch=_pool_helpers):
+def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
+                       launch=_pool_helpers):  # fmt: skip
     """Inference over the batch slices ``rows`` (two or more), the calling thread and helpers
-    sharing them (see above); returns c_T ``(B, H)`` (h_t went into ``out``). ``launch(helper,
-    n)`` starts ``n`` calls of ``helper()`` elsewhere (tests start them when they choose)."""
+    sharing them (see above); ``weights`` = ``(kernel, recurrent_kernel, bias)``. Returns c_T
+    ``(B, H)`` (h_t goes into ``out``). ``launch(helper, n)`` starts ``n`` calls of ``helper()``
+    elsewhere (tests start them when they choose): first thing, so that a helper's wake-up
+    overlaps the packing of the weights (it waits for the lead's first step)."""
     B, T, D = xb.shape
     H = h0.shape[1]
     K = 1 + D + H
     P = len(rows)
+    dt = xb.dtype
     sl = np.array([r[0] for r in rows] + [rows[-1][1]], np.int64)
     wide = max(b1 - b0 for b0, b1 in rows)
-    dt = xb.dtype
+    edges, perm = _chunks(H, 1)
+    first = _panel_starts((4 * H,))
+    Ap = _take(ws, (int(first[-1]), K, MR), dt)
     XH, Cb = np.empty((P, 2 * K * wide), dt), np.empty((P, 2 * H * wide), dt)
     Z = np.empty((P, 4 * H * wide), dt)
     M = np.empty((P, T * wide if mask is not None else 1), np.bool_)
+    c_T = np.empty((B, H), dt)
+    state = np.zeros(2 * P, np.int64)
+    args = (state, sl, Ap, kernels(dt), xb, XH, Z, Cb, out, M, mask is not None, acts, c_T,
+            sync.YIELD)  # fmt: skip
+    launch(functools.partial(_infer_helper, *args), P - 1)
+    _pack_stacked_T(*weights, perm, edges, first, Ap)
     for q, (b0, b1) in enumerate(rows):  # step 0's stacked input [1; x_0.T; h_0.T] and c_0
         w = b1 - b0
         xh = XH[q, : 2 * K * w].reshape(2, K, w)
-        xh[0, 0] = 1
-        xh[1, 0] = 1
+        xh[:, 0] = 1
         xh[0, 1 : 1 + D] = xb[b0:b1, 0].T
         xh[0, 1 + D :] = h0[b0:b1].T
         Cb[q, : H * w].reshape(H, w)[...] = c0[b0:b1].T
         if mask is not None:
             M[q, : T * w].reshape(T, w)[...] = mask[:, b0:b1]
-    c_T = np.empty((B, H), dt)
-    state = np.zeros(2 * P, np.int64)
-    args = (state, sl, Ap, mk, xb, XH, Z, Cb, out, M, mask is not None, acts, c_T, sync.YIELD)
-    launch(functools.partial(_infer_helper, *args), P - 1)
     _infer_lead(*args)
+    _give_back(ws, Ap)
     return c_T
 
 
@@ -719,21 +727,20 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None, ws=None):
     K = 1 + D + H
     macs = T * B * 4 * H * K
     rows = infer_rows(B, macs, dt.itemsize)
-    mk = kernels(dt)
-    P = 1
-    if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS // 8 and not _SYNC_FAILED[0]:
-        P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
-    edges, perm = _chunks(H, P)
-    Ap, first = _packed_weights(kernel, U, bias, perm, edges, ws)  # chunk-major rows
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))  # (B, T, D): a view of the layer's input
     out = _take(ws, (B, T, H), dt)  # the layer's layout
     if len(rows) > 1:
-        c_T = _infer_batch_split(rows, Ap, mk, xb, h0, c0, out, mask, acts)
-        _give_back(ws, Ap)
+        c_T = _infer_batch_split(rows, (kernel, U, bias), xb, h0, c0, out, mask, acts, ws)
         return out.transpose(1, 0, 2), (out[:, T - 1].copy(), c_T)
-    met, c_T = _infer_units(P, edges, Ap, first, mk, xb, h0, c0, out, mask, acts)
+    P = 1
+    if B * 4 * H * K >= PARALLEL_STEP_MACS // 8 and not _SYNC_FAILED[0]:
+        P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
+    edges, perm = _chunks(H, P)
+    Ap, first = _packed_weights(kernel, U, bias, perm, edges, ws)  # chunk-major rows
+    met, c_T = _infer_units(P, edges, Ap, first, kernels(dt), xb, h0, c0, out, mask, acts)
     _give_back(ws, Ap)
     if not met:  # the threads could not all meet: on one thread
+        _give_back(ws, out)
         return lstm_infer_fm(x, h0, c0, kernel, U, bias, mask, acts, ws)
     if T == 0:
         return out.transpose(1, 0, 2), (h0, c0)
