@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("numba")
-from lstmkit.ops.fast import lstm_fm
+from lstmkit.ops.fast import lstm_fm, sync
 from lstmkit.ops.fast.elementwise import DEFAULT, acts_for
 from oracles import torch_cell_run, torch_run
 
@@ -71,13 +71,13 @@ ROWS = {2: [(0, 5), (5, 11)], 3: [(0, 4), (4, 8), (8, 11)]}  # B = 11, uneven sl
 
 
 class Launcher:
-    """A ``launch`` hook that records the hand-over state (``helper.args[0]``)."""
+    """A ``launch`` hook that records the hand-over state (the helpers' first argument)."""
 
     def __init__(self, start):
         self.start, self.state, self.threads = start, None, []
 
     def __call__(self, helper, n):
-        self.state = helper.args[0]
+        self.state = helper.args[0][0]
         self.start(self, helper, n)
 
     def spawn(self, helper):
@@ -108,10 +108,16 @@ def test_lead_alone_runs_every_slice(P, masked, dtype):
     assert all(launch.handed_at(k) == -1 for k in range(1, P))
 
 
+@pytest.mark.parametrize("spin", [True, False], ids=["spin", "sleep"])
 @pytest.mark.parametrize("P", [2, 3])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_helpers_waiting_at_the_start_take_their_slices_from_step_0(P, masked, dtype):
+def test_helpers_waiting_at_the_start_take_their_slices_from_step_0(P, masked, dtype, spin,
+                                                                    monkeypatch):  # fmt: skip
+    """``sleep``: the lead gives up spinning for the helpers' end at once and sleeps until
+    they wake it."""
+    if not spin:
+        monkeypatch.setattr(sync, "SPIN_CYCLES", 0)
     x, h0, c0, params, b_hh, mask = problem(10, 11, 4, 7, dtype, masked, seed=1)
 
     def start(self, helper, n):

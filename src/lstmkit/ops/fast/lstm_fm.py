@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 from typing import NamedTuple
 
 import numba
@@ -621,8 +622,8 @@ def _final_c(q, sl, Cb, c_T, T):
 def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, yield_addr):
     """The calling thread's part of a batch split into ``P = len(sl) - 1`` slices: every step of
     every slice not yet handed to a helper (ticket k takes slice P - k, handed over at the
-    lead's first step boundary after it arrived), then c_T of its slices, then it waits for the
-    helpers it handed work to."""
+    lead's first step boundary after it arrived), then c_T of its slices. Returns how many
+    helpers it handed work to (tickets 1 to that), which the caller waits for."""
     P = sl.shape[0] - 1
     T = xb.shape[1]
     g = 0  # slices handed over: P - 1, ..., P - g
@@ -638,8 +639,7 @@ def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, y
         sync.post(state, k, T + 1)
     for q in range(P - g):
         _final_c(q, sl, Cb, c_T, T)
-    for k in range(1, g + 1):
-        sync.await_post(state, P - 1 + k, yield_addr)  # helper k is done
+    return g
 
 
 @njit(**_JIT)
@@ -671,6 +671,13 @@ def _pool_helpers(helper, n) -> None:
         pool.submit(helper)
 
 
+def _run_helper(args, done) -> None:
+    """A helper's call on its pool thread: its share, then wake the lead if it sleeps."""
+    _infer_helper(*args)
+    with done:
+        done.notify_all()
+
+
 def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
                        launch=_pool_helpers):  # fmt: skip
     """Inference over the batch slices ``rows`` (two or more), the calling thread and helpers
@@ -695,7 +702,8 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
     state = np.zeros(2 * P, np.int64)
     args = (state, sl, Ap, kernels(dt), xb, XH, Z, Cb, out, M, mask is not None, acts, c_T,
             sync.YIELD)  # fmt: skip
-    launch(functools.partial(_infer_helper, *args), P - 1)
+    done = threading.Condition()
+    launch(functools.partial(_run_helper, args, done), P - 1)
     _pack_stacked_T(*weights, perm, edges, first, Ap)
     for q, (b0, b1) in enumerate(rows):  # step 0's stacked input [1; x_0.T; h_0.T] and c_0
         w = b1 - b0
@@ -706,7 +714,11 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
         Cb[q, : H * w].reshape(H, w)[...] = c0[b0:b1].T
         if mask is not None:
             M[q, : T * w].reshape(T, w)[...] = mask[:, b0:b1]
-    _infer_lead(*args)
+    handed = _infer_lead(*args)
+    finished = [P - 1 + k for k in range(1, handed + 1)]  # their done flags
+    if not sync.await_flags(state, np.array(finished, np.int64), sync.SPIN_CYCLES):
+        with done:  # one still runs: sleep rather than spin on a core it may need
+            done.wait_for(lambda: all(state[i] for i in finished))
     _give_back(ws, Ap)
     return c_T
 

@@ -156,6 +156,7 @@ def aborted(state) -> bool:
 # fresh; ``start_k`` is 1 + the step from which ticket k runs its slice, ``done_k`` 1 when it has.
 
 CLOSED = 2**40  # added to the ticket count when the lead is done: later helpers find no work
+SPIN_CYCLES = 2**20  # the lead spins this long (~0.3 ms) for its helpers' end, then sleeps
 
 
 @njit(**_JIT)
@@ -193,3 +194,20 @@ def await_post(state, i, yield_addr) -> int:
             return v
         _relax(yield_addr, n < SPINS)
         n += 1
+
+
+@njit(**_JIT)
+def await_flags(state, slots, max_cycles) -> bool:
+    """Spin until every slot of ``state`` in ``slots`` is non-zero (True), or give up after
+    ``max_cycles`` of the time-stamp counter (False; where there is none, after as many waits
+    as ``SPINS``): the caller then sleeps instead of taking a core from the thread it waits
+    for."""
+    start = _cycles()
+    n = 0
+    for i in slots:
+        while _atomic_load(state, i) == 0:
+            _relax(0, True)
+            n += 1
+            if (n & 63) == 0 and (_cycles() - start > max_cycles or (not _X86 and n > SPINS)):
+                return False
+    return True
