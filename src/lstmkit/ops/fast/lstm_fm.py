@@ -26,10 +26,10 @@ field (:class:`FMBuffers`), which :func:`lstm_backward_fm` reads.
 
 Threads: in training each step's hidden units are split among them (see "forward" below: they meet
 once per step forward, twice in BPTT). Inference splits the batch instead when every thread gets at
-least one vector width of columns (8 float32): each runs the whole time loop on its rows with its
-own buffers and they never meet (at A, 2 threads, ``benchmarks/bench_speed.py``: predict 1.17 x
-onnxruntime against 1.48 x with the unit split, which meets once per step); smaller batches with
-big steps fall back to the unit split. The per-step products use the packed weights of
+least one vector width of columns (16 float32 on AVX-512): each slice has its own buffers and time
+loop, the calling thread starts on all of them and hands slices to pool threads as they arrive,
+and they never meet otherwise ("inference, the batch split" below); smaller batches with big steps
+fall back to the unit split. The per-step products use the packed weights of
 :mod:`.packed` (packed once per call), except the weight gradient, whose operands both change every
 step (OpenBLAS through :mod:`.blas`).
 

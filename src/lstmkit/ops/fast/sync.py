@@ -156,7 +156,7 @@ def aborted(state) -> bool:
 # fresh; ``start_k`` is 1 + the step from which ticket k runs its slice, ``done_k`` 1 when it has.
 
 CLOSED = 2**40  # added to the ticket count when the lead is done: later helpers find no work
-SPIN_CYCLES = 2**20  # the lead spins this long (~0.3 ms) for its helpers' end, then sleeps
+SPIN_CYCLES = 2**16  # the lead spins this long (~25 us) for its helpers' end, then sleeps
 
 
 @njit(**_JIT)
