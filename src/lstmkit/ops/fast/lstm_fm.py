@@ -26,10 +26,10 @@ field (:class:`FMBuffers`), which :func:`lstm_backward_fm` reads.
 
 Threads: in training each step's hidden units are split among them (see "forward" below: they meet
 once per step, forward and BPTT). Inference splits the batch instead when every thread gets at
-least one vector width of columns (8 float32): each runs the whole time loop on its rows with its
-own buffers and they never meet (at A, 2 threads, ``benchmarks/bench_speed.py``: predict 1.17 x
-onnxruntime against 1.48 x with the unit split, which meets once per step); smaller batches with
-big steps fall back to the unit split. The per-step products use the packed weights of
+least one vector width of columns (16 float32 on AVX-512): each slice has its own buffers and time
+loop, the calling thread starts on all of them and hands slices to pool threads as they arrive,
+and they never meet otherwise ("inference, the batch split" below); smaller batches with big steps
+fall back to the unit split. The per-step products use the packed weights of
 :mod:`.packed` (packed once per call), except the weight gradient, whose operands both change every
 step (OpenBLAS through :mod:`.blas`).
 
@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 from typing import NamedTuple
 
 import numba
@@ -648,14 +649,159 @@ def _infer_parallel(edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, mask, has_
 
 def infer_rows(B, macs, itemsize) -> list[tuple[int, int]]:
     """How inference shares a batch of ``B`` columns (``macs`` multiply-adds in all) among the
-    threads: one slice ``(b0, b1)`` per thread, each running its own time loop, and each at
-    least one vector of the micro-kernel in use (16 float32 columns on AVX-512, 8 on AVX2), so
-    that no thread's product goes through the zero-padded copy of :func:`.packed.matmul_packed`.
-    At config D on AVX-512 (16 columns) that is one thread. Tried and dropped (docs/speed.md):
-    two slices of 8 on AVX2's narrower kernel, 18 % slower than one AVX-512 slice whenever the
-    second thread does not get a core (measured on the loaded 2-vCPU machine: 1.64 against
-    1.39 ms), which breaks "two threads never slower than one"."""
+    threads: one slice ``(b0, b1)`` per thread, each with its own time loop and buffers
+    (:func:`_infer_lead`, :func:`_infer_helper`), and each at least one vector of the
+    micro-kernel in use (16 float32 columns on AVX-512, 8 on AVX2), so that no slice's product
+    goes through the zero-padded copy of :func:`.packed.matmul_packed`. At config D on AVX-512
+    (16 columns) that is one slice. Tried and dropped (docs/speed.md): two slices of 8 on AVX2's
+    narrower kernel, 18 % slower than one AVX-512 slice whenever the second thread does not get
+    a core (measured on the loaded 2-vCPU machine: 1.64 against 1.39 ms), which breaks "two
+    threads never slower than one"."""
     return split(B, macs, least=lanes(itemsize))
+
+
+# --- inference, the batch split -------------------------------------------------------------
+#
+# Each slice of the batch has its own buffers from the start, so whoever runs its next step needs
+# nothing else. The calling thread (the lead) runs the steps of every slice, one step of each in
+# turn; a helper thread of the pool takes a ticket when it starts, and at its next step boundary
+# the lead hands it the last slice it still runs (ticket k: slice P - k), from that step on
+# (:mod:`.sync`, "hand-over"). The lead never waits for a helper to wake (0.15-0.3 ms after an
+# idle gap here, and a thread the OS has not scheduled never comes): the slices it has not handed
+# over it runs itself, at the same rate (the products of two 16-column slices take what one
+# 32-column product does). It waits at the end only for the helpers it handed work to.
+
+
+@njit(**_JIT)
+def _slice_step(t, q, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts):
+    """Step t of batch slice q (columns ``sl[q]:sl[q+1]``, width w): its buffers are rows q of
+    ``XH (P, >= 2 K w)``, ``Z (P, >= 4 H w)``, ``Cb (P, >= 2 H w)`` and ``M (P, >= T w)`` (its
+    mask), shaped here as :func:`_infer_chunk` reads them."""
+    b0, b1 = sl[q], sl[q + 1]
+    w = b1 - b0
+    _, T, D = xb.shape
+    H = out.shape[2]
+    K = 1 + D + H
+    m = M[q, : T * w].reshape((T, w)) if has_mask else M[q, :1].reshape((1, 1))
+    _infer_chunk(t, 0, H, 0, D, Ap, 0, mk, xb[b0:b1], XH[q, : 2 * K * w].reshape((2, K, w)),
+                 Z[q, : 4 * H * w].reshape((4 * H, w)), Cb[q, : 2 * H * w].reshape((2, H, w)),
+                 out[b0:b1], m, has_mask, acts)  # fmt: skip
+
+
+@njit(**_JIT)
+def _final_c(q, sl, Cb, c_T, T):
+    """c_T of slice q, from its ping-pong buffer, into rows ``sl[q]:sl[q+1]`` of ``c_T (B, H)``."""
+    b0, w = sl[q], sl[q + 1] - sl[q]
+    H = c_T.shape[1]
+    c = Cb[q, (T % 2) * H * w : (T % 2 + 1) * H * w]
+    for b in range(w):
+        for j in range(H):
+            c_T[b0 + b, j] = c[j * w + b]
+
+
+@njit(**_JIT)
+def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, yield_addr):
+    """The calling thread's part of a batch split into ``P = len(sl) - 1`` slices: every step of
+    every slice not yet handed to a helper (ticket k takes slice P - k, handed over at the
+    lead's first step boundary after it arrived), then c_T of its slices. Returns how many
+    helpers it handed work to (tickets 1 to that), which the caller waits for."""
+    P = sl.shape[0] - 1
+    T = xb.shape[1]
+    g = 0  # slices handed over: P - 1, ..., P - g
+    for t in range(T):
+        arrived = min(sync.tickets(state), P - 1)
+        while g < arrived:
+            g += 1
+            sync.post(state, g, t + 1)  # ticket g runs slice P - g from step t
+        for q in range(P - g):
+            _slice_step(t, q, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts)
+    late = min(sync.close(state), P - 1)
+    for k in range(g + 1, late + 1):  # arrived after the last step: nothing left to hand over
+        sync.post(state, k, T + 1)
+    for q in range(P - g):
+        _final_c(q, sl, Cb, c_T, T)
+    return g
+
+
+@njit(**_JIT)
+def _infer_helper(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, yield_addr):
+    """A pool thread's part: take a ticket k, wait for the step the lead hands slice P - k over
+    at, run the rest of that slice and its c_T, then say so. A ticket past the lead's end (or
+    past the slices) does nothing."""
+    P = sl.shape[0] - 1
+    T = xb.shape[1]
+    k = sync.take_ticket(state)
+    if k > P - 1:
+        return
+    start = sync.await_post(state, k, yield_addr) - 1
+    if start >= T:  # the lead had already run every step
+        return
+    q = P - k
+    for t in range(start, T):
+        _slice_step(t, q, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts)
+    _final_c(q, sl, Cb, c_T, T)
+    sync.post(state, P - 1 + k, 1)
+
+
+def _pool_helpers(helper, n) -> None:
+    """Start ``n`` calls of ``helper()`` on the pool's threads, and return at once."""
+    from .common import _pool
+
+    pool = _pool(n)
+    for _ in range(n):  # (a helper that comes too late finds the state closed)
+        pool.submit(helper)
+
+
+def _run_helper(args, done) -> None:
+    """A helper's call on its pool thread: its share, then wake the lead if it sleeps."""
+    _infer_helper(*args)
+    with done:
+        done.notify_all()
+
+
+def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
+                       launch=_pool_helpers):  # fmt: skip
+    """Inference over the batch slices ``rows`` (two or more), the calling thread and helpers
+    sharing them (see above); ``weights`` = ``(kernel, recurrent_kernel, bias)``. Returns c_T
+    ``(B, H)`` (h_t goes into ``out``). ``launch(helper, n)`` starts ``n`` calls of ``helper()``
+    elsewhere (tests start them when they choose): first thing, so that a helper's wake-up
+    overlaps the packing of the weights (it waits for the lead's first step)."""
+    B, T, D = xb.shape
+    H = h0.shape[1]
+    K = 1 + D + H
+    P = len(rows)
+    dt = xb.dtype
+    sl = np.array([r[0] for r in rows] + [rows[-1][1]], np.int64)
+    wide = max(b1 - b0 for b0, b1 in rows)
+    edges, perm = _chunks(H, 1)
+    first = _panel_starts((4 * H,))
+    Ap = _take(ws, (int(first[-1]), K, MR), dt)
+    XH, Cb = np.empty((P, 2 * K * wide), dt), np.empty((P, 2 * H * wide), dt)
+    Z = np.empty((P, 4 * H * wide), dt)
+    M = np.empty((P, T * wide if mask is not None else 1), np.bool_)
+    c_T = np.empty((B, H), dt)
+    state = np.zeros(2 * P, np.int64)
+    args = (state, sl, Ap, kernels(dt), xb, XH, Z, Cb, out, M, mask is not None, acts, c_T,
+            sync.YIELD)  # fmt: skip
+    done = threading.Condition()
+    launch(functools.partial(_run_helper, args, done), P - 1)
+    _pack_stacked_T(*weights, perm, edges, first, Ap)
+    for q, (b0, b1) in enumerate(rows):  # step 0's stacked input [1; x_0.T; h_0.T] and c_0
+        w = b1 - b0
+        xh = XH[q, : 2 * K * w].reshape(2, K, w)
+        xh[:, 0] = 1
+        xh[0, 1 : 1 + D] = xb[b0:b1, 0].T
+        xh[0, 1 + D :] = h0[b0:b1].T
+        Cb[q, : H * w].reshape(H, w)[...] = c0[b0:b1].T
+        if mask is not None:
+            M[q, : T * w].reshape(T, w)[...] = mask[:, b0:b1]
+    handed = _infer_lead(*args)
+    finished = [P - 1 + k for k in range(1, handed + 1)]  # their done flags
+    if not sync.await_flags(state, np.array(finished, np.int64), sync.SPIN_CYCLES):
+        with done:  # one still runs: sleep rather than spin on a core it may need
+            done.wait_for(lambda: all(state[i] for i in finished))
+    _give_back(ws, Ap)
+    return c_T
 
 
 def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None, ws=None):
@@ -663,9 +809,10 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None, ws=None):
     used in turn); arguments already checked and cast by the caller. ``ws``: the
     :class:`~lstmkit.ops.workspace.Workspace` that the output comes from (None: fresh arrays).
 
-    Threads: a batch of at least one vector width per thread (8 float32 columns) is split
-    among them, each running the whole time loop on its own rows with its own buffers, so they
-    never meet; a smaller batch with big steps has its units split as in training."""
+    Threads: a batch of at least one vector width per thread (16 float32 columns on AVX-512) is
+    split into slices that the calling thread and the pool's helpers share, handed over as the
+    helpers arrive, never meeting otherwise (:func:`_infer_lead`); a smaller batch with big
+    steps has its units split as in training."""
     acts = acts_for(*DEFAULT) if acts is None else acts
     dt = x.dtype
     T, B, D = x.shape
@@ -673,37 +820,45 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None, ws=None):
     K = 1 + D + H
     macs = T * B * 4 * H * K
     rows = infer_rows(B, macs, dt.itemsize)
-    mk = kernels(dt)
-    P = 1
-    if len(rows) == 1 and B * 4 * H * K >= PARALLEL_STEP_MACS // 8 and not _SYNC_FAILED[0]:
-        P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
-    edges, perm = _chunks(H, P)
-    dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)
-    Ap, first = _packed_weights(kernel, U, bias, perm, edges, ws)  # chunk-major rows
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))  # (B, T, D): a view of the layer's input
     out = _take(ws, (B, T, H), dt)  # the layer's layout
-    c_T = np.empty((B, H), dt)
-    widest = max(int(e1 - e0) for e0, e1 in itertools.pairwise(edges))  # units
-
-    def run(b0, b1):
-        XH = np.empty((2, K, b1 - b0), dt)  # step t's stacked input is XH[t % 2]
-        XH[:, 0] = 1
-        if T > 0:
-            XH[0, 1 : 1 + D] = xb[b0:b1, 0].T
-        XH[0, 1 + D :] = h0[b0:b1].T
-        Cb = np.empty((2, H, b1 - b0), dt)
-        Cb[0] = c0[b0:b1].T
-        Z = np.empty((P, 4 * widest, b1 - b0), dt)
-        m, has_m = bool_or_dummy(None if mask is None else np.ascontiguousarray(mask[:, b0:b1]))
-        args = (edges, dedges, Ap, first, mk, xb[b0:b1], XH, Z, Cb, out[b0:b1], m, has_m, acts)
-        met = _in_step(P, _infer_serial, _infer_parallel, args, 0)
-        c_T[b0:b1] = Cb[T % 2].T
-        return met
-
-    met = all(in_parallel(rows, run, B * 4 * H * K))  # single-threaded BLAS when it matters
+    if len(rows) > 1:
+        c_T = _infer_batch_split(rows, (kernel, U, bias), xb, h0, c0, out, mask, acts, ws)
+        return out.transpose(1, 0, 2), (out[:, T - 1].copy(), c_T)
+    P = 1
+    if B * 4 * H * K >= PARALLEL_STEP_MACS // 8 and not _SYNC_FAILED[0]:
+        P = max(1, min(len(split(H, macs)), numba.config.NUMBA_NUM_THREADS))
+    edges, perm = _chunks(H, P)
+    Ap, first = _packed_weights(kernel, U, bias, perm, edges, ws)  # chunk-major rows
+    met, c_T = _infer_units(P, edges, Ap, first, kernels(dt), xb, h0, c0, out, mask, acts)
     _give_back(ws, Ap)
     if not met:  # the threads could not all meet: on one thread
+        _give_back(ws, out)
         return lstm_infer_fm(x, h0, c0, kernel, U, bias, mask, acts, ws)
     if T == 0:
         return out.transpose(1, 0, 2), (h0, c0)
     return out.transpose(1, 0, 2), (out[:, T - 1].copy(), c_T)
+
+
+def _infer_units(P, edges, Ap, first, mk, xb, h0, c0, out, mask, acts):
+    """The whole batch on this thread (``P`` 1) or with its units split among ``P`` threads
+    meeting once per step; returns ``(met, c_T)``, ``met`` False when the threads could not all
+    meet (:func:`_in_step`)."""
+    B, T, D = xb.shape
+    H = h0.shape[1]
+    K = 1 + D + H
+    dt = xb.dtype
+    XH = np.empty((2, K, B), dt)  # step t's stacked input is XH[t % 2]
+    XH[:, 0] = 1
+    if T > 0:
+        XH[0, 1 : 1 + D] = xb[:, 0].T
+    XH[0, 1 + D :] = h0.T
+    Cb = np.empty((2, H, B), dt)
+    Cb[0] = c0.T
+    widest = max(int(e1 - e0) for e0, e1 in itertools.pairwise(edges))  # units
+    Z = np.empty((P, 4 * widest, B), dt)
+    m, has_m = bool_or_dummy(mask)
+    dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)
+    args = (edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, m, has_m, acts)
+    met = _in_step(P, _infer_serial, _infer_parallel, args, 0)
+    return met, Cb[T % 2].T.copy()

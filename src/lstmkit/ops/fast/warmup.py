@@ -21,9 +21,10 @@ from .gru import gru_backward, gru_forward, gru_infer, gru_step
 from .lstm import lstm_backward, lstm_forward, lstm_infer, lstm_step
 from .rnn import rnn_backward, rnn_forward, rnn_infer, rnn_step
 
-# (B, threads): batch 1 (row-major), narrow batches (unit split), a batch wide enough that
-# inference splits it among the threads (one vector width of columns each)
-_SHAPES = ((1, 1), (3, 1), (3, 2), (16, 2))
+# (B, threads): batch 1 (row-major), narrow batches (unit split), batches wide enough that
+# inference splits them among the threads (one vector width of columns each: 16 float32 columns
+# on AVX-512, so 32 for the float32 batch split there; lstm_fm._infer_lead and _infer_helper)
+_SHAPES = ((1, 1), (3, 1), (3, 2), (16, 2), (32, 2))
 
 
 def _inputs(rng, dt, T, B, D, H, G, bias_rows):
