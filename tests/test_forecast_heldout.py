@@ -10,6 +10,7 @@ The Ctrl-C test with ``--jobs 2`` is in ``test_forecast_child.py``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -177,3 +178,20 @@ def test_jobs_is_refused_by_the_single_engine(panel_csv, tmp_path, capsys):
     assert main(argv) == 2
     assert "argument '--jobs' applies to --engine global only" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_child_path_puts_a_source_tree_first_but_never_site_packages(monkeypatch, tmp_path):
+    """The child runs its parent's lstmkit: a source tree goes first on PYTHONPATH; an installed
+    lstmkit is found by the same interpreter anyway, and site-packages on PYTHONPATH would come
+    before the standard library (a backport there would shadow it)."""
+    from lstmkit.apps import forecast_heldout as fh
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    tree = tmp_path / "src"
+    monkeypatch.setattr(fh, "__file__", str(tree / "lstmkit" / "apps" / "forecast_heldout.py"))
+    env = fh.child_env()
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(tree.resolve()), "/elsewhere"]
+    assert env["LSTMKIT_NUM_THREADS"] == "1"
+    site = tmp_path / "lib" / "site-packages"
+    monkeypatch.setattr(fh, "__file__", str(site / "lstmkit" / "apps" / "forecast_heldout.py"))
+    assert fh.child_env()["PYTHONPATH"] == "/elsewhere"

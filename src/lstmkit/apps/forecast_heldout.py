@@ -76,11 +76,16 @@ def heldout_apart(panel: Panel, config: ForecastConfig, *, anchors=None):
 
 
 def child_env() -> dict:
-    """This environment, one thread (``CHILD_ENV``), and this process's lstmkit first on the
-    path: the child runs the same code as its parent, wherever that was imported from."""
-    root = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, **CHILD_ENV, "PYTHONPATH": path}
+    """This environment, one thread (``CHILD_ENV``), and, when this process's lstmkit comes from
+    a source tree (``PYTHONPATH=src``, an editable install), that tree first on the path: the
+    child runs the same code as its parent. An installed lstmkit (in ``site-packages``) is what
+    the same interpreter finds anyway; that directory is not put on ``PYTHONPATH``, where it
+    would come before the standard library."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, **CHILD_ENV}
+    if root.name not in ("site-packages", "dist-packages"):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    return env
 
 
 @contextlib.contextmanager
