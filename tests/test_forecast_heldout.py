@@ -11,6 +11,7 @@ The Ctrl-C test with ``--jobs 2`` is in ``test_forecast_child.py``.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -137,13 +138,13 @@ def test_jobs_2_prints_the_table_and_saves_the_model_of_jobs_1(panel_csv, tmp_pa
                                                                monkeypatch):  # fmt: skip
     monkeypatch.setenv("LSTMKIT_NUM_THREADS", "1")  # every fit on one thread, as the child's
     seen = []  # the command lines of the child processes started (the anchors' one too)
-    popen = forecast_heldout.subprocess.Popen
+    popen = subprocess.Popen
 
     def spy(*a, **k):
         seen.append(a[0][:3])
         return popen(*a, **k)
 
-    monkeypatch.setattr(forecast_heldout.subprocess, "Popen", spy)
+    monkeypatch.setattr(subprocess, "Popen", spy)  # (the module every child starts through)
     texts, forecasts, started = {}, {}, {}
     for jobs in (1, 2):
         out = tmp_path / f"m{jobs}.lstmkit"

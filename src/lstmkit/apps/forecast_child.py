@@ -50,32 +50,40 @@ def anchors_apart(train: Panel, horizon: int, models, levels):
     with tempfile.TemporaryDirectory(prefix="lstmkit-anchors-") as d:
         src, out, err = Path(d) / "panel.npz", Path(d) / "anchors.npz", Path(d) / "stderr.txt"
         _write_input(src, train, horizon, models, levels)
-        with open(err, "wb") as log:
-            proc = subprocess.Popen(
-                [*CHILD, str(src), str(out)], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, **ONE_THREAD},
-            )  # fmt: skip
-        try:
+        with running([*CHILD, str(src), str(out)], err, {**os.environ, **ONE_THREAD}) as proc:
 
             def collect():
                 status = proc.wait()
                 if status == 0 and out.exists():
                     return _read_output(out, models, levels)
-                notes = [_failure_note(status, err)]
+                notes = [f"statsforecast's anchors left out: their process {ended(status, err)}"]
                 return anchor_forecasts(train, horizon, models=here, levels=levels), notes
 
             collect.process = proc  # (tests: its pid and exit status)
             yield collect
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
 
 
-def _failure_note(status, err) -> str:
+@contextlib.contextmanager
+def running(argv, err: Path, env):
+    """``argv`` started as a child process (no stdin, no stdout, stderr into the file ``err``);
+    yields its ``Popen``. Leaving the block (the result collected, an error, Ctrl-C) kills and
+    reaps a child still running: it never outlives its caller. (Also ``forecast_heldout``'s.)"""
+    with open(err, "wb") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=log, env=env)  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def ended(status, err: Path) -> str:
+    """How a failed child ended: its exit status and the last line it wrote to ``err``."""
     lines = [s for s in err.read_text(errors="replace").splitlines() if s.strip()]
     why = f": {lines[-1].strip()}" if lines else ""
-    return f"statsforecast's anchors left out: their process ended with status {status}{why}"
+    return f"ended with status {status}{why}"
 
 
 def _write_input(path, train: Panel, horizon, models, levels):

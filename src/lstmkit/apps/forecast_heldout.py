@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .forecast_backtest import BacktestResult
-from .forecast_child import ONE_THREAD
+from .forecast_child import ONE_THREAD, ended, running
 from .forecast_config import ForecastConfig
 from .panel import Panel
 
@@ -54,25 +53,17 @@ def heldout_apart(panel: Panel, config: ForecastConfig, *, anchors=None):
     with tempfile.TemporaryDirectory(prefix="lstmkit-heldout-") as d:
         d = Path(d)
         write_input(d / IN, panel, config, anchors)
-        with open(d / ERR, "wb") as log:
-            proc = subprocess.Popen(
-                [*CHILD, str(d)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=log, env=child_env(),
-            )  # fmt: skip
-        try:
+        with running([*CHILD, str(d)], d / ERR, child_env()) as proc:
 
             def collect():
                 status = proc.wait()
                 if status == 0 and (d / OUT).exists():
                     return read_output(d / OUT)
-                return None, BacktestResult(notes=[_failure_note(status, d / ERR)])
+                note = f"the held-out table is left out: its process {ended(status, d / ERR)}"
+                return None, BacktestResult(notes=[note])
 
             collect.process = proc  # (tests: its pid and exit status)
             yield collect
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
 
 
 def child_env() -> dict:
@@ -107,12 +98,6 @@ def one_thread():
     finally:
         common._set_local_threads(blas)
         common.set_num_threads(threads)
-
-
-def _failure_note(status, err: Path) -> str:
-    lines = [s for s in err.read_text(errors="replace").splitlines() if s.strip()]
-    why = f": {lines[-1].strip()}" if lines else ""
-    return f"the held-out table is left out: its process ended with status {status}{why}"
 
 
 # -- the files between the two processes ----------------------------------------------------------
