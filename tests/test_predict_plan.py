@@ -71,18 +71,24 @@ def data(B, dtype=np.float32, seed=1, steps=T):
     return np.random.default_rng(seed).standard_normal((B, steps, D)).astype(dtype)
 
 
+def count_calls(monkeypatch, owner, name) -> list:
+    """``owner.name`` (a function, or a method of a class) wrapped for the test: each call
+    appends to the list returned, then runs the real one."""
+    calls = []
+    real = getattr(owner, name)
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
 @pytest.fixture
 def graph_walks(monkeypatch):
     """How many times the general path's graph walk (``Network.run``) ran."""
-    calls = []
-    real = Network.run
-
-    def counted(self, *a, **kw):
-        calls.append(1)
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(Network, "run", counted)
-    return calls
+    return count_calls(monkeypatch, Network, "run")
 
 
 # -- the plan is used, and agrees with PyTorch -----------------------------------------------------
@@ -169,14 +175,7 @@ def test_input_dtype_and_shape_changes(use_backend):
 def test_backend_switch_between_calls(monkeypatch):
     from lstmkit.ops.fast import lstm as fast
 
-    calls = []
-    real = fast._lstm_infer_rows
-
-    def counted(*a):
-        calls.append(1)
-        return real(*a)
-
-    monkeypatch.setattr(fast, "_lstm_infer_rows", counted)
+    calls = count_calls(monkeypatch, fast, "_lstm_infer_rows")
     before = backend.get_backend()
     try:
         backend.set_backend("numba")
@@ -203,14 +202,7 @@ def test_the_plan_calls_the_compiled_row_kernel_straight(monkeypatch):
     wrapped (the workspace), and the plan must see through the wrapper."""
     from lstmkit.ops.fast import lstm as fast
 
-    checked = []
-    real = fast.lstm_infer_checked
-
-    def counted(*a, **k):
-        checked.append(1)
-        return real(*a, **k)
-
-    monkeypatch.setattr(fast, "lstm_infer_checked", counted)
+    checked = count_calls(monkeypatch, fast, "lstm_infer_checked")
     before = backend.get_backend()
     try:
         backend.set_backend("numba")
