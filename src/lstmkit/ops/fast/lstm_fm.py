@@ -759,6 +759,18 @@ def _run_helper(args, done) -> None:
         done.notify_all()
 
 
+def _infer_start(XH, Cb, xb, h0, c0) -> None:
+    """Step 0 of inference's ping-pong buffers for the batch columns of ``xb (w, T, D)``:
+    ``XH (2, K, w)`` the stacked input ``[1; x_0.T; h_0.T]`` (the ones row in both halves),
+    ``Cb (2, H, w)`` c_0 in its first half. (The whole batch, or one slice of the batch split.)"""
+    D = xb.shape[2]
+    XH[:, 0] = 1
+    if xb.shape[1] > 0:
+        XH[0, 1 : 1 + D] = xb[:, 0].T
+    XH[0, 1 + D :] = h0.T
+    Cb[0] = c0.T
+
+
 def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
                        launch=_pool_helpers):  # fmt: skip
     """Inference over the batch slices ``rows`` (two or more), the calling thread and helpers
@@ -786,13 +798,10 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
     done = threading.Condition()
     launch(functools.partial(_run_helper, args, done), P - 1)
     _pack_stacked_T(*weights, perm, edges, first, Ap)
-    for q, (b0, b1) in enumerate(rows):  # step 0's stacked input [1; x_0.T; h_0.T] and c_0
+    for q, (b0, b1) in enumerate(rows):
         w = b1 - b0
-        xh = XH[q, : 2 * K * w].reshape(2, K, w)
-        xh[:, 0] = 1
-        xh[0, 1 : 1 + D] = xb[b0:b1, 0].T
-        xh[0, 1 + D :] = h0[b0:b1].T
-        Cb[q, : H * w].reshape(H, w)[...] = c0[b0:b1].T
+        _infer_start(XH[q, : 2 * K * w].reshape(2, K, w), Cb[q, : 2 * H * w].reshape(2, H, w),
+                     xb[b0:b1], h0[b0:b1], c0[b0:b1])  # fmt: skip
         if mask is not None:
             M[q, : T * w].reshape(T, w)[...] = mask[:, b0:b1]
     handed = _infer_lead(*args)
@@ -848,13 +857,8 @@ def _infer_units(P, edges, Ap, first, mk, xb, h0, c0, out, mask, acts):
     H = h0.shape[1]
     K = 1 + D + H
     dt = xb.dtype
-    XH = np.empty((2, K, B), dt)  # step t's stacked input is XH[t % 2]
-    XH[:, 0] = 1
-    if T > 0:
-        XH[0, 1 : 1 + D] = xb[:, 0].T
-    XH[0, 1 + D :] = h0.T
-    Cb = np.empty((2, H, B), dt)
-    Cb[0] = c0.T
+    XH, Cb = np.empty((2, K, B), dt), np.empty((2, H, B), dt)  # step t's: XH[t % 2], Cb[t % 2]
+    _infer_start(XH, Cb, xb, h0, c0)
     widest = max(int(e1 - e0) for e0, e1 in itertools.pairwise(edges))  # units
     Z = np.empty((P, 4 * widest, B), dt)
     m, has_m = bool_or_dummy(mask)
