@@ -181,3 +181,43 @@ def test_a_helper_after_the_end_touches_nothing():
     np.testing.assert_array_equal(c_T, before[1])
     assert launch.handed_at(1) == -1
     check((hs, c_T), witness(x, h0, c0, params, b_hh, mask), TOL[np.float64])
+
+
+def test_a_helper_that_raises_makes_the_lead_raise_rather_than_hang(monkeypatch):
+    """A helper handed a slice dies before finishing it (any exception on its pool thread): the
+    lead must not wait forever for that slice's done flag, nor return the unfinished slice."""
+    x, h0, c0, params, b_hh, mask = problem(40, 11, 3, 5, np.float64, False, seed=4)
+
+    def dying(state, *rest):
+        k = sync.take_ticket(state)
+        sync.await_post(state, k, sync.YIELD)  # handed its slice...
+        raise MemoryError("planted")  # ...and never finishes it
+
+    monkeypatch.setattr(lstm_fm, "_infer_helper", dying)
+
+    def start(self, helper, n):
+        def run():
+            try:
+                helper()
+            except MemoryError:
+                pass  # the pool's future would keep it
+
+        self.spawn(run)
+        deadline = time.monotonic() + 10
+        while self.state[0] < 1 and time.monotonic() < deadline:  # its ticket taken
+            time.sleep(1e-4)
+
+    raised = []
+
+    def lead():
+        try:
+            split_run(x, h0, c0, params, mask, ROWS[2], Launcher(start))
+        except RuntimeError as e:
+            raised.append(e)
+
+    th = threading.Thread(target=lead, daemon=True)
+    th.start()
+    th.join(30)
+    assert not th.is_alive(), "the lead hangs waiting for a helper that died"
+    assert raised and "helper thread failed" in str(raised[0])
+    assert isinstance(raised[0].__cause__, MemoryError)

@@ -752,11 +752,18 @@ def _pool_helpers(helper, n) -> None:
         pool.submit(helper)
 
 
-def _run_helper(args, done) -> None:
-    """A helper's call on its pool thread: its share, then wake the lead if it sleeps."""
-    _infer_helper(*args)
-    with done:
-        done.notify_all()
+def _run_helper(args, done, failed) -> None:
+    """A helper's call on its pool thread: its share, then wake the lead if it sleeps. A helper
+    that raises says so in ``failed`` and wakes the lead too, which would otherwise wait forever
+    for the done flag of a slice that nobody finishes."""
+    try:
+        _infer_helper(*args)
+    except BaseException as e:
+        failed.append(e)
+        raise
+    finally:
+        with done:
+            done.notify_all()
 
 
 def _infer_start(XH, Cb, xb, h0, c0) -> None:
@@ -795,8 +802,8 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
     state = np.zeros(2 * P, np.int64)
     args = (state, sl, Ap, kernels(dt), xb, XH, Z, Cb, out, M, mask is not None, acts, c_T,
             sync.YIELD)  # fmt: skip
-    done = threading.Condition()
-    launch(functools.partial(_run_helper, args, done), P - 1)
+    done, failed = threading.Condition(), []
+    launch(functools.partial(_run_helper, args, done, failed), P - 1)
     _pack_stacked_T(*weights, perm, edges, first, Ap)
     for q, (b0, b1) in enumerate(rows):
         w = b1 - b0
@@ -808,8 +815,10 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
     finished = [P - 1 + k for k in range(1, handed + 1)]  # their done flags
     if not sync.await_flags(state, np.array(finished, np.int64), sync.SPIN_CYCLES):
         with done:  # one still runs: sleep rather than spin on a core it may need
-            done.wait_for(lambda: all(state[i] for i in finished))
+            done.wait_for(lambda: failed or all(state[i] for i in finished))
     _give_back(ws, Ap)
+    if failed:  # a slice handed to it may be unfinished: never return it
+        raise RuntimeError(f"LSTM inference: a helper thread failed ({failed[0]!r})") from failed[0]
     return c_T
 
 
