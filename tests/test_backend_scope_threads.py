@@ -57,3 +57,17 @@ def test_numpy_backend_reports_no_threads_inside_a_scope_too():
             assert np.array_equal(backend.matmul(a, b), a @ b)
     finally:
         backend.set_backend(before)
+
+
+@pytest.mark.parametrize("before", [None, 3])
+def test_limited_threads_restores_the_count_even_when_the_block_raises(numba_backend, before,
+                                                                        monkeypatch):  # fmt: skip
+    """``common.limited_threads`` (the forecast's one-thread fits): ``n`` inside, and afterwards
+    what was there, ``None`` (the environment's default) included, after an exception too."""
+    monkeypatch.setenv("LSTMKIT_NUM_THREADS", "5")
+    common.set_num_threads(before)
+    with pytest.raises(KeyError), common.limited_threads(1):
+        assert common.get_num_threads() == 1
+        raise KeyError("planted")
+    assert common._THREADS == before
+    assert common.get_num_threads() == (5 if before is None else before)

@@ -186,7 +186,7 @@ def test_a_helper_after_the_end_touches_nothing():
 def test_a_helper_that_raises_makes_the_lead_raise_rather_than_hang(monkeypatch):
     """A helper handed a slice dies before finishing it (any exception on its pool thread): the
     lead must not wait forever for that slice's done flag, nor return the unfinished slice."""
-    x, h0, c0, params, b_hh, mask = problem(40, 11, 3, 5, np.float64, False, seed=4)
+    x, h0, c0, params, _, mask = problem(40, 11, 3, 5, np.float64, False, seed=4)
 
     def dying(state, *rest):
         k = sync.take_ticket(state)

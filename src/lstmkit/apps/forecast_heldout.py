@@ -88,16 +88,10 @@ def one_thread():
     if get_backend() != "numba":
         yield
         return
-    from ..ops.fast import common
+    from ..ops.fast.common import limited_threads
 
-    threads = common._THREADS  # None (the environment's default) or set_num_threads's value
-    common.set_num_threads(1)
-    blas = common._set_local_threads(1)
-    try:
+    with limited_threads(1):
         yield
-    finally:
-        common._set_local_threads(blas)
-        common.set_num_threads(threads)
 
 
 # -- the files between the two processes ----------------------------------------------------------

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -90,6 +91,21 @@ def set_num_threads(n: int | None) -> None:
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"set_num_threads: argument 'n' must be a positive int or None; got {n!r}")
     _THREADS = n
+
+
+@contextlib.contextmanager
+def limited_threads(n: int):
+    """The compiled ops on ``n`` threads and this thread's BLAS on ``n`` (process-wide in
+    OpenBLAS's pthreads builds) for the block; both as before afterwards (a ``set_num_threads``
+    value or the environment's default)."""
+    saved = _THREADS
+    set_num_threads(n)
+    blas = _set_local_threads(n)
+    try:
+        yield
+    finally:
+        _set_local_threads(blas)
+        set_num_threads(saved)
 
 
 _CPUS: int | None = None
