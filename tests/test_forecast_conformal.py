@@ -175,3 +175,22 @@ def test_files_written_before_read_their_corrections_as_shifts(tmp_path):
 
     want = fw.decode(lo * m.z_scale, stats, _norm(model.facts))
     np.testing.assert_array_equal(iv[80][0], np.minimum(want, point))
+
+
+def test_a_wider_level_never_sits_inside_a_narrower_one():
+    """Each level has its own factor: 80% scaled by 3 (+-3) and 95% by 1 (+-1.5) would put the
+    95% band inside the 80% one; the 95% band is then the 80% band, never narrower."""
+    H = 2
+    facts = {"quantiles": quantiles_of(ForecastConfig(interval_levels=LEVELS)), "horizon": H}
+    # paths (1, Q, H): median 10, 80% band +-1, 95% band +-1.5 (quantiles 0.5, .1, .9, .025, .975)
+    out = (10 + np.array([0.0, -1.0, 1.0, -1.5, 1.5])[None, :, None]) * np.ones((1, 1, H))
+    member = Member(None, 4, 0, 1, {"80": [3.0] * H, "95": [1.0] * H})
+    lo80, hi80 = corrected_bounds(facts, member, out, 80)
+    lo95, hi95 = corrected_bounds(facts, member, out, 95)
+    np.testing.assert_array_equal(lo80, [[7.0, 7.0]])
+    np.testing.assert_array_equal(hi80, [[13.0, 13.0]])
+    np.testing.assert_array_equal(lo95, lo80)
+    np.testing.assert_array_equal(hi95, hi80)
+    # the 95% band alone when it is the wider: factors 1 and 2
+    member = Member(None, 4, 0, 1, {"80": [1.0] * H, "95": [2.0] * H})
+    np.testing.assert_array_equal(corrected_bounds(facts, member, out, 95)[0], [[7.0, 7.0]])

@@ -424,11 +424,24 @@ def _half_widths(facts, out, a):
 
 def corrected_bounds(facts, member, out, a):
     """Member ``member``'s conformal bounds ``(lo, hi)``, each ``(N, H)`` in network units, of
-    level ``a`` from its quantile paths ``out (N, Q, H)``; never across the median."""
+    level ``a`` from its quantile paths ``out (N, Q, H)``: never across the median, and never
+    inside the band of a lower level of the member's (each level has its own factor: a 95%
+    band scaled less than the 80% one could otherwise cross it)."""
+    lo, hi = _level_bounds(facts, member, out, float(a))
+    for b in member.correction:
+        if float(b) < float(a):
+            lo_b, hi_b = _level_bounds(facts, member, out, float(b))
+            lo, hi = np.minimum(lo, lo_b), np.maximum(hi, hi_b)
+    return lo, hi
+
+
+def _level_bounds(facts, member, out, a: float):
+    """``corrected_bounds`` of level ``a`` alone."""
     med, lo, hi = out[:, 0], *_bounds(facts, out, a)
-    if str(a) not in member.correction:  # conformal off: the trained bounds as they are
+    key = [b for b in member.correction if float(b) == a]  # "80" for 80, "80.0" for 80.0
+    if not key:  # conformal off: the trained bounds as they are
         return np.minimum(lo, med), np.maximum(hi, med)
-    c = np.asarray(member.correction[str(a)], np.float64)  # (H,)
+    c = np.asarray(member.correction[key[0]], np.float64)  # (H,)
     if member.correction_kind == "shift":  # files written before the scaled scores
         return np.minimum(lo - c, med), np.maximum(hi + c, med)
     below, above = _half_widths(facts, out, a)
