@@ -413,12 +413,11 @@ def _half_widths(facts, out, a):
     """The band's halves ``(med - lo, hi - med)``, each ``(N, H)``, that the factor scales:
     ones without trained bounds for level ``a`` (the factor is then the half-width itself); a
     floor of a thousandth of the mean width keeps a bound that meets the median usable."""
-    lo, hi = _bounds(facts, out, a)
     med = out[:, 0]
-    width = float(np.mean(hi - lo))
-    if not (width > 0 and math.isfinite(width)):
+    if not _trained(facts, a):
         return np.ones_like(med), np.ones_like(med)
-    floor = 1e-3 * width
+    lo, hi = _bounds(facts, out, a)
+    floor = max(1e-3 * float(np.mean(hi - lo)), 1e-12)
     return np.maximum(med - lo, floor), np.maximum(hi - med, floor)
 
 
@@ -448,15 +447,22 @@ def _level_bounds(facts, member, out, a: float):
     return med - c * below, med + c * above
 
 
+def _lower_index(facts, a):
+    """The output index of level ``a``'s lower quantile (the upper one follows), or None."""
+    lo_tau = 0.5 - a / 200.0
+    hits = [i for i, t in enumerate(facts["quantiles"]) if abs(t - lo_tau) < 1e-12]
+    return hits[0] if hits else None
+
+
+def _trained(facts, a) -> bool:
+    return _lower_index(facts, a) is not None
+
+
 def _bounds(facts, out, a):
     """The lower and upper paths ``(N, H)`` of level ``a``: the trained quantiles when there are
     any, else the median (the conformal correction then makes the whole width)."""
-    taus = facts["quantiles"]
-    lo_tau = 0.5 - a / 200.0  # the upper bound follows it in the outputs
-    for i, t in enumerate(taus):
-        if abs(t - lo_tau) < 1e-12:
-            return out[:, i], out[:, i + 1]
-    return out[:, 0], out[:, 0]
+    i = _lower_index(facts, a)
+    return (out[:, 0], out[:, 0]) if i is None else (out[:, i], out[:, i + 1])
 
 
 def fit_global(
