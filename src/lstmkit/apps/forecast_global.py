@@ -32,7 +32,7 @@ Recipe (``fit_global``), for each ensemble member ``i`` (seed ``seed + i``, look
    rank counts the distinct held-out targets (``n + S (H - 1)`` for ``n`` windows of ``S``
    series: the windows of a series overlap). A factor, unlike a shift in network units, carries
    over to the refit network and to the followers, whose bands are narrower or wider than the
-   calibrated network's (0.35-1.25 x on the tune splits); without trained bounds (``loss`` mae
+   calibrated network's (0.35-1.34 x on the tune windows); without trained bounds (``loss`` mae
    or mse) the band is the median +- ``s``.
 
 Members are aggregated in the original units by the median (or mean) of each quantile.
