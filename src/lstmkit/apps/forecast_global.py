@@ -25,10 +25,15 @@ Recipe (``fit_global``), for each ensemble member ``i`` (seed ``seed + i``, look
    and takes its corrections (``validate_members``). ``fit_global(..., schedule=)`` makes
    each member such a follower of the same member of an earlier fit (``forecast train``'s
    held-out one);
-5. conformal calibration (CQR, Romano et al. 2019) on the validation windows: each interval is
-   widened (or narrowed) by the ``ceil((n+1) a)``-th smallest score
-   ``max(lo - y, y - hi)`` in network units, per horizon step when there are at least
-   ``PER_STEP_MIN`` windows, else pooled over the steps.
+5. conformal calibration (CQR, Romano et al. 2019, with scores scaled by the band) on the
+   validation windows: each level's band is scaled about the median by one factor ``s``, the
+   conformal quantile (``conformal_quantile``) of the factor each validation target needs,
+   ``max((med - y) / (med - lo), (y - med) / (hi - med))``, pooled over the horizon steps; its
+   rank counts the distinct held-out targets (``n + S (H - 1)`` for ``n`` windows of ``S``
+   series: the windows of a series overlap). A factor, unlike a shift in network units, carries
+   over to the refit network and to the followers, whose bands are narrower or wider than the
+   calibrated network's (0.35-1.34 x on the tune windows); without trained bounds (``loss`` mae
+   or mse) the band is the median +- ``s``.
 
 Members are aggregated in the original units by the median (or mean) of each quantile.
 """
@@ -55,8 +60,6 @@ from .forecast_network import (  # noqa: F401  (build_network, pinball_loss: pub
     refits,
 )
 
-#: fewest validation windows for a per-horizon-step conformal correction
-PER_STEP_MIN = 40
 #: validation windows wanted in all (``val_windows=0``): one per series for big panels, more
 #: origins per series for small ones, so that early stopping does not follow one window's noise
 VAL_TARGET = 32
@@ -230,7 +233,9 @@ def _inputs(panel, facts, series, origin, L, ahead=None, id_index=None, zs=1.0, 
 @dataclass
 class Member:
     """One trained network: its lookback, seed, best epoch and conformal corrections
-    (``level -> (H,)`` in network units)."""
+    (``level -> (H,)``): with ``correction_kind`` "scale" (fits since the scaled scores) the
+    factor each half of the band is multiplied by about the median; "shift" (files written
+    before) a shift of each bound in network units."""
 
     model: object
     lookback: int
@@ -239,6 +244,7 @@ class Member:
     correction: dict
     z_scale: float = 1.0
     trend_choices: list | None = None  # this member's (``trend="hedge"``); None: the facts'
+    correction_kind: str = "scale"
 
 
 def val_windows(config, panel, H) -> int:
@@ -309,13 +315,14 @@ def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None
     if peers and refit and not config.refit_epochs:
         best = int(np.median([m.best_epoch for m in peers]))
         model = _train_on_all(panel, facts, config, L, seed, best, zs, phi, id_index, distribute)
-        return Member(model, L, seed, best, _mean_correction(peers), zs, choices)
+        return Member(model, L, seed, best, _mean_correction(peers), zs, choices,
+                      peers[0].correction_kind)  # fmt: skip
     x, zy, _ = _inputs(panel, facts, ts, to, L, id_index=id_index, zs=zs, phi=phi)
     xv, zyv, _ = _inputs(panel, facts, vs, vo, L, id_index=id_index, zs=zs, phi=phi)
     val = (xv, _tile(zyv, Q, config.dtype)) if len(vs) else None
     y = _tile(zy, Q, config.dtype)
     model, best = _train(facts, config, x, y, val, seed, config.epochs, deadline, True, distribute)
-    correction = _calibrate(model, facts, config, xv, zyv) if len(vs) else {}
+    correction = _calibrate(model, facts, config, xv, zyv, vs) if len(vs) else {}
     if refit:  # _refit: a fresh network, or (refit_epochs) the early-stopped one continued
         model = _train_on_all(panel, facts, config, L, seed, best, zs, phi, id_index,
                               distribute, model)  # fmt: skip
@@ -370,37 +377,92 @@ def _quantile_paths(model, facts, x):
     return out
 
 
-def _calibrate(model, facts, config, xv, zyv):
-    """CQR corrections per interval level on the validation windows: ``level -> (H,)``."""
+def conformal_quantile(scores, level: float, n: int) -> float:
+    """The split-conformal quantile of ``scores`` (any shape, pooled) for coverage ``level`` in
+    (0, 1) when they stand for ``n`` exchangeable points: the ``ceil((n + 1) level)``-th
+    smallest of ``n`` scores, read as the score at the quantile ``ceil((n + 1) level) / n``
+    (inverted CDF: an order statistic, no interpolation); the largest score when that rank
+    exceeds ``n`` (too few points for the level)."""
+    s = np.sort(np.asarray(scores, np.float64).ravel())
+    k = math.ceil((n + 1) * level - 1e-9)  # the rank (1e-9: a product one ulp too high)
+    if k >= n:
+        return float(s[-1])
+    # the smallest score with at least the share k / n of the scores at or below it
+    return float(s[max(math.ceil(k / n * len(s) - 1e-9), 1) - 1])
+
+
+def _calibrate(model, facts, config, xv, zyv, series):
+    """Conformal factors per interval level on the validation windows (inputs ``xv``, targets
+    ``zyv (n, H)`` of series ``series (n,)``, consecutive origins per series): ``level -> (H,)``
+    (one factor, repeated: the trained quantiles carry the growth over the horizon)."""
     if not config.conformal:
         return {}
     out = _quantile_paths(model, facts, xv)
     n, H = zyv.shape
+    distinct = n + len(np.unique(series)) * (H - 1)  # a series' K windows hold K + H - 1 targets
     corr = {}
     for a in config.interval_levels:
-        lo, hi = _bounds(facts, out, a)
-        score = np.maximum(lo - zyv, zyv - hi)  # (n, H) > 0 when y falls outside
-        q = min(1.0, math.ceil((n + 1) * a / 100.0) / n) if n >= PER_STEP_MIN else None
-        if q is not None:
-            c = np.quantile(score, q, axis=0, method="higher")
-        else:
-            m = score.size
-            c = np.full(
-                H, np.quantile(score, min(1.0, math.ceil((m + 1) * a / 100.0) / m), method="higher")
-            )
-        corr[str(a)] = c.tolist()
+        below, above = _half_widths(facts, out, a)
+        med = out[:, 0]
+        need = np.maximum((med - zyv) / below, (zyv - med) / above)  # (n, H) the factor y needs
+        corr[str(a)] = [conformal_quantile(need, a / 100.0, distinct)] * H
     return corr
+
+
+def _half_widths(facts, out, a):
+    """The band's halves ``(med - lo, hi - med)``, each ``(N, H)``, that the factor scales:
+    ones without trained bounds for level ``a`` (the factor is then the half-width itself); a
+    floor of a thousandth of the mean width keeps a bound that meets the median usable."""
+    med = out[:, 0]
+    if not _trained(facts, a):
+        return np.ones_like(med), np.ones_like(med)
+    lo, hi = _bounds(facts, out, a)
+    floor = max(1e-3 * float(np.mean(hi - lo)), 1e-12)
+    return np.maximum(med - lo, floor), np.maximum(hi - med, floor)
+
+
+def corrected_bounds(facts, member, out, a):
+    """Member ``member``'s conformal bounds ``(lo, hi)``, each ``(N, H)`` in network units, of
+    level ``a`` from its quantile paths ``out (N, Q, H)``: never across the median, and never
+    inside the band of a lower level of the member's (each level has its own factor: a 95%
+    band scaled less than the 80% one could otherwise cross it)."""
+    lo, hi = _level_bounds(facts, member, out, float(a))
+    for b in member.correction:
+        if float(b) < float(a):
+            lo_b, hi_b = _level_bounds(facts, member, out, float(b))
+            lo, hi = np.minimum(lo, lo_b), np.maximum(hi, hi_b)
+    return lo, hi
+
+
+def _level_bounds(facts, member, out, a: float):
+    """``corrected_bounds`` of level ``a`` alone."""
+    med, lo, hi = out[:, 0], *_bounds(facts, out, a)
+    key = [b for b in member.correction if float(b) == a]  # "80" for 80, "80.0" for 80.0
+    if not key:  # conformal off: the trained bounds as they are
+        return np.minimum(lo, med), np.maximum(hi, med)
+    c = np.asarray(member.correction[key[0]], np.float64)  # (H,)
+    if member.correction_kind == "shift":  # files written before the scaled scores
+        return np.minimum(lo - c, med), np.maximum(hi + c, med)
+    below, above = _half_widths(facts, out, a)
+    return med - c * below, med + c * above
+
+
+def _lower_index(facts, a):
+    """The output index of level ``a``'s lower quantile (the upper one follows), or None."""
+    lo_tau = 0.5 - a / 200.0
+    hits = [i for i, t in enumerate(facts["quantiles"]) if abs(t - lo_tau) < 1e-12]
+    return hits[0] if hits else None
+
+
+def _trained(facts, a) -> bool:
+    return _lower_index(facts, a) is not None
 
 
 def _bounds(facts, out, a):
     """The lower and upper paths ``(N, H)`` of level ``a``: the trained quantiles when there are
     any, else the median (the conformal correction then makes the whole width)."""
-    taus = facts["quantiles"]
-    lo_tau = 0.5 - a / 200.0  # the upper bound follows it in the outputs
-    for i, t in enumerate(taus):
-        if abs(t - lo_tau) < 1e-12:
-            return out[:, i], out[:, i + 1]
-    return out[:, 0], out[:, 0]
+    i = _lower_index(facts, a)
+    return (out[:, 0], out[:, 0]) if i is None else (out[:, i], out[:, i + 1])
 
 
 def fit_global(
@@ -523,10 +585,9 @@ class GlobalForecaster:
             zs = member.z_scale
             points.append(fw.decode(out[:, 0] * zs, stats, norm))
             for a in levels:
-                lo, hi = _bounds(self.facts, out, a)
-                c = np.asarray(member.correction.get(str(a), np.zeros(self.horizon)))
-                bounds[a][0].append(fw.decode(np.minimum(lo - c, out[:, 0]) * zs, stats, norm))
-                bounds[a][1].append(fw.decode(np.maximum(hi + c, out[:, 0]) * zs, stats, norm))
+                lo, hi = corrected_bounds(self.facts, member, out, a)
+                bounds[a][0].append(fw.decode(lo * zs, stats, norm))
+                bounds[a][1].append(fw.decode(hi * zs, stats, norm))
         point = self._aggregate(points)[:, :horizon]
         result = {}
         for a in levels:
@@ -565,7 +626,8 @@ class GlobalForecaster:
             )
             members.append({"model": m.model.get_config(), "lookback": m.lookback, "seed": m.seed,
                             "best_epoch": m.best_epoch, "correction": m.correction,
-                            "z_scale": m.z_scale, "trend_choices": m.trend_choices})  # fmt: skip
+                            "z_scale": m.z_scale, "trend_choices": m.trend_choices,
+                            "correction_kind": m.correction_kind})  # fmt: skip
         meta = {"format": FORMAT, "format_version": "1",
                 "config": json.dumps(self.config.to_dict()), "facts": json.dumps(self.facts),
                 "members": json.dumps(members)}  # fmt: skip

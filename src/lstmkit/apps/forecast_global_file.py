@@ -80,5 +80,10 @@ def read_forecaster(cls, path):
             or not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in choices)
         ):
             raise ModelFileError(f"{where}: trend_choices must be a list of numbers in [0, 1]")
-        members.append(Member(model, lookback, seed, best, corr, zs, choices))
+        kind = spec.get("correction_kind", "shift")  # files before the scaled scores: shifts
+        if kind not in ("scale", "shift"):
+            raise ModelFileError(
+                f"{where}: correction_kind must be 'scale' or 'shift'; got {kind!r}"
+            )
+        members.append(Member(model, lookback, seed, best, corr, zs, choices, kind))
     return cls(config, facts, members)
