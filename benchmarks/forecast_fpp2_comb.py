@@ -61,9 +61,29 @@ def fit(a):
 
 
 # -- the pre-declared combinations (docs/forecast.md, "Combinations") -----------------------------
+def zero3(train, m, H):
+    """The zero-output decode of one window of lookback three seasons (log, level = mean of the
+    last season, the profile of the last three seasons): ``(H,)``."""
+    from lstmkit.apps import forecast_windows as fw
+
+    norm = {"log": bool(np.all(train > 0)), "season": m, "level": "season", "seasonal": True,
+            "trend": False, "profile_seasons": 0}  # fmt: skip
+    one = (np.array([0]), np.array([len(train)]), np.array([len(train)]))
+    stats = fw.encode(train, *one, 3 * m, H, norm)[3]
+    return fw.decode(np.zeros((1, H)), stats, norm)[0]
+
+
+def snaive_drift(train, m, H):
+    """Seasonal naive with drift in logs: ``y[T-m+h] * exp(d)``, ``d`` the mean one-season log
+    change over the whole series ``train``: ``(H,)`` (``H <= m``)."""
+    lg = np.log(train)
+    d = float(np.mean(lg[m:] - lg[:-m]))
+    return np.exp(lg[len(lg) - m : len(lg) - m + H] + d)
+
+
 def variants(z):
     med5, med15 = np.median(z["members"][:5], 0), np.median(z["members"], 0)
-    zero5, sn = np.median(z["zeros"][:5], 0), z["SeasonalNaive"]
+    zero5, sn, z3 = np.median(z["zeros"][:5], 0), z["SeasonalNaive"], z["zero3"]
     return {
         "A defaults (5, median)": med5,
         "B 1/2 LSTM + 1/2 zero decode": 0.5 * med5 + 0.5 * zero5,
@@ -71,7 +91,12 @@ def variants(z):
         "D 15 members, median": med15,
         "E 1/2 LSTM(15) + 1/2 zero decode": 0.5 * med15 + 0.5 * np.median(z["zeros"], 0),
         "F 1/3 LSTM + 1/3 zero + 1/3 SNaive": (med5 + zero5 + sn) / 3,
+        "B3 1/2 LSTM + 1/2 three-season zero decode": 0.5 * med5 + 0.5 * z3,
+        "H 1/2 LSTM + 1/2 SNaive with drift": 0.5 * med5 + 0.5 * z["drift"],
         "Z zero decode alone (reference)": zero5,
+        "HS SNaive with drift alone (reference)": z["drift"],
+        "Z3 three-season zero decode alone (reference)": z3,
+        "S SeasonalNaive alone (reference)": sn,
     }
 
 
@@ -85,6 +110,9 @@ def table(a):
                 continue
             with np.load(path) as z:
                 z = dict(z)
+            _, train, _, _, _, m = load(name, split)
+            z["zero3"] = zero3(train[0], m, len(z["test"]))
+            z["drift"] = snaive_drift(train[0], m, len(z["test"]))
             ets, sn = rmse(z["test"], z["AutoETS"]), rmse(z["test"], z["SeasonalNaive"])
             for v, f in variants(z).items():
                 r = rmse(z["test"], f)
@@ -99,9 +127,10 @@ def table(a):
                     f"  {split:<6} geo {_geo([g[0] for g in got]):.3f} met {sum(g[1] for g in got)}/{len(got)}  {ratios}"
                 )
         allr = list(cells.values())
-        print(
-            f"  all    geo {_geo([g[0] for g in allr]):.3f} met {sum(g[1] for g in allr)}/{len(allr)}"
-        )
+        base = rows[next(iter(rows))]  # the first variant (A, the defaults)
+        wins = sum(cells[k][0] < base[k][0] for k in cells)
+        print(f"  all    geo {_geo([g[0] for g in allr]):.3f} met {sum(g[1] for g in allr)}/{len(allr)}"
+              f"  better than A on {wins}/{len(allr)}")  # fmt: skip
 
 
 def _geo(x):
