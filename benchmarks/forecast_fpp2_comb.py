@@ -3,6 +3,7 @@
     PYTHONPATH=src python benchmarks/forecast_fpp2_comb.py fit --split tune --ensemble 15 \
         --out /tmp/comb                      # one npz per series: members' paths and anchors
     PYTHONPATH=src python benchmarks/forecast_fpp2_comb.py table --out /tmp/comb
+    PYTHONPATH=src python benchmarks/forecast_fpp2_comb.py table --out /tmp/combG --base /tmp/comb
 
 ``fit`` trains ``ForecastConfig(ensemble=N, **--set)`` once per series (in process; member
 ``i`` is the same with any ``N > i``: ``fit_global``'s docs) and stores, per member, the decoded
@@ -100,12 +101,16 @@ def variants(z):
     }
 
 
-def table(a):
-    out, splits = Path(a.out), ("tune", "tune2", "tune3")
+SPLITS3 = ("tune", "tune2", "tune3")
+
+
+def ratios(out, only=None):
+    """``{variant: {(split, series): (RMSE / AutoETS's, meets the target)}}`` of the fits
+    stored in ``out``."""
     rows = {}
-    for split in splits:
-        for name in a.only or SINGLES:
-            path = out / f"{split}-{name}.npz"
+    for split in SPLITS3:
+        for name in only or SINGLES:
+            path = Path(out) / f"{split}-{name}.npz"
             if not path.exists():
                 continue
             with np.load(path) as z:
@@ -117,18 +122,25 @@ def table(a):
             for v, f in variants(z).items():
                 r = rmse(z["test"], f)
                 rows.setdefault(v, {})[(split, name)] = (r / ets, r < sn and r <= 1.1 * ets)
+    return rows
+
+
+def table(a):
+    """Per variant and season: geometric mean RMSE / AutoETS's, the count meeting the target,
+    each series' ratio; over all: the count of series-seasons better than A (the defaults: the
+    first variant, of ``--base`` when given, e.g. another seed's or setting's fit)."""
+    rows = ratios(a.out, a.only)
+    base = next(iter((ratios(a.base, a.only) if a.base else rows).values()))
     for v, cells in rows.items():
         print(f"\n{v}")
-        for split in splits:
+        for split in SPLITS3:
             got = [cells[k] for k in cells if k[0] == split]
             if got:
-                ratios = " ".join(f"{k[1]}={cells[k][0]:.2f}" for k in cells if k[0] == split)
-                print(
-                    f"  {split:<6} geo {_geo([g[0] for g in got]):.3f} met {sum(g[1] for g in got)}/{len(got)}  {ratios}"
-                )
+                each = " ".join(f"{k[1]}={cells[k][0]:.2f}" for k in cells if k[0] == split)
+                print(f"  {split:<6} geo {_geo([g[0] for g in got]):.3f} "
+                      f"met {sum(g[1] for g in got)}/{len(got)}  {each}")  # fmt: skip
         allr = list(cells.values())
-        base = rows[next(iter(rows))]  # the first variant (A, the defaults)
-        wins = sum(cells[k][0] < base[k][0] for k in cells)
+        wins = sum(cells[k][0] < base[k][0] for k in cells if k in base)
         print(f"  all    geo {_geo([g[0] for g in allr]):.3f} met {sum(g[1] for g in allr)}/{len(allr)}"
               f"  better than A on {wins}/{len(allr)}")  # fmt: skip
 
@@ -145,6 +157,7 @@ def main(argv=None):
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--set", nargs="*", default=[])
     ap.add_argument("--out", required=True)
+    ap.add_argument("--base", default=None, help="table: count wins against this dir's A")
     a = ap.parse_args(argv)
     fit(a) if a.what == "fit" else table(a)
 
