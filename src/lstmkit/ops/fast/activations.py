@@ -89,21 +89,31 @@ def _fma(typingctx, a, b, c):
     return a(a, a, a), codegen
 
 
-@intrinsic
-def _pow2(typingctx, k):
-    """``2.0 ** n`` from ``k = n + 1.5 * 2**23`` (a float32 holding the integer ``n`` in
-    [-126, 127] in its low mantissa bits, as :func:`_reduce` leaves it): those bits shifted into
-    the exponent field, plus the bias. Two integer ops that vectorise, and defined for every
-    ``k`` (a NaN gives some float, multiplied by a NaN anyway), unlike ``fptosi``."""
-    if k != types.float32:
-        return None
+def _pow2_bias(bias):
+    """An intrinsic ``2.0 ** (n + bias - 127)`` from ``k = n + 1.5 * 2**23`` (a float32 holding
+    the integer ``n`` in its low mantissa bits, as :func:`_reduce` leaves it; ``n + bias`` in
+    [1, 254]): those bits shifted into the exponent field, plus ``bias``. Two integer ops that
+    vectorise, and defined for every ``k`` (a NaN gives some float, multiplied by a NaN
+    anyway), unlike ``fptosi``."""
 
-    def codegen(context, builder, signature, args):
-        i32 = ir.IntType(32)
-        bits = builder.shl(builder.bitcast(args[0], i32), ir.Constant(i32, 23))
-        return builder.bitcast(builder.add(bits, ir.Constant(i32, 127 << 23)), ir.FloatType())
+    @intrinsic
+    def pow2(typingctx, k):
+        if k != types.float32:
+            return None
 
-    return types.float32(types.float32), codegen
+        def codegen(context, builder, signature, args):
+            i32 = ir.IntType(32)
+            bits = builder.shl(builder.bitcast(args[0], i32), ir.Constant(i32, 23))
+            return builder.bitcast(builder.add(bits, ir.Constant(i32, bias << 23)), ir.FloatType())
+
+        return types.float32(types.float32), codegen
+
+    return pow2
+
+
+_pow2 = _pow2_bias(127)  # 2**n, n in [-126, 127]
+_pow2_24 = _pow2_bias(127 + 24)  # 2**(n + 24), n in [-150, 103]: a normal float down to n = -150
+_TINY = _F(2.0**-24)
 
 
 @register_jitable
@@ -130,11 +140,11 @@ def _expm1_r(r):
 @register_jitable
 def _exp32(v):
     """exp of a float32 ``v`` in [-104, 0], in float32 arithmetic (see the module docstring):
-    ``2**n`` in two factors ``2**m 2**(n - m)``, ``m = n / 2`` rounded, so that results down
-    to the subnormals come out right (``n`` in [-150, 0])."""
-    k, n, r = _reduce(v)
-    km = _fma(n, _HALF32, _ROUND)  # m + 1.5 * 2**23
-    return (_ONE32 + _expm1_r(r)) * _pow2(km) * _pow2(k - (km - _ROUND))
+    ``2**(n + 24) (1 + (exp(r) - 1))`` in one fused multiply-add, a normal float for every ``n``
+    in [-150, 0], then times ``2**-24``, the one rounding of results in the subnormals."""
+    k, _, r = _reduce(v)
+    s = _pow2_24(k)
+    return _fma(s, _expm1_r(r), s) * _TINY
 
 
 @register_jitable
