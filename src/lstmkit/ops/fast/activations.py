@@ -11,34 +11,37 @@ rest on one range reduction and one polynomial (:func:`_reduce`, :func:`_expm1_r
   ``exp(r) - 1 = r + r^2 Q(r)``, ``Q`` a degree-4 minimax fit on ``|r| <= ln2 / 2``; ``2**n``
   made by shifting the shifter's bits into the exponent field (two integer ops, no float to
   integer conversion).
-- ``tanh(x) = em / (em + 2)``, ``em = exp(2|x|) - 1 = 2**n (exp(r) - 1) + (2**n - 1)`` (one
-  fused multiply-add): one formula for every ``x``, relative accuracy down to the subnormals
-  (for ``n = 0``, ``em`` is ``2|x|`` times a factor near 1, with no cancellation), no second
-  branch; sign restored with ``copysign``, ``|x|`` clamped at 9.5 (where tanh rounds to 1).
+- ``tanh(x)`` from ``em = exp(2|x|) - 1 = 2**n (exp(r) - 1) + (2**n - 1)`` (one fused
+  multiply-add; ``n >= 0``): ``em / (em + 2)`` for ``|x| < 0.875``, ``1 - 2 / (em + 2)`` from
+  there (the subtracted term is below 0.42, so its error is damped near 1), one division of a
+  selected numerator; relative accuracy down to the subnormals (for ``n = 0``, ``em`` is
+  ``2|x|`` times a factor near 1); sign restored with ``copysign``, ``|x|`` clamped at 9.5
+  (where tanh rounds to 1).
 - ``sigmoid(x) = e / (1 + e)`` for ``x < 0`` and ``1 / (1 + e)`` for ``x >= 0``, ``e = exp(-|x|)``
-  (``-|x|`` clamped at -104, where exp rounds to 0), ``2**n`` in two factors so that results down
-  to the subnormals come out right: one exp, never overflowing, accurate in relative terms (the
-  reference's ``0.5 * tanh(0.5 x) + 0.5`` is only accurate in absolute terms; both are within
-  3e-8 of it).
+  (``-|x|`` clamped at -104, where exp rounds to 0): ``e = (2**(n + 24) + 2**(n + 24) (exp(r) -
+  1)) 2**-24``, the first factor a normal float for every ``n`` in [-150, 0] and the last
+  product the one rounding of results in the subnormals. One exp, never overflowing, accurate in
+  relative terms (the reference's ``0.5 * tanh(0.5 x) + 0.5`` is only accurate in absolute
+  terms; both are within 3e-8 of it).
 
 A NaN passes through every step unselected (the clamps keep it; the integer ops give some
 finite factor that multiplies a NaN), so NaN in gives NaN out without a select.
 
 Error against tanh and sigmoid computed in float64, over every float32 (all 2**32 bit patterns,
 ``tests/test_fast_activations.py::test_every_float32``, marked slow; the default tests sweep every
-61st pattern, two whole binades, the extremes and the specials): tanh at most TANH_ULP ulp (at
-x = TANH_AT), sigmoid at most 2.402 ulp (at x = -4.1573); an ulp is the float32 spacing in the
-exact value's binade, 2**-149 for subnormal results. Both are odd /
-complementary to the bit (``tanh(-x) = -tanh(x)``), stay in [-1, 1] / [0, 1], give +-1, 0 and 1 at
-the infinities and NaN for NaN; -0.0 keeps its sign. tanh's three roundings (``em``, ``em + 2``,
-the quotient) cost it up to 2.5 ulp where the previous form (an odd degree-15 polynomial below
-0.875, ``1 - 2 / (exp(2|x|) + 1)`` above, both computed and one selected) had 1.050; that form
-took twice the instructions (about 45 vector ops against 21) and the inference pass 2.35-2.5 ns
-a cell against 1.9 (docs/speed.md). Near 1, where the BPTT agreement is decided, the error is
-at most 1.5 ulp (9e-8). The older float64-evaluated rational (Eigen's coefficients) erred by
-5.4e-8 absolute and ran at half the float32 width; Eigen's rational evaluated in float32 errs by
-up to 6 ulp near 1 (3.6e-7), which broke the 1e-6 agreement of BPTT with the reference. float64
-keeps the exact ``math.tanh``.
+61st pattern, three whole binades, the extremes and the specials): tanh at most 2.606 ulp (at
+x = 0.062416; at most 1.050 ulp from 0.875 on), sigmoid at most 2.402 ulp (at x = -4.1573); an
+ulp is the float32 spacing in the exact value's binade, 2**-149 for subnormal results. Both are
+odd / complementary to the bit (``tanh(-x) = -tanh(x)``), stay in [-1, 1] / [0, 1], give +-1, 0
+and 1 at the infinities and NaN for NaN; -0.0 keeps its sign. Below 0.875 tanh's three
+roundings (``em``, ``em + 2``, the quotient) cost it up to 2.606 ulp, where the previous form
+(``x + x^3 P(x^2)``, ``P`` of degree 7, computed besides the exp and one of the two selected) had
+1.050; that form took about 45 vector ops a tanh against 25 now (docs/speed.md, "A cheaper
+pointwise pass"). From 0.875 on, where the BPTT agreement is decided, the error is what it was.
+The older float64-evaluated rational (Eigen's coefficients) erred by 5.4e-8 absolute and ran at
+half the float32 width; Eigen's rational evaluated in float32 errs by up to 6 ulp near 1
+(3.6e-7), which broke the 1e-6 agreement of BPTT with the reference. float64 keeps the exact
+``math.tanh``.
 
 ``tanh_`` and ``sigmoid_`` are dispatched on the argument's type at compile time through
 ``numba.extending.overload``; constants are typed float32 globals so that float32 arithmetic never
@@ -149,7 +152,8 @@ def _exp32(v):
 
 @register_jitable
 def _tanh32(x):
-    """tanh of a float32 in float32 arithmetic, at most 1.050 ulp from the exact value."""
+    """tanh of a float32 in float32 arithmetic, at most 2.606 ulp from the exact value (1.050
+    from 0.875 on)."""
     a = abs(x)
     a = _TANH_CLAMP if a > _TANH_CLAMP else a  # noqa: FURB136  (a NaN stays a NaN)
     k, _, r = _reduce(a + a)
