@@ -116,7 +116,7 @@ def _pow2_bias(bias):
 
 _pow2 = _pow2_bias(127)  # 2**n, n in [-126, 127]
 _pow2_24 = _pow2_bias(127 + 24)  # 2**(n + 24), n in [-150, 103]: a normal float down to n = -150
-_TINY = _F(2.0**-24)
+_BIG = _F(2.0**24)
 
 
 @register_jitable
@@ -141,13 +141,14 @@ def _expm1_r(r):
 
 
 @register_jitable
-def _exp32(v):
-    """exp of a float32 ``v`` in [-104, 0], in float32 arithmetic (see the module docstring):
-    ``2**(n + 24) (1 + (exp(r) - 1))`` in one fused multiply-add, a normal float for every ``n``
-    in [-150, 0], then times ``2**-24``, the one rounding of results in the subnormals."""
+def _exp32_24(v):
+    """``2**24 exp(v)`` of a float32 ``v`` in [-104, 0], in float32 arithmetic (see the module
+    docstring): ``2**(n + 24) (1 + (exp(r) - 1))`` in one fused multiply-add, a normal float for
+    every ``n`` in [-150, 0] (the caller's division brings it back to scale: one rounding of
+    results in the subnormals)."""
     k, _, r = _reduce(v)
     s = _pow2_24(k)
-    return _fma(s, _expm1_r(r), s) * _TINY
+    return _fma(s, _expm1_r(r), s)
 
 
 @register_jitable
@@ -169,8 +170,8 @@ def _sigmoid32(x):
     """sigmoid of a float32 in float32 arithmetic, at most 2.402 ulp from the exact value."""
     v = -abs(x)
     v = _EXP_LOW if v < _EXP_LOW else v  # noqa: FURB136  (a NaN stays a NaN)
-    e = _exp32(v)  # exp(-|x|), in (0, 1]
-    return (_ONE32 if x >= 0 else e) / (_ONE32 + e)
+    e = _exp32_24(v)  # 2**24 exp(-|x|), in (0, 2**24]
+    return (_BIG if x >= 0 else e) / (_BIG + e)  # 1 / (1 + e) or e / (1 + e), scaled by 2**24
 
 
 def tanh32_reference(x: np.ndarray) -> np.ndarray:
