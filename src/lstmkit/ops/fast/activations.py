@@ -18,11 +18,11 @@ rest on one range reduction and one polynomial (:func:`_reduce`, :func:`_expm1_r
   ``2|x|`` times a factor near 1); sign restored with ``copysign``, ``|x|`` clamped at 9.5
   (where tanh rounds to 1).
 - ``sigmoid(x) = e / (1 + e)`` for ``x < 0`` and ``1 / (1 + e)`` for ``x >= 0``, ``e = exp(-|x|)``
-  (``-|x|`` clamped at -104, where exp rounds to 0): ``e = (2**(n + 24) + 2**(n + 24) (exp(r) -
-  1)) 2**-24``, the first factor a normal float for every ``n`` in [-150, 0] and the last
-  product the one rounding of results in the subnormals. One exp, never overflowing, accurate in
-  relative terms (the reference's ``0.5 * tanh(0.5 x) + 0.5`` is only accurate in absolute
-  terms; both are within 3e-8 of it).
+  (``-|x|`` clamped at -104, where exp rounds to 0), both scaled by ``2**24``: ``2**24 e =
+  2**(n + 24) + 2**(n + 24) (exp(r) - 1)`` (one fused multiply-add), the first factor a normal
+  float for every ``n`` in [-150, 0], and the division the one rounding of results in the
+  subnormals. One exp, never overflowing, accurate in relative terms (the reference's
+  ``0.5 * tanh(0.5 x) + 0.5`` is only accurate in absolute terms; both are within 3e-8 of it).
 
 A NaN passes through every step unselected (the clamps keep it; the integer ops give some
 finite factor that multiplies a NaN), so NaN in gives NaN out without a select.
