@@ -121,13 +121,13 @@ _BIG = _F(2.0**24)
 
 @register_jitable
 def _reduce(v):
-    """``v = n ln2 + r``: ``k = n + 1.5 * 2**23`` (``n`` = ``v / ln2`` rounded, by the shifter),
-    ``n`` and ``r`` (exact: ``ln2`` split in two), ``|r| <= ln2 / 2`` (a hair more where the
-    fused rounding of ``k`` went up)."""
+    """``v = n ln2 + r`` -> ``(k, r)``: ``k = n + 1.5 * 2**23`` (``n`` = ``v / ln2`` rounded, by
+    the shifter) and ``r`` (exact: ``ln2`` split in two), ``|r| <= ln2 / 2`` (a hair more where
+    the fused rounding of ``k`` went up)."""
     k = _fma(v, _LOG2E, _ROUND)
     n = k - _ROUND
     r = _fma(n, -_LN2_HI, v)
-    return k, n, _fma(n, -_LN2_LO, r)
+    return k, _fma(n, -_LN2_LO, r)
 
 
 @register_jitable
@@ -146,7 +146,7 @@ def _exp32_24(v):
     docstring): ``2**(n + 24) (1 + (exp(r) - 1))`` in one fused multiply-add, a normal float for
     every ``n`` in [-150, 0] (the caller's division brings it back to scale: one rounding of
     results in the subnormals)."""
-    k, _, r = _reduce(v)
+    k, r = _reduce(v)
     s = _pow2_24(k)
     return _fma(s, _expm1_r(r), s)
 
@@ -157,7 +157,7 @@ def _tanh32(x):
     from 0.875 on)."""
     a = abs(x)
     a = _TANH_CLAMP if a > _TANH_CLAMP else a  # noqa: FURB136  (a NaN stays a NaN)
-    k, _, r = _reduce(a + a)
+    k, r = _reduce(a + a)
     s = _pow2(k)  # 2**n, n in [0, 28]
     em = _fma(s, _expm1_r(r), s - _ONE32)  # exp(2|x|) - 1
     near = a < _TANH_SPLIT  # (False for a NaN)
