@@ -173,3 +173,43 @@ def test_a_deep_copy_of_the_optimizer_updates_its_own_slots():
     _run(ref, ref_params, 2, start=3)
     _assert_same(twin_params, ref_params)
     _assert_same(twin.get_state(), ref.get_state())
+
+
+BIG = {
+    "rnn.kernel": (96, 512),
+    "rnn.recurrent_kernel": (128, 512),
+    "rnn.bias": (512,),
+    "out.kernel": (128, 75),
+    "out.bias": (75,),
+}  # fmt: skip  (over 2**16 elements: split)
+
+
+@pytest.mark.parametrize("name", sorted(MAKERS))
+@pytest.mark.parametrize("cast", [False, True])
+def test_flat_update_split_among_two_threads_is_bit_identical(name, cast, monkeypatch):
+    """With the compiled backend on two threads (inside a step's compute scope), a long flat
+    vector is updated in two parts, one per thread (``_FlatStep._parts``); the weights and
+    every slot stay bit-identical to the per-array update, clipnorm scale included."""
+    from lstmkit.ops import backend
+    from lstmkit.ops.fast import common
+    from lstmkit.optimizers import base
+
+    assert sum(int(np.prod(s)) for s in BIG.values()) >= base.PARALLEL_MIN_ELEMENTS
+    parts = []
+    real = base._FlatStep._parts
+    monkeypatch.setattr(
+        base._FlatStep, "_parts", lambda s, o: parts.append(real(s, o)) or parts[-1]
+    )
+    before = backend.get_backend()
+    backend.set_backend("numba")
+    common.set_num_threads(2)
+    try:
+        with backend.compute_scope():
+            flat = _run(MAKERS[name](), _params(shapes=BIG), 4, cast=cast)
+        ref = _run(_per_array(MAKERS[name]()), _params(shapes=BIG), 4, cast=cast)
+    finally:
+        common.set_num_threads(None)
+        backend.set_backend(before)
+    _assert_same(flat, ref)
+    assert len(parts) == 4 and len(parts[0]) == 1  # the first step makes the slots, on one thread
+    assert all(len(p) == 2 for p in parts[1:]), parts  # the later ones: two parts
