@@ -181,35 +181,32 @@ BIG = {
     "rnn.bias": (512,),
     "out.kernel": (128, 75),
     "out.bias": (75,),
-}  # fmt: skip  (over 2**16 elements: split)
+}  # fmt: skip  (the char LM's LSTM layer and head)
 
 
-@pytest.mark.parametrize("name", sorted(MAKERS))
-@pytest.mark.parametrize("cast", [False, True])
-def test_flat_update_split_among_two_threads_is_bit_identical(name, cast, monkeypatch):
-    """With the compiled backend on two threads (inside a step's compute scope), a long flat
-    vector is updated in two parts, one per thread (``_FlatStep._parts``); the weights and
-    every slot stay bit-identical to the per-array update, clipnorm scale included."""
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["adam_clipnorm", "adamw"])
+def test_compiled_flat_adam_is_bit_identical_to_numpy_per_array(name, dtype, threads, monkeypatch):
+    """On the compiled backend (one thread or two, inside a step's compute scope) the flat Adam
+    update is one compiled pass (``ops/fast/optim.adam_flat``); weights and slots stay
+    bit-identical to the NumPy per-array update, in float32 and float64."""
     from lstmkit.ops import backend
-    from lstmkit.ops.fast import common
-    from lstmkit.optimizers import base
+    from lstmkit.ops.fast import common, optim
 
-    assert sum(int(np.prod(s)) for s in BIG.values()) >= base.PARALLEL_MIN_ELEMENTS
-    parts = []
-    real = base._FlatStep._parts
-    monkeypatch.setattr(
-        base._FlatStep, "_parts", lambda s, o: parts.append(real(s, o)) or parts[-1]
-    )
+    calls = []
+    real = optim.adam_flat
+    monkeypatch.setattr(optim, "adam_flat", lambda *a: calls.append(a[0].size) or real(*a))
     before = backend.get_backend()
     backend.set_backend("numba")
-    common.set_num_threads(2)
+    common.set_num_threads(threads)
     try:
         with backend.compute_scope():
-            flat = _run(MAKERS[name](), _params(shapes=BIG), 4, cast=cast)
-        ref = _run(_per_array(MAKERS[name]()), _params(shapes=BIG), 4, cast=cast)
+            flat = _run(MAKERS[name](), _params(dtype, BIG), 5, cast=True)
+        ref = _run(_per_array(MAKERS[name]()), _params(dtype, BIG), 5, cast=True)
     finally:
         common.set_num_threads(None)
         backend.set_backend(before)
     _assert_same(flat, ref)
-    assert len(parts) == 4 and len(parts[0]) == 1  # the first step makes the slots, on one thread
-    assert all(len(p) == 2 for p in parts[1:]), parts  # the later ones: two parts
+    n = sum(int(np.prod(s)) for s in BIG.values())
+    assert calls == [n] * 5  # the compiled pass updated every element of every step

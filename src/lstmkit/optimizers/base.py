@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-from typing import NamedTuple
 
 import numpy as np
 
@@ -106,8 +105,6 @@ class Optimizer:
     def _slot(self, slot, name, p, initial_value=0.0):
         if name is _ALL:  # the update of every parameter at once (_FlatStep)
             return self._flat.slot(self, slot, initial_value)
-        if type(name) is _Part:  # a part of that flat update, on one of several threads
-            return self._flat.flat_slots[slot][name.a : name.b]
         arrays = self._slots.setdefault(slot, {})
         a = arrays.get(name)
         if a is None:
@@ -294,19 +291,6 @@ class Optimizer:
 #: what ``_slot`` is given as the parameter name by the one update of every parameter
 _ALL = object()
 
-
-class _Part(NamedTuple):
-    """``_update``'s ``name`` for the elements ``a:b`` of the flat vectors (one thread's part of
-    :meth:`_FlatStep.run`); every slot then exists already."""
-
-    a: int
-    b: int
-
-
-#: a flat update of at least this many elements is split among lstmkit's threads (below, the
-#: hand-off to a pool thread, ~30 us, costs more than half the arithmetic)
-PARALLEL_MIN_ELEMENTS = 2**16
-
 #: the ``_update`` methods that work element by element, the same on any array (filled in by the
 #: modules that define them)
 ELEMENTWISE_UPDATES: set = set()
@@ -371,38 +355,11 @@ class _FlatStep:
         gs = [grads[name] for name, *_ in self.spans]
         np.concatenate([g.ravel() if type(g) is np.ndarray else np.ravel(g) for g in gs],
                        out=self.g, casting="unsafe")  # fmt: skip
-        parts = self._parts(opt)
-        if len(parts) == 1:
-            self._run_part(opt, _ALL, lr, scale)
-        else:  # element by element: each part's elements get exactly the operations above
-            from ..ops.fast.common import in_parallel
-
-            in_parallel(parts, lambda a, b: self._run_part(opt, _Part(a, b), lr, scale), 0)
+        if scale is not None:  # g * scale in g's dtype, as _clip computes it
+            self.g *= np.asarray(scale, self.g.dtype)
+        opt._update(_ALL, self.p, self.g, lr)
         for p, (_, shape, a, b) in zip(ps, self.spans):
             p[...] = self.p[a:b].reshape(shape)
-
-    def _run_part(self, opt, name, lr, scale):
-        """The update of the elements ``name`` (``_ALL``, or a :class:`_Part`)."""
-        p, g = (
-            (self.p, self.g) if name is _ALL else (self.p[name.a : name.b], self.g[name.a : name.b])
-        )
-        if scale is not None:  # g * scale in g's dtype, as _clip computes it
-            g *= np.asarray(scale, g.dtype)
-        opt._update(name, p, g, lr)
-
-    def _parts(self, opt) -> list[tuple[int, int]]:
-        """``[(a, b)]`` element ranges, one per thread: one range unless the vector is long,
-        lstmkit has several threads (the compiled backend's pool), and every slot of ``opt``
-        exists as a flat vector (a slot made during the update would be made by each part)."""
-        n = self.p.size
-        if n < PARALLEL_MIN_ELEMENTS or not _pool_threads():
-            return [(0, n)]
-        for slot in opt.slot_names():
-            if not self._current(slot, opt._slots.get(slot, {})):
-                return [(0, n)]
-        from ..ops.fast.common import split
-
-        return split(n, float(n) * PARALLEL_MIN_ELEMENTS)  # (macs: always enough to share)
 
     def slot(self, opt, slot, initial_value):
         """The flat vector of ``slot``, whose parts are ``opt._slots[slot][name]``."""
@@ -439,13 +396,25 @@ class _FlatStep:
         self.flat_slots[slot], self.views[slot] = flat, views
 
 
-def _pool_threads() -> bool:
-    """Whether the compiled backend runs with more than one thread (its pool then splits the
-    flat update; the NumPy backend stays on the calling thread). Inside a training step the
-    count its compute scope read (no look-up)."""
+def fast_flat(name, *arrays):
+    """The compiled kernels of ``ops/fast/optim.py`` when ``name`` is the flat update, the
+    compiled backend runs (inside a training step: as its compute scope read it) and ``arrays``
+    are 1-D contiguous arrays of one float type; else None (the NumPy update)."""
+    if name is not _ALL:
+        return None
+    dt = arrays[0].dtype
+    if dt not in (np.float32, np.float64):
+        return None
+    for a in arrays:
+        if a.dtype != dt or a.ndim != 1 or not a.flags.c_contiguous:
+            return None
     from ..ops import backend
 
-    return backend._fast_threads() > 1
+    if backend._fast_threads() < 1:
+        return None
+    from ..ops.fast import optim
+
+    return optim
 
 
 def _key(params) -> list:
