@@ -189,14 +189,14 @@ BIG = {
 @pytest.mark.parametrize("name", ["adam_clipnorm", "adamw"])
 def test_compiled_flat_adam_is_bit_identical_to_numpy_per_array(name, dtype, threads, monkeypatch):
     """On the compiled backend (one thread or two, inside a step's compute scope) the flat Adam
-    update is one compiled pass (``ops/fast/optim.adam_flat``); weights and slots stay
+    update is one compiled pass (``lstmkit.ops.fast.adam_flat``); weights and slots stay
     bit-identical to the NumPy per-array update, in float32 and float64."""
-    from lstmkit.ops import backend
-    from lstmkit.ops.fast import common, optim
+    from lstmkit.ops import backend, fast
+    from lstmkit.ops.fast import common
 
     calls = []
-    real = optim.adam_flat
-    monkeypatch.setattr(optim, "adam_flat", lambda *a: calls.append(a[0].size) or real(*a))
+    real = fast.adam_flat
+    monkeypatch.setattr(fast, "adam_flat", lambda *a: calls.append(a[0].size) or real(*a))
     before = backend.get_backend()
     backend.set_backend("numba")
     common.set_num_threads(threads)

@@ -410,11 +410,7 @@ def fast_flat(name, *arrays):
             return None
     from ..ops import backend
 
-    if backend._fast_threads() < 1:
-        return None
-    from ..ops.fast import optim
-
-    return optim
+    return backend.fast_ops()
 
 
 def _key(params) -> list:

@@ -23,6 +23,7 @@ with compiled.numba_cache_dir():
     from .lstm import lstm_backward, lstm_forward, lstm_infer, lstm_step
     from .optim import adam_flat  # noqa: F401  (the optimizers' flat Adam step)
     from .rnn import rnn_backward, rnn_forward, rnn_infer, rnn_step
+    from .scatter import embedding_grad  # noqa: F401  (Embedding's backward)
 
 __all__ = [
     "get_num_threads",
