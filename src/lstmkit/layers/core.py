@@ -214,10 +214,16 @@ class Embedding(Layer):
         # and added by segments, far faster than np.add.at's one-row-at-a-time scatter
         ids = cache.ids.reshape(-1)
         rows = np.asarray(dy).reshape(-1, self.output_dim)
+        d = np.empty_like(self.params["embeddings"])
+        fast = backend.fast_ops()
+        if fast is not None and rows.dtype == d.dtype and rows.flags.c_contiguous:
+            # the same additions in one pass, no sort (ops/fast/scatter.py)
+            fast.embedding_grad(ids.astype(np.int64, copy=False), rows, d)
+            return None, {"embeddings": d}
         order = np.argsort(ids, kind="stable")
         sorted_ids = ids[order]
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        d = np.zeros_like(self.params["embeddings"])
+        d.fill(0)
         d[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
         return None, {"embeddings": d}
 

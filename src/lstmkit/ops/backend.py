@@ -434,6 +434,17 @@ def _fast_threads() -> int:
     return _read_threads() if n is None else n
 
 
+def fast_ops():
+    """:mod:`lstmkit.ops.fast` when the compiled backend runs (inside a training step: as its
+    compute scope read it), else None: for the kernels of ops that are no cell (the
+    optimizers' flat Adam step, the embedding gradient)."""
+    if _fast_threads() < 1:
+        return None
+    from . import fast
+
+    return fast
+
+
 def _read_threads() -> int:
     if get_backend() != "numba":
         return 0

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ._checks import in_unit, non_negative
-from .base import Optimizer
+from .base import Optimizer, fast_flat
 
 
 class Adam(Optimizer):
@@ -32,6 +32,12 @@ class Adam(Optimizer):
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         m, v = self._slot("m", name, p), self._slot("v", name, p)
+        fast = None if self.amsgrad else fast_flat(name, p, g, m, v)
+        if fast is not None:  # the same operations in one pass (ops/fast/optim.py)
+            dt = p.dtype.type
+            fast.adam_flat(p, g, m, v, dt(1.0 - self.beta_1), dt(1.0 - self.beta_2), dt(alpha),
+                           dt(self.epsilon))  # fmt: skip
+            return
         m += (1.0 - self.beta_1) * (g - m)
         v += (1.0 - self.beta_2) * (g * g - v)
         if self.amsgrad:

@@ -396,5 +396,22 @@ class _FlatStep:
         self.flat_slots[slot], self.views[slot] = flat, views
 
 
+def fast_flat(name, *arrays):
+    """The compiled kernels of ``ops/fast/optim.py`` when ``name`` is the flat update, the
+    compiled backend runs (inside a training step: as its compute scope read it) and ``arrays``
+    are 1-D contiguous arrays of one float type; else None (the NumPy update)."""
+    if name is not _ALL:
+        return None
+    dt = arrays[0].dtype
+    if dt not in (np.float32, np.float64):
+        return None
+    for a in arrays:
+        if a.dtype != dt or a.ndim != 1 or not a.flags.c_contiguous:
+            return None
+    from ..ops import backend
+
+    return backend.fast_ops()
+
+
 def _key(params) -> list:
     return [(name, p.shape, p.dtype) for name, p in params.items()]
