@@ -108,11 +108,9 @@ def evaluate(panel, config, *, windows=1, anchors=None, progress=None, distribut
 def default_jobs() -> int:
     """``forecast train``'s processes by default: 2 (the held-out fit in a child beside the
     saved fit) when this process may use 2 CPUs or more, else 1 (one fit after the other)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return 2 if cpus >= 2 else 1
+    from .._system import usable_cpus
+
+    return 2 if usable_cpus() >= 2 else 1
 
 
 def evaluate_and_fit(panel, config, *, progress=None, distribute=None, jobs=1):

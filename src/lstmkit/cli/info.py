@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 
+from .._system import usable_cpus
 from ..ops import compiled
 
 # distribution -> lstmkit extra that installs it
@@ -256,21 +257,14 @@ def _cpu() -> dict:
             have = set(value.split())
             out["flags"] = {f: f in have for f in CPU_FLAGS}
     out["cpus"] = os.cpu_count()
-    out["usable_cpus"] = _usable_cpus()
+    out["usable_cpus"] = usable_cpus()
     return out
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _threads(name) -> dict:
     out = {
         "LSTMKIT_NUM_THREADS": os.environ.get("LSTMKIT_NUM_THREADS"),
-        "default": _usable_cpus(),
+        "default": usable_cpus(),
         "lstmkit": None,
         "blas_env": {
             k: os.environ[k]

@@ -119,10 +119,9 @@ def get_num_threads() -> int:
     if env:
         return max(1, int(env))
     if _CPUS is None:
-        try:
-            _CPUS = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            _CPUS = os.cpu_count() or 1
+        from ..._system import usable_cpus
+
+        _CPUS = usable_cpus()
     return _CPUS
 
 
