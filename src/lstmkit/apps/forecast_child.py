@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .forecast_anchors import DEFAULT_ANCHORS, STATSFORECAST, anchor_forecasts
 from .panel import Panel
 
@@ -124,9 +125,8 @@ def run(src, out) -> None:
         arrays[f"{name}/point"] = point
         for a, (lo, hi) in intervals.items():
             arrays[f"{name}/lo{a}"], arrays[f"{name}/hi{a}"] = lo, hi
-    tmp = Path(out).with_suffix(".part.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, out)  # the parent reads a whole file or none
+    # the parent reads a whole file or none (".npz": np.savez would append it to another name)
+    atomic_write(out, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
 
 
 if __name__ == "__main__":

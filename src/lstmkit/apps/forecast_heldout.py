@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .forecast_backtest import BacktestResult
 from .forecast_child import ONE_THREAD, ended, running
 from .forecast_config import ForecastConfig
@@ -156,9 +157,7 @@ def run(directory) -> None:
     H, result = evaluate(panel, config, anchors=anchors)
     text = json.dumps({"horizon": H, "rows": result.rows, "summary": result.summary,
                        "notes": result.notes})  # fmt: skip
-    tmp = d / (OUT + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, d / OUT)  # the parent reads a whole file or none
+    atomic_write(d / OUT, lambda tmp: Path(tmp).write_text(text))  # whole or none for the parent
 
 
 if __name__ == "__main__":
