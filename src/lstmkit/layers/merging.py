@@ -16,6 +16,7 @@ masked); ``Maximum``/``Minimum`` follow Keras' substitution of masked entries. W
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -119,11 +120,13 @@ class _Merge(Layer):
             raise ValueError(
                 f"{name}: argument 'mask' must be None or a list of {len(xs)} masks (or None)"
             )
+        shapes = [x.shape[1:] for x in xs]
         if not self.built:
             first = xs[0].dtype
-            self.build([x.shape[1:] for x in xs], rng, first if first.kind == "f" else None)
-        else:
-            self.compute_output_shape([x.shape[1:] for x in xs])
+            self.build(shapes, rng, first if first.kind == "f" else None)
+        elif shapes != self.__dict__.get("_valid_shapes"):  # checked once per set of shapes
+            self.compute_output_shape(shapes)
+            self._valid_shapes = shapes  # (a training step meets the same shapes every time)
         return [x.astype(self.dtype, copy=False) for x in xs]
 
 
@@ -322,7 +325,11 @@ class Concatenate(_Merge):
 
     def backward(self, dy, cache):
         a, splits = cache
-        return [np.ascontiguousarray(d) for d in np.split(dy, splits, axis=a)], {}
+        # each input's part of dy, copied (np.split's views, without its Python set-up)
+        edges = [0, *splits.tolist(), dy.shape[a]]
+        lead = (slice(None),) * a
+        return [np.ascontiguousarray(dy[(*lead, slice(lo, hi))])
+                for lo, hi in itertools.pairwise(edges)], {}  # fmt: skip
 
     def compute_mask(self, xs, masks):
         if masks is None or all(m is None for m in masks):

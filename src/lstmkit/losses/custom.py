@@ -76,6 +76,10 @@ class LossFunctionWrapper(Loss):
                 f"{self.name}: the gradient function must return an array of the shape of "
                 f"'y_pred' {y_pred.shape}; got {g.shape} of {g.dtype}"
             )
+        if sample_weight is None and g.dtype == values.dtype:
+            # w is a 1 of their dtype: the products by it change no bit, so they are skipped
+            dy = (g / values.size).astype(y_pred.dtype, copy=False)
+            return float(np.sum(values) / values.size), dy
         w_full = np.reshape(w, np.shape(w) + (1,) * (y_pred.ndim - np.ndim(w)))
         dy = (g * w_full / values.size).astype(y_pred.dtype, copy=False)
         return float(np.sum(values * w) / values.size), dy

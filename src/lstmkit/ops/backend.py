@@ -201,7 +201,10 @@ class _AutoState:
     def runs(self, dtype, job=None) -> bool:
         """Whether this float type's compiled kernels (with ``job``: those of an activation pair,
         :func:`compile_job`) run now; starts compiling them if not. Seen ready at safe points only."""
-        name = np.dtype(dtype).name if np.dtype(dtype) in (np.float32, np.float64) else "float64"
+        name = _KERNEL_DTYPE.get(dtype)  # (every cell op of a step asks: np.dtype().name is ~1 us)
+        if name is None:
+            dt = np.dtype(dtype)
+            name = _KERNEL_DTYPE[dtype] = dt.name if dt in (np.float32, np.float64) else "float64"
         name = name if job is None else f"{name}-{job}"
         if name in (self.ready if job is None else self.jobs_ready):
             return True
@@ -212,6 +215,8 @@ class _AutoState:
 
 
 _auto = _AutoState()
+#: a float type -> the name of the compiled kernels that run it ("float32" or "float64")
+_KERNEL_DTYPE: dict = {}
 
 
 def _enter_path() -> None:

@@ -199,8 +199,14 @@ def host_features() -> frozenset:
 
 def runnable_variants() -> list[str]:
     """The kernel variants this CPU can run, best first (``"generic"`` always)."""
-    have = host_features()
-    return [v for v, (needs, _) in KERNEL_VARIANTS.items() if set(needs) <= have]
+    return list(_runnable(host_features()))
+
+
+@functools.lru_cache(maxsize=8)
+def _runnable(have: frozenset) -> tuple:
+    """:func:`runnable_variants` of a CPU with the features ``have`` (cached: every call of the
+    feature-major LSTM kernels asks, through :func:`kernel_variant`)."""
+    return tuple(v for v, (needs, _) in KERNEL_VARIANTS.items() if set(needs) <= have)
 
 
 def kernel_variant() -> str:
@@ -209,9 +215,8 @@ def kernel_variant() -> str:
     one that numba's target CPU (:func:`cpu_target`) has, so that a forced ``NUMBA_CPU_NAME``
     picks the variant of that CPU too."""
     value = os.environ.get(ENV_KERNEL, "").strip().lower() or "auto"
-    runnable = runnable_variants()
     if value == "auto":
-        return _best_variant(cpu_target()["features"], tuple(runnable))
+        return _best_variant(cpu_target()["features"], _runnable(host_features()))
     return check_variant(value, f"environment variable {ENV_KERNEL}")
 
 

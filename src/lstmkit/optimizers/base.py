@@ -123,12 +123,17 @@ class Optimizer:
         flat = self._flat_step(params)
         # with a flat step whose gradients need no cast, the clipnorm scale is applied to the
         # gathered gradients (the same products, one array)
-        grads, scale = self._clip(grads, defer=flat is not None and same)
+        gathered = flat is not None and same and self._clips_gathered(grads)
+        if gathered:  # the norm from the gathered gradients (one square for all; same sums)
+            flat.gather(grads)
+            scale = self._norm_scale(flat, grads)
+        else:
+            grads, scale = self._clip(grads, defer=flat is not None and same)
         lr = self.learning_rate
         self._decay(params, lr)
         self._prepare_step()
         if flat is not None:  # one update for all parameters (see _FlatStep)
-            flat.run(self, params, grads, lr, scale)
+            flat.run(self, params, grads, lr, scale, gathered)
         else:
             for name, p in params.items():
                 self._update(name, p, np.asarray(grads[name]).astype(p.dtype, copy=False), lr)
@@ -228,6 +233,30 @@ class Optimizer:
             grads = {k: np.clip(g, -self.clipvalue, self.clipvalue) for k, g in grads.items()}
         return grads, None
 
+    def _clips_gathered(self, grads) -> bool:
+        """Whether the clipnorm scale can come from the flat step's gathered gradients: a norm
+        limit and no clipvalue, every gradient C-contiguous (so that the sum of squares over its
+        part of the flat vector is the very sum ``_clip`` takes over the array)."""
+        if self.clipvalue is not None or (self.clipnorm is None and self.global_clipnorm is None):
+            return False
+        for g in grads.values():
+            if not g.flags.c_contiguous:
+                return False
+        return True
+
+    def _norm_scale(self, flat, grads):
+        """``_clip(grads, defer=True)``'s scale from ``flat.g`` (gathered): each gradient's sum
+        of squares over its part, added in ``grads``' order, as ``_clip`` adds them."""
+        limit = self.clipnorm if self.clipnorm is not None else self.global_clipnorm
+        sq = np.square(flat.g, dtype=np.float64)
+        where = flat.where
+        total = 0
+        for name in grads:
+            a, b = where[name]
+            total += float(np.add.reduce(sq[a:b], axis=None))
+        norm = math.sqrt(total)
+        return limit / norm if norm > limit else None
+
     # -- state (resume exactly)
     def get_state(self) -> dict[str, np.ndarray]:
         """Copies of every slot as ``"slot/param"`` plus ``"iterations"`` (int64 scalar)."""
@@ -314,10 +343,11 @@ class _FlatStep:
     a float64 run) sends the step the per-array way, which computes in the slot's dtype.
     """
 
-    __slots__ = ("dtype", "flat_slots", "g", "key", "p", "spans", "views")
+    __slots__ = ("dtype", "flat_slots", "g", "key", "p", "spans", "views", "where")
 
     def __init__(self, key, dtype, spans):
         self.key, self.dtype, self.spans = key, dtype, spans  # spans: [(name, shape, a, b)]
+        self.where = {name: (a, b) for name, _, a, b in spans}  # name -> its part (a, b)
         n = spans[-1][3] if spans else 0
         self.p = None if dtype is None else np.empty(n, dtype)
         self.g = None if dtype is None else np.empty(n, dtype)
@@ -346,15 +376,21 @@ class _FlatStep:
                         return False
         return True
 
-    def run(self, opt, params, grads, lr, scale=None):
-        """``opt._update`` once over every parameter (``scale``: the clipnorm factor the
-        gradients still need); each parameter gets its part back."""
-        ps = [params[name] for name, *_ in self.spans]
-        np.concatenate([p.ravel() for p in ps], out=self.p)
+    def gather(self, grads):
+        """The gradients into ``self.g``, in ``params`` order."""
         # astype(p.dtype) of each gradient, as the per-array update does ("unsafe" is astype's)
         gs = [grads[name] for name, *_ in self.spans]
         np.concatenate([g.ravel() if type(g) is np.ndarray else np.ravel(g) for g in gs],
                        out=self.g, casting="unsafe")  # fmt: skip
+
+    def run(self, opt, params, grads, lr, scale=None, gathered=False):
+        """``opt._update`` once over every parameter (``scale``: the clipnorm factor the
+        gradients still need; ``gathered``: ``self.g`` holds them already, :meth:`gather`);
+        each parameter gets its part back."""
+        ps = [params[name] for name, *_ in self.spans]
+        np.concatenate([p.ravel() for p in ps], out=self.p)
+        if not gathered:
+            self.gather(grads)
         if scale is not None:  # g * scale in g's dtype, as _clip computes it
             self.g *= np.asarray(scale, self.g.dtype)
         opt._update(_ALL, self.p, self.g, lr)

@@ -51,6 +51,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..lstm import LSTMActCache, LSTMCache
+from . import common as _common
 from . import sync
 from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
@@ -298,14 +299,21 @@ def _in_step(P, serial, parallel, args, macs) -> bool:
     """Run ``serial(*args)`` or, for ``P > 1``, ``parallel(*args, state, ...)`` (P threads in one
     region meeting at every step, :mod:`.sync`); False when the threads could not all meet (the
     caller redoes the call on one thread, and later calls stay on one)."""
-    if P > 1 and _SYNC_FAILED[0]:
+    if P == 1:  # what in_parallel does with one slice, without its set-up (a small step's ~5 us)
+        if macs < _common.OPENBLAS_THREADING_MACS:
+            serial(*args)
+            return True
+        previous = _common._set_local_threads(1)  # single-threaded BLAS (the weight gradient)
+        try:
+            serial(*args)
+        finally:
+            _common._set_local_threads(previous)
+        return True
+    if _SYNC_FAILED[0]:
         return False
     state = sync.new_state()
 
     def loop(_a, _b):
-        if P == 1:
-            serial(*args)
-            return
         with _numba_threads(P):
             parallel(*args, state, sync.YIELD, sync.TIMEOUT_CYCLES)
 
