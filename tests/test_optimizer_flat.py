@@ -140,6 +140,37 @@ def test_mixed_parameter_dtypes_update_as_per_array():
     _assert_same(*out)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clipnorm_from_the_gathered_gradients_is_bit_identical(dtype, monkeypatch):
+    """C-contiguous gradients of the parameters' dtype: the clipnorm scale comes from the flat
+    vector the step gathers (one square, each gradient's sum over its part), and must be the
+    per-array ``_clip``'s to the last bit: the sums added in the gradients' order (here the
+    reverse of the parameters', as a backward pass gives them), arrays long enough for NumPy's
+    pairwise summation to block, norms that clip and norms that do not."""
+    shapes = {**SHAPES, "big.kernel": (67, 300), "big.bias": (300,)}
+    gathered = []
+    real = optimizers.Adam._norm_scale
+    monkeypatch.setattr(
+        optimizers.Adam, "_norm_scale", lambda s, f, g: gathered.append(1) or real(s, f, g)
+    )
+    out = []
+    for opt in (
+        optimizers.Adam(0.01, clipnorm=40.0),
+        _per_array(optimizers.Adam(0.01, clipnorm=40.0)),
+    ):
+        params = _params(dtype, shapes)
+        for t in range(12):
+            rng = np.random.default_rng(200 + t)
+            size = 10.0 ** rng.uniform(-1.5, 0.5)  # norms from ~2 to ~400 (limit 40)
+            grads = {k: (rng.normal(size=params[k].shape) * size).astype(dtype)
+                     for k in reversed(list(params))}  # fmt: skip
+            opt.apply(params, grads)
+        out.append((params, opt.get_state()))
+    assert len(gathered) == 12  # the flat optimizer took the gathered norm at every step
+    _assert_same(out[0][0], out[1][0])
+    _assert_same(out[0][1], out[1][1])
+
+
 def test_lstm_dense_model_with_adam_clipnorm_trains_bit_identically():
     x = np.random.default_rng(0).normal(size=(40, 6, 3)).astype(np.float32)
     y = np.random.default_rng(1).normal(size=(40, 2)).astype(np.float32)
