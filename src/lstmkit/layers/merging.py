@@ -321,7 +321,12 @@ class Concatenate(_Merge):
         xs = self._prepare(xs, mask, rng)
         a = self._shape_axis(xs[0].ndim) + 1
         y = np.concatenate(xs, axis=a)
-        return y, (a, np.cumsum([x.shape[a] for x in xs])[:-1])
+        sizes = tuple(x.shape[a] for x in xs)
+        if self.__dict__.get("_splits", (None,))[0] != sizes:  # (the same at every step)
+            splits = np.cumsum(sizes)[:-1]
+            splits.flags.writeable = False
+            self._splits = (sizes, splits)
+        return y, (a, self._splits[1])
 
     def backward(self, dy, cache):
         a, splits = cache

@@ -69,17 +69,18 @@ class LossFunctionWrapper(Loss):
     def value_and_grad(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = self._prepare(y_true, y_pred)
         values = self._user_values(y_true, y_pred)
-        w = self._user_weights(sample_weight, values)
+        w = None if sample_weight is None else self._user_weights(sample_weight, values)
         g = np.asarray(self.gradient_fn(y_true, y_pred, **self.fn_kwargs))
         if g.shape != y_pred.shape or g.dtype.kind not in _NUMBER:
             raise ValueError(
                 f"{self.name}: the gradient function must return an array of the shape of "
                 f"'y_pred' {y_pred.shape}; got {g.shape} of {g.dtype}"
             )
-        if sample_weight is None and g.dtype == values.dtype:
-            # w is a 1 of their dtype: the products by it change no bit, so they are skipped
+        if w is None and g.dtype == values.dtype:
+            # the weight is a 1 of their dtype: the products by it change no bit (skipped)
             dy = (g / values.size).astype(y_pred.dtype, copy=False)
             return float(np.sum(values) / values.size), dy
+        w = self._user_weights(sample_weight, values) if w is None else w
         w_full = np.reshape(w, np.shape(w) + (1,) * (y_pred.ndim - np.ndim(w)))
         dy = (g * w_full / values.size).astype(y_pred.dtype, copy=False)
         return float(np.sum(values * w) / values.size), dy
