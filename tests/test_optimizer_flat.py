@@ -150,9 +150,13 @@ def test_clipnorm_from_the_gathered_gradients_is_bit_identical(dtype, monkeypatc
     shapes = {**SHAPES, "big.kernel": (67, 300), "big.bias": (300,)}
     gathered = []
     real = optimizers.Adam._norm_scale
-    monkeypatch.setattr(
-        optimizers.Adam, "_norm_scale", lambda s, f, g: gathered.append(1) or real(s, f, g)
-    )
+
+    def spy(opt, flat, grads):  # the scale, and the per-array _clip's on the same gradients
+        scale = real(opt, flat, grads)
+        gathered.append((scale, opt._clip(grads, defer=True)[1]))
+        return scale
+
+    monkeypatch.setattr(optimizers.Adam, "_norm_scale", spy)
     out = []
     for opt in (
         optimizers.Adam(0.01, clipnorm=40.0),
@@ -167,6 +171,8 @@ def test_clipnorm_from_the_gathered_gradients_is_bit_identical(dtype, monkeypatc
             opt.apply(params, grads)
         out.append((params, opt.get_state()))
     assert len(gathered) == 12  # the flat optimizer took the gathered norm at every step
+    assert all(a == b for a, b in gathered)  # bit for bit
+    assert sum(a is not None for a, _ in gathered) in range(3, 10)  # clipped at some steps only
     _assert_same(out[0][0], out[1][0])
     _assert_same(out[0][1], out[1][1])
 

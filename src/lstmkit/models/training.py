@@ -386,9 +386,14 @@ class Trainable:
 
     def _train_step(self, xs, ys, rng, mask, state):
         """One update; returns the losses of the batch (the metrics accumulate in ``state``)."""
-        with self._scope("train"):  # the step's buffers, reused by the next step
-            logs, grads, tape, params = self._step_gradients(xs, ys, rng, mask, state)
-            self._apply_gradients(grads, tape, params)
+        ws = self._checkout("train")  # the step's buffers, reused by the next step: _scope
+        ws.reset()  # ("train"), without its generator (a small model's step counts every us)
+        try:
+            with backend.compute_scope(workspace=ws):
+                logs, grads, tape, params = self._step_gradients(xs, ys, rng, mask, state)
+                self._apply_gradients(grads, tape, params)
+        finally:
+            self._idle_workspaces("train").append(ws)
         return logs
 
     def _gradients(self, xs, ys, rng, mask, state):

@@ -466,7 +466,6 @@ _WORKSPACE: contextvars.ContextVar = contextvars.ContextVar("lstmkit_workspace",
 _SCOPE_THREADS: contextvars.ContextVar = contextvars.ContextVar("lstmkit_threads", default=None)
 
 
-@contextlib.contextmanager
 def compute_scope(rows=None, workspace=None):
     """Run a whole training step or prediction inside: when the fast path spreads its work over
     its own threads (numba backend, ``LSTMKIT_NUM_THREADS`` > 1, the default on a multi-core
@@ -489,23 +488,46 @@ def compute_scope(rows=None, workspace=None):
     (on this thread) take their buffers from, its owner resetting it between steps; what they
     return is valid until that reset. None (the default, and outside every scope): fresh arrays.
     """
-    token = _WORKSPACE.set(workspace)
-    threads = None if rows is not None and rows < 2 else _read_threads()
-    threads_token = _SCOPE_THREADS.set(threads)  # read once for the scope (see _fast_threads)
-    try:
-        if threads is None or threads < 2:
-            yield
-            return
-        from .fast import common
+    return _ComputeScope(rows, workspace)
 
-        previous = common._set_local_threads(1)
+
+class _ComputeScope:
+    """:func:`compute_scope` as a class (a training step enters one: a generator-based context
+    manager cost ~3 us more per step)."""
+
+    __slots__ = ("previous", "rows", "threads_token", "token", "workspace")
+
+    def __init__(self, rows, workspace):
+        self.rows, self.workspace = rows, workspace
+
+    def __enter__(self):
+        rows = self.rows
+        threads = None if rows is not None and rows < 2 else _read_threads()
+        self.token = _WORKSPACE.set(self.workspace)
+        self.threads_token = _SCOPE_THREADS.set(threads)  # read once (see _fast_threads)
+        self.previous = None
+        if threads is not None and threads >= 2:
+            from .fast import common
+
+            try:
+                self.previous = common._set_local_threads(1)
+            except BaseException:
+                self._reset()
+                raise
+
+    def __exit__(self, *exc):
         try:
-            yield
+            if self.previous is not None:
+                from .fast import common
+
+                common._set_local_threads(self.previous)
         finally:
-            common._set_local_threads(previous)
-    finally:
-        _SCOPE_THREADS.reset(threads_token)
-        _WORKSPACE.reset(token)
+            self._reset()
+        return False
+
+    def _reset(self):
+        _SCOPE_THREADS.reset(self.threads_token)
+        _WORKSPACE.reset(self.token)
 
 
 def give_back(*arrays) -> None:
