@@ -1,10 +1,12 @@
-"""``forecast train``'s held-out fit in a child process beside the saved fit
-(``lstmkit.apps.forecast_heldout``, ``forecast_run.evaluate_and_fit``, ``--jobs``).
+"""``forecast train``'s two fits shared with a child process (``lstmkit.apps.forecast_heldout``,
+``forecast_run.evaluate_and_fit``, ``--jobs``).
 
 Witnesses: the held-out window fitted and scored in this process on one thread (``fit_global``,
 ``anchor_forecasts``, ``series_metrics`` on ``rolling_origins``'s window: not the backtest
-loop); the panel's own fields after the trip through ``.npz``; ``--jobs 1``'s table and model
-(every fit on one thread); the child's exit status and the model file a failed child leaves.
+loop); ``fit_global``'s own members (weights, best epochs, corrections); the panel's own fields
+after the trip through ``.npz``; ``--jobs 1``'s table and model (every fit on one thread); the
+child's exit status and the model file a failed child leaves. Which process takes a task is
+forced, where a test needs it, by refusing this process's claim of it (``_child_takes``).
 The Ctrl-C test with ``--jobs 2`` is in ``test_forecast_child.py``.
 """
 
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lstmkit.apps import forecast_heldout
+from lstmkit.apps import forecast_global, forecast_heldout
 from lstmkit.apps.forecast_anchors import anchor_forecasts
 from lstmkit.apps.forecast_backtest import rolling_origins
 from lstmkit.apps.forecast_config import ForecastConfig
@@ -92,17 +94,51 @@ def _in_process(panel, config):
     return out
 
 
-def _child(panel, config):
-    with forecast_heldout.heldout_apart(panel, config, anchors=ANCHORS) as collect:
-        h, result = collect()
-    assert collect.process.returncode == 0 and h == H, result.notes
+def _child(panel, config, child_takes=None, monkeypatch=None, reserve=()):
+    if child_takes is not None:
+        _child_takes(monkeypatch, child_takes, reserve)
+    with forecast_heldout.helper_started() as helper:
+        h, result, _ = forecast_heldout.fit_both(helper, panel, config, anchors=ANCHORS)
+    assert helper.process.returncode == 0 and h == H, result.notes
     return {(r["model"], r["unique_id"]): {k: v for k, v in r.items()
             if k not in ("window", "unique_id", "model")} for r in result.rows}  # fmt: skip
 
 
-def test_the_child_table_is_the_one_fitted_in_this_process(cov_panel):
+def _child_takes(monkeypatch, names, reserve=()):
+    """This process refuses the tasks ``names`` (it leaves them to the child) and claims the
+    tasks ``reserve`` before the child has its input (they are this process's); returns the
+    list of the tasks this process takes."""
+    claim, give, mine = forecast_heldout.claim, forecast_heldout.Helper.give, []
+
+    def give_reserved(helper, *args, **kwargs):
+        for name in reserve:
+            (helper.directory / f"{name}.claim").touch()
+        give(helper, *args, **kwargs)
+
+    def only_others(directory, task):
+        if task.name in names:
+            return False
+        took = task.name in reserve or claim(directory, task)
+        if took:
+            mine.append(task.name)
+        return took
+
+    monkeypatch.setattr(forecast_heldout.Helper, "give", give_reserved)
+    monkeypatch.setattr(forecast_heldout, "claim", only_others)
+    return mine
+
+
+def test_the_child_table_is_the_one_fitted_in_this_process(cov_panel, monkeypatch):
     config = TINY.replace(past_covariates=("price",), future_covariates=("promo",))
-    want, got = _in_process(cov_panel, config), _child(cov_panel, config)
+    want = _in_process(cov_panel, config)
+    # the held-out members and the anchors from the child, the saved fit here
+    got = _child(
+        cov_panel,
+        config,
+        {"heldout-0", "heldout-1", "anchors"},
+        monkeypatch,
+        reserve={"saved-0", "saved-1"},
+    )
     assert sorted(got) == sorted(want) and len(want) == 3 * 3
     for key in want:  # bit for bit: same settings, same data, one thread on both sides
         assert got[key] == want[key], key
@@ -110,6 +146,33 @@ def test_the_child_table_is_the_one_fitted_in_this_process(cov_panel):
     other = _child(cov_panel, config.replace(seed=1))
     assert other["lstmkit", "A"] != want["lstmkit", "A"]
     assert other["naive", "A"] == want["naive", "A"]
+
+
+def _same_members(got, want):
+    assert [m.seed for m in got] == [m.seed for m in want]
+    for a, b in zip(got, want):
+        assert (a.lookback, a.best_epoch, a.correction, a.z_scale, a.trend_choices) == (
+            b.lookback, b.best_epoch, b.correction, b.z_scale, b.trend_choices)  # fmt: skip
+        for x, y in zip(a.model.params.values(), b.model.params.values(), strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("trend", ["off", "hedge"])
+def test_member_groups_fitted_apart_are_fit_globals_members(cov_panel, trend):
+    # validate_members=0: members 2, 3 train for members 0, 1's best epoch counts (their
+    # group's): "off", two lookbacks: one group per lookback; "hedge", one lookback: one group
+    # per trend choice (the even members have none)
+    config = TINY.replace(ensemble=4, trend=trend)
+    config = (config if trend == "off" else config.replace(lookbacks=(6,))).validate()
+    want = fit_global(cov_panel, config).members
+    facts = forecast_global._facts(cov_panel, config)
+    groups = forecast_heldout.member_groups(config, facts)
+    assert sorted(groups) == [(0, 2), (1, 3)]
+    got = {}
+    for g in reversed(groups):  # in another order than fit_global's
+        got.update(zip(g, forecast_heldout.fit_members(cov_panel, config, g)))
+    _same_members([got[i] for i in range(4)], want)
+    assert [m.best_epoch for m in want[2:]] == [m.best_epoch for m in want[:2]]
 
 
 # -- through the CLI ------------------------------------------------------------------------------
@@ -134,10 +197,39 @@ def _table(text):
     return lines[start:end]
 
 
+def _forecasts(out, panel_csv):
+    return GlobalForecaster.load(out).predict(read_panel(panel_csv), levels=(80,))
+
+
+def _same_forecasts(got, want):
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1][80][0], want[1][80][0])
+    np.testing.assert_array_equal(got[1][80][1], want[1][80][1])
+
+
+@pytest.fixture(scope="module")
+def jobs_1(panel_csv, tmp_path_factory):
+    """``--jobs 1``'s output and forecasts, every fit on one thread (as in the child)."""
+    out = tmp_path_factory.mktemp("jobs1") / "m1.lstmkit"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LSTMKIT_NUM_THREADS", "1")
+    try:
+        argv = ["forecast", "train", str(panel_csv), *FAST, "--jobs", "1", "--out", str(out)]
+        import contextlib
+        import io
+
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            assert main(argv) == 0
+    finally:
+        mp.undo()
+    return text.getvalue(), _forecasts(out, panel_csv)
+
+
 def test_jobs_2_prints_the_table_and_saves_the_model_of_jobs_1(panel_csv, tmp_path, capsys,
-                                                               monkeypatch):  # fmt: skip
+                                                               monkeypatch, jobs_1):  # fmt: skip
     monkeypatch.setenv("LSTMKIT_NUM_THREADS", "1")  # every fit on one thread, as the child's
-    seen = []  # the command lines of the child processes started (the anchors' one too)
+    seen = []  # the command lines of the child processes started
     popen = subprocess.Popen
 
     def spy(*a, **k):
@@ -145,24 +237,34 @@ def test_jobs_2_prints_the_table_and_saves_the_model_of_jobs_1(panel_csv, tmp_pa
         return popen(*a, **k)
 
     monkeypatch.setattr(subprocess, "Popen", spy)  # (the module every child starts through)
-    texts, forecasts, started = {}, {}, {}
-    for jobs in (1, 2):
-        out = tmp_path / f"m{jobs}.lstmkit"
-        texts[jobs] = _train(panel_csv, out, jobs, capsys)
-        started[jobs] = [cmd for cmd in seen if cmd == list(forecast_heldout.CHILD)]
-        seen.clear()
-        model = GlobalForecaster.load(out)
-        forecasts[jobs] = model.predict(read_panel(panel_csv), levels=(80,))
-    assert len(started[1]) == 0 and len(started[2]) == 1
-    assert _table(texts[2]) == _table(texts[1]) and "lstmkit " in texts[2]
-    np.testing.assert_array_equal(forecasts[2][0], forecasts[1][0])
-    np.testing.assert_array_equal(forecasts[2][1][80][0], forecasts[1][1][80][0])
+    # the saved fit and the anchors from the child, the held-out fit here
+    mine = _child_takes(monkeypatch, {"saved-0", "anchors"}, reserve={"heldout-0"})
+    out = tmp_path / "m2.lstmkit"
+    text = _train(panel_csv, out, 2, capsys)
+    assert seen == [list(forecast_heldout.CHILD)] and mine == ["heldout-0"]
+    assert _table(text) == _table(jobs_1[0]) and "seasonal_naive " in text
+    _same_forecasts(_forecasts(out, panel_csv), jobs_1[1])
 
 
-def test_a_failed_child_loses_only_the_table(panel_csv, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(
-        forecast_heldout, "CHILD", (sys.executable, "-c", "raise SystemExit('boom')")
-    )
+BOOM = (sys.executable, "-c", "raise SystemExit('boom')")
+
+
+def test_a_child_failing_at_once_costs_nothing_but_time(panel_csv, tmp_path, capsys,
+                                                        monkeypatch, jobs_1):  # fmt: skip
+    monkeypatch.setenv("LSTMKIT_NUM_THREADS", "1")
+    monkeypatch.setattr(forecast_heldout, "CHILD", BOOM)
+    mine = _child_takes(monkeypatch, set())
+    out = tmp_path / "m.lstmkit"
+    text = _train(panel_csv, out, 2, capsys)
+    assert sorted(mine) == ["anchors", "heldout-0", "saved-0"]  # all done here
+    assert _table(text) == _table(jobs_1[0]) and "left out" not in text
+    _same_forecasts(_forecasts(out, panel_csv), jobs_1[1])
+
+
+def test_a_child_failing_in_a_held_out_task_loses_only_the_table(panel_csv, tmp_path, capsys,
+                                                                 monkeypatch):  # fmt: skip
+    monkeypatch.setattr(forecast_heldout, "CHILD", BOOM)
+    _child_takes(monkeypatch, {"heldout-0"})  # ... and it fails
     out = tmp_path / "m.lstmkit"
     out.write_bytes(b"the previous model")
     text = _train(panel_csv, out, 2, capsys)
@@ -170,6 +272,17 @@ def test_a_failed_child_loses_only_the_table(panel_csv, tmp_path, capsys, monkey
     assert "MASE" not in text and "saved model (1 members)" in text
     point, _ = GlobalForecaster.load(out).predict(read_panel(panel_csv))
     assert point.shape == (3, H) and np.isfinite(point).all()
+
+
+def test_a_saved_fit_task_the_child_left_undone_is_done_here(panel_csv, tmp_path, capsys,
+                                                             monkeypatch, jobs_1):  # fmt: skip
+    monkeypatch.setenv("LSTMKIT_NUM_THREADS", "1")
+    monkeypatch.setattr(forecast_heldout, "CHILD", BOOM)
+    _child_takes(monkeypatch, {"saved-0"})  # ... and it fails
+    out = tmp_path / "m.lstmkit"
+    text = _train(panel_csv, out, 2, capsys)
+    assert _table(text) == _table(jobs_1[0]) and "saved model (1 members)" in text
+    _same_forecasts(_forecasts(out, panel_csv), jobs_1[1])
 
 
 def test_jobs_is_refused_by_the_single_engine(panel_csv, tmp_path, capsys):

@@ -24,15 +24,16 @@ the saved model.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_write
 from .forecast_backtest import BacktestResult
 from .forecast_child import ONE_THREAD, ended, running
 from .forecast_config import ForecastConfig
@@ -42,29 +43,43 @@ from .panel import Panel
 CHILD = (sys.executable, "-m", "lstmkit.apps.forecast_heldout")
 #: one thread in the child: lstmkit's kernels, BLAS, numba (``forecast_child.ONE_THREAD``)
 CHILD_ENV = {**ONE_THREAD, "LSTMKIT_NUM_THREADS": "1"}
-#: what the child reads and writes inside its directory
-IN, OUT, ERR = "input.npz", "table.json", "stderr.txt"
+#: what the child reads and writes inside its directory (besides its tasks' claims and results)
+IN, ERR = "input.npz", "stderr.txt"
+
+
+#: the parent's line on the child's stdin once the input is written
+GO = b"go\n"
 
 
 @contextlib.contextmanager
-def heldout_apart(panel: Panel, config: ForecastConfig, *, anchors=None):
-    """Start the child on ``panel``; yield ``collect``, which waits for it and returns ``(H,
-    BacktestResult)`` as ``forecast_run.evaluate(panel, config, anchors=anchors)`` would on one
-    thread, or ``(None, BacktestResult(notes=[why]))`` when the child failed."""
+def helper_started():
+    """Start the child now: it imports lstmkit and loads the compiled kernels while this process
+    reads the data and waits on its stdin for ``Helper.give``. Yields the ``Helper``; leaving
+    the block (the fits collected, an error, Ctrl-C) kills and reaps a child still running."""
     with tempfile.TemporaryDirectory(prefix="lstmkit-heldout-") as d:
         d = Path(d)
-        write_input(d / IN, panel, config, anchors)
-        with running([*CHILD, str(d)], d / ERR, child_env()) as proc:
+        with running([*CHILD, str(d)], d / ERR, child_env(), stdin=subprocess.PIPE) as proc:
+            yield Helper(d, proc)
 
-            def collect():
-                status = proc.wait()
-                if status == 0 and (d / OUT).exists():
-                    return read_output(d / OUT)
-                note = f"the held-out table is left out: its process {ended(status, d / ERR)}"
-                return None, BacktestResult(notes=[note])
 
-            collect.process = proc  # (tests: its pid and exit status)
-            yield collect
+@dataclasses.dataclass
+class Helper:
+    """The started child (``process``) and the directory the two processes share."""
+
+    directory: Path
+    process: subprocess.Popen
+
+    def give(self, panel: Panel, config: ForecastConfig, anchors=None) -> None:
+        """The panel and settings to the child (``input.npz``), then its go line."""
+        write_input(self.directory / IN, panel, config, anchors)
+        with contextlib.suppress(OSError):  # a child already gone: collect says how it ended
+            self.process.stdin.write(GO)
+            self.process.stdin.close()
+
+    def ended(self) -> str | None:
+        """None when the child exited cleanly, else how it ended (its status, last line)."""
+        status = self.process.wait()
+        return None if status == 0 else ended(status, self.directory / ERR)
 
 
 def child_env() -> dict:
@@ -138,26 +153,237 @@ def write_input(path, panel: Panel, config: ForecastConfig, anchors=None) -> Non
     )  # fmt: skip
 
 
-def read_output(path):
-    """``(H, BacktestResult)`` of the child's JSON."""
-    d = json.loads(Path(path).read_text())
-    return int(d["horizon"]), BacktestResult(d["rows"], d["summary"], d["notes"])
+# -- the tasks the two processes share ---------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One piece of ``forecast train``'s work: ensemble ``members`` of the held-out or the saved
+    fit (``fit``), or the anchors on the held-out window (``fit`` None)."""
+
+    name: str
+    fit: str | None = None
+    members: tuple = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Both fits' data, settings (validated, ``horizon`` set) and tasks: each process computes
+    the same plan from the same panel and settings."""
+
+    panel: Panel
+    config: ForecastConfig
+    anchors: tuple | None
+    horizon: int
+    window: object  # forecast_backtest.Window: the held-out window
+    tasks: tuple
+
+    def data(self, fit: str) -> Panel:
+        return self.window.train if fit == "heldout" else self.panel
+
+
+def plan_of(panel: Panel, config: ForecastConfig, anchors=None) -> Plan:
+    """The tasks in the order the processes take them: the two largest member groups first
+    (the held-out before the saved at equal size), the anchors next, the smaller groups last
+    (they even out the two processes' ends)."""
+    from .forecast_backtest import rolling_origins
+    from .forecast_global import _facts
+    from .forecast_run import horizon_of
+
+    H = horizon_of(panel, config)
+    config = config.replace(horizon=H).validate()
+    window = rolling_origins(panel, H, 1)[0]  # forecast_run.evaluate's one window
+    lstm = [Task(f"{fit}-{k}", fit, g)
+            for fit, data in (("heldout", window.train), ("saved", panel))
+            for k, g in enumerate(member_groups(config, _facts(data, config)))]  # fmt: skip
+    lstm.sort(key=lambda t: -len(t.members))  # (stable)
+    anchors = None if anchors is None else tuple(anchors)
+    tasks = (*lstm[:2], Task("anchors"), *lstm[2:])
+    return Plan(panel, config, anchors, H, window, tasks)
+
+
+def member_groups(config: ForecastConfig, facts) -> list[tuple]:
+    """The ensemble's member indices in groups that need nothing from another group: one
+    lookback and trend group each (``validate_members``: a later member trains for an earlier
+    early-stopped one's best epoch count, only within its group: ``forecast_global._peers``);
+    one group under a time budget (``max_minutes``: members in order until it is spent)."""
+    from .forecast_global import _member_choices
+
+    if config.max_minutes:
+        return [tuple(range(config.ensemble))]
+    groups: dict = {}
+    for i in range(config.ensemble):
+        choices = _member_choices(config, facts, i)
+        key = (facts["lookbacks"][i % len(facts["lookbacks"])],
+               None if choices is None else tuple(choices))  # fmt: skip
+        groups.setdefault(key, []).append(i)
+    return [tuple(g) for g in groups.values()]
+
+
+def fit_members(panel: Panel, config: ForecastConfig, members, progress=None) -> list:
+    """Members ``members`` (one ``member_groups`` group) of ``fit_global(panel, config)``: each
+    the same computation as there (same seed, lookback, windows, peers), as ``Member``s."""
+    from .forecast_global import _check_panel, _facts, _fit_member, _peers, fit_global
+
+    if config.max_minutes:  # the one group: the budget is fit_global's
+        return fit_global(panel, config, progress).members
+    _check_panel(panel, "fit_global")
+    facts = _facts(panel, config)
+    id_index = np.arange(1, panel.n_series + 1) if config.embedding else None
+    done, stopped = {}, []  # stopped: the members that early-stopped themselves
+    for i in members:
+        peers = _peers(config, facts, done, stopped, i)
+        done[i] = _fit_member(panel, facts, config, i, None, id_index, None, peers)
+        if not peers:
+            stopped.append(i)
+        if progress:
+            m = done[i]
+            progress(f"member {i + 1}/{config.ensemble}: lookback {m.lookback}, seed {m.seed}, "
+                     f"best epoch {m.best_epoch}")  # fmt: skip
+    return [done[i] for i in members]
+
+
+def do(plan: Plan, task: Task, progress=None):
+    """A task's result: its ``Member``s, or the anchors' ``(forecasts, notes)``."""
+    if task.fit is not None:
+        return fit_members(plan.data(task.fit), plan.config, task.members, progress)
+    from .forecast_anchors import anchor_forecasts
+
+    notes: list[str] = []
+    train, levels = plan.window.train, tuple(plan.config.levels)
+    fc = anchor_forecasts(train, plan.horizon, models=plan.anchors, levels=levels, notes=notes)
+    return fc, notes
+
+
+def claim(directory: Path, task: Task) -> bool:
+    """Whether this process takes ``task``: the first to create its claim file does."""
+    try:
+        os.close(os.open(directory / f"{task.name}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def result_path(directory: Path, task: Task) -> Path:
+    return directory / (f"{task.name}.npz" if task.fit is None else f"{task.name}.lstmkit")
+
+
+def write_result(directory: Path, plan: Plan, task: Task, out) -> None:
+    """The child's result of ``task``, whole or none: members as a forecaster file (safetensors,
+    ``GlobalForecaster.save``), the anchors as ``.npz`` (``forecast_child.write_anchors``)."""
+    from .forecast_child import write_anchors
+    from .forecast_global import GlobalForecaster
+
+    if task.fit is None:
+        write_anchors(result_path(directory, task), *out)
+    else:
+        GlobalForecaster(plan.config, {}, out).save(result_path(directory, task))
+
+
+def read_result(directory: Path, plan: Plan, task: Task):
+    """``write_result``'s file read back (None: the child did not finish the task)."""
+    from .forecast_child import read_anchors
+    from .forecast_global import GlobalForecaster
+
+    path = result_path(directory, task)
+    if not path.exists():
+        return None
+    if task.fit is None:
+        return read_anchors(path, plan.config.levels)
+    return GlobalForecaster.load(path).members
+
+
+# -- the parent's side ------------------------------------------------------------------------------
+def fit_both(helper: Helper, panel: Panel, config: ForecastConfig, *, anchors=None,
+             progress=None):  # fmt: skip
+    """``forecast train``'s two fits shared with the started child: ``(H, BacktestResult,
+    GlobalForecaster)`` as ``forecast_run.evaluate`` and ``fit`` give them on one thread.
+
+    Both processes take the tasks of ``plan_of`` in order, each the next one nobody has
+    claimed, until none is left; then this one waits for the child, reads its results and
+    builds both forecasters. A saved-fit task the child did not finish (it failed) is done
+    here: the saved model always stands; a missing held-out or anchors result leaves the table
+    out, a note saying why."""
+    plan = plan_of(panel, config, anchors)
+    helper.give(panel, config, anchors)
+    done, notes = {}, []
+    with one_thread():
+        for task in plan.tasks:
+            if claim(helper.directory, task):
+                done[task.name] = _do_here(plan, task, notes, progress)
+    why = helper.ended()
+    for task in plan.tasks:
+        if task.name not in done:
+            done[task.name] = read_result(helper.directory, plan, task)
+        if done[task.name] is None and task.fit == "saved":
+            with one_thread():
+                done[task.name] = do(plan, task, progress)
+    model = assemble(plan, "saved", done)
+    return plan.horizon, table(plan, done, notes or [f"its process {why}"]), model
+
+
+def _do_here(plan, task, notes, progress):
+    if task.fit == "saved":
+        return do(plan, task, progress)
+    try:  # the table's part: a failure costs the table only, as the child's would
+        return do(plan, task)
+    except Exception as e:  # noqa: BLE001  (any error: the saved model still stands)
+        notes.append(f"{task.name} failed ({type(e).__name__}: {e})")
+        return None
+
+
+def assemble(plan: Plan, fit: str, done: dict):
+    """The ``GlobalForecaster`` of ``fit``'s members (in index order, as ``fit_global``)."""
+    from .forecast_global import GlobalForecaster, _facts
+
+    members = {}
+    for task in plan.tasks:
+        if task.fit == fit:
+            members.update(zip(task.members, done[task.name]))
+    data = plan.data(fit)
+    return GlobalForecaster(plan.config, _facts(data, plan.config),
+                            [members[i] for i in sorted(members)])  # fmt: skip
+
+
+def table(plan: Plan, done: dict, why) -> BacktestResult:
+    """The held-out table: ``backtest`` of the assembled held-out forecaster on the window,
+    the anchors' forecasts beside it; without rows when a part is missing (``why``)."""
+    from .forecast_backtest import backtest
+
+    if any(done[t.name] is None for t in plan.tasks if t.fit != "saved"):
+        return BacktestResult(notes=[f"the held-out table is left out: {'; '.join(why)}"])
+    model = assemble(plan, "heldout", done)
+    anchors = done["anchors"]
+
+    @contextlib.contextmanager
+    def anchors_done(*_):
+        yield lambda: anchors
+
+    def fit_predict(train, horizon, levels):
+        return model.predict(train, horizon, levels)
+
+    return backtest(fit_predict, plan.panel, plan.horizon, 1, levels=plan.config.levels,
+                    anchors=plan.anchors, start_anchors=anchors_done)  # fmt: skip
+
+
+# -- the child's side ------------------------------------------------------------------------------
 def run(directory) -> None:
-    """The child: ``forecast_run.evaluate`` of the panel in ``directory/input.npz`` (the anchors
-    after the LSTM, in this process), its table written to ``directory/table.json``."""
-    from .forecast_run import evaluate
+    """The child: lstmkit and its kernels loaded, it waits for the parent's go line, reads the
+    panel and settings in ``directory/input.npz`` and takes tasks as the parent does, writing
+    each result into ``directory`` (``write_result``)."""
+    from ..ops.backend import get_backend
+    from . import forecast_backtest, forecast_global  # noqa: F401  (loaded while waiting)
 
+    get_backend()  # the compiled kernels loaded while the parent reads the data
+    if sys.stdin.buffer.readline() != GO:
+        return  # the parent stopped before its input
     d = Path(directory)
     with np.load(d / IN, allow_pickle=False) as z:
         panel = panel_of(z)
         config = ForecastConfig.from_dict(json.loads(str(z["config"])))
         anchors = None if bool(z["default_anchors"]) else tuple(str(s) for s in z["anchors"])
-    H, result = evaluate(panel, config, anchors=anchors)
-    text = json.dumps({"horizon": H, "rows": result.rows, "summary": result.summary,
-                       "notes": result.notes})  # fmt: skip
-    atomic_write(d / OUT, lambda tmp: Path(tmp).write_text(text))  # whole or none for the parent
+    plan = plan_of(panel, config, anchors)
+    for task in plan.tasks:
+        if claim(d, task):
+            write_result(d, plan, task, do(plan, task))
 
 
 if __name__ == "__main__":
