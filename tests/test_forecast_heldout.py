@@ -309,3 +309,29 @@ def test_child_path_puts_a_source_tree_first_but_never_site_packages(monkeypatch
     site = tmp_path / "lib" / "site-packages"
     monkeypatch.setattr(fh, "__file__", str(site / "lstmkit" / "apps" / "forecast_heldout.py"))
     assert fh.child_env()["PYTHONPATH"] == "/elsewhere"
+
+
+def test_the_child_starts_before_the_data_are_read_and_a_bad_file_ends_it(tmp_path, capsys,
+                                                                         monkeypatch):  # fmt: skip
+    from lstmkit.apps import forecast_run
+
+    started, at_read = [], []
+    popen, read_data = subprocess.Popen, forecast_run.read_data
+
+    def spy(*a, **k):
+        started.append(popen(*a, **k))
+        return started[-1]
+
+    def read_after(*a, **k):
+        at_read.append(len(started))  # children started when the data are read
+        return read_data(*a, **k)
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    monkeypatch.setattr(forecast_run, "read_data", read_after)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("unique_id,ds,sales\nA,2020-01-01,1\nA,2020-02-01,2\n")  # no column y
+    out = tmp_path / "m.lstmkit"
+    assert main(["forecast", "train", str(bad), "--jobs", "2", "--out", str(out)]) == 2
+    assert "'y'" in capsys.readouterr().err and not out.exists()
+    assert at_read == [1] and started[0].args[:3] == list(forecast_heldout.CHILD)
+    assert started[0].returncode is not None  # ended (killed while it waited) and reaped

@@ -1,24 +1,30 @@
-"""``forecast train``'s held-out fit in a child process, beside the saved fit in this one.
+"""``forecast train``'s two fits and the anchors shared by this process and a child process.
 
 ``forecast train`` fits two independent ensembles: one on each series minus its last ``horizon``
 values, scored against the anchors (the held-out table), and the one it saves, on every value.
 On small panels each is bound by Python (steps of a few milliseconds): a second thread does not
 speed it up, a second process does. With two CPUs or more (``forecast_run.default_jobs``) the
-held-out fit and its evaluation (the anchors included, after the LSTM) run in ``python -m
-lstmkit.apps.forecast_heldout DIR`` on one thread (``LSTMKIT_NUM_THREADS=1``) while this process
-fits the saved model on one thread too (``one_thread``): each fit keeps one core.
+work is cut into tasks (``plan_of``): each fit's members in groups that need nothing from
+another group (one lookback and trend group each: a later member of a group may train for the
+best epoch count of an earlier one, ``validate_members``), and the anchors on the held-out
+window. ``python -m lstmkit.apps.forecast_heldout DIR`` (on one thread,
+``LSTMKIT_NUM_THREADS=1``) and this process (``one_thread``) take them in the same order, each
+the next one nobody has claimed (an ``O_EXCL`` claim file in ``DIR``), so the two cores end
+close together whichever fit early-stops late.
 
-The table is the one the same evaluation gives in this process on one thread
-(``tests/test_forecast_heldout.py``): the child receives the whole panel as arrays (``.npz``,
-read with ``allow_pickle=False``) and the settings as JSON, and returns the table's rows, summary
-and notes as JSON (nothing unpickled either way). The saved model is trained on one thread
-meanwhile; a second thread may only change the order of the kernels' weight-gradient sums (two
-time chunks instead of one), and changed no forecast of the benchmark panels (docs/forecast.md,
-"The whole CLI against AutoARIMA").
+The child is started first (``helper_started``: it imports lstmkit and loads the compiled
+kernels while this process reads the data) and waits on its stdin for the input: the whole
+panel as arrays (``.npz``, read with ``allow_pickle=False``) and the settings as JSON. Its
+results come back as forecaster files (``GlobalForecaster.save``: safetensors and JSON) and
+``.npz``; nothing is unpickled either way. Each member is the same computation wherever it runs
+(same seed, lookback, windows and peers), so the table and the saved model are the ones
+``forecast_run.evaluate`` and ``fit`` give in one process on one thread
+(``tests/test_forecast_heldout.py``).
 
-The child never outlives the block (``heldout_apart``): leaving it by an error or Ctrl-C kills
-and reaps a child still running. A failed child loses only the table (a note says why), never
-the saved model.
+The child never outlives the block (``helper_started``): leaving it by an error or Ctrl-C kills
+and reaps a child still running. A task a failed child leaves undone is done here when it is
+the saved fit's (the model always stands); a missing held-out or anchors result costs the table
+(a note says why).
 """
 
 from __future__ import annotations
@@ -372,7 +378,8 @@ def run(directory) -> None:
     from ..ops.backend import get_backend
     from . import forecast_backtest, forecast_global  # noqa: F401  (loaded while waiting)
 
-    get_backend()  # the compiled kernels loaded while the parent reads the data
+    if get_backend() == "numba":  # the compiled kernels loaded while the parent reads the data
+        from ..ops import fast  # noqa: F401
     if sys.stdin.buffer.readline() != GO:
         return  # the parent stopped before its input
     d = Path(directory)
