@@ -13,6 +13,7 @@ The Ctrl-C test with ``--jobs 2`` is in ``test_forecast_child.py``.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lstmkit.apps import forecast_global, forecast_heldout
+from lstmkit.apps import forecast_heldout
 from lstmkit.apps.forecast_anchors import anchor_forecasts
 from lstmkit.apps.forecast_backtest import rolling_origins
 from lstmkit.apps.forecast_config import ForecastConfig
@@ -148,6 +149,53 @@ def test_the_child_table_is_the_one_fitted_in_this_process(cov_panel, monkeypatc
     assert other["naive", "A"] == want["naive", "A"]
 
 
+def test_a_member_and_its_peer_in_two_processes(cov_panel, monkeypatch):
+    # member 2 trains for member 0's best epoch count (their lookback's): the held-out member 0
+    # in the child, its follower here (read from the child's file); the saved ones the other way
+    config = TINY.replace(ensemble=3, past_covariates=("price",), future_covariates=("promo",))
+    want = _in_process(cov_panel, config)
+    mine = _child_takes(monkeypatch, {"heldout-0", "saved-2"}, reserve={"heldout-2", "saved-0"})
+    with forecast_heldout.helper_started() as helper:
+        _, result, model = forecast_heldout.fit_both(helper, cov_panel, config, anchors=ANCHORS)
+    assert helper.process.returncode == 0 and {"heldout-2", "saved-0"} <= set(mine)
+    assert not {"heldout-0", "saved-2"} & set(mine)
+    got = {(r["model"], r["unique_id"]): {k: v for k, v in r.items()
+           if k not in ("window", "unique_id", "model")} for r in result.rows}  # fmt: skip
+    assert got == want
+    with forecast_heldout.one_thread():
+        saved = fit_global(cov_panel, config.replace(horizon=H)).members
+    _same_members(model.members, saved)
+
+
+def test_a_peer_failing_here_ends_the_childs_wait_and_costs_the_table(cov_panel, monkeypatch):
+    # the held-out member 0 fails here; the child, which took its follower (member 2), must
+    # not wait for it (SIGALRM ends the test if it does)
+    config = TINY.replace(ensemble=3)
+    _child_takes(monkeypatch, {"heldout-2"}, reserve={"heldout-0"})
+    do = forecast_heldout.do
+
+    def planted(plan, task, done, progress=None):
+        if task.name == "heldout-0":
+            raise RuntimeError("planted")
+        return do(plan, task, done, progress)
+
+    monkeypatch.setattr(forecast_heldout, "do", planted)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("the two processes wait for each other"))
+    signal.alarm(60)
+    try:
+        with forecast_heldout.helper_started() as helper:
+            _, result, model = forecast_heldout.fit_both(helper, cov_panel, config,
+                                                         anchors=ANCHORS)  # fmt: skip
+    finally:
+        signal.alarm(0)
+    assert helper.process.returncode == 0
+    assert result.rows == [] and result.notes == [
+        "the held-out table is left out: heldout-0 failed (RuntimeError: planted)"]  # fmt: skip
+    with forecast_heldout.one_thread():
+        saved = fit_global(cov_panel, config.replace(horizon=H)).members
+    _same_members(model.members, saved)
+
+
 def _same_members(got, want):
     assert [m.seed for m in got] == [m.seed for m in want]
     for a, b in zip(got, want):
@@ -158,20 +206,21 @@ def _same_members(got, want):
 
 
 @pytest.mark.parametrize("trend", ["off", "hedge"])
-def test_member_groups_fitted_apart_are_fit_globals_members(cov_panel, trend):
+def test_members_fitted_one_by_one_are_fit_globals_members(cov_panel, trend):
     # validate_members=0: members 2, 3 train for members 0, 1's best epoch counts (their
     # group's): "off", two lookbacks: one group per lookback; "hedge", one lookback: one group
     # per trend choice (the even members have none)
     config = TINY.replace(ensemble=4, trend=trend)
     config = (config if trend == "off" else config.replace(lookbacks=(6,))).validate()
     want = fit_global(cov_panel, config).members
-    facts = forecast_global._facts(cov_panel, config)
-    groups = forecast_heldout.member_groups(config, facts)
-    assert sorted(groups) == [(0, 2), (1, 3)]
-    got = {}
-    for g in reversed(groups):  # in another order than fit_global's
-        got.update(zip(g, forecast_heldout.fit_members(cov_panel, config, g)))
-    _same_members([got[i] for i in range(4)], want)
+    plan = forecast_heldout.plan_of(cov_panel, config)
+    saved = {t.name: t for t in plan.tasks if t.fit == "saved"}
+    assert {n: t.peers for n, t in saved.items()} == {
+        "saved-0": (), "saved-1": (), "saved-2": ("saved-0",), "saved-3": ("saved-1",)}  # fmt: skip
+    done = {}
+    for name in ("saved-1", "saved-3", "saved-0", "saved-2"):  # not fit_global's order
+        done[name] = forecast_heldout.do(plan, saved[name], done)
+    _same_members([done[f"saved-{i}"][0] for i in range(4)], want)
     assert [m.best_epoch for m in want[2:]] == [m.best_epoch for m in want[:2]]
 
 

@@ -36,6 +36,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -160,26 +161,33 @@ def write_input(path, panel: Panel, config: ForecastConfig, anchors=None) -> Non
 
 
 # -- the tasks the two processes share ---------------------------------------------------------
+#: seconds between two looks for a peer member that the other process trains
+POLL = 0.02
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """One piece of ``forecast train``'s work: ensemble ``members`` of the held-out or the saved
-    fit (``fit``), or the anchors on the held-out window (``fit`` None)."""
+    """One piece of ``forecast train``'s work: ensemble member(s) ``members`` of the held-out
+    or the saved fit (``fit``), which need the results of its members ``peers`` (tasks of the
+    same fit), or the anchors on the held-out window (``fit`` None)."""
 
     name: str
     fit: str | None = None
     members: tuple = ()
+    peers: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """Both fits' data, settings (validated, ``horizon`` set) and tasks: each process computes
-    the same plan from the same panel and settings."""
+    """Both fits' data, facts, settings (validated, ``horizon`` set) and tasks: each process
+    computes the same plan from the same panel and settings."""
 
     panel: Panel
     config: ForecastConfig
     anchors: tuple | None
     horizon: int
     window: object  # forecast_backtest.Window: the held-out window
+    facts: dict  # fit -> fit_global's facts of its panel
     tasks: tuple
 
     def data(self, fit: str) -> Panel:
@@ -187,76 +195,80 @@ class Plan:
 
 
 def plan_of(panel: Panel, config: ForecastConfig, anchors=None) -> Plan:
-    """The tasks in the order the processes take them: the two largest member groups first
-    (the held-out before the saved at equal size), the anchors next, the smaller groups last
-    (they even out the two processes' ends)."""
+    """The tasks in the order the processes take them (each the first one whose peers are
+    done): the members that early-stop (the long, unforeseeable ones), the anchors, then the
+    members that train for a peer's best epoch count (short: they even out the two ends)."""
     from .forecast_backtest import rolling_origins
-    from .forecast_global import _facts
+    from .forecast_global import _check_panel, _facts
     from .forecast_run import horizon_of
 
     H = horizon_of(panel, config)
     config = config.replace(horizon=H).validate()
     window = rolling_origins(panel, H, 1)[0]  # forecast_run.evaluate's one window
-    lstm = [Task(f"{fit}-{k}", fit, g)
-            for fit, data in (("heldout", window.train), ("saved", panel))
-            for k, g in enumerate(member_groups(config, _facts(data, config)))]  # fmt: skip
-    lstm.sort(key=lambda t: -len(t.members))  # (stable)
+    facts, lstm = {}, []
+    for fit, data in (("heldout", window.train), ("saved", panel)):
+        _check_panel(data, "fit_global")
+        facts[fit] = _facts(data, config)
+        lstm += member_tasks(config, facts[fit], fit)
+    lstm.sort(key=lambda t: bool(t.peers))  # (stable)
+    first = sum(not t.peers for t in lstm)
+    tasks = (*lstm[:first], Task("anchors"), *lstm[first:])
     anchors = None if anchors is None else tuple(anchors)
-    tasks = (*lstm[:2], Task("anchors"), *lstm[2:])
-    return Plan(panel, config, anchors, H, window, tasks)
+    return Plan(panel, config, anchors, H, window, facts, tasks)
 
 
-def member_groups(config: ForecastConfig, facts) -> list[tuple]:
-    """The ensemble's member indices in groups that need nothing from another group: one
-    lookback and trend group each (``validate_members``: a later member trains for an earlier
-    early-stopped one's best epoch count, only within its group: ``forecast_global._peers``);
-    one group under a time budget (``max_minutes``: members in order until it is spent)."""
+def member_tasks(config: ForecastConfig, facts, fit: str) -> list[Task]:
+    """One task per member of ``fit``, with its peers as ``fit_global`` finds them
+    (``forecast_global._peers``, known before training: from ``validate_members`` on, the
+    earlier members of its lookback and trend group that had no peers); one task for the whole
+    ensemble under a time budget (``max_minutes``: members in order until it is spent)."""
     from .forecast_global import _member_choices
 
     if config.max_minutes:
-        return [tuple(range(config.ensemble))]
-    groups: dict = {}
-    for i in range(config.ensemble):
+        return [Task(f"{fit}-all", fit, tuple(range(config.ensemble)))]
+
+    def group(i):
         choices = _member_choices(config, facts, i)
-        key = (facts["lookbacks"][i % len(facts["lookbacks"])],
-               None if choices is None else tuple(choices))  # fmt: skip
-        groups.setdefault(key, []).append(i)
-    return [tuple(g) for g in groups.values()]
+        L = facts["lookbacks"][i % len(facts["lookbacks"])]
+        return L, None if choices is None else tuple(choices)
 
-
-def fit_members(panel: Panel, config: ForecastConfig, members, progress=None) -> list:
-    """Members ``members`` (one ``member_groups`` group) of ``fit_global(panel, config)``: each
-    the same computation as there (same seed, lookback, windows, peers), as ``Member``s."""
-    from .forecast_global import _check_panel, _facts, _fit_member, _peers, fit_global
-
-    if config.max_minutes:  # the one group: the budget is fit_global's
-        return fit_global(panel, config, progress).members
-    _check_panel(panel, "fit_global")
-    facts = _facts(panel, config)
-    id_index = np.arange(1, panel.n_series + 1) if config.embedding else None
-    done, stopped = {}, []  # stopped: the members that early-stopped themselves
-    for i in members:
-        peers = _peers(config, facts, done, stopped, i)
-        done[i] = _fit_member(panel, facts, config, i, None, id_index, None, peers)
+    tasks, stopped = [], []  # stopped: the members without peers (they early-stop)
+    for i in range(config.ensemble):
+        peers = ()
+        if i >= config.validate_members:
+            peers = tuple(f"{fit}-{j}" for j in stopped if group(j) == group(i))
         if not peers:
             stopped.append(i)
-        if progress:
-            m = done[i]
-            progress(f"member {i + 1}/{config.ensemble}: lookback {m.lookback}, seed {m.seed}, "
-                     f"best epoch {m.best_epoch}")  # fmt: skip
-    return [done[i] for i in members]
+        tasks.append(Task(f"{fit}-{i}", fit, (i,), peers))
+    return tasks
 
 
-def do(plan: Plan, task: Task, progress=None):
-    """A task's result: its ``Member``s, or the anchors' ``(forecasts, notes)``."""
-    if task.fit is not None:
-        return fit_members(plan.data(task.fit), plan.config, task.members, progress)
-    from .forecast_anchors import anchor_forecasts
+def do(plan: Plan, task: Task, done: dict, progress=None):
+    """A task's result: its ``Member``s (a list), or the anchors' ``(forecasts, notes)``;
+    ``done`` holds its peers' results. None when a peer has none (it failed)."""
+    if task.fit is None:
+        from .forecast_anchors import anchor_forecasts
 
-    notes: list[str] = []
-    train, levels = plan.window.train, tuple(plan.config.levels)
-    fc = anchor_forecasts(train, plan.horizon, models=plan.anchors, levels=levels, notes=notes)
-    return fc, notes
+        notes: list[str] = []
+        train, levels = plan.window.train, tuple(plan.config.levels)
+        fc = anchor_forecasts(train, plan.horizon, models=plan.anchors, levels=levels,
+                              notes=notes)  # fmt: skip
+        return fc, notes
+    from .forecast_global import _fit_member, fit_global
+
+    data, config = plan.data(task.fit), plan.config
+    if len(task.members) > 1:  # the whole ensemble (max_minutes: the budget is fit_global's)
+        return fit_global(data, config, progress).members
+    if any(done[p] is None for p in task.peers):
+        return None
+    peers = [done[p][0] for p in task.peers]
+    id_index = np.arange(1, data.n_series + 1) if config.embedding else None
+    (i,) = task.members
+    m = _fit_member(data, plan.facts[task.fit], config, i, None, id_index, None, peers)
+    if progress:
+        progress(f"{task.fit} fit, member {i + 1}/{config.ensemble}: lookback {m.lookback}, "
+                 f"seed {m.seed}, best epoch {m.best_epoch}")  # fmt: skip
+    return [m]
 
 
 def claim(directory: Path, task: Task) -> bool:
@@ -266,6 +278,46 @@ def claim(directory: Path, task: Task) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def work(directory: Path, plan: Plan, done: dict, other_alive, run, alone_stops=False) -> None:
+    """Take tasks until none is left: each time the first of the plan's order that is not yet
+    taken and whose peers are done (here, in ``done``, or by the other process: its result
+    files, read into ``done``), and ``done[name] = run(task)``. Waits while every task left
+    needs a peer the other process trains, until ``other_alive()`` says it ended;
+    ``alone_stops``: stop then whatever is left (the child, whose parent has gone)."""
+    left = list(plan.tasks)
+    while left:
+        if alone_stops and not other_alive():
+            return
+        task = next((t for t in left if _peers_done(directory, plan, t, done)), None)
+        if task is None:
+            if not other_alive():
+                return
+            time.sleep(POLL)
+            continue
+        left.remove(task)
+        if claim(directory, task):
+            done[task.name] = run(task)
+
+
+def _peers_done(directory, plan, task, done) -> bool:
+    for p in task.peers:
+        if p not in done:
+            peer = next(t for t in plan.tasks if t.name == p)
+            if failed_path(directory, peer).exists():
+                done[p] = None  # failed in the parent: the member that needs it has no result
+            elif result_path(directory, peer).exists():
+                done[p] = read_result(directory, plan, peer)
+            else:
+                return False
+    return True
+
+
+def failed_path(directory: Path, task: Task) -> Path:
+    """What the parent leaves for a held-out peer that failed in it (the child skips the
+    members that need it instead of waiting for them)."""
+    return directory / f"{task.name}.failed"
 
 
 def result_path(directory: Path, task: Task) -> Path:
@@ -303,34 +355,46 @@ def fit_both(helper: Helper, panel: Panel, config: ForecastConfig, *, anchors=No
     """``forecast train``'s two fits shared with the started child: ``(H, BacktestResult,
     GlobalForecaster)`` as ``forecast_run.evaluate`` and ``fit`` give them on one thread.
 
-    Both processes take the tasks of ``plan_of`` in order, each the next one nobody has
-    claimed, until none is left; then this one waits for the child, reads its results and
-    builds both forecasters. A saved-fit task the child did not finish (it failed) is done
-    here: the saved model always stands; a missing held-out or anchors result leaves the table
-    out, a note saying why."""
+    Both processes take the tasks of ``plan_of`` (``work``); then this one waits for the child,
+    reads its results and builds both forecasters. A saved-fit task the child did not finish
+    (it failed) is done here: the saved model always stands; a missing held-out or anchors
+    result leaves the table out, a note saying why."""
     plan = plan_of(panel, config, anchors)
     helper.give(panel, config, anchors)
     done, notes = {}, []
+
+    def alive():
+        return helper.process.poll() is None
+
+    needed = {p for t in plan.tasks for p in t.peers}  # results the child may wait for
+
+    def run(task):
+        out = _do_here(plan, task, done, notes, progress)
+        if task.name in needed:
+            if out is None:
+                failed_path(helper.directory, task).touch()
+            else:
+                write_result(helper.directory, plan, task, out)
+        return out
+
     with one_thread():
-        for task in plan.tasks:
-            if claim(helper.directory, task):
-                done[task.name] = _do_here(plan, task, notes, progress)
+        work(helper.directory, plan, done, alive, run)
     why = helper.ended()
-    for task in plan.tasks:
+    for task in plan.tasks:  # (peers before the members that need them)
         if task.name not in done:
             done[task.name] = read_result(helper.directory, plan, task)
         if done[task.name] is None and task.fit == "saved":
             with one_thread():
-                done[task.name] = do(plan, task, progress)
+                done[task.name] = do(plan, task, done, progress)
     model = assemble(plan, "saved", done)
     return plan.horizon, table(plan, done, notes or [f"its process {why}"]), model
 
 
-def _do_here(plan, task, notes, progress):
+def _do_here(plan, task, done, notes, progress):
     if task.fit == "saved":
-        return do(plan, task, progress)
+        return do(plan, task, done, progress)
     try:  # the table's part: a failure costs the table only, as the child's would
-        return do(plan, task)
+        return do(plan, task, done)
     except Exception as e:  # noqa: BLE001  (any error: the saved model still stands)
         notes.append(f"{task.name} failed ({type(e).__name__}: {e})")
         return None
@@ -338,15 +402,13 @@ def _do_here(plan, task, notes, progress):
 
 def assemble(plan: Plan, fit: str, done: dict):
     """The ``GlobalForecaster`` of ``fit``'s members (in index order, as ``fit_global``)."""
-    from .forecast_global import GlobalForecaster, _facts
+    from .forecast_global import GlobalForecaster
 
     members = {}
     for task in plan.tasks:
         if task.fit == fit:
             members.update(zip(task.members, done[task.name]))
-    data = plan.data(fit)
-    return GlobalForecaster(plan.config, _facts(data, plan.config),
-                            [members[i] for i in sorted(members)])  # fmt: skip
+    return GlobalForecaster(plan.config, plan.facts[fit], [members[i] for i in sorted(members)])
 
 
 def table(plan: Plan, done: dict, why) -> BacktestResult:
@@ -374,12 +436,14 @@ def table(plan: Plan, done: dict, why) -> BacktestResult:
 def run(directory) -> None:
     """The child: lstmkit and its kernels loaded, it waits for the parent's go line, reads the
     panel and settings in ``directory/input.npz`` and takes tasks as the parent does, writing
-    each result into ``directory`` (``write_result``)."""
+    each result into ``directory`` (``write_result``); it stops waiting for a peer when its
+    parent has ended."""
     from ..ops.backend import get_backend
     from . import forecast_backtest, forecast_global  # noqa: F401  (loaded while waiting)
 
     if get_backend() == "numba":  # the compiled kernels loaded while the parent reads the data
         from ..ops import fast  # noqa: F401
+    parent = os.getppid()
     if sys.stdin.buffer.readline() != GO:
         return  # the parent stopped before its input
     d = Path(directory)
@@ -388,9 +452,15 @@ def run(directory) -> None:
         config = ForecastConfig.from_dict(json.loads(str(z["config"])))
         anchors = None if bool(z["default_anchors"]) else tuple(str(s) for s in z["anchors"])
     plan = plan_of(panel, config, anchors)
-    for task in plan.tasks:
-        if claim(d, task):
-            write_result(d, plan, task, do(plan, task))
+    done: dict = {}
+
+    def run_task(task):
+        out = do(plan, task, done)
+        if out is not None:
+            write_result(d, plan, task, out)
+        return out
+
+    work(d, plan, done, lambda: os.getppid() == parent, run_task, alone_stops=True)
 
 
 if __name__ == "__main__":
