@@ -157,9 +157,9 @@ def _register_train(sub):
                    help="skip the held-out table: train the saved model only (about half the "
                    "time; global engine)")  # fmt: skip
     p.add_argument("--jobs", type=_positive_int, default=None,
-                   help="processes for the two fits: 2 or more trains the held-out one in a "
-                   "child process beside the saved one, each on one thread; 1 one after the "
-                   "other (default: 2 on 2 or more CPUs, else 1; global engine)")  # fmt: skip
+                   help="processes for the two fits: 2 or more shares their ensemble members "
+                   "and the anchors with a child process, each on one thread; 1 one fit after "
+                   "the other (default: 2 on 2 or more CPUs, else 1; global engine)")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
     p.set_defaults(func=cmd_train, reads=("data",), writes=("--out",))
 
