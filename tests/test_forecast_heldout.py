@@ -384,3 +384,17 @@ def test_the_child_starts_before_the_data_are_read_and_a_bad_file_ends_it(tmp_pa
     assert "'y'" in capsys.readouterr().err and not out.exists()
     assert at_read == [1] and started[0].args[:3] == list(forecast_heldout.CHILD)
     assert started[0].returncode is not None  # ended (killed while it waited) and reaped
+
+
+def test_the_plan_orders_early_stopping_members_first_and_keeps_a_budget_whole(cov_panel):
+    plan = forecast_heldout.plan_of(cov_panel, TINY.replace(ensemble=3))
+    assert [(t.name, t.peers) for t in plan.tasks] == [
+        ("heldout-0", ()), ("heldout-1", ()), ("saved-0", ()), ("saved-1", ()), ("anchors", ()),
+        ("heldout-2", ("heldout-0",)), ("saved-2", ("saved-0",))]  # fmt: skip
+    # validate_members=3: every member early-stops, none waits for another
+    plan = forecast_heldout.plan_of(cov_panel, TINY.replace(ensemble=3, validate_members=3))
+    assert all(t.peers == () for t in plan.tasks)
+    # a time budget spans a fit's members in order: one task per fit
+    plan = forecast_heldout.plan_of(cov_panel, TINY.replace(ensemble=3, max_minutes=5.0))
+    assert [(t.name, t.members) for t in plan.tasks] == [
+        ("heldout-all", (0, 1, 2)), ("saved-all", (0, 1, 2)), ("anchors", ())]  # fmt: skip

@@ -79,7 +79,7 @@ class Helper:
     def give(self, panel: Panel, config: ForecastConfig, anchors=None) -> None:
         """The panel and settings to the child (``input.npz``), then its go line."""
         write_input(self.directory / IN, panel, config, anchors)
-        with contextlib.suppress(OSError):  # a child already gone: collect says how it ended
+        with contextlib.suppress(OSError):  # a child already gone: ``ended`` says how
             self.process.stdin.write(GO)
             self.process.stdin.close()
 
