@@ -398,3 +398,28 @@ def test_the_plan_orders_early_stopping_members_first_and_keeps_a_budget_whole(c
     plan = forecast_heldout.plan_of(cov_panel, TINY.replace(ensemble=3, max_minutes=5.0))
     assert [(t.name, t.members) for t in plan.tasks] == [
         ("heldout-all", (0, 1, 2)), ("saved-all", (0, 1, 2)), ("anchors", ())]  # fmt: skip
+
+
+def test_under_a_time_budget_each_fit_is_fit_globals(cov_panel, monkeypatch):
+    # one member, a budget never reached: the child's whole held-out fit, the saved one here
+    config = TINY.replace(ensemble=1, max_minutes=30.0)
+    want = _in_process(cov_panel, config)
+    got = _child(cov_panel, config, {"heldout-all", "anchors"}, monkeypatch,
+                 reserve={"saved-all"})  # fmt: skip
+    assert got == want
+
+
+def test_a_spent_time_budget_stops_the_fit_as_fit_global_does(cov_panel, monkeypatch):
+    # a clock that runs 10 minutes a call: the budget is spent at once; fit_global trains its
+    # one member until its first deadline check (a member fitted alone would have no budget)
+    import time
+
+    config = TINY.replace(ensemble=1, max_minutes=1.0, epochs=50, patience=50)
+    plan = forecast_heldout.plan_of(cov_panel, config)
+    (task,) = [t for t in plan.tasks if t.name == "saved-all"]
+    clock = iter(range(0, 10**9, 600))
+    monkeypatch.setattr(time, "monotonic", lambda: float(next(clock)))
+    got = forecast_heldout.do(plan, task, {})
+    want = fit_global(cov_panel, plan.config).members
+    assert len(got) == len(want) == 1 and want[0].best_epoch < 10
+    _same_members(got, want)

@@ -257,7 +257,7 @@ def do(plan: Plan, task: Task, done: dict, progress=None):
     from .forecast_global import _fit_member, fit_global
 
     data, config = plan.data(task.fit), plan.config
-    if len(task.members) > 1:  # the whole ensemble (max_minutes: the budget is fit_global's)
+    if config.max_minutes:  # the whole ensemble: the budget (and each member's) is fit_global's
         return fit_global(data, config, progress).members
     if any(done[p] is None for p in task.peers):
         return None
