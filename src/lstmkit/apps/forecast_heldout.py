@@ -368,7 +368,10 @@ def fit_both(helper: Helper, panel: Panel, config: ForecastConfig, *, anchors=No
 
     needed = {p for t in plan.tasks for p in t.peers}  # results the child may wait for
 
+    mine = []  # the tasks this process took
+
     def run(task):
+        mine.append(task.name)
         out = _do_here(plan, task, done, notes, progress)
         if task.name in needed:
             if out is None:
@@ -380,6 +383,9 @@ def fit_both(helper: Helper, panel: Panel, config: ForecastConfig, *, anchors=No
     with one_thread():
         work(helper.directory, plan, done, alive, run)
     why = helper.ended()
+    if progress:
+        theirs = [t.name for t in plan.tasks if t.name not in mine]
+        progress(f"the child process took {len(theirs)} of {len(plan.tasks)} tasks: {theirs}")
     for task in plan.tasks:  # (peers before the members that need them)
         if task.name not in done:
             done[task.name] = read_result(helper.directory, plan, task)
@@ -394,7 +400,7 @@ def _do_here(plan, task, done, notes, progress):
     if task.fit == "saved":
         return do(plan, task, done, progress)
     try:  # the table's part: a failure costs the table only, as the child's would
-        return do(plan, task, done)
+        return do(plan, task, done, progress)
     except Exception as e:  # noqa: BLE001  (any error: the saved model still stands)
         notes.append(f"{task.name} failed ({type(e).__name__}: {e})")
         return None
