@@ -4,12 +4,12 @@
 values, scored against the anchors (the held-out table), and the one it saves, on every value.
 On small panels each is bound by Python (steps of a few milliseconds): a second thread does not
 speed it up, a second process does. With two CPUs or more (``forecast_run.default_jobs``) the
-work is cut into tasks (``plan_of``): each fit's members in groups that need nothing from
-another group (one lookback and trend group each: a later member of a group may train for the
-best epoch count of an earlier one, ``validate_members``), and the anchors on the held-out
-window. ``python -m lstmkit.apps.forecast_heldout DIR`` (on one thread,
-``LSTMKIT_NUM_THREADS=1``) and this process (``one_thread``) take them in the same order, each
-the next one nobody has claimed (an ``O_EXCL`` claim file in ``DIR``), so the two cores end
+work is cut into tasks (``plan_of``): one per ensemble member of each fit (a member that trains
+for an early-stopped peer's best epoch count, ``validate_members``, names that peer) and one
+for the anchors on the held-out window. ``python -m lstmkit.apps.forecast_heldout DIR`` (on
+one thread, ``LSTMKIT_NUM_THREADS=1``) and this process (``one_thread``) take them in the same
+order (``work``), each the next one nobody has claimed (an ``O_EXCL`` claim file in ``DIR``)
+whose peers are done, here or there (their results are files in ``DIR``), so the two cores end
 close together whichever fit early-stops late.
 
 The child is started first (``helper_started``: it imports lstmkit and loads the compiled
