@@ -12,7 +12,8 @@ DATA --out FC.csv`` (default settings) and ``forecast_fpp2.py --one PANEL AutoAR
 numba compilation, fit and forecast), interleaved round by round (cli, arima, cli, arima ...) so
 that both meet the same neighbours. Printed: the medians over the rounds of CPU s (user + sys of
 the children) and wall s, the ratio of CPU s, the MASE of both forecasts (fpp2: seasonal-naive
-scaled; M1: naive scaled), and the load average. The data are read from ``../shared/data``.
+scaled; M1: naive scaled), and the load average (1 min, at the start and the end of the panel's
+rounds). The data are read from ``../shared/data``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def mase(train, test, fc, m):
 def bench(name, rounds, train_args, before=None):
     """``rounds`` interleaved rounds: [the CLI of ``before``,] the CLI, AutoARIMA."""
     ids, train, test, times, m = load(name)
+    load0 = os.getloadavg()[0]
     runs = {"before": [], "cli": [], "arima": []}
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / f"{name}.csv"
@@ -110,7 +112,7 @@ def bench(name, rounds, train_args, before=None):
     c, a = np.median(runs["cli"], axis=0), np.median(runs["arima"], axis=0)
     print(f"{name:<11}{c[0]:>9.2f}{c[1]:>9.2f}{a[0]:>9.2f}{a[1]:>9.2f}{c[0] / a[0]:>8.2f}"
           f"{mase(train, test, point, m):>9.3f}{mase(train, test, point_a, m):>9.3f}"
-          f"   load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+          f"   load {load0:.1f}-{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     if before:
         b = np.median(runs["before"], axis=0)
         point_b = np.stack([fc_b.loc[fc_b.unique_id == i, "forecast"].to_numpy() for i in ids])

@@ -65,19 +65,23 @@ def anchors_apart(train: Panel, horizon: int, models, levels):
 
 
 @contextlib.contextmanager
-def running(argv, err: Path, env):
-    """``argv`` started as a child process (no stdin, no stdout, stderr into the file ``err``);
-    yields its ``Popen``. Leaving the block (the result collected, an error, Ctrl-C) kills and
-    reaps a child still running: it never outlives its caller. (Also ``forecast_heldout``'s.)"""
+def running(argv, err: Path, env, stdin=subprocess.DEVNULL):
+    """``argv`` started as a child process (no stdout, stderr into the file ``err``, no stdin
+    unless ``stdin=subprocess.PIPE``); yields its ``Popen``. Leaving the block (the result
+    collected, an error, Ctrl-C) kills and reaps a child still running: it never outlives its
+    caller. (Also ``forecast_heldout``'s.)"""
     with open(err, "wb") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=log, env=env)  # fmt: skip
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=log,
+                                env=env)  # fmt: skip
     try:
         yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):  # (a pipe the killed child no longer reads)
+                proc.stdin.close()
 
 
 def ended(status, err: Path) -> str:
@@ -109,6 +113,22 @@ def _read_output(path, models, levels):
     return fc, notes
 
 
+def write_anchors(out, fc, notes) -> None:
+    """``anchor_forecasts``'s result and notes as one ``.npz`` (``_read_output`` reads it)."""
+    arrays = {"names": np.asarray(list(fc), dtype=str), "notes": np.asarray(notes, dtype=str)}
+    for name, (point, intervals) in fc.items():
+        arrays[f"{name}/point"] = point
+        for a, (lo, hi) in intervals.items():
+            arrays[f"{name}/lo{a}"], arrays[f"{name}/hi{a}"] = lo, hi
+    # the parent reads a whole file or none (".npz": np.savez would append it to another name)
+    atomic_write(out, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+
+
+def read_anchors(path, levels):
+    """``(forecasts, notes)`` of ``write_anchors``'s file."""
+    return _read_output(path, None, tuple(levels))
+
+
 def run(src, out) -> None:
     """The child: the anchors of the panel in ``src`` written to ``out`` (``.npz``)."""
     with np.load(src, allow_pickle=False) as z:
@@ -120,13 +140,7 @@ def run(src, out) -> None:
     panel = Panel(values, offsets, ids, season=season)
     notes: list[str] = []
     fc = anchor_forecasts(panel, horizon, models=models, levels=levels, notes=notes)
-    arrays = {"names": np.asarray(list(fc), dtype=str), "notes": np.asarray(notes, dtype=str)}
-    for name, (point, intervals) in fc.items():
-        arrays[f"{name}/point"] = point
-        for a, (lo, hi) in intervals.items():
-            arrays[f"{name}/lo{a}"], arrays[f"{name}/hi{a}"] = lo, hi
-    # the parent reads a whole file or none (".npz": np.savez would append it to another name)
-    atomic_write(out, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+    write_anchors(out, fc, notes)
 
 
 if __name__ == "__main__":

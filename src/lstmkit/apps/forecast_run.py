@@ -113,26 +113,26 @@ def default_jobs() -> int:
     return 2 if usable_cpus() >= 2 else 1
 
 
-def evaluate_and_fit(panel, config, *, progress=None, distribute=None, jobs=1):
+def evaluate_and_fit(panel, config, *, progress=None, distribute=None, jobs=1, helper=None):
     """``forecast train``'s two fits: the held-out table (``evaluate``) and the model to save
     (``fit``). Returns ``(H, BacktestResult, GlobalForecaster)``.
 
-    ``jobs >= 2`` (and no ``distribute``): the held-out fit and its evaluation run in a child
-    process on one thread (``forecast_heldout``) while this one fits the saved model on one
-    thread; the table is the one ``jobs=1`` gives. A failed child leaves the result without
-    rows, its note saying why; the saved model stands. ``jobs=1``: the held-out fit (its
-    anchors in a child, ``evaluate(..., apart=True)``), then the saved fit."""
+    ``jobs >= 2`` (and no ``distribute``): the work is shared with a child process
+    (``forecast_heldout.fit_both``: each takes the next of the two fits' member groups and the
+    anchors, one thread each); the table and the model are the ones ``jobs=1`` gives.
+    ``helper``: that child, started earlier (``forecast_heldout.helper_started``: it loads
+    lstmkit meanwhile). A failed child costs time, or the table (a note says why), never the
+    saved model. ``jobs=1``: the held-out fit (its anchors in a child, ``evaluate(...,
+    apart=True)``), then the saved fit."""
     if jobs < 2 or distribute is not None:
         H, result = evaluate(panel, config, progress=progress, distribute=distribute, apart=True)
         return H, result, fit(panel, config.replace(horizon=H), progress, distribute)
-    from .forecast_heldout import heldout_apart, one_thread
+    from .forecast_heldout import fit_both, helper_started
 
-    H = horizon_of(panel, config)
-    with heldout_apart(panel, config) as collect:
-        with one_thread():
-            model = fit(panel, config.replace(horizon=H), progress)
-        _, result = collect()
-    return H, result, model
+    if helper is not None:
+        return fit_both(helper, panel, config, progress=progress)
+    with helper_started() as started:
+        return fit_both(started, panel, config, progress=progress)
 
 
 def fit(panel, config, progress=None, distribute=None):

@@ -15,6 +15,7 @@ prints it on stderr and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -156,9 +157,9 @@ def _register_train(sub):
                    help="skip the held-out table: train the saved model only (about half the "
                    "time; global engine)")  # fmt: skip
     p.add_argument("--jobs", type=_positive_int, default=None,
-                   help="processes for the two fits: 2 or more trains the held-out one in a "
-                   "child process beside the saved one, each on one thread; 1 one after the "
-                   "other (default: 2 on 2 or more CPUs, else 1; global engine)")  # fmt: skip
+                   help="processes for the two fits: 2 or more shares their ensemble members "
+                   "and the anchors with a child process, each on one thread; 1 one fit after "
+                   "the other (default: 2 on 2 or more CPUs, else 1; global engine)")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
     p.set_defaults(func=cmd_train, reads=("data",), writes=("--out",))
 
@@ -363,17 +364,30 @@ def cmd_train(args) -> int:
     _only_single(args)
     _check_out_file(args.out, "--out")
     config = _config(args)
-    panel, _ = _read(args, config)
-    if args.evaluate:  # the held-out fit in a child process beside the saved one (--jobs)
-        jobs = default_jobs() if args.jobs is None else args.jobs
-        H, result, model = evaluate_and_fit(panel, config, progress=_say(args),
-                                            distribute=strategy, jobs=jobs)  # fmt: skip
-        _print_result(result, H, "held out: the last values of each series")
-    else:
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    if not args.evaluate:
+        panel, _ = _read(args, config)
         model = fit(panel, config.replace(horizon=horizon_of(panel, config)), _say(args), strategy)
+    else:  # the work shared with a child process (--jobs), started before the data are read
+        with _helper(jobs, strategy) as helper:
+            panel, _ = _read(args, config)
+            H, result, model = evaluate_and_fit(panel, config, progress=_say(args),
+                                                distribute=strategy, jobs=jobs,
+                                                helper=helper)  # fmt: skip
+        _print_result(result, H, "held out: the last values of each series")
     model.save(args.out)
     print(f"saved model ({len(model.members)} members) to {args.out}")
     return 0
+
+
+def _helper(jobs, strategy):
+    """``--jobs 2``'s child process, started now: it imports lstmkit and loads the compiled
+    kernels while this process reads the data (``forecast_heldout.helper_started``)."""
+    if jobs < 2 or strategy is not None:
+        return contextlib.nullcontext()
+    from ..apps.forecast_heldout import helper_started
+
+    return helper_started()
 
 
 def _only_single(args):
@@ -564,9 +578,11 @@ def cmd_demo(args) -> int:
     print(f"{run.DEMO_PANEL}: the 181 yearly series of the M1 competition (packaged); settings: "
           f"ForecastConfig().replace({run.DEMO_CHANGES})")  # fmt: skip
     data = builtin_path(run.DEMO_PANEL)
-    panel, tcol = _read(argparse.Namespace(data=data, fill="none", season=None), config)
-    H, result, model = run.evaluate_and_fit(panel, config, progress=_say(args),
-                                            jobs=run.default_jobs())  # fmt: skip
+    jobs = run.default_jobs()
+    with _helper(jobs, None) as helper:
+        panel, tcol = _read(argparse.Namespace(data=data, fill="none", season=None), config)
+        H, result, model = run.evaluate_and_fit(panel, config, progress=_say(args), jobs=jobs,
+                                                helper=helper)  # fmt: skip
     _print_result(result, H, "held out: the last 6 years of each series")
     point, intervals = model.predict(panel, levels=config.levels)
     out.mkdir(parents=True, exist_ok=True)
