@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import threading
 from typing import NamedTuple
 
@@ -55,7 +56,7 @@ from . import sync
 from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
 from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
-from .common import bool_or_dummy, float_or_dummy, in_parallel, split
+from .common import bool_or_dummy, float_or_dummy, get_num_threads, in_parallel, split
 from .elementwise import DEFAULT, acts_for
 from .packed import MR, kernels, lanes, matmul_packed
 from .sync import wait
@@ -700,13 +701,41 @@ def _final_c(q, sl, Cb, c_T, T):
 
 
 @njit(**_JIT)
-def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, yield_addr):
-    """The calling thread's part of a batch split into ``P = len(sl) - 1`` slices: every step of
-    every slice not yet handed to a helper (ticket k takes slice P - k, handed over at the
-    lead's first step boundary after it arrived), then c_T of its slices. Returns how many
-    helpers it handed work to (tickets 1 to that), which the caller waits for."""
+def _slice_start(q, sl, xb, h0, c0, XH, Cb):
+    """Step 0 of slice q's ping-pong buffers (as :func:`_infer_start`, inside the lead's loop):
+    ``[1; x_0.T; h_0.T]`` (the ones row in both halves) and c_0."""
+    b0, w = sl[q], sl[q + 1] - sl[q]
+    T, D = xb.shape[1], xb.shape[2]
+    H = h0.shape[1]
+    K = 1 + D + H
+    xh, cb = XH[q, : 2 * K * w].reshape((2, K, w)), Cb[q, : 2 * H * w].reshape((2, H, w))
+    for b in range(w):
+        xh[0, 0, b] = 1
+        xh[1, 0, b] = 1
+        for d in range(D if T > 0 else 0):
+            xh[0, 1 + d, b] = xb[b0 + b, 0, d]
+        for j in range(H):
+            xh[0, 1 + D + j, b] = h0[b0 + b, j]
+            cb[0, j, b] = c0[b0 + b, j]
+
+
+@njit(**_JIT)
+def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, yield_addr, box,
+                kicks, W, h0, c0, spin):  # fmt: skip
+    """The calling thread's part of a batch split into ``P = len(sl) - 1`` slices, in one
+    compiled call (the GIL free for the helpers throughout): post the job to the spinning
+    helpers ``kicks`` of ``box`` (:func:`.sync.kick`), pack the weights ``W = (kernel, U, bias,
+    perm, edges, first)`` into ``Ap`` and start every slice from ``h0``, ``c0``; then every step
+    of every slice not yet handed to a helper (ticket k takes slice P - k, handed over at the
+    lead's first step boundary after it arrived), c_T of its slices, and a spin of ``spin``
+    cycles for the helpers' done flags. Returns ``(g, done)``: it handed work to tickets 1 to g,
+    all done (else the caller waits)."""
     P = sl.shape[0] - 1
     T = xb.shape[1]
+    sync.kick(box, kicks)
+    _pack_stacked_T(W[0], W[1], W[2], W[3], W[4], W[5], Ap)
+    for q in range(P):
+        _slice_start(q, sl, xb, h0, c0, XH, Cb)
     g = 0  # slices handed over: P - 1, ..., P - g
     for t in range(T):
         arrived = min(sync.tickets(state), P - 1)
@@ -720,7 +749,7 @@ def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, y
         sync.post(state, k, T + 1)
     for q in range(P - g):
         _final_c(q, sl, Cb, c_T, T)
-    return g
+    return g, sync.await_flags(state, np.arange(P, P + g), spin)
 
 
 @njit(**_JIT)
@@ -752,6 +781,46 @@ def _pool_helpers(helper, n) -> None:
         pool.submit(helper)
 
 
+_HELPERS = [None]  # the sync.Helpers of the batch split, started on the first call that needs them
+_HELPERS_LOCK = threading.Lock()
+_NO_KICKS = (np.zeros(sync.ROW, np.int64), np.zeros(0, np.int64))
+
+
+def _forget_helpers_in_child() -> None:
+    _HELPERS[0] = None  # a forked child has the object but none of its threads
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_helpers_in_child)
+
+
+class _Posted(NamedTuple):
+    """What :func:`_spinning_helpers` started: helpers ``ks`` of ``helpers``, ``kicks`` for the
+    lead's :func:`.sync.kick`."""
+
+    helpers: sync.Helpers
+    ks: list
+    kicks: np.ndarray
+
+    def finish(self) -> None:
+        self.helpers.after(self.kicks)
+        self.helpers.release(self.ks)
+
+
+def _spinning_helpers(helper, n):
+    """Start ``n`` calls of ``helper()`` on the batch split's own threads (:class:`.sync.Helpers`,
+    which spin for a while after each job, so that back-to-back calls find them awake); those
+    another caller holds are replaced by the pool's. Returns a :class:`_Posted`."""
+    with _HELPERS_LOCK:
+        hs = _HELPERS[0]
+        if hs is None or len(hs.jobs) < n:  # (a smaller set's threads stay asleep, unused)
+            hs = _HELPERS[0] = sync.Helpers(max(n, get_num_threads() - 1))
+    ks = hs.claim(n)
+    if len(ks) < n:
+        _pool_helpers(helper, n - len(ks))
+    return _Posted(hs, ks, hs.post(ks, helper))
+
+
 def _run_helper(args, done, failed) -> None:
     """A helper's call on its pool thread: its share, then wake the lead if it sleeps. A helper
     that raises says so in ``failed`` and wakes the lead too, which would otherwise wait forever
@@ -779,12 +848,13 @@ def _infer_start(XH, Cb, xb, h0, c0) -> None:
 
 
 def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
-                       launch=_pool_helpers):  # fmt: skip
+                       launch=_spinning_helpers):  # fmt: skip
     """Inference over the batch slices ``rows`` (two or more), the calling thread and helpers
     sharing them (see above); ``weights`` = ``(kernel, recurrent_kernel, bias)``. Returns c_T
     ``(B, H)`` (h_t goes into ``out``). ``launch(helper, n)`` starts ``n`` calls of ``helper()``
     elsewhere (tests start them when they choose): first thing, so that a helper's wake-up
-    overlaps the packing of the weights (it waits for the lead's first step)."""
+    overlaps the packing of the weights (it waits for the lead's first step); it may return a
+    :class:`_Posted` (the default, :func:`_spinning_helpers`), finished when the call ends."""
     B, T, D = xb.shape
     H = h0.shape[1]
     K = 1 + D + H
@@ -803,19 +873,22 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
     args = (state, sl, Ap, kernels(dt), xb, XH, Z, Cb, out, M, mask is not None, acts, c_T,
             sync.YIELD)  # fmt: skip
     done, failed = threading.Condition(), []
-    launch(functools.partial(_run_helper, args, done, failed), P - 1)
-    _pack_stacked_T(*weights, perm, edges, first, Ap)
-    for q, (b0, b1) in enumerate(rows):
-        w = b1 - b0
-        _infer_start(XH[q, : 2 * K * w].reshape(2, K, w), Cb[q, : 2 * H * w].reshape(2, H, w),
-                     xb[b0:b1], h0[b0:b1], c0[b0:b1])  # fmt: skip
-        if mask is not None:
-            M[q, : T * w].reshape(T, w)[...] = mask[:, b0:b1]
-    handed = _infer_lead(*args)
-    finished = [P - 1 + k for k in range(1, handed + 1)]  # their done flags
-    if not sync.await_flags(state, np.array(finished, np.int64), sync.SPIN_CYCLES):
-        with done:  # one still runs: sleep rather than spin on a core it may need
-            done.wait_for(lambda: failed or all(state[i] for i in finished))
+    if mask is not None:
+        for q, (b0, b1) in enumerate(rows):
+            M[q, : T * (b1 - b0)].reshape(T, b1 - b0)[...] = mask[:, b0:b1]
+    W = (*weights, perm, edges, first)
+    h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
+    posted = launch(functools.partial(_run_helper, args, done, failed), P - 1)
+    try:
+        box, kicks = _NO_KICKS if posted is None else (posted.helpers.box, posted.kicks)
+        handed, met = _infer_lead(*args, box, kicks, W, h0, c0, sync.SPIN_CYCLES)
+        finished = [P - 1 + k for k in range(1, handed + 1)]  # their done flags
+        if not met:
+            with done:  # one still runs: sleep rather than spin on a core it may need
+                done.wait_for(lambda: failed or all(state[i] for i in finished))
+    finally:
+        if posted is not None:
+            posted.finish()
     _give_back(ws, Ap)
     if failed:  # a slice handed to it may be unfinished: never return it
         raise RuntimeError(f"LSTM inference: a helper thread failed ({failed[0]!r})") from failed[0]

@@ -211,3 +211,142 @@ def await_flags(state, slots, max_cycles) -> bool:
             if (n & 63) == 0 and (_cycles() - start > max_cycles or (not _X86 and n > SPINS)):
                 return False
     return True
+
+
+# --- helpers that stay awake between calls (the batch split's threads, :mod:`.lstm_fm`) ---------
+#
+# A pool thread that has gone to sleep wakes 0.1-0.3 ms after it is handed work (more under load:
+# the OS must find it a core), and ``predict`` at config A on two threads takes 3.3 ms. So after
+# each job a helper spins for the next one, ``SPIN_AFTER_CYCLES`` of the time-stamp counter (about
+# half a millisecond, ``pause`` then ``sched_yield`` so that it gives its core away under load),
+# and only then sleeps on an event; back-to-back calls (a loop over batches, ``predict`` called
+# again) find it awake. onnxruntime's and the OpenMP runtimes' pools do the same.
+#
+# ``box (8 n,) int64``: helper k's row ``box[8 k : 8 k + 8]`` (a cache line each) holds
+# ``[posted, parked, ...]``: ``posted`` counts the jobs posted to it, ``parked`` is 1 while it
+# sleeps or is about to. Posting (``posted += 1``, then reading ``parked``) and parking
+# (``parked = 1``, then reading ``posted``) are sequentially consistent, so either the poster sees
+# ``parked`` and sets the event or the helper sees the job and does not sleep.
+
+SPIN_AFTER_CYCLES = 2**21  # ~0.5-1 ms: covers the Python between two calls, not a user's pause
+ROW = 8  # int64s per helper in ``box``
+_HOLD = {k: v for k, v in _JIT.items() if k != "nogil"}  # called from Python: keep the GIL (a
+# nogil call would hand it back and take it again, and may have to wait for a helper's turn)
+
+
+@njit(**_HOLD)
+def load(arr, i) -> int:
+    """``arr[i]`` (acquire), from Python."""
+    return _atomic_load(arr, i)
+
+
+@njit(**_HOLD)
+def add(arr, i, value) -> int:
+    """``arr[i] += value`` atomically (sequentially consistent), from Python; the old value."""
+    return _atomic_add(arr, i, value)
+
+
+@njit(**_JIT)
+def await_job(box, k, seen, max_cycles, yield_addr) -> int:
+    """Helper k's spin: ``posted`` once it differs from ``seen``, or ``seen`` after ``max_cycles``
+    (where there is no cycle counter: after ``MAX_WAITS // 64`` waits)."""
+    start = _cycles()
+    n = 0
+    while True:
+        v = _atomic_load(box, ROW * k)
+        if v != seen:
+            return v
+        _relax(yield_addr, n < SPINS)
+        n += 1
+        if (n & 63) == 0 and (_cycles() - start > max_cycles or (not _X86 and n > MAX_WAITS // 64)):
+            return seen
+
+
+@njit(**_JIT)
+def kick(box, kicks) -> None:
+    """Post a job to every helper k with ``kicks[k]`` (the lead, inside its compiled loop, so that
+    a spinning helper that sees it finds the GIL free)."""
+    for k in range(kicks.shape[0]):
+        if kicks[k]:
+            _atomic_add(box, ROW * k, 1)
+
+
+class Helpers:
+    """``n`` daemon threads that run the jobs posted to them (:meth:`claim`, :meth:`post`), each
+    spinning ``SPIN_AFTER_CYCLES`` after a job before it sleeps. A job that raises must tell its
+    caller itself (the exception is only kept in ``last_error``; the thread lives on). Several callers at once: a helper serves one caller at a
+    time (:meth:`claim`); a job posted late, after its caller has given up on it, must be harmless
+    (the batch split's tickets make it so)."""
+
+    def __init__(self, n: int):
+        import threading
+
+        self.box = np.zeros(ROW * n, np.int64)
+        self.jobs = [None] * n
+        self.events = [threading.Event() for _ in range(n)]
+        self.claimed = [False] * n
+        self.lock = threading.Lock()
+        self.spin = SPIN_AFTER_CYCLES  # read by each helper at every wait (tests lower it)
+        self.last_error = None  # the last exception a job raised
+        self.threads = [threading.Thread(target=self._serve, args=(k,), daemon=True,
+                                         name=f"lstmkit-helper-{k}") for k in range(n)]  # fmt: skip
+        for th in self.threads:
+            th.start()
+
+    def claim(self, n: int) -> list[int]:
+        """Up to ``n`` helpers no other caller holds (fewer, none, when they are busy)."""
+        with self.lock:
+            got = [k for k, c in enumerate(self.claimed) if not c][:n]
+            for k in got:
+                self.claimed[k] = True
+        return got
+
+    def release(self, ks) -> None:
+        with self.lock:
+            for k in ks:
+                self.claimed[k] = False
+
+    def post(self, ks, job) -> np.ndarray:
+        """Give ``job`` to helpers ``ks``: a sleeping one is posted to and woken now; the others are
+        left to :func:`kick` (returned: the flags it reads), which the caller runs once it has
+        released the GIL, so that a helper spinning on its flag does not then wait for the GIL."""
+        kicks = np.zeros(len(self.jobs), np.int64)
+        for k in ks:
+            self.jobs[k] = job
+            if load(self.box, ROW * k + 1):  # asleep, or about to be
+                self.wake(k)
+            else:
+                kicks[k] = 1
+        return kicks
+
+    def wake(self, k) -> None:
+        """Post to helper k and set its event if it sleeps (or is about to)."""
+        add(self.box, ROW * k, 1)
+        if load(self.box, ROW * k + 1):
+            self.events[k].set()
+
+    def after(self, kicks) -> None:
+        """Once :func:`kick` has run: a helper that fell asleep between :meth:`post` and the kick
+        missed it; set its event (it then finds the job done and spins again)."""
+        for k in np.flatnonzero(kicks):
+            if load(self.box, ROW * k + 1):
+                self.events[k].set()
+
+    def _serve(self, k) -> None:
+        seen = 0
+        box, row = self.box, ROW * k
+        while True:
+            posted = await_job(box, k, seen, self.spin, YIELD)
+            if posted == seen:  # nothing came while spinning: sleep until posted to
+                add(box, row + 1, 1)
+                if load(box, row) == seen:
+                    self.events[k].wait()
+                self.events[k].clear()
+                add(box, row + 1, -1)
+                continue
+            seen = posted
+            job = self.jobs[k]
+            try:
+                job()
+            except BaseException as e:  # noqa: BLE001 - the job tells its caller; kept here
+                self.last_error = e
