@@ -288,6 +288,7 @@ class Helpers:
         self.lock = threading.Lock()
         self.spin = SPIN_AFTER_CYCLES  # read by each helper at every wait (tests lower it)
         self.last_error = None  # the last exception a job raised
+        self.sleeps = [0] * n  # times each helper has gone to sleep
         self.threads = [threading.Thread(target=self._serve, args=(k,), daemon=True,
                                          name=f"lstmkit-helper-{k}") for k in range(n)]  # fmt: skip
         for th in self.threads:
@@ -340,6 +341,7 @@ class Helpers:
             if posted == seen:  # nothing came while spinning: sleep until posted to
                 add(box, row + 1, 1)
                 if load(box, row) == seen:
+                    self.sleeps[k] += 1
                     self.events[k].wait()
                 self.events[k].clear()
                 add(box, row + 1, -1)
