@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -53,7 +54,6 @@ class Counter:
 def post_one(hs, k, job):
     kicks = hs.post([k], job)
     sync.kick(hs.box, kicks)  # what the lead does inside its compiled call
-    hs.after(kicks)
 
 
 @pytest.mark.parametrize("spin", [0, 2**12, 2**16, 2**21])
@@ -128,6 +128,24 @@ def test_back_to_back_calls_agree_with_pytorch(helpers, spin, masked):
         x, h0, c0, params, b_hh, mask = problem(30, 11, 4, 7, np.float64, masked, seed=seed)
         check(infer(x, h0, c0, params, mask), witness(x, h0, c0, params, b_hh, mask), 1e-12)
     assert hs.claim(2) == [0, 1]  # every call gave its helper back
+
+
+@pytest.mark.parametrize("spin", [0, 2**21], ids=["asleep", "spinning"])
+def test_a_finished_call_leaves_nothing_behind(helpers, spin):
+    """Once a call has returned, no helper holds its job (nor through it the call's arrays, e.g.
+    an output buffer its owner wants back): the job is forgotten, whether run or not."""
+    hs = helpers(spin)
+    x, h0, c0, params, _, mask = problem(300, 11, 4, 7, np.float64, False, seed=8)
+    T, B, _ = x.shape
+    out = np.full((B, T, 7), np.nan)
+    ref = weakref.ref(out)
+    split_run(x, h0, c0, params, mask, ROWS[2], lstm_fm._spinning_helpers, out)
+    del out
+    deadline = time.monotonic() + 10
+    while ref() is not None and time.monotonic() < deadline:  # a helper may still be returning
+        time.sleep(1e-3)
+    assert ref() is None, "a helper keeps the finished call's arrays"
+    assert hs.jobs == [None, None]
 
 
 def test_callers_at_once_share_helpers_and_pool(helpers):

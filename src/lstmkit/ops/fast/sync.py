@@ -302,18 +302,25 @@ class Helpers:
                 self.claimed[k] = True
         return got
 
-    def release(self, ks) -> None:
+    def release(self, ks, job=None) -> None:
+        """Give helpers ``ks`` back; ``job``, if still theirs, is forgotten (its caller is done
+        with it: a helper that has not started it yet skips it, and nothing keeps its arrays)."""
         with self.lock:
             for k in ks:
                 self.claimed[k] = False
+                if job is not None and self.jobs[k] is job:
+                    self.jobs[k] = None
 
     def post(self, ks, job) -> np.ndarray:
         """Give ``job`` to helpers ``ks``: a sleeping one is posted to and woken now; the others are
         left to :func:`kick` (returned: the flags it reads), which the caller runs once it has
-        released the GIL, so that a helper spinning on its flag does not then wait for the GIL."""
+        released the GIL, so that a helper spinning on its flag does not then wait for the GIL.
+        (One that falls asleep just before the kick misses it, and the caller runs its share: the
+        next post finds it asleep and wakes it.)"""
         kicks = np.zeros(len(self.jobs), np.int64)
         for k in ks:
-            self.jobs[k] = job
+            with self.lock:
+                self.jobs[k] = job
             if load(self.box, ROW * k + 1):  # asleep, or about to be
                 self.wake(k)
             else:
@@ -325,13 +332,6 @@ class Helpers:
         add(self.box, ROW * k, 1)
         if load(self.box, ROW * k + 1):
             self.events[k].set()
-
-    def after(self, kicks) -> None:
-        """Once :func:`kick` has run: a helper that fell asleep between :meth:`post` and the kick
-        missed it; set its event (it then finds the job done and spins again)."""
-        for k in np.flatnonzero(kicks):
-            if load(self.box, ROW * k + 1):
-                self.events[k].set()
 
     def _serve(self, k) -> None:
         seen = 0
@@ -347,8 +347,12 @@ class Helpers:
                 add(box, row + 1, -1)
                 continue
             seen = posted
-            job = self.jobs[k]
+            with self.lock:
+                job = self.jobs[k]
+            if job is None:  # its caller is done with it
+                continue
             try:
                 job()
             except BaseException as e:  # noqa: BLE001 - the job tells its caller; kept here
-                self.last_error = e
+                self.last_error = e.with_traceback(None)  # (not its frames and arrays)
+            job = None
