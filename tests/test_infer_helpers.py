@@ -111,7 +111,7 @@ def test_claims_are_exclusive():
     hs = sync.Helpers(2)
     a, b, c = hs.claim(1), hs.claim(2), hs.claim(1)
     assert sorted(a + b) == [0, 1] and len(a) == 1 and len(b) == 1 and c == []
-    hs.release(a)
+    hs.release(a, np.zeros(2, np.int64))
     assert hs.claim(2) == a
 
 
@@ -132,8 +132,9 @@ def test_back_to_back_calls_agree_with_pytorch(helpers, spin, masked):
 
 @pytest.mark.parametrize("spin", [0, 2**21], ids=["asleep", "spinning"])
 def test_a_finished_call_leaves_nothing_behind(helpers, spin):
-    """Once a call has returned, no helper holds its job (nor through it the call's arrays, e.g.
-    an output buffer its owner wants back): the job is forgotten, whether run or not."""
+    """Once a call has returned, its helper soon lets go of its job (and through it of the
+    call's arrays, e.g. an output buffer its owner wants back), whether it was handed a slice or
+    came too late."""
     hs = helpers(spin)
     x, h0, c0, params, _, mask = problem(300, 11, 4, 7, np.float64, False, seed=8)
     T, B, _ = x.shape

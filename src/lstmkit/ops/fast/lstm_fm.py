@@ -807,10 +807,9 @@ class _Posted(NamedTuple):
     helpers: sync.Helpers
     ks: list
     kicks: np.ndarray
-    job: object
 
     def finish(self) -> None:
-        self.helpers.release(self.ks, self.job)
+        self.helpers.release(self.ks, self.kicks)
 
 
 def _spinning_helpers(helper, n):
@@ -824,7 +823,7 @@ def _spinning_helpers(helper, n):
     ks = hs.claim(n)
     if len(ks) < n:
         _pool_helpers(helper, n - len(ks))
-    return _Posted(hs, ks, hs.post(ks, helper), helper)
+    return _Posted(hs, ks, hs.post(ks, helper))
 
 
 def _run_helper(args, done, failed) -> None:

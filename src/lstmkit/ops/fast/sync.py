@@ -302,21 +302,24 @@ class Helpers:
                 self.claimed[k] = True
         return got
 
-    def release(self, ks, job=None) -> None:
-        """Give helpers ``ks`` back; ``job``, if still theirs, is forgotten (its caller is done
-        with it: a helper that has not started it yet skips it, and nothing keeps its arrays)."""
+    def release(self, ks, kicks) -> None:
+        """Give helpers ``ks`` back once their caller is done. One that fell asleep just before
+        :func:`kick` (``kicks``) missed it: its event is set, so that it runs the job it holds
+        (which finds nothing left to do, and compiles what it calls, as a pool thread would)
+        and then lets go of it and of the caller's arrays."""
         with self.lock:
             for k in ks:
                 self.claimed[k] = False
-                if job is not None and self.jobs[k] is job:
-                    self.jobs[k] = None
+        for k in np.flatnonzero(kicks):
+            if load(self.box, ROW * k + 1):
+                self.events[k].set()
 
     def post(self, ks, job) -> np.ndarray:
         """Give ``job`` to helpers ``ks``: a sleeping one is posted to and woken now; the others are
         left to :func:`kick` (returned: the flags it reads), which the caller runs once it has
         released the GIL, so that a helper spinning on its flag does not then wait for the GIL.
-        (One that falls asleep just before the kick misses it, and the caller runs its share: the
-        next post finds it asleep and wakes it.)"""
+        (One that falls asleep just before the kick misses it, and the caller runs its share:
+        :meth:`release`.)"""
         kicks = np.zeros(len(self.jobs), np.int64)
         for k in ks:
             with self.lock:
@@ -349,10 +352,13 @@ class Helpers:
             seen = posted
             with self.lock:
                 job = self.jobs[k]
-            if job is None:  # its caller is done with it
+            if job is None:
                 continue
             try:
                 job()
             except BaseException as e:  # noqa: BLE001 - the job tells its caller; kept here
                 self.last_error = e.with_traceback(None)  # (not its frames and arrays)
+            with self.lock:  # done: keep nothing of its caller's (unless a new job came)
+                if self.jobs[k] is job:
+                    self.jobs[k] = None
             job = None
