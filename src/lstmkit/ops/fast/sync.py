@@ -217,8 +217,8 @@ def await_flags(state, slots, max_cycles) -> bool:
 #
 # A pool thread that has gone to sleep wakes 0.1-0.3 ms after it is handed work (more under load:
 # the OS must find it a core), and ``predict`` at config A on two threads takes 3.3 ms. So after
-# each job a helper spins for the next one, ``SPIN_AFTER_CYCLES`` of the time-stamp counter (about
-# half a millisecond, ``pause`` then ``sched_yield`` so that it gives its core away under load),
+# each job a helper spins for the next one, ``SPIN_AFTER_CYCLES`` of the time-stamp counter (0.8 ms
+# at this VM's 2.6 GHz; ``pause``, then ``sched_yield`` so that it gives its core away under load),
 # and only then sleeps on an event; back-to-back calls (a loop over batches, ``predict`` called
 # again) find it awake. onnxruntime's and the OpenMP runtimes' pools do the same.
 #
@@ -274,9 +274,9 @@ def kick(box, kicks) -> None:
 class Helpers:
     """``n`` daemon threads that run the jobs posted to them (:meth:`claim`, :meth:`post`), each
     spinning ``SPIN_AFTER_CYCLES`` after a job before it sleeps. A job that raises must tell its
-    caller itself (the exception is only kept in ``last_error``; the thread lives on). Several callers at once: a helper serves one caller at a
-    time (:meth:`claim`); a job posted late, after its caller has given up on it, must be harmless
-    (the batch split's tickets make it so)."""
+    caller itself (the exception is only kept in ``last_error``; the thread lives on). Several
+    callers at once: a helper serves one caller at a time (:meth:`claim`); a job run late, after
+    its caller is done, must be harmless (the batch split's tickets make it so)."""
 
     def __init__(self, n: int):
         import threading
