@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 import threading
 from typing import NamedTuple
 
@@ -56,7 +55,7 @@ from . import sync
 from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
 from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
-from .common import bool_or_dummy, float_or_dummy, get_num_threads, in_parallel, split
+from .common import bool_or_dummy, float_or_dummy, in_parallel, split
 from .elementwise import DEFAULT, acts_for
 from .packed import MR, kernels, lanes, matmul_packed
 from .sync import wait
@@ -671,12 +670,11 @@ def infer_rows(B, macs, itemsize) -> list[tuple[int, int]]:
 # idle gap here, and a thread the OS has not scheduled never comes): the slices it has not handed
 # over it runs itself, at the same rate (the products of two 16-column slices take what one
 # 32-column product does). It waits at the end only for the helpers it handed work to.
-# Everything the lead does, from posting the helpers' job to waiting for their end, is one
+# Everything the lead does, from packing the weights to waiting for the helpers' end, is one
 # compiled call that holds no GIL: a helper needs the GIL to start (its call's arguments), and
 # when the lead took it back between steps of its preparation (packing, each slice's start),
-# they handed it to and fro, each hand-over a sleep and a wake-up (0.15-0.3 ms before step 0,
-# measured at A). The helpers are threads of their own (:class:`.sync.Helpers`) that spin for a
-# while after each call, so that back-to-back calls find them awake.
+# they handed it to and fro, each hand-over a sleep and a wake-up (the lead reached step 0
+# 155-330 us after the launch at A, now 20-45 us; docs/speed.md).
 
 
 @njit(**_JIT)
@@ -726,19 +724,17 @@ def _slice_start(q, sl, xb, h0, c0, XH, Cb):
 
 
 @njit(**_JIT)
-def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, yield_addr, box,
-                kicks, W, h0, c0, spin):  # fmt: skip
+def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, yield_addr, W,
+                h0, c0, spin):  # fmt: skip
     """The calling thread's part of a batch split into ``P = len(sl) - 1`` slices, in one
-    compiled call (the GIL free for the helpers throughout): post the job to the spinning
-    helpers ``kicks`` of ``box`` (:func:`.sync.kick`), pack the weights ``W = (kernel, U, bias,
-    perm, edges, first)`` into ``Ap`` and start every slice from ``h0``, ``c0``; then every step
-    of every slice not yet handed to a helper (ticket k takes slice P - k, handed over at the
-    lead's first step boundary after it arrived), c_T of its slices, and a spin of ``spin``
-    cycles for the helpers' done flags. Returns ``(g, done)``: it handed work to tickets 1 to g,
-    all done (else the caller waits)."""
+    compiled call (the GIL free for the helpers throughout): pack the weights ``W = (kernel,
+    U, bias, perm, edges, first)`` into ``Ap`` and start every slice from ``h0``, ``c0``; then
+    every step of every slice not yet handed to a helper (ticket k takes slice P - k, handed
+    over at the lead's first step boundary after it arrived), c_T of its slices, and a spin of
+    ``spin`` cycles for the helpers' done flags. Returns ``(g, done)``: it handed work to
+    tickets 1 to g, all done (else the caller waits)."""
     P = sl.shape[0] - 1
     T = xb.shape[1]
-    sync.kick(box, kicks)
     _pack_stacked_T(W[0], W[1], W[2], W[3], W[4], W[5], Ap)
     for q in range(P):
         _slice_start(q, sl, xb, h0, c0, XH, Cb)
@@ -787,45 +783,6 @@ def _pool_helpers(helper, n) -> None:
         pool.submit(helper)
 
 
-_HELPERS = [None]  # the sync.Helpers of the batch split, started on the first call that needs them
-_HELPERS_LOCK = threading.Lock()
-_NO_KICKS = (np.zeros(sync.ROW, np.int64), np.zeros(0, np.int64))
-
-
-def _forget_helpers_in_child() -> None:
-    _HELPERS[0] = None  # a forked child has the object but none of its threads
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_helpers_in_child)
-
-
-class _Posted(NamedTuple):
-    """What :func:`_spinning_helpers` started: helpers ``ks`` of ``helpers``, ``kicks`` for the
-    lead's :func:`.sync.kick`."""
-
-    helpers: sync.Helpers
-    ks: list
-    kicks: np.ndarray
-
-    def finish(self) -> None:
-        self.helpers.release(self.ks, self.kicks)
-
-
-def _spinning_helpers(helper, n):
-    """Start ``n`` calls of ``helper()`` on the batch split's own threads (:class:`.sync.Helpers`,
-    which spin for a while after each job, so that back-to-back calls find them awake); those
-    another caller holds are replaced by the pool's. Returns a :class:`_Posted`."""
-    with _HELPERS_LOCK:
-        hs = _HELPERS[0]
-        if hs is None or len(hs.jobs) < n:  # (a smaller set's threads stay asleep, unused)
-            hs = _HELPERS[0] = sync.Helpers(max(n, get_num_threads() - 1))
-    ks = hs.claim(n)
-    if len(ks) < n:
-        _pool_helpers(helper, n - len(ks))
-    return _Posted(hs, ks, hs.post(ks, helper))
-
-
 def _run_helper(args, done, failed) -> None:
     """A helper's call on its pool thread: its share, then wake the lead if it sleeps. A helper
     that raises says so in ``failed`` and wakes the lead too, which would otherwise wait forever
@@ -854,13 +811,12 @@ def _infer_start(XH, Cb, xb, h0, c0) -> None:
 
 
 def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
-                       launch=_spinning_helpers):  # fmt: skip
+                       launch=_pool_helpers):  # fmt: skip
     """Inference over the batch slices ``rows`` (two or more), the calling thread and helpers
     sharing them (see above); ``weights`` = ``(kernel, recurrent_kernel, bias)``. Returns c_T
     ``(B, H)`` (h_t goes into ``out``). ``launch(helper, n)`` starts ``n`` calls of ``helper()``
     elsewhere (tests start them when they choose): first thing, so that a helper's wake-up
-    overlaps the packing of the weights (it waits for the lead's first step); it may return a
-    :class:`_Posted` (the default, :func:`_spinning_helpers`), finished when the call ends."""
+    overlaps the packing of the weights (it waits for the lead's first step)."""
     B, T, D = xb.shape
     H = h0.shape[1]
     K = 1 + D + H
@@ -884,17 +840,12 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
             M[q, : T * (b1 - b0)].reshape(T, b1 - b0)[...] = mask[:, b0:b1]
     W = (*weights, perm, edges, first)
     h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
-    posted = launch(functools.partial(_run_helper, args, done, failed), P - 1)
-    try:
-        box, kicks = _NO_KICKS if posted is None else (posted.helpers.box, posted.kicks)
-        handed, met = _infer_lead(*args, box, kicks, W, h0, c0, sync.SPIN_CYCLES)
-        finished = [P - 1 + k for k in range(1, handed + 1)]  # their done flags
-        if not met:
-            with done:  # one still runs: sleep rather than spin on a core it may need
-                done.wait_for(lambda: failed or all(state[i] for i in finished))
-    finally:
-        if posted is not None:
-            posted.finish()
+    launch(functools.partial(_run_helper, args, done, failed), P - 1)
+    handed, met = _infer_lead(*args, W, h0, c0, sync.SPIN_CYCLES)
+    finished = [P - 1 + k for k in range(1, handed + 1)]  # their done flags
+    if not met:
+        with done:  # one still runs: sleep rather than spin on a core it may need
+            done.wait_for(lambda: failed or all(state[i] for i in finished))
     _give_back(ws, Ap)
     if failed:  # a slice handed to it may be unfinished: never return it
         raise RuntimeError(f"LSTM inference: a helper thread failed ({failed[0]!r})") from failed[0]
