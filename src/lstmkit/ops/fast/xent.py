@@ -18,8 +18,8 @@ import numpy as np
 from numba import njit
 
 from ._jit import JIT as _JIT
+from .activations import _EXP_LOW, _expm1_r, _fma, _pow2_24, _reduce
 from .common import in_parallel, split
-from .activations import _BIG, _EXP_LOW, _expm1_r, _fma, _pow2_24, _reduce
 
 _INV_BIG = np.float32(2.0**-24)
 
