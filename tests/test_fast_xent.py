@@ -76,3 +76,15 @@ def test_compiled_sparse_xent_checks_labels_first(compiled):
     with pytest.raises(ValueError, match=r"y_true.*class ids in \[0, 3\).*\[0, 3\]"):
         SparseCategoricalCrossentropy(from_logits=True).value_and_grad(np.array([0, 3]), z)
     assert compiled == []  # an out-of-range id never reaches the kernel
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_sparse_xent_nan_logits_give_nan(compiled, dtype):
+    """A NaN anywhere in a row (first, middle, in the tail past the 8-wide loops) makes the loss
+    and that row's gradient NaN, as in PyTorch: a diverged model is never reported finite."""
+    z = np.zeros((3, 12), dtype)
+    z[0, 0], z[1, 5], z[2, 11] = np.nan, np.nan, np.nan
+    value, grad = SparseCategoricalCrossentropy(from_logits=True).value_and_grad([1, 1, 1], z)
+    t_value, t_grad = _torch(np.array([1, 1, 1]), z)
+    assert compiled and np.isnan(value) and np.isnan(t_value)
+    assert np.isnan(grad).all() and np.isnan(t_grad).all()
