@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ops import backend
 from ..ops.activations import log_softmax, softmax
 from .base import EPSILON, Loss, _Elementwise, float_dtype, sigmoid
 
@@ -84,6 +85,9 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         if sample_weight is not None or not self.from_logits:
             return super().value_and_grad(y_true, y_pred, sample_weight)
         labels, y = self._labels(y_true, y_pred)
+        fast = backend.fast_ops()
+        if fast is not None and y.flags.c_contiguous and labels.size:
+            return self._fast_value_and_grad(fast, labels, y)
         # log p_label = z_label - max - log(sum(exp(z - max))); dl/dz = softmax(z) - onehot
         shifted = y - y.max(axis=-1, keepdims=True)
         e = np.exp(shifted)
@@ -97,6 +101,18 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         )
         e *= e.dtype.type(1 / n)
         return value, e
+
+    @staticmethod
+    def _fast_value_and_grad(fast, labels, y):
+        """``value_and_grad`` from logits in one compiled pass (``ops/fast/xent.py``)."""
+        C = y.shape[-1]
+        grad = np.empty_like(y)
+        n = labels.size
+        total = fast.sparse_xent(
+            y.reshape(-1, C), labels.reshape(-1).astype(np.int64, copy=False),
+            y.dtype.type(1 / n), grad.reshape(-1, C),
+        )  # fmt: skip
+        return float(total / n), grad
 
     def _labels(self, y_true, y_pred):
         """``(integer class ids of shape y_pred.shape[:-1], y_pred as floats)``, checked."""

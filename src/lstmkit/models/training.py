@@ -340,7 +340,11 @@ class Trainable:
                 pv = self._output_loss(i, y, p, m, targets_only=True)
             w = self.loss_weights[i]
             total += w * loss
-            dys.append((dy * dy.dtype.type(w)).astype(p.dtype, copy=False) if with_grad else None)
+            if with_grad and not (w == 1.0 and type(dy) is np.ndarray and dy.dtype == p.dtype):
+                dy = (dy * dy.dtype.type(w)).astype(p.dtype, copy=False)
+            # (a weight of 1 and the output's dtype: the loss's own gradient, x * 1 == x
+            # exactly; nothing downstream writes into it. A pass over the char LM's logits.)
+            dys.append(dy if with_grad else None)
             prefix = "" if len(ys) == 1 else f"{names[i]}_"
             if len(ys) > 1:
                 logs[f"{prefix}loss"] = float(loss)

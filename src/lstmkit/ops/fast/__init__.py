@@ -24,6 +24,7 @@ with compiled.numba_cache_dir():
     from .optim import adam_flat  # noqa: F401  (the optimizers' flat Adam step)
     from .rnn import rnn_backward, rnn_forward, rnn_infer, rnn_step
     from .scatter import embedding_grad  # noqa: F401  (Embedding's backward)
+    from .xent import sparse_xent  # noqa: F401  (the sparse cross-entropy from logits)
 
 __all__ = [
     "get_num_threads",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import common, lstm_fm, optim, scatter
+from . import common, lstm_fm, optim, scatter, xent
 from .gru import gru_backward, gru_forward, gru_infer, gru_step
 from .lstm import lstm_backward, lstm_forward, lstm_infer, lstm_step
 from .rnn import rnn_backward, rnn_forward, rnn_infer, rnn_step
@@ -112,5 +112,7 @@ def run(dtype: str, pair: tuple | None = None) -> None:
         optim.adam_flat(p, g, m, v, *(dt.type(c) for c in (0.1, 0.001, 1e-3, 1e-7)))
         ids = np.array([2, 0, 2], np.int64)  # Embedding's backward
         scatter.embedding_grad(ids, rng.random((3, 4)).astype(dt), np.empty((3, 4), dt))
+        z = rng.random((3, 4)).astype(dt)  # the sparse cross-entropy from logits
+        xent.sparse_xent(z, ids, dt.type(1 / 3), np.empty_like(z))
     finally:
         common.PARALLEL_MIN_MACS, lstm_fm.PARALLEL_STEP_MACS, common._THREADS = saved
