@@ -684,11 +684,6 @@ def infer_rows(B, macs, itemsize) -> list[tuple[int, int]]:
 # idle gap here, and a thread the OS has not scheduled never comes): the slices it has not handed
 # over it runs itself, at the same rate (the products of two 16-column slices take what one
 # 32-column product does). It waits at the end only for the helpers it handed work to.
-# Everything the lead does, from packing the weights to waiting for the helpers' end, is one
-# compiled call that holds no GIL: a helper needs the GIL to start (its call's arguments), and
-# when the lead took it back between steps of its preparation (packing, each slice's start),
-# they handed it to and fro, each hand-over a sleep and a wake-up (the lead reached step 0
-# 155-330 us after the launch at A, now 20-45 us; docs/speed.md).
 
 
 @njit(**_JIT)
@@ -719,39 +714,13 @@ def _final_c(q, sl, Cb, c_T, T):
 
 
 @njit(**_JIT)
-def _slice_start(q, sl, xb, h0, c0, XH, Cb):
-    """Step 0 of slice q's ping-pong buffers (as :func:`_infer_start`, inside the lead's loop):
-    ``[1; x_0.T; h_0.T]`` (the ones row in both halves) and c_0."""
-    b0, w = sl[q], sl[q + 1] - sl[q]
-    T, D = xb.shape[1], xb.shape[2]
-    H = h0.shape[1]
-    K = 1 + D + H
-    xh, cb = XH[q, : 2 * K * w].reshape((2, K, w)), Cb[q, : 2 * H * w].reshape((2, H, w))
-    for b in range(w):
-        xh[0, 0, b] = 1
-        xh[1, 0, b] = 1
-        for d in range(D if T > 0 else 0):
-            xh[0, 1 + d, b] = xb[b0 + b, 0, d]
-        for j in range(H):
-            xh[0, 1 + D + j, b] = h0[b0 + b, j]
-            cb[0, j, b] = c0[b0 + b, j]
-
-
-@njit(**_JIT)
-def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, yield_addr, W,
-                h0, c0, spin):  # fmt: skip
-    """The calling thread's part of a batch split into ``P = len(sl) - 1`` slices, in one
-    compiled call (the GIL free for the helpers throughout): pack the weights ``W = (kernel,
-    U, bias, perm, edges, first)`` into ``Ap`` and start every slice from ``h0``, ``c0``; then
-    every step of every slice not yet handed to a helper (ticket k takes slice P - k, handed
-    over at the lead's first step boundary after it arrived), c_T of its slices, and a spin of
-    ``spin`` cycles for the helpers' done flags. Returns ``(g, done)``: it handed work to
-    tickets 1 to g, all done (else the caller waits)."""
+def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, yield_addr):
+    """The calling thread's part of a batch split into ``P = len(sl) - 1`` slices: every step of
+    every slice not yet handed to a helper (ticket k takes slice P - k, handed over at the
+    lead's first step boundary after it arrived), then c_T of its slices. Returns how many
+    helpers it handed work to (tickets 1 to that), which the caller waits for."""
     P = sl.shape[0] - 1
     T = xb.shape[1]
-    _pack_stacked_T(W[0], W[1], W[2], W[3], W[4], W[5], Ap)
-    for q in range(P):
-        _slice_start(q, sl, xb, h0, c0, XH, Cb)
     g = 0  # slices handed over: P - 1, ..., P - g
     for t in range(T):
         arrived = min(sync.tickets(state), P - 1)
@@ -765,7 +734,7 @@ def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, y
         sync.post(state, k, T + 1)
     for q in range(P - g):
         _final_c(q, sl, Cb, c_T, T)
-    return g, sync.await_flags(state, np.arange(P, P + g), spin)
+    return g
 
 
 @njit(**_JIT)
@@ -814,8 +783,7 @@ def _run_helper(args, done, failed) -> None:
 def _infer_start(XH, Cb, xb, h0, c0) -> None:
     """Step 0 of inference's ping-pong buffers for the batch columns of ``xb (w, T, D)``:
     ``XH (2, K, w)`` the stacked input ``[1; x_0.T; h_0.T]`` (the ones row in both halves),
-    ``Cb (2, H, w)`` c_0 in its first half (the whole batch; a slice of the batch split starts in
-    :func:`_slice_start`, inside the lead's compiled call)."""
+    ``Cb (2, H, w)`` c_0 in its first half. (The whole batch, or one slice of the batch split.)"""
     D = xb.shape[2]
     XH[:, 0] = 1
     if xb.shape[1] > 0:
@@ -849,15 +817,17 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
     args = (state, sl, Ap, kernels(dt), xb, XH, Z, Cb, out, M, mask is not None, acts, c_T,
             sync.YIELD)  # fmt: skip
     done, failed = threading.Condition(), []
-    if mask is not None:
-        for q, (b0, b1) in enumerate(rows):
-            M[q, : T * (b1 - b0)].reshape(T, b1 - b0)[...] = mask[:, b0:b1]
-    W = (*weights, perm, edges, first)
-    h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
     launch(functools.partial(_run_helper, args, done, failed), P - 1)
-    handed, met = _infer_lead(*args, W, h0, c0, sync.SPIN_CYCLES)
+    _pack_stacked_T(*weights, perm, edges, first, Ap)
+    for q, (b0, b1) in enumerate(rows):
+        w = b1 - b0
+        _infer_start(XH[q, : 2 * K * w].reshape(2, K, w), Cb[q, : 2 * H * w].reshape(2, H, w),
+                     xb[b0:b1], h0[b0:b1], c0[b0:b1])  # fmt: skip
+        if mask is not None:
+            M[q, : T * w].reshape(T, w)[...] = mask[:, b0:b1]
+    handed = _infer_lead(*args)
     finished = [P - 1 + k for k in range(1, handed + 1)]  # their done flags
-    if not met:
+    if not sync.await_flags(state, np.array(finished, np.int64), sync.SPIN_CYCLES):
         with done:  # one still runs: sleep rather than spin on a core it may need
             done.wait_for(lambda: failed or all(state[i] for i in finished))
     _give_back(ws, Ap)
