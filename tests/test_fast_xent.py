@@ -88,3 +88,16 @@ def test_compiled_sparse_xent_nan_logits_give_nan(compiled, dtype):
     t_value, t_grad = _torch(np.array([1, 1, 1]), z)
     assert compiled and np.isnan(value) and np.isnan(t_value)
     assert np.isnan(grad).all() and np.isnan(t_grad).all()
+
+
+def test_half_precision_logits_take_the_numpy_form_on_the_compiled_backend(compiled):
+    """The compiled pass has float32/float64 kernels only: float16 logits (a user calling the
+    loss on them) take the NumPy form instead of failing, and agree with torch."""
+    rng = np.random.default_rng(3)
+    z = (rng.standard_normal((6, 5)) * 2).astype(np.float16)
+    labels = rng.integers(0, 5, 6)
+    value, grad = SparseCategoricalCrossentropy(from_logits=True).value_and_grad(labels, z)
+    t_value, t_grad = _torch(labels, z.astype(np.float64))
+    assert compiled == []  # the kernel was not asked
+    np.testing.assert_allclose(value, t_value, rtol=2e-3)
+    np.testing.assert_allclose(grad.astype(np.float64), t_grad, rtol=2e-2, atol=2e-3)

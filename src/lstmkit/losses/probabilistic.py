@@ -9,6 +9,8 @@ from ..ops import backend
 from ..ops.activations import log_softmax, softmax
 from .base import EPSILON, Loss, _Elementwise, float_dtype, sigmoid
 
+_KERNEL_FLOATS = (np.float32, np.float64)  # the compiled pass's float types (else NumPy's form)
+
 
 class BinaryCrossentropy(_Elementwise):
     name = "binary_crossentropy"
@@ -86,7 +88,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             return super().value_and_grad(y_true, y_pred, sample_weight)
         labels, y = self._labels(y_true, y_pred)
         fast = backend.fast_ops()
-        if fast is not None and y.flags.c_contiguous and labels.size:
+        if fast is not None and y.flags.c_contiguous and labels.size and y.dtype in _KERNEL_FLOATS:
             return self._fast_value_and_grad(fast, labels, y)
         # log p_label = z_label - max - log(sum(exp(z - max))); dl/dz = softmax(z) - onehot
         shifted = y - y.max(axis=-1, keepdims=True)
