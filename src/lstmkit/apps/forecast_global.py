@@ -298,8 +298,7 @@ def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None
     early-stopped members of the same lookback and trend group, see ``_peers``) and a refit from
     scratch due, the first fit is skipped: the member trains on every window for the peers'
     (median) best epoch count and takes their conformal correction."""
-    seed, L = config.seed + index, facts["lookbacks"][index % len(facts["lookbacks"])]
-    choices = _member_choices(config, facts, index)
+    seed, (L, choices) = config.seed + index, member_group(config, facts, index)
     if choices is not None:
         facts = {**facts, "trend_choices": choices}
     Q = len(facts["quantiles"])
@@ -345,16 +344,26 @@ def _mean_correction(peers) -> dict:
     return {a: np.mean([m.correction[a] for m in peers], axis=0).tolist() for a in levels}
 
 
-def _peers(config, facts, members, stopped, index) -> list:
-    """The early-stopped members whose schedule member ``index`` reuses (``_fit_member``):
-    none among the first ``validate_members``; else those of ``stopped`` (indices) with its
-    lookback and trend group. Empty: the member early-stops itself."""
+def member_group(config, facts, index):
+    """Member ``index``'s ``(lookback, trend choices)`` (choices None: the facts'); the members
+    of one group share an early-stopped peer's schedule (``peer_indices``)."""
+    lookbacks = facts["lookbacks"]
+    return lookbacks[index % len(lookbacks)], _member_choices(config, facts, index)
+
+
+def peer_indices(config, facts, stopped, index) -> list[int]:
+    """The members of ``stopped`` (indices of early-stopped members) whose schedule member
+    ``index`` reuses (``_fit_member``): none among the first ``validate_members``; else those of
+    its group (``member_group``). Empty: the member early-stops itself."""
     if index < config.validate_members:
         return []
-    L = facts["lookbacks"][index % len(facts["lookbacks"])]
-    choices = _member_choices(config, facts, index)
-    return [members[j] for j in stopped
-            if members[j].lookback == L and members[j].trend_choices == choices]  # fmt: skip
+    group = member_group(config, facts, index)
+    return [j for j in stopped if member_group(config, facts, j) == group]
+
+
+def _peers(config, facts, members, stopped, index) -> list:
+    """The trained members of ``peer_indices``."""
+    return [members[j] for j in peer_indices(config, facts, stopped, index)]
 
 
 def _scheduled(facts, config, schedule, index) -> list:
@@ -363,9 +372,14 @@ def _scheduled(facts, config, schedule, index) -> list:
     if not schedule or index >= len(schedule) or index < config.validate_members:
         return []
     peer = schedule[index]
-    L = facts["lookbacks"][index % len(facts["lookbacks"])]
-    same = peer.lookback == L and peer.trend_choices == _member_choices(config, facts, index)
+    same = (peer.lookback, peer.trend_choices) == member_group(config, facts, index)
     return [peer] if same else []
+
+
+def train_ids(panel, config):
+    """The id inputs of the training windows: series ``k`` is id ``k + 1`` (0: an unknown
+    series at prediction); None without an embedding."""
+    return np.arange(1, panel.n_series + 1) if config.embedding else None
 
 
 def _quantile_paths(model, facts, x):
@@ -481,7 +495,7 @@ def fit_global(
     config = (config or ForecastConfig()).validate()
     _check_panel(panel, "fit_global")
     facts = _facts(panel, config)
-    id_index = np.arange(1, panel.n_series + 1) if config.embedding else None
+    id_index = train_ids(panel, config)
     t0 = time.monotonic()
     deadline = t0 + 60 * config.max_minutes if config.max_minutes else None
     members, stopped = [], []  # stopped: the members that early-stopped themselves

@@ -219,24 +219,16 @@ def plan_of(panel: Panel, config: ForecastConfig, anchors=None) -> Plan:
 
 def member_tasks(config: ForecastConfig, facts, fit: str) -> list[Task]:
     """One task per member of ``fit``, with its peers as ``fit_global`` finds them
-    (``forecast_global._peers``, known before training: from ``validate_members`` on, the
+    (``forecast_global.peer_indices``, known before training: from ``validate_members`` on, the
     earlier members of its lookback and trend group that had no peers); one task for the whole
     ensemble under a time budget (``max_minutes``: members in order until it is spent)."""
-    from .forecast_global import _member_choices
+    from .forecast_global import peer_indices
 
     if config.max_minutes:
         return [Task(f"{fit}-all", fit, tuple(range(config.ensemble)))]
-
-    def group(i):
-        choices = _member_choices(config, facts, i)
-        L = facts["lookbacks"][i % len(facts["lookbacks"])]
-        return L, None if choices is None else tuple(choices)
-
     tasks, stopped = [], []  # stopped: the members without peers (they early-stop)
     for i in range(config.ensemble):
-        peers = ()
-        if i >= config.validate_members:
-            peers = tuple(f"{fit}-{j}" for j in stopped if group(j) == group(i))
+        peers = tuple(f"{fit}-{j}" for j in peer_indices(config, facts, stopped, i))
         if not peers:
             stopped.append(i)
         tasks.append(Task(f"{fit}-{i}", fit, (i,), peers))
@@ -254,7 +246,7 @@ def do(plan: Plan, task: Task, done: dict, progress=None):
         fc = anchor_forecasts(train, plan.horizon, models=plan.anchors, levels=levels,
                               notes=notes)  # fmt: skip
         return fc, notes
-    from .forecast_global import _fit_member, fit_global
+    from .forecast_global import _fit_member, fit_global, train_ids
 
     data, config = plan.data(task.fit), plan.config
     if config.max_minutes:  # the whole ensemble: the budget (and each member's) is fit_global's
@@ -262,7 +254,7 @@ def do(plan: Plan, task: Task, done: dict, progress=None):
     if any(done[p] is None for p in task.peers):
         return None
     peers = [done[p][0] for p in task.peers]
-    id_index = np.arange(1, data.n_series + 1) if config.embedding else None
+    id_index = train_ids(data, config)
     (i,) = task.members
     m = _fit_member(data, plan.facts[task.fit], config, i, None, id_index, None, peers)
     if progress:
