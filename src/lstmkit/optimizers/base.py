@@ -215,14 +215,9 @@ class Optimizer:
     def _clip(self, grads, defer=False):
         """``(clipped grads, None)``; with ``defer``: ``(grads, clipnorm scale or None)``, the
         scale for the caller to apply."""
-        norm_limit = self.clipnorm if self.clipnorm is not None else self.global_clipnorm
-        if norm_limit is not None:
-            total = 0  # (np.add.reduce is np.sum without its Python wrapper: the same sums)
-            for g in grads.values():
-                total += float(np.add.reduce(np.square(g, dtype=np.float64), axis=None))
-            norm = math.sqrt(total)
-            if norm > norm_limit:
-                scale = norm_limit / norm
+        if self.clipnorm is not None or self.global_clipnorm is not None:
+            scale = self._clipnorm_scale(np.square(g, dtype=np.float64) for g in grads.values())
+            if scale is not None:
                 if defer:
                     return grads, scale
                 grads = {
@@ -245,15 +240,19 @@ class Optimizer:
         return True
 
     def _norm_scale(self, flat, grads):
-        """``_clip(grads, defer=True)``'s scale from ``flat.g`` (gathered): each gradient's sum
-        of squares over its part, added in ``grads``' order, as ``_clip`` adds them."""
-        limit = self.clipnorm if self.clipnorm is not None else self.global_clipnorm
+        """``_clip(grads, defer=True)``'s scale from ``flat.g`` (gathered): each gradient's part
+        of its squares, in ``grads``' order, as ``_clip`` takes them."""
         sq = np.square(flat.g, dtype=np.float64)
-        where = flat.where
+        return self._clipnorm_scale(sq[slice(*flat.where[name])] for name in grads)
+
+    def _clipnorm_scale(self, squares):
+        """The clipnorm factor (None: the norm is within the limit) from each gradient's float64
+        squares (arrays, summed one by one in order: ``np.add.reduce`` is ``np.sum`` without its
+        Python wrapper, the same sums)."""
+        limit = self.clipnorm if self.clipnorm is not None else self.global_clipnorm
         total = 0
-        for name in grads:
-            a, b = where[name]
-            total += float(np.add.reduce(sq[a:b], axis=None))
+        for sq in squares:
+            total += float(np.add.reduce(sq, axis=None))
         norm = math.sqrt(total)
         return limit / norm if norm > limit else None
 
