@@ -48,8 +48,9 @@ def test_compute_scope_makes_blas_single_threaded_and_restores_it(fast_threads):
     from lstmkit.ops.fast import common
 
     fast_threads(2)
-    common._set_local_threads(1)  # make sure the setters exist
-    if not common._SETTERS:
+    from lstmkit.ops import blas_threads
+
+    if not blas_threads.setters():
         pytest.skip("this BLAS has no openblas_set_num_threads_local")
     previous = common._set_local_threads(2)
     try:
@@ -59,8 +60,8 @@ def test_compute_scope_makes_blas_single_threaded_and_restores_it(fast_threads):
         after = common._set_local_threads(2)
     finally:
         common._set_local_threads(previous)
-    assert inside == [1] * len(common._SETTERS)
-    assert after == [2] * len(common._SETTERS)
+    assert inside == [1] * len(blas_threads.setters())
+    assert after == [2] * len(blas_threads.setters())
 
 
 @numba_only
@@ -156,3 +157,74 @@ def test_dense_on_a_transposed_sequence_view_equals_pytorch():
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(g["kernel"], lin.weight.grad.numpy().T, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(g["bias"], lin.bias.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.fixture
+def numpy_backend():
+    before = backend.get_backend()
+    backend.set_backend("numpy")
+    yield
+    backend.set_backend(before)
+
+
+@pytest.mark.parametrize("busy", [True, False])
+def test_reference_keeps_blas_on_one_thread_while_kernels_compile(numpy_backend, monkeypatch, busy):
+    """On the NumPy backend a step's scope makes BLAS single-threaded exactly while kernels are
+    being compiled in the background (the compiler holds a core), and restores it after."""
+    from lstmkit.ops import blas_threads, compiled
+
+    if not blas_threads.setters():
+        pytest.skip("this BLAS has no openblas_set_num_threads_local")
+    monkeypatch.setattr(compiled, "busy", lambda: busy)
+    previous = blas_threads.set_local_threads(2)
+    try:
+        with backend.compute_scope():
+            inside = blas_threads.set_local_threads(2)  # returns the value in force
+            blas_threads.set_local_threads(inside)
+        after = blas_threads.set_local_threads(2)
+    finally:
+        blas_threads.set_local_threads(previous)
+    n = len(blas_threads.setters())
+    assert inside == [1 if busy else 2] * n
+    assert after == [2] * n
+
+
+def test_busy_while_a_worker_runs_or_another_process_holds_the_lock(monkeypatch, tmp_path):
+    """``compiled.busy``: a worker this process started and still running, or the compile lock
+    held by another process, each make it True; neither, False."""
+    import subprocess
+    import sys
+
+    from lstmkit.ops import compiled
+
+    monkeypatch.setenv(compiled.ENV_DIR, str(tmp_path))
+    monkeypatch.setenv(compiled.ENV_MODE, "background")  # the tests' own mode is "now"
+    monkeypatch.setattr(compiled, "_started", {})
+    monkeypatch.setattr(compiled, "_BUSY", [0.0, False])
+
+    def fresh():
+        compiled._BUSY[0] = 0.0  # the answer is kept for a second: read again
+        return compiled.busy()
+
+    assert not fresh()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        compiled._started["float32"] = worker
+        assert fresh()
+    finally:
+        worker.kill()
+        worker.wait()
+    assert not fresh()
+    compiled._started.clear()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from lstmkit.ops import compiled; compiled.writable(); "
+         "lock = compiled._lock('float64', blocking=True); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert fresh()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not fresh()

@@ -307,6 +307,28 @@ def state(dtype: str) -> str:
     return "pending"
 
 
+_BUSY = [0.0, False]  # [when read (time.monotonic), the answer]
+
+
+def busy() -> bool:
+    """Whether kernels are being compiled for this CPU in the background now (a worker this
+    process started, or another process's: the lock of float32 or float64), read at most once a
+    second. Then a core is the compiler's, and the NumPy reference that runs meanwhile keeps BLAS
+    on one thread (:func:`lstmkit.ops.backend.compute_scope`)."""
+    import time
+
+    now = time.monotonic()
+    if now - _BUSY[0] > 1.0:
+        alive = any(w.poll() is None for w in _started.values())
+        _BUSY[:] = now, alive or (
+            mode() == "background"
+            and toolchain_available()
+            and writable() is None
+            and any(not ready(dt) and _lock_held(dt) for dt in DTYPES)
+        )
+    return _BUSY[1]
+
+
 def start(dtype: str) -> int | None:
     """Start compiling ``dtype``'s kernels in the background unless they are ready, being
     compiled, failed before, or cannot be cached; returns the worker's pid when one started.
