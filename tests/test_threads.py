@@ -216,11 +216,11 @@ def test_busy_while_a_worker_runs_or_another_process_holds_the_lock(monkeypatch,
         worker.wait()
     assert not fresh()
     compiled._started.clear()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from lstmkit.ops import compiled; compiled.writable(); "
-         "lock = compiled._lock('float64', blocking=True); print('held', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    hold = (
+        "import time; from lstmkit.ops import compiled; compiled.writable(); "
+        "lock = compiled._lock('float64', blocking=True); print('held', flush=True); time.sleep(30)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         assert fresh()

@@ -16,6 +16,10 @@ import threading
 import numpy as np
 from numba import njit
 
+# The BLAS thread switches live in a numba-free module (the NumPy backend switches them too while
+# these kernels compile); re-exported for the fast path.
+from ..blas_threads import openblas_kernels  # noqa: F401
+from ..blas_threads import set_local_threads as _set_local_threads
 from ._jit import JIT
 
 _DUMMY_BOOL = np.ones((1, 1), dtype=np.bool_)
@@ -123,12 +127,6 @@ def get_num_threads() -> int:
 
         _CPUS = usable_cpus()
     return _CPUS
-
-
-# The BLAS thread switches live in a numba-free module (the NumPy backend uses them too, while
-# these kernels compile); re-exported here for the fast path.
-from ..blas_threads import openblas_kernels  # noqa: E402, F401
-from ..blas_threads import set_local_threads as _set_local_threads  # noqa: E402, F401
 
 
 _POOL_LOCK = threading.Lock()
