@@ -320,16 +320,13 @@ def busy() -> bool:
     now = time.monotonic()
     if now - _BUSY[0] > 1.0:
         alive = any(w.poll() is None for w in _started.values())
-        _BUSY[:] = (
-            now,
-            alive
-            or (
-                mode() == "background"
-                and toolchain_available()
-                and writable() is None
-                and any(not ready(dt) and _lock_held(dt) for dt in DTYPES)
-            ),
+        elsewhere = (
+            mode() == "background"
+            and toolchain_available()
+            and writable() is None
+            and any(not ready(dt) and _lock_held(dt) for dt in DTYPES)
         )
+        _BUSY[:] = now, alive or elsewhere
     return _BUSY[1]
 
 
