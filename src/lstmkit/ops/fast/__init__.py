@@ -12,6 +12,7 @@ them and when: :mod:`lstmkit.ops.compiled`.
 """
 
 import numba  # noqa: F401  (fail at import, not at first call, when the fast path cannot run)
+
 from .. import compiled
 from ..cython_blas import load as _load_blas
 
