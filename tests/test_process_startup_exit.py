@@ -126,3 +126,32 @@ def test_main_itself_leaves_the_collector_alone(tmp_path, capsys):
                    "--out", str(tmp_path / "fc.csv")])  # fmt: skip
     assert status == 2 and "none.lstmkit" in capsys.readouterr().err
     assert gc.get_freeze_count() == before
+
+
+# `forecast train` (the saved fit only) and `forecast predict` on a small panel in one fresh
+# process; then the modules neither path needs
+PANEL_PATHS = r"""
+import sys
+from lstmkit.cli import main
+csv, model, out = sys.argv[1:4]
+fast = ["--horizon", "4", "--units", "4", "--epochs", "2", "--patience", "1", "--ensemble", "1"]
+assert main(["forecast", "train", csv, "--out", model, "--no-evaluate", *fast]) == 0
+assert main(["forecast", "predict", model, csv, "--out", out]) == 0
+print([m for m in ("lstmkit.apps.forecast", "lstmkit.apps.forecast_files", "scipy.linalg")
+       if m in sys.modules])
+"""
+
+
+def test_panel_train_and_predict_import_neither_the_single_series_app_nor_scipy_linalg(tmp_path):
+    csv = tmp_path / "panel.csv"
+    rows = ["unique_id,ds,y"]
+    for k, name in enumerate(("A", "B", "C")):
+        for t in range(32):
+            rows.append(
+                f"{name},{2000 + t // 4}-{1 + 3 * (t % 4):02d}-01,{10 + k + (t % 4) + 0.1 * t}"
+            )
+    csv.write_text("\n".join(rows) + "\n")
+    out = _python(PANEL_PATHS, str(csv), str(tmp_path / "m.lstmkit"), str(tmp_path / "fc.csv"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert len((tmp_path / "fc.csv").read_text().splitlines()) == 1 + 3 * 4  # the forecasts
