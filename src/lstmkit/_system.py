@@ -20,7 +20,9 @@ def skip_final_collection() -> None:
     one. That walk took 0.2-0.3 s of a 1.5 s ``lstmkit forecast predict`` (docs/forecast.md,
     "Outside the training steps"); the memory goes back to the system with the process anyway.
     The ``atexit`` handlers, the flush of stdout and stderr and the closing of files freed by
-    their reference counts still run. Only for a process's entry points (``python -m lstmkit``,
+    their reference counts still run; what is left is the finalizers of objects in reference
+    cycles (a file left open in a cycle would not be flushed: lstmkit's own outputs are written
+    atomically and closed before). Only for a process's entry points (``python -m lstmkit``,
     the ``lstmkit`` script, the forecast children), never inside a library call."""
     import gc
 
