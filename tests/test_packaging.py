@@ -83,7 +83,7 @@ def test_plain_install_brings_the_full_experience_and_interop_stays_optional():
     assert "torch==2.13.0" in test  # unpinned, pip would fetch a multi-GB CUDA build
     assert {"scikit-learn", "statsmodels", "hypothesis", "pytest-xdist", "ruff"} <= _names(test)
     assert "lstmkit[torch,onnx,keras,forecast,translate,ray]" in test  # CI installs Ray
-    assert project["scripts"]["lstmkit"] == "lstmkit.cli:main"
+    assert project["scripts"]["lstmkit"] == "lstmkit.cli:script"  # main, then a quick exit
     data = _pyproject()["tool"]["setuptools"]["package-data"]["lstmkit"]
     assert {"data/builtin/*.csv", "data/builtin/*.md"} <= set(data)
     assert project["version"] == lstmkit.__version__

@@ -144,4 +144,9 @@ def run(src, out) -> None:
 
 
 if __name__ == "__main__":
-    run(*sys.argv[1:3])
+    from .._system import skip_final_collection
+
+    try:
+        run(*sys.argv[1:3])
+    finally:  # the parent waits for this process to end: no final collection
+        skip_final_collection()

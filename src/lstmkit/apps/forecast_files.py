@@ -9,23 +9,11 @@ written under the header ``step``."""
 
 from __future__ import annotations
 
-import csv
 import io
 
 from ..data import SeriesIndex, read_series_csv
 from .forecast import forecaster_meta
-
-
-def _csv_header(path):
-    """The header cells of a CSV file, or [] when it cannot be read (the reader reports why)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as stream:
-            for row in csv.reader(stream):
-                if any(cell.strip() for cell in row):
-                    return [cell.strip() for cell in row]
-    except (OSError, UnicodeDecodeError, csv.Error):
-        pass
-    return []
+from .panel_io import csv_header
 
 
 def read_history(
@@ -36,7 +24,7 @@ def read_history(
     time_column)``; ``progress`` as in ``read_series_csv``."""
     meta = forecaster_meta(model)
     column = column or meta.get("column")
-    if time_column is None and meta.get("time_column") in _csv_header(path):
+    if time_column is None and meta.get("time_column") in csv_header(path):
         time_column = meta["time_column"]
     values, index = read_series_csv(
         path,

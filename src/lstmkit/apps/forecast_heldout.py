@@ -462,4 +462,9 @@ def run(directory) -> None:
 
 
 if __name__ == "__main__":
-    run(sys.argv[1])
+    from .._system import skip_final_collection
+
+    try:
+        run(sys.argv[1])
+    finally:  # the parent waits for this process to end: no final collection
+        skip_final_collection()

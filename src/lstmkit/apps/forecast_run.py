@@ -28,11 +28,11 @@ DEMO_CHANGES = {"horizon": 6, "ensemble": 3, "levels": (80, 95)}
 def time_column_of(path, time_column: str | None, explicit: bool) -> str | None:
     """The time column to read: the one named; the default one only when the file has it (a
     single series without dates is read in file order, as ``forecast train`` always did)."""
-    from .forecast_files import _csv_header
+    from .panel_io import csv_header
 
     if time_column is None or explicit:
         return time_column
-    return time_column if time_column in _csv_header(path) else None
+    return time_column if time_column in csv_header(path) else None
 
 
 def read_data(path, config: ForecastConfig, *, time_column, fill="none", season=None) -> Panel:

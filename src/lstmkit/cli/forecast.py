@@ -496,9 +496,9 @@ def _predict_ray(args, model, config, strategy):
 
 
 def _header(path):
-    from ..apps.forecast_files import _csv_header
+    from ..apps.panel_io import csv_header
 
-    return _csv_header(path)
+    return csv_header(path)
 
 
 def _write_forecasts(args, panel, point, intervals, tcol, single, actual=None):
