@@ -1,10 +1,9 @@
 """What a command-line process pays before and after its work (docs/forecast.md, "Outside the
-training steps"): the compiled kernels load SciPy's BLAS module without the ``scipy.linalg``
-package (``lstmkit.ops.cython_blas``), and the entry points end without the interpreter's final
-garbage collection (``lstmkit._system.skip_final_collection``).
+training steps"): the entry points end without the interpreter's final garbage collection
+(``lstmkit._system.skip_final_collection``), and the panel paths of ``forecast train`` and
+``predict`` do not import the single-series app.
 
-Witnesses, none of them a timing: ``sys.modules`` of a fresh process; a product computed by
-calling SciPy's ``sgemm`` through the address numba's lookup gives (ctypes) against NumPy's;
+Witnesses, none of them a timing: ``sys.modules`` of a fresh process;
 ``gc.get_freeze_count()`` read by an ``atexit`` handler of the process, which runs after the
 entry point has returned.
 """
@@ -29,69 +28,6 @@ def _python(code, *args, stdin=None):
     }
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=env, stdin=stdin, check=False)  # fmt: skip
-
-
-# sgemm through the address numba's get_cython_function_address finds (what the kernels call),
-# on a 2x3 @ 3x2 product, against NumPy's
-SGEMM = r"""
-import ctypes, sys
-import numpy as np
-from numba.extending import get_cython_function_address
-a = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
-b = np.arange(6, dtype=np.float32).reshape(3, 2) * 0.5 + 1
-c = np.zeros((2, 2), np.float32)
-f = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(
-    get_cython_function_address("scipy.linalg.cython_blas", "sgemm"))
-i = lambda v: ctypes.byref(ctypes.c_int(v))
-one, zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
-# row-major C = A @ B is column-major C^T = B^T A^T: gemm("N", "N", n, m, k, B, A)
-f(ctypes.c_char_p(b"N"), ctypes.c_char_p(b"N"), i(2), i(2), i(3), ctypes.byref(one),
-  b.ctypes.data, i(2), a.ctypes.data, i(3), ctypes.byref(zero), c.ctypes.data, i(2))
-assert np.array_equal(c, a @ b), (c, a @ b)
-"""
-
-
-def test_the_kernels_load_scipys_blas_without_the_scipy_linalg_package():
-    pytest.importorskip("numba")
-    code = (
-        "import sys\nimport lstmkit.ops.fast\n"
-        "print(sorted(m for m in ('scipy.linalg', 'numpy.f2py', 'numpy.testing') "
-        "if m in sys.modules))\n"
-        "print(sys.modules['scipy.linalg.cython_blas'].__file__)\n" + SGEMM + "print('sgemm ok')"
-    )
-    out = _python(code)
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.split("\n")
-    assert lines[0] == "[]"  # none of them imported
-    plain = _python("import scipy.linalg.cython_blas as m; print(m.__file__)")
-    assert lines[1] == plain.stdout.strip()  # the very file the package's import loads
-    assert lines[2] == "sgemm ok"
-
-
-def test_scipy_linalg_imported_afterwards_holds_the_same_module():
-    code = (
-        "import sys\nfrom lstmkit.ops import cython_blas\nm = cython_blas.load()\n"
-        "assert 'scipy.linalg' not in sys.modules\n"
-        "import scipy.linalg.cython_blas\n"
-        "assert scipy.linalg.cython_blas is m  # the attribute, as an ordinary import sets it\n"
-        "from scipy.linalg import cython_blas as c2\nassert c2 is m\n"
-        "import numpy as np, scipy.linalg\n"
-        "x = scipy.linalg.solve(np.array([[2.0, 1.0], [1.0, 3.0]]), np.array([3.0, 5.0]))\n"
-        "assert np.allclose(x, [0.8, 1.4]), x\nprint('ok')"
-    )
-    out = _python(code)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
-
-
-def test_without_the_extension_file_the_ordinary_import_serves():
-    pytest.importorskip("numba")
-    code = (
-        "import sys\nfrom lstmkit.ops import cython_blas\n"
-        "cython_blas._extension_file = lambda: None\n"
-        "m = cython_blas.load()\nassert 'scipy.linalg' in sys.modules\n" + SGEMM + "print('ok')"
-    )
-    out = _python(code)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 # the entry point run as `python -m ...` would run it; an atexit handler registered before it
@@ -137,12 +73,11 @@ csv, model, out = sys.argv[1:4]
 fast = ["--horizon", "4", "--units", "4", "--epochs", "2", "--patience", "1", "--ensemble", "1"]
 assert main(["forecast", "train", csv, "--out", model, "--no-evaluate", *fast]) == 0
 assert main(["forecast", "predict", model, csv, "--out", out]) == 0
-print([m for m in ("lstmkit.apps.forecast", "lstmkit.apps.forecast_files", "scipy.linalg")
-       if m in sys.modules])
+print([m for m in ("lstmkit.apps.forecast", "lstmkit.apps.forecast_files") if m in sys.modules])
 """
 
 
-def test_panel_train_and_predict_import_neither_the_single_series_app_nor_scipy_linalg(tmp_path):
+def test_panel_train_and_predict_do_not_import_the_single_series_app(tmp_path):
     csv = tmp_path / "panel.csv"
     rows = ["unique_id,ds,y"]
     for k, name in enumerate(("A", "B", "C")):

@@ -12,11 +12,9 @@ them and when: :mod:`lstmkit.ops.compiled`.
 """
 
 import numba  # noqa: F401  (fail at import, not at first call, when the fast path cannot run)
+import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls BLAS through SciPy
 
 from .. import compiled
-from ..cython_blas import load as _load_blas
-
-_load_blas()  # numba's np.dot calls BLAS through SciPy (without importing scipy.linalg)
 
 # numba picks each kernel's cache directory when it is decorated: every submodule is imported here
 with compiled.numba_cache_dir():
