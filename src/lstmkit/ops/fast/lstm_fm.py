@@ -56,7 +56,7 @@ from . import sync
 from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
 from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
-from .common import bool_or_dummy, float_or_dummy, in_parallel, split
+from .common import aligned_empty, bool_or_dummy, float_or_dummy, in_parallel, line_multiple, split
 from .elementwise import DEFAULT, acts_for
 from .packed import MR, kernels, lanes, matmul_packed
 from .sync import wait
@@ -809,8 +809,10 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
     edges, perm = _chunks(H, 1)
     first = _panel_starts((4 * H,))
     Ap = _take(ws, (int(first[-1]), K, MR), dt)
-    XH, Cb = np.empty((P, 2 * K * wide), dt), np.empty((P, 2 * H * wide), dt)
-    Z = np.empty((P, 4 * H * wide), dt)
+    n = dt.itemsize  # each slice's buffers from a cache line on
+    XH = aligned_empty((P, line_multiple(2 * K * wide, n)), dt)
+    Cb = aligned_empty((P, line_multiple(2 * H * wide, n)), dt)
+    Z = aligned_empty((P, line_multiple(4 * H * wide, n)), dt)
     M = np.empty((P, T * wide if mask is not None else 1), np.bool_)
     c_T = np.empty((B, H), dt)
     state = np.zeros(2 * P, np.int64)
@@ -880,10 +882,10 @@ def _infer_units(P, edges, Ap, first, mk, xb, h0, c0, out, mask, acts):
     H = h0.shape[1]
     K = 1 + D + H
     dt = xb.dtype
-    XH, Cb = np.empty((2, K, B), dt), np.empty((2, H, B), dt)  # step t's: XH[t % 2], Cb[t % 2]
+    XH, Cb = aligned_empty((2, K, B), dt), aligned_empty((2, H, B), dt)  # step t's: [t % 2]
     _infer_start(XH, Cb, xb, h0, c0)
     widest = max(int(e1 - e0) for e0, e1 in itertools.pairwise(edges))  # units
-    Z = np.empty((P, 4 * widest, B), dt)
+    Z = aligned_empty((P, 4 * widest, B), dt)
     m, has_m = bool_or_dummy(mask)
     dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)
     args = (edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, m, has_m, acts)
