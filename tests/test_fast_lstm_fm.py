@@ -333,8 +333,9 @@ def test_single_row_inference_matches_reference(T, D, H, mask, dtype):
 
 def test_inference_threads_take_slices_of_at_least_one_vector(monkeypatch):
     """The rule of :func:`lstm_fm.infer_rows` (not its timing): a batch is split among the
-    threads only when each gets at least one vector of the micro-kernel in use (16 float32 / 8
-    float64 columns on AVX-512, 8 / 4 on AVX2), and only when there is enough work."""
+    threads only when each gets at least one vector of the micro-kernel in use and one cache
+    line (16 float32 / 8 float64 columns on AVX-512 and on AVX2, whose vectors are narrower),
+    and only when there is enough work."""
     from lstmkit.ops.fast import packed
 
     big, small = 1e9, 1e3  # multiply-adds of the whole call
@@ -348,8 +349,14 @@ def test_inference_threads_take_slices_of_at_least_one_vector(monkeypatch):
         assert rows(16, big, 8) == [(0, 8), (8, 16)]  # float64: 8 lanes
         assert rows(64, small, 4) == [(0, 64)]  # too little work to share
         monkeypatch.setattr(packed, "variant", lambda: "avx2")
-        assert rows(16, big, 4) == [(0, 8), (8, 16)]
-        assert rows(15, big, 4) == [(0, 15)]
+        assert rows(16, big, 4) == [(0, 16)]  # config D: 8 lanes, but a line is 16 float32
+        assert rows(31, big, 4) == [(0, 31)]
+        assert rows(32, big, 4) == [(0, 16), (16, 32)]  # config A: as on AVX-512
+        assert rows(16, big, 8) == [(0, 8), (8, 16)]  # float64: 4 lanes, a line of 8
+        assert rows(15, big, 8) == [(0, 15)]
+        monkeypatch.setattr(packed, "variant", lambda: "generic")
+        assert rows(16, big, 4) == [(0, 16)]
+        assert rows(32, big, 4) == [(0, 16), (16, 32)]
         common.set_num_threads(1)
         assert rows(64, big, 4) == [(0, 64)]
     finally:

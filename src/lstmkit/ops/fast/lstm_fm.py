@@ -665,13 +665,17 @@ def infer_rows(B, macs, itemsize) -> list[tuple[int, int]]:
     """How inference shares a batch of ``B`` columns (``macs`` multiply-adds in all) among the
     threads: one slice ``(b0, b1)`` per thread, each with its own time loop and buffers
     (:func:`_infer_lead`, :func:`_infer_helper`), and each at least one vector of the
-    micro-kernel in use (16 float32 columns on AVX-512, 8 on AVX2), so that no slice's product
-    goes through the zero-padded copy of :func:`.packed.matmul_packed`. At config D on AVX-512
-    (16 columns) that is one slice. Tried and dropped (docs/speed.md): two slices of 8 on AVX2's
-    narrower kernel, 18 % slower than one AVX-512 slice whenever the second thread does not get
-    a core (measured on the loaded 2-vCPU machine: 1.64 against 1.39 ms), which breaks "two
-    threads never slower than one"."""
-    return split(B, macs, least=lanes(itemsize))
+    micro-kernel in use and one cache line (16 float32, 8 float64 columns), so that no slice's
+    product goes through the zero-padded copy of :func:`.packed.matmul_packed` and no slice runs
+    a block narrower than a line. The batch split rests on the lead running every slice at the
+    rate of one whole pass when no helper comes; narrower slices break that: two 8-column
+    float32 slices on AVX2 (the 6 x 8 half block, 6 accumulators) cost 1.37x one 16-column
+    pass on the AVX2 EPYC, and config D on two threads took 2.0 ms against 1.2 on one
+    (docs/speed.md, "Issue 20: inference on an AVX2 CPU"). AVX-512's half block (16 float32,
+    one line) keeps the rate: the rule there is what it was (one vector). A batch with no such
+    split (config D: 16 columns) falls back to the unit split or one thread
+    (:func:`lstm_infer_fm`)."""
+    return split(B, macs, least=max(lanes(itemsize), _common.CACHE_LINE // itemsize))
 
 
 # --- inference, the batch split -------------------------------------------------------------
