@@ -46,7 +46,7 @@ def float_or_dummy(a, dtype):
     return as_float(a, dtype), True
 
 
-#: Bytes of a cache line: where the compiled kernels' own scratch buffers start (:func:`aligned_empty`).
+#: Bytes of a cache line: where the kernels' own scratch buffers start (:func:`aligned_empty`).
 CACHE_LINE = 64
 
 

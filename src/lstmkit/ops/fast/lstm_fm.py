@@ -26,12 +26,12 @@ field (:class:`FMBuffers`), which :func:`lstm_backward_fm` reads.
 
 Threads: in training each step's hidden units are split among them (see "forward" below: they meet
 once per step, forward and BPTT). Inference splits the batch instead when every thread gets at
-least one vector width of columns (16 float32 on AVX-512): each slice has its own buffers and time
-loop, the calling thread starts on all of them and hands slices to pool threads as they arrive,
-and they never meet otherwise ("inference, the batch split" below); smaller batches with big steps
-fall back to the unit split. The per-step products use the packed weights of
-:mod:`.packed` (packed once per call), except the weight gradient, whose operands both change every
-step (OpenBLAS through :mod:`.blas`).
+least one vector and one cache line of columns (16 float32, :func:`infer_rows`): each slice has
+its own buffers and time loop, the calling thread starts on all of them and hands slices to pool
+threads as they arrive, and they never meet otherwise ("inference, the batch split" below);
+smaller batches with big steps fall back to the unit split. The per-step products use the packed
+weights of :mod:`.packed` (packed once per call), except the weight gradient, whose operands both
+change every step (OpenBLAS through :mod:`.blas`).
 
 Buffers: every entry point takes ``ws``, a :class:`lstmkit.ops.workspace.Workspace` whose owner
 (the trainer, ``predict``) resets it between steps, or None for fresh ``np.empty`` arrays. What a
@@ -847,7 +847,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None, ws=None):
     used in turn); arguments already checked and cast by the caller. ``ws``: the
     :class:`~lstmkit.ops.workspace.Workspace` that the output comes from (None: fresh arrays).
 
-    Threads: a batch of at least one vector width per thread (16 float32 columns on AVX-512) is
+    Threads: a batch of at least one vector and one cache line per thread (16 float32 columns) is
     split into slices that the calling thread and the pool's helpers share, handed over as the
     helpers arrive, never meeting otherwise (:func:`_infer_lead`); a smaller batch with big
     steps has its units split as in training."""
