@@ -333,8 +333,9 @@ def test_single_row_inference_matches_reference(T, D, H, mask, dtype):
 
 def test_inference_threads_take_slices_of_at_least_one_vector(monkeypatch):
     """The rule of :func:`lstm_fm.infer_rows` (not its timing): a batch is split among the
-    threads only when each gets at least one vector of the micro-kernel in use (16 float32 / 8
-    float64 columns on AVX-512, 8 / 4 on AVX2), and only when there is enough work."""
+    threads only when each gets at least one vector of the micro-kernel in use and one cache
+    line (16 float32 / 8 float64 columns on AVX-512 and on AVX2, whose vectors are narrower),
+    and only when there is enough work."""
     from lstmkit.ops.fast import packed
 
     big, small = 1e9, 1e3  # multiply-adds of the whole call
@@ -348,8 +349,14 @@ def test_inference_threads_take_slices_of_at_least_one_vector(monkeypatch):
         assert rows(16, big, 8) == [(0, 8), (8, 16)]  # float64: 8 lanes
         assert rows(64, small, 4) == [(0, 64)]  # too little work to share
         monkeypatch.setattr(packed, "variant", lambda: "avx2")
-        assert rows(16, big, 4) == [(0, 8), (8, 16)]
-        assert rows(15, big, 4) == [(0, 15)]
+        assert rows(16, big, 4) == [(0, 16)]  # config D: 8 lanes, but a line is 16 float32
+        assert rows(31, big, 4) == [(0, 31)]
+        assert rows(32, big, 4) == [(0, 16), (16, 32)]  # config A: as on AVX-512
+        assert rows(16, big, 8) == [(0, 8), (8, 16)]  # float64: 4 lanes, a line of 8
+        assert rows(15, big, 8) == [(0, 15)]
+        monkeypatch.setattr(packed, "variant", lambda: "generic")
+        assert rows(16, big, 4) == [(0, 16)]
+        assert rows(32, big, 4) == [(0, 16), (16, 32)]
         common.set_num_threads(1)
         assert rows(64, big, 4) == [(0, 64)]
     finally:
@@ -460,3 +467,58 @@ def test_barrier_without_an_os_yield(monkeypatch):
     got = {"hs": hs, "h_T": h_T, "c_T": c_T, **lstm_fm.lstm_backward_fm(*upstream, cache)}
     for k in want:
         assert_close(got[k], want[k], 1e-12, k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_aligned_empty_starts_on_a_cache_line(dtype):
+    """:func:`common.aligned_empty`: an uninitialised C-contiguous array of the shape and type
+    asked for, its data on a 64-byte boundary, writable to its last value; ``line_multiple``
+    rounds a row up to whole lines."""
+    for shape in [(1,), (7,), (3, 5), (2, 49, 16), (2, 321, 64)]:
+        a = common.aligned_empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+        assert a.ctypes.data % common.CACHE_LINE == 0, shape
+        a[...] = 1  # the whole span is ours
+        assert a.sum() == a.size
+    n = np.dtype(dtype).itemsize
+    assert [common.line_multiple(k, n) for k in (0, 1, 64 // n, 64 // n + 1)] == [
+        0, 64 // n, 64 // n, 128 // n,
+    ]  # fmt: skip
+
+
+def test_inference_step_buffers_start_on_cache_lines(monkeypatch):
+    """The scratch of both inference paths starts on a cache line (np.empty's 16-byte
+    alignment made every other 32-byte load of the product's input straddle two lines: 12 % of
+    a step at config C on the AVX2 EPYC): the one-pass / unit-split buffers ``XH``, ``Z``,
+    ``Cb``, and every slice's row of the batch split's; the results still match the
+    reference."""
+    seen = {}
+    real_units, real_lead = lstm_fm._in_step, lstm_fm._infer_lead
+
+    def units(P, serial, parallel, args, macs):
+        seen["units"] = [args[i] for i in (6, 7, 8)]  # XH, Z, Cb
+        return real_units(P, serial, parallel, args, macs)
+
+    def lead(*args):
+        seen["split"] = [args[i] for i in (5, 6, 7)]  # XH, Z, Cb: a row per slice
+        return real_lead(*args)
+
+    monkeypatch.setattr(lstm_fm, "_in_step", units)
+    monkeypatch.setattr(lstm_fm, "_infer_lead", lead)
+    monkeypatch.setattr(common, "PARALLEL_MIN_MACS", 0)  # split even this small a call
+    common.set_num_threads(2)
+    try:
+        for B in (5, 42):  # 5: one pass; 42: the batch split (slices 21 / 21: odd rows)
+            args, upstream = problem(6, B, 7, 13, np.float32, None, False)
+            want, _ = reference(args, upstream)
+            tol = tolerances(args, upstream, want)
+            hs, _ = lstm_fm.lstm_infer_fm(*positional(args))
+            assert_close(hs, want["hs"], tol["hs"], f"hs, B {B}")
+    finally:
+        common.set_num_threads(None)
+    for a in seen["units"]:
+        assert a.ctypes.data % common.CACHE_LINE == 0, a.shape
+    for a in seen["split"]:
+        assert a.shape[0] == 2
+        for row in a:
+            assert row.ctypes.data % common.CACHE_LINE == 0, a.shape

@@ -26,12 +26,12 @@ field (:class:`FMBuffers`), which :func:`lstm_backward_fm` reads.
 
 Threads: in training each step's hidden units are split among them (see "forward" below: they meet
 once per step, forward and BPTT). Inference splits the batch instead when every thread gets at
-least one vector width of columns (16 float32 on AVX-512): each slice has its own buffers and time
-loop, the calling thread starts on all of them and hands slices to pool threads as they arrive,
-and they never meet otherwise ("inference, the batch split" below); smaller batches with big steps
-fall back to the unit split. The per-step products use the packed weights of
-:mod:`.packed` (packed once per call), except the weight gradient, whose operands both change every
-step (OpenBLAS through :mod:`.blas`).
+least one vector and one cache line of columns (16 float32, :func:`infer_rows`): each slice has
+its own buffers and time loop, the calling thread starts on all of them and hands slices to pool
+threads as they arrive, and they never meet otherwise ("inference, the batch split" below);
+smaller batches with big steps fall back to the unit split. The per-step products use the packed
+weights of :mod:`.packed` (packed once per call), except the weight gradient, whose operands both
+change every step (OpenBLAS through :mod:`.blas`).
 
 Buffers: every entry point takes ``ws``, a :class:`lstmkit.ops.workspace.Workspace` whose owner
 (the trainer, ``predict``) resets it between steps, or None for fresh ``np.empty`` arrays. What a
@@ -56,7 +56,7 @@ from . import sync
 from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
 from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
-from .common import bool_or_dummy, float_or_dummy, in_parallel, split
+from .common import aligned_empty, bool_or_dummy, float_or_dummy, in_parallel, line_multiple, split
 from .elementwise import DEFAULT, acts_for
 from .packed import MR, kernels, lanes, matmul_packed
 from .sync import wait
@@ -665,13 +665,17 @@ def infer_rows(B, macs, itemsize) -> list[tuple[int, int]]:
     """How inference shares a batch of ``B`` columns (``macs`` multiply-adds in all) among the
     threads: one slice ``(b0, b1)`` per thread, each with its own time loop and buffers
     (:func:`_infer_lead`, :func:`_infer_helper`), and each at least one vector of the
-    micro-kernel in use (16 float32 columns on AVX-512, 8 on AVX2), so that no slice's product
-    goes through the zero-padded copy of :func:`.packed.matmul_packed`. At config D on AVX-512
-    (16 columns) that is one slice. Tried and dropped (docs/speed.md): two slices of 8 on AVX2's
-    narrower kernel, 18 % slower than one AVX-512 slice whenever the second thread does not get
-    a core (measured on the loaded 2-vCPU machine: 1.64 against 1.39 ms), which breaks "two
-    threads never slower than one"."""
-    return split(B, macs, least=lanes(itemsize))
+    micro-kernel in use and one cache line (16 float32, 8 float64 columns), so that no slice's
+    product goes through the zero-padded copy of :func:`.packed.matmul_packed` and no slice runs
+    a block narrower than a line. The batch split rests on the lead running every slice at the
+    rate of one whole pass when no helper comes; narrower slices break that: two 8-column
+    float32 slices on AVX2 (the 6 x 8 half block, 6 accumulators) cost 1.37x one 16-column
+    pass on the AVX2 EPYC, and config D on two threads took 2.0 ms against 1.2 on one
+    (docs/speed.md, "Issue 20: inference on an AVX2 CPU"). AVX-512's half block (16 float32,
+    one line) keeps the rate: the rule there is what it was (one vector). A batch with no such
+    split (config D: 16 columns) falls back to the unit split or one thread
+    (:func:`lstm_infer_fm`)."""
+    return split(B, macs, least=max(lanes(itemsize), _common.CACHE_LINE // itemsize))
 
 
 # --- inference, the batch split -------------------------------------------------------------
@@ -809,8 +813,10 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
     edges, perm = _chunks(H, 1)
     first = _panel_starts((4 * H,))
     Ap = _take(ws, (int(first[-1]), K, MR), dt)
-    XH, Cb = np.empty((P, 2 * K * wide), dt), np.empty((P, 2 * H * wide), dt)
-    Z = np.empty((P, 4 * H * wide), dt)
+    n = dt.itemsize  # each slice's buffers from a cache line on
+    XH = aligned_empty((P, line_multiple(2 * K * wide, n)), dt)
+    Cb = aligned_empty((P, line_multiple(2 * H * wide, n)), dt)
+    Z = aligned_empty((P, line_multiple(4 * H * wide, n)), dt)
     M = np.empty((P, T * wide if mask is not None else 1), np.bool_)
     c_T = np.empty((B, H), dt)
     state = np.zeros(2 * P, np.int64)
@@ -841,7 +847,7 @@ def lstm_infer_fm(x, h0, c0, kernel, U, bias, mask=None, acts=None, ws=None):
     used in turn); arguments already checked and cast by the caller. ``ws``: the
     :class:`~lstmkit.ops.workspace.Workspace` that the output comes from (None: fresh arrays).
 
-    Threads: a batch of at least one vector width per thread (16 float32 columns on AVX-512) is
+    Threads: a batch of at least one vector and one cache line per thread (16 float32 columns) is
     split into slices that the calling thread and the pool's helpers share, handed over as the
     helpers arrive, never meeting otherwise (:func:`_infer_lead`); a smaller batch with big
     steps has its units split as in training."""
@@ -880,10 +886,10 @@ def _infer_units(P, edges, Ap, first, mk, xb, h0, c0, out, mask, acts):
     H = h0.shape[1]
     K = 1 + D + H
     dt = xb.dtype
-    XH, Cb = np.empty((2, K, B), dt), np.empty((2, H, B), dt)  # step t's: XH[t % 2], Cb[t % 2]
+    XH, Cb = aligned_empty((2, K, B), dt), aligned_empty((2, H, B), dt)  # step t's: [t % 2]
     _infer_start(XH, Cb, xb, h0, c0)
     widest = max(int(e1 - e0) for e0, e1 in itertools.pairwise(edges))  # units
-    Z = np.empty((P, 4 * widest, B), dt)
+    Z = aligned_empty((P, 4 * widest, B), dt)
     m, has_m = bool_or_dummy(mask)
     dedges = np.array([round(D * p / P) for p in range(P + 1)], np.int64)
     args = (edges, dedges, Ap, first, mk, xb, XH, Z, Cb, out, m, has_m, acts)
