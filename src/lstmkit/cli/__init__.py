@@ -10,12 +10,15 @@ import sys
 # verb -> module under lstmkit.cli (imported lazily so `lstmkit --help` stays fast)
 GROUPS = {
     "forecast": "Forecast the series of a CSV file (one or many): train, predict, backtest, demo.",
-    "text": "Character/word language models: train, generate, evaluate.",
+    "text": "Character/word language models: train, generate, evaluate, next.",
     "classify": "Sequence classifiers (sentiment, numeric sequences): train, predict, evaluate.",
     "translate": "Encoder-decoder translation with attention: train, run, evaluate.",
-    "lab": "Long-lag experiments of the 1997 LSTM paper: adding, temporal order, compare cells.",
+    "lab": "Long-lag experiments: adding, temporal order (1997 LSTM paper), copy, compare cells.",
     "inspect": "Gate traces, gradient flow and an HTML report for a trained model.",
-    "export": "Export a saved model to ONNX, a PyTorch state dict or a .keras file.",
+    "export": (
+        "Export a saved model to ONNX, a PyTorch state dict, a .keras file or a quantised"
+        " lstmkit file."
+    ),
     "info": "Version, backend, kernels, threads, BLAS and the optional extras found.",
 }
 
