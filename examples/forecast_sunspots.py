@@ -1,6 +1,7 @@
 """Forecast yearly sunspot numbers with an LSTM and compare it with the naive baselines.
 
-The Python API behind `lstmkit forecast demo`; runs in a few seconds:
+The Python API of the single-series engine (`lstmkit forecast train --engine single`, the
+earlier demo; `lstmkit forecast demo` now runs the global forecaster on M1):
 
     .venv/bin/python examples/forecast_sunspots.py
 """
