@@ -4,7 +4,8 @@ Backends:
 
 - ``"numpy"``: :mod:`lstmkit.ops.lstm` / ``gru`` / ``rnn``, the readable reference.
 - ``"numba"``: :mod:`lstmkit.ops.fast`, the same functions compiled with numba (whole time loop in
-  one call; float32 uses a vectorised rational tanh accurate to ~2e-7, float64 is exact). Same
+  one call; float32 evaluates tanh and sigmoid in float32 arithmetic, vectorised, at most 2.61
+  and 2.41 ulp (:mod:`lstmkit.ops.fast.activations`); float64 is exact). Same
   signatures, return values and caches, so a cache from one backend feeds the other's backward.
 - ``"auto"`` (the default): ``"numba"`` once the compiled kernels are in numba's cache for this
   CPU, the NumPy reference until then, while a background process compiles them
