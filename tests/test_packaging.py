@@ -228,6 +228,14 @@ def test_info_text_has_one_line_per_topic(capsys, monkeypatch):
         assert key in keys, out
     assert f"lstmkit         {lstmkit.__version__} " in out
     assert re.search(r"^threads +2 \(LSTMKIT_NUM_THREADS=2\)", out, re.MULTILINE), out
+    # a package is listed once: as an extra or among the others found, not both
+    found = [
+        name
+        for ln in out.splitlines()
+        if ln.startswith(("extras", "also found"))
+        for name in re.findall(r"([A-Za-z][\w.-]*) \d", ln)
+    ]
+    assert len(found) == len(set(found)), out
 
 
 # --- missing extras -----------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Version, Python, NumPy, the ops backend in use and why, the compiled kernels and the CPU features
 numba targets, threads, BLAS, and the packages found: lstmkit's dependencies and the optional
-extras (``torch``, ``onnx``, ``keras``). Package versions come from ``importlib.metadata``, so
-torch, Keras and ONNX are never imported; numba and SciPy are imported only when the compiled
-backend is the one in use (then they are loaded anyway by the first training step).
+extras (``torch``, ``onnx``, ``keras``, ``forecast``, ``translate``, ``ray``: :data:`EXTRAS`).
+Package versions come from ``importlib.metadata``, so torch, Keras and ONNX are never imported;
+numba and SciPy are imported only when the compiled backend is the one in use (then they are
+loaded anyway by the first training step).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ OTHERS = (
     "threadpoolctl",
     "scikit-learn",
     "statsmodels",
-    "ray",
     "pytest",
     "hypothesis",
 )
