@@ -85,6 +85,8 @@ def test_predict_refuses_a_bad_fill_before_loading(tmp_path, capsys):
         ("--max-rows", "1", 1),
         ("--trend", "select", "select"),
         ("--trend", "off", "off"),
+        ("--trend", "hedge", "hedge"),
+        ("--trend", "auto", "auto"),
     ],
 )
 def test_edge_values_that_are_allowed_pass_the_door(arg, value, parsed):

@@ -72,6 +72,8 @@ class _Given(argparse.Action):
 
 
 def _model_options(p, d):
+    from ..apps.forecast_config import TRENDS
+
     p.add_argument("--horizon", action=_Given, type=_positive_int, default=d.horizon,
                    help="steps forecast (default: one season, 6 without a season)")  # fmt: skip
     p.add_argument("--season", action=_Given, type=_positive_int, default=None,
@@ -111,10 +113,12 @@ def _model_options(p, d):
     p.add_argument(
         "--seed", action=_Given, type=_seed, default=d.seed, help=f"random seed (default {d.seed})"
     )
-    p.add_argument("--trend", action=_Given, choices=["auto", "on", "off", "select"],
+    p.add_argument("--trend", action=_Given, choices=list(TRENDS),
                    default=d.trend, help="seasonal data's trend in the normalisation: off, on "
-                   "(the line through the last two seasons' means), select (each series chooses "
-                   f"none, damped or straight on its last windows); default {d.trend}")  # fmt: skip
+                   "(the line through the last two seasons' means), auto (on for seasonal data), "
+                   "select (each series chooses none, damped or straight on its last windows), "
+                   "hedge (half the members without a trend, half with select's, averaged); "
+                   f"default {d.trend}")  # fmt: skip
     p.add_argument("--no-rescale", dest="rescale", action="store_false",
                    help="do not divide the network's values by their RMS over the training "
                    "windows (ForecastConfig.rescale; on by default)")  # fmt: skip
