@@ -24,8 +24,11 @@ back at once::
   outputs that their consumer drops at once (:func:`lstmkit.ops.backend.give_back`: a
   ``Bidirectional`` merging its directions, a recurrent layer returning its last state only).
 - Bounded: at most ``max_bytes`` (``LSTMKIT_WORKSPACE_MB``, default 512; ``0`` keeps nothing)
-  are kept; a take beyond that, or one smaller than :data:`SMALL_BYTES`, is a plain
-  ``np.empty`` (correct, just not reused).
+  are kept; a take beyond that, or one smaller than :data:`SMALL_BYTES`, is a fresh array
+  (correct, just not reused).
+- Every buffer handed out starts on a cache line (:func:`aligned_empty`), so the kernels'
+  vector loads and stores of a row never straddle two lines when the row's bytes are a
+  multiple of 64 (``B`` a multiple of 16 in float32); ``np.empty`` gives 16 bytes.
 
 Who owns one: the trainer and ``predict`` (:class:`lstmkit.models.training.Trainable`), one per
 model and purpose, checked out for one training step or one ``predict``/``evaluate`` call (reset
@@ -42,9 +45,30 @@ import os
 
 import numpy as np
 
-#: Buffers smaller than this come straight from ``np.empty`` (malloc serves them from memory
-#: already mapped, so reuse gains nothing).
+#: Buffers smaller than this are not kept: each take is a fresh :func:`aligned_empty` (malloc
+#: serves them from memory already mapped, so reuse gains nothing).
 SMALL_BYTES = 2**16
+
+#: Bytes of a cache line: where every buffer handed out here starts (:func:`aligned_empty`).
+CACHE_LINE = 64
+
+
+def aligned_empty(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)`` whose data starts at a cache-line boundary (C-contiguous; its
+    ``base`` is the ``uint8`` array that owns the memory).
+
+    ``np.empty`` aligns to 16 bytes only: a buffer malloc maps fresh starts 16 bytes past a
+    page, one taken from the heap anywhere. The micro-kernel's 32-byte vector loads and stores
+    of such a buffer then straddle two lines every other time (64-byte ones on AVX-512: every
+    time); at config C (rows of 64 float32, the product's input streamed from L2) that cost 12 %
+    of an inference step on the AVX2 EPYC (docs/speed.md, "Issue 20: inference on an AVX2
+    CPU"). About 4 us a call against 1 for ``np.empty``: the pool makes them once."""
+    dtype = np.dtype(dtype)
+    shape = tuple(map(int, shape))
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
+    skip = -raw.__array_interface__["data"][0] % CACHE_LINE
+    return np.ndarray(shape, dtype, raw, skip)
 
 
 def default_max_bytes() -> int:
@@ -80,24 +104,27 @@ class Workspace:
         self._free: dict = {}  # the same keys -> buffers not taken this generation (a stack)
         self._used: dict = {}  # keys -> how many of its buffers are out now
         self._peak: dict = {}  # keys -> the most that were out at once in this generation
+        self._owner: dict = {}  # id of the memory's owner (a.base) -> the kept buffer a
 
     def take(self, shape, dtype) -> np.ndarray:
-        """An uninitialised C-contiguous array like ``np.empty(shape, dtype)``, distinct from
-        every other array taken in this generation (until given back)."""
+        """An uninitialised C-contiguous array like ``np.empty(shape, dtype)`` starting on a
+        cache line, distinct from every other array taken in this generation (until given
+        back)."""
         shape = tuple(map(int, shape))  # (no generator: this runs ~10 times a training step)
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes < SMALL_BYTES:
-            return np.empty(shape, dtype)
+            return aligned_empty(shape, dtype)
         key = (shape, dtype.str)
         free = self._free.get(key)
         if free:
             a = free.pop()
         else:
-            a = np.empty(shape, dtype)
+            a = aligned_empty(shape, dtype)
             if self.bytes + nbytes > self.max_bytes:
                 return a  # beyond the cap: a plain array, not kept
             self._all.setdefault(key, []).append(a)
+            self._owner[id(a.base)] = a
             self.bytes += nbytes
         n = self._used[key] = self._used.get(key, 0) + 1
         if n > self._peak.get(key, 0):
@@ -109,8 +136,9 @@ class Workspace:
         consumer has merged away): the next take of their shape gets them. ``arrays`` are the
         buffers or views of them; arrays the pool does not keep are ignored."""
         for a in arrays:
-            a = a if a.base is None else a.base  # a view: its buffer
-            if not isinstance(a, np.ndarray):
+            # a buffer and its views share one base, the memory's owner (aligned_empty)
+            a = self._owner.get(id(a.base)) if isinstance(a, np.ndarray) else None
+            if a is None:
                 continue
             key = (a.shape, a.dtype.str)
             kept = self._all.get(key, ())
@@ -130,6 +158,7 @@ class Workspace:
             n = self._peak.get(key, 0)
             for a in kept[n:]:
                 self.bytes -= a.nbytes
+                del self._owner[id(a.base)]
             if n == 0:
                 del self._all[key]
                 self._free.pop(key, None)
@@ -145,6 +174,7 @@ class Workspace:
         self._free.clear()
         self._used.clear()
         self._peak.clear()
+        self._owner.clear()
         self.bytes = 0
 
     def detach(self, a) -> None:
@@ -157,6 +187,7 @@ class Workspace:
         for key, kept in list(self._all.items()):
             for b in [b for b in kept if np.may_share_memory(a, b)]:
                 _remove(kept, b)
+                del self._owner[id(b.base)]
                 self.bytes -= b.nbytes
                 if not _remove(self._free.get(key, []), b):  # it was out: one fewer out
                     self._used[key] -= 1

@@ -20,6 +20,7 @@ from numba import njit
 # these kernels compile); re-exported for the fast path.
 from ..blas_threads import openblas_kernels  # noqa: F401
 from ..blas_threads import set_local_threads as _set_local_threads
+from ..workspace import CACHE_LINE, aligned_empty  # noqa: F401  (the kernels' scratch)
 from ._jit import JIT
 
 _DUMMY_BOOL = np.ones((1, 1), dtype=np.bool_)
@@ -44,26 +45,6 @@ def float_or_dummy(a, dtype):
     if a is None:
         return np.ones((1, 1), dtype=dtype), False
     return as_float(a, dtype), True
-
-
-#: Bytes of a cache line: where the kernels' own scratch buffers start (:func:`aligned_empty`).
-CACHE_LINE = 64
-
-
-def aligned_empty(shape, dtype) -> np.ndarray:
-    """``np.empty(shape, dtype)`` whose data starts at a cache-line boundary (C-contiguous).
-
-    ``np.empty`` aligns to 16 bytes only: a buffer malloc maps fresh starts 16 bytes past a
-    page, one taken from the heap anywhere. The micro-kernel's 32-byte vector loads and stores
-    of such a buffer then straddle two lines every other time; at config C (rows of 64 float32,
-    the product's input streamed from L2) that cost 12 % of an inference step on the AVX2 EPYC
-    (docs/speed.md, "Issue 20: inference on an AVX2 CPU")."""
-    dtype = np.dtype(dtype)
-    shape = tuple(int(n) for n in shape)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
-    skip = -raw.ctypes.data % CACHE_LINE
-    return raw[skip : skip + nbytes].view(dtype).reshape(shape)
 
 
 def line_multiple(n: int, itemsize: int) -> int:

@@ -72,8 +72,8 @@ PARALLEL_STEP_MACS = 2**19
 
 
 def _take(ws, shape, dtype) -> np.ndarray:
-    """A buffer from the workspace ``ws``, or a fresh one without."""
-    return np.empty(shape, dtype) if ws is None else ws.take(shape, dtype)
+    """A buffer from the workspace ``ws``, or a fresh one without; on a cache line either way."""
+    return aligned_empty(shape, dtype) if ws is None else ws.take(shape, dtype)
 
 
 def _give_back(ws, *arrays) -> None:
@@ -558,8 +558,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     H = H4 // 4
     D = x.shape[2]
     K = 1 + D + H
-    dh = np.zeros((H, B), dt) if dh_T is None else np.array(np.asarray(dh_T, dt).T, order="C")
-    dc = np.zeros((H, B), dt) if dc_T is None else np.array(np.asarray(dc_T, dt).T, order="C")
+    dh, dc = _state_grad(dh_T, H, B, dt), _state_grad(dc_T, H, B, dt)
     has_dhs = dhs is not None
     dhs_ = np.zeros((1, 1, 1), dt) if not has_dhs else _batch_major(dhs, dt, ws)
     rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
@@ -568,13 +567,13 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     lo, hi = _row_ranges(D, edges, need_dx)
     Wp, first = _row_panels(kernel, lo, hi, ws)  # packed by the kernel, each thread its rows
     DZ = _take(ws, (min(P, 2), H4, B), dt)  # threads: dz of even and odd steps, in turn
-    out = np.empty((D + H, B), dt)  # one step's W @ dz
-    dx = np.empty((B, T, D) if need_dx else (1, 1, 1), dt)
+    out = aligned_empty((D + H, B), dt)  # one step's W @ dz
+    dx = aligned_empty((B, T, D) if need_dx else (1, 1, 1), dt)
     dWTp = _take(ws, (H4, K), dt)  # the first step's product overwrites it ...
     if T == 0:
         dWTp.fill(0)  # ... unless there is none
-    keep_dh = np.empty((H, B) if has_m else (1, 1), dt)  # read only with a mask
-    keep_dc = np.empty((H, B) if has_m else (1, 1), dt)
+    keep_dh = aligned_empty((H, B) if has_m else (1, 1), dt)  # read only with a mask
+    keep_dc = aligned_empty((H, B) if has_m else (1, 1), dt)
     # dWTp's rows are in the chunk-major order perm: each thread scatters its own back into
     # the gradients, without an unpermuted (4H, K) copy
     dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
@@ -593,6 +592,16 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
         "recurrent_kernel": dU,
         "bias": db,
     }
+
+
+def _state_grad(d, H, B, dt):
+    """``(H, B)``, on a cache line: ``d (B, H)`` transposed (cast to ``dt``), zeros if None."""
+    out = aligned_empty((H, B), dt)
+    if d is None:
+        out.fill(0)
+    else:
+        out[...] = np.asarray(d, dt).T
+    return out
 
 
 def _batch_major(dhs, dt, ws):
