@@ -393,3 +393,33 @@ def test_calls_in_quick_succession_look_at_the_markers_at_most_every_recheck_int
     with backend.one_path_scope():
         pass
     assert backend._auto.ready == frozenset({"float32", "float64"})
+
+
+def test_another_installation_of_the_same_sources_gets_its_own_cache(monkeypatch, tmp_path):
+    """numba keeps its cache entries per source directory and drops those whose file's stamp
+    changed, so the ready marker is keyed on where the kernels' sources are and their stamps as
+    well as their contents: a second venv (or a reinstall) compiles in the background instead of
+    finding "ready" and compiling in the foreground."""
+    import os
+    import shutil
+
+    from lstmkit.ops import compiled
+
+    def key(fast_dir):
+        monkeypatch.setattr(compiled, "_FAST_DIR", fast_dir)
+        compiled.sources_hash.cache_clear()
+        return compiled.sources_hash()
+
+    a, b = tmp_path / "venv-a" / "fast", tmp_path / "venv-b" / "fast"
+    shutil.copytree(compiled._FAST_DIR, a, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(a, b, copy_function=shutil.copy2)  # same contents and modification times
+    try:
+        first = key(a)
+        assert key(a) == first  # the same installation, untouched: the same cache
+        assert key(b) != first  # the same sources elsewhere: another cache
+        one = min(a.glob("*.py"))
+        st = one.stat()
+        os.utime(one, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # reinstalled in place
+        assert key(a) != first
+    finally:
+        compiled.sources_hash.cache_clear()

@@ -107,10 +107,17 @@ def base_dir() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def sources_hash() -> str:
-    """SHA-256 (16 hex digits) of every ``ops/fast/*.py``: any edit gives a fresh cache."""
-    h = hashlib.sha256()
+    """SHA-256 (16 hex digits) of every ``ops/fast/*.py``'s contents, and of where those files
+    are and their modification times: any edit gives a fresh cache, and so does another
+    installation of the same sources. numba keeps its entries per source directory and drops
+    one whose file's stamp (modification time, size) changed; a ready marker keyed on the
+    contents alone said "ready" to a second venv (or a reinstall) whose entries numba did not
+    have, and that process then compiled in the foreground (a warm-looking ``lstmkit forecast
+    demo`` in a new venv took 29 s instead of ~6; docs/speed.md, "The first call")."""
+    h = hashlib.sha256(str(_FAST_DIR).encode() + b"\0")
     for path in sorted(_FAST_DIR.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        stamp = path.stat().st_mtime_ns
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0%d\0" % stamp)
     return h.hexdigest()[:16]
 
 
