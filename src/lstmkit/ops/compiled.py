@@ -322,16 +322,15 @@ def busy() -> bool:
     process started, or another process's: the lock of float32 or float64), read at most once a
     second. Then a core is the compiler's, and the NumPy reference that runs meanwhile keeps BLAS
     on one thread (:func:`lstmkit.ops.backend.compute_scope`)."""
-    import time
-
     now = time.monotonic()
     if now - _BUSY[0] > 1.0:
+        # this process's workers, activation pairs' jobs included; then :func:`state`'s reading
+        # of the float types (its "compiling": not ready, and a live worker or the lock held)
         alive = any(w.poll() is None for w in _started.values())
         elsewhere = (
             mode() == "background"
             and toolchain_available()
-            and writable() is None
-            and any(not ready(dt) and _lock_held(dt) for dt in DTYPES)
+            and any(state(dt) == "compiling" for dt in DTYPES)
         )
         _BUSY[:] = now, alive or elsewhere
     return _BUSY[1]
