@@ -25,3 +25,12 @@ def use_backend(request):
     backend.set_backend(request.param)
     yield request.param
     backend.set_backend(before)
+
+
+@pytest.fixture
+def numpy_backend():
+    """The NumPy reference backend for the test's duration (restored after)."""
+    before = backend.get_backend()
+    backend.set_backend("numpy")
+    yield
+    backend.set_backend(before)

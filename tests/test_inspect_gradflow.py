@@ -23,14 +23,6 @@ from oracles import torch_cell
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn_tanh": SimpleRNN}
 
 
-@pytest.fixture
-def numpy_ops():
-    previous = backend.get_backend()
-    backend.set_backend("numpy")
-    yield
-    backend.set_backend(previous)
-
-
 def _randomize(model, seed):
     """Non-trivial weights, biases included (zeros would hide a missing bias)."""
     rng = np.random.default_rng(seed)
@@ -70,7 +62,7 @@ def _torch_state_grads(cell, layer, dense, x, y, return_sequences, b_hh):
 
 @pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("return_sequences", [False, True])
-def test_state_gradients_match_torch_autograd(cell, return_sequences, numpy_ops):
+def test_state_gradients_match_torch_autograd(cell, return_sequences, numpy_backend):
     B, T, D, H = 3, 9, 4, 5
     layer = CELLS[cell](H, return_sequences=return_sequences, input_shape=(T, D), dtype="float64")
     dense = Dense(2, dtype="float64")

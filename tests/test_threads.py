@@ -45,23 +45,29 @@ def test_matmul_shared_over_threads_equals_numpy(fast_threads, shape):
 
 @numba_only
 def test_compute_scope_makes_blas_single_threaded_and_restores_it(fast_threads):
-    from lstmkit.ops.fast import common
-
     fast_threads(2)
+    inside, after, n = _blas_threads_in_and_after_a_scope()
+    assert inside == [1] * n
+    assert after == [2] * n
+
+
+def _blas_threads_in_and_after_a_scope():
+    """The BLAS thread counts in force inside a ``compute_scope`` and after it, starting from 2
+    (read through the setter, which returns the value it replaces), and how many libraries.
+    Skips where the BLAS has no per-thread setting."""
     from lstmkit.ops import blas_threads
 
     if not blas_threads.setters():
         pytest.skip("this BLAS has no openblas_set_num_threads_local")
-    previous = common._set_local_threads(2)
+    previous = blas_threads.set_local_threads(2)
     try:
         with backend.compute_scope():
-            inside = common._set_local_threads(1)  # returns the value in force
-            common._set_local_threads(inside)
-        after = common._set_local_threads(2)
+            inside = blas_threads.set_local_threads(2)  # returns the value in force
+            blas_threads.set_local_threads(inside)
+        after = blas_threads.set_local_threads(2)
     finally:
-        common._set_local_threads(previous)
-    assert inside == [1] * len(blas_threads.setters())
-    assert after == [2] * len(blas_threads.setters())
+        blas_threads.set_local_threads(previous)
+    return inside, after, len(blas_threads.setters())
 
 
 @numba_only
@@ -159,32 +165,14 @@ def test_dense_on_a_transposed_sequence_view_equals_pytorch():
     np.testing.assert_allclose(g["bias"], lin.bias.grad.numpy(), rtol=1e-12, atol=1e-14)
 
 
-@pytest.fixture
-def numpy_backend():
-    before = backend.get_backend()
-    backend.set_backend("numpy")
-    yield
-    backend.set_backend(before)
-
-
 @pytest.mark.parametrize("busy", [True, False])
 def test_reference_keeps_blas_on_one_thread_while_kernels_compile(numpy_backend, monkeypatch, busy):
     """On the NumPy backend a step's scope makes BLAS single-threaded exactly while kernels are
     being compiled in the background (the compiler holds a core), and restores it after."""
-    from lstmkit.ops import blas_threads, compiled
+    from lstmkit.ops import compiled
 
-    if not blas_threads.setters():
-        pytest.skip("this BLAS has no openblas_set_num_threads_local")
     monkeypatch.setattr(compiled, "busy", lambda: busy)
-    previous = blas_threads.set_local_threads(2)
-    try:
-        with backend.compute_scope():
-            inside = blas_threads.set_local_threads(2)  # returns the value in force
-            blas_threads.set_local_threads(inside)
-        after = blas_threads.set_local_threads(2)
-    finally:
-        blas_threads.set_local_threads(previous)
-    n = len(blas_threads.setters())
+    inside, after, n = _blas_threads_in_and_after_a_scope()
     assert inside == [1 if busy else 2] * n
     assert after == [2] * n
 
