@@ -11,6 +11,8 @@ Besides, ``__pycache__`` in site-packages may be read-only. So:
    then ``numba-<lstmkit>-<numba>/<hash of the ops/fast sources>``. The hash covers every file
    of :mod:`lstmkit.ops.fast`: numba itself only notices edits to the file holding a compiled
    function, not to the helpers it inlines from ``activations.py`` or ``common.py``.
+   After each compilation the caches of removed or changed installations are deleted
+   (:mod:`lstmkit.ops.cache_prune`).
 2. With the ``"auto"`` backend, a process whose kernels are not in that cache for its CPU runs the
    NumPy reference (exact; tested against PyTorch) and starts :func:`main` in the background:
    a separate *process*, since numba's compiler holds the GIL. It compiles every kernel for one float type (float32 first; float64 when a float64 call asks for it),
@@ -65,6 +67,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import cache_prune
+
 MODES = ("background", "now", "off")
 DTYPES = ("float32", "float64")
 ENV_MODE = "LSTMKIT_COMPILE"
@@ -114,8 +118,14 @@ def sources_hash() -> str:
     contents alone said "ready" to a second venv (or a reinstall) whose entries numba did not
     have, and that process then compiled in the foreground (a warm-looking ``lstmkit forecast
     demo`` in a new venv took 29 s instead of ~6; docs/speed.md, "The first call")."""
-    h = hashlib.sha256(str(_FAST_DIR).encode() + b"\0")
-    for path in sorted(_FAST_DIR.glob("*.py")):
+    return hash_of(_FAST_DIR)
+
+
+def hash_of(fast_dir: Path) -> str:
+    """:func:`sources_hash` of the ``ops/fast`` directory ``fast_dir`` (another installation's
+    too: :mod:`lstmkit.ops.cache_prune` reads which caches are stale with it)."""
+    h = hashlib.sha256(str(fast_dir).encode() + b"\0")
+    for path in sorted(fast_dir.glob("*.py")):
         stamp = path.stat().st_mtime_ns
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0%d\0" % stamp)
     return h.hexdigest()[:16]
@@ -475,6 +485,7 @@ def _worker(dtype: str) -> int:
     lock.truncate(0)
     lock.write(str(os.getpid()))  # who is compiling, for lstmkit info
     lock.flush()
+    cache_prune.record(cache_dir(), _FAST_DIR)  # whose kernels these are, for a later prune
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         table = _compile_recorder()
@@ -498,6 +509,8 @@ def _worker(dtype: str) -> int:
     atomic_write(_file("ready", dtype), lambda p: Path(p).write_text(json.dumps(info, indent=1)))
     lock.close()
     print(f"lstmkit: compiled {len(times)} functions for {dtype} in {info['seconds']} s")
+    for gone, why in cache_prune.prune(base_dir(), cache_dir(), hash_of):
+        print(f"lstmkit: removed the kernel cache {gone}: {why}")
     return 0
 
 
