@@ -296,69 +296,15 @@ def train_forecaster(
     input, ``N * lookback`` float32 values (and float64 while it is encoded). For a very long
     series pass its most recent part (``lstmkit forecast train`` keeps ``--max-rows``).
     """
-    func = "train_forecaster"
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"{func}: argument 'values' must be 1-D; got shape {values.shape}")
-    if not np.isfinite(values).all():
-        raise ValueError(f"{func}: argument 'values' has NaN or Inf; fill the gaps first")
-    for arg, v in (
-        ("lookback", lookback),
-        ("horizon", horizon),
-        ("units", units),
-        ("epochs", epochs),
-        ("batch_size", batch_size),
-        ("patience", patience),
-    ):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{func}: argument '{arg}' must be a positive int; got {v!r}")
-    if transform not in (*TRANSFORMS, "auto"):
-        raise ValueError(
-            f"{func}: argument 'transform' got {transform!r}, expected one of "
-            f"{[*TRANSFORMS, 'auto']}"
-        )
-    if transform != "auto":
-        _check_domain(values, transform, func, "values")
-    if normalize not in NORMALIZE:
-        raise ValueError(
-            f"{func}: argument 'normalize' got {normalize!r}, expected one of {list(NORMALIZE)}"
-        )
-    n_needed = lookback + horizon
-    chronological_split(10**6, fractions)  # bad fractions: its own error, whatever the length
-    if min(fractions) <= 0:
-        raise ValueError(
-            f"{func}: argument 'fractions' got {fractions!r}, expected three fractions > 0: "
-            "early stopping needs a validation part and the scores a test part"
-        )
-    try:
-        split = chronological_split(len(values), fractions)
-        sizes = (len(split.train), len(split.val), len(split.test))
-    except ValueError:
-        sizes = (0, 0, 0)  # too short to split at all: report it like any other short series
-    if sizes[0] < n_needed or sizes[1] < horizon or sizes[2] < horizon:
-        # the fewest rows that give every part what it needs (approximately: split rounds)
-        enough = max(n_needed / fractions[0], *(horizon / f for f in fractions[1:] if f > 0))
-        raise ValueError(
-            f"{func}: the series has too few rows: got {len(values)}, which splits into "
-            f"{sizes[0]} / {sizes[1]} / {sizes[2]} (train / validation / test); "
-            f"lookback={lookback} + horizon={horizon} needs at least {n_needed} rows in the "
-            f"training part and {horizon} in each of validation and test, i.e. about "
-            f"{int(np.ceil(enough))} rows; use a shorter lookback or horizon or a longer series"
-        )
+    values = _checked_values(
+        values, transform, normalize,
+        lookback=lookback, horizon=horizon, units=units, epochs=epochs,
+        batch_size=batch_size, patience=patience,
+    )  # fmt: skip
+    split = _split_for(values, lookback, horizon, fractions)
     train_part = values[split.train]
     season_given = season is not None
-    if season is None:
-        # at most the last SEASON_WINDOW values of the training part are read (O(W log W))
-        season = detect_season(train_part)
-    elif isinstance(season, bool) or not isinstance(season, (int, np.integer)) or season < 1:
-        raise ValueError(
-            f"{func}: argument 'season' must be a positive int or None; got {season!r}"
-        )
-    if season >= len(train_part):
-        raise ValueError(
-            f"{func}: argument 'season' got {season}, expected fewer than the {len(train_part)} "
-            "rows of the training part"
-        )
+    season = _season_for(train_part, season)
     origins = {
         "train": _origins(0, split.train.stop, lookback, horizon),
         "val": _origins(split.val.start, split.val.stop, lookback, horizon),
@@ -376,27 +322,14 @@ def train_forecaster(
         "window_floor": WINDOW_FLOOR,
     }
     fit_args = {
-        "units": units,
-        "dropout": dropout,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "patience": patience,
-        "learning_rate": learning_rate,
-        "seed": seed,
-        "verbose": verbose,
+        "units": units, "dropout": dropout, "epochs": epochs, "batch_size": batch_size,
+        "patience": patience, "learning_rate": learning_rate, "seed": seed, "verbose": verbose,
         "callbacks": list(callbacks),
-    }
+    }  # fmt: skip
     candidates = allowed_transforms(values) if transform == "auto" else [transform]
-    selection, best = {}, None
-    for name in candidates:
-        # the scaler is fitted on the training part only, after the transform
-        scaler = StandardScaler().fit(_forward_transform(train_part, name))
-        meta = {**base_meta, "transform": name, "scaler": scaler.get_config()}
-        fitted = _fit_one(values, meta, origins, **fit_args)
-        selection[name] = fitted[2]
-        if best is None or fitted[2] < best[2]:
-            best = fitted
-    model, history, val_rmse, best_epoch = best
+    (model, history, val_rmse, best_epoch), selection = _best_transform(
+        values, train_part, candidates, base_meta, origins, fit_args
+    )
     table = score_origins(model, values, origins["test"], season, insample=train_part)
     return ForecastReport(
         model=model,
@@ -416,7 +349,98 @@ def train_forecaster(
     )
 
 
+# -- train_forecaster's steps ----------------------------------------------------------------------
+
+_FUNC = "train_forecaster"
+
+
+def _checked_values(values, transform, normalize, **positive_ints) -> np.ndarray:
+    """``values`` as a finite 1-D float64 array, once every scalar setting is checked."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"{_FUNC}: argument 'values' must be 1-D; got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError(f"{_FUNC}: argument 'values' has NaN or Inf; fill the gaps first")
+    for arg, v in positive_ints.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{_FUNC}: argument '{arg}' must be a positive int; got {v!r}")
+    if transform not in (*TRANSFORMS, "auto"):
+        raise ValueError(
+            f"{_FUNC}: argument 'transform' got {transform!r}, expected one of "
+            f"{[*TRANSFORMS, 'auto']}"
+        )
+    if transform != "auto":
+        _check_domain(values, transform, _FUNC, "values")
+    if normalize not in NORMALIZE:
+        raise ValueError(
+            f"{_FUNC}: argument 'normalize' got {normalize!r}, expected one of {list(NORMALIZE)}"
+        )
+    return values
+
+
+def _split_for(values, lookback, horizon, fractions):
+    """The chronological train / validation / test split, or an error saying how many rows
+    ``lookback + horizon`` needs."""
+    n_needed = lookback + horizon
+    chronological_split(10**6, fractions)  # bad fractions: its own error, whatever the length
+    if min(fractions) <= 0:
+        raise ValueError(
+            f"{_FUNC}: argument 'fractions' got {fractions!r}, expected three fractions > 0: "
+            "early stopping needs a validation part and the scores a test part"
+        )
+    try:
+        split = chronological_split(len(values), fractions)
+        sizes = (len(split.train), len(split.val), len(split.test))
+    except ValueError:
+        sizes = (0, 0, 0)  # too short to split at all: report it like any other short series
+    if sizes[0] < n_needed or sizes[1] < horizon or sizes[2] < horizon:
+        # the fewest rows that give every part what it needs (approximately: split rounds)
+        enough = max(n_needed / fractions[0], *(horizon / f for f in fractions[1:] if f > 0))
+        raise ValueError(
+            f"{_FUNC}: the series has too few rows: got {len(values)}, which splits into "
+            f"{sizes[0]} / {sizes[1]} / {sizes[2]} (train / validation / test); "
+            f"lookback={lookback} + horizon={horizon} needs at least {n_needed} rows in the "
+            f"training part and {horizon} in each of validation and test, i.e. about "
+            f"{int(np.ceil(enough))} rows; use a shorter lookback or horizon or a longer series"
+        )
+    return split
+
+
+def _season_for(train_part, season) -> int:
+    """``season``, checked, or the one detected in the training part (None)."""
+    if season is None:
+        # at most the last SEASON_WINDOW values of the training part are read (O(W log W))
+        season = detect_season(train_part)
+    elif isinstance(season, bool) or not isinstance(season, (int, np.integer)) or season < 1:
+        raise ValueError(
+            f"{_FUNC}: argument 'season' must be a positive int or None; got {season!r}"
+        )
+    if season >= len(train_part):
+        raise ValueError(
+            f"{_FUNC}: argument 'season' got {season}, expected fewer than the "
+            f"{len(train_part)} rows of the training part"
+        )
+    return season
+
+
+def _best_transform(values, train_part, candidates, base_meta, origins, fit_args):
+    """One model per candidate transform (same seed); the one with the lowest validation RMSE,
+    and every candidate's RMSE. The test part is never used for the choice."""
+    selection, best = {}, None
+    for name in candidates:
+        # the scaler is fitted on the training part only, after the transform
+        scaler = StandardScaler().fit(_forward_transform(train_part, name))
+        meta = {**base_meta, "transform": name, "scaler": scaler.get_config()}
+        fitted = _fit_one(values, meta, origins, **fit_args)
+        selection[name] = fitted[2]
+        if best is None or fitted[2] < best[2]:
+            best = fitted
+    return best, selection
+
+
 # -- forecasting and scoring --------------------------------------------------------------------
+
+
 def forecaster_meta(model) -> dict:
     """A copy of a forecaster's ``metadata`` with defaults for keys older files lack; an error
     for any other model."""
