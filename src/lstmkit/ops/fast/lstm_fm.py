@@ -558,7 +558,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     H = H4 // 4
     D = x.shape[2]
     K = 1 + D + H
-    dh, dc = _state_grad(dh_T, H, B, dt), _state_grad(dc_T, H, B, dt)
+    dh, dc = _state_grad(dh_T, H, B, dt, ws), _state_grad(dc_T, H, B, dt, ws)
     has_dhs = dhs is not None
     dhs_ = np.zeros((1, 1, 1), dt) if not has_dhs else _batch_major(dhs, dt, ws)
     rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
@@ -567,36 +567,44 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     lo, hi = _row_ranges(D, edges, need_dx)
     Wp, first = _row_panels(kernel, lo, hi, ws)  # packed by the kernel, each thread its rows
     DZ = _take(ws, (min(P, 2), H4, B), dt)  # threads: dz of even and odd steps, in turn
-    out = aligned_empty((D + H, B), dt)  # one step's W @ dz
-    dx = aligned_empty((B, T, D) if need_dx else (1, 1, 1), dt)
+    out = _take(ws, (D + H, B), dt)  # one step's W @ dz
+    dx = aligned_empty((B, T, D) if need_dx else (1, 1, 1), dt)  # returned: never from ws
     dWTp = _take(ws, (H4, K), dt)  # the first step's product overwrites it ...
     if T == 0:
         dWTp.fill(0)  # ... unless there is none
-    keep_dh = aligned_empty((H, B) if has_m else (1, 1), dt)  # read only with a mask
-    keep_dc = aligned_empty((H, B) if has_m else (1, 1), dt)
+    keep_dh = _take(ws, (H, B), dt) if has_m else _DUMMY[dt.char]  # read only with a mask
+    keep_dc = _take(ws, (H, B), dt) if has_m else _DUMMY[dt.char]
     # dWTp's rows are in the chunk-major order perm: each thread scatters its own back into
     # the gradients, without an unpermuted (4H, K) copy
     dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
     args = (gemm_address(dt), edges, lo, hi, Wp, first, kernels(dt), XH, G, C, TC, dhs_,
             has_dhs, dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh, keep_dc, perm,
             dW, dU, db, acts, (kernel, U))  # fmt: skip
+    scratch = (Wp, DZ, dWTp, dhs_, out, keep_dh, keep_dc)  # (dhs_ only if taken here)
     if not _in_step(P, _backward_serial, _backward_parallel, args, B * H4 * K):
-        _give_back(ws, Wp, DZ, dWTp, dhs_)
+        _give_back(ws, *scratch, dh, dc)
         return lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts, ws, threads=1)
-    _give_back(ws, Wp, DZ, dWTp, dhs_)  # scratch of this call only (dhs_ only if taken here)
-    return {
+    grads = {
         "x": dx.transpose(1, 0, 2) if need_dx else None,  # a view of the layer's (B, T, D)
-        "h0": np.ascontiguousarray(dh.T),
+        "h0": np.ascontiguousarray(dh.T),  # (copies: dh and dc go back to ws)
         "c0": np.ascontiguousarray(dc.T),
         "kernel": dW,
         "recurrent_kernel": dU,
         "bias": db,
     }
+    _give_back(ws, *scratch, dh, dc)  # scratch of this call only
+    return grads
 
 
-def _state_grad(d, H, B, dt):
-    """``(H, B)``, on a cache line: ``d (B, H)`` transposed (cast to ``dt``), zeros if None."""
-    out = aligned_empty((H, B), dt)
+#: the ``(1, 1)`` stand-in for the mask's carry buffers of a backward without a mask (never read
+#: or written then), per float type
+_DUMMY = {np.dtype(t).char: np.zeros((1, 1), t) for t in (np.float32, np.float64)}
+
+
+def _state_grad(d, H, B, dt, ws=None):
+    """``(H, B)``, on a cache line (from ``ws``: scratch of the backward): ``d (B, H)``
+    transposed (cast to ``dt``), zeros if None."""
+    out = _take(ws, (H, B), dt)
     if d is None:
         out.fill(0)
     else:
