@@ -247,6 +247,7 @@ class FMBuffers(NamedTuple):
     C: np.ndarray  # (T+1, H, B)
     TC: np.ndarray  # (T, H, B) tanh(c_t)
     threads: int  # the forward's unit chunks, which the backward shares alike
+    mk: np.ndarray  # the micro-kernels the forward ran (:func:`.packed.kernels`), the backward's
     views: tuple  # the cache's (x, gates, c, tanh_c, h_in) that these buffers stand for
 
 
@@ -285,14 +286,14 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     Ap, first = _weight_panels(kernel, U, edges, ws)  # chunk-major rows, packed by the kernel
     Z = _take(ws, (P, 4 * _widest_chunk(H, P), B), dt)
     W = (kernel, U, bias, perm)
-    args = (edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts,
-            W)  # fmt: skip
+    mk = kernels(dt)
+    args = (edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts, W)
     met = _in_step(P, _forward_serial, _forward_parallel, args, B * 4 * H * (1 + D + H))
     _give_back(ws, Ap, Z)  # scratch of this call only
     if not met:  # the threads could not all meet: on one thread
         return lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, 1, acts, ws)
     views = (x, *(a.transpose(0, 2, 1) for a in (G, C, TC, XH[:T, 1 + D :])))  # (T, B, ...)
-    fm = FMBuffers(XH, G, C, TC, P, views)
+    fm = FMBuffers(XH, G, C, TC, P, mk, views)
     cache = make_cache((x, kernel, U, *views[1:], mask, recurrent_mask), (acts.act, acts.rec), fm)
     h_T = out[:, T - 1].copy() if T > 0 else h0
     return out.transpose(1, 0, 2), (h_T, C[T].T.copy()), cache  # final states never alias C
@@ -313,7 +314,8 @@ def _in_step(P, serial, parallel, args, macs) -> bool:
         try:
             serial(*args)
         finally:
-            _common._set_local_threads(previous)
+            if previous.count(1) != len(previous):  # (single-threaded before: nothing to undo)
+                _common._set_local_threads(previous)
         return True
     if _SYNC_FAILED[0]:
         return False
@@ -549,7 +551,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     the caller. ``need_dx=False`` leaves out the x rows of every step's ``W @ dz``. ``ws``: where
     its scratch comes from (None: fresh arrays); the gradients it returns are fresh arrays."""
     acts = acts_for(*DEFAULT) if acts is None else acts
-    XH, G, C, TC, P, _ = cache.buffers
+    XH, G, C, TC, P, mk, _ = cache.buffers
     P = P if threads is None else threads
     x, kernel, U = cache[:3]
     mask, rmask = cache.mask, cache.recurrent_mask
@@ -577,7 +579,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     # dWTp's rows are in the chunk-major order perm: each thread scatters its own back into
     # the gradients, without an unpermuted (4H, K) copy
     dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
-    args = (gemm_address(dt), edges, lo, hi, Wp, first, kernels(dt), XH, G, C, TC, dhs_,
+    args = (gemm_address(dt), edges, lo, hi, Wp, first, mk, XH, G, C, TC, dhs_,
             has_dhs, dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh, keep_dc, perm,
             dW, dU, db, acts, (kernel, U))  # fmt: skip
     scratch = (Wp, DZ, dWTp, dhs_, out, keep_dh, keep_dc)  # (dhs_ only if taken here)
