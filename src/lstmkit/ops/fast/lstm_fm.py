@@ -186,6 +186,19 @@ def _panel_starts(counts):
     return first
 
 
+@functools.lru_cache(maxsize=64)
+def _gate_panel_starts(edges):
+    """:func:`_panel_starts` of the unit chunks ``edges`` (a tuple): 4 gate rows per unit
+    (cached: a step's generator and tuple cost ~2 us)."""
+    return _panel_starts(tuple(4 * (e1 - e0) for e0, e1 in itertools.pairwise(edges)))
+
+
+@functools.lru_cache(maxsize=64)
+def _range_panel_starts(lo, hi):
+    """:func:`_panel_starts` of the row ranges ``lo[i]:hi[i]`` (tuples; cached)."""
+    return _panel_starts(tuple(r1 - r0 for r0, r1 in zip(lo, hi)))
+
+
 def _packed_weights(kernel, U, bias, perm, edges, ws):
     """The rows ``perm`` of ``W.T = [bias | kernel.T | recurrent_kernel.T]`` packed for
     :func:`.packed.matmul_packed`, unit chunk by unit chunk: chunk p's gate rows
@@ -198,7 +211,7 @@ def _packed_weights(kernel, U, bias, perm, edges, ws):
 
 def _weight_panels(kernel, U, edges, ws):
     """The panels of :func:`_packed_weights`, not filled: ``(Ap, first)``."""
-    first = _panel_starts(tuple(4 * int(e1 - e0) for e0, e1 in itertools.pairwise(edges)))
+    first = _gate_panel_starts(tuple(edges.tolist()))
     Ap = _take(ws, (int(first[-1]), 1 + kernel.shape[0] + U.shape[0], MR), kernel.dtype)
     return Ap, first
 
@@ -507,7 +520,7 @@ def _packed_input_weights(kernel, U, perm, rows, ws):
 def _row_panels(kernel, lo, hi, ws):
     """Panels for rows ``lo[i]:hi[i]`` of ``W`` (as above), range i from panel ``first[i]``
     on, not filled (:func:`_pack_W` fills them). Returns ``(Wp, first)``."""
-    first = _panel_starts(tuple(int(r1 - r0) for r0, r1 in zip(lo, hi)))
+    first = _range_panel_starts(tuple(lo.tolist()), tuple(hi.tolist()))
     Wp = _take(ws, (int(first[-1]), kernel.shape[1], MR), kernel.dtype)
     return Wp, first
 
@@ -530,12 +543,13 @@ def _pack_W(kernel, U, perm, lo, hi, first, Wp):
                         panel[k, r] = 0
 
 
-def _row_ranges(D, edges, need_dx):
+@functools.lru_cache(maxsize=64)
+def _row_ranges(D, H, P, need_dx):
     """Each thread's rows of ``W @ dz``, ``(lo, hi)`` of ``2P`` ranges: thread p's are
     ``2p`` (its share of the D x rows, none without dx) and ``2p + 1`` (the h rows of its unit
-    chunk). One thread: a single range, all rows it needs."""
-    P = len(edges) - 1
-    H = int(edges[-1])
+    chunk of :func:`_chunks`). One thread: a single range, all rows it needs. (Cached, read
+    only: the same arrays at every step.)"""
+    edges = _chunks(H, P)[0]
     r0 = 0 if need_dx else D
     if P == 1:
         return np.array([r0, D + H], np.int64), np.array([D + H, D + H], np.int64)
@@ -566,11 +580,12 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
-    lo, hi = _row_ranges(D, edges, need_dx)
+    lo, hi = _row_ranges(D, H, P, need_dx)
     Wp, first = _row_panels(kernel, lo, hi, ws)  # packed by the kernel, each thread its rows
     DZ = _take(ws, (min(P, 2), H4, B), dt)  # threads: dz of even and odd steps, in turn
     out = _take(ws, (D + H, B), dt)  # one step's W @ dz
-    dx = aligned_empty((B, T, D) if need_dx else (1, 1, 1), dt)  # returned: never from ws
+    # dx is returned (never from ws); without it, a stand-in no step writes (rows from D on)
+    dx = aligned_empty((B, T, D), dt) if need_dx else np.empty((1, 1, 1), dt)
     dWTp = _take(ws, (H4, K), dt)  # the first step's product overwrites it ...
     if T == 0:
         dWTp.fill(0)  # ... unless there is none
