@@ -71,6 +71,11 @@ from .sync import wait
 PARALLEL_STEP_MACS = 2**19
 
 
+#: the ``(1, 1)`` stand-in for an absent recurrent dropout mask and for the mask's carry buffers
+#: of a backward without a mask (never read or written then), per float type
+_DUMMY = {np.dtype(t).char: np.zeros((1, 1), t) for t in (np.float32, np.float64)}
+
+
 def _take(ws, shape, dtype) -> np.ndarray:
     """A buffer from the workspace ``ws``, or a fresh one without; on a cache line either way."""
     return aligned_empty(shape, dtype) if ws is None else ws.take(shape, dtype)
@@ -292,7 +297,7 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     C[0] = c0.T
     TC = _take(ws, (T, H, B), dt)
     out = _take(ws, (B, T, H), dt)  # h_t in the layout the layer returns
-    rmT, has_rm = float_or_dummy(None if rm is None else rm.T, dt)
+    rmT, has_rm = (_DUMMY[dt.char], False) if rm is None else float_or_dummy(rm.T, dt)
     m, has_m = bool_or_dummy(mask)
     h0 = np.ascontiguousarray(h0)
     edges, perm = _chunks(H, P)
@@ -577,7 +582,9 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     dh, dc = _state_grad(dh_T, H, B, dt, ws), _state_grad(dc_T, H, B, dt, ws)
     has_dhs = dhs is not None
     dhs_ = np.zeros((1, 1, 1), dt) if not has_dhs else _batch_major(dhs, dt, ws)
-    rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
+    rmT, has_rm = (
+        (_DUMMY[dt.char], False) if rmask is None else float_or_dummy(np.asarray(rmask).T, dt)
+    )
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
     lo, hi = _row_ranges(D, H, P, need_dx)
@@ -611,11 +618,6 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     }
     _give_back(ws, *scratch, dh, dc)  # scratch of this call only
     return grads
-
-
-#: the ``(1, 1)`` stand-in for the mask's carry buffers of a backward without a mask (never read
-#: or written then), per float type
-_DUMMY = {np.dtype(t).char: np.zeros((1, 1), t) for t in (np.float32, np.float64)}
 
 
 def _state_grad(d, H, B, dt, ws=None):
