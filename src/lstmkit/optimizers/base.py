@@ -242,8 +242,8 @@ class Optimizer:
     def _norm_scale(self, flat, grads):
         """``_clip(grads, defer=True)``'s scale from ``flat.g`` (gathered): each gradient's part
         of its squares, in ``grads``' order, as ``_clip`` takes them."""
+        parts = flat.views_of_own()[1]
         np.square(flat.g, out=flat.sq, dtype=np.float64)  # (into a buffer: the same squares)
-        parts = flat.sq_parts
         return self._clipnorm_scale([parts[name] for name in grads])
 
     def _clipnorm_scale(self, squares):
@@ -355,10 +355,22 @@ class _FlatStep:
         self.g = None if dtype is None else np.empty(n, dtype)
         self.flat_slots, self.views = {}, {}  # slot -> flat vector, its views in _slots
         # each parameter's part of p, shaped; the gradients' float64 squares and their parts
-        # (made once: slicing and reshaping 7 parts cost ~5 us a step)
-        self.parts = [] if dtype is None else [self.p[a:b].reshape(sh) for _, sh, a, b in spans]
+        # by name (made once, not at each step: slicing and reshaping 7 parts cost ~5 us)
         self.sq = np.empty(n, np.float64)
-        self.sq_parts = {name: self.sq[a:b] for name, _, a, b in spans}
+        self.parts, self.sq_parts = self._parts()
+
+    def _parts(self):
+        """Views of ``p`` (shaped) and of ``sq`` (by name), one per parameter."""
+        parts = [] if self.p is None else [self.p[a:b].reshape(s) for _, s, a, b in self.spans]
+        return parts, {name: self.sq[a:b] for name, _, a, b in self.spans}
+
+    def views_of_own(self):
+        """``(parts, sq_parts)``, made again when they are not views of this step's own ``p``
+        and ``sq`` (a deep copy of the optimizer copies them into separate arrays)."""
+        if self.parts and (self.parts[0].base is not self.p or self.sq_parts[self.names[0]].base
+                           is not self.sq):  # fmt: skip
+            self.parts, self.sq_parts = self._parts()
+        return self.parts, self.sq_parts
 
     @classmethod
     def make(cls, params):
@@ -401,7 +413,7 @@ class _FlatStep:
         if scale is not None:  # g * scale in g's dtype, as _clip computes it
             self.g *= np.asarray(scale, self.g.dtype)
         opt._update(_ALL, self.p, self.g, lr)
-        for p, part in zip(ps, self.parts):
+        for p, part in zip(ps, self.views_of_own()[0]):
             p[...] = part
 
     def slot(self, opt, slot, initial_value):
