@@ -73,7 +73,9 @@ PARALLEL_STEP_MACS = 2**19
 
 #: the ``(1, 1)`` stand-in for an absent recurrent dropout mask and for the mask's carry buffers
 #: of a backward without a mask (never read or written then), per float type
-_DUMMY = {np.dtype(t).char: np.zeros((1, 1), t) for t in (np.float32, np.float64)}
+_DUMMY = {np.dtype(t).char: aligned_empty((1, 1), t) for t in (np.float32, np.float64)}
+#: the backward's ``dx`` without ``need_dx`` (its rows of ``W @ dz`` start at D: never written)
+_DUMMY_DX = {np.dtype(t).char: aligned_empty((1, 1, 1), t) for t in (np.float32, np.float64)}
 
 
 def _take(ws, shape, dtype) -> np.ndarray:
@@ -592,7 +594,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     DZ = _take(ws, (min(P, 2), H4, B), dt)  # threads: dz of even and odd steps, in turn
     out = _take(ws, (D + H, B), dt)  # one step's W @ dz
     # dx is returned (never from ws); without it, a stand-in no step writes (rows from D on)
-    dx = aligned_empty((B, T, D), dt) if need_dx else np.empty((1, 1, 1), dt)
+    dx = aligned_empty((B, T, D), dt) if need_dx else _DUMMY_DX[dt.char]
     dWTp = _take(ws, (H4, K), dt)  # the first step's product overwrites it ...
     if T == 0:
         dWTp.fill(0)  # ... unless there is none
