@@ -99,6 +99,40 @@ def test_small_takes_and_takes_beyond_the_cap_are_plain_arrays():
     assert not ws.holds(ws.take(BIG, np.float32))
 
 
+def test_small_buffers_from_a_cache_line_up_are_kept():
+    """A small model's step takes a dozen buffers of a few KiB (the forecaster's: 8-32 KiB):
+    kept like the big ones, the same buffers after a reset, in the same order."""
+    ws = Workspace()
+    shapes = [(SMALL_BYTES // 4,), (32, 64), (5, 128, 64), (32, 64)]
+    first = [ws.take(s, np.float32) for s in shapes]
+    assert ws.bytes == sum(a.nbytes for a in first)
+    ws.reset()
+    again = [ws.take(s, np.float32) for s in shapes]
+    assert [address(a) for a in again] == [address(a) for a in first]
+    assert len({address(a) for a in again}) == len(shapes)  # two (32, 64): distinct
+
+
+def test_a_backward_returns_fresh_gradients_and_gives_its_scratch_back():
+    """The forecaster's shapes (small buffers, now kept): the backward's scratch (the state
+    gradients included) goes back to the workspace, a second backward of the same generation
+    takes it again; what it returns is never a buffer of the workspace."""
+    rng = np.random.default_rng(7)
+    t, b, d, h = 4, 64, 4, 32
+    x = rng.standard_normal((t, b, d)).astype(np.float32)
+    w = [rng.uniform(-0.2, 0.2, s).astype(np.float32) for s in ((d, 4 * h), (h, 4 * h), (4 * h,))]
+    zeros = np.zeros((b, h), np.float32)
+    ws = Workspace()
+    _, _, cache = lstm_fm.lstm_forward_fm(x, zeros, zeros, *w, ws=ws)
+    dhs, dh_T = rng.standard_normal((t, b, h)).astype(np.float32), zeros + 0.5
+    grads = lstm_fm.lstm_backward_fm(dhs, dh_T, dh_T, cache, ws=ws)
+    held = ws.bytes
+    again = lstm_fm.lstm_backward_fm(dhs, dh_T, dh_T, cache, ws=ws)
+    assert ws.bytes == held  # the same scratch, given back and taken again
+    for k, g in grads.items():
+        assert not ws.holds(g), k
+        np.testing.assert_array_equal(g, again[k], err_msg=k)
+
+
 def test_the_cap_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("LSTMKIT_WORKSPACE_MB", "0")
     ws = Workspace()

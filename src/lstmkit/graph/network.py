@@ -24,6 +24,7 @@ import numpy as np
 
 from ..layers import Attention, Bidirectional, Masking
 from ..layers.base import fmt_shape
+from .run_plan import make_plan
 from .symbolic import Node, SymbolicTensor
 
 #: layers that need the whole sequence at once: a backward direction, a mask over all steps
@@ -53,6 +54,7 @@ class Network:
         _check_computable(self.inputs, self.nodes, name)
         self.layers = _keras_layer_order(self.inputs, order, first_seen)
         self._input_ids = {id(t) for t in self.inputs}
+        self._plan = make_plan(self.inputs, self.nodes, self.outputs)
         names = [la.name for la in self.layers]
         dup = sorted(n for n, k in Counter(names).items() if k > 1)  # linear, not names.count
         if dup:
@@ -63,27 +65,32 @@ class Network:
         """``xs`` one array per input -> ``(ys, out_masks, tape)`` (``tape`` None without cache).
 
         ``record``: a list that gets ``(node, output, cache)`` for every node (tracing)."""
-        values = {id(t): x for t, x in zip(self.inputs, xs)}
-        mvals = {id(t): m for t, m in zip(self.inputs, masks or [None] * len(xs))}
+        plan = self._plan  # the walk's slots, made once (run_plan.py)
+        values, mvals = [None] * plan.slots, [None] * plan.slots
+        for s, x in zip(plan.inputs, xs):
+            values[s] = x
+        for s, m in zip(plan.inputs, masks or ()):
+            mvals[s] = m
         caches = []
-        for node in self.nodes:
-            x = _gather(node.inputs, values, node.multi)
-            m = _gather(node.inputs, mvals, node.multi)
-            kw = dict(node.kwargs)
-            if node.initial_state:
-                kw["initial_state"] = [values[id(s)] for s in node.initial_state]
-            layer = node.layer
+        for st in plan.steps:
+            if st.multi:
+                x, m = [values[i] for i in st.ins], [mvals[i] for i in st.ins]
+            else:
+                x, m = values[st.ins[0]], mvals[st.ins[0]]
+            kw = st.kwargs  # (read only: the call unpacks it)
+            if st.init:
+                kw = {**kw, "initial_state": [values[i] for i in st.init]}
+            layer = st.layer
             if keep_cache:
                 y, cache = layer.forward(x, training=training, mask=m, rng=rng, **kw)
                 caches.append(cache)
             else:
                 y = layer.infer(x, mask=m, **kw)
-            out_mask = layer.compute_mask(x, m)
-            _scatter(node, y, out_mask, values, mvals)
+            _scatter(st, y, layer.compute_mask(x, m), values, mvals)
             if record is not None:
-                record.append((node, y, caches[-1] if keep_cache else None))
-        ys = [values[id(t)] for t in self.outputs]
-        out_masks = [mvals[id(t)] for t in self.outputs]
+                record.append((st.node, y, caches[-1] if keep_cache else None))
+        ys = [values[s] for s in plan.outputs]
+        out_masks = [mvals[s] for s in plan.outputs]
         batch = len(xs[0]) if xs else 0
         return ys, out_masks, (Tape(caches, batch) if keep_cache else None)
 
@@ -93,34 +100,30 @@ class Network:
 
         ``from_logits[i]``: ``dys[i]`` is dLoss/d(the logits ``z``) of output ``i = softmax(z)``
         (see :meth:`output_logits`); its layer then runs ``backward_from_logits``."""
-        grads_t: dict[int, np.ndarray] = {}
+        plan = self._plan
+        grads_t = [None] * plan.slots  # dLoss/d(each value), summed over its readers
         logit_nodes = {}
-        for i, (t, dy) in enumerate(zip(self.outputs, dys)):
+        for i, (t, s, dy) in enumerate(zip(self.outputs, plan.outputs, dys)):
             if dy is None:
                 continue
             if from_logits and from_logits[i]:
                 logit_nodes[id(t.node)] = dy
             else:
-                _accumulate(grads_t, t, dy)
+                _accumulate(grads_t, s, dy)
         grads: dict[str, np.ndarray] = {}
-        for node, cache in reversed(list(zip(self.nodes, tape.caches))):
-            if id(node) in logit_nodes:
-                dx, g = node.layer.backward_from_logits(logit_nodes[id(node)], cache)
+        for st, cache in reversed(list(zip(plan.steps, tape.caches))):
+            if logit_nodes and id(st.node) in logit_nodes:
+                dx, g = st.layer.backward_from_logits(logit_nodes[id(st.node)], cache)
             else:
-                dy = _node_output_grads(node, grads_t, tape.batch)
+                dy = _node_output_grads(st, grads_t, tape.batch)
                 if dy is None:
                     continue  # nothing downstream of this node reaches the loss
-                dx, g = self._node_backward(node, dy, cache, grads_t)
+                dx, g = _node_backward(st, dy, cache, grads_t)
             if dx is not None:
-                for t, d in zip(node.inputs, dx if node.multi else [dx]):
-                    if d is not None and id(t) not in self._input_ids:
-                        _accumulate(grads_t, t, d)
-            if node.layer.trainable:
-                for role, v in g.items():
-                    if role in node.layer.non_trainable_roles:
-                        continue
-                    key = f"{node.layer.name}.{role}"
-                    grads[key] = v if key not in grads else grads[key] + v
+                for s, need, d in zip(st.ins, st.grad_ins, dx if st.multi else (dx,)):
+                    if need and d is not None:
+                        _accumulate(grads_t, s, d)
+            _add_param_grads(grads, st.layer, g)
         return grads
 
     def output_logits(self, i, tape: Tape):
@@ -137,43 +140,34 @@ class Network:
             for role, value in node.layer.state_updates(cache).items():
                 node.layer.params[role][...] = value
 
-    def _node_backward(self, node, dy, cache, grads_t):
-        layer = node.layer
-        need_dx = _reads_computed(node.inputs, self._input_ids)
-        if node.initial_state:
-            dx, g, dinit = layer.backward_with_state(dy, cache, need_dx=need_dx)
-            for s, d in zip(node.initial_state, dinit):
-                if d is not None and id(s) not in self._input_ids:
-                    _accumulate(grads_t, s, d)
-            return dx, g
-        if need_dx:
-            return layer.backward(dy, cache)
-        return None, layer.param_grads(dy, cache)
-
     # -- streaming -------------------------------------------------------------------------------
     def step(self, xs_t, states=None):
         """One time step: ``xs_t`` one ``(batch, features)`` array per input -> ``(ys_t, states)``
         with one state entry per node (``None`` for stateless layers)."""
+        plan = self._plan
         states = list(states) if states is not None else [None] * len(self.nodes)
-        values = {id(t): x for t, x in zip(self.inputs, xs_t)}
+        values, mvals = [None] * plan.slots, [None] * plan.slots
+        for s, x in zip(plan.inputs, xs_t):
+            values[s] = x
         new = []
-        for node, st in zip(self.nodes, states):
-            layer = node.layer
-            if isinstance(layer, _WHOLE_SEQUENCE) or node.initial_state or node.kwargs:
+        for node_step, st in zip(plan.steps, states):
+            layer = node_step.layer
+            if isinstance(layer, _WHOLE_SEQUENCE) or node_step.init or node_step.kwargs:
                 raise ValueError(
                     f"{self.name}.step: layer {layer.name!r} ({type(layer).__name__}) needs the "
                     "whole sequence and cannot stream one step at a time"
                 )
-            x = _gather(node.inputs, values, node.multi)
+            ins = node_step.ins
+            x = [values[i] for i in ins] if node_step.multi else values[ins[0]]
             if hasattr(layer, "step"):
                 y, st = layer.step(x, st)
                 if getattr(layer, "return_state", False):
                     y = [y, *st]
             else:
                 y, _ = layer.forward(x)
-            _scatter(node, y, None, values, {})
+            _scatter(node_step, y, None, values, mvals)
             new.append(st)
-        return [values[id(t)] for t in self.outputs], new
+        return [values[s] for s in plan.outputs], new
 
     # -- parameters ------------------------------------------------------------------------------
     def params(self, trainable_only=False) -> dict:
@@ -205,41 +199,74 @@ class Network:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def _gather(tensors, values, multi):
-    return [values[id(t)] for t in tensors] if multi else values[id(tensors[0])]
-
-
-def _scatter(node, y, mask, values, mvals):
-    ys = list(y) if node.listed else [y]
-    if node.listed and len(ys) != len(node.outputs):
+def _scatter(st, y, mask, values, mvals):
+    """A node's output(s) and mask(s) into their slots."""
+    if not st.listed and not isinstance(mask, list):
+        values[st.outs[0]], mvals[st.outs[0]] = y, mask
+        return
+    ys = list(y) if st.listed else [y]
+    if st.listed and len(ys) != len(st.outs):
         raise ValueError(
-            f"layer {node.layer.name!r} returned {len(ys)} outputs; expected {len(node.outputs)}"
+            f"layer {st.layer.name!r} returned {len(ys)} outputs; expected {len(st.outs)}"
         )
     masks = mask if isinstance(mask, list) else [mask] + [None] * (len(ys) - 1)
-    for t, v, m in zip(node.outputs, ys, masks):
-        values[id(t)] = v
-        mvals[id(t)] = m
+    for s, v, m in zip(st.outs, ys, masks):
+        values[s] = v
+        mvals[s] = m
 
 
-def _accumulate(grads_t, t, d):
-    k = id(t)
-    grads_t[k] = d if k not in grads_t else grads_t[k] + d
+def _accumulate(grads_t, s, d):
+    g = grads_t[s]
+    grads_t[s] = d if g is None else g + d
 
 
-def _node_output_grads(node, grads_t, batch):
-    ds = [grads_t.pop(id(t), None) for t in node.outputs]
+def _node_output_grads(st, grads_t, batch):
+    """dLoss/d(the node's output), taken out of ``grads_t``; None when nothing reached it."""
+    if not st.listed:
+        s = st.outs[0]
+        d, grads_t[s] = grads_t[s], None
+        return d
+    ds = [grads_t[s] for s in st.outs]
+    for s in st.outs:
+        grads_t[s] = None
     for d in ds:  # (a loop, not all() over a generator: one Python call per item)
         if d is not None:
             break
     else:
         return None
-    if not node.listed:
-        return ds[0]
     # a layer returning [output, *states]: unused outputs get zeros (states may stay None)
     if ds[0] is None:
-        t = node.outputs[0]
+        t = st.node.outputs[0]
         ds[0] = np.zeros((batch, *t.shape[1:]), t.dtype)
     return ds
+
+
+def _node_backward(st, dy, cache, grads_t):
+    """``(dx, parameter grads)`` of one node; gradients of its ``initial_state`` tensors go
+    into ``grads_t``. ``dx`` None when no input needs it."""
+    layer = st.layer
+    if st.init:
+        dx, g, dinit = layer.backward_with_state(dy, cache, need_dx=st.need_dx)
+        for s, need, d in zip(st.init, st.grad_init, dinit):
+            if need and d is not None:
+                _accumulate(grads_t, s, d)
+        return dx, g
+    if st.need_dx:
+        return layer.backward(dy, cache)
+    return None, layer.param_grads(dy, cache)
+
+
+def _add_param_grads(grads, layer, g):
+    """A node's parameter gradients into ``grads`` by dotted name (a shared layer's summed),
+    when its layer is trainable now, without its non-trainable roles."""
+    if not layer.trainable:
+        return
+    skip, name = layer.non_trainable_roles, layer.name
+    for role, v in g.items():
+        if role in skip:
+            continue
+        key = f"{name}.{role}"
+        grads[key] = v if key not in grads else grads[key] + v
 
 
 def _topological(inputs, outputs, name):
@@ -305,12 +332,3 @@ def _keras_layer_order(inputs, order, first_seen):
             layer_depth[layer] = 0
             first_seen[layer] = -1
     return sorted(layer_depth, key=lambda la: (-layer_depth[la], first_seen.get(la, 0)))
-
-
-def _reads_computed(tensors, input_ids) -> bool:
-    """Whether any of ``tensors`` is computed by a node (not a model input): its gradient is
-    needed. A loop: ``any`` over a generator is one Python call per item, each training step."""
-    for t in tensors:
-        if id(t) not in input_ids:
-            return True
-    return False

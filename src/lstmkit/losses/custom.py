@@ -79,7 +79,7 @@ class LossFunctionWrapper(Loss):
         if w is None and g.dtype == values.dtype:
             # the weight is a 1 of their dtype: the products by it change no bit (skipped)
             dy = (g / values.size).astype(y_pred.dtype, copy=False)
-            return float(np.sum(values) / values.size), dy
+            return float(np.add.reduce(values, axis=None) / values.size), dy  # (np.sum's sum)
         w = self._user_weights(sample_weight, values) if w is None else w
         w_full = np.reshape(w, np.shape(w) + (1,) * (y_pred.ndim - np.ndim(w)))
         dy = (g * w_full / values.size).astype(y_pred.dtype, copy=False)

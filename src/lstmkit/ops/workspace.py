@@ -25,7 +25,8 @@ back at once::
   ``Bidirectional`` merging its directions, a recurrent layer returning its last state only).
 - Bounded: at most ``max_bytes`` (``LSTMKIT_WORKSPACE_MB``, default 512; ``0`` keeps nothing)
   are kept; a take beyond that, or one smaller than :data:`SMALL_BYTES`, is a fresh array
-  (correct, just not reused).
+  (correct, just not reused). Small buffers are kept too: a fresh :func:`aligned_empty` costs
+  about 3.5 us, a kept one about 1; the forecaster's step takes 15 of them (issue 18).
 - Every buffer handed out starts on a cache line (:func:`aligned_empty`), so the kernels'
   vector loads and stores of a row never straddle two lines when the row's bytes are a
   multiple of 64 (``B`` a multiple of 16 in float32); ``np.empty`` gives 16 bytes.
@@ -45,9 +46,11 @@ import os
 
 import numpy as np
 
-#: Buffers smaller than this are not kept: each take is a fresh :func:`aligned_empty` (malloc
-#: serves them from memory already mapped, so reuse gains nothing).
-SMALL_BYTES = 2**16
+#: Buffers smaller than this (a cache line) are not kept: each take is a fresh
+#: :func:`aligned_empty`. Bigger ones are: malloc serves a small buffer from memory already
+#: mapped, but making it start on a cache line costs ~3.5 us (:func:`aligned_empty`), a kept
+#: one ~1 us, and a small model's step takes a dozen (it was 64 KiB until 2026-12-07).
+SMALL_BYTES = 64
 
 #: Bytes of a cache line: where every buffer handed out here starts (:func:`aligned_empty`).
 CACHE_LINE = 64
@@ -104,32 +107,43 @@ class Workspace:
         self._free: dict = {}  # the same keys -> buffers not taken this generation (a stack)
         self._used: dict = {}  # keys -> how many of its buffers are out now
         self._peak: dict = {}  # keys -> the most that were out at once in this generation
-        self._owner: dict = {}  # id of the memory's owner (a.base) -> the kept buffer a
+        self._owner: dict = {}  # id of the memory's owner (a.base) -> (the kept buffer a, key)
+        self._keys: dict = {}  # (shape, dtype) as a take got them -> (key, nbytes)
 
     def take(self, shape, dtype) -> np.ndarray:
         """An uninitialised C-contiguous array like ``np.empty(shape, dtype)`` starting on a
         cache line, distinct from every other array taken in this generation (until given
         back)."""
-        shape = tuple(map(int, shape))  # (no generator: this runs ~10 times a training step)
-        dtype = np.dtype(dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
+        key, nbytes = self._key(shape, dtype)  # key: (shape as ints, dtype.str)
         if nbytes < SMALL_BYTES:
-            return aligned_empty(shape, dtype)
-        key = (shape, dtype.str)
+            return aligned_empty(*key)
         free = self._free.get(key)
         if free:
             a = free.pop()
         else:
-            a = aligned_empty(shape, dtype)
+            a = aligned_empty(*key)
             if self.bytes + nbytes > self.max_bytes:
                 return a  # beyond the cap: a plain array, not kept
             self._all.setdefault(key, []).append(a)
-            self._owner[id(a.base)] = a
+            self._owner[id(a.base)] = (a, key)
             self.bytes += nbytes
         n = self._used[key] = self._used.get(key, 0) + 1
         if n > self._peak.get(key, 0):
             self._peak[key] = n
         return a
+
+    def _key(self, shape, dtype):
+        """``((shape as ints, dtype.str), nbytes)`` of a take, remembered by the arguments as
+        given (working them out cost ~1.7 us of a ~2 us take; a training step takes a dozen)."""
+        try:
+            known = self._keys.get((shape, dtype))
+        except TypeError:  # an unhashable shape (a list)
+            return _key_of(shape, dtype)
+        if known is None:
+            if len(self._keys) >= 256:  # (shapes that keep changing: start again)
+                self._keys.clear()
+            known = self._keys[(shape, dtype)] = _key_of(shape, dtype)
+        return known
 
     def give_back(self, *arrays) -> None:
         """Return buffers that nothing reads again in this generation (scratch, an output its
@@ -137,13 +151,17 @@ class Workspace:
         buffers or views of them; arrays the pool does not keep are ignored."""
         for a in arrays:
             # a buffer and its views share one base, the memory's owner (aligned_empty)
-            a = self._owner.get(id(a.base)) if isinstance(a, np.ndarray) else None
-            if a is None:
+            # (only kept buffers have an owner entry: reset and detach remove theirs)
+            owner = self._owner.get(id(a.base)) if isinstance(a, np.ndarray) else None
+            if owner is None:
                 continue
-            key = (a.shape, a.dtype.str)
-            kept = self._all.get(key, ())
-            if _holds(kept, a) and not _holds(self._free.get(key, ()), a):
-                self._free.setdefault(key, []).append(a)
+            a, key = owner
+            free = self._free.get(key)
+            if free is None:
+                self._free[key] = [a]
+                self._used[key] -= 1
+            elif not _holds(free, a):  # (not given back twice)
+                free.append(a)
                 self._used[key] -= 1
 
     def reset(self) -> None:
@@ -156,14 +174,15 @@ class Workspace:
             return
         for key, kept in list(self._all.items()):
             n = self._peak.get(key, 0)
-            for a in kept[n:]:
-                self.bytes -= a.nbytes
-                del self._owner[id(a.base)]
-            if n == 0:
-                del self._all[key]
-                self._free.pop(key, None)
-                continue
-            del kept[n:]
+            if n < len(kept):  # (in a steady training loop, never)
+                for a in kept[n:]:
+                    self.bytes -= a.nbytes
+                    del self._owner[id(a.base)]
+                if n == 0:
+                    del self._all[key]
+                    self._free.pop(key, None)
+                    continue
+                del kept[n:]
             self._free[key] = kept[::-1]  # popped from the end: first made, first taken
         self._used.clear()
         self._peak.clear()
@@ -199,6 +218,13 @@ class Workspace:
         if not isinstance(a, np.ndarray) or a.nbytes == 0:
             return False
         return any(np.may_share_memory(a, b) for bs in self._all.values() for b in bs)
+
+
+def _key_of(shape, dtype):
+    """``((shape as ints, dtype.str), nbytes)``: the pool's key of a take and its size."""
+    shape = tuple(map(int, shape))
+    dtype = np.dtype(dtype)
+    return (shape, dtype.str), math.prod(shape) * dtype.itemsize
 
 
 def _remove(arrays: list, a) -> bool:

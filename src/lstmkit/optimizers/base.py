@@ -242,8 +242,9 @@ class Optimizer:
     def _norm_scale(self, flat, grads):
         """``_clip(grads, defer=True)``'s scale from ``flat.g`` (gathered): each gradient's part
         of its squares, in ``grads``' order, as ``_clip`` takes them."""
-        sq = np.square(flat.g, dtype=np.float64)
-        return self._clipnorm_scale(sq[slice(*flat.where[name])] for name in grads)
+        parts = flat.views_of_own()[1]
+        np.square(flat.g, out=flat.sq, dtype=np.float64)  # (into a buffer: the same squares)
+        return self._clipnorm_scale([parts[name] for name in grads])
 
     def _clipnorm_scale(self, squares):
         """The clipnorm factor (None: the norm is within the limit) from each gradient's float64
@@ -342,15 +343,34 @@ class _FlatStep:
     a float64 run) sends the step the per-array way, which computes in the slot's dtype.
     """
 
-    __slots__ = ("dtype", "flat_slots", "g", "key", "p", "spans", "views", "where")
+    __slots__ = ("dtype", "flat_slots", "g", "key", "names", "p", "parts", "spans", "sq",
+                 "sq_parts", "views", "where")  # fmt: skip
 
     def __init__(self, key, dtype, spans):
         self.key, self.dtype, self.spans = key, dtype, spans  # spans: [(name, shape, a, b)]
         self.where = {name: (a, b) for name, _, a, b in spans}  # name -> its part (a, b)
+        self.names = tuple(name for name, *_ in spans)
         n = spans[-1][3] if spans else 0
         self.p = None if dtype is None else np.empty(n, dtype)
         self.g = None if dtype is None else np.empty(n, dtype)
         self.flat_slots, self.views = {}, {}  # slot -> flat vector, its views in _slots
+        # each parameter's part of p, shaped; the gradients' float64 squares and their parts
+        # by name (made once, not at each step: slicing and reshaping 7 parts cost ~5 us)
+        self.sq = np.empty(n, np.float64)
+        self.parts, self.sq_parts = self._parts()
+
+    def _parts(self):
+        """Views of ``p`` (shaped) and of ``sq`` (by name), one per parameter."""
+        parts = [] if self.p is None else [self.p[a:b].reshape(s) for _, s, a, b in self.spans]
+        return parts, {name: self.sq[a:b] for name, _, a, b in self.spans}
+
+    def views_of_own(self):
+        """``(parts, sq_parts)``, made again when they are not views of this step's own ``p``
+        and ``sq`` (a deep copy of the optimizer copies them into separate arrays)."""
+        if self.parts and (self.parts[0].base is not self.p or self.sq_parts[self.names[0]].base
+                           is not self.sq):  # fmt: skip
+            self.parts, self.sq_parts = self._parts()
+        return self.parts, self.sq_parts
 
     @classmethod
     def make(cls, params):
@@ -378,7 +398,7 @@ class _FlatStep:
     def gather(self, grads):
         """The gradients into ``self.g``, in ``params`` order."""
         # astype(p.dtype) of each gradient, as the per-array update does ("unsafe" is astype's)
-        gs = [grads[name] for name, *_ in self.spans]
+        gs = [grads[name] for name in self.names]
         np.concatenate([g.ravel() if type(g) is np.ndarray else np.ravel(g) for g in gs],
                        out=self.g, casting="unsafe")  # fmt: skip
 
@@ -386,15 +406,15 @@ class _FlatStep:
         """``opt._update`` once over every parameter (``scale``: the clipnorm factor the
         gradients still need; ``gathered``: ``self.g`` holds them already, :meth:`gather`);
         each parameter gets its part back."""
-        ps = [params[name] for name, *_ in self.spans]
+        ps = [params[name] for name in self.names]
         np.concatenate([p.ravel() for p in ps], out=self.p)
         if not gathered:
             self.gather(grads)
         if scale is not None:  # g * scale in g's dtype, as _clip computes it
             self.g *= np.asarray(scale, self.g.dtype)
         opt._update(_ALL, self.p, self.g, lr)
-        for p, (_, shape, a, b) in zip(ps, self.spans):
-            p[...] = self.p[a:b].reshape(shape)
+        for p, part in zip(ps, self.views_of_own()[0]):
+            p[...] = part
 
     def slot(self, opt, slot, initial_value):
         """The flat vector of ``slot``, whose parts are ``opt._slots[slot][name]``."""

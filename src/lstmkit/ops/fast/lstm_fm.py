@@ -71,6 +71,13 @@ from .sync import wait
 PARALLEL_STEP_MACS = 2**19
 
 
+#: the ``(1, 1)`` stand-in for an absent recurrent dropout mask and for the mask's carry buffers
+#: of a backward without a mask (never read or written then), per float type
+_DUMMY = {np.dtype(t).char: aligned_empty((1, 1), t) for t in (np.float32, np.float64)}
+#: the backward's ``dx`` without ``need_dx`` (its rows of ``W @ dz`` start at D: never written)
+_DUMMY_DX = {np.dtype(t).char: aligned_empty((1, 1, 1), t) for t in (np.float32, np.float64)}
+
+
 def _take(ws, shape, dtype) -> np.ndarray:
     """A buffer from the workspace ``ws``, or a fresh one without; on a cache line either way."""
     return aligned_empty(shape, dtype) if ws is None else ws.take(shape, dtype)
@@ -186,6 +193,19 @@ def _panel_starts(counts):
     return first
 
 
+@functools.lru_cache(maxsize=64)
+def _gate_panel_starts(edges):
+    """:func:`_panel_starts` of the unit chunks ``edges`` (a tuple): 4 gate rows per unit
+    (cached: a step's generator and tuple cost ~2 us)."""
+    return _panel_starts(tuple(4 * (e1 - e0) for e0, e1 in itertools.pairwise(edges)))
+
+
+@functools.lru_cache(maxsize=64)
+def _range_panel_starts(lo, hi):
+    """:func:`_panel_starts` of the row ranges ``lo[i]:hi[i]`` (tuples; cached)."""
+    return _panel_starts(tuple(r1 - r0 for r0, r1 in zip(lo, hi)))
+
+
 def _packed_weights(kernel, U, bias, perm, edges, ws):
     """The rows ``perm`` of ``W.T = [bias | kernel.T | recurrent_kernel.T]`` packed for
     :func:`.packed.matmul_packed`, unit chunk by unit chunk: chunk p's gate rows
@@ -198,7 +218,7 @@ def _packed_weights(kernel, U, bias, perm, edges, ws):
 
 def _weight_panels(kernel, U, edges, ws):
     """The panels of :func:`_packed_weights`, not filled: ``(Ap, first)``."""
-    first = _panel_starts(tuple(4 * int(e1 - e0) for e0, e1 in itertools.pairwise(edges)))
+    first = _gate_panel_starts(tuple(edges.tolist()))
     Ap = _take(ws, (int(first[-1]), 1 + kernel.shape[0] + U.shape[0], MR), kernel.dtype)
     return Ap, first
 
@@ -247,6 +267,7 @@ class FMBuffers(NamedTuple):
     C: np.ndarray  # (T+1, H, B)
     TC: np.ndarray  # (T, H, B) tanh(c_t)
     threads: int  # the forward's unit chunks, which the backward shares alike
+    mk: np.ndarray  # the micro-kernels the forward ran (:func:`.packed.kernels`), the backward's
     views: tuple  # the cache's (x, gates, c, tanh_c, h_in) that these buffers stand for
 
 
@@ -278,21 +299,21 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     C[0] = c0.T
     TC = _take(ws, (T, H, B), dt)
     out = _take(ws, (B, T, H), dt)  # h_t in the layout the layer returns
-    rmT, has_rm = float_or_dummy(None if rm is None else rm.T, dt)
+    rmT, has_rm = (_DUMMY[dt.char], False) if rm is None else float_or_dummy(rm.T, dt)
     m, has_m = bool_or_dummy(mask)
     h0 = np.ascontiguousarray(h0)
     edges, perm = _chunks(H, P)
     Ap, first = _weight_panels(kernel, U, edges, ws)  # chunk-major rows, packed by the kernel
     Z = _take(ws, (P, 4 * _widest_chunk(H, P), B), dt)
     W = (kernel, U, bias, perm)
-    args = (edges, Ap, first, kernels(dt), XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts,
-            W)  # fmt: skip
+    mk = kernels(dt)
+    args = (edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts, W)
     met = _in_step(P, _forward_serial, _forward_parallel, args, B * 4 * H * (1 + D + H))
     _give_back(ws, Ap, Z)  # scratch of this call only
     if not met:  # the threads could not all meet: on one thread
         return lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, 1, acts, ws)
     views = (x, *(a.transpose(0, 2, 1) for a in (G, C, TC, XH[:T, 1 + D :])))  # (T, B, ...)
-    fm = FMBuffers(XH, G, C, TC, P, views)
+    fm = FMBuffers(XH, G, C, TC, P, mk, views)
     cache = make_cache((x, kernel, U, *views[1:], mask, recurrent_mask), (acts.act, acts.rec), fm)
     h_T = out[:, T - 1].copy() if T > 0 else h0
     return out.transpose(1, 0, 2), (h_T, C[T].T.copy()), cache  # final states never alias C
@@ -313,7 +334,8 @@ def _in_step(P, serial, parallel, args, macs) -> bool:
         try:
             serial(*args)
         finally:
-            _common._set_local_threads(previous)
+            if previous.count(1) != len(previous):  # (single-threaded before: nothing to undo)
+                _common._set_local_threads(previous)
         return True
     if _SYNC_FAILED[0]:
         return False
@@ -505,7 +527,7 @@ def _packed_input_weights(kernel, U, perm, rows, ws):
 def _row_panels(kernel, lo, hi, ws):
     """Panels for rows ``lo[i]:hi[i]`` of ``W`` (as above), range i from panel ``first[i]``
     on, not filled (:func:`_pack_W` fills them). Returns ``(Wp, first)``."""
-    first = _panel_starts(tuple(int(r1 - r0) for r0, r1 in zip(lo, hi)))
+    first = _range_panel_starts(tuple(lo.tolist()), tuple(hi.tolist()))
     Wp = _take(ws, (int(first[-1]), kernel.shape[1], MR), kernel.dtype)
     return Wp, first
 
@@ -528,12 +550,13 @@ def _pack_W(kernel, U, perm, lo, hi, first, Wp):
                         panel[k, r] = 0
 
 
-def _row_ranges(D, edges, need_dx):
+@functools.lru_cache(maxsize=64)
+def _row_ranges(D, H, P, need_dx):
     """Each thread's rows of ``W @ dz``, ``(lo, hi)`` of ``2P`` ranges: thread p's are
     ``2p`` (its share of the D x rows, none without dx) and ``2p + 1`` (the h rows of its unit
-    chunk). One thread: a single range, all rows it needs."""
-    P = len(edges) - 1
-    H = int(edges[-1])
+    chunk of :func:`_chunks`). One thread: a single range, all rows it needs. (Cached, read
+    only: the same arrays at every step.)"""
+    edges = _chunks(H, P)[0]
     r0 = 0 if need_dx else D
     if P == 1:
         return np.array([r0, D + H], np.int64), np.array([D + H, D + H], np.int64)
@@ -549,7 +572,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     the caller. ``need_dx=False`` leaves out the x rows of every step's ``W @ dz``. ``ws``: where
     its scratch comes from (None: fresh arrays); the gradients it returns are fresh arrays."""
     acts = acts_for(*DEFAULT) if acts is None else acts
-    XH, G, C, TC, P, _ = cache.buffers
+    XH, G, C, TC, P, mk, _ = cache.buffers
     P = P if threads is None else threads
     x, kernel, U = cache[:3]
     mask, rmask = cache.mask, cache.recurrent_mask
@@ -558,45 +581,51 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     H = H4 // 4
     D = x.shape[2]
     K = 1 + D + H
-    dh, dc = _state_grad(dh_T, H, B, dt), _state_grad(dc_T, H, B, dt)
+    dh, dc = _state_grad(dh_T, H, B, dt, ws), _state_grad(dc_T, H, B, dt, ws)
     has_dhs = dhs is not None
     dhs_ = np.zeros((1, 1, 1), dt) if not has_dhs else _batch_major(dhs, dt, ws)
-    rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
+    rmT, has_rm = (
+        (_DUMMY[dt.char], False) if rmask is None else float_or_dummy(np.asarray(rmask).T, dt)
+    )
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
-    lo, hi = _row_ranges(D, edges, need_dx)
+    lo, hi = _row_ranges(D, H, P, need_dx)
     Wp, first = _row_panels(kernel, lo, hi, ws)  # packed by the kernel, each thread its rows
     DZ = _take(ws, (min(P, 2), H4, B), dt)  # threads: dz of even and odd steps, in turn
-    out = aligned_empty((D + H, B), dt)  # one step's W @ dz
-    dx = aligned_empty((B, T, D) if need_dx else (1, 1, 1), dt)
+    out = _take(ws, (D + H, B), dt)  # one step's W @ dz
+    # dx is returned (never from ws); without it, a stand-in no step writes (rows from D on)
+    dx = aligned_empty((B, T, D), dt) if need_dx else _DUMMY_DX[dt.char]
     dWTp = _take(ws, (H4, K), dt)  # the first step's product overwrites it ...
     if T == 0:
         dWTp.fill(0)  # ... unless there is none
-    keep_dh = aligned_empty((H, B) if has_m else (1, 1), dt)  # read only with a mask
-    keep_dc = aligned_empty((H, B) if has_m else (1, 1), dt)
+    keep_dh = _take(ws, (H, B), dt) if has_m else _DUMMY[dt.char]  # read only with a mask
+    keep_dc = _take(ws, (H, B), dt) if has_m else _DUMMY[dt.char]
     # dWTp's rows are in the chunk-major order perm: each thread scatters its own back into
     # the gradients, without an unpermuted (4H, K) copy
     dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
-    args = (gemm_address(dt), edges, lo, hi, Wp, first, kernels(dt), XH, G, C, TC, dhs_,
+    args = (gemm_address(dt), edges, lo, hi, Wp, first, mk, XH, G, C, TC, dhs_,
             has_dhs, dh, dc, rmT, has_rm, m, has_m, DZ, out, dx, dWTp, keep_dh, keep_dc, perm,
             dW, dU, db, acts, (kernel, U))  # fmt: skip
+    scratch = (Wp, DZ, dWTp, dhs_, out, keep_dh, keep_dc)  # (dhs_ only if taken here)
     if not _in_step(P, _backward_serial, _backward_parallel, args, B * H4 * K):
-        _give_back(ws, Wp, DZ, dWTp, dhs_)
+        _give_back(ws, *scratch, dh, dc)
         return lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts, ws, threads=1)
-    _give_back(ws, Wp, DZ, dWTp, dhs_)  # scratch of this call only (dhs_ only if taken here)
-    return {
+    grads = {
         "x": dx.transpose(1, 0, 2) if need_dx else None,  # a view of the layer's (B, T, D)
-        "h0": np.ascontiguousarray(dh.T),
+        "h0": np.ascontiguousarray(dh.T),  # (copies: dh and dc go back to ws)
         "c0": np.ascontiguousarray(dc.T),
         "kernel": dW,
         "recurrent_kernel": dU,
         "bias": db,
     }
+    _give_back(ws, *scratch, dh, dc)  # scratch of this call only
+    return grads
 
 
-def _state_grad(d, H, B, dt):
-    """``(H, B)``, on a cache line: ``d (B, H)`` transposed (cast to ``dt``), zeros if None."""
-    out = aligned_empty((H, B), dt)
+def _state_grad(d, H, B, dt, ws=None):
+    """``(H, B)``, on a cache line (from ``ws``: scratch of the backward): ``d (B, H)``
+    transposed (cast to ``dt``), zeros if None."""
+    out = _take(ws, (H, B), dt)
     if d is None:
         out.fill(0)
     else:
