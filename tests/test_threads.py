@@ -75,12 +75,12 @@ def test_predict_switches_blas_threads_only_for_batches_of_two_or_more(fast_thre
     """The rule (not its timing): with two lstmkit threads, ``predict`` makes BLAS
     single-threaded around a batch of 2 or more, and leaves it alone for a batch of one (whose
     recurrent kernels run on the calling thread); the outputs are the same either way."""
-    from lstmkit.ops.fast import common
+    from lstmkit.ops import blas_threads
 
     fast_threads(2)
     switches = []
-    real = common._set_local_threads
-    monkeypatch.setattr(common, "_set_local_threads", lambda n: switches.append(n) or real(n))
+    real = blas_threads.set_local_threads
+    monkeypatch.setattr(blas_threads, "set_local_threads", lambda n: switches.append(n) or real(n))
     lstmkit.set_random_seed(0)
     model = lstmkit.Sequential([LSTM(5, input_shape=(4, 3)), Dense(2)])
     model.build()
@@ -216,3 +216,51 @@ def test_busy_while_a_worker_runs_or_another_process_holds_the_lock(monkeypatch,
         holder.kill()
         holder.wait()
     assert not fresh()
+
+
+def test_single_threaded_blas_holds_from_two_threads_overlap_without_losing_the_setting():
+    """Two Python threads each hold BLAS single-threaded, overlapping (A in, B in, A out, B out):
+    BLAS stays on one thread until the last holder leaves, then gets back the count found by the
+    first. (Each saving and restoring on its own gave B two BLAS threads after A left, and two
+    models trained at once then differed from their serial runs in the last bit.)"""
+    import threading
+
+    from lstmkit.ops import blas_threads
+
+    if not blas_threads.setters():
+        pytest.skip("this BLAS has no openblas_set_num_threads_local")
+
+    def in_force():
+        now = blas_threads.set_local_threads(2)  # returns the value in force
+        blas_threads.set_local_threads(now)
+        return now
+
+    n = len(blas_threads.setters())
+    previous = blas_threads.set_local_threads(2)
+    seen = {}
+    a_in, a_out, b_in = threading.Event(), threading.Event(), threading.Event()
+
+    def a():
+        with blas_threads.single_threaded():
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def b():
+        a_in.wait(10)
+        with blas_threads.single_threaded():
+            b_in.set()
+            a_out.wait(10)
+            seen["b, after a left"] = in_force()
+
+    try:
+        threads = [threading.Thread(target=f) for f in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert seen["b, after a left"] == [1] * n
+        assert blas_threads.holders() == 0
+        assert in_force() == [2] * n
+    finally:
+        blas_threads.set_local_threads(previous)

@@ -47,7 +47,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import activations, compiled
+from . import activations, blas_threads, compiled
 
 log = logging.getLogger("lstmkit.ops.backend")
 BACKENDS = ("numpy", "numba", "auto")
@@ -496,7 +496,7 @@ class _ComputeScope:
     """:func:`compute_scope` as a class (a training step enters one: a generator-based context
     manager cost ~3 us more per step)."""
 
-    __slots__ = ("previous", "rows", "setter", "threads_token", "token", "workspace")
+    __slots__ = ("held", "rows", "threads_token", "token", "workspace")
 
     def __init__(self, rows, workspace):
         self.rows, self.workspace = rows, workspace
@@ -506,29 +506,22 @@ class _ComputeScope:
         threads = None if rows is not None and rows < 2 else _read_threads()
         self.token = _WORKSPACE.set(self.workspace)
         self.threads_token = _SCOPE_THREADS.set(threads)  # read once (see _fast_threads)
-        self.previous = self.setter = None
-        if threads is not None and threads >= 2:
-            from .fast import common
-
-            self.setter = common._set_local_threads
-        elif threads == 0 and compiled.busy():
-            # the NumPy reference while the kernels compile in the background: the compiler has a
-            # core, and OpenBLAS's second thread waiting on it made the reference's small
-            # products 2-5x slower (docs/speed.md, "The first call")
-            from . import blas_threads
-
-            self.setter = blas_threads.set_local_threads
-        if self.setter is not None:
+        # lstmkit's own threads share out the products; or the NumPy reference runs while the
+        # kernels compile in the background: the compiler has a core, and OpenBLAS's second
+        # thread waiting on it made the reference's small products 2-5x slower (docs/speed.md,
+        # "The first call")
+        self.held = (threads is not None and threads >= 2) or (threads == 0 and compiled.busy())
+        if self.held:
             try:
-                self.previous = self.setter(1)
+                blas_threads.hold_single()
             except BaseException:
                 self._reset()
                 raise
 
     def __exit__(self, *exc):
         try:
-            if self.previous is not None:
-                self.setter(self.previous)
+            if self.held:
+                blas_threads.release_single()
         finally:
             self._reset()
         return False

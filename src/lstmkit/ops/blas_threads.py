@@ -7,6 +7,7 @@ are being built in the background), and the fast path re-exports these from :mod
 from __future__ import annotations
 
 import os
+import threading
 
 
 def _openblas_paths() -> list[str]:
@@ -74,3 +75,62 @@ def set_local_threads(n) -> list[int]:
     fns = setters()
     ns = n if isinstance(n, list) else [n] * len(fns)
     return [fn(k) for fn, k in zip(fns, ns)]
+
+
+# --- one thread for a while, across Python threads -------------------------------------------
+# OpenBLAS's pthreads builds (NumPy's and SciPy's wheels) keep one thread count per process:
+# ``openblas_set_num_threads_local`` sets it for everyone. Two Python threads that each saved,
+# set 1 and restored it interleaved (A saves 2, B saves 1, A restores 2 while B's weight gradient
+# runs): B's products then ran on two BLAS threads, whose partition rounds a few elements
+# differently, so two models trained at once in two threads differed from their serial runs in
+# the last bit about one time in 30 (tests/test_workspace.py). So every wish for single-threaded
+# BLAS is a hold, counted under a lock: the first holder saves and sets, the last one restores.
+_HOLD_LOCK = threading.Lock()
+_hold = {"holders": 0, "restore": None}
+
+
+def hold_single() -> None:
+    """Make BLAS single-threaded until the matching :func:`release_single` (nested and
+    concurrent holds from any thread are counted)."""
+    with _HOLD_LOCK:
+        if _hold["holders"] == 0:
+            _hold["restore"] = set_local_threads(1)
+        _hold["holders"] += 1
+
+
+def release_single() -> None:
+    """End a hold of :func:`hold_single`; the last one restores the thread count found by the
+    first (unless that was one thread already: nothing to undo)."""
+    with _HOLD_LOCK:
+        _hold["holders"] -= 1
+        if _hold["holders"] == 0:
+            previous, _hold["restore"] = _hold["restore"], None
+            if previous.count(1) != len(previous):
+                set_local_threads(previous)
+
+
+def holders() -> int:
+    """How many holds are in force now (tests)."""
+    return _hold["holders"]
+
+
+class single_threaded:
+    """``with single_threaded():``: :func:`hold_single` for the block."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        hold_single()
+
+    def __exit__(self, *exc):
+        release_single()
+        return False
+
+
+def _renew_lock_in_child() -> None:
+    global _HOLD_LOCK
+    _HOLD_LOCK = threading.Lock()  # a lock held by another thread at the fork stays held there
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_lock_in_child)

@@ -16,6 +16,8 @@ import threading
 import numpy as np
 from numba import njit
 
+from .. import blas_threads
+
 # The BLAS thread switches live in a numba-free module (the NumPy backend switches them too while
 # these kernels compile); re-exported for the fast path.
 from ..blas_threads import openblas_kernels  # noqa: F401
@@ -222,7 +224,7 @@ def in_parallel(slices, fn, blas_macs: float) -> list:
 
     # Set before any worker starts and restored after the last one is done: in OpenBLAS builds
     # with pthreads (NumPy's and SciPy's wheels) the "local" setting is in fact process-wide.
-    previous = _set_local_threads(1)
+    blas_threads.hold_single()
     futures = {}
     if n > 1:
         pool = _pool(n - 1)
@@ -242,7 +244,7 @@ def in_parallel(slices, fn, blas_macs: float) -> list:
                 if i not in stolen:
                     results[i] = f.result()
         finally:
-            _set_local_threads(previous)
+            blas_threads.release_single()
     return results
 
 

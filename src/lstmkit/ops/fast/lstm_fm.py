@@ -330,12 +330,8 @@ def _in_step(P, serial, parallel, args, macs) -> bool:
         if macs < _common.OPENBLAS_THREADING_MACS:
             serial(*args)
             return True
-        previous = _common._set_local_threads(1)  # single-threaded BLAS (the weight gradient)
-        try:
+        with _common.blas_threads.single_threaded():  # (the weight gradient's product)
             serial(*args)
-        finally:
-            if previous.count(1) != len(previous):  # (single-threaded before: nothing to undo)
-                _common._set_local_threads(previous)
         return True
     if _SYNC_FAILED[0]:
         return False
