@@ -633,7 +633,7 @@ def _infer_chunk(t, j0, j1, d0, d1, Ap, p0, mk, xb, XH, Z, Cb, out, mask, has_ma
     matmul_packed(Ap, p0, 4 * hu, xh, Z, mk)
     cp, cn = Cb[t % 2], Cb[(t + 1) % 2]
     lstm_pass_infer(Z.ravel(), cp.ravel()[j0 * B : j1 * B], cn.ravel()[j0 * B : j1 * B],
-                    nx.ravel()[(r0 + j0) * B : (r0 + j1) * B], hu * B, acts)  # fmt: skip
+                    nx.ravel()[(r0 + j0) * B : (r0 + j1) * B], hu * B, acts, mk[3])  # fmt: skip
     if has_mask:
         carry_over(mask[t], cn[j0:j1].T, cp[j0:j1].T)
         carry_over(mask[t], nx[r0 + j0 : r0 + j1].T, xh[r0 + j0 : r0 + j1].T)

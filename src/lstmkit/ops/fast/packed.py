@@ -82,9 +82,20 @@ def block_columns(itemsize: int, name: str | None = None) -> int:
     return NV * lanes(itemsize, name)
 
 
+def pass_phases(name: str | None = None) -> int:
+    """How the inference kernels run the LSTM's pointwise pass under variant ``name`` (default:
+    the one in use): 2, the gate activations of a whole block and then the state update
+    (:func:`.cells.lstm_pass_infer`), where a vector register file of 16 (AVX2, SSE) cannot
+    hold one loop's two chains of activations (on the AVX2 EPYC 3.7 -> 3.2 ns a cell, the
+    same bits); 1, one loop, on AVX-512 (32 registers), where the extra pass over the block
+    was never measured to pay (docs/speed.md, "inference at C and A on the AVX2 CPU")."""
+    return 1 if (name or variant()) == "avx512" else 2
+
+
 def kernels(dtype, name: str | None = None) -> np.ndarray:
-    """``int64 [address of the MR x NR kernel, of the MR x NR/2 one, NR]`` of variant ``name``
-    (default: the one in use) for ``dtype``: the argument ``mk`` of :func:`matmul_packed`."""
+    """``int64 [address of the MR x NR kernel, of the MR x NR/2 one, NR, pass phases]`` of
+    variant ``name`` (default: the one in use) for ``dtype``: the argument ``mk`` of
+    :func:`matmul_packed` and of the inference kernels (the last entry: :func:`pass_phases`)."""
     name = name or variant()
     with _lock:
         if name not in _built:
@@ -118,7 +129,8 @@ def _build(name):
     table = {}
     for size, fns in names.items():
         addresses = [engine.get_function_address(f) for f in fns]
-        table[size] = np.array([*addresses, NV * lanes(size, name)], np.int64)
+        table[size] = np.array([*addresses, NV * lanes(size, name), pass_phases(name)],
+                               np.int64)  # fmt: skip
         table[size].flags.writeable = False
     return engine, table
 
