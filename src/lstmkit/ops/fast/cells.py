@@ -13,10 +13,10 @@ here for the defaults; ``ρ'`` and ``φ'`` from the outputs in general)::
     dz_i = dc_t * g * i(1 - i)    dz_f = dc_t * c_prev * f(1 - f)
     dz_g = dc_t * i * (1 - g^2)   dz_o = dh * tanh(c) * o(1 - o)    dc_prev = dc_t * f
 
-:func:`lstm_cell` and :func:`lstm_cell_grad` are scalar and ``inline="always"``: numba pastes
-them into the caller's loop, so a flat loop over contiguous blocks vectorises as if written out
-(the float32 activations of :mod:`.activations` at the full float32 width). The passes below
-run them over a chunk of ``m`` units (feature-major: ``m = units * B`` values of ``(H, B)``
+:func:`lstm_cell` (:func:`lstm_gates`, then :func:`lstm_state`) and :func:`lstm_cell_grad` are
+scalar and ``inline="always"``: numba pastes them into the caller's loop, so a flat loop over
+contiguous blocks vectorises as if written out (the float32 activations of :mod:`.activations`
+at the full float32 width). The passes below run them over a chunk of ``m`` units (feature-major: ``m = units * B`` values of ``(H, B)``
 blocks; row-major: one row's ``H``), gate blocks a stride apart; the feature-major kernels
 (:mod:`.lstm_fm`), the row-major ones and the streaming step (:mod:`.lstm`) all call them. Each
 pass slices its operands before the loop: with the offsets inside the loop numba's vectoriser
