@@ -30,3 +30,37 @@ def test_transpose_into_is_numpys_transpose(variant, dtype, R, C):
     assert np.array_equal(Y[1 : C + 1, 2 : R + 2], X.T)
     Y[1 : C + 1, 2 : R + 2] = 9
     assert (Y == 9).all(), "wrote outside the destination"
+
+
+@pytest.mark.parametrize("lanes", [2, 4, 8, 16])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_tile_loop_of_every_width_is_a_transpose(lanes, dtype):
+    """The generator at every tile width a variant uses (16: AVX-512's float32, which this CPU
+    may not run) built for this CPU with LLVM's generic target, so that each width's IR runs
+    here (LLVM splits or widens the vectors, the shuffles' meaning is the IR's), and called
+    directly: tiles along ``x``'s rows into ``y``'s columns, nothing else written."""
+    import ctypes
+
+    import llvmlite.binding as llvm
+    from llvmlite import ir
+
+    from lstmkit.ops.fast.transpose import transpose_function
+
+    module = ir.Module(name="transpose_test")
+    module.triple = llvm.get_process_triple()
+    name = transpose_function(module, dtype == np.float64, lanes).name
+    mod = llvm.parse_assembly(str(module))
+    mod.verify()
+    tm = llvm.Target.from_triple(module.triple).create_target_machine(cpu="generic", jit=True)
+    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine.finalize_object()
+    fn = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 6)(engine.get_function_address(name))
+    n = 3  # tiles
+    rng = np.random.default_rng(lanes)
+    X = rng.standard_normal((n * lanes + 1, lanes + 2)).astype(dtype)  # rows: tiles and one more
+    Y = np.full((lanes + 1, n * lanes + 3), 9, dtype)
+    fn(X.ctypes.data, X.shape[1], Y.ctypes.data, Y.shape[1], n, 0)
+    assert np.array_equal(Y[:lanes, : n * lanes], X[: n * lanes, :lanes].T)
+    Y[:lanes, : n * lanes] = 9
+    assert (Y == 9).all(), "wrote outside the tiles"
+    del engine  # (after the last call through its address)
