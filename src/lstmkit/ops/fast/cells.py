@@ -13,10 +13,10 @@ here for the defaults; ``ρ'`` and ``φ'`` from the outputs in general)::
     dz_i = dc_t * g * i(1 - i)    dz_f = dc_t * c_prev * f(1 - f)
     dz_g = dc_t * i * (1 - g^2)   dz_o = dh * tanh(c) * o(1 - o)    dc_prev = dc_t * f
 
-:func:`lstm_cell` and :func:`lstm_cell_grad` are scalar and ``inline="always"``: numba pastes
-them into the caller's loop, so a flat loop over contiguous blocks vectorises as if written out
-(the float32 activations of :mod:`.activations` at the full float32 width). The passes below
-run them over a chunk of ``m`` units (feature-major: ``m = units * B`` values of ``(H, B)``
+:func:`lstm_cell` (:func:`lstm_gates`, then :func:`lstm_state`) and :func:`lstm_cell_grad` are
+scalar and ``inline="always"``: numba pastes them into the caller's loop, so a flat loop over
+contiguous blocks vectorises as if written out (the float32 activations of :mod:`.activations`
+at the full float32 width). The passes below run them over a chunk of ``m`` units (feature-major: ``m = units * B`` values of ``(H, B)``
 blocks; row-major: one row's ``H``), gate blocks a stride apart; the feature-major kernels
 (:mod:`.lstm_fm`), the row-major ones and the streaming step (:mod:`.lstm`) all call them. Each
 pass slices its operands before the loop: with the offsets inside the loop numba's vectoriser
@@ -38,16 +38,26 @@ _Z, _R, _N = (GRU_GATES.index(k) for k in ("z", "r", "n"))
 
 
 @njit(inline="always")
-def lstm_cell(acts, zi, zf, zg, zo, c_prev):
-    """One unit's step: pre-activations and c_{t-1} -> ``(i, f, g, o, c, φ(c), h)``; ``acts``
-    the pair (φ, ρ), default (tanh, sigmoid)."""
-    i = rho(acts, zi)
-    f = rho(acts, zf)
-    g = phi(acts, zg)
-    o = rho(acts, zo)
+def lstm_gates(acts, zi, zf, zg, zo):
+    """One unit's gate activations: pre-activations -> ``(i, f, g, o)``."""
+    return rho(acts, zi), rho(acts, zf), phi(acts, zg), rho(acts, zo)
+
+
+@njit(inline="always")
+def lstm_state(acts, i, f, g, o, c_prev):
+    """One unit's state update: the gates and c_{t-1} -> ``(c, φ(c), h)``."""
     c = f * c_prev + i * g
     tc = phi(acts, c)
-    return i, f, g, o, c, tc, o * tc
+    return c, tc, o * tc
+
+
+@njit(inline="always")
+def lstm_cell(acts, zi, zf, zg, zo, c_prev):
+    """One unit's step: pre-activations and c_{t-1} -> ``(i, f, g, o, c, φ(c), h)``; ``acts``
+    the pair (φ, ρ), default (tanh, sigmoid): :func:`lstm_gates`, then :func:`lstm_state`."""
+    i, f, g, o = lstm_gates(acts, zi, zf, zg, zo)
+    c, tc, h = lstm_state(acts, i, f, g, o, c_prev)
+    return i, f, g, o, c, tc, h
 
 
 @njit(inline="always")
@@ -82,10 +92,20 @@ def lstm_pass(z, zs, a, gs, o, cp, cn, tc, h, ho, m, acts):
 
 
 @njit(**_JIT)
-def lstm_pass_infer(z, cp, cn, h, m, acts):
+def lstm_pass_infer(z, cp, cn, h, m, acts, phases=1):
     """Inference over one chunk: pre-activations ``z`` (gate blocks ``m`` apart) and c_{t-1}
-    -> c_t and h_t only (``cn`` may be ``cp``)."""
+    -> c_t and h_t only (``cn`` may be ``cp``). ``phases`` 2: the gate activations of the whole
+    chunk first, into ``z`` (its blocks then hold i, f, g, o), then the state update, the same
+    bits; 1: both in one loop (see :func:`.packed.pass_phases` for which a variant takes)."""
     zi, zf, zg, zo = lstm_blocks(z, 0, m, m)
+    if phases == 2:
+        for k in range(m):
+            zi[k], zf[k], zg[k], zo[k] = lstm_gates(acts, zi[k], zf[k], zg[k], zo[k])
+        for k in range(m):
+            c, _, hk = lstm_state(acts, zi[k], zf[k], zg[k], zo[k], cp[k])
+            cn[k] = c
+            h[k] = hk
+        return
     for k in range(m):
         _, _, _, _, c, _, hk = lstm_cell(acts, zi[k], zf[k], zg[k], zo[k], cp[k])
         cn[k] = c

@@ -82,9 +82,21 @@ def block_columns(itemsize: int, name: str | None = None) -> int:
     return NV * lanes(itemsize, name)
 
 
+def pass_phases(name: str | None = None) -> int:
+    """How the inference kernels run the LSTM's pointwise pass under variant ``name`` (default:
+    the one in use): 2, the gate activations of a whole block and then the state update
+    (:func:`.cells.lstm_pass_infer`), where a vector register file of 16 (AVX2, SSE) cannot
+    hold one loop's two chains of activations (on the AVX2 EPYC 3.7 -> 3.2 ns a cell, the
+    same bits); 1, one loop, on AVX-512 (32 registers), where the extra pass over the block
+    was never measured to pay (docs/speed.md, "inference at C and A on the AVX2 CPU")."""
+    return 1 if (name or variant()) == "avx512" else 2
+
+
 def kernels(dtype, name: str | None = None) -> np.ndarray:
-    """``int64 [address of the MR x NR kernel, of the MR x NR/2 one, NR]`` of variant ``name``
-    (default: the one in use) for ``dtype``: the argument ``mk`` of :func:`matmul_packed`."""
+    """``int64 [address of the MR x NR kernel, of the MR x NR/2 one, NR, pass phases, address
+    of the transposing copy]`` of variant ``name`` (default: the one in use) for ``dtype``: the
+    argument ``mk`` of :func:`matmul_packed` and of the inference kernels (:func:`pass_phases`,
+    :func:`.transpose.transpose_into`)."""
     name = name or variant()
     with _lock:
         if name not in _built:
@@ -93,8 +105,11 @@ def kernels(dtype, name: str | None = None) -> np.ndarray:
 
 
 def _build(name):
-    """Compile variant ``name``'s four kernels (float32 / float64, full / half width)."""
+    """Compile variant ``name``'s four kernels (float32 / float64, full / half width) and its
+    two transposing copies (:mod:`.transpose`)."""
     import llvmlite.binding as llvm
+
+    from .transpose import transpose_function
 
     feats, _ = compiled.KERNEL_VARIANTS[name]
     target = llvm.Target.from_triple(llvm.get_process_triple())
@@ -108,6 +123,7 @@ def _build(name):
         n = lanes(itemsize, name)
         names[itemsize] = [_kernel_function(module, itemsize == 8, nv, n, bool(feats)).name
                            for nv in (NV, NV // 2)]  # fmt: skip
+        names[itemsize].append(transpose_function(module, itemsize == 8, n).name)
     mod = llvm.parse_assembly(str(module))
     mod.data_layout = str(tm.target_data)
     mod.verify()
@@ -118,7 +134,9 @@ def _build(name):
     table = {}
     for size, fns in names.items():
         addresses = [engine.get_function_address(f) for f in fns]
-        table[size] = np.array([*addresses, NV * lanes(size, name)], np.int64)
+        full, half, tr = addresses
+        table[size] = np.array([full, half, NV * lanes(size, name), pass_phases(name), tr],
+                               np.int64)  # fmt: skip
         table[size].flags.writeable = False
     return engine, table
 
