@@ -457,6 +457,9 @@ def test_barrier_without_an_os_yield(monkeypatch):
     monkeypatch.setattr(ctypes, "WinDLL", no_library, raising=False)
     assert sync._yield_address() == 0
     monkeypatch.setattr(sync, "YIELD", 0)
+    # a spinning party never gives its core back: under a full parallel test run the partner can
+    # wait longer than the default ~0.7 s for one; ~6 s still ends a real deadlock
+    monkeypatch.setattr(sync, "TIMEOUT_CYCLES", 2**34)
     monkeypatch.setattr(lstm_fm, "_SYNC_FAILED", [False])
     args, upstream = problem(9, 33, 7, 13, np.float64, "holes", True)
     want, _ = reference(args, upstream)
