@@ -313,7 +313,14 @@ def _in_threads(*fns):
     return results
 
 
-def test_two_threads_training_two_models_get_their_serial_results():
+def test_two_threads_training_two_models_get_their_serial_results(monkeypatch):
+    """Two models trained at once, one per Python thread, end with their serial weights, bit for
+    bit: nothing of one step leaks into the other (buffers, BLAS's thread count)."""
+    from lstmkit.ops.fast import sync
+
+    # two regions of two spinning threads each on two cores under a full test run: a generous
+    # barrier timeout, so that neither gives up and redoes its steps on one thread (other bits)
+    monkeypatch.setattr(sync, "TIMEOUT_CYCLES", 2**34)
     data = [_batches(5), _batches(6)]
     serial = [_train(_sequence_model(), d) for d in data]
     models = [_sequence_model(), _sequence_model()]
