@@ -460,16 +460,21 @@ def test_barrier_without_an_os_yield(monkeypatch):
     # a spinning party never gives its core back: under a full parallel test run the partner can
     # wait longer than the default ~0.7 s for one; ~6 s still ends a real deadlock
     monkeypatch.setattr(sync, "TIMEOUT_CYCLES", 2**34)
-    monkeypatch.setattr(lstm_fm, "_SYNC_FAILED", [False])
     args, upstream = problem(9, 33, 7, 13, np.float64, "holes", True)
     want, _ = reference(args, upstream)
-    hs, (h_T, c_T), cache = lstm_fm.lstm_forward_fm(
-        *positional(args), args["mask"], args["recurrent_mask"], threads=2
-    )
-    assert lstm_fm.buffers_of(cache).threads == 2 and not lstm_fm._SYNC_FAILED[0]
-    got = {"hs": hs, "h_T": h_T, "c_T": c_T, **lstm_fm.lstm_backward_fm(*upstream, cache)}
-    for k in want:
-        assert_close(got[k], want[k], 1e-12, k)
+    met = []
+    for _ in range(3):  # a region that gave up (the machine's scheduling) is redone on one thread
+        monkeypatch.setattr(lstm_fm, "_SYNC_FAILED", [False])
+        hs, (h_T, c_T), cache = lstm_fm.lstm_forward_fm(
+            *positional(args), args["mask"], args["recurrent_mask"], threads=2
+        )
+        got = {"hs": hs, "h_T": h_T, "c_T": c_T, **lstm_fm.lstm_backward_fm(*upstream, cache)}
+        for k in want:
+            assert_close(got[k], want[k], 1e-12, k)
+        met.append((lstm_fm.buffers_of(cache).threads, lstm_fm._SYNC_FAILED[0]))
+        if met[-1] == (2, False):
+            break
+    assert met[-1] == (2, False), met  # the two threads met at every step at least once
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
