@@ -606,8 +606,10 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
         return lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx, acts, ws, threads=1)
     grads = {
         "x": dx.transpose(1, 0, 2) if need_dx else None,  # a view of the layer's (B, T, D)
-        "h0": np.ascontiguousarray(dh.T),  # (copies: dh and dc go back to ws)
-        "c0": np.ascontiguousarray(dc.T),
+        # copies, always (dh and dc go back to ws; at H = 1, dh.T is contiguous already and
+        # ascontiguousarray would hand out the workspace's buffer)
+        "h0": dh.T.copy(),
+        "c0": dc.T.copy(),
         "kernel": dW,
         "recurrent_kernel": dU,
         "bias": db,
