@@ -93,7 +93,7 @@ def test_prune_leaves_a_stale_cache_that_is_recent_or_being_compiled_into(tmp_pa
         holder.wait()
     with open(lock, "a+") as fh:  # the lock is free again: the next prune removes it
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    gone = cache_prune.prune(base, keep, compiled.hash_of, now=time.time() + 2 * 600)
+    gone = cache_prune.prune(base, keep, compiled.hash_of, now=time.time() + 2 * cache_prune.GRACE_SECONDS)
     assert sorted(p for p, _ in gone) == sorted([recent, locked])
 
 

@@ -1,6 +1,8 @@
 """Thread sharing of whole steps (``backend.compute_scope``, ``backend.matmul``) and the
 segment-sum Embedding gradient: the numbers do not change with the thread count."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -92,8 +94,9 @@ def test_predict_switches_blas_threads_only_for_batches_of_two_or_more(fast_thre
         with backend.compute_scope(rows=1):
             assert switches == []
         both = model.predict(x[:2], batch_size=2)
-        if blas_threads.setters():
-            assert switches[0] == 1 and len(switches) >= 2  # set to 1 on entry, restored on exit
+        if not blas_threads.setters():
+            pytest.skip("this BLAS has no openblas_set_num_threads_local")
+        assert switches[0] == 1 and len(switches) >= 2  # set to 1 on entry, restored on exit
         switches.clear()
         singles = model.predict(x[:2], batch_size=1)  # batches of one row each
         assert switches == []
@@ -267,5 +270,104 @@ def test_single_threaded_blas_holds_from_two_threads_overlap_without_losing_the_
         assert seen["b, after a left"] == [1] * n
         assert blas_threads.holders() == 0
         assert in_force() == [2] * n
+    finally:
+        blas_threads.set_local_threads(previous)
+
+
+def _blas_in_force():
+    from lstmkit.ops import blas_threads
+
+    now = blas_threads.set_local_threads(2)  # returns the value in force
+    blas_threads.set_local_threads(now)
+    return now
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_child_forked_during_another_threads_hold_starts_with_no_hold():
+    """Only the forking thread lives on in a child: a hold of another thread would never end
+    there. The child starts with no hold and BLAS's count from before the hold; its own holds
+    restore it again."""
+    import threading
+
+    from lstmkit.ops import blas_threads
+
+    if not blas_threads.setters():
+        pytest.skip("this BLAS has no openblas_set_num_threads_local")
+    previous = blas_threads.set_local_threads(2)
+    held, go = threading.Event(), threading.Event()
+
+    def holder():
+        with blas_threads.single_threaded():
+            held.set()
+            go.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        held.wait(10)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                start = (blas_threads.holders(), _blas_in_force())
+                with blas_threads.single_threaded():
+                    inside = _blas_in_force()
+                ok = start == (0, [2] * len(inside)) and inside == [1] * len(inside)
+                ok = ok and _blas_in_force() == [2] * len(inside) and blas_threads.holders() == 0
+                os.write(w, b"1" if ok else b"0")
+            finally:
+                os._exit(0)
+        os.close(w)
+        answer = os.read(r, 1)
+        os.close(r)
+        os.waitpid(pid, 0)
+        assert answer == b"1"
+        assert blas_threads.holders() == 1  # the parent's holder is still in its block
+    finally:
+        go.set()
+        t.join(30)
+        blas_threads.set_local_threads(previous)
+    assert blas_threads.holders() == 0
+
+
+@numba_only
+def test_limited_threads_of_one_is_a_hold_like_the_others():
+    """``limited_threads(1)`` in one thread, ending while another thread holds BLAS
+    single-threaded, leaves BLAS on one thread for the other's whole block."""
+    import threading
+
+    from lstmkit.ops import blas_threads
+    from lstmkit.ops.fast import common
+
+    if not blas_threads.setters():
+        pytest.skip("this BLAS has no openblas_set_num_threads_local")
+    previous = blas_threads.set_local_threads(2)
+    a_in, a_out, b_in = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with common.limited_threads(1):
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def b():
+        a_in.wait(10)
+        with blas_threads.single_threaded():
+            b_in.set()
+            a_out.wait(10)
+            seen["b"] = _blas_in_force()
+
+    try:
+        threads = [threading.Thread(target=f) for f in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert seen["b"] == [1] * len(blas_threads.setters())
+        assert _blas_in_force() == [2] * len(blas_threads.setters())
+        blas_threads.release_single()  # one release too many: nothing to end, nothing changes
+        assert blas_threads.holders() == 0
+        assert _blas_in_force() == [2] * len(blas_threads.setters())
     finally:
         blas_threads.set_local_threads(previous)

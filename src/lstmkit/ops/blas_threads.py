@@ -100,8 +100,11 @@ def hold_single() -> None:
 
 def release_single() -> None:
     """End a hold of :func:`hold_single`; the last one restores the thread count found by the
-    first (unless that was one thread already: nothing to undo)."""
+    first (unless that was one thread already: nothing to undo). A release with no hold in force
+    (a hold taken before this process was forked: the fork ended it) does nothing."""
     with _HOLD_LOCK:
+        if _hold["holders"] == 0:
+            return
         _hold["holders"] -= 1
         if _hold["holders"] == 0:
             previous, _hold["restore"] = _hold["restore"], None
@@ -127,10 +130,17 @@ class single_threaded:
         return False
 
 
-def _renew_lock_in_child() -> None:
+def _after_fork_in_child() -> None:
+    """A forked child has only the forking thread: the holds of the others would never end. A
+    new lock (one held by another thread at the fork stays held in the child), no holds, and
+    BLAS's thread count as it was before the first hold."""
     global _HOLD_LOCK
-    _HOLD_LOCK = threading.Lock()  # a lock held by another thread at the fork stays held there
+    _HOLD_LOCK = threading.Lock()
+    previous = _hold["restore"]
+    _hold["holders"], _hold["restore"] = 0, None
+    if previous is not None and previous.count(1) != len(previous):
+        set_local_threads(previous)
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_lock_in_child)
+    os.register_at_fork(after_in_child=_after_fork_in_child)

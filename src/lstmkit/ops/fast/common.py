@@ -114,11 +114,17 @@ def limited_threads(n: int):
     value or the environment's default)."""
     saved = _THREADS
     set_num_threads(n)
-    blas = _set_local_threads(n)
+    if n == 1:  # a counted hold, like every other wish for one BLAS thread
+        blas_threads.hold_single()
+    else:  # (another count is one setting for the process: not for concurrent threads)
+        blas = _set_local_threads(n)
     try:
         yield
     finally:
-        _set_local_threads(blas)
+        if n == 1:
+            blas_threads.release_single()
+        else:
+            _set_local_threads(blas)
         set_num_threads(saved)
 
 
@@ -226,12 +232,12 @@ def in_parallel(slices, fn, blas_macs: float) -> list:
     # with pthreads (NumPy's and SciPy's wheels) the "local" setting is in fact process-wide.
     blas_threads.hold_single()
     futures = {}
-    if n > 1:
-        pool = _pool(n - 1)
-        futures = {i: pool.submit(worker, i) for i in range(1, n)}
     results = [None] * n
     stolen = set()
     try:
+        if n > 1:
+            pool = _pool(n - 1)
+            futures = {i: pool.submit(worker, i) for i in range(1, n)}
         claim(0)
         results[0] = fn(*slices[0])
         for i in range(1, n):
