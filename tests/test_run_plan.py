@@ -154,3 +154,16 @@ def test_a_wrong_shape_given_to_the_walk_itself_names_the_layer_and_argument():
     x, a = _data(8)[0]
     with pytest.raises(ValueError, match=r"LSTM: argument 'x' must have shape \(batch, timesteps, 3\)"):  # fmt: skip
         net.run([x[:, :, :2], a], training=True)
+
+
+def test_the_same_input_twice_is_refused_naming_both_positions():
+    """One tensor is one slot of the graph's walk: given twice, two arrays would race for it
+    (the run plan once fed the second array to the first input's readers). Refused."""
+    a = lstmkit.Input((3,), name="a")
+    y = lstmkit.layers.Dense(2, name="d")(a)
+    with pytest.raises(
+        ValueError, match=r"argument 'inputs' holds the same tensor at positions 0 and 1"
+    ):
+        lstmkit.Model([a, a], [y, a])
+    b = lstmkit.Input((3,), name="b")
+    lstmkit.Model([a, b], [y, b])  # distinct inputs, one unused by the Dense: fine

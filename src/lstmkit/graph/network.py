@@ -49,11 +49,19 @@ class Network:
                     f"{name}: model inputs and outputs must be symbolic tensors (from Input() "
                     f"and layer calls); got {type(t).__name__}"
                 )
+        seen: dict[int, int] = {}
+        for i, t in enumerate(self.inputs):
+            if id(t) in seen:  # one slot a tensor: a repeat would feed two arrays to one place
+                raise ValueError(
+                    f"{name}: argument 'inputs' holds the same tensor at positions {seen[id(t)]} "
+                    f"and {i}; expected each Input() once (feed the array once and use the "
+                    "tensor twice in the graph)"
+                )
+            seen[id(t)] = i
         order, first_seen = _topological(self.inputs, self.outputs, name)
         self.nodes: list[Node] = [n for n in order if not n.is_input]
         _check_computable(self.inputs, self.nodes, name)
         self.layers = _keras_layer_order(self.inputs, order, first_seen)
-        self._input_ids = {id(t) for t in self.inputs}
         self._plan = make_plan(self.inputs, self.nodes, self.outputs)
         names = [la.name for la in self.layers]
         dup = sorted(n for n, k in Counter(names).items() if k > 1)  # linear, not names.count
