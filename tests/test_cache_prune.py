@@ -32,7 +32,8 @@ def _cache(base: Path, fast: Path | None, name: str | None = None, tag="numba-0.
     d.mkdir(parents=True)
     (d / "lstm_fm.lstm_infer-1.py311.nbi").write_bytes(b"index")
     if fast is not None:
-        (d / cache_prune.SOURCE).write_text(json.dumps({"fast_dir": str(fast)}))
+        record = {"fast_dir": str(fast), "scheme": cache_prune.SCHEME}
+        (d / cache_prune.SOURCE).write_text(json.dumps(record))
     for p in [*d.iterdir(), d]:
         os.utime(p, (OLD, OLD))
     return d
@@ -47,6 +48,11 @@ def test_prune_removes_the_caches_of_removed_and_changed_installations_only(tmp_
     gone = _cache(base, gone_src)
     changed = _cache(base, changed_src, tag="numba-0.1.0-0.67.0")
     unknown = _cache(base, None, name="0123456789abcdef")  # no record: not ours to judge
+    other = _cache(base, _install(tmp_path / "other"), name="00000000000000ff")
+    (other / cache_prune.SOURCE).write_text(
+        json.dumps({"fast_dir": str(tmp_path / "gone-too"), "scheme": cache_prune.SCHEME + 1})
+    )  # another lstmkit's way of naming caches: not judged by this one's
+    os.utime(other / cache_prune.SOURCE, (OLD, OLD))
     shutil.rmtree(tmp_path / "gone")  # that venv was deleted
     edited = min(changed_src.glob("*.py"))
     edited.write_text(edited.read_text() + "\n# edited\n")  # that tree was edited in place
@@ -61,7 +67,7 @@ def test_prune_removes_the_caches_of_removed_and_changed_installations_only(tmp_
     assert "have changed" in reasons[changed]
     assert not gone.exists() and not changed.exists()
     assert not changed.parent.exists()  # its tag held nothing else
-    for d in (keep, live, unknown, foreign):
+    for d in (keep, live, unknown, other, foreign):
         assert d.is_dir()
 
 
@@ -93,7 +99,9 @@ def test_prune_leaves_a_stale_cache_that_is_recent_or_being_compiled_into(tmp_pa
         holder.wait()
     with open(lock, "a+") as fh:  # the lock is free again: the next prune removes it
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    gone = cache_prune.prune(base, keep, compiled.hash_of, now=time.time() + 2 * cache_prune.GRACE_SECONDS)
+    gone = cache_prune.prune(
+        base, keep, compiled.hash_of, now=time.time() + 2 * cache_prune.GRACE_SECONDS
+    )
     assert sorted(p for p, _ in gone) == sorted([recent, locked])
 
 

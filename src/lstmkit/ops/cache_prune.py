@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-SOURCE = "source.json"  # {"fast_dir": "<the ops/fast directory whose kernels are cached here>"}
+SOURCE = "source.json"  # {"fast_dir": "<the ops/fast directory cached here>", "scheme": 1}
+SCHEME = 1  # how hash_of names a cache: a record of another scheme is not judged by this one
 GRACE_SECONDS = 600.0  # a directory touched more recently than this is left alone
 _HASH = re.compile(r"[0-9a-f]{16}")
 
@@ -34,17 +35,18 @@ def record(cache: Path, fast_dir: Path) -> None:
 
     path = cache / SOURCE
     if not path.is_file():
-        text = json.dumps({"fast_dir": str(fast_dir)})
+        text = json.dumps({"fast_dir": str(fast_dir), "scheme": SCHEME})
         atomic_write(path, lambda p: Path(p).write_text(text))
 
 
 def why_stale(cache: Path, hash_of: Callable[[Path], str]) -> str | None:
     """Why no installation can use ``cache`` any more, or None (usable, or not ours to judge)."""
     try:
-        fast_dir = json.loads((cache / SOURCE).read_text())["fast_dir"]
+        rec = json.loads((cache / SOURCE).read_text())
+        fast_dir, scheme = rec["fast_dir"], rec["scheme"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not isinstance(fast_dir, str):
+    if not isinstance(fast_dir, str) or scheme != SCHEME:
         return None
     src = Path(fast_dir)
     if not src.is_dir():
@@ -60,19 +62,24 @@ def _recent(cache: Path, now: float) -> bool:
     return now - newest < GRACE_SECONDS
 
 
-def _locked(cache: Path) -> bool:
-    """Whether some process holds a compile lock in ``cache``."""
+@contextlib.contextmanager
+def _all_locks(cache: Path):
+    """Every compile lock of ``cache`` taken (held until the block ends, so that no compilation
+    starts in it meanwhile), or None when some process holds one."""
     try:
         import fcntl
     except ImportError:  # no locks to read: judge by the grace period alone
-        return False
-    for lock in cache.glob("*.lock"):
-        with open(lock, "a+") as fh:
+        yield []
+        return
+    with contextlib.ExitStack() as stack:
+        for lock in cache.glob("*.lock"):
+            fh = stack.enter_context(open(lock, "a+"))
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                return True
-    return False
+                yield None
+                return
+        yield stack
 
 
 def prune(
@@ -85,10 +92,16 @@ def prune(
     for cache in sorted(base.glob("numba-*/*")):
         if cache == keep or not cache.is_dir() or not _HASH.fullmatch(cache.name):
             continue
-        why = why_stale(cache, hash_of)
-        if why is None or _recent(cache, now) or _locked(cache):
+        try:  # a cache that changes under us (another prune, a compilation) is left alone
+            why = why_stale(cache, hash_of)
+            if why is None or _recent(cache, now):
+                continue
+            with _all_locks(cache) as locks:
+                if locks is None:
+                    continue
+                shutil.rmtree(cache, ignore_errors=True)
+        except OSError:
             continue
-        shutil.rmtree(cache, ignore_errors=True)
         if not cache.exists():
             removed.append((cache, why))
     for tag in base.glob("numba-*"):
