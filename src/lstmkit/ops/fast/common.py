@@ -22,7 +22,7 @@ from .. import blas_threads
 # these kernels compile); re-exported for the fast path.
 from ..blas_threads import openblas_kernels  # noqa: F401
 from ..blas_threads import set_local_threads as _set_local_threads
-from ..workspace import CACHE_LINE, aligned_empty  # noqa: F401  (the kernels' scratch)
+from ..workspace import CACHE_LINE, aligned_empty  # (the kernels' scratch)
 from ._jit import JIT
 
 _DUMMY_BOOL = np.ones((1, 1), dtype=np.bool_)
@@ -43,9 +43,26 @@ def bool_or_dummy(mask):
     return np.ascontiguousarray(mask, dtype=np.bool_), True
 
 
+def _ones(shape, dt):
+    a = aligned_empty(shape, dt)
+    a.fill(1)
+    return a
+
+
+#: ``(1, 1)`` stand-ins for an absent float array, one per float type, made once: the kernels
+#: never read or write one (they look at its flag); on a cache line like every kernel buffer
+_DUMMY_FLOAT = {np.dtype(t).char: _ones((1, 1), t) for t in (np.float32, np.float64)}
+
+
+def float_dummy(dtype) -> np.ndarray:
+    """The shared ``(1, 1)`` stand-in of ``dtype`` (float32 or float64)."""
+    return _DUMMY_FLOAT[np.dtype(dtype).char]
+
+
 def float_or_dummy(a, dtype):
+    """``(a as C-contiguous dtype, True)``, or :func:`float_dummy` and False for ``None``."""
     if a is None:
-        return np.ones((1, 1), dtype=dtype), False
+        return float_dummy(dtype), False
     return as_float(a, dtype), True
 
 

@@ -56,7 +56,15 @@ from . import sync
 from ._jit import JIT as _JIT
 from .blas import gemm, gemm_address, gemm_scratch
 from .cells import carry_over, lstm_pass, lstm_pass_grad, lstm_pass_infer
-from .common import aligned_empty, bool_or_dummy, float_or_dummy, in_parallel, line_multiple, split
+from .common import (
+    aligned_empty,
+    bool_or_dummy,
+    float_dummy,
+    float_or_dummy,
+    in_parallel,
+    line_multiple,
+    split,
+)
 from .elementwise import DEFAULT, acts_for
 from .packed import MR, kernels, lanes, matmul_packed
 from .sync import wait
@@ -72,9 +80,6 @@ from .transpose import transpose_into
 PARALLEL_STEP_MACS = 2**19
 
 
-#: the ``(1, 1)`` stand-in for an absent recurrent dropout mask and for the mask's carry buffers
-#: of a backward without a mask (never read or written then), per float type
-_DUMMY = {np.dtype(t).char: aligned_empty((1, 1), t) for t in (np.float32, np.float64)}
 #: the backward's ``dx`` without ``need_dx`` (its rows of ``W @ dz`` start at D: never written)
 _DUMMY_DX = {np.dtype(t).char: aligned_empty((1, 1, 1), t) for t in (np.float32, np.float64)}
 
@@ -297,7 +302,7 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     C[0] = c0.T
     TC = _take(ws, (T, H, B), dt)
     out = _take(ws, (B, T, H), dt)  # h_t in the layout the layer returns
-    rmT, has_rm = (_DUMMY[dt.char], False) if rm is None else float_or_dummy(rm.T, dt)
+    rmT, has_rm = float_or_dummy(None if rm is None else rm.T, dt)
     m, has_m = bool_or_dummy(mask)
     h0 = np.ascontiguousarray(h0)
     edges, perm = _chunks(H, P)
@@ -578,9 +583,7 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     dh, dc = _state_grad(dh_T, H, B, dt, ws), _state_grad(dc_T, H, B, dt, ws)
     has_dhs = dhs is not None
     dhs_ = np.zeros((1, 1, 1), dt) if not has_dhs else _batch_major(dhs, dt, ws)
-    rmT, has_rm = (
-        (_DUMMY[dt.char], False) if rmask is None else float_or_dummy(np.asarray(rmask).T, dt)
-    )
+    rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
     lo, hi = _row_ranges(D, H, P, need_dx)
@@ -592,8 +595,8 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     dWTp = _take(ws, (H4, K), dt)  # the first step's product overwrites it ...
     if T == 0:
         dWTp.fill(0)  # ... unless there is none
-    keep_dh = _take(ws, (H, B), dt) if has_m else _DUMMY[dt.char]  # read only with a mask
-    keep_dc = _take(ws, (H, B), dt) if has_m else _DUMMY[dt.char]
+    keep_dh = _take(ws, (H, B), dt) if has_m else float_dummy(dt)  # read only with a mask
+    keep_dc = _take(ws, (H, B), dt) if has_m else float_dummy(dt)
     # dWTp's rows are in the chunk-major order perm: each thread scatters its own back into
     # the gradients, without an unpermuted (4H, K) copy
     dW, dU, db = np.empty((D, H4), dt), np.empty((H, H4), dt), np.empty(H4, dt)
