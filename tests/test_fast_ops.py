@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 numba = pytest.importorskip("numba")  # the only reason to skip: numba is an optional dependency
 
+from forked import in_forked_child
 from lstmkit.ops import backend, fast
 from lstmkit.ops import gru as ref_gru
 from lstmkit.ops import lstm as ref_lstm
@@ -237,12 +238,7 @@ def test_threads_work_in_a_forked_child(monkeypatch):
     monkeypatch.setattr(common, "_THREADS", 2)
     args, _ = problem("lstm", 4, 4, 2, 3, np.float64, None, False, 3)
     want = fast.lstm_infer(**args)[0]
-    pid = os.fork()
-    if pid == 0:  # child: exit status says whether the threaded call worked
-        ok = np.array_equal(fast.lstm_infer(**args)[0], want)
-        os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert in_forked_child(lambda: np.array_equal(fast.lstm_infer(**args)[0], want))
 
 
 def test_no_upstream_gradients_and_empty_sequence():

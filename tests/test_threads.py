@@ -1,6 +1,7 @@
 """Thread sharing of whole steps (``backend.compute_scope``, ``backend.matmul``) and the
 segment-sum Embedding gradient: the numbers do not change with the thread count."""
 
+import contextlib
 import os
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 import lstmkit
+from forked import in_forked_child
 from lstmkit.layers import LSTM, Dense, Embedding
 from lstmkit.ops import backend
 
@@ -53,23 +55,70 @@ def test_compute_scope_makes_blas_single_threaded_and_restores_it(fast_threads):
     assert after == [2] * n
 
 
-def _blas_threads_in_and_after_a_scope():
-    """The BLAS thread counts in force inside a ``compute_scope`` and after it, starting from 2
-    (read through the setter, which returns the value it replaces), and how many libraries.
-    Skips where the BLAS has no per-thread setting."""
+def _blas_in_force() -> list:
+    """The BLAS thread count of every library, read through the setter (which returns the value
+    it replaces) and put back."""
+    from lstmkit.ops import blas_threads
+
+    now = blas_threads.set_local_threads(2)
+    blas_threads.set_local_threads(now)
+    return now
+
+
+@contextlib.contextmanager
+def _blas_from_two():
+    """Two BLAS threads for the block (the count a hold must save and give back), the earlier
+    count after it; yields how many libraries. Skips where the BLAS has no per-thread setting."""
     from lstmkit.ops import blas_threads
 
     if not blas_threads.setters():
         pytest.skip("this BLAS has no openblas_set_num_threads_local")
     previous = blas_threads.set_local_threads(2)
     try:
-        with backend.compute_scope():
-            inside = blas_threads.set_local_threads(2)  # returns the value in force
-            blas_threads.set_local_threads(inside)
-        after = blas_threads.set_local_threads(2)
+        yield len(previous)
     finally:
         blas_threads.set_local_threads(previous)
-    return inside, after, len(blas_threads.setters())
+
+
+def _blas_threads_in_and_after_a_scope():
+    """The BLAS thread counts in force inside a ``compute_scope`` and after it, starting from 2,
+    and how many libraries."""
+    with _blas_from_two() as n:
+        with backend.compute_scope():
+            inside = _blas_in_force()
+        after = _blas_in_force()
+    return inside, after, n
+
+
+def _held_by_b_after_a_left(a_block):
+    """Two Python threads, overlapping: A enters ``a_block()``, B holds BLAS single-threaded,
+    A leaves, B reads the count in force, B leaves. Returns what B read."""
+    import threading
+
+    from lstmkit.ops import blas_threads
+
+    a_in, a_out, b_in = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def a():
+        with a_block():
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def b():
+        a_in.wait(10)
+        with blas_threads.single_threaded():
+            b_in.set()
+            a_out.wait(10)
+            seen.append(_blas_in_force())
+
+    threads = [threading.Thread(target=f) for f in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return seen[0]
 
 
 @numba_only
@@ -231,55 +280,12 @@ def test_single_threaded_blas_holds_from_two_threads_overlap_without_losing_the_
     BLAS stays on one thread until the last holder leaves, then gets back the count found by the
     first. (Each saving and restoring on its own gave B two BLAS threads after A left, and two
     models trained at once then differed from their serial runs in the last bit.)"""
-    import threading
-
     from lstmkit.ops import blas_threads
 
-    if not blas_threads.setters():
-        pytest.skip("this BLAS has no openblas_set_num_threads_local")
-
-    def in_force():
-        now = blas_threads.set_local_threads(2)  # returns the value in force
-        blas_threads.set_local_threads(now)
-        return now
-
-    n = len(blas_threads.setters())
-    previous = blas_threads.set_local_threads(2)
-    seen = {}
-    a_in, a_out, b_in = threading.Event(), threading.Event(), threading.Event()
-
-    def a():
-        with blas_threads.single_threaded():
-            a_in.set()
-            b_in.wait(10)
-        a_out.set()
-
-    def b():
-        a_in.wait(10)
-        with blas_threads.single_threaded():
-            b_in.set()
-            a_out.wait(10)
-            seen["b, after a left"] = in_force()
-
-    try:
-        threads = [threading.Thread(target=f) for f in (a, b)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        assert seen["b, after a left"] == [1] * n
+    with _blas_from_two() as n:
+        assert _held_by_b_after_a_left(blas_threads.single_threaded) == [1] * n
         assert blas_threads.holders() == 0
-        assert in_force() == [2] * n
-    finally:
-        blas_threads.set_local_threads(previous)
-
-
-def _blas_in_force():
-    from lstmkit.ops import blas_threads
-
-    now = blas_threads.set_local_threads(2)  # returns the value in force
-    blas_threads.set_local_threads(now)
-    return now
+        assert _blas_in_force() == [2] * n
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
@@ -291,9 +297,6 @@ def test_a_child_forked_during_another_threads_hold_starts_with_no_hold():
 
     from lstmkit.ops import blas_threads
 
-    if not blas_threads.setters():
-        pytest.skip("this BLAS has no openblas_set_num_threads_local")
-    previous = blas_threads.set_local_threads(2)
     held, go = threading.Event(), threading.Event()
 
     def holder():
@@ -301,32 +304,23 @@ def test_a_child_forked_during_another_threads_hold_starts_with_no_hold():
             held.set()
             go.wait(10)
 
-    t = threading.Thread(target=holder)
-    t.start()
-    try:
-        held.wait(10)
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child
-            try:
-                start = (blas_threads.holders(), _blas_in_force())
-                with blas_threads.single_threaded():
-                    inside = _blas_in_force()
-                ok = start == (0, [2] * len(inside)) and inside == [1] * len(inside)
-                ok = ok and _blas_in_force() == [2] * len(inside) and blas_threads.holders() == 0
-                os.write(w, b"1" if ok else b"0")
-            finally:
-                os._exit(0)
-        os.close(w)
-        answer = os.read(r, 1)
-        os.close(r)
-        os.waitpid(pid, 0)
-        assert answer == b"1"
-        assert blas_threads.holders() == 1  # the parent's holder is still in its block
-    finally:
-        go.set()
-        t.join(30)
-        blas_threads.set_local_threads(previous)
+    def child(n):
+        start = (blas_threads.holders(), _blas_in_force())
+        with blas_threads.single_threaded():
+            inside = _blas_in_force()
+        after = (blas_threads.holders(), _blas_in_force())
+        return start == after == (0, [2] * n) and inside == [1] * n
+
+    with _blas_from_two() as n:
+        t = threading.Thread(target=holder)
+        t.start()
+        try:
+            held.wait(10)
+            assert in_forked_child(lambda: child(n))
+            assert blas_threads.holders() == 1  # the parent's holder is still in its block
+        finally:
+            go.set()
+            t.join(30)
     assert blas_threads.holders() == 0
 
 
@@ -334,40 +328,12 @@ def test_a_child_forked_during_another_threads_hold_starts_with_no_hold():
 def test_limited_threads_of_one_is_a_hold_like_the_others():
     """``limited_threads(1)`` in one thread, ending while another thread holds BLAS
     single-threaded, leaves BLAS on one thread for the other's whole block."""
-    import threading
-
     from lstmkit.ops import blas_threads
     from lstmkit.ops.fast import common
 
-    if not blas_threads.setters():
-        pytest.skip("this BLAS has no openblas_set_num_threads_local")
-    previous = blas_threads.set_local_threads(2)
-    a_in, a_out, b_in = threading.Event(), threading.Event(), threading.Event()
-    seen = {}
-
-    def a():
-        with common.limited_threads(1):
-            a_in.set()
-            b_in.wait(10)
-        a_out.set()
-
-    def b():
-        a_in.wait(10)
-        with blas_threads.single_threaded():
-            b_in.set()
-            a_out.wait(10)
-            seen["b"] = _blas_in_force()
-
-    try:
-        threads = [threading.Thread(target=f) for f in (a, b)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        assert seen["b"] == [1] * len(blas_threads.setters())
-        assert _blas_in_force() == [2] * len(blas_threads.setters())
+    with _blas_from_two() as n:
+        assert _held_by_b_after_a_left(lambda: common.limited_threads(1)) == [1] * n
+        assert _blas_in_force() == [2] * n
         blas_threads.release_single()  # one release too many: nothing to end, nothing changes
         assert blas_threads.holders() == 0
-        assert _blas_in_force() == [2] * len(blas_threads.setters())
-    finally:
-        blas_threads.set_local_threads(previous)
+        assert _blas_in_force() == [2] * n

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import lstmkit
+from forked import in_forked_child
 from lstmkit import Input, Model, layers
 from lstmkit.ops import backend
 from lstmkit.ops.workspace import SMALL_BYTES, Workspace
@@ -353,20 +354,12 @@ def test_a_forked_child_does_not_take_its_parents_workspace():
     model.train_on_batch(x, np.zeros((B, T, H), np.float32))
     parent = model._idle_workspaces("train")[-1]
     assert parent.bytes > 0
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: no numba, no threads, just the check-out
-        try:
-            ws = model._checkout("train")
-            ok = ws.pid == os.getpid() and ws.bytes == 0 and ws is not parent
-            os.write(w, b"1" if ok else b"0")
-        finally:
-            os._exit(0)
-    os.close(w)
-    answer = os.read(r, 1)
-    os.close(r)
-    os.waitpid(pid, 0)
-    assert answer == b"1"
+
+    def child():  # no numba, no threads, just the check-out
+        ws = model._checkout("train")
+        return ws.pid == os.getpid() and ws.bytes == 0 and ws is not parent
+
+    assert in_forked_child(child)
 
 
 # -- outputs their consumer drops at once go back to the step's workspace -----------------------
