@@ -8,6 +8,8 @@ gradients through the graph — summed over a shared layer's uses and flowing in
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,7 @@ import lstmkit
 from lstmkit import Input, Model, Sequential, layers
 from oracles import _param_grads, torch_module
 
+os.environ["KERAS_BACKEND"] = "torch"  # as the other Keras-witnessed tests: alone too
 keras = pytest.importorskip("keras")
 
 

@@ -10,6 +10,7 @@ with the reason lstmkit cannot express them.
 from __future__ import annotations
 
 import ast
+import os
 import textwrap
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from lstmkit import initializers, layers
 
+os.environ["KERAS_BACKEND"] = "torch"  # as the other Keras-witnessed tests: alone too
 keras = pytest.importorskip("keras")
 RNN_TESTS = Path(keras.__file__).parent / "src" / "layers" / "rnn"
 FILES = [
