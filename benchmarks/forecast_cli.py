@@ -14,6 +14,15 @@ that both meet the same neighbours. Printed: the medians over the rounds of CPU 
 the children) and wall s, the ratio of CPU s, the MASE of both forecasts (fpp2: seasonal-naive
 scaled; M1: naive scaled), and the load average (1 min, at the start and the end of the panel's
 rounds). The data are read from ``../shared/data``.
+
+lstmkit runs from its bytecode, as ``pip install`` leaves it (pip compiles every module at
+install time, as it did statsforecast's, numba's and the rest of AutoARIMA's side): each
+tree's ``lstmkit`` is compiled once beside its sources (``__pycache__``, ignored by git) before
+the rounds, so that the CLI's processes read it even where ``PYTHONDONTWRITEBYTECODE`` is set
+(in some shells: every timed process then compiled lstmkit's modules from source, ~0.15-0.2 CPU
+s each). Not through ``PYTHONPYCACHEPREFIX``: numba's caches (statsforecast's ``cache=True``
+functions in the anchors' task) are looked for under that prefix too, and every process then
+compiled them again (~6 CPU s). ``--no-bytecode``: the environment as it is, nothing compiled.
 """
 
 from __future__ import annotations
@@ -58,14 +67,29 @@ def write_csv(path, ids, train, times):
     pd.concat(frames).to_csv(path, index=False, date_format="%Y-%m-%d")
 
 
-def run_cli(data, d, train_args=(), src=None):
+def cli_env(src=None) -> dict:
+    """The CLI's environment: ``src`` (a source tree) on ``PYTHONPATH``."""
+    return dict(os.environ) | ({"PYTHONPATH": str(src)} if src else {})
+
+
+def compile_lstmkit(env) -> None:
+    """Compile the ``lstmkit`` that ``env`` imports into ``__pycache__`` beside its sources."""
+    code = ("import compileall, os, lstmkit; "
+            "assert compileall.compile_dir(os.path.dirname(lstmkit.__file__), quiet=1)")  # fmt: skip
+    env = {
+        k: v for k, v in env.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    }
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def run_cli(data, d, train_args=(), env=None):
     """``forecast train`` + ``forecast predict`` in fresh processes: ``(forecast rows, CPU s,
-    wall s)``; ``src``: the lstmkit source tree to run (default: the one on the path)."""
+    wall s)``; ``env``: ``cli_env``'s (default: this process's environment)."""
     import pandas as pd
 
     model, out = Path(d) / "m.lstmkit", Path(d) / "fc.csv"
     cli = [sys.executable, "-W", "ignore", "-m", "lstmkit", "forecast"]
-    env = dict(os.environ) | ({"PYTHONPATH": str(src)} if src else {})
+    env = dict(os.environ) if env is None else env
     quiet = {"stdout": subprocess.DEVNULL, "env": env}
     t, c = time.perf_counter(), fpp2._child_cpu()
     subprocess.run(
@@ -92,7 +116,7 @@ def mase(train, test, fc, m):
     return fpp2.mase(train, test, fc, m)
 
 
-def bench(name, rounds, train_args, before=None):
+def bench(name, rounds, train_args, before=None, bytecode=True):
     """``rounds`` interleaved rounds: [the CLI of ``before``,] the CLI, AutoARIMA."""
     ids, train, test, times, m = load(name)
     load0 = os.getloadavg()[0]
@@ -100,11 +124,15 @@ def bench(name, rounds, train_args, before=None):
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / f"{name}.csv"
         write_csv(data, ids, train, times)
+        env, env_b = cli_env(), cli_env(before) if before else None
+        for e in (env, env_b) if bytecode else ():
+            if e is not None:
+                compile_lstmkit(e)
         for _ in range(rounds):
             if before:
-                fc_b, *secs = run_cli(data, d, train_args, before)
+                fc_b, *secs = run_cli(data, d, train_args, env_b)
                 runs["before"].append(secs)
-            fc, *secs = run_cli(data, d, train_args)
+            fc, *secs = run_cli(data, d, train_args, env)
             runs["cli"].append(secs)
             point_a, *secs = run_arima(name, ids, train, m, d)
             runs["arima"].append(secs)
@@ -132,6 +160,11 @@ def main(argv=None):
     ap.add_argument("--before", default=None, metavar="SRC",
                     help="also time this lstmkit source tree's CLI, interleaved (e.g. a `git "
                     "archive` of an earlier commit's src/)")  # fmt: skip
+    ap.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="run lstmkit as the environment has it (no compiled bytecode prepared)",
+    )
     ap.add_argument("--arima", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.arima:
@@ -142,7 +175,7 @@ def main(argv=None):
     print(f"{'panel':<11}{'CLI CPU':>9}{'CLI wall':>9}{'ARIMA C':>9}{'ARIMA w':>9}{'C ratio':>8}"
           f"{'MASE cli':>9}{'MASE ari':>9}   (medians of {a.rounds} interleaved rounds)")  # fmt: skip
     for name in [p for p in PANELS if a.only is None or p in a.only]:
-        bench(name, a.rounds, a.train_args, a.before)
+        bench(name, a.rounds, a.train_args, a.before, not a.no_bytecode)
 
 
 if __name__ == "__main__":
