@@ -118,10 +118,8 @@ def _import_models(names):
     if plain:
         importlib.import_module("statsforecast.models")
         return
-    importlib.import_module(
-        "statsmodels"
-    )  # the package alone: ``import statsmodels.api`` returns it
-
+    # the package alone (``import statsmodels.api as sm`` returns it, then reads ``api``)
+    importlib.import_module("statsmodels")
     stand_in = _first_use_stand_in(_SM)
     sys.modules[_SM] = stand_in
     try:

@@ -247,11 +247,11 @@ def is_global_file(path) -> bool:
 
 #: ``forecast predict`` runs the NumPy reference instead of the compiled kernels when the panel
 #: has at most ``SMALL_SERIES`` series and the forecast at most ``SMALL_WORK`` multiply-adds
-#: (:func:`predict_work`): loading numba and the kernels costs about 0.5 s of the process, the
-#: reference about 0.3 ns a multiply-add (at the bound ~25 ms; arrivals, 4 series: 2 ms either
-#: way). The row bound keeps each product small enough for BLAS to stay on one thread (its
-#: threads waiting on a busy second core made 200 rows 30x slower). docs/forecast.md, "Fixed
-#: costs".
+#: (:func:`predict_work`): loading numba and the kernels costs about 0.65 CPU s of the process,
+#: the reference about 0.3 ns a multiply-add (at the bound ~25 ms; arrivals, 4 series: 2 ms
+#: either way). The row bound keeps each product small enough for BLAS to stay on one thread
+#: (its second thread waiting on a busy second core made 200 rows 20x slower).
+#: docs/forecast.md, "Fixed costs of the two commands".
 SMALL_SERIES = 128
 SMALL_WORK = 1 << 26
 

@@ -116,7 +116,7 @@ def get_backend() -> str:
 @contextlib.contextmanager
 def reference_when_auto():
     """Inside, ``"auto"`` is the NumPy reference: for work too small to pay for loading numba
-    and the compiled kernels (about 0.5 s of a process; ``forecast predict`` on a small panel).
+    and the compiled kernels (about 0.65 CPU s of a process; ``forecast predict`` on a small panel).
     Nothing is imported or compiled for it. A backend asked for by name (``LSTMKIT_BACKEND``,
     :func:`set_backend`) stands. Process-wide like :func:`set_backend` (for a command's
     process, not for threads that run models at the same time); ``"auto"`` again after."""
