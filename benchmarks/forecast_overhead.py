@@ -128,7 +128,14 @@ def ab(kind, panel_name, rounds, before):
 def _same(kind, d):
     if kind == "predict":
         same = (d / "fc-befo.csv").read_bytes() == (d / "fc-this.csv").read_bytes()
-        return f"forecast files identical: {same}"
+        if same:
+            return "forecast files identical: True"
+        import pandas as pd  # e.g. one tree on the NumPy reference, the other compiled
+
+        a, b = pd.read_csv(d / "fc-befo.csv"), pd.read_csv(d / "fc-this.csv")
+        num = a.select_dtypes("number").columns
+        rel = ((a[num] - b[num]).abs() / b[num].abs().clip(lower=1e-12)).to_numpy().max()
+        return f"forecast files identical: False (largest relative difference {rel:.2e})"
     import numpy as np
 
     a, b = _weights(d / "model-befo.lstmkit"), _weights(d / "model-this.lstmkit")

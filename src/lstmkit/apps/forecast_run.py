@@ -243,3 +243,36 @@ def is_global_file(path) -> bool:
     except (OSError, stnp.SafetensorsError):
         return False  # load_model says what is wrong with it
     return (header.metadata or {}).get("format") == FORMAT
+
+
+#: ``forecast predict`` runs the NumPy reference instead of the compiled kernels when the panel
+#: has at most ``SMALL_SERIES`` series and the forecast at most ``SMALL_WORK`` multiply-adds
+#: (:func:`predict_work`): loading numba and the kernels costs about 0.65 CPU s of the process,
+#: the reference about 0.3 ns a multiply-add (at the bound ~25 ms; arrivals, 4 series: 2 ms
+#: either way). The row bound keeps each product small enough for BLAS to stay on one thread
+#: (its second thread waiting on a busy second core made 200 rows 20x slower).
+#: docs/forecast.md, "Fixed costs of the two commands".
+SMALL_SERIES = 128
+SMALL_WORK = 1 << 26
+
+
+def predict_work(model, panel: Panel) -> int:
+    """A bound on the multiply-adds of ``model.predict(panel)``: for each member, the series
+    times its lookback (the recurrent steps) times its parameter count."""
+    n = int(panel.n_series)
+    return sum(
+        n * int(m.lookback) * sum(int(v.size) for v in m.model.params.values())
+        for m in model.members
+    )
+
+
+def predict_scope(model, panel: Panel):
+    """The scope ``forecast predict`` forecasts in: the NumPy reference under the ``"auto"``
+    backend when the forecast is small (``SMALL_SERIES``, ``SMALL_WORK``): the same forecasts to
+    float32 rounding, in a process that then never imports numba; else nothing changes."""
+    import contextlib
+
+    from ..ops import backend
+
+    small = panel.n_series <= SMALL_SERIES and predict_work(model, panel) <= SMALL_WORK
+    return backend.reference_when_auto() if small else contextlib.nullcontext()

@@ -445,7 +445,7 @@ def _predict_writes(args):  # what lstmkit.cli.main checks before the command ru
 
 def cmd_predict(args) -> int:
     from ..apps.forecast_global import GlobalForecaster
-    from ..apps.forecast_run import is_global_file
+    from ..apps.forecast_run import is_global_file, predict_scope
 
     if not is_global_file(args.model):
         from .forecast_single import predict_single
@@ -469,9 +469,10 @@ def cmd_predict(args) -> int:
     args.season = None  # the model's own
     panel, tcol = _read(args, config)
     single = panel.n_series == 1 and config.id_column not in _header(args.data)
-    if args.holdout:
-        return _predict_holdout(args, model, panel, tcol, single)
-    point, intervals = model.predict(panel, levels=tuple(args.level))
+    with predict_scope(model, panel):  # a small panel: the NumPy reference, no numba loaded
+        if args.holdout:
+            return _predict_holdout(args, model, panel, tcol, single)
+        point, intervals = model.predict(panel, levels=tuple(args.level))
     _write_forecasts(args, panel, point, intervals, tcol, single)
     return 0
 

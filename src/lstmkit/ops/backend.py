@@ -95,17 +95,40 @@ def set_backend(name: str) -> str:
     return get_backend()
 
 
-def get_backend() -> str:
-    """The concrete backend in use: ``"numpy"`` or ``"numba"``."""
+def _requested() -> str:
+    """What was asked for: ``set_backend``'s choice, else ``LSTMKIT_BACKEND`` (read once)."""
     global _choice
     if _choice is None:
         _choice = _check_name(
             os.environ.get("LSTMKIT_BACKEND", "auto").strip().lower() or "auto",
             "environment variable LSTMKIT_BACKEND",
         )
-    if _choice == "auto":
+    return _choice
+
+
+def get_backend() -> str:
+    """The concrete backend in use: ``"numpy"`` or ``"numba"``."""
+    if _requested() == "auto":
         return _resolve_auto()
     return _choice
+
+
+@contextlib.contextmanager
+def reference_when_auto():
+    """Inside, ``"auto"`` is the NumPy reference: for work too small to pay for loading numba
+    and the compiled kernels (about 0.65 CPU s of a process; ``forecast predict`` on a small panel).
+    Nothing is imported or compiled for it. A backend asked for by name (``LSTMKIT_BACKEND``,
+    :func:`set_backend`) stands. Process-wide like :func:`set_backend` (for a command's
+    process, not for threads that run models at the same time); ``"auto"`` again after."""
+    global _choice
+    swap = _requested() == "auto"
+    if swap:
+        _choice = "numpy"
+    try:
+        yield
+    finally:
+        if swap:
+            _choice = "auto"
 
 
 def dispatch_key() -> tuple:
@@ -126,13 +149,7 @@ def _resolve_auto() -> str:
 
 def peek_backend() -> str:
     """:func:`get_backend` without side effects: what runs now, and no compilation started."""
-    global _choice
-    if _choice is None:
-        _choice = _check_name(
-            os.environ.get("LSTMKIT_BACKEND", "auto").strip().lower() or "auto",
-            "environment variable LSTMKIT_BACKEND",
-        )
-    if _choice == "auto" and _deferred():
+    if _requested() == "auto" and _deferred():
         return "numba" if any(compiled.ready(dt) for dt in compiled.DTYPES) else "numpy"
     return get_backend()
 
