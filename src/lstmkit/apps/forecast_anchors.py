@@ -69,66 +69,6 @@ def seasonal_naive(panel: Panel, horizon: int, levels=(), season: int | None = N
     return point, intervals
 
 
-# ``statsforecast.models`` imports ``statsforecast.arima`` and ``.mstl``, which run ``import
-# statsmodels.api as sm`` at their top and read ``sm.OLS``, ``sm.add_constant``, ``sm.tsa`` only
-# inside AutoARIMA's and MSTL's functions. ``statsmodels.api`` imports the whole of statsmodels
-# (formulas, graphics, discrete models, the test statistics): 0.15-0.2 CPU s beyond what AutoETS
-# and AutoTheta import themselves (``statsmodels.tsa.seasonal``, ``.stattools``, SciPy's stats).
-# Read in these statsforecast versions; any other takes the plain import.
-_SM_READ_IN = ("2.1.",)
-_SM = "statsmodels.api"
-
-
-def _first_use_stand_in(name: str):
-    """A module object for ``name`` that imports the real one at the first attribute read and
-    forwards every read to it (a module ``__getattr__``, PEP 562; ``__spec__`` stays None, so
-    an ``import`` of it finds a loaded module and reads nothing)."""
-    import importlib
-    import sys
-    import types
-
-    stand_in = types.ModuleType(name, f"{name}, imported at its first use")
-
-    def __getattr__(attr):
-        if sys.modules.get(name) is stand_in:
-            del sys.modules[name]
-        return getattr(importlib.import_module(name), attr)
-
-    stand_in.__getattr__ = __getattr__
-    return stand_in
-
-
-def _import_models(names):
-    """Import ``statsforecast.models``; without AutoARIMA, and in the versions of
-    ``_SM_READ_IN`` when neither it nor ``statsmodels.api`` is imported yet, with a stand-in for
-    ``statsmodels.api`` in ``sys.modules`` during that import only: the two modules keep it as
-    ``sm`` (AutoARIMA or MSTL asked for later import the real one through it), and any later
-    ``import statsmodels.api`` gets the real module. The forecasts are the plain import's
-    (``tests/test_forecast_anchors_import.py``)."""
-    import importlib
-    import importlib.metadata
-    import sys
-
-    plain = (
-        "AutoARIMA" in names
-        or "statsforecast.models" in sys.modules
-        or _SM in sys.modules
-        or not importlib.metadata.version("statsforecast").startswith(_SM_READ_IN)
-    )
-    if plain:
-        importlib.import_module("statsforecast.models")
-        return
-    # the package alone (``import statsmodels.api as sm`` returns it, then reads ``api``)
-    importlib.import_module("statsmodels")
-    stand_in = _first_use_stand_in(_SM)
-    sys.modules[_SM] = stand_in
-    try:
-        importlib.import_module("statsforecast.models")
-    finally:
-        if sys.modules.get(_SM) is stand_in:
-            del sys.modules[_SM]
-
-
 def _statsforecast_models(names, season: int):
     from statsforecast import models as sm
 
@@ -144,8 +84,6 @@ def _statsforecast(panel: Panel, horizon: int, names, levels):
     """Run statsforecast on the panel (integer time steps, so any frequency works) and put its
     long-format output back into ``(n, H)`` arrays in the panel's series order."""
     import pandas as pd
-
-    _import_models(names)
     from statsforecast import StatsForecast
     from statsforecast.models import Naive
 
