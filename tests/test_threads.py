@@ -72,6 +72,30 @@ def test_a_small_product_on_two_threads_is_one_direct_matmul(fast_threads, monke
 
 
 @numba_only
+def test_the_lstm_forward_switches_no_blas_threads_its_backward_does(fast_threads, monkeypatch):
+    """The feature-major LSTM's forward makes no BLAS product (the packed micro-kernels make
+    them all), so a training forward on one thread leaves BLAS's thread count alone; its
+    backward's weight gradient is a BLAS product, single-threaded around it once big enough
+    (the forecaster's: 64 x 128 x 37 multiply-adds a step)."""
+    from lstmkit.ops import blas_threads
+    from lstmkit.ops.fast import lstm as fast_lstm
+
+    fast_threads(1)
+    holds = []
+    real = blas_threads.hold_single
+    monkeypatch.setattr(blas_threads, "hold_single", lambda: holds.append(1) or real())
+    rng = np.random.default_rng(0)
+    T, B, D, H = 4, 64, 4, 32
+    x = rng.standard_normal((T, B, D)).astype(np.float32)
+    h0, c0 = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
+    k, u = (rng.standard_normal((n, 4 * H)).astype(np.float32) for n in (D, H))
+    _, (h, _), cache = fast_lstm.lstm_forward(x, h0, c0, k, u, np.zeros(4 * H, np.float32))
+    assert holds == []
+    fast_lstm.lstm_backward(None, np.ones_like(h), None, cache, need_dx=False)
+    assert holds == [1]
+
+
+@numba_only
 def test_compute_scope_makes_blas_single_threaded_and_restores_it(fast_threads):
     fast_threads(2)
     inside, after, n = _blas_threads_in_and_after_a_scope()

@@ -311,7 +311,9 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     W = (kernel, U, bias, perm)
     mk = kernels(dt)
     args = (edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts, W)
-    met = _in_step(P, _forward_serial, _forward_parallel, args, B * 4 * H * (1 + D + H))
+    # (no BLAS product in the forward, the packed micro-kernels make them all: no BLAS threads
+    # to switch, as for inference; the switch's four library calls were ~4 us of a small step)
+    met = _in_step(P, _forward_serial, _forward_parallel, args, 0)
     _give_back(ws, Ap, Z)  # scratch of this call only
     if not met:  # the threads could not all meet: on one thread
         return lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, 1, acts, ws)
@@ -328,7 +330,9 @@ _SYNC_FAILED = [False]  # a parallel region whose threads could not all meet (se
 def _in_step(P, serial, parallel, args, macs) -> bool:
     """Run ``serial(*args)`` or, for ``P > 1``, ``parallel(*args, state, ...)`` (P threads in one
     region meeting at every step, :mod:`.sync`); False when the threads could not all meet (the
-    caller redoes the call on one thread, and later calls stay on one)."""
+    caller redoes the call on one thread, and later calls stay on one). ``macs``: multiply-adds
+    of the largest BLAS product the kernel makes (0: none), which decides whether BLAS is made
+    single-threaded around it (:func:`.common.in_parallel`)."""
     if P == 1:  # what in_parallel does with one slice, without its set-up (a small step's ~5 us)
         if macs < _common.OPENBLAS_THREADING_MACS:
             serial(*args)
