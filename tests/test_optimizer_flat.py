@@ -247,3 +247,57 @@ def test_compiled_flat_adam_is_bit_identical_to_numpy_per_array(name, dtype, thr
     _assert_same(flat, ref)
     n = sum(int(np.prod(s)) for s in BIG.values())
     assert calls == [n] * 5  # the compiled pass updated every element of every step
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_sum_of_squares_is_numpys_sum_to_the_bit(dtype):
+    """``fast.sum_squares`` (the clipnorm's squared norm of the gathered gradients, in one
+    compiled call) against what ``Optimizer._clip`` computes with NumPy, part by part in the
+    given order: ``float(np.sum(np.square(part, dtype=np.float64)))`` added up in a Python
+    float, for part sizes from 1 to 400k (NumPy's pairwise blocks of 8, 128 and their halves)
+    and values over 16 decades."""
+    from lstmkit.ops import fast
+
+    rng = np.random.default_rng(0)
+    sizes = [1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 255, 256, 257, 1000, 8191, 8192, 8193,
+             65537, 400_003]  # fmt: skip
+    sizes += rng.integers(1, 3000, size=40).tolist()
+    for trial in range(8):
+        parts = rng.permutation(sizes)[: 3 + trial]
+        g = (rng.standard_normal(int(sum(parts))) * 10.0 ** rng.integers(-8, 8)).astype(dtype)
+        edges = np.concatenate([[0], np.cumsum(parts)])
+        order = rng.permutation(len(parts))  # (the gradients' order need not be the flat one)
+        bounds = np.array([(edges[i], edges[i + 1]) for i in order], np.int64)
+        want = 0
+        for a, b in bounds:
+            want += float(np.add.reduce(np.square(g[a:b], dtype=np.float64), axis=None))
+        assert fast.sum_squares(g, bounds) == want
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clipnorm_on_the_compiled_backend_takes_its_norm_in_one_call(dtype, monkeypatch):
+    """Inside a step's compute scope on the compiled backend, the flat update's clipnorm reads
+    its norm from ``fast.sum_squares`` (once per step, C-contiguous gradients of the parameters'
+    dtype), and the weights stay those of the NumPy per-array update (whose clip takes NumPy's
+    sums): bit for bit, with the clip in force."""
+    from lstmkit.ops import backend, fast
+
+    def run(opt, steps=4):
+        params = _params(dtype, BIG)
+        for t in range(steps):
+            grads = {k: np.ascontiguousarray(g) for k, g in _grads(params, t, cast=True).items()}
+            opt.apply(params, grads)
+        return params
+
+    calls = []
+    real = fast.sum_squares
+    monkeypatch.setattr(fast, "sum_squares", lambda g, b: calls.append(len(b)) or real(g, b))
+    before = backend.get_backend()
+    backend.set_backend("numba")
+    try:
+        with backend.compute_scope():
+            flat = run(optimizers.Adam(0.01, clipnorm=0.05))
+    finally:
+        backend.set_backend(before)
+    _assert_same(flat, run(_per_array(optimizers.Adam(0.01, clipnorm=0.05))))
+    assert calls == [len(BIG)] * 4

@@ -88,3 +88,22 @@ def test_forecaster_network_trains_bit_identically_with_the_flat_step():
     assert used == [True, False]  # the flat step (and its gathered norm) ran in the first only
     for a, b in zip(*weights):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pinball_gradient_is_the_float64_choice_rounded_once(dtype):
+    """The pinball loss's gradient picks slopes rounded to the prediction's float type once:
+    the bits of the float64 ``np.where(d > 0, -tau, 1 - tau).astype(dtype)``, for each float
+    type in turn from one loss object (a cached slope of one type never serves the other)."""
+    from lstmkit.apps import forecast_network as fn
+
+    q, H = [0.5, 0.1, 0.9, 0.025, 0.975], 4
+    loss = fn.pinball_loss(q, H)
+    tau = np.repeat(np.asarray(q, np.float64), H)
+    rng = np.random.default_rng(0)
+    for dt in (dtype, np.float64 if dtype == np.float32 else np.float32):
+        y, p = (rng.standard_normal((64, len(q) * H)).astype(dt) for _ in range(2))
+        p[0, :3] = y[0, :3]  # d == 0: the slope of 1 - tau
+        want = np.where(y - p > 0, -tau, 1 - tau).astype(dt)
+        got = loss.gradient_fn(y, p)
+        assert got.dtype == dt and np.array_equal(got, want)

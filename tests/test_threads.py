@@ -48,6 +48,54 @@ def test_matmul_shared_over_threads_equals_numpy(fast_threads, shape):
 
 
 @numba_only
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_small_product_on_two_threads_is_one_direct_matmul(fast_threads, monkeypatch, dtype):
+    """A product below the parallel threshold (the forecaster's Dense layers: (64, 40) @
+    (40, 32)) is one ``np.matmul``, no slices handed to ``in_parallel``: the bits of
+    ``a @ b``, a transposed operand too; a big one is still shared out."""
+    from lstmkit.ops.fast import common
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((64, 40)).astype(dtype), rng.standard_normal((40, 32)).astype(dtype)
+    fast_threads(2)
+    monkeypatch.setattr(common, "PARALLEL_MIN_MACS", 2e6)  # the default
+    shared = []
+    real = common.in_parallel
+    monkeypatch.setattr(common, "in_parallel", lambda *x: shared.append(x[0]) or real(*x))
+    assert np.array_equal(backend.matmul(a, b), a @ b)
+    assert np.array_equal(backend.matmul(a.T.copy().T, b), a @ b)
+    assert np.array_equal(backend.matmul(b.T, a.T), b.T @ a.T)
+    assert shared == []
+    big = rng.standard_normal((512, 256)).astype(dtype)
+    np.testing.assert_allclose(backend.matmul(big, big.T), big @ big.T, rtol=1e-4, atol=1e-3)
+    assert len(shared) == 1 and len(shared[0]) == 2
+
+
+@numba_only
+def test_the_lstm_forward_switches_no_blas_threads_its_backward_does(fast_threads, monkeypatch):
+    """The feature-major LSTM's forward makes no BLAS product (the packed micro-kernels make
+    them all), so a training forward on one thread leaves BLAS's thread count alone; its
+    backward's weight gradient is a BLAS product, single-threaded around it once big enough
+    (the forecaster's: 64 x 128 x 37 multiply-adds a step)."""
+    from lstmkit.ops import blas_threads
+    from lstmkit.ops.fast import lstm as fast_lstm
+
+    fast_threads(1)
+    holds = []
+    real = blas_threads.hold_single
+    monkeypatch.setattr(blas_threads, "hold_single", lambda: holds.append(1) or real())
+    rng = np.random.default_rng(0)
+    T, B, D, H = 4, 64, 4, 32
+    x = rng.standard_normal((T, B, D)).astype(np.float32)
+    h0, c0 = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
+    k, u = (rng.standard_normal((n, 4 * H)).astype(np.float32) for n in (D, H))
+    _, (h, _), cache = fast_lstm.lstm_forward(x, h0, c0, k, u, np.zeros(4 * H, np.float32))
+    assert holds == []
+    fast_lstm.lstm_backward(None, np.ones_like(h), None, cache, need_dx=False)
+    assert holds == [1]
+
+
+@numba_only
 def test_compute_scope_makes_blas_single_threaded_and_restores_it(fast_threads):
     fast_threads(2)
     inside, after, n = _blas_threads_in_and_after_a_scope()

@@ -463,17 +463,28 @@ def fast_ops():
     optimizers' flat Adam step, the embedding gradient)."""
     if _fast_threads() < 1:
         return None
-    from . import fast
+    return _fast_module()
 
-    return fast
+
+def _fast_module():
+    """:mod:`lstmkit.ops.fast`, imported at the first call (numba is optional: never at this
+    module's import), then from a global: a function-level import is ~1 us at every call, and
+    a training step asked 3-9 times."""
+    global _FAST
+    if _FAST is None:
+        from . import fast
+
+        _FAST = fast
+    return _FAST
+
+
+_FAST = None
 
 
 def _read_threads() -> int:
     if get_backend() != "numba":
         return 0
-    from .fast import common
-
-    return common.get_num_threads()
+    return _fast_module().common.get_num_threads()
 
 
 # The workspace of the step or prediction running on this thread (or asyncio task): set by its
@@ -575,6 +586,4 @@ def matmul(a, b):
     are shared among lstmkit's threads (single-threaded BLAS on each), like the cell ops."""
     if _fast_threads() < 2:
         return np.matmul(a, b)
-    from .fast import common
-
-    return common.matmul(a, b)
+    return _fast_module().common.matmul(a, b)

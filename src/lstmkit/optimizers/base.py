@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from ..ops import backend
 from ._checks import non_negative, positive
 from .schedules import SCHEDULES, LearningRateSchedule
 
@@ -241,7 +242,11 @@ class Optimizer:
 
     def _norm_scale(self, flat, grads):
         """``_clip(grads, defer=True)``'s scale from ``flat.g`` (gathered): each gradient's part
-        of its squares, in ``grads``' order, as ``_clip`` takes them."""
+        of its squares, in ``grads``' order, as ``_clip`` takes them; on the compiled backend in
+        one call that sums them as NumPy does (``ops/fast/optim.py``: the same total)."""
+        fast = backend.fast_ops() if flat.g.dtype in _KERNEL_FLOATS else None
+        if fast is not None:
+            return self._scale_of(fast.sum_squares(flat.g, flat.bounds(grads)))
         parts = flat.views_of_own()[1]
         np.square(flat.g, out=flat.sq, dtype=np.float64)  # (into a buffer: the same squares)
         return self._clipnorm_scale([parts[name] for name in grads])
@@ -250,10 +255,14 @@ class Optimizer:
         """The clipnorm factor (None: the norm is within the limit) from each gradient's float64
         squares (arrays, summed one by one in order: ``np.add.reduce`` is ``np.sum`` without its
         Python wrapper, the same sums)."""
-        limit = self.clipnorm if self.clipnorm is not None else self.global_clipnorm
         total = 0
         for sq in squares:
             total += float(np.add.reduce(sq, axis=None))
+        return self._scale_of(total)
+
+    def _scale_of(self, total):
+        """The clipnorm factor (None: within the limit) from the squared norm ``total``."""
+        limit = self.clipnorm if self.clipnorm is not None else self.global_clipnorm
         norm = math.sqrt(total)
         return limit / norm if norm > limit else None
 
@@ -317,6 +326,9 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+#: the float types the compiled kernels of ``ops/fast/optim.py`` take
+_KERNEL_FLOATS = (np.float32, np.float64)
+
 #: what ``_slot`` is given as the parameter name by the one update of every parameter
 _ALL = object()
 
@@ -343,8 +355,8 @@ class _FlatStep:
     a float64 run) sends the step the per-array way, which computes in the slot's dtype.
     """
 
-    __slots__ = ("dtype", "flat_slots", "g", "key", "names", "p", "parts", "spans", "sq",
-                 "sq_parts", "views", "where")  # fmt: skip
+    __slots__ = ("bounds_of", "dtype", "flat_slots", "g", "key", "names", "p", "parts", "spans",
+                 "sq", "sq_parts", "views", "where")  # fmt: skip
 
     def __init__(self, key, dtype, spans):
         self.key, self.dtype, self.spans = key, dtype, spans  # spans: [(name, shape, a, b)]
@@ -354,10 +366,23 @@ class _FlatStep:
         self.p = None if dtype is None else np.empty(n, dtype)
         self.g = None if dtype is None else np.empty(n, dtype)
         self.flat_slots, self.views = {}, {}  # slot -> flat vector, its views in _slots
+        self.bounds_of = {}  # an order of names -> bounds() of it
         # each parameter's part of p, shaped; the gradients' float64 squares and their parts
         # by name (made once, not at each step: slicing and reshaping 7 parts cost ~5 us)
         self.sq = np.empty(n, np.float64)
         self.parts, self.sq_parts = self._parts()
+
+    def bounds(self, names) -> np.ndarray:
+        """``(k, 2)`` int64: the part ``(a, b)`` of the flat vectors of each of ``names`` (an
+        iterable of parameter names, e.g. the gradients' dict), in that order (cached by it)."""
+        order = tuple(names)
+        b = self.bounds_of.get(order)
+        if b is None:
+            if len(self.bounds_of) >= 8:  # (orders that keep changing: start again)
+                self.bounds_of.clear()
+            b = np.array([self.where[n] for n in order], np.int64).reshape(-1, 2)
+            self.bounds_of[order] = b
+        return b
 
     def _parts(self):
         """Views of ``p`` (shaped) and of ``sq`` (by name), one per parameter."""
@@ -458,13 +483,11 @@ def fast_flat(name, *arrays):
     if name is not _ALL:
         return None
     dt = arrays[0].dtype
-    if dt not in (np.float32, np.float64):
+    if dt not in _KERNEL_FLOATS:
         return None
     for a in arrays:
         if a.dtype != dt or a.ndim != 1 or not a.flags.c_contiguous:
             return None
-    from ..ops import backend
-
     return backend.fast_ops()
 
 

@@ -21,7 +21,7 @@ with compiled.numba_cache_dir():
     from .common import get_num_threads, set_num_threads
     from .gru import gru_backward, gru_forward, gru_infer, gru_step
     from .lstm import lstm_backward, lstm_forward, lstm_infer, lstm_step
-    from .optim import adam_flat  # noqa: F401  (the optimizers' flat Adam step)
+    from .optim import adam_flat, sum_squares  # noqa: F401  (the optimizers' flat step)
     from .rnn import rnn_backward, rnn_forward, rnn_infer, rnn_step
     from .scatter import embedding_grad  # noqa: F401  (Embedding's backward)
     from .xent import sparse_xent  # noqa: F401  (the sparse cross-entropy from logits)

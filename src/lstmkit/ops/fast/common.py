@@ -280,8 +280,10 @@ def matmul(a, b) -> np.ndarray:
     """``a (n, k) @ b (k, m)``, rows of the result split over the threads."""
     n, k = a.shape
     m = b.shape[1]
-    out = np.empty((n, m), np.result_type(a, b))
     slices = split(n, n * k * m)
+    if len(slices) == 1 and n * k * m < OPENBLAS_THREADING_MACS:
+        return np.matmul(a, b)  # what in_parallel would run on one slice, without the closure
+    out = np.empty((n, m), np.result_type(a, b))
 
     def rows(r0, r1):
         np.matmul(a[r0:r1], b, out=out[r0:r1])

@@ -80,8 +80,10 @@ from .transpose import transpose_into
 PARALLEL_STEP_MACS = 2**19
 
 
-#: the backward's ``dx`` without ``need_dx`` (its rows of ``W @ dz`` start at D: never written)
-_DUMMY_DX = {np.dtype(t).char: aligned_empty((1, 1, 1), t) for t in (np.float32, np.float64)}
+#: ``(1, 1, 1)`` stand-ins the backward's kernels never touch, made once per float type: its
+#: ``dx`` without ``need_dx`` (its rows of ``W @ dz`` start at D: never written) and its ``dhs``
+#: when none was given (``has_dhs`` False: never read)
+_DUMMY_3D = {np.dtype(t).char: aligned_empty((1, 1, 1), t) for t in (np.float32, np.float64)}
 
 
 def _take(ws, shape, dtype) -> np.ndarray:
@@ -311,7 +313,9 @@ def lstm_forward_fm(x, h0, c0, kernel, U, bias, mask=None, recurrent_mask=None, 
     W = (kernel, U, bias, perm)
     mk = kernels(dt)
     args = (edges, Ap, first, mk, XH, Z, G, C, TC, out, h0, rmT, has_rm, m, has_m, acts, W)
-    met = _in_step(P, _forward_serial, _forward_parallel, args, B * 4 * H * (1 + D + H))
+    # (no BLAS product in the forward, the packed micro-kernels make them all: no BLAS threads
+    # to switch, as for inference; the switch's four library calls were ~4 us of a small step)
+    met = _in_step(P, _forward_serial, _forward_parallel, args, 0)
     _give_back(ws, Ap, Z)  # scratch of this call only
     if not met:  # the threads could not all meet: on one thread
         return lstm_forward_fm(x, h0, c0, kernel, U, bias, mask, recurrent_mask, 1, acts, ws)
@@ -328,7 +332,9 @@ _SYNC_FAILED = [False]  # a parallel region whose threads could not all meet (se
 def _in_step(P, serial, parallel, args, macs) -> bool:
     """Run ``serial(*args)`` or, for ``P > 1``, ``parallel(*args, state, ...)`` (P threads in one
     region meeting at every step, :mod:`.sync`); False when the threads could not all meet (the
-    caller redoes the call on one thread, and later calls stay on one)."""
+    caller redoes the call on one thread, and later calls stay on one). ``macs``: multiply-adds
+    of the largest BLAS product the kernel makes (0: none), which decides whether BLAS is made
+    single-threaded around it (:func:`.common.in_parallel`)."""
     if P == 1:  # what in_parallel does with one slice, without its set-up (a small step's ~5 us)
         if macs < _common.OPENBLAS_THREADING_MACS:
             serial(*args)
@@ -518,17 +524,16 @@ def _packed_input_weights(kernel, U, perm, rows, ws):
     the chunk-major order ``perm``, packed for :func:`.packed.matmul_packed` chunk by chunk
     (chunk p from panel ``first[p]`` on). Returns ``(Wp, first)``."""
     lo, hi = rows[:-1], rows[1:]
-    Wp, first = _row_panels(kernel, lo, hi, ws)
+    first = _range_panel_starts(tuple(lo.tolist()), tuple(hi.tolist()))
+    Wp = _row_panels(kernel, first, ws)
     _pack_W(kernel, U, perm, lo, hi, first, Wp)
     return Wp, first
 
 
-def _row_panels(kernel, lo, hi, ws):
-    """Panels for rows ``lo[i]:hi[i]`` of ``W`` (as above), range i from panel ``first[i]``
-    on, not filled (:func:`_pack_W` fills them). Returns ``(Wp, first)``."""
-    first = _range_panel_starts(tuple(lo.tolist()), tuple(hi.tolist()))
-    Wp = _take(ws, (int(first[-1]), kernel.shape[1], MR), kernel.dtype)
-    return Wp, first
+def _row_panels(kernel, first, ws):
+    """Panels for the row ranges of ``W`` (as above) whose range i starts at panel
+    ``first[i]`` (:func:`_range_panel_starts`), not filled (:func:`_pack_W` fills them)."""
+    return _take(ws, (int(first[-1]), kernel.shape[1], MR), kernel.dtype)
 
 
 @njit(**_JIT)
@@ -551,18 +556,20 @@ def _pack_W(kernel, U, perm, lo, hi, first, Wp):
 
 @functools.lru_cache(maxsize=64)
 def _row_ranges(D, H, P, need_dx):
-    """Each thread's rows of ``W @ dz``, ``(lo, hi)`` of ``2P`` ranges: thread p's are
+    """Each thread's rows of ``W @ dz``, ``(lo, hi, first)`` of ``2P`` ranges: thread p's are
     ``2p`` (its share of the D x rows, none without dx) and ``2p + 1`` (the h rows of its unit
-    chunk of :func:`_chunks`). One thread: a single range, all rows it needs. (Cached, read
+    chunk of :func:`_chunks`); range i packed from panel ``first[i]`` on
+    (:func:`_range_panel_starts`). One thread: a single range, all rows it needs. (Cached, read
     only: the same arrays at every step.)"""
     edges = _chunks(H, P)[0]
     r0 = 0 if need_dx else D
     if P == 1:
-        return np.array([r0, D + H], np.int64), np.array([D + H, D + H], np.int64)
-    xe = [round(D * p / P) if need_dx else 0 for p in range(P + 1)]
-    lo = np.array([v for p in range(P) for v in (xe[p], D + edges[p])], np.int64)
-    hi = np.array([v for p in range(P) for v in (xe[p + 1], D + edges[p + 1])], np.int64)
-    return lo, hi
+        lo, hi = np.array([r0, D + H], np.int64), np.array([D + H, D + H], np.int64)
+    else:
+        xe = [round(D * p / P) if need_dx else 0 for p in range(P + 1)]
+        lo = np.array([v for p in range(P) for v in (xe[p], D + edges[p])], np.int64)
+        hi = np.array([v for p in range(P) for v in (xe[p + 1], D + edges[p + 1])], np.int64)
+    return lo, hi, _range_panel_starts(tuple(lo.tolist()), tuple(hi.tolist()))
 
 
 def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, threads=None):
@@ -582,16 +589,16 @@ def lstm_backward_fm(dhs, dh_T, dc_T, cache, need_dx=True, acts=None, ws=None, t
     K = 1 + D + H
     dh, dc = _state_grad(dh_T, H, B, dt, ws), _state_grad(dc_T, H, B, dt, ws)
     has_dhs = dhs is not None
-    dhs_ = np.zeros((1, 1, 1), dt) if not has_dhs else _batch_major(dhs, dt, ws)
+    dhs_ = _DUMMY_3D[dt.char] if not has_dhs else _batch_major(dhs, dt, ws)
     rmT, has_rm = float_or_dummy(None if rmask is None else np.asarray(rmask).T, dt)
     m, has_m = bool_or_dummy(mask)
     edges, perm = _chunks(H, P)
-    lo, hi = _row_ranges(D, H, P, need_dx)
-    Wp, first = _row_panels(kernel, lo, hi, ws)  # packed by the kernel, each thread its rows
+    lo, hi, first = _row_ranges(D, H, P, need_dx)
+    Wp = _row_panels(kernel, first, ws)  # packed by the kernel, each thread its rows
     DZ = _take(ws, (min(P, 2), H4, B), dt)  # threads: dz of even and odd steps, in turn
     out = _take(ws, (D + H, B), dt)  # one step's W @ dz
     # dx is returned (never from ws); without it, a stand-in no step writes (rows from D on)
-    dx = aligned_empty((B, T, D), dt) if need_dx else _DUMMY_DX[dt.char]
+    dx = aligned_empty((B, T, D), dt) if need_dx else _DUMMY_3D[dt.char]
     dWTp = _take(ws, (H4, K), dt)  # the first step's product overwrites it ...
     if T == 0:
         dWTp.fill(0)  # ... unless there is none

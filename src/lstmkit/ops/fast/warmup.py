@@ -110,6 +110,7 @@ def run(dtype: str, pair: tuple | None = None) -> None:
         )
         p, g, m, v = (rng.random(6).astype(dt) for _ in range(4))  # the optimizers' flat Adam
         optim.adam_flat(p, g, m, v, *(dt.type(c) for c in (0.1, 0.001, 1e-3, 1e-7)))
+        optim.sum_squares(g, np.array([[0, 2], [2, 6]], np.int64))  # the clipnorm's norm
         ids = np.array([2, 0, 2], np.int64)  # Embedding's backward
         scatter.embedding_grad(ids, rng.random((3, 4)).astype(dt), np.empty((3, 4), dt))
         z = rng.random((3, 4)).astype(dt)  # the sparse cross-entropy from logits
