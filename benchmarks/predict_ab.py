@@ -4,9 +4,12 @@ trees alternating every ``--calls`` calls (the order reversed every round), so t
 same minutes of a shared machine.
 
     python benchmarks/predict_ab.py --base /tmp/base/src --new src --threads 2 --configs A,C,D
+    python benchmarks/predict_ab.py --base /tmp/base/src --new src --configs A --steps 4
 
 Prints, per config, the median wall time of each tree, their ratio, the median CPU time of the
-process (all threads) and the load average over the run. ``--worker`` is internal.
+process (all threads) and the load average over the run. ``--steps``: every config with that
+many time steps (a few: the Python and the set-up around the time loop dominate the call).
+``--worker`` is internal.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def worker(threads: int) -> None:
-    """Read ``config calls`` lines, answer ``[wall seconds], [CPU seconds]`` as JSON."""
+def worker(threads: int, steps: int | None = None) -> None:
+    """Read ``config calls`` lines, answer ``[wall seconds], [CPU seconds]`` as JSON; ``steps``:
+    the configs' T replaced by it."""
     sys.path.insert(0, str(HERE))
     import bench_speed as bs
 
@@ -37,6 +41,8 @@ def worker(threads: int) -> None:
     for line in sys.stdin:
         name, n = line.split()
         if name not in calls:
+            if steps is not None:
+                bs.CONFIGS[name] = (steps, *bs.CONFIGS[name][1:])
             model, x, _ = bs.build(name)
 
             def predict(model=model, x=x):
@@ -67,10 +73,13 @@ def main(argv=None) -> None:
     p.add_argument("--configs", default="A,C")
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--calls", type=int, default=10, help="timed calls per tree and round")
+    p.add_argument("--steps", type=int, default=None,
+                   help="T of every config replaced by this (a few steps: the set-up around the "
+                        "loop dominates)")  # fmt: skip
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker is not None:
-        worker(args.worker)
+        worker(args.worker, args.steps)
         return
     import numpy as np
 
@@ -81,6 +90,7 @@ def main(argv=None) -> None:
     procs = {}
     for k, src in trees.items():
         cmd = [sys.executable, __file__, "--base", "-", "--new", "-", "--worker", str(args.threads)]
+        cmd += [] if args.steps is None else ["--steps", str(args.steps)]
         procs[k] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                     env={**env, "PYTHONPATH": str(Path(src).resolve())})  # fmt: skip
         assert procs[k].stdout.readline().strip() == "ready"
@@ -99,7 +109,8 @@ def main(argv=None) -> None:
     for proc in procs.values():
         proc.stdin.close()
         proc.wait()
-    print(f"threads {args.threads}, {args.rounds} rounds x {args.calls} calls per tree, "
+    steps = "" if args.steps is None else f", T = {args.steps}"
+    print(f"threads {args.threads}{steps}, {args.rounds} rounds x {args.calls} calls per tree, "
           f"load average {min(loads):.1f}-{max(loads):.1f}")  # fmt: skip
     for c in cfgs:
         (bw, bc), (nw, nc) = res[("base", c)], res[("new", c)]
