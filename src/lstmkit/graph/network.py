@@ -119,9 +119,7 @@ class Network:
             else:
                 _accumulate(grads_t, s, dy)
         grads: dict[str, np.ndarray] = {}
-        steps, caches = plan.steps, tape.caches
-        for k in range(len(steps) - 1, -1, -1):  # (no reversed list of pairs a step)
-            st, cache = steps[k], caches[k]
+        for st, cache in reversed(list(zip(plan.steps, tape.caches))):
             if logit_nodes and id(st.node) in logit_nodes:
                 dx, g = st.layer.backward_from_logits(logit_nodes[id(st.node)], cache)
             else:
