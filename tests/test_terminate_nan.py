@@ -325,3 +325,30 @@ def test_lab_stops_at_the_first_nan_loss(tmp_path, capsys):
     [result] = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
     assert result["diverged"] is True
     assert result["sequences"] < 320 and result["curve"] == []  # before the first check
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(-1,), (-1, 1)])
+def test_the_weight_check_names_the_first_non_finite_parameter_in_order(bad, where):
+    """Parameters poisoned after batch 0 (the very last value alone; then also the first value
+    of the second parameter, set after the later one): the check (one pass over the parameters
+    joined, then one by one for the name) names the earliest in ``model.params`` order, as the
+    one-by-one loop did; a finite run is not stopped."""
+    model, rec = _lstmkit_model(), Recorder()
+    x, _ = _data()
+    y = np.random.default_rng(1).normal(size=(N, 1)).astype(np.float32)
+    names = list(model.params)
+
+    class Poison(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 0:
+                for i in where:
+                    self.model.params[names[i]].flat[-1 if i == -1 else 0] = bad
+
+    nan = TerminateOnNaN(check_weights=True)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+              callbacks=[Poison(), rec, nan])  # fmt: skip
+    assert nan.stopped == (0, 0, f"parameter '{names[where[-1]]}' became NaN or Inf")
+    clean = TerminateOnNaN(check_weights=True)
+    _lstmkit_model().fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[clean])
+    assert clean.stopped is None
