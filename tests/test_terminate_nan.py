@@ -327,13 +327,20 @@ def test_lab_stops_at_the_first_nan_loss(tmp_path, capsys):
     assert result["sequences"] < 320 and result["curve"] == []  # before the first check
 
 
+@pytest.mark.parametrize("join_max", [1 << 16, 0], ids=["joined", "one-by-one"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", [(-1,), (-1, 1)])
-def test_the_weight_check_names_the_first_non_finite_parameter_in_order(bad, where):
+def test_the_weight_check_names_the_first_non_finite_parameter_in_order(
+    bad, where, join_max, monkeypatch
+):
     """Parameters poisoned after batch 0 (the very last value alone; then also the first value
     of the second parameter, set after the later one): the check (one pass over the parameters
     joined, then one by one for the name) names the earliest in ``model.params`` order, as the
-    one-by-one loop did; a finite run is not stopped."""
+    one-by-one loop did; a finite run is not stopped. ``join_max`` 0: a model too big to join
+    (``callbacks.JOIN_MAX``) is checked one by one."""
+    from lstmkit import callbacks
+
+    monkeypatch.setattr(callbacks, "JOIN_MAX", join_max)
     model, rec = _lstmkit_model(), Recorder()
     x, _ = _data()
     y = np.random.default_rng(1).normal(size=(N, 1)).astype(np.float32)

@@ -385,22 +385,28 @@ class TerminateOnNaN(Callback):
         self.model.stop_training = True
 
 
+#: the most parameter values ``_non_finite_parameter`` copies into one array to check them at once
+JOIN_MAX = 1 << 16
+
+
 def _non_finite_parameter(params):
     """The message naming the first parameter (in ``params`` order) holding a NaN or Inf, or
     None. One ``isfinite`` over all of them joined (the forecaster's seven arrays: ~16 us a
     batch one by one, ~10 us joined, ``benchmarks/weights_check.py``); only when that finds one,
     the arrays one by one for its name. Joined at their common dtype (the widest), a value is
-    non-finite exactly when it was."""
+    non-finite exactly when it was. Joined only while small (``JOIN_MAX`` values): a big model's
+    copy would cost more than the calls it saves, and its memory."""
     if not params:
         return None
-    joined = np.concatenate([v.ravel() for v in params.values()])
-    # (ufunc reduce: ndarray.all() without its two Python wrapper calls)
-    if np.logical_and.reduce(np.isfinite(joined), axis=None):
-        return None
+    if sum(v.size for v in params.values()) <= JOIN_MAX:
+        joined = np.concatenate([v.ravel() for v in params.values()])
+        # (ufunc reduce: ndarray.all() without its two Python wrapper calls)
+        if np.logical_and.reduce(np.isfinite(joined), axis=None):
+            return None
     for name, v in params.items():
         if not np.logical_and.reduce(np.isfinite(v), axis=None):
             return f"parameter '{name}' became NaN or Inf"
-    return None  # (not reached: the joined copy holds the same values)
+    return None
 
 
 class ProgressBar(Callback):
