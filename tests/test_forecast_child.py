@@ -139,7 +139,8 @@ def _children(pid):
 # --jobs 1: the anchors' child (the sleeper); --jobs 2: the held-out fit's child
 # (lstmkit.apps.forecast_heldout, the real one: it trains 300 epochs too); --jobs 2
 # --no-evaluate: the same child, sharing the saved fit's two members
-@pytest.mark.parametrize("jobs", [["1"], ["2"], ["2", "--no-evaluate", "--ensemble", "2"]])
+@pytest.mark.parametrize("jobs", [["1"], ["2"], ["2", "--no-evaluate", "--ensemble", "2"]],
+                         ids=["jobs-1", "jobs-2", "jobs-2-no-evaluate"])  # fmt: skip
 def test_ctrl_c_during_training_leaves_no_child_and_the_old_model(tmp_path, jobs):
     rng = np.random.default_rng(0)
     with open(tmp_path / "p.csv", "w") as f:
