@@ -122,7 +122,7 @@ def test_no_evaluate_jobs_2_shares_the_members_and_saves_the_model_of_jobs_1(
     monkeypatch.setenv("LSTMKIT_NUM_THREADS", "1")  # every fit on one thread, as the child's
     started, here = _spies(monkeypatch)
     # member 0 in the child, its follower (member 2) here, read from the child's file
-    _child_takes(monkeypatch, {"saved-0"}, reserve={"saved-2"})
+    _child_takes(monkeypatch, {"saved-0"}, reserve={"saved-1", "saved-2"})
     out = tmp_path / "m2.lstmkit"
     _train(panel_csv, out, 2)
     assert started == [forecast_heldout.CHILD]
