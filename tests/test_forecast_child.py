@@ -137,8 +137,10 @@ def _children(pid):
 
 
 # --jobs 1: the anchors' child (the sleeper); --jobs 2: the held-out fit's child
-# (lstmkit.apps.forecast_heldout, the real one: it trains 300 epochs too)
-@pytest.mark.parametrize("jobs", ["1", "2"])
+# (lstmkit.apps.forecast_heldout, the real one: it trains 300 epochs too); --jobs 2
+# --no-evaluate: the same child, sharing the saved fit's two members
+@pytest.mark.parametrize("jobs", [["1"], ["2"], ["2", "--no-evaluate", "--ensemble", "2"]],
+                         ids=["jobs-1", "jobs-2", "jobs-2-no-evaluate"])  # fmt: skip
 def test_ctrl_c_during_training_leaves_no_child_and_the_old_model(tmp_path, jobs):
     rng = np.random.default_rng(0)
     with open(tmp_path / "p.csv", "w") as f:
@@ -150,7 +152,7 @@ def test_ctrl_c_during_training_leaves_no_child_and_the_old_model(tmp_path, jobs
     out.write_bytes(b"the previous model")
     argv = ["forecast", "train", str(tmp_path / "p.csv"), "--out", str(out), "--horizon", "4",
             "--units", "8", "--epochs", "300", "--patience", "300", "--ensemble", "1",
-            "--jobs", jobs]  # fmt: skip
+            "--jobs", *jobs]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     proc = subprocess.Popen([sys.executable, "-c", RUN, *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)  # fmt: skip
@@ -161,7 +163,7 @@ def test_ctrl_c_during_training_leaves_no_child_and_the_old_model(tmp_path, jobs
             time.sleep(0.1)
         assert len(kids) == 1, f"{len(kids)} child processes started, expected 1"
         cmdline = Path(f"/proc/{kids[0]}/cmdline").read_bytes().split(b"\0")
-        assert (b"lstmkit.apps.forecast_heldout" in cmdline) == (jobs == "2"), cmdline
+        assert (b"lstmkit.apps.forecast_heldout" in cmdline) == (jobs[0] == "2"), cmdline
         time.sleep(1.0)  # training: 300 epochs take far longer
         assert proc.poll() is None and all(_alive(k) for k in kids)
         proc.send_signal(signal.SIGINT)

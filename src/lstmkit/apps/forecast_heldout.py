@@ -25,6 +25,9 @@ The child never outlives the block (``helper_started``): leaving it by an error 
 and reaps a child still running. A task a failed child leaves undone is done here when it is
 the saved fit's (the model always stands); a missing held-out or anchors result costs the table
 (a note says why).
+
+``forecast train --no-evaluate`` (``fit_saved``) shares the saved fit's members the same way:
+the same plan without the held-out members and the anchors (``plan_of(..., evaluate=False)``).
 """
 
 from __future__ import annotations
@@ -76,9 +79,9 @@ class Helper:
     directory: Path
     process: subprocess.Popen
 
-    def give(self, panel: Panel, config: ForecastConfig, anchors=None) -> None:
+    def give(self, panel: Panel, config: ForecastConfig, anchors=None, evaluate=True) -> None:
         """The panel and settings to the child (``input.npz``), then its go line."""
-        write_input(self.directory / IN, panel, config, anchors)
+        write_input(self.directory / IN, panel, config, anchors, evaluate)
         with contextlib.suppress(OSError):  # a child already gone: ``ended`` says how
             self.process.stdin.write(GO)
             self.process.stdin.close()
@@ -153,10 +156,11 @@ def panel_of(z) -> Panel:
     )  # fmt: skip
 
 
-def write_input(path, panel: Panel, config: ForecastConfig, anchors=None) -> None:
+def write_input(path, panel: Panel, config: ForecastConfig, anchors=None, evaluate=True) -> None:
     np.savez(
         path, **panel_arrays(panel), config=np.asarray(json.dumps(config.to_dict())),
         default_anchors=np.bool_(anchors is None), anchors=np.asarray(anchors or (), dtype=str),
+        evaluate=np.bool_(evaluate),
     )  # fmt: skip
 
 
@@ -180,13 +184,14 @@ class Task:
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """Both fits' data, facts, settings (validated, ``horizon`` set) and tasks: each process
-    computes the same plan from the same panel and settings."""
+    computes the same plan from the same panel and settings. Without the held-out fit
+    (``--no-evaluate``): the saved fit's only (``window`` None, no anchors)."""
 
     panel: Panel
     config: ForecastConfig
     anchors: tuple | None
     horizon: int
-    window: object  # forecast_backtest.Window: the held-out window
+    window: object  # forecast_backtest.Window: the held-out window (None: no held-out fit)
     facts: dict  # fit -> fit_global's facts of its panel
     tasks: tuple
 
@@ -194,25 +199,28 @@ class Plan:
         return self.window.train if fit == "heldout" else self.panel
 
 
-def plan_of(panel: Panel, config: ForecastConfig, anchors=None) -> Plan:
+def plan_of(panel: Panel, config: ForecastConfig, anchors=None, evaluate=True) -> Plan:
     """The tasks in the order the processes take them (each the first one whose peers are
     done): the members that early-stop (the long, unforeseeable ones), the anchors, then the
-    members that train for a peer's best epoch count (short: they even out the two ends)."""
+    members that train for a peer's best epoch count (short: they even out the two ends).
+    ``evaluate`` False: the saved fit's members only (``--no-evaluate``: no window, no
+    anchors), in the same order."""
     from .forecast_backtest import rolling_origins
     from .forecast_global import _check_panel, _facts
     from .forecast_run import horizon_of
 
     H = horizon_of(panel, config)
     config = config.replace(horizon=H).validate()
-    window = rolling_origins(panel, H, 1)[0]  # forecast_run.evaluate's one window
+    window = rolling_origins(panel, H, 1)[0] if evaluate else None  # evaluate's one window
+    fits = (("heldout", window.train),) if evaluate else ()
     facts, lstm = {}, []
-    for fit, data in (("heldout", window.train), ("saved", panel)):
+    for fit, data in (*fits, ("saved", panel)):
         _check_panel(data, "fit_global")
         facts[fit] = _facts(data, config)
         lstm += member_tasks(config, facts[fit], fit)
     lstm.sort(key=lambda t: bool(t.peers))  # (stable)
     first = sum(not t.peers for t in lstm)
-    tasks = (*lstm[:first], Task("anchors"), *lstm[first:])
+    tasks = (*lstm[:first], *((Task("anchors"),) if evaluate else ()), *lstm[first:])
     anchors = None if anchors is None else tuple(anchors)
     return Plan(panel, config, anchors, H, window, facts, tasks)
 
@@ -347,20 +355,36 @@ def fit_both(helper: Helper, panel: Panel, config: ForecastConfig, *, anchors=No
     """``forecast train``'s two fits shared with the started child: ``(H, BacktestResult,
     GlobalForecaster)`` as ``forecast_run.evaluate`` and ``fit`` give them on one thread.
 
-    Both processes take the tasks of ``plan_of`` (``work``); then this one waits for the child,
-    reads its results and builds both forecasters. A saved-fit task the child did not finish
-    (it failed) is done here: the saved model always stands; a missing held-out or anchors
+    Both processes take the tasks of ``plan_of`` (``share``); a missing held-out or anchors
     result leaves the table out, a note saying why."""
     plan = plan_of(panel, config, anchors)
     helper.give(panel, config, anchors)
-    done, notes = {}, []
+    done, notes, why = share(helper, plan, progress)
+    model = assemble(plan, "saved", done)
+    return plan.horizon, table(plan, done, notes or [f"its process {why}"]), model
+
+
+def fit_saved(helper: Helper, panel: Panel, config: ForecastConfig, *, progress=None):
+    """``forecast train --no-evaluate``'s one fit shared with the started child: the
+    ``GlobalForecaster`` ``forecast_run.fit`` gives on one thread (``plan_of(...,
+    evaluate=False)``: the saved fit's members, taken by both processes, ``share``)."""
+    plan = plan_of(panel, config, evaluate=False)
+    helper.give(panel, config, evaluate=False)
+    done, _, _ = share(helper, plan, progress)
+    return assemble(plan, "saved", done)
+
+
+def share(helper: Helper, plan: Plan, progress=None):
+    """``plan``'s tasks taken by both processes (``work``; the child has its input); then this
+    one waits for the child and reads its results. A saved-fit task the child did not finish
+    (it failed) is done here: the saved model always stands. Returns ``(done, notes, why)``:
+    every task's result (None: missing), this process's notes on its failed held-out tasks,
+    and how the child ended (None: cleanly)."""
+    done, notes, mine = {}, [], []  # mine: the tasks this process took
+    needed = {p for t in plan.tasks for p in t.peers}  # results the child may wait for
 
     def alive():
         return helper.process.poll() is None
-
-    needed = {p for t in plan.tasks for p in t.peers}  # results the child may wait for
-
-    mine = []  # the tasks this process took
 
     def run(task):
         mine.append(task.name)
@@ -384,8 +408,7 @@ def fit_both(helper: Helper, panel: Panel, config: ForecastConfig, *, anchors=No
         if done[task.name] is None and task.fit == "saved":
             with one_thread():
                 done[task.name] = do(plan, task, done, progress)
-    model = assemble(plan, "saved", done)
-    return plan.horizon, table(plan, done, notes or [f"its process {why}"]), model
+    return done, notes, why
 
 
 def _do_here(plan, task, done, notes, progress):
@@ -449,7 +472,8 @@ def run(directory) -> None:
         panel = panel_of(z)
         config = ForecastConfig.from_dict(json.loads(str(z["config"])))
         anchors = None if bool(z["default_anchors"]) else tuple(str(s) for s in z["anchors"])
-    plan = plan_of(panel, config, anchors)
+        evaluate = bool(z["evaluate"])
+    plan = plan_of(panel, config, anchors, evaluate)
     done: dict = {}
 
     def run_task(task):

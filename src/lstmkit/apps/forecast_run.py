@@ -4,7 +4,8 @@ file, train the global forecaster (``forecast_global``), score it against the cl
 
 ``train`` scores a model fitted on each series minus its last ``horizon`` values (the held-out
 window) against the anchors fitted on the same data, and fits the model it saves on every
-value (``evaluate_and_fit``: the two fits at once, in two processes, with ``jobs >= 2``).
+value (``evaluate_and_fit``: the two fits at once, in two processes, with ``jobs >= 2``);
+``train --no-evaluate`` only the latter (``fit``: its members in two processes, ``shared``).
 ``demo`` does both with ``DEMO_CHANGES`` on the packaged M1 yearly panel.
 """
 
@@ -135,12 +136,32 @@ def evaluate_and_fit(panel, config, *, progress=None, distribute=None, jobs=1, h
         return fit_both(started, panel, config, progress=progress)
 
 
-def fit(panel, config, progress=None, distribute=None):
+def shared(config: ForecastConfig, jobs: int, distribute=None, evaluate=True) -> bool:
+    """Whether ``forecast train`` shares its work with a child process
+    (``forecast_heldout``): ``jobs >= 2`` and no ``distribute``; without the held-out fit
+    (``evaluate`` False) also only when the saved fit is more than one task
+    (``forecast_heldout.member_tasks``: a time budget or one member is one)."""
+    if jobs < 2 or distribute is not None:
+        return False
+    return evaluate or (not config.max_minutes and config.ensemble >= 2)
+
+
+def fit(panel, config, progress=None, distribute=None, *, jobs=1, helper=None):
     """The model to save: trained on every value of ``panel`` (``distribute``: a
-    ``lstmkit.distributed.RayStrategy``)."""
+    ``lstmkit.distributed.RayStrategy``). ``shared(config, jobs, distribute, evaluate=False)``:
+    its members shared with a child process (``forecast_heldout.fit_saved``; ``helper``: that
+    child, started earlier, as in ``evaluate_and_fit``), the model ``jobs=1`` gives on one
+    thread; a failed child costs time (its members are trained here), never the model."""
     from .forecast_global import fit_global
 
-    return fit_global(panel, config, progress, distribute)
+    if not shared(config, jobs, distribute, evaluate=False):
+        return fit_global(panel, config, progress, distribute)
+    from .forecast_heldout import fit_saved, helper_started
+
+    if helper is not None:
+        return fit_saved(helper, panel, config, progress=progress)
+    with helper_started() as started:
+        return fit_saved(started, panel, config, progress=progress)
 
 
 # -- forecasts as rows ------------------------------------------------------------------------------

@@ -159,9 +159,10 @@ def _register_train(sub):
     _single_options(p)
     p.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                    help="skip the held-out table: train the saved model only (about half the "
-                   "time; global engine)")  # fmt: skip
+                   "CPU; with --jobs 2 its ensemble members are shared with a child process; "
+                   "global engine)")  # fmt: skip
     p.add_argument("--jobs", type=_positive_int, default=None,
-                   help="processes for the two fits: 2 or more shares their ensemble members "
+                   help="processes for the fits: 2 or more shares their ensemble members "
                    "and the anchors with a child process, each on one thread; 1 one fit after "
                    "the other (default: 2 on 2 or more CPUs, else 1; global engine)")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
@@ -363,31 +364,34 @@ def cmd_train(args) -> int:
                              "single engine's validation is part of its training); got it with "
                              "--engine single")  # fmt: skip
         return train_single(args)
-    from ..apps.forecast_run import default_jobs, evaluate_and_fit, fit, horizon_of
+    from ..apps.forecast_run import default_jobs, evaluate_and_fit, fit, horizon_of, shared
 
     _only_single(args)
     _check_out_file(args.out, "--out")
     config = _config(args)
     jobs = default_jobs() if args.jobs is None else args.jobs
-    if not args.evaluate:
+    # the work shared with a child process (--jobs), started before the data are read
+    with _helper(shared(config, jobs, strategy, args.evaluate)) as helper:
         panel, _ = _read(args, config)
-        model = fit(panel, config.replace(horizon=horizon_of(panel, config)), _say(args), strategy)
-    else:  # the work shared with a child process (--jobs), started before the data are read
-        with _helper(jobs, strategy) as helper:
-            panel, _ = _read(args, config)
+        if not args.evaluate:
+            config = config.replace(horizon=horizon_of(panel, config))
+            model = fit(panel, config, _say(args), strategy, jobs=jobs, helper=helper)
+        else:
             H, result, model = evaluate_and_fit(panel, config, progress=_say(args),
                                                 distribute=strategy, jobs=jobs,
                                                 helper=helper)  # fmt: skip
+    if args.evaluate:
         _print_result(result, H, "held out: the last values of each series")
     model.save(args.out)
     print(f"saved model ({len(model.members)} members) to {args.out}")
     return 0
 
 
-def _helper(jobs, strategy):
-    """``--jobs 2``'s child process, started now: it imports lstmkit and loads the compiled
-    kernels while this process reads the data (``forecast_heldout.helper_started``)."""
-    if jobs < 2 or strategy is not None:
+def _helper(share: bool):
+    """``--jobs 2``'s child process (``share``: ``forecast_run.shared``), started now: it
+    imports lstmkit and loads the compiled kernels while this process reads the data
+    (``forecast_heldout.helper_started``)."""
+    if not share:
         return contextlib.nullcontext()
     from ..apps.forecast_heldout import helper_started
 
@@ -584,7 +588,7 @@ def cmd_demo(args) -> int:
           f"ForecastConfig().replace({run.DEMO_CHANGES})")  # fmt: skip
     data = builtin_path(run.DEMO_PANEL)
     jobs = run.default_jobs()
-    with _helper(jobs, None) as helper:
+    with _helper(run.shared(config, jobs)) as helper:
         panel, tcol = _read(argparse.Namespace(data=data, fill="none", season=None), config)
         H, result, model = run.evaluate_and_fit(panel, config, progress=_say(args), jobs=jobs,
                                                 helper=helper)  # fmt: skip
