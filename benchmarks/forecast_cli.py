@@ -67,9 +67,13 @@ def write_csv(path, ids, train, times):
     pd.concat(frames).to_csv(path, index=False, date_format="%Y-%m-%d")
 
 
-def cli_env(src=None) -> dict:
-    """The CLI's environment: ``src`` (a source tree) on ``PYTHONPATH``."""
-    return dict(os.environ) | ({"PYTHONPATH": str(src)} if src else {})
+def cli_env(src=None, bytecode=True) -> dict:
+    """The CLI's environment: ``src`` (a source tree) on ``PYTHONPATH``; with ``bytecode``, no
+    ``PYTHONPYCACHEPREFIX`` (the processes read the ``__pycache__`` beside the sources)."""
+    env = dict(os.environ) | ({"PYTHONPATH": str(src)} if src else {})
+    if bytecode:
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    return env
 
 
 def compile_lstmkit(env) -> None:
@@ -124,7 +128,8 @@ def bench(name, rounds, train_args, before=None, bytecode=True):
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / f"{name}.csv"
         write_csv(data, ids, train, times)
-        env, env_b = cli_env(), cli_env(before) if before else None
+        env = cli_env(None, bytecode)
+        env_b = cli_env(before, bytecode) if before else None
         for e in (env, env_b) if bytecode else ():
             if e is not None:
                 compile_lstmkit(e)

@@ -79,7 +79,7 @@ def test_a_small_panel_is_forecast_without_numba_as_the_compiled_kernels_do(file
     assert small["unique_id"].tolist() == compiled["unique_id"].tolist()
     for col in ("forecast", "lo-80", "hi-80"):
         a, b = small[col].to_numpy(), compiled[col].to_numpy()
-        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-5 * np.abs(b).max())
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * np.abs(b).max())
 
 
 def test_a_backend_asked_for_by_name_stands(files):
@@ -94,36 +94,66 @@ def _model(lookbacks, shapes):
     return SimpleNamespace(members=members)
 
 
-def test_predict_work_is_series_times_lookback_times_parameters():
+def test_predict_work_counts_by_hand():
+    """Members of lookback 4 and 8 on 3 series, parameters 4x128, 32x128 and 128: all
+    multiply-adds at most 3 x (4 + 8) x 4736, the largest product at most 3 x 8 rows x 4096."""
     model = _model([4, 8], [(4, 128), (32, 128), (128,)])
     panel = SimpleNamespace(n_series=3)
-    assert forecast_run.predict_work(model, panel) == 3 * (4 + 8) * (512 + 4096 + 128)
+    assert forecast_run.predict_work(model, panel) == (3 * 12 * 4736, 3 * 8 * 4096)
+
+
+LSTM32 = [(4, 128), (32, 128), (128,)]  # arrivals' LSTM(32)
+LSTM128 = [(4, 512), (128, 512), (512,)]  # --units 128
 
 
 @pytest.mark.parametrize(
-    ("n_series", "lookback", "small"),
-    [(4, 8, True), (128, 8, True), (129, 8, False), (100, 10**5, False)],
+    ("n_series", "lookback", "shapes", "small"),
+    [
+        (4, 8, LSTM32, True),  # arrivals: 131072 multiply-adds in the largest product
+        (7, 8, LSTM32, True),
+        (8, 8, LSTM32, False),  # 2^18: OpenBLAS may thread it
+        (20, 24, LSTM128, False),  # within SMALL_WORK, but 20 x 24 x 65536 a product
+        (1, 10**5, LSTM32, False),  # a long lookback: 10^5 rows
+    ],
 )
-def test_predict_scope_runs_the_reference_only_for_small_forecasts(monkeypatch, n_series,
-                                                                     lookback, small):  # fmt: skip
-    monkeypatch.setattr(backend, "_choice", "auto")
-    model = _model([lookback], [(4, 128), (32, 128), (128,)])
+def test_predict_scope_runs_the_reference_only_for_small_forecasts(n_series, lookback, shapes,
+                                                                     small):  # fmt: skip
+    model = _model([lookback], shapes)
     with forecast_run.predict_scope(model, SimpleNamespace(n_series=n_series)):
-        inside = backend._choice
-    assert inside == ("numpy" if small else "auto")
-    assert backend._choice == "auto"
+        inside = backend._AUTO_IS_REFERENCE.get()
+    assert inside is small
+    assert backend._AUTO_IS_REFERENCE.get() is False
 
 
-def test_reference_when_auto_leaves_a_named_backend_and_restores_auto(monkeypatch):
+def test_predict_scope_bounds_the_whole_work(monkeypatch):
+    """Products each small, too many of them: ``SMALL_WORK`` decides."""
+    model = _model([8] * 3, LSTM32)  # 3 members, 4 series: 3 x 32 x 4736 multiply-adds
+    panel = SimpleNamespace(n_series=4)
+    for bound, small in ((3 * 32 * 4736, True), (3 * 32 * 4736 - 1, False)):
+        monkeypatch.setattr(forecast_run, "SMALL_WORK", bound)
+        with forecast_run.predict_scope(model, panel):
+            assert backend._AUTO_IS_REFERENCE.get() is small
+
+
+def test_reference_when_auto_leaves_a_named_backend_and_other_threads(monkeypatch):
+    """Inside: ``"auto"`` resolves to the reference; another thread keeps its ``"auto"``; a
+    backend named inside the block stands, and stays named after it; an error leaves the scope
+    too."""
+    import threading
+
     monkeypatch.setattr(backend, "_choice", "auto")
+    monkeypatch.setattr(backend, "_resolve_auto", lambda: "numba")  # what "auto" is elsewhere
+    seen = {}
     with backend.reference_when_auto():
         assert backend.get_backend() == "numpy"
-    assert backend._choice == "auto"
-    monkeypatch.setattr(backend, "_choice", "numpy")
-    with backend.reference_when_auto():
-        assert backend._choice == "numpy"
-    assert backend._choice == "numpy"
+        t = threading.Thread(target=lambda: seen.update(other=backend.get_backend()))
+        t.start()
+        t.join()
+        monkeypatch.setattr(backend, "_choice", "numba")  # as set_backend("numba") sets it
+        assert backend.get_backend() == "numba"
+    assert seen["other"] == "numba"
+    assert backend._choice == "numba"  # not put back to "auto"
     monkeypatch.setattr(backend, "_choice", "auto")
     with pytest.raises(KeyError), backend.reference_when_auto():
         raise KeyError("inside")
-    assert backend._choice == "auto"
+    assert backend.get_backend() == "numba"

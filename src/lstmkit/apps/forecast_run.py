@@ -266,34 +266,41 @@ def is_global_file(path) -> bool:
     return (header.metadata or {}).get("format") == FORMAT
 
 
-#: ``forecast predict`` runs the NumPy reference instead of the compiled kernels when the panel
-#: has at most ``SMALL_SERIES`` series and the forecast at most ``SMALL_WORK`` multiply-adds
-#: (:func:`predict_work`): loading numba and the kernels costs about 0.65 CPU s of the process,
-#: the reference about 0.3 ns a multiply-add (at the bound ~25 ms; arrivals, 4 series: 2 ms
-#: either way). The row bound keeps each product small enough for BLAS to stay on one thread
-#: (its second thread waiting on a busy second core made 200 rows 20x slower).
+#: ``forecast predict`` runs the NumPy reference instead of the compiled kernels when the
+#: forecast is at most ``SMALL_WORK`` multiply-adds and none of its products can reach
+#: OpenBLAS's threading threshold (:func:`predict_work`): loading numba and the kernels costs
+#: about 0.65 CPU s of the process, the reference about 0.3 ns a multiply-add (at the bound ~25
+#: ms; arrivals: 2 ms either way), and on one BLAS thread only (the reference does not hold BLAS
+#: to one thread; a second thread waiting on a busy core made such products 20-35x slower).
 #: docs/forecast.md, "Fixed costs of the two commands".
-SMALL_SERIES = 128
 SMALL_WORK = 1 << 26
 
 
-def predict_work(model, panel: Panel) -> int:
-    """A bound on the multiply-adds of ``model.predict(panel)``: for each member, the series
-    times its lookback (the recurrent steps) times its parameter count."""
+def predict_work(model, panel: Panel) -> tuple[int, int]:
+    """Bounds on ``model.predict(panel)``'s multiply-adds: ``(all of them, the largest single
+    product)``. A member's product has at most series x lookback rows (the input projection
+    of every step at once; a step's recurrent product has the series as rows) and at most its
+    largest parameter's size as ``k * m``; all of them, at most series x lookback x its
+    parameter count."""
     n = int(panel.n_series)
-    return sum(
-        n * int(m.lookback) * sum(int(v.size) for v in m.model.params.values())
-        for m in model.members
-    )
+    total = largest = 0
+    for m in model.members:
+        rows, sizes = n * int(m.lookback), [int(v.size) for v in m.model.params.values()]
+        total += rows * sum(sizes)
+        largest = max(largest, rows * max(sizes, default=0))
+    return total, largest
 
 
 def predict_scope(model, panel: Panel):
     """The scope ``forecast predict`` forecasts in: the NumPy reference under the ``"auto"``
-    backend when the forecast is small (``SMALL_SERIES``, ``SMALL_WORK``): the same forecasts to
-    float32 rounding, in a process that then never imports numba; else nothing changes."""
+    backend when the forecast is small (``SMALL_WORK``, and every product below
+    ``OPENBLAS_THREADING_MACS``, so BLAS runs it on one thread): the same forecasts to float32
+    rounding, in a process that then never imports numba; else nothing changes."""
     import contextlib
 
     from ..ops import backend
+    from ..ops.blas_threads import OPENBLAS_THREADING_MACS
 
-    small = panel.n_series <= SMALL_SERIES and predict_work(model, panel) <= SMALL_WORK
+    total, largest = predict_work(model, panel)
+    small = total <= SMALL_WORK and largest < OPENBLAS_THREADING_MACS
     return backend.reference_when_auto() if small else contextlib.nullcontext()

@@ -109,26 +109,28 @@ def _requested() -> str:
 def get_backend() -> str:
     """The concrete backend in use: ``"numpy"`` or ``"numba"``."""
     if _requested() == "auto":
-        return _resolve_auto()
+        return "numpy" if _AUTO_IS_REFERENCE.get() else _resolve_auto()
     return _choice
+
+
+#: inside :func:`reference_when_auto` (this thread's context only): ``"auto"`` is the reference
+_AUTO_IS_REFERENCE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lstmkit_auto_is_reference", default=False
+)
 
 
 @contextlib.contextmanager
 def reference_when_auto():
     """Inside, ``"auto"`` is the NumPy reference: for work too small to pay for loading numba
-    and the compiled kernels (about 0.65 CPU s of a process; ``forecast predict`` on a small panel).
-    Nothing is imported or compiled for it. A backend asked for by name (``LSTMKIT_BACKEND``,
-    :func:`set_backend`) stands. Process-wide like :func:`set_backend` (for a command's
-    process, not for threads that run models at the same time); ``"auto"`` again after."""
-    global _choice
-    swap = _requested() == "auto"
-    if swap:
-        _choice = "numpy"
+    and the compiled kernels (about 0.65 CPU s of a process; ``forecast predict`` on a small
+    panel). Nothing is imported or compiled for it. A backend asked for by name
+    (``LSTMKIT_BACKEND``, :func:`set_backend`, also inside the block) stands. Held in a context
+    variable: other threads keep their ``"auto"``, and nothing global is written or restored."""
+    token = _AUTO_IS_REFERENCE.set(True)
     try:
         yield
     finally:
-        if swap:
-            _choice = "auto"
+        _AUTO_IS_REFERENCE.reset(token)
 
 
 def dispatch_key() -> tuple:
@@ -149,7 +151,7 @@ def _resolve_auto() -> str:
 
 def peek_backend() -> str:
     """:func:`get_backend` without side effects: what runs now, and no compilation started."""
-    if _requested() == "auto" and _deferred():
+    if _requested() == "auto" and not _AUTO_IS_REFERENCE.get() and _deferred():
         return "numba" if any(compiled.ready(dt) for dt in compiled.DTYPES) else "numpy"
     return get_backend()
 
@@ -240,7 +242,7 @@ _KERNEL_DTYPE: dict = {}
 def _enter_path() -> None:
     if _choice is None or _choice == "auto":
         get_backend()  # reads LSTMKIT_BACKEND once
-        if _choice == "auto" and _deferred():
+        if _choice == "auto" and not _AUTO_IS_REFERENCE.get() and _deferred():
             _auto.refresh()
     with _auto.lock:
         _auto.depth += 1

@@ -58,6 +58,10 @@ def openblas_kernels() -> dict[str, str]:
     return out
 
 
+#: OpenBLAS runs a product on one thread below this size (``m * n * k``; its interface's
+#: ``65536 * GEMM_MULTITHREAD_THRESHOLD``, 4 by default)
+OPENBLAS_THREADING_MACS = 2**18
+
 _SETTERS = None
 
 

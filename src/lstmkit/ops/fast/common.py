@@ -112,7 +112,7 @@ _POOL_SIZE = 0
 # config B of benchmarks/bench_ops.py (batch 1, H 64) stays on one thread.
 PARALLEL_MIN_MACS = 2e6
 # OpenBLAS runs a product on one thread anyway below about this size (m * n * k).
-OPENBLAS_THREADING_MACS = 2**18
+OPENBLAS_THREADING_MACS = blas_threads.OPENBLAS_THREADING_MACS
 
 
 def set_num_threads(n: int | None) -> None:
