@@ -12,6 +12,8 @@ magnitude when that exceeds 1.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -443,9 +445,10 @@ def test_inference_splits_units_from_smaller_steps_than_training(monkeypatch):
         common.set_num_threads(None)
 
 
-def test_barrier_without_an_os_yield(monkeypatch):
-    """Where no ``sched_yield``/``SwitchToThread`` is found (``sync.YIELD`` 0), the waiting
-    threads only spin: the two-thread kernels still give the reference's results."""
+def _spin_only_barrier() -> list:
+    """``test_barrier_without_an_os_yield``'s body, run in a fresh interpreter: no OS yield
+    found (``sync.YIELD`` 0), the results of every attempt checked against the reference; the
+    attempts' ``(threads, gave up)``."""
     import ctypes
 
     from lstmkit.ops.fast import sync
@@ -453,18 +456,17 @@ def test_barrier_without_an_os_yield(monkeypatch):
     def no_library(*args, **kwargs):
         raise TypeError("no library")  # what CDLL(None) raises on Windows
 
-    monkeypatch.setattr(ctypes, "CDLL", no_library)
-    monkeypatch.setattr(ctypes, "WinDLL", no_library, raising=False)
+    ctypes.CDLL = ctypes.WinDLL = no_library
     assert sync._yield_address() == 0
-    monkeypatch.setattr(sync, "YIELD", 0)
-    # a spinning party never gives its core back: under a full parallel test run the partner can
-    # wait longer than the default ~0.7 s for one; ~6 s still ends a real deadlock
-    monkeypatch.setattr(sync, "TIMEOUT_CYCLES", 2**34)
+    sync.YIELD = 0
+    # a spinning party never gives its core back: on a busy machine the partner can wait longer
+    # than the default ~0.7 s for one; ~6 s still ends a real deadlock
+    sync.TIMEOUT_CYCLES = 2**34
     args, upstream = problem(9, 33, 7, 13, np.float64, "holes", True)
     want, _ = reference(args, upstream)
     met = []
     for _ in range(3):  # a region that gave up (the machine's scheduling) is redone on one thread
-        monkeypatch.setattr(lstm_fm, "_SYNC_FAILED", [False])
+        lstm_fm._SYNC_FAILED[0] = False
         hs, (h_T, c_T), cache = lstm_fm.lstm_forward_fm(
             *positional(args), args["mask"], args["recurrent_mask"], threads=2
         )
@@ -474,7 +476,29 @@ def test_barrier_without_an_os_yield(monkeypatch):
         met.append((lstm_fm.buffers_of(cache).threads, lstm_fm._SYNC_FAILED[0]))
         if met[-1] == (2, False):
             break
-    assert met[-1] == (2, False), met  # the two threads met at every step at least once
+    return met
+
+
+def test_barrier_without_an_os_yield():
+    """Where no ``sched_yield``/``SwitchToThread`` is found (``sync.YIELD`` 0), the waiting
+    threads only spin: the two-thread kernels still give the reference's results, and the two
+    threads meet. In a fresh interpreter: inside a full parallel test run, the worker's earlier
+    tests' threads (OpenMP's and BLAS's, which spin after their work) left the two spinning
+    parties unable to meet within ~6 s, three attempts in a row, in two runs of two; alone,
+    beside a busy core, they always met."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    code = (f"import sys; sys.path.insert(0, {str(here)!r}); import {Path(__file__).stem} as t; "
+            "print(t._spin_only_barrier())")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent / "src"), str(here)])}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    met = run.stdout.strip().splitlines()[-1]
+    assert met.endswith("(2, False)]"), met  # the two threads met at every step at least once
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
