@@ -260,18 +260,14 @@ def _same_forecasts(got, want):
 def jobs_1(panel_csv, tmp_path_factory):
     """``--jobs 1``'s output and forecasts, every fit on one thread (as in the child)."""
     out = tmp_path_factory.mktemp("jobs1") / "m1.lstmkit"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LSTMKIT_NUM_THREADS", "1")
-    try:
-        argv = ["forecast", "train", str(panel_csv), *FAST, "--jobs", "1", "--out", str(out)]
-        import contextlib
-        import io
+    argv = ["forecast", "train", str(panel_csv), *FAST, "--jobs", "1", "--out", str(out)]
+    import contextlib
+    import io
 
-        text = io.StringIO()
-        with contextlib.redirect_stdout(text):
-            assert main(argv) == 0
-    finally:
-        mp.undo()
+    text = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(text):
+        mp.setenv("LSTMKIT_NUM_THREADS", "1")
+        assert main(argv) == 0
     return text.getvalue(), _forecasts(out, panel_csv)
 
 

@@ -76,12 +76,9 @@ def _same_file(got, want):
 def jobs_1(panel_csv, tmp_path_factory):
     """``--jobs 1 --no-evaluate``'s model file, trained on one thread (as in the child)."""
     out = tmp_path_factory.mktemp("noeval1") / "m1.lstmkit"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LSTMKIT_NUM_THREADS", "1")
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LSTMKIT_NUM_THREADS", "1")
         _train(panel_csv, out, 1)
-    finally:
-        mp.undo()
     return out
 
 
