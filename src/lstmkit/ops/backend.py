@@ -149,9 +149,15 @@ def _resolve_auto() -> str:
     return _resolved["auto"]
 
 
+def _auto_deferred() -> bool:
+    """Whether ``"auto"`` is asked for, outside :func:`reference_when_auto`, and its kernels
+    come from the background compilation (``_deferred``)."""
+    return _requested() == "auto" and not _AUTO_IS_REFERENCE.get() and _deferred()
+
+
 def peek_backend() -> str:
     """:func:`get_backend` without side effects: what runs now, and no compilation started."""
-    if _requested() == "auto" and not _AUTO_IS_REFERENCE.get() and _deferred():
+    if _auto_deferred():
         return "numba" if any(compiled.ready(dt) for dt in compiled.DTYPES) else "numpy"
     return get_backend()
 
@@ -242,7 +248,7 @@ _KERNEL_DTYPE: dict = {}
 def _enter_path() -> None:
     if _choice is None or _choice == "auto":
         get_backend()  # reads LSTMKIT_BACKEND once
-        if _choice == "auto" and not _AUTO_IS_REFERENCE.get() and _deferred():
+        if _auto_deferred():
             _auto.refresh()
     with _auto.lock:
         _auto.depth += 1
