@@ -555,6 +555,12 @@ class GlobalForecaster:
                 f"predict: argument 'levels' got {list(levels)}; {bad} not trained: the model has interval_levels {self.config.interval_levels}"
             )
         _check_panel(panel, "predict")
+        freq = self.facts.get("freq", panel.freq)  # (files without it: not checked)
+        if panel.freq != freq:  # the seasonal phase, level and future dates assume freq
+            raise ValueError(
+                f"predict: argument 'panel' has frequency {panel.freq!r}, expected the model's "
+                f"{freq!r} (None: integer steps or row order); train a model on this data"
+            )
         if self.facts["log"] and np.any(panel.values <= 0):
             raise ValueError(
                 "predict: the model was trained on logs (every value > 0); the panel has values <= 0"

@@ -1,0 +1,61 @@
+"""``lstmkit forecast`` on input a user could hand it by mistake: each case found by running
+the command line on small files (the harden round of 2026-12-07). Each must end in one error line
+naming the argument and the value (status 2) with nothing written, or do the right thing.
+
+Witnesses: the dates pandas writes, byte-for-byte copies of files a failing command must leave
+alone, and the numbers the error message must state, recomputed here from the file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmkit.cli import main
+
+# a few epochs of a tiny model, one member, one process: these tests are about the checks
+FAST = ["--horizon", "4", "--units", "4", "--epochs", "2", "--patience", "1", "--ensemble", "1"]
+FAST += ["--jobs", "1", "--no-evaluate"]
+
+
+def _frame(freq="MS", n=40, ids=("A", "B")):
+    rng = np.random.default_rng(5)
+    parts = []
+    for j, sid in enumerate(ids):
+        t = np.arange(n)
+        y = 50 + 10 * j + 8 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, n)
+        ds = pd.date_range("2015-01-01", periods=n, freq=freq).strftime("%Y-%m-%d")
+        parts.append(pd.DataFrame({"unique_id": sid, "ds": ds, "y": y}))
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("hostile")
+
+
+@pytest.fixture(scope="module")
+def monthly_model(work):
+    data, model = work / "monthly.csv", work / "monthly.lstmkit"
+    _frame().to_csv(data, index=False)
+    assert main(["forecast", "train", str(data), *FAST, "--out", str(model)]) == 0
+    return model
+
+
+@pytest.mark.parametrize("kind", ["daily dates", "integer steps"])
+def test_predict_refuses_data_of_another_frequency_than_the_model(work, monthly_model, capsys,
+                                                                  kind):  # fmt: skip
+    # a monthly model read daily data (or row numbers) as months: seasonal phase, level and
+    # the future dates all wrong, and nothing said
+    df = _frame(freq="D")
+    if kind == "integer steps":
+        df["ds"] = np.tile(np.arange(40), 2)
+    data, out = work / "other.csv", work / "other-forecast.csv"
+    df.to_csv(data, index=False)
+    out.write_text("old\n")
+    assert main(["forecast", "predict", str(monthly_model), str(data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    got = "'D'" if kind == "daily dates" else "None"
+    assert "'MS'" in err and got in err and "frequency" in err, err
+    assert out.read_text() == "old\n"
