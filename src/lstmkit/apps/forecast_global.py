@@ -292,6 +292,19 @@ def _member_choices(config, facts, index):
     return [0.0] if index % 2 == 0 else list(facts["trend_choices"])
 
 
+def _no_window(panel, facts, config):
+    """The error when no series is long enough for a training window (``_origins``)."""
+    H, K, lo = facts["horizon"], val_windows(config, panel, facts["horizon"]), config.min_history
+    m = facts["season"]
+    default = f" (its default: the season, {m} steps)" if m > 1 else " (its default: 6)"
+    raise ValueError(
+        f"fit_global: no training window: every series is shorter than {2 * H + K - 1 + lo} "
+        f"values (2 * horizon {H} + {K} validation origin(s) - 1 + min_history {lo}); the "
+        f"longest has {int(panel.lengths.max())}; expected a shorter 'horizon'{default} or "
+        "longer series"
+    )
+
+
 def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None, peers=()):
     """Member ``index``: early-stopped on the validation windows, calibrated on them, then
     (``refit``) trained again on every window for its best epoch count. With ``peers`` (earlier
@@ -304,10 +317,7 @@ def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None
     Q = len(facts["quantiles"])
     (ts, to), (vs, vo) = _origins(panel, facts, config, refit=False)
     if len(ts) == 0:
-        raise ValueError(
-            f"fit_global: no training window: every series is shorter than 2 * horizon + "
-            f"min_history = {2 * facts['horizon'] + config.min_history}"
-        )
+        _no_window(panel, facts, config)
     phi = trend_phi(panel, facts, L)  # once per member: the same for all its windows
     zs = _z_scale(panel, facts, config, L, ts, to, phi)
     refit = refits(config, len(ts))
