@@ -8,11 +8,18 @@ alone, and the numbers the error message must state, recomputed here from the fi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from lstmkit.cli import main
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 # a few epochs of a tiny model, one member, one process: these tests are about the checks
 FAST = ["--horizon", "4", "--units", "4", "--epochs", "2", "--patience", "1", "--ensemble", "1"]
@@ -75,3 +82,31 @@ def test_too_short_series_are_told_the_length_they_need(work, capsys, n, status)
     if status == 2:
         assert "shorter than 37 values" in err and "longest has 36" in err, err
         assert "'horizon'" in err and "12" in err and not out.exists()
+
+
+def _limited(gib):
+    """A child's address space capped at ``gib`` GiB: an unbounded allocation fails fast there
+    instead of swapping the machine."""
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (gib << 30, gib << 30))
+
+    return cap
+
+
+@pytest.mark.parametrize("option", ["--lookback", "--season"])
+def test_a_window_longer_than_every_series_is_refused_before_allocating(work, option):
+    # --lookback 10**9 (or --season 10**9, whose default lookbacks are 2 and 3 seasons) made
+    # NumPy allocate windows of 10**9 steps: 8 GB resident, then a MemoryError traceback after
+    # 40 s (here: in a child capped at 4 GiB). The bound is the longest series (a longer window
+    # holds only padding), stated with the value
+    data, out = work / "panel.csv", work / "huge.lstmkit"
+    _frame(n=40).to_csv(data, index=False)
+    argv = ["forecast", "train", str(data), *FAST, option, str(10**9), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    run = subprocess.run([sys.executable, "-m", "lstmkit", *argv], check=False, capture_output=True,
+                         text=True, env=env, preexec_fn=_limited(4), timeout=300)  # fmt: skip
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert run.stderr.startswith(f"lstmkit forecast: error: argument '{option}' got 1000000000")
+    assert "at most 40" in run.stderr and not out.exists()

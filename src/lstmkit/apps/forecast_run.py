@@ -55,6 +55,18 @@ def read_data(path, config: ForecastConfig, *, time_column, fill="none", season=
     return panel
 
 
+def check_window(panel: Panel, config: ForecastConfig, season=None) -> None:
+    """``forecast train`` and ``backtest``: a ``--lookback`` or ``--season`` longer than every
+    series of the file is refused before any window is built (a longer window holds only
+    padding, and its windows cost series x lookback: 10**9 steps asked for 8 GB and more)."""
+    longest = int(panel.lengths.max())
+    for arg, v in (("--lookback", max(config.lookbacks, default=0)), ("--season", season or 0)):
+        if v > longest:
+            raise ValueError(
+                f"argument '{arg}' got {v}, expected at most {longest}, the longest series' length"
+            )
+
+
 def horizon_of(panel: Panel, config: ForecastConfig) -> int:
     """The horizon ``fit_global`` uses on ``panel`` (``config.horizon`` or its default rule)."""
     from .forecast_global import _facts

@@ -319,8 +319,10 @@ def _config(args):
     return with_levels(_defaults().replace(**changes), args.level)
 
 
-def _read(args, config):
-    from ..apps.forecast_run import read_data, time_column_of
+def _read(args, config, window=False):
+    """The panel of ``args.data`` and its time column; ``window``: check ``--lookback`` and
+    ``--season`` against it (``forecast_run.check_window``: train and backtest)."""
+    from ..apps.forecast_run import check_window, read_data, time_column_of
 
     explicit = config.time_column != _defaults().time_column
     tcol = time_column_of(args.data, config.time_column, explicit)
@@ -333,6 +335,8 @@ def _read(args, config):
     )
     for note in panel.notes:
         print(note)
+    if window:
+        check_window(panel, config, args.season)
     return panel, tcol
 
 
@@ -372,7 +376,7 @@ def cmd_train(args) -> int:
     jobs = default_jobs() if args.jobs is None else args.jobs
     # the work shared with a child process (--jobs), started before the data are read
     with _helper(shared(config, jobs, strategy, args.evaluate)) as helper:
-        panel, _ = _read(args, config)
+        panel, _ = _read(args, config, window=True)
         if not args.evaluate:
             config = config.replace(horizon=horizon_of(panel, config))
             model = fit(panel, config, _say(args), strategy, jobs=jobs, helper=helper)
@@ -414,7 +418,7 @@ def cmd_backtest(args) -> int:
         _check_out_file(args.out, "--out")
     strategy = ray_strategy(args)
     config = _config(args)
-    panel, _ = _read(args, config)
+    panel, _ = _read(args, config, window=True)
     H, result = evaluate(panel, config, windows=args.windows, progress=_say(args),
                          distribute=strategy, apart=args.windows == 1)  # fmt: skip
     _print_result(result, H, f"rolling origins: the last {args.windows} window(s)")
