@@ -8,7 +8,9 @@ alone, and the numbers the error message must state, recomputed here from the fi
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +112,48 @@ def test_a_window_longer_than_every_series_is_refused_before_allocating(work, op
     assert run.returncode == 2, run.stderr[-2000:]
     assert run.stderr.startswith(f"lstmkit forecast: error: argument '{option}' got 1000000000")
     assert "at most 40" in run.stderr and not out.exists()
+
+
+def _edited(src, dst, part, key, value, member=0):
+    """A copy of the forecaster file ``src`` with one field of its JSON header changed by hand:
+    ``part`` "facts" or "members" (then member ``member``'s), the tensors unchanged."""
+    raw = src.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    meta = header["__metadata__"]
+    field = json.loads(meta[part])
+    (field[member] if part == "members" else field)[key] = value
+    meta[part] = json.dumps(field)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    dst.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n :])
+    return dst
+
+
+@pytest.mark.parametrize(
+    "part, key, value, said",
+    [
+        # each of these wrote forecasts without a word, or ended in a traceback / a NumPy error
+        ("facts", "season", -3, "season"),  # forecasts written
+        ("facts", "log", None, "log"),  # forecasts written, without the log the model needs
+        ("facts", "level", "x", "level"),  # forecasts written
+        ("facts", "future", None, "future"),  # TypeError traceback
+        ("facts", "quantiles", [0.5], "quantiles"),  # "cannot reshape array of size 180..."
+        ("facts", "horizon", 10**9, "horizon"),  # windows of 10**9 steps
+        ("members", "lookback", "x", "lookback"),  # "invalid literal for int()"
+        ("members", "lookback", 10**9, "lookback"),  # windows of 10**9 steps
+    ],
+)
+def test_predict_refuses_a_model_file_edited_by_hand(work, monthly_model, capsys, part, key,
+                                                     value, said):  # fmt: skip
+    model = _edited(monthly_model, work / "edited.lstmkit", part, key, value)
+    data, out = work / "monthly.csv", work / "edited-forecast.csv"
+    out.write_text("old\n")
+    argv = ["forecast", "predict", str(model), str(data), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    run = subprocess.run([sys.executable, "-m", "lstmkit", *argv], check=False, text=True,
+                         capture_output=True, env=env, preexec_fn=_limited(4), timeout=300)  # fmt: skip
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert run.stderr.startswith("lstmkit forecast: error: GlobalForecaster.load: "), run.stderr
+    assert repr(key) in run.stderr and repr(value) in run.stderr
+    assert out.read_text() == "old\n"
