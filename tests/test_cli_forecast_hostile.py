@@ -8,11 +8,14 @@ alone, and the numbers the error message must state, recomputed here from the fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +160,63 @@ def test_predict_refuses_a_model_file_edited_by_hand(work, monthly_model, capsys
     assert run.stderr.startswith("lstmkit forecast: error: GlobalForecaster.load: "), run.stderr
     assert repr(key) in run.stderr and repr(value) in run.stderr
     assert out.read_text() == "old\n"
+
+
+def _processes_naming(text):
+    """Pids of the processes whose command line holds ``text`` (read from /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline:
+                pids.append(int(entry))
+    return pids
+
+
+# the kernels warmed before the command (as tests/test_cli_interrupt.py does: a signal must land
+# in training, not in numba compiling them on a cold cache), then the ``lstmkit`` script
+WARM = (
+    "import numpy as np; from lstmkit.layers import LSTM, Dense; "
+    "from lstmkit.models import Sequential; "
+    "m = Sequential([LSTM(8, input_shape=(12, 1)), Dense(4)]); m.compile('adam', 'mse'); "
+    "x, y = np.zeros((40, 12, 1), 'float32'), np.zeros((40, 4), 'float32'); "
+    "m.fit(x, y, batch_size=16, verbose=0); m.predict(x); "
+    "import sys; from lstmkit.cli import script; sys.exit(script(sys.argv[1:]))"
+)
+
+
+def test_sigterm_during_train_ends_the_child_and_keeps_the_previous_model(tmp_path):
+    # ``timeout 60 lstmkit forecast train ...`` (SIGTERM) ended the command at once but left its
+    # --jobs child training (a core busy for the rest of its member) and its directory in TMPDIR
+    data, out, tmp = tmp_path / "panel.csv", tmp_path / "model.lstmkit", tmp_path / "tmp"
+    tmp.mkdir()
+    _frame(n=40).to_csv(data, index=False)
+    out.write_bytes(b"the previous model")
+    argv = ["forecast", "train", str(data), "--horizon", "4", "--units", "8", "--epochs", "100000"]
+    argv += ["--patience", "100000", "--ensemble", "2", "--jobs", "2", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(SRC), "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([sys.executable, "-c", WARM, *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        for _ in range(600):  # the child has its input: both processes train
+            if list(tmp.glob("lstmkit-heldout-*/input.npz")) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None and _processes_naming(str(tmp)), proc.communicate()
+        time.sleep(1.0)
+        proc.terminate()
+        stdout, stderr = proc.communicate(timeout=120)
+        # (a child killed by its parent is reaped before the parent exits)
+        assert _processes_naming(str(tmp)) == [], "the child outlived the command"
+    finally:
+        for pid in [*_processes_naming(str(tmp)), proc.pid]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 143, (proc.returncode, stderr)
+    assert stderr.splitlines() == ["lstmkit forecast: terminated; nothing written"], stderr
+    assert "saved" not in stdout and out.read_bytes() == b"the previous model"
+    assert os.listdir(tmp) == []  # no temporary directory left behind
