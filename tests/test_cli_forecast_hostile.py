@@ -220,3 +220,18 @@ def test_sigterm_during_train_ends_the_child_and_keeps_the_previous_model(tmp_pa
     assert stderr.splitlines() == ["lstmkit forecast: terminated; nothing written"], stderr
     assert "saved" not in stdout and out.read_bytes() == b"the previous model"
     assert os.listdir(tmp) == []  # no temporary directory left behind
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "backtest"])
+def test_a_level_given_twice_is_refused_at_the_door(work, monthly_model, capsys, command):
+    # predict --level 80 80 wrote a CSV with the columns lo-80, hi-80 twice (pandas reads them
+    # back as lo-80 and lo-80.1); train and backtest scored the level twice
+    data, out = work / "monthly.csv", work / "twice.csv"
+    argv = {"train": ["train", str(data)], "predict": ["predict", str(monthly_model), str(data)],
+            "backtest": ["backtest", str(data)]}[command]  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        main(["forecast", *argv, "--level", "80", "95", "80", "--out", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"lstmkit forecast {command}: error: argument --level: expected "), err
+    assert "distinct" in err and "[80, 95, 80]" in err and not out.exists()

@@ -58,8 +58,19 @@ def _data_options(p, d, covariates=True):
     p.add_argument("--fill", choices=["none", "interpolate"], default="none",
                    help="missing values and dates: none (default) makes them an error, "
                    "interpolate fills interior gaps linearly in time")  # fmt: skip
-    p.add_argument("--level", nargs="+", type=_level, default=list(d.levels), metavar="L",
+    p.add_argument("--level", nargs="+", type=_level, action=_Levels, default=list(d.levels),
+                   metavar="L",
                    help="prediction intervals to write or score, in percent (e.g. 80 95)")  # fmt: skip
+
+
+class _Levels(argparse.Action):
+    """``--level``: each value an interval level (``_level``), none given twice (the CSV would
+    have two ``lo-80`` columns)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentError(self, f"expected distinct levels, got {values}")
+        setattr(namespace, self.dest, values)
 
 
 class _Given(argparse.Action):
@@ -188,7 +199,8 @@ def _register_predict(sub):
     p.add_argument("--column", default=None, help="default: the model's")
     p.add_argument("--fill", choices=["none", "interpolate"], default="none",
                    help="missing values and dates (default none: an error)")  # fmt: skip
-    p.add_argument("--level", nargs="+", type=_level, default=list(d.levels), metavar="L",
+    p.add_argument("--level", nargs="+", type=_level, action=_Levels, default=list(d.levels),
+                   metavar="L",
                    help="intervals to write (levels the model was trained for)")  # fmt: skip
     p.add_argument("--plot-ids", nargs="+", default=list(d.plot_ids), metavar="ID",
                    help="series to plot: FORECAST-<id>.png each (a single series: FORECAST.png)")  # fmt: skip
