@@ -89,15 +89,17 @@ def test_too_short_series_are_told_the_length_they_need(work, capsys, n, status)
         assert "'horizon'" in err and "12" in err and not out.exists()
 
 
-def _limited(gib):
-    """A child's address space capped at ``gib`` GiB: an unbounded allocation fails fast there
-    instead of swapping the machine."""
+def _capped(argv, gib=4):
+    """``python -m lstmkit *argv`` in a child whose address space is capped at ``gib`` GiB: an
+    unbounded allocation fails fast there instead of swapping the machine."""
     import resource
 
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (gib << 30, gib << 30))
 
-    return cap
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    return subprocess.run([sys.executable, "-m", "lstmkit", *argv], check=False, text=True,
+                          capture_output=True, env=env, preexec_fn=cap, timeout=300)  # fmt: skip
 
 
 @pytest.mark.parametrize("option", ["--lookback", "--season"])
@@ -109,9 +111,7 @@ def test_a_window_longer_than_every_series_is_refused_before_allocating(work, op
     data, out = work / "panel.csv", work / "huge.lstmkit"
     _frame(n=40).to_csv(data, index=False)
     argv = ["forecast", "train", str(data), *FAST, option, str(10**9), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    run = subprocess.run([sys.executable, "-m", "lstmkit", *argv], check=False, capture_output=True,
-                         text=True, env=env, preexec_fn=_limited(4), timeout=300)  # fmt: skip
+    run = _capped(argv)
     assert run.returncode == 2, run.stderr[-2000:]
     assert run.stderr.startswith(f"lstmkit forecast: error: argument '{option}' got 1000000000")
     assert "at most 40" in run.stderr and not out.exists()
@@ -134,28 +134,25 @@ def _edited(src, dst, part, key, value, member=0):
 
 
 @pytest.mark.parametrize(
-    "part, key, value, said",
+    "part, key, value",
     [
         # each of these wrote forecasts without a word, or ended in a traceback / a NumPy error
-        ("facts", "season", -3, "season"),  # forecasts written
-        ("facts", "log", None, "log"),  # forecasts written, without the log the model needs
-        ("facts", "level", "x", "level"),  # forecasts written
-        ("facts", "future", None, "future"),  # TypeError traceback
-        ("facts", "quantiles", [0.5], "quantiles"),  # "cannot reshape array of size 180..."
-        ("facts", "horizon", 10**9, "horizon"),  # windows of 10**9 steps
-        ("members", "lookback", "x", "lookback"),  # "invalid literal for int()"
-        ("members", "lookback", 10**9, "lookback"),  # windows of 10**9 steps
+        ("facts", "season", -3),  # forecasts written
+        ("facts", "log", None),  # forecasts written, without the log the model needs
+        ("facts", "level", "x"),  # forecasts written
+        ("facts", "future", None),  # TypeError traceback
+        ("facts", "quantiles", [0.5]),  # "cannot reshape array of size 180..."
+        ("facts", "horizon", 10**9),  # windows of 10**9 steps
+        ("members", "lookback", "x"),  # "invalid literal for int()"
+        ("members", "lookback", 10**9),  # windows of 10**9 steps
     ],
 )
-def test_predict_refuses_a_model_file_edited_by_hand(work, monthly_model, capsys, part, key,
-                                                     value, said):  # fmt: skip
+def test_predict_refuses_a_model_file_edited_by_hand(work, monthly_model, part, key, value):
     model = _edited(monthly_model, work / "edited.lstmkit", part, key, value)
     data, out = work / "monthly.csv", work / "edited-forecast.csv"
     out.write_text("old\n")
     argv = ["forecast", "predict", str(model), str(data), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    run = subprocess.run([sys.executable, "-m", "lstmkit", *argv], check=False, text=True,
-                         capture_output=True, env=env, preexec_fn=_limited(4), timeout=300)  # fmt: skip
+    run = _capped(argv)
     assert run.returncode == 2, run.stderr[-2000:]
     assert run.stderr.startswith("lstmkit forecast: error: GlobalForecaster.load: "), run.stderr
     assert repr(key) in run.stderr and repr(value) in run.stderr
