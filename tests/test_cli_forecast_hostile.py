@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import lstmkit
 from lstmkit.cli import main
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+# the children run the lstmkit this process imported (the tree under test)
+SRC = Path(lstmkit.__file__).resolve().parents[1]
 
 # a few epochs of a tiny model, one member, one process: these tests are about the checks
 FAST = ["--horizon", "4", "--units", "4", "--epochs", "2", "--patience", "1", "--ensemble", "1"]
