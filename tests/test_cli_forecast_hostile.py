@@ -234,3 +234,22 @@ def test_a_level_given_twice_is_refused_at_the_door(work, monthly_model, capsys,
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"lstmkit forecast {command}: error: argument --level: expected "), err
     assert "distinct" in err and "[80, 95, 80]" in err and not out.exists()
+
+
+def test_the_table_prints_huge_errors_in_scientific_notation(work, capsys):
+    # values of -1e306 printed MAE as a 300-digit number, rows 330 characters wide
+    df = _frame(n=40)
+    df["y"] = -1e306 * (1 + np.random.default_rng(1).uniform(size=len(df)))
+    data = work / "huge.csv"
+    df.to_csv(data, index=False)
+    argv = ["forecast", "train", str(data), "--horizon", "4", "--units", "4", "--epochs", "2"]
+    argv += ["--ensemble", "1", "--jobs", "1", "--out", str(work / "huge.lstmkit")]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[next(i for i, s in enumerate(lines) if s.startswith("model ")) :][:7]
+    naive = next(s for s in table if s.startswith("naive "))
+    assert max(len(s) for s in table) < 80, "\n".join(table)
+    # the naive forecast repeats each series' last training value: its MAE, recomputed here
+    y = df["y"].to_numpy().reshape(2, 40)
+    mae = np.mean(np.abs(y[:, 36:] - y[:, 35:36]))
+    assert abs(float(naive.split()[1]) / mae - 1) < 1e-3, (naive, mae)
