@@ -253,3 +253,17 @@ def test_the_table_prints_huge_errors_in_scientific_notation(work, capsys):
     y = df["y"].to_numpy().reshape(2, 40)
     mae = np.mean(np.abs(y[:, 36:] - y[:, 35:36]))
     assert abs(float(naive.split()[1]) / mae - 1) < 1e-3, (naive, mae)
+
+
+@pytest.mark.parametrize("value", [0.0, -5.0])
+def test_a_log_model_names_the_value_it_cannot_take(work, monthly_model, capsys, value):
+    # the message said "the panel has values <= 0": which series, which date, among thousands?
+    df = _frame()  # the training data: every value > 0, so the model works on logs
+    df.loc[df.index[(df["unique_id"] == "B")][9], "y"] = value
+    data, out = work / "nonpositive.csv", work / "nonpositive-forecast.csv"
+    df.to_csv(data, index=False)
+    out.write_text("old\n")
+    assert main(["forecast", "predict", str(monthly_model), str(data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "series 'B' at 2015-10-01" in err and f"got {value!r}" in err, err
+    assert "logs" in err and out.read_text() == "old\n"

@@ -94,6 +94,25 @@ def _check_panel(panel, who):
         )
 
 
+def _where(panel, i) -> str:
+    """Series and date (or position) of ``panel.values[i]``."""
+    k = int(np.searchsorted(panel.offsets, i, "right")) - 1
+    at = i - int(panel.offsets[k])
+    when = f"value {at}" if panel.times is None else str(panel.times[i])[:19]
+    return f"series {str(panel.ids[k])!r} at {when}"
+
+
+def _check_positive(panel, who, why):
+    """Logs need every value > 0: the first that is not, named."""
+    bad = np.flatnonzero(~(panel.values > 0))
+    if bad.size:
+        raise ValueError(
+            f"{who}: argument 'panel' got {float(panel.values[bad[0]])!r} in "
+            f"{_where(panel, int(bad[0]))} ({bad.size} value(s) <= 0), expected values > 0: "
+            f"{why}"
+        )
+
+
 def _facts(panel, config) -> dict:
     """Everything fixed by the training panel: horizon, season, transform, covariate scalers."""
     m = int(panel.season)
@@ -101,8 +120,8 @@ def _facts(panel, config) -> dict:
     log = config.transform == "log" or (
         config.transform == "auto" and bool(np.all(panel.values > 0))
     )
-    if config.transform == "log" and not np.all(panel.values > 0):
-        raise ValueError("fit_global: setting 'transform'='log' needs every value > 0; use 'auto'")
+    if config.transform == "log":
+        _check_positive(panel, "fit_global", "setting 'transform'='log' needs them; use 'auto'")
     if config.lookbacks:
         lookbacks = [int(v) for v in config.lookbacks]
     else:
@@ -571,10 +590,8 @@ class GlobalForecaster:
                 f"predict: argument 'panel' has frequency {panel.freq!r}, expected the model's "
                 f"{freq!r} (None: integer steps or row order); train a model on this data"
             )
-        if self.facts["log"] and np.any(panel.values <= 0):
-            raise ValueError(
-                "predict: the model was trained on logs (every value > 0); the panel has values <= 0"
-            )
+        if self.facts["log"]:
+            _check_positive(panel, "predict", "the model was trained on logs (every value > 0)")
         if self.facts["future"]["cols"]:
             self._check_ahead(panel)
         return int(horizon)
