@@ -267,3 +267,25 @@ def test_a_log_model_names_the_value_it_cannot_take(work, monthly_model, capsys,
     err = capsys.readouterr().err
     assert "series 'B' at 2015-10-01" in err and f"got {value!r}" in err, err
     assert "logs" in err and out.read_text() == "old\n"
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_held_out_fit_without_windows_costs_the_table_not_the_model(work, capsys, jobs):
+    # three monthly series of 48 values, the default horizon (12): the held-out fit sees 36
+    # values a series, one fewer than its windows need. --jobs 2 said so and saved the model;
+    # --jobs 1 (the default on one CPU) failed, no model. Witness: the model --no-evaluate saves
+    data = work / "held48.csv"
+    _frame(n=48, ids=("A", "B", "C")).to_csv(data, index=False)
+    argv = ["forecast", "train", str(data), "--units", "4", "--epochs", "2", "--ensemble", "1"]
+    argv += ["--jobs", jobs]
+    out, alone = work / f"held48-{jobs}.lstmkit", work / f"held48-{jobs}-noeval.lstmkit"
+    assert main([*argv, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "the held-out table is left out" in text and "shorter than 37 values" in text, text
+    assert main([*argv, "--no-evaluate", "--out", str(alone)]) == 0
+    fcs = []
+    for model in (out, alone):
+        path = work / f"fc-{model.stem}.csv"
+        assert main(["forecast", "predict", str(model), str(data), "--out", str(path)]) == 0
+        fcs.append(pd.read_csv(path))
+    pd.testing.assert_frame_equal(fcs[0], fcs[1])

@@ -136,9 +136,17 @@ def evaluate_and_fit(panel, config, *, progress=None, distribute=None, jobs=1, h
     ``helper``: that child, started earlier (``forecast_heldout.helper_started``: it loads
     lstmkit meanwhile). A failed child costs time, or the table (a note says why), never the
     saved model. ``jobs=1``: the held-out fit (its anchors in a child, ``evaluate(...,
-    apart=True)``), then the saved fit."""
+    apart=True)``; its failure costs the table, as above), then the saved fit."""
     if jobs < 2 or distribute is not None:
-        H, result = evaluate(panel, config, progress=progress, distribute=distribute, apart=True)
+        H = horizon_of(panel, config)
+        try:  # the table's part: a failure costs the table only, as with jobs >= 2
+            _, result = evaluate(panel, config, progress=progress, distribute=distribute,
+                                 apart=True)  # fmt: skip
+        except Exception as e:  # noqa: BLE001  (any error: the saved model still stands)
+            from .forecast_backtest import BacktestResult
+
+            why = f"the held-out fit failed ({type(e).__name__}: {e})"
+            result = BacktestResult(notes=[f"the held-out table is left out: {why}"])
         return H, result, fit(panel, config.replace(horizon=H), progress, distribute)
     from .forecast_heldout import fit_both, helper_started
 
