@@ -289,3 +289,18 @@ def test_a_held_out_fit_without_windows_costs_the_table_not_the_model(work, caps
         assert main(["forecast", "predict", str(model), str(data), "--out", str(path)]) == 0
         fcs.append(pd.read_csv(path))
     pd.testing.assert_frame_equal(fcs[0], fcs[1])
+
+
+@pytest.mark.parametrize("size", [1e200, 1e308])
+def test_a_covariate_too_large_to_standardise_is_named(work, capsys, size):
+    # 1e200: its standard deviation overflowed to inf, the covariate became 0 in every window,
+    # silently; 1e308: its mean overflowed, "global_forecaster: argument 'x' contains NaN or Inf"
+    df = _frame()
+    df["price"] = size * np.random.default_rng(2).uniform(0.5, 1.0, len(df))
+    data, out = work / "bigcov.csv", work / "bigcov.lstmkit"
+    df.to_csv(data, index=False)
+    argv = ["forecast", "train", str(data), *FAST, "--past-covariates", "price"]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "covariate 'price'" in err and f"{df['price'].abs().max():.3g}" in err, err
+    assert not out.exists()

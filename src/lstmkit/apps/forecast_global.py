@@ -152,10 +152,25 @@ def _facts(panel, config) -> dict:
             )
         cols = [list(have).index(c) for c in names]
         sub = cov[:, cols] if cols else np.zeros((len(panel.values), 0))
-        sd = sub.std(axis=0) if len(sub) else np.ones(len(cols))
-        facts[kind] = {"names": list(names), "cols": cols, "mean": sub.mean(axis=0).tolist(),
-                       "std": np.where(sd > 0, sd, 1.0).tolist()}  # fmt: skip
+        facts[kind] = {"names": list(names), "cols": cols, **_scaler(kind, names, sub)}
     return facts
+
+
+def _scaler(kind, names, sub) -> dict:
+    """Mean and standard deviation (1 where 0) of each covariate column of ``sub``; a column
+    whose squares overflow (|values| above about 1e154) is an error naming it (its deviation
+    was inf: the covariate 0 in every window)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, sd = sub.mean(axis=0), sub.std(axis=0) if len(sub) else np.ones(len(names))
+    bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(sd)))
+    if bad.size:
+        j = int(bad[0])
+        raise ValueError(
+            f"fit_global: {kind} covariate {names[j]!r} has values up to "
+            f"{np.abs(sub[:, j]).max():.3g}, too large to standardise (mean {mean[j]:.3g}, "
+            f"standard deviation {sd[j]:.3g}); expected magnitudes below 1e150: rescale it"
+        )
+    return {"mean": mean.tolist(), "std": np.where(sd > 0, sd, 1.0).tolist()}
 
 
 def _norm(facts):
