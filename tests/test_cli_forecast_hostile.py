@@ -304,3 +304,24 @@ def test_a_covariate_too_large_to_standardise_is_named(work, capsys, size):
     err = capsys.readouterr().err
     assert "covariate 'price'" in err and f"{df['price'].abs().max():.3g}" in err, err
     assert not out.exists()
+
+
+def test_daily_dates_written_with_midnight_are_daily(work, capsys):
+    # "2015-01-01 00:00:00" (pandas' and spreadsheets' export of dates) was read as a 24-hourly
+    # panel: no weekly season (1, not 7), the default horizon 6, not 7. Witness: the same
+    # values with plain dates, whose model and forecasts must be the same
+    df = _frame(freq="D", n=60)
+    plain, stamped = work / "daily.csv", work / "daily-midnight.csv"
+    df.to_csv(plain, index=False)
+    df.assign(ds=df["ds"] + " 00:00:00").to_csv(stamped, index=False)
+    argv = ["--units", "4", "--epochs", "2", "--ensemble", "1", "--jobs", "1", "--no-evaluate"]
+    fcs = []
+    for data in (plain, stamped):
+        model, out = data.with_suffix(".lstmkit"), data.with_suffix(".fc.csv")
+        capsys.readouterr()
+        assert main(["forecast", "train", str(data), *argv, "--out", str(model)]) == 0
+        assert "frequency daily (D)" in capsys.readouterr().out
+        assert main(["forecast", "predict", str(model), str(data), "--out", str(out)]) == 0
+        fcs.append(pd.read_csv(out))
+    assert len(fcs[1]) == 2 * 7 and fcs[1]["ds"].iloc[0] == "2015-03-02T00:00:00"
+    np.testing.assert_array_equal(fcs[0]["forecast"], fcs[1]["forecast"])
