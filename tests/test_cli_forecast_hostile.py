@@ -326,3 +326,17 @@ def test_dates_written_with_midnight_are_dates(work, capsys, freq, said, n):
         assert main(["forecast", "predict", str(model), str(data), "--out", str(out)]) == 0
         fcs.append(pd.read_csv(out))
     pd.testing.assert_frame_equal(fcs[0], fcs[1])
+
+
+def test_daily_readings_at_a_fixed_hour_are_daily(work, capsys):
+    # one reading a day at 09:00 was a '24h' panel: season 1, the default horizon 6
+    df = _frame(freq="D", n=60)
+    data, model = work / "nine.csv", work / "nine.lstmkit"
+    df.assign(ds=df["ds"] + " 09:00:00").to_csv(data, index=False)
+    argv = ["--units", "4", "--epochs", "2", "--ensemble", "1", "--jobs", "1", "--no-evaluate"]
+    assert main(["forecast", "train", str(data), *argv, "--out", str(model)]) == 0
+    assert "frequency daily (D)" in capsys.readouterr().out
+    out = work / "nine.fc.csv"
+    assert main(["forecast", "predict", str(model), str(data), "--out", str(out)]) == 0
+    fc = pd.read_csv(out)
+    assert len(fc) == 2 * 7 and fc["ds"].iloc[0] == "2015-03-02T09:00:00"
