@@ -340,3 +340,20 @@ def test_daily_readings_at_a_fixed_hour_are_daily(work, capsys):
     assert main(["forecast", "predict", str(model), str(data), "--out", str(out)]) == 0
     fc = pd.read_csv(out)
     assert len(fc) == 2 * 7 and fc["ds"].iloc[0] == "2015-03-02T09:00:00"
+
+
+@pytest.mark.parametrize(
+    "extra, was",
+    [
+        (["--id-column", "ds"], "a repeated date in series '2015-01-01'"),
+        (["--id-column", "y"], "no training window"),
+        (["--time-column", "y"], "expected dates"),
+    ],
+)
+def test_one_column_in_two_roles_is_refused(work, monthly_model, capsys, extra, was):
+    # each read the file another way and failed later with a message about something else
+    data, out = work / "monthly.csv", work / "roles.lstmkit"
+    assert main(["forecast", "train", str(data), *FAST, *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "must name different columns" in err and f"{extra[1]!r}" in err, (was, err)
+    assert not out.exists()

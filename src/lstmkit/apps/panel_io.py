@@ -84,6 +84,12 @@ def _arg_checks(func, id_column, time_column, column, past, future, horizon, fil
             raise ValueError(
                 f"{func}: argument {arg!r} got {v!r}, expected a sequence of column names"
             )
+    roles = [v for v in (id_column, time_column, column) if v is not None]
+    if len(set(roles)) != len(roles):
+        raise ValueError(
+            f"{func}: arguments 'id_column', 'time_column' and 'column' must name different "
+            f"columns; got {id_column!r}, {time_column!r} and {column!r}"
+        )
     both = set(past) & set(future)
     if both or len(set(past)) != len(past) or len(set(future)) != len(future):
         raise ValueError(
