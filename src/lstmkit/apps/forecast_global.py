@@ -95,6 +95,25 @@ def _check_panel(panel, who):
         )
 
 
+def _where(panel, i) -> str:
+    """Series and date (or position) of ``panel.values[i]``."""
+    k = int(np.searchsorted(panel.offsets, i, "right")) - 1
+    at = i - int(panel.offsets[k])
+    when = f"value {at}" if panel.times is None else str(panel.times[i])[:19]
+    return f"series {str(panel.ids[k])!r} at {when}"
+
+
+def _check_positive(panel, who, why):
+    """Logs need every value > 0: the first that is not, named."""
+    bad = np.flatnonzero(~(panel.values > 0))
+    if bad.size:
+        raise ValueError(
+            f"{who}: argument 'panel' got {float(panel.values[bad[0]])!r} in "
+            f"{_where(panel, int(bad[0]))} ({bad.size} value(s) <= 0), expected values > 0: "
+            f"{why}"
+        )
+
+
 def _facts(panel, config) -> dict:
     """Everything fixed by the training panel: horizon, season, transform, covariate scalers."""
     m = int(panel.season)
@@ -102,8 +121,8 @@ def _facts(panel, config) -> dict:
     log = config.transform == "log" or (
         config.transform == "auto" and bool(np.all(panel.values > 0))
     )
-    if config.transform == "log" and not np.all(panel.values > 0):
-        raise ValueError("fit_global: setting 'transform'='log' needs every value > 0; use 'auto'")
+    if config.transform == "log":
+        _check_positive(panel, "fit_global", "setting 'transform'='log' needs them; use 'auto'")
     if config.lookbacks:
         lookbacks = [int(v) for v in config.lookbacks]
     else:
@@ -134,10 +153,25 @@ def _facts(panel, config) -> dict:
             )
         cols = [list(have).index(c) for c in names]
         sub = cov[:, cols] if cols else np.zeros((len(panel.values), 0))
-        sd = sub.std(axis=0) if len(sub) else np.ones(len(cols))
-        facts[kind] = {"names": list(names), "cols": cols, "mean": sub.mean(axis=0).tolist(),
-                       "std": np.where(sd > 0, sd, 1.0).tolist()}  # fmt: skip
+        facts[kind] = {"names": list(names), "cols": cols, **_scaler(kind, names, sub)}
     return facts
+
+
+def _scaler(kind, names, sub) -> dict:
+    """Mean and standard deviation (1 where 0) of each covariate column of ``sub``; a column
+    whose squares overflow (|values| above about 1e154) is an error naming it (its deviation
+    was inf: the covariate 0 in every window)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, sd = sub.mean(axis=0), sub.std(axis=0) if len(sub) else np.ones(len(names))
+    bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(sd)))
+    if bad.size:
+        j = int(bad[0])
+        raise ValueError(
+            f"fit_global: {kind} covariate {names[j]!r} has values up to "
+            f"{np.abs(sub[:, j]).max():.3g}, too large to standardise (mean {mean[j]:.3g}, "
+            f"standard deviation {sd[j]:.3g}); expected magnitudes below 1e150: rescale it"
+        )
+    return {"mean": mean.tolist(), "std": np.where(sd > 0, sd, 1.0).tolist()}
 
 
 def _norm(facts):
@@ -293,6 +327,19 @@ def _member_choices(config, facts, index):
     return [0.0] if index % 2 == 0 else list(facts["trend_choices"])
 
 
+def _no_window(panel, facts, config):
+    """The error when no series is long enough for a training window (``_origins``)."""
+    H, K, lo = facts["horizon"], val_windows(config, panel, facts["horizon"]), config.min_history
+    m = facts["season"]
+    default = f" (its default: the season, {m} steps)" if m > 1 else " (its default: 6)"
+    raise ValueError(
+        f"fit_global: no training window: every series is shorter than {2 * H + K - 1 + lo} "
+        f"values (2 * horizon {H} + {K} validation origin(s) - 1 + min_history {lo}); the "
+        f"longest has {int(panel.lengths.max())}; expected a shorter 'horizon'{default} or "
+        "longer series"
+    )
+
+
 def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None, peers=()):
     """Member ``index``: early-stopped on the validation windows, calibrated on them, then
     (``refit``) trained again on every window for its best epoch count. With ``peers`` (earlier
@@ -305,10 +352,7 @@ def _fit_member(panel, facts, config, index, deadline, id_index, distribute=None
     Q = len(facts["quantiles"])
     (ts, to), (vs, vo) = _origins(panel, facts, config, refit=False)
     if len(ts) == 0:
-        raise ValueError(
-            f"fit_global: no training window: every series is shorter than 2 * horizon + "
-            f"min_history = {2 * facts['horizon'] + config.min_history}"
-        )
+        _no_window(panel, facts, config)
     phi = trend_phi(panel, facts, L)  # once per member: the same for all its windows
     zs = _z_scale(panel, facts, config, L, ts, to, phi)
     refit = refits(config, len(ts))
@@ -556,10 +600,14 @@ class GlobalForecaster:
                 f"predict: argument 'levels' got {list(levels)}; {bad} not trained: the model has interval_levels {self.config.interval_levels}"
             )
         _check_panel(panel, "predict")
-        if self.facts["log"] and np.any(panel.values <= 0):
+        freq = self.facts.get("freq", panel.freq)  # (files without it: not checked)
+        if panel.freq != freq:  # the seasonal phase, level and future dates assume freq
             raise ValueError(
-                "predict: the model was trained on logs (every value > 0); the panel has values <= 0"
+                f"predict: argument 'panel' has frequency {panel.freq!r}, expected the model's "
+                f"{freq!r} (None: integer steps or row order); train a model on this data"
             )
+        if self.facts["log"]:
+            _check_positive(panel, "predict", "the model was trained on logs (every value > 0)")
         if self.facts["future"]["cols"]:
             self._check_ahead(panel)
         return int(horizon)

@@ -18,7 +18,7 @@ from .. import _meta
 from .. import _safetensors_np as stnp
 from .._modelfile import MAX_DEPTH, MAX_HEADER, functional_weights
 from ..saving import ModelFileError, assign_params
-from .forecast_config import ForecastConfig
+from .forecast_config import LEVELS, ForecastConfig
 
 
 def _json(source, meta, key):
@@ -28,6 +28,99 @@ def _json(source, meta, key):
         raise ModelFileError(
             f"{source}: header field {key!r} is missing or not JSON ({e})"
         ) from None
+
+
+def _bool(v):
+    return isinstance(v, bool)
+
+
+def _count(lo):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _numbers(lo, hi):
+    def ok(v):
+        return isinstance(v, list) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and lo <= x <= hi
+            for x in v  # (NaN fails both comparisons, infinities the bounds given)
+        )
+
+    return ok
+
+
+def _covariates(v):
+    """``facts["past"]`` / ``["future"]``: names, their columns, means and (> 0) scales."""
+    if not isinstance(v, dict) or not isinstance(v.get("names"), list):
+        return False
+    k = len(v["names"])
+    parts = (v.get("cols"), v.get("mean"), v.get("std"))
+    return (
+        all(isinstance(s, str) for s in v["names"])
+        and all(isinstance(p, list) and len(p) == k for p in parts)
+        and all(_count(0)(c) for c in v["cols"])
+        and _numbers(-math.inf, math.inf)(v["mean"])
+        and all(math.isfinite(x) for x in v["mean"])
+        and _numbers(0, math.inf)(v["std"])
+        and all(0 < x < math.inf for x in v["std"])
+    )
+
+
+#: what ``GlobalForecaster.predict`` reads of ``facts``: (check, what is expected); the keys of
+#: ``OPTIONAL_FACTS`` are absent from files written before them
+FACTS = {
+    "horizon": (_count(1), "an int >= 1"),
+    "season": (_count(1), "an int >= 1"),
+    "log": (_bool, "true or false"),
+    "calendar": (_bool, "true or false"),
+    "seasonal": (_bool, "true or false"),
+    "level": (lambda v: v in LEVELS, f"one of {list(LEVELS)}"),
+    "ids": (lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of ids"),
+    "quantiles": (_numbers(0, 1), "the quantiles of the file's config"),
+    "past": (_covariates, "an object of names, cols, mean, std (> 0) of one length"),
+    "future": (_covariates, "an object of names, cols, mean, std (> 0) of one length"),
+}
+OPTIONAL_FACTS = {
+    "freq": (lambda v: v is None or isinstance(v, str), "a frequency alias or null"),
+    "trend": (_bool, "true or false"),
+    "profile_seasons": (_count(0), "an int >= 0"),
+    "trend_choices": (_numbers(0, 1), "a list of numbers in [0, 1]"),
+}
+
+
+def _check_facts(source, facts, config):
+    """Every field of ``facts`` that predict reads, checked (a file edited by hand)."""
+    from .forecast_global import quantiles_of
+
+    for key, (ok, expected) in {**FACTS, **OPTIONAL_FACTS}.items():
+        if (key in FACTS or key in facts) and not ok(facts.get(key)):
+            raise ModelFileError(
+                f"{source}: header field 'facts' has {key!r} = {facts.get(key)!r}, expected "
+                f"{expected}"
+            )
+    if not np.allclose(facts["quantiles"], quantiles_of(config)):
+        raise ModelFileError(
+            f"{source}: header field 'facts' has 'quantiles' = {facts['quantiles']!r}, expected "
+            f"those of its config's interval_levels {list(config.interval_levels)}"
+        )
+
+
+def _check_shapes(source, where, spec, facts):
+    """A member's ``lookback`` and the facts' horizon against its network: the ``series``
+    input's steps and the output's ``len(quantiles) * horizon`` units."""
+    layers = {layer.get("name"): layer.get("config", {}) for layer in spec["model"]["layers"]}
+    steps = (layers.get("series", {}).get("batch_shape") or [None, None])[1]
+    if not _count(1)(spec.get("lookback")) or spec["lookback"] != steps:
+        raise ModelFileError(
+            f"{where}: 'lookback' = {spec.get('lookback')!r}, expected {steps!r}, the steps of "
+            "its network's 'series' input"
+        )
+    out = spec["model"]["output_layers"][0][0]
+    units, Q = layers.get(out, {}).get("units"), len(facts["quantiles"])
+    if units != Q * facts["horizon"]:
+        raise ModelFileError(
+            f"{source}: header field 'facts' has 'horizon' = {facts['horizon']!r}, expected "
+            f"{units} / {Q} (its network's {units} outputs: {Q} quantiles x horizon steps)"
+        )
 
 
 def read_forecaster(cls, path):
@@ -57,11 +150,13 @@ def read_forecaster(cls, path):
     facts, specs = _json(source, meta, "facts"), _json(source, meta, "members")
     if not isinstance(specs, list) or not specs or not isinstance(facts, dict):
         raise ModelFileError(f"{source}: 'members' must be a non-empty list and 'facts' an object")
+    _check_facts(source, facts, config)
     members = []
     for i, spec in enumerate(specs):
         where = f"{source} member {i}"
         _meta.check_model_spec(where, {"class_name": "Functional", "config": spec.get("model")})
         shapes, _ = functional_weights(where, spec["model"])
+        _check_shapes(source, where, spec, facts)
         names = {f"member{i}/{k}" for k in shapes}
         tensors = stnp.read_tensors(header, names & {e.name for e in header.entries})
         weights = {k.split("/", 1)[1]: v for k, v in tensors.items()}

@@ -333,7 +333,8 @@ def write_result(directory: Path, plan: Plan, task: Task, out) -> None:
     if task.fit is None:
         write_anchors(result_path(directory, task), *out)
     else:
-        GlobalForecaster(plan.config, {}, out).save(result_path(directory, task))
+        # the fit's facts: a whole forecaster file, which the reader checks as any other
+        GlobalForecaster(plan.config, plan.facts[task.fit], out).save(result_path(directory, task))
 
 
 def read_result(directory: Path, plan: Plan, task: Task):

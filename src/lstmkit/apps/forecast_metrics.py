@@ -148,6 +148,8 @@ def summary_table(rows, columns=None, digits: int = 3) -> str:
             return "-"
         if isinstance(v, (int, np.integer)):
             return str(int(v))
+        if abs(float(v)) >= 1e9:  # (1e306: a 300-digit number otherwise)
+            return f"{float(v):.{digits}e}"
         return f"{float(v):.{digits}f}"
 
     table = [["model", *columns]] + [[str(label), *(cell(m.get(c)) for c in columns)]

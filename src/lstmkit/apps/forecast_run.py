@@ -55,6 +55,18 @@ def read_data(path, config: ForecastConfig, *, time_column, fill="none", season=
     return panel
 
 
+def check_window(panel: Panel, config: ForecastConfig, season=None) -> None:
+    """``forecast train`` and ``backtest``: a ``--lookback`` or ``--season`` longer than every
+    series of the file is refused before any window is built (a longer window holds only
+    padding, and its windows cost series x lookback: 10**9 steps asked for 8 GB and more)."""
+    longest = int(panel.lengths.max())
+    for arg, v in (("--lookback", max(config.lookbacks, default=0)), ("--season", season or 0)):
+        if v > longest:
+            raise ValueError(
+                f"argument '{arg}' got {v}, expected at most {longest}, the longest series' length"
+            )
+
+
 def horizon_of(panel: Panel, config: ForecastConfig) -> int:
     """The horizon ``fit_global`` uses on ``panel`` (``config.horizon`` or its default rule)."""
     from .forecast_global import _facts
@@ -124,9 +136,17 @@ def evaluate_and_fit(panel, config, *, progress=None, distribute=None, jobs=1, h
     ``helper``: that child, started earlier (``forecast_heldout.helper_started``: it loads
     lstmkit meanwhile). A failed child costs time, or the table (a note says why), never the
     saved model. ``jobs=1``: the held-out fit (its anchors in a child, ``evaluate(...,
-    apart=True)``), then the saved fit."""
+    apart=True)``; its failure costs the table, as above), then the saved fit."""
     if jobs < 2 or distribute is not None:
-        H, result = evaluate(panel, config, progress=progress, distribute=distribute, apart=True)
+        H = horizon_of(panel, config)
+        try:  # the table's part: a failure costs the table only, as with jobs >= 2
+            _, result = evaluate(panel, config, progress=progress, distribute=distribute,
+                                 apart=True)  # fmt: skip
+        except Exception as e:  # noqa: BLE001  (any error: the saved model still stands)
+            from .forecast_backtest import BacktestResult
+
+            why = f"the held-out fit failed ({type(e).__name__}: {e})"
+            result = BacktestResult(notes=[f"the held-out table is left out: {why}"])
         return H, result, fit(panel, config.replace(horizon=H), progress, distribute)
     from .forecast_heldout import fit_both, helper_started
 

@@ -84,6 +84,12 @@ def _arg_checks(func, id_column, time_column, column, past, future, horizon, fil
             raise ValueError(
                 f"{func}: argument {arg!r} got {v!r}, expected a sequence of column names"
             )
+    roles = [v for v in (id_column, time_column, column) if v is not None]
+    if len(set(roles)) != len(roles):
+        raise ValueError(
+            f"{func}: arguments 'id_column', 'time_column' and 'column' must name different "
+            f"columns; got {id_column!r}, {time_column!r} and {column!r}"
+        )
     both = set(past) & set(future)
     if both or len(set(past)) != len(past) or len(set(future)) != len(future):
         raise ValueError(
@@ -199,6 +205,15 @@ def read_panel(
     return build.panel(horizon, min_length, short)
 
 
+def _days_if_midnight(times: np.ndarray) -> np.ndarray:
+    """Dates written with a time of day that is always midnight ("2020-01-31 00:00:00", a
+    database's or spreadsheet's export) as the dates they are (``datetime64[D]``): months and
+    years are then calendar steps, not "every 31 days" (refused as irregular)."""
+    if times.dtype != np.dtype("datetime64[s]") or (times.view(np.int64) % 86400).any():
+        return times
+    return times.astype("datetime64[D]")
+
+
 class _Build:
     """Steps 1-6 of the module docstring on the streamed arrays (each a method)."""
 
@@ -280,10 +295,10 @@ class _Build:
             exact = exact == 0
             name = f"integer steps of {step}"
         else:
-            self.times = to_datetime(s.t, s.time.fmt)
+            self.times = _days_if_midnight(to_datetime(s.t, s.time.fmt))
             freq = detect_panel_frequency(self.times, same, s.time.fmt)
             self.alias = alias_of(freq)
-            pos, exact = positions(self.times, to_datetime(first, s.time.fmt), s.codes, freq)
+            pos, exact = positions(self.times, self.times[self._offsets()[:-1]], s.codes, freq)
             name = f"{freq.name} ({self.alias})"
         if not exact.all():
             r = int(np.flatnonzero(~exact)[0])

@@ -128,6 +128,8 @@ def alias_of(freq: Frequency) -> str:
         return "B"
     if freq.unit == "D":
         return {1: "D", 7: "W"}.get(freq.step, f"{freq.step}D")
+    if freq.step % 86400 == 0:  # dates with a time of day ("2020-01-31 00:00:00"): days
+        return alias_of(Frequency("D", freq.step // 86400))
     for name, size in (("h", 3600), ("min", 60), ("s", 1)):
         if freq.step % size == 0:
             k = freq.step // size

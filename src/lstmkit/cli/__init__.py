@@ -50,9 +50,21 @@ def _group(argv) -> str | None:
     return args[0] if args and args[0] in GROUPS else None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``) in the ``lstmkit`` script: raised where Ctrl-C raises
+    ``KeyboardInterrupt``, so that the same ``finally`` blocks run (child processes killed and
+    reaped, temporary files and directories removed); Python's default for SIGTERM ends the
+    process at once and leaves them (a ``--jobs`` child went on training)."""
+
+
+def _terminated(signum, frame):
+    raise Terminated
+
+
 def main(argv=None) -> int:
     """Parse, check the declared paths (``lstmkit._paths``), run. Bad input: one line on stderr,
-    status 2. Ctrl-C: one line saying what was written, status 130 (128 + SIGINT)."""
+    status 2. Ctrl-C: one line saying what was written, status 130 (128 + SIGINT); SIGTERM in
+    the script (``Terminated``): the same, status 143 (128 + SIGTERM)."""
     import numpy as np
 
     from .. import _paths
@@ -70,23 +82,29 @@ def main(argv=None) -> int:
         except (ValueError, FileNotFoundError) as e:
             print(f"{prog}: error: {e}", file=sys.stderr)
             return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         # atomic writes leave each output the old file or the new one, never half of one
         written = _paths.written_since(before)
         done = f"wrote {', '.join(written)}" if written else "nothing written"
-        print(f"{prog}: interrupted; {done}", file=sys.stderr)
-        return 130
+        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"{prog}: {how}; {done}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
 
 
 def script(argv=None) -> int:
-    """The ``lstmkit`` script and ``python -m lstmkit``: :func:`main`, then the process ends
-    without its final garbage collection (``_system.skip_final_collection``: 0.2-0.3 s of a
-    short command). ``main`` itself, which tests call in their own process, leaves it alone."""
+    """The ``lstmkit`` script and ``python -m lstmkit``: :func:`main` (SIGTERM raising
+    ``Terminated`` meanwhile), then the process ends without its final garbage collection
+    (``_system.skip_final_collection``: 0.2-0.3 s of a short command). ``main`` itself, which
+    tests call in their own process, leaves both alone."""
+    import signal
+
     from .._system import skip_final_collection
 
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         return main(argv)
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # main has answered: end as usual
         skip_final_collection()
 
 

@@ -58,8 +58,19 @@ def _data_options(p, d, covariates=True):
     p.add_argument("--fill", choices=["none", "interpolate"], default="none",
                    help="missing values and dates: none (default) makes them an error, "
                    "interpolate fills interior gaps linearly in time")  # fmt: skip
-    p.add_argument("--level", nargs="+", type=_level, default=list(d.levels), metavar="L",
+    p.add_argument("--level", nargs="+", type=_level, action=_Levels, default=list(d.levels),
+                   metavar="L",
                    help="prediction intervals to write or score, in percent (e.g. 80 95)")  # fmt: skip
+
+
+class _Levels(argparse.Action):
+    """``--level``: each value an interval level (``_level``), none given twice (the CSV would
+    have two ``lo-80`` columns)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentError(self, f"expected distinct levels, got {values}")
+        setattr(namespace, self.dest, values)
 
 
 class _Given(argparse.Action):
@@ -188,7 +199,8 @@ def _register_predict(sub):
     p.add_argument("--column", default=None, help="default: the model's")
     p.add_argument("--fill", choices=["none", "interpolate"], default="none",
                    help="missing values and dates (default none: an error)")  # fmt: skip
-    p.add_argument("--level", nargs="+", type=_level, default=list(d.levels), metavar="L",
+    p.add_argument("--level", nargs="+", type=_level, action=_Levels, default=list(d.levels),
+                   metavar="L",
                    help="intervals to write (levels the model was trained for)")  # fmt: skip
     p.add_argument("--plot-ids", nargs="+", default=list(d.plot_ids), metavar="ID",
                    help="series to plot: FORECAST-<id>.png each (a single series: FORECAST.png)")  # fmt: skip
@@ -319,8 +331,10 @@ def _config(args):
     return with_levels(_defaults().replace(**changes), args.level)
 
 
-def _read(args, config):
-    from ..apps.forecast_run import read_data, time_column_of
+def _read(args, config, window=False):
+    """The panel of ``args.data`` and its time column; ``window``: check ``--lookback`` and
+    ``--season`` against it (``forecast_run.check_window``: train and backtest)."""
+    from ..apps.forecast_run import check_window, read_data, time_column_of
 
     explicit = config.time_column != _defaults().time_column
     tcol = time_column_of(args.data, config.time_column, explicit)
@@ -333,6 +347,8 @@ def _read(args, config):
     )
     for note in panel.notes:
         print(note)
+    if window:
+        check_window(panel, config, args.season)
     return panel, tcol
 
 
@@ -372,7 +388,7 @@ def cmd_train(args) -> int:
     jobs = default_jobs() if args.jobs is None else args.jobs
     # the work shared with a child process (--jobs), started before the data are read
     with _helper(shared(config, jobs, strategy, args.evaluate)) as helper:
-        panel, _ = _read(args, config)
+        panel, _ = _read(args, config, window=True)
         if not args.evaluate:
             config = config.replace(horizon=horizon_of(panel, config))
             model = fit(panel, config, _say(args), strategy, jobs=jobs, helper=helper)
@@ -414,7 +430,7 @@ def cmd_backtest(args) -> int:
         _check_out_file(args.out, "--out")
     strategy = ray_strategy(args)
     config = _config(args)
-    panel, _ = _read(args, config)
+    panel, _ = _read(args, config, window=True)
     H, result = evaluate(panel, config, windows=args.windows, progress=_say(args),
                          distribute=strategy, apart=args.windows == 1)  # fmt: skip
     _print_result(result, H, f"rolling origins: the last {args.windows} window(s)")
