@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -162,3 +163,30 @@ def test_atomic_write_removes_its_temporary_file_on_ctrl_c(tmp_path):
         _atomic.atomic_write(target, half)
     assert _state(target) == before
     assert os.listdir(tmp_path) == ["t.bin"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_write_gives_the_mode_the_umask_leaves_or_the_replaced_file_had(tmp_path, umask):
+    """A writer that makes its file anew with 0o600 (safetensors' ``save_file`` does) still
+    leaves the mode ``open`` would: 0o666 less the umask for a new file, the old file's mode
+    when one is replaced. Witnessed against a file that ``open`` creates under the same umask."""
+
+    def private(tmp):  # what safetensors does: a new file, mode 0o600
+        os.unlink(tmp)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+    old = os.umask(umask)
+    try:
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"")
+        _atomic.atomic_write(tmp_path / "new.bin", private)
+        replaced = tmp_path / "kept.bin"
+        replaced.write_bytes(b"old")
+        os.chmod(replaced, 0o640)
+        _atomic.atomic_write(replaced, private)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.bin").st_mode) == stat.S_IMODE(
+        os.stat(plain).st_mode
+    )
+    assert stat.S_IMODE(os.stat(replaced).st_mode) == 0o640

@@ -20,11 +20,23 @@ def atomic_write(path, write_fn, suffix=".tmp"):
     try:
         # O_EXCL on a random name never clobbers anything; 0o666 lets the umask apply as usual
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        mode = _mode_of(path, tmp)
         write_fn(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):  # also when Ctrl-C came right after creating it
             os.unlink(tmp)
         raise
+
+
+def _mode_of(path, tmp) -> int:
+    """The permission bits the written file gets: the replaced file's, else those the umask
+    leaves of 0o666 (read from ``tmp`` as just created). Some writers (safetensors) create
+    their file anew with 0o600, which would otherwise make every model file private."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return os.stat(tmp).st_mode & 0o7777
