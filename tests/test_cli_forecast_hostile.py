@@ -75,20 +75,23 @@ def test_predict_refuses_data_of_another_frequency_than_the_model(work, monthly_
     assert out.read_text() == "old\n"
 
 
-@pytest.mark.parametrize("n, status", [(36, 2), (37, 0)])
+@pytest.mark.parametrize("n, status", [(26, 2), (27, 0), (36, 0)])
 def test_too_short_series_are_told_the_length_they_need(work, capsys, n, status):
-    # three monthly series, the default horizon (the season, 12) and 11 validation origins
-    # (ceil(32 / 3)): a window needs 2 * 12 + 11 - 1 + 3 = 37 values. The message used to say
-    # 27 (2 * horizon + min_history) to series of 36 values; the witness is the boundary itself:
-    # 37 values train
+    # three monthly series, the default horizon (the season, 12): a window needs 2 * 12 + K - 1
+    # + 3 values for K validation origins. K is 11 (ceil(32 / 3)) where the series have room
+    # for them and fewer, down to one, where they have not: 36 values (three years) train with
+    # 10, and 27 is the shortest that trains. The message used to say 27 to series of 36
+    # values that then failed; the witness is the boundary itself: 27 values train, 26 do not
     data, out = work / f"short{n}.csv", work / f"short{n}.lstmkit"
     _frame(n=n, ids=("A", "B", "C")).to_csv(data, index=False)
     argv = ["forecast", "train", str(data), "--units", "4", "--epochs", "1", "--ensemble", "1"]
     assert main([*argv, "--jobs", "1", "--no-evaluate", "--out", str(out)]) == status
     err = capsys.readouterr().err
     if status == 2:
-        assert "shorter than 37 values" in err and "longest has 36" in err, err
+        assert "shorter than 27 values" in err and "longest has 26" in err, err
         assert "'horizon'" in err and "12" in err and not out.exists()
+    else:
+        assert out.exists(), err
 
 
 def _capped(argv, gib=4):

@@ -284,10 +284,15 @@ class Member:
 
 def val_windows(config, panel, H) -> int:
     """Validation origins per series: ``config.val_windows``, or (0) enough for about
-    ``VAL_TARGET`` windows in all, from 1 (large panels) to ``H`` (one series)."""
+    ``VAL_TARGET`` windows in all, from 1 (large panels) to ``H`` (one series), but no more than
+    leave the longest series one training window (at least one origin): three years of monthly
+    values then train (24 + 10 - 1 + 3 = 36) instead of failing for want of 37. A panel with
+    room for them all gets exactly those it got before."""
     if config.val_windows:
         return int(config.val_windows)
-    return int(min(H, max(1, math.ceil(VAL_TARGET / panel.n_series))))
+    want = min(H, max(1, math.ceil(VAL_TARGET / panel.n_series)))
+    room = int(panel.lengths.max()) - 2 * H - config.min_history + 1
+    return int(max(1, min(want, room)))
 
 
 def _origins(panel, facts, config, refit):
