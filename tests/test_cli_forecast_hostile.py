@@ -274,17 +274,19 @@ def test_a_log_model_names_the_value_it_cannot_take(work, monthly_model, capsys,
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_held_out_fit_without_windows_costs_the_table_not_the_model(work, capsys, jobs):
-    # three monthly series of 48 values, the default horizon (12): the held-out fit sees 36
-    # values a series, one fewer than its windows need. --jobs 2 said so and saved the model;
-    # --jobs 1 (the default on one CPU) failed, no model. Witness: the model --no-evaluate saves
+    # three monthly series of 36 values, the default horizon (12): the held-out fit sees 24
+    # values a series, fewer than its windows need (27, with one validation origin), the saved
+    # fit has room (10 origins). --jobs 2 said so and saved the model; --jobs 1 (the default on
+    # one CPU) failed, no model (first seen with 48 values, which the held-out fit now trains
+    # on: its origins shrink to fit). Witness: the model --no-evaluate saves
     data = work / "held48.csv"
-    _frame(n=48, ids=("A", "B", "C")).to_csv(data, index=False)
+    _frame(n=36, ids=("A", "B", "C")).to_csv(data, index=False)
     argv = ["forecast", "train", str(data), "--units", "4", "--epochs", "2", "--ensemble", "1"]
     argv += ["--jobs", jobs]
     out, alone = work / f"held48-{jobs}.lstmkit", work / f"held48-{jobs}-noeval.lstmkit"
     assert main([*argv, "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "the held-out table is left out" in text and "shorter than 37 values" in text, text
+    assert "the held-out table is left out" in text and "shorter than 27 values" in text, text
     assert main([*argv, "--no-evaluate", "--out", str(alone)]) == 0
     fcs = []
     for model in (out, alone):
@@ -360,3 +362,18 @@ def test_one_column_in_two_roles_is_refused(work, monthly_model, capsys, extra, 
     err = capsys.readouterr().err
     assert "must name different columns" in err and f"{extra[1]!r}" in err, (was, err)
     assert not out.exists()
+
+
+def test_a_reason_several_held_out_members_failed_for_is_said_once(work, capsys):
+    # one monthly series of 36 values: the saved fit trains (validation origins shrink to fit),
+    # the held-out fit sees 24 and each member that early-stops fails for the same reason; the
+    # note said the whole message once per member (two 300-character copies)
+    data, out = work / "single36.csv", work / "single36.lstmkit"
+    _frame(n=36, ids=("A",)).to_csv(data, index=False)
+    argv = ["forecast", "train", str(data), "--units", "4", "--epochs", "1", "--jobs", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    out_err = "".join(capsys.readouterr())
+    line = next(s for s in out_err.splitlines() if "held-out table is left out" in s)
+    assert line.count("shorter than 27 values") == 1, line
+    assert "heldout-0, heldout-1 failed (ValueError: fit_global: no training window" in line, line
+    assert out.exists()

@@ -433,13 +433,24 @@ def assemble(plan: Plan, fit: str, done: dict):
     return GlobalForecaster(plan.config, plan.facts[fit], [members[i] for i in sorted(members)])
 
 
+def said_once(notes) -> str:
+    """``notes`` joined by "; ", a reason that several tasks failed for said once after their
+    names (``heldout-0 failed (E)`` and ``heldout-1 failed (E)``: ``heldout-0, heldout-1 failed
+    (E)``), in the order the reasons first came."""
+    names: dict[str, list] = {}
+    for note in notes:
+        who, sep, reason = note.partition(" failed ")
+        names.setdefault(reason if sep else note, []).extend([who] if sep else [])
+    return "; ".join(f"{', '.join(n)} failed {r}" if n else r for r, n in names.items())
+
+
 def table(plan: Plan, done: dict, why) -> BacktestResult:
     """The held-out table: ``backtest`` of the assembled held-out forecaster on the window,
     the anchors' forecasts beside it; without rows when a part is missing (``why``)."""
     from .forecast_backtest import backtest
 
     if any(done[t.name] is None for t in plan.tasks if t.fit != "saved"):
-        return BacktestResult(notes=[f"the held-out table is left out: {'; '.join(why)}"])
+        return BacktestResult(notes=[f"the held-out table is left out: {said_once(why)}"])
     model = assemble(plan, "heldout", done)
     anchors = done["anchors"]
 
