@@ -221,3 +221,35 @@ def test_a_helper_that_raises_makes_the_lead_raise_rather_than_hang(monkeypatch)
     assert not th.is_alive(), "the lead hangs waiting for a helper that died"
     assert raised and "helper thread failed" in str(raised[0])
     assert isinstance(raised[0].__cause__, MemoryError)
+
+
+@pytest.mark.parametrize("P", [2, 3])
+def test_ctrl_c_before_the_loop_lets_the_waiting_helpers_go(P, monkeypatch):
+    """Ctrl-C (or SIGTERM, which the ``lstmkit`` script turns into a KeyboardInterrupt) lands
+    in the lead after the helpers were started and before its loop, where it packs the
+    weights: the helpers, waiting for a hand-over that never comes, must return. They waited
+    forever, spinning a core, and the process could not exit (the pool's threads are joined)."""
+    x, h0, c0, params, _, mask = problem(9, 11, 4, 7, np.float64, False)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt("planted: the signal lands while the weights are packed")
+
+    monkeypatch.setattr(lstm_fm, "_pack_stacked_T", interrupted)
+
+    def start(self, helper, n):
+        for _ in range(n):
+            th = threading.Thread(target=helper, daemon=True)  # a hung one must not hold pytest
+            th.start()
+            self.threads.append(th)
+        deadline = time.monotonic() + 10
+        while self.state[0] < n and time.monotonic() < deadline:  # each waits for its slice
+            time.sleep(1e-4)
+
+    launch = Launcher(start)
+    with pytest.raises(KeyboardInterrupt, match="planted"):
+        split_run(x, h0, c0, params, mask, ROWS[P], launch)
+    for th in launch.threads:
+        th.join(10)
+    assert not any(th.is_alive() for th in launch.threads), "a helper still waits for a slice"
+    T = x.shape[0]  # posted past the end: they run nothing
+    assert all(launch.handed_at(k) == T for k in range(1, P)) and launch.state[0] >= 2**40

@@ -772,12 +772,20 @@ def _infer_lead(state, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts, c_T, y
             sync.post(state, g, t + 1)  # ticket g runs slice P - g from step t
         for q in range(P - g):
             _slice_step(t, q, sl, Ap, mk, xb, XH, Z, Cb, out, M, has_mask, acts)
-    late = min(sync.close(state), P - 1)
-    for k in range(g + 1, late + 1):  # arrived after the last step: nothing left to hand over
-        sync.post(state, k, T + 1)
+    _close_late(state, g, P, T)
     for q in range(P - g):
         _final_c(q, sl, Cb, c_T, T)
     return g
+
+
+@njit(**_JIT)
+def _close_late(state, g, P, T):
+    """No ticket is served after this; the tickets after ``g`` (the helpers that came after the
+    last hand-over, or every one when the lead ran nothing) are posted past the end, so that
+    they return instead of waiting for a slice."""
+    late = min(sync.close(state), P - 1)
+    for k in range(g + 1, late + 1):
+        sync.post(state, k, T + 1)
 
 
 @njit(**_JIT)
@@ -863,14 +871,18 @@ def _infer_batch_split(rows, weights, xb, h0, c0, out, mask, acts, ws=None,
             sync.YIELD)  # fmt: skip
     done, failed = threading.Condition(), []
     launch(functools.partial(_run_helper, args, done, failed), P - 1)
-    _pack_stacked_T(*weights, perm, edges, first, Ap)
-    for q, (b0, b1) in enumerate(rows):
-        w = b1 - b0
-        _infer_start(XH[q, : 2 * K * w].reshape(2, K, w), Cb[q, : 2 * H * w].reshape(2, H, w),
-                     xb[b0:b1], h0[b0:b1], c0[b0:b1])  # fmt: skip
-        if mask is not None:
-            M[q, : T * w].reshape(T, w)[...] = mask[:, b0:b1]
-    handed = _infer_lead(*args)
+    try:
+        _pack_stacked_T(*weights, perm, edges, first, Ap)
+        for q, (b0, b1) in enumerate(rows):
+            w = b1 - b0
+            _infer_start(XH[q, : 2 * K * w].reshape(2, K, w), Cb[q, : 2 * H * w].reshape(2, H, w),
+                         xb[b0:b1], h0[b0:b1], c0[b0:b1])  # fmt: skip
+            if mask is not None:
+                M[q, : T * w].reshape(T, w)[...] = mask[:, b0:b1]
+        handed = _infer_lead(*args)
+    except BaseException:  # Ctrl-C or SIGTERM before the loop: the helpers must not wait on
+        _close_late(state, 0, P, T)  # a hand-over that never comes (they held the process)
+        raise
     finished = [P - 1 + k for k in range(1, handed + 1)]  # their done flags
     if not sync.await_flags(state, np.array(finished, np.int64), sync.SPIN_CYCLES):
         with done:  # one still runs: sleep rather than spin on a core it may need
