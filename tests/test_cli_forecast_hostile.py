@@ -147,6 +147,7 @@ def _edited(src, dst, part, key, value, member=0):
         ("facts", "level", "x"),  # forecasts written
         ("facts", "future", None),  # TypeError traceback
         ("facts", "quantiles", [0.5]),  # "cannot reshape array of size 180..."
+        ("facts", "quantiles", [0.1, 0.5]),  # "operands could not be broadcast together"
         ("facts", "horizon", 10**9),  # windows of 10**9 steps
         ("members", "lookback", "x"),  # "invalid literal for int()"
         ("members", "lookback", 10**9),  # windows of 10**9 steps
@@ -377,3 +378,34 @@ def test_a_reason_several_held_out_members_failed_for_is_said_once(work, capsys)
     assert line.count("shorter than 27 values") == 1, line
     assert "heldout-0, heldout-1 failed (ValueError: fit_global: no training window" in line, line
     assert out.exists()
+
+
+def test_a_model_trained_on_days_read_as_hours_still_predicts(work, capsys):
+    # before 2026-12-07 dates written with midnight ("2015-01-01 00:00:00") were read as seconds
+    # and daily data as '24h' (season 1): such a model file says freq '24h', and the reader now
+    # reads the same file as 'D'. The witness: the forecasts the model gives on the panel as
+    # the old reader built it (seconds, '24h'), and the next days as the future dates
+    from lstmkit.apps.forecast_config import ForecastConfig
+    from lstmkit.apps.forecast_global import fit_global
+    from lstmkit.apps.panel import Panel
+
+    df = _frame(freq="D", n=50)
+    data, model, out = work / "old24h.csv", work / "old24h.lstmkit", work / "old24h-fc.csv"
+    df.assign(ds=df.ds + " 00:00:00").to_csv(data, index=False)
+    groups = list(df.groupby("unique_id", sort=True))
+    old = Panel.from_arrays([g.y.to_numpy() for _, g in groups], [k for k, _ in groups],
+                            times=[g.ds.to_numpy().astype("datetime64[s]") for _, g in groups],
+                            freq="24h", season=1)  # fmt: skip
+    cfg = ForecastConfig(horizon=4, units=4, epochs=2, ensemble=1, patience=1)
+    fitted = fit_global(old, cfg)
+    assert fitted.facts["freq"] == "24h"
+    fitted.save(model)
+    want, _ = fitted.predict(old)
+    assert main(["forecast", "predict", str(model), str(data), "--out", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
+    fc = pd.read_csv(out)
+    # (the CLI's small predict runs the NumPy reference: its last bits may differ)
+    np.testing.assert_allclose(fc.forecast.to_numpy().reshape(2, 4), want, rtol=1e-6)
+    days = pd.to_datetime(fc.ds).dt.normalize().unique()
+    assert list(days) == list(pd.date_range("2015-02-20", periods=4, freq="D")), days

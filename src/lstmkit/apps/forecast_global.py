@@ -41,6 +41,7 @@ median) of each quantile.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -586,6 +587,24 @@ class GlobalForecaster:
     def horizon(self) -> int:
         return self.facts["horizon"]
 
+    def as_trained(self, panel):
+        """``panel`` as this model's reader saw such data. Before 2026-12-07 dates written with
+        a time of day ("2020-01-01 00:00:00") were read as seconds, and whole days between them
+        as hours: a file of such a model says ``freq`` "24h" (or "168h", ...) where the reader
+        now says "D" ("W", ...). Its dates as seconds and its frequency in hours then give what
+        it was trained on (future dates, seasonal phase); any other panel is returned as is."""
+        freq = self.facts.get("freq")
+        if not (isinstance(freq, str) and freq[:-1].isdigit() and freq.endswith("h")):
+            return panel
+        hours = int(freq[:-1])
+        if hours % 24 or panel.times is None or panel.freq == freq:
+            return panel
+        from .panel_time import Frequency, alias_of
+
+        if panel.freq != alias_of(Frequency("D", hours // 24)):
+            return panel
+        return dataclasses.replace(panel, times=panel.times.astype("datetime64[s]"), freq=freq)
+
     def _check_predict(self, panel, horizon, levels):
         H = self.horizon
         if horizon is None:
@@ -645,6 +664,7 @@ class GlobalForecaster:
     def predict(self, panel, horizon=None, levels=()):
         """Forecasts of the ``horizon`` steps after each series' end: ``point (n, horizon)``
         and ``{level: (lo (n, horizon), hi (n, horizon))}`` for each of ``levels``."""
+        panel = self.as_trained(panel)
         horizon = self._check_predict(panel, horizon, levels)
         ids, norm = self._id_index(panel), _norm(self.facts)
         points, bounds = [], {a: ([], []) for a in levels}

@@ -97,7 +97,8 @@ def _check_facts(source, facts, config):
                 f"{source}: header field 'facts' has {key!r} = {facts.get(key)!r}, expected "
                 f"{expected}"
             )
-    if not np.allclose(facts["quantiles"], quantiles_of(config)):
+    want = quantiles_of(config)
+    if len(facts["quantiles"]) != len(want) or not np.allclose(facts["quantiles"], want):
         raise ModelFileError(
             f"{source}: header field 'facts' has 'quantiles' = {facts['quantiles']!r}, expected "
             f"those of its config's interval_levels {list(config.interval_levels)}"
