@@ -116,7 +116,7 @@ def run(a):
     path = out / f"{a.tag if not a.aggregates else a.tag + '-' + a.aggregates[-1]}.jsonl"
     have = set()
     if path.exists():
-        have = {(r["name"], r["split"]) for r in map(json.loads, path.read_text().splitlines())}
+        have = {(r["name"], r["split"]) for r in rows_of(path)}
     for group, name, split in todo:
         if (name, split) in have:
             continue
@@ -154,17 +154,26 @@ def run(a):
                   f"{row['cov80']:.2f}, {cpu:.1f} CPU s, epochs {row['epochs']}", flush=True)  # fmt: skip
 
 
+def rows_of(path: Path) -> list[dict]:
+    """A tag's rows, one per case (a case run again after an interruption: its last row)."""
+    rows = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        rows[r["name"], r["split"]] = r
+    return list(rows.values())
+
+
 def table(a):
+    """Each tag over its own cases; a tag whose cases are not the first tag's is marked, since
+    its geometric means are then over other seasons."""
     out = Path(a.out)
     base = None
     print(f"{'tag':<14}" + "".join(f"{g + ' /ETS':>15}" for g in GROUPS)
           + f"{'singles met':>12}{'cov80':>7}{'CPU s':>8}  (cases)")  # fmt: skip
     for tag in a.tags:
-        rows = [json.loads(s) for s in (out / f"{tag}.jsonl").read_text().splitlines()]
+        rows = rows_of(out / f"{tag}.jsonl")
         key = {(r["name"], r["split"]) for r in rows}
-        if base is None:
-            base = key
-        rows = [r for r in rows if (r["name"], r["split"]) in base]
+        base = key if base is None else base
         cells = ""
         for g in GROUPS:
             rs = [r["score"] / r["ets"] for r in rows if r["group"] == g]
@@ -177,12 +186,13 @@ def table(a):
         pts = sum(r["points"] for r in rows)
         cov = sum(r["cov80"] * r["points"] for r in rows) / max(pts, 1)
         cpu = sum(r["cpu"] for r in rows)
-        print(f"{tag:<14}{cells}{met:>12}{cov:>7.3f}{cpu:>8.1f}  ({len(rows)})")
+        other = "" if key == base else ", not the first tag's cases"
+        print(f"{tag:<14}{cells}{met:>12}{cov:>7.3f}{cpu:>8.1f}  ({len(rows)}{other})")
     if a.per_case:
         for tag in a.tags:
-            rows = [json.loads(s) for s in (out / f"{tag}.jsonl").read_text().splitlines()]
             print(f"\n{tag}: " + ", ".join(f"{r['name']}/{r['split'][4:] or '1'} "
-                                         f"{r['score'] / r['ets']:.2f}" for r in rows))  # fmt: skip
+                                          f"{r['score'] / r['ets']:.2f}"
+                                          for r in rows_of(out / f"{tag}.jsonl")))  # fmt: skip
 
 
 def main(argv=None):
@@ -191,8 +201,9 @@ def main(argv=None):
     for name in ("anchors", "run", "table"):
         p = sub.add_parser(name)
         p.add_argument("--out", required=True)
-        p.add_argument("--cases", nargs="*", default=list(GROUPS[:3]), choices=GROUPS)
-        p.add_argument("--official", action="store_true", help="the reported seasons instead")
+        if name != "table":
+            p.add_argument("--cases", nargs="*", default=list(GROUPS[:3]), choices=GROUPS)
+            p.add_argument("--official", action="store_true", help="the reported seasons")
     sub.choices["run"].add_argument("--tag", required=True)
     sub.choices["run"].add_argument("--set", nargs="*", default=[])
     sub.choices["run"].add_argument("--part", default="1/1")

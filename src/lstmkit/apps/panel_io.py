@@ -286,19 +286,19 @@ class _Build:
                 f"{s.line_of(self.streamed_row(r))})",
                 "expected each date once per series; remove or merge the repeated rows",
             )
-        first = s.t[self._offsets()[:-1]]  # (n,) each series' first date
+        starts = self._offsets()[:-1]  # (n,) each series' first row
         if s.int_time:
             d = np.diff(s.t)[same]
             step = int(np.bincount(np.minimum(d, 1 << 20)).argmax()) if d.size else 1
             self.step = step
-            pos, exact = np.divmod(s.t - first[s.codes], step)
+            pos, exact = np.divmod(s.t - s.t[starts][s.codes], step)
             exact = exact == 0
             name = f"integer steps of {step}"
         else:
             self.times = _days_if_midnight(to_datetime(s.t, s.time.fmt))
             freq = detect_panel_frequency(self.times, same, s.time.fmt)
             self.alias = alias_of(freq)
-            pos, exact = positions(self.times, self.times[self._offsets()[:-1]], s.codes, freq)
+            pos, exact = positions(self.times, self.times[starts], s.codes, freq)
             name = f"{freq.name} ({self.alias})"
         if not exact.all():
             r = int(np.flatnonzero(~exact)[0])
