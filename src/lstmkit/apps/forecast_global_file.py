@@ -125,9 +125,7 @@ def _check_shapes(source, where, spec, facts):
 
 
 def read_forecaster(cls, path):
-    from ..layers.base import skip_initializers
-    from ..models import Model
-    from .forecast_global import FORMAT, Member
+    from .forecast_global import FORMAT
 
     path = os.fspath(path)
     source = f"GlobalForecaster.load: {path!r}"
@@ -152,34 +150,40 @@ def read_forecaster(cls, path):
     if not isinstance(specs, list) or not specs or not isinstance(facts, dict):
         raise ModelFileError(f"{source}: 'members' must be a non-empty list and 'facts' an object")
     _check_facts(source, facts, config)
-    members = []
-    for i, spec in enumerate(specs):
-        where = f"{source} member {i}"
-        _meta.check_model_spec(where, {"class_name": "Functional", "config": spec.get("model")})
-        shapes, _ = functional_weights(where, spec["model"])
-        _check_shapes(source, where, spec, facts)
-        names = {f"member{i}/{k}" for k in shapes}
-        tensors = stnp.read_tensors(header, names & {e.name for e in header.entries})
-        weights = {k.split("/", 1)[1]: v for k, v in tensors.items()}
-        nbytes = sum(int(np.prod(s[0])) * 8 for s in shapes.values())
-        with skip_initializers(max_bytes=nbytes):
-            model = Model.from_config(spec["model"])
-        assign_params(model.params, weights, source=where)
-        corr = {str(k): list(map(float, v)) for k, v in (spec.get("correction") or {}).items()}
-        zs = float(spec.get("z_scale", 1.0))  # files written before ``rescale``: 1
-        if not (math.isfinite(zs) and zs > 0):
-            raise ModelFileError(f"{where}: z_scale must be a number > 0; got {zs!r}")
-        lookback, seed, best = int(spec["lookback"]), int(spec["seed"]), int(spec["best_epoch"])
-        choices = spec.get("trend_choices")  # files before ``trend="hedge"``: None
-        if choices is not None and (
-            not isinstance(choices, list)
-            or not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in choices)
-        ):
-            raise ModelFileError(f"{where}: trend_choices must be a list of numbers in [0, 1]")
-        kind = spec.get("correction_kind", "shift")  # files before the scaled scores: shifts
-        if kind not in ("scale", "shift"):
-            raise ModelFileError(
-                f"{where}: correction_kind must be 'scale' or 'shift'; got {kind!r}"
-            )
-        members.append(Member(model, lookback, seed, best, corr, zs, choices, kind))
+    members = [_read_member(source, header, facts, i, spec) for i, spec in enumerate(specs)]
     return cls(config, facts, members)
+
+
+def _read_member(source, header, facts, i, spec):
+    """Member ``i`` of the file: its network (checked against the facts), weights and
+    calibration."""
+    from ..layers.base import skip_initializers
+    from ..models import Model
+    from .forecast_global import Member
+
+    where = f"{source} member {i}"
+    _meta.check_model_spec(where, {"class_name": "Functional", "config": spec.get("model")})
+    shapes, _ = functional_weights(where, spec["model"])
+    _check_shapes(source, where, spec, facts)
+    names = {f"member{i}/{k}" for k in shapes}
+    tensors = stnp.read_tensors(header, names & {e.name for e in header.entries})
+    weights = {k.split("/", 1)[1]: v for k, v in tensors.items()}
+    nbytes = sum(int(np.prod(s[0])) * 8 for s in shapes.values())
+    with skip_initializers(max_bytes=nbytes):
+        model = Model.from_config(spec["model"])
+    assign_params(model.params, weights, source=where)
+    corr = {str(k): list(map(float, v)) for k, v in (spec.get("correction") or {}).items()}
+    zs = float(spec.get("z_scale", 1.0))  # files written before ``rescale``: 1
+    if not (math.isfinite(zs) and zs > 0):
+        raise ModelFileError(f"{where}: z_scale must be a number > 0; got {zs!r}")
+    lookback, seed, best = int(spec["lookback"]), int(spec["seed"]), int(spec["best_epoch"])
+    choices = spec.get("trend_choices")  # files before ``trend="hedge"``: None
+    if choices is not None and (
+        not isinstance(choices, list)
+        or not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in choices)
+    ):
+        raise ModelFileError(f"{where}: trend_choices must be a list of numbers in [0, 1]")
+    kind = spec.get("correction_kind", "shift")  # files before the scaled scores: shifts
+    if kind not in ("scale", "shift"):
+        raise ModelFileError(f"{where}: correction_kind must be 'scale' or 'shift'; got {kind!r}")
+    return Member(model, lookback, seed, best, corr, zs, choices, kind)
