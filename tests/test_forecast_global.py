@@ -158,6 +158,17 @@ def test_ensemble_median_is_the_median_of_independent_members():
     np.testing.assert_array_equal(point, np.median(np.stack(members), axis=0))
     mean, _ = fit_global(train, cfg.replace(ensemble=3, aggregate="mean")).predict(train)
     np.testing.assert_allclose(mean, np.mean(np.stack(members), axis=0), rtol=1e-12)
+    # without the highest and lowest member: SciPy's trimmed mean cutting one at each end
+    from scipy.stats import trim_mean
+
+    five = members + [
+        fit_global(train, cfg.replace(ensemble=1, seed=4 + i, lookbacks=((12, 18)[i % 2],)))
+        .predict(train)[0]
+        for i in (3, 4)
+    ]  # fmt: skip
+    model = fit_global(train, cfg.replace(ensemble=5, aggregate="trimmed"))
+    trimmed, _ = model.predict(train)
+    np.testing.assert_allclose(trimmed, trim_mean(np.stack(five), 0.2, axis=0), rtol=1e-12)
 
 
 def test_save_load_bit_identical(tmp_path):

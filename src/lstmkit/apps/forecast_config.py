@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 TRANSFORMS = ("auto", "log", "none")
 LEVELS = ("last", "season")
 LOSSES = ("pinball", "mae", "mse")
-AGGREGATES = ("median", "mean")
+AGGREGATES = ("median", "mean", "trimmed")
 SWITCHES = ("auto", "on", "off")
 TRENDS = ("auto", "on", "off", "select", "hedge")
 
@@ -69,7 +69,8 @@ class ForecastConfig:
     first ``validate_members`` members early-stop whatever their lookback, so a value >=
     ``ensemble`` early-stops every member, the schedule before), ``conformal``
     (calibrate the intervals on the validation windows), ``ensemble`` members (seeds ``seed``,
-    ``seed + 1`` ...), ``aggregate`` ("mean", the default, or "median" of the members' forecasts, each quantile
+    ``seed + 1`` ...), ``aggregate`` ("mean", the default, "median", or "trimmed": the mean without the
+    highest and lowest member, from three members on; of the members' forecasts, each quantile
     apart; the mean was the better on the tune seasons of every group, two seed batches:
     docs/forecast.md, "The members' mean"), ``max_minutes`` (stop
     training new members after this; at least one is trained), ``dtype``.

@@ -577,6 +577,17 @@ def _z_scale(panel, facts, config, L, ts, to, phi=None) -> float:
 
 
 # -- the fitted forecaster -------------------------------------------------------------------------
+def trimmed_mean(paths, axis=0):
+    """The mean over ``axis`` without the highest and the lowest value (from three values on;
+    fewer: the plain mean): a member far off the others moves it by nothing."""
+    paths = np.asarray(paths)
+    if paths.shape[axis] < 3:
+        return np.mean(paths, axis=axis)
+    return np.mean(
+        np.take(np.sort(paths, axis=axis), range(1, paths.shape[axis] - 1), axis=axis), axis=axis
+    )
+
+
 class GlobalForecaster:
     """A fitted global forecaster: ``predict`` the ``horizon`` values after each series' end."""
 
@@ -688,7 +699,7 @@ class GlobalForecaster:
         """The members' ``paths`` (each ``(n, H)``) -> ``(n, H)``: their mean (or median); with
         ``trend="hedge"`` that of each normalisation's members, then the mean of the two (an
         equal-weight combination of the forecasts with and without the trend)."""
-        agg = np.median if self.config.aggregate == "median" else np.mean
+        agg = {"median": np.median, "mean": np.mean, "trimmed": trimmed_mean}[self.config.aggregate]
         groups = {}
         for m, p in zip(self.members, paths):
             key = None if m.trend_choices is None else tuple(m.trend_choices)

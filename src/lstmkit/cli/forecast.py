@@ -83,7 +83,7 @@ class _Given(argparse.Action):
 
 
 def _model_options(p, d):
-    from ..apps.forecast_config import TRENDS
+    from ..apps.forecast_config import AGGREGATES, TRENDS
 
     p.add_argument("--horizon", action=_Given, type=_positive_int, default=d.horizon,
                    help="steps forecast (default: one season, 6 without a season)")  # fmt: skip
@@ -119,7 +119,7 @@ def _model_options(p, d):
                    help=f"Adam, > 0 (default {d.learning_rate})")  # fmt: skip
     p.add_argument("--ensemble", action=_Given, type=_positive_int, default=d.ensemble,
                    help=f"members (seeds seed, seed + 1, ...; default {d.ensemble})")  # fmt: skip
-    p.add_argument("--aggregate", action=_Given, choices=["median", "mean"], default=d.aggregate,
+    p.add_argument("--aggregate", action=_Given, choices=list(AGGREGATES), default=d.aggregate,
                    help=f"of the members' forecasts (default {d.aggregate})")  # fmt: skip
     p.add_argument(
         "--seed", action=_Given, type=_seed, default=d.seed, help=f"random seed (default {d.seed})"
