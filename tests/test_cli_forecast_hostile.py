@@ -409,3 +409,17 @@ def test_a_model_trained_on_days_read_as_hours_still_predicts(work, capsys):
     np.testing.assert_allclose(fc.forecast.to_numpy().reshape(2, 4), want, rtol=1e-6)
     days = pd.to_datetime(fc.ds).dt.normalize().unique()
     assert list(days) == list(pd.date_range("2015-02-20", periods=4, freq="D")), days
+
+
+def test_a_backtest_window_too_short_says_which_window_and_what_to_change(work, capsys):
+    # two monthly series of 40 values, three windows of 12: the oldest window keeps 4 values a
+    # series. The message said "the longest has 4" of a file whose series hold 40, and asked
+    # for a shorter horizon or longer series; it now names the window and its cut
+    data = work / "bt40.csv"
+    _frame(n=40).to_csv(data, index=False)
+    argv = ["forecast", "backtest", str(data), "--units", "4", "--epochs", "1", "--ensemble", "1"]
+    assert main([*argv, "--windows", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "the longest has 4" in err and "in backtest window 1 of 3" in err, err
+    assert "ends 36 values before its last" in err and "fewer 'windows'" in err, err
+    assert main([*argv, "--windows", "1"]) == 0, capsys.readouterr().err

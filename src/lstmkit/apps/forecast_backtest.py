@@ -170,6 +170,21 @@ def _anchors_here(train, horizon, models, levels):
     yield collect
 
 
+def _in_window(fit_predict, window, windows, step, horizon, levels):
+    """``fit_predict`` on one window's training part; its ValueError (a series too short, ...)
+    says which window, and how much shorter than the file its series are there."""
+    try:
+        return fit_predict(window.train, horizon, levels)
+    except ValueError as e:
+        if windows == 1:
+            raise
+        cut = horizon + (windows - 1 - window.number) * step
+        raise ValueError(
+            f"{e} (in backtest window {window.number + 1} of {windows}, where each series ends "
+            f"{cut} values before its last: fewer 'windows' leave longer series)"
+        ) from e
+
+
 def backtest(
     fit_predict: Callable,
     panel: Panel,
@@ -210,7 +225,8 @@ def backtest(
         scale = naive_scales(train)
         models = None if anchors is None else tuple(anchors)
         with (start_anchors or _anchors_here)(train, horizon, models, levels) as collect:
-            out = _checked(fit_predict(train, horizon, levels), n, horizon, levels, name)
+            out = _checked(_in_window(fit_predict, window, windows, step or horizon, horizon,
+                                      levels), n, horizon, levels, name)  # fmt: skip
             fc, notes = collect()
         _score(result, per_model, window, name, *out, scale)
         result.notes += [nt for nt in notes if nt not in result.notes]
