@@ -110,13 +110,12 @@ def run(a):
     from lstmkit.apps.panel import Panel
 
     out = Path(a.out)
-    sets = fpp2._sets(a.set)
+    aggs = a.aggregates or [None]  # None: the aggregate of the settings, tag TAG
+    sets = fpp2._sets(a.set) | ({"aggregate": aggs[0]} if aggs[0] else {})
     k, n = (int(v) for v in a.part.split("/"))
     todo = cases(a.cases, a.official)[k - 1 :: n]
     path = out / f"{a.tag if not a.aggregates else a.tag + '-' + a.aggregates[-1]}.jsonl"
-    have = set()
-    if path.exists():
-        have = {(r["name"], r["split"]) for r in rows_of(path)}
+    have = {(r["name"], r["split"]) for r in rows_of(path)} if path.exists() else set()
     for group, name, split in todo:
         if (name, split) in have:
             continue
@@ -133,25 +132,30 @@ def run(a):
         cpu, wall = time.process_time() - c, time.perf_counter() - t
         with np.load(out / f"anchors-{name}-{split}.npz") as z:
             anc = {key: z[key] for key in z.files}
-        for agg in a.aggregates or [None]:
-            tag = a.tag
-            if agg is not None:  # the same members, combined another way
-                tag = f"{a.tag}-{agg}"
+        for i, agg in enumerate(aggs):
+            if i:  # the same members, combined another way
                 model.config = model.config.replace(aggregate=agg)
                 point, iv = model.predict(panel, h, levels=(80,))
-            lo, hi = iv[80]
-            row = {
-                "group": group, "name": name, "split": split, "sets": a.set,
-                "score": score(group, train, test, point, m),
-                "ets": score(group, train, test, anc["AutoETS"], m),
-                "snaive": score(group, train, test, anc["SeasonalNaive"], m),
-                "cov80": float(np.mean((test >= lo) & (test <= hi))), "points": int(test.size),
-                "cpu": cpu, "wall": wall, "epochs": [int(mb.best_epoch) for mb in model.members],
-            }  # fmt: skip
+            row = {"group": group, "name": name, "split": split, "sets": a.set,
+                   **_scores(group, train, test, m, point, iv[80], anc),
+                   "cpu": cpu, "wall": wall,
+                   "epochs": [int(mb.best_epoch) for mb in model.members]}  # fmt: skip
+            tag = a.tag if agg is None else f"{a.tag}-{agg}"
             with open(out / f"{tag}.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"{tag} {name} {split}: {row['score'] / row['ets']:.3f} x ETS, cov "
                   f"{row['cov80']:.2f}, {cpu:.1f} CPU s, epochs {row['epochs']}", flush=True)  # fmt: skip
+
+
+def _scores(group, train, test, m, point, bounds, anc) -> dict:
+    """lstmkit's score, AutoETS's and SeasonalNaive's, and the 80% interval's coverage."""
+    lo, hi = bounds
+    return {
+        "score": score(group, train, test, point, m),
+        "ets": score(group, train, test, anc["AutoETS"], m),
+        "snaive": score(group, train, test, anc["SeasonalNaive"], m),
+        "cov80": float(np.mean((test >= lo) & (test <= hi))), "points": int(test.size),
+    }  # fmt: skip
 
 
 def rows_of(path: Path) -> list[dict]:
